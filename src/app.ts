@@ -1,0 +1,113 @@
+import { hostname } from 'node:os';
+import pino, { type Logger } from 'pino';
+import { removeOrderedLines } from './cart/index.ts';
+import type { DomainEvent } from './events/outbox.ts';
+import { EventBus, startRelay } from './events/relay.ts';
+import { confirmReservation, releaseReservation } from './inventory/index.ts';
+import { startJobRunner } from './jobs/index.ts';
+import { ORDER_CANCELLED, ORDER_EXPIRE_JOB, ORDER_PAID, ORDER_PLACED, expireOrder, type OrderCancelled, type OrderPaid } from './orders/index.ts';
+import type { OrderPlaced } from './orders/events.ts';
+import type { Config } from './platform/config.ts';
+import type { Platform } from './platform/context.ts';
+import { openDatabase, type Db } from './platform/db/database.ts';
+import { migrateToLatest } from './platform/db/migrate.ts';
+import { orderNumberGenerator } from './platform/ids.ts';
+import type { PollingLoop } from './platform/polling-loop.ts';
+import { orderShards } from './platform/shards.ts';
+
+export interface App extends Platform {
+  config: Config;
+  /** Every distinct database: the main one and the order shards. */
+  databases: Db[];
+  bus: EventBus;
+  relay: PollingLoop;
+  jobs: PollingLoop;
+  /** Runs the relay and due jobs until neither finds work (tests, shutdown). */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  now?: () => number;
+  log?: Logger;
+  migrate?: boolean;
+}
+
+export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const log = options.log ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
+  const byUrl = new Map<string, Db>();
+  const open = (url: string): Db => {
+    let db = byUrl.get(url);
+    if (!db) byUrl.set(url, (db = openDatabase(url)));
+    return db;
+  };
+  const db = open(config.databaseUrl);
+  const shards = orderShards(config.orderShardUrls.map(open));
+  const databases = [...byUrl.values()];
+  if (options.migrate ?? true) for (const each of databases) await migrateToLatest(each);
+
+  const now = options.now ?? Date.now;
+  const owner = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  const bus = new EventBus();
+  const onError = (error: unknown) => log.warn({ err: error }, 'background work failed; it will be retried');
+
+  let relay: PollingLoop | undefined;
+  let jobs: PollingLoop | undefined;
+  const platform: Platform = {
+    db,
+    shards,
+    now,
+    nextOrderNo: orderNumberGenerator(config.nodeId),
+    paymentTimeout_ms: config.paymentTimeout_ms,
+    wake: () => {
+      relay?.kick();
+      jobs?.kick();
+    },
+    log,
+  };
+
+  subscribeDomainHandlers(bus, platform);
+  relay = startRelay({ databases, bus, owner, now, onError });
+  jobs = startJobRunner({
+    databases,
+    owner,
+    now,
+    onError,
+    handlers: { [ORDER_EXPIRE_JOB]: async (payload: { orderNo: string }) => void (await expireOrder(platform, payload.orderNo)) },
+  });
+
+  const app: App = {
+    ...platform,
+    config,
+    databases,
+    bus,
+    relay,
+    jobs,
+    drain: async () => {
+      for (let round = 0; round < 100; round++) {
+        const work = (await relay.drain()) + (await jobs.drain());
+        if (work === 0) return;
+      }
+      throw new Error('background work did not settle');
+    },
+    close: async () => {
+      await relay.stop();
+      await jobs.stop();
+      for (const each of databases) await each.destroy();
+    },
+  };
+  return app;
+}
+
+/** Who reacts to which order event. Every handler is idempotent: delivery is at least once. */
+function subscribeDomainHandlers(bus: EventBus, p: Platform): void {
+  bus.subscribe(ORDER_PLACED, 'cart.remove-ordered-lines', async (e: DomainEvent<OrderPlaced>) => {
+    await removeOrderedLines(p.db, e.payload.buyerId, e.payload.lines.map((l) => l.activitySkuId), e.payload.placed_at_ms);
+  });
+  bus.subscribe(ORDER_PAID, 'inventory.confirm-reservation', async (e: DomainEvent<OrderPaid>) => {
+    await confirmReservation(p.db, e.payload.orderNo, p.now());
+  });
+  bus.subscribe(ORDER_CANCELLED, 'inventory.release-reservation', async (e: DomainEvent<OrderCancelled>) => {
+    await releaseReservation(p.db, e.payload.orderNo, p.now());
+  });
+}

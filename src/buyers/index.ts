@@ -1,0 +1,19 @@
+import type { Db } from '../platform/db/database.ts';
+import { insertReturningId } from '../platform/db/sql.ts';
+
+export interface Buyer {
+  id: number;
+  name: string;
+  memberLevel: number;
+}
+
+export async function createBuyer(db: Db, input: { name: string; memberLevel?: number }, now_ms: number): Promise<Buyer> {
+  const memberLevel = input.memberLevel ?? 0;
+  const id = await insertReturningId(db, db.insertInto('buyers').values({ name: input.name, member_level: memberLevel, created_at_ms: now_ms }));
+  return { id, name: input.name, memberLevel };
+}
+
+export async function listBuyers(db: Db, limit: number): Promise<Buyer[]> {
+  const rows = await db.selectFrom('buyers').selectAll().orderBy('id').limit(limit).execute();
+  return rows.map((r) => ({ id: r.id, name: r.name, memberLevel: r.member_level }));
+}

@@ -1,0 +1,166 @@
+import { sql } from 'kysely';
+import type { Activity, SellableSku } from '../catalog/index.ts';
+import { openness } from '../catalog/index.ts';
+import type { StockLevel } from '../inventory/index.ts';
+import type { Db } from '../platform/db/database.ts';
+import { transact } from '../platform/db/retry.ts';
+import { affected } from '../platform/db/sql.ts';
+import { AppError } from '../platform/errors.ts';
+import { multiplyFen, sumFen } from '../platform/money.ts';
+
+/** Most lines in one buyer's cart. */
+export const MAX_CART_LINES = 50;
+/** Most units of one activity SKU on one cart or order line. */
+export const MAX_LINE_QUANTITY = 99;
+
+export interface CartLine {
+  activitySkuId: number;
+  quantity: number;
+  selected: boolean;
+  added_at_ms: number;
+}
+
+export async function cartLines(db: Db, buyerId: number): Promise<CartLine[]> {
+  const rows = await db
+    .selectFrom('cart_lines')
+    .select(['activity_sku_id', 'quantity', 'selected', 'added_at_ms'])
+    .where('buyer_id', '=', buyerId)
+    .orderBy('added_at_ms')
+    .orderBy('activity_sku_id')
+    .limit(MAX_CART_LINES + 1)
+    .execute();
+  return rows.map((r) => ({ activitySkuId: r.activity_sku_id, quantity: r.quantity, selected: r.selected === 1, added_at_ms: r.added_at_ms }));
+}
+
+/** Adds units to the line of this activity SKU, creating it (selected) if needed. */
+export async function addToCart(db: Db, buyerId: number, activitySkuId: number, quantity: number, now_ms: number): Promise<void> {
+  await transact(db, async (trx) => {
+    const line = await trx
+      .selectFrom('cart_lines')
+      .select('quantity')
+      .where('buyer_id', '=', buyerId)
+      .where('activity_sku_id', '=', activitySkuId)
+      .executeTakeFirst();
+    if (line) {
+      if (line.quantity + quantity > MAX_LINE_QUANTITY) throw new AppError('line_quantity_exceeded', { field: 'quantity', details: { max: MAX_LINE_QUANTITY } });
+      await trx
+        .updateTable('cart_lines')
+        .set({ quantity: sql`quantity + ${quantity}`, updated_at_ms: now_ms })
+        .where('buyer_id', '=', buyerId)
+        .where('activity_sku_id', '=', activitySkuId)
+        .execute();
+      return;
+    }
+    if (quantity > MAX_LINE_QUANTITY) throw new AppError('line_quantity_exceeded', { field: 'quantity', details: { max: MAX_LINE_QUANTITY } });
+    const { count } = await trx
+      .selectFrom('cart_lines')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('buyer_id', '=', buyerId)
+      .executeTakeFirstOrThrow();
+    if (Number(count) >= MAX_CART_LINES) throw new AppError('cart_full', { details: { max: MAX_CART_LINES } });
+    await trx
+      .insertInto('cart_lines')
+      .values({ buyer_id: buyerId, activity_sku_id: activitySkuId, quantity, selected: 1, added_at_ms: now_ms, updated_at_ms: now_ms })
+      .execute();
+  });
+}
+
+export async function changeCartLine(
+  db: Db,
+  buyerId: number,
+  activitySkuId: number,
+  change: { quantity?: number; selected?: boolean },
+  now_ms: number,
+): Promise<void> {
+  if (change.quantity !== undefined && change.quantity > MAX_LINE_QUANTITY) {
+    throw new AppError('line_quantity_exceeded', { field: 'quantity', details: { max: MAX_LINE_QUANTITY } });
+  }
+  const result = await db
+    .updateTable('cart_lines')
+    .set({
+      ...(change.quantity !== undefined && { quantity: change.quantity }),
+      ...(change.selected !== undefined && { selected: change.selected ? 1 : 0 }),
+      updated_at_ms: now_ms,
+    })
+    .where('buyer_id', '=', buyerId)
+    .where('activity_sku_id', '=', activitySkuId)
+    .executeTakeFirst();
+  if (affected(result) === 0) throw new AppError('not_found', { message: `No cart line for activity SKU ${activitySkuId}.` });
+}
+
+export async function selectCartLines(db: Db, buyerId: number, activitySkuIds: readonly number[] | 'all', selected: boolean, now_ms: number): Promise<void> {
+  let query = db.updateTable('cart_lines').set({ selected: selected ? 1 : 0, updated_at_ms: now_ms }).where('buyer_id', '=', buyerId);
+  if (activitySkuIds !== 'all') {
+    if (activitySkuIds.length === 0) return;
+    query = query.where('activity_sku_id', 'in', [...activitySkuIds]);
+  }
+  await query.execute();
+}
+
+export async function removeCartLine(db: Db, buyerId: number, activitySkuId: number): Promise<void> {
+  const result = await db.deleteFrom('cart_lines').where('buyer_id', '=', buyerId).where('activity_sku_id', '=', activitySkuId).executeTakeFirst();
+  if (affected(result) === 0) throw new AppError('not_found', { message: `No cart line for activity SKU ${activitySkuId}.` });
+}
+
+/**
+ * After an order is placed its SKUs leave the cart. Safe to repeat: deleting what is gone
+ * deletes nothing. A line re-added after the order was placed is kept.
+ */
+export async function removeOrderedLines(db: Db, buyerId: number, activitySkuIds: readonly number[], placed_at_ms: number): Promise<number> {
+  if (activitySkuIds.length === 0) return 0;
+  const result = await db
+    .deleteFrom('cart_lines')
+    .where('buyer_id', '=', buyerId)
+    .where('activity_sku_id', 'in', [...activitySkuIds])
+    .where('updated_at_ms', '<=', placed_at_ms)
+    .executeTakeFirst();
+  return affected(result);
+}
+
+export type Availability = 'available' | 'not_started' | 'activity_closed' | 'sold_out' | 'not_enough_stock' | 'withdrawn';
+
+export interface CartLineView {
+  activitySkuId: number;
+  title: string | null;
+  activity: Pick<Activity, 'id' | 'title' | 'pickupDate'> | null;
+  unitPriceFen: number | null;
+  quantity: number;
+  subtotalFen: number | null;
+  selected: boolean;
+  availability: Availability;
+  available: number | null;
+}
+
+/**
+ * What the phone shows: every line, with lines of ended or sold-out activities marked
+ * unavailable rather than silently dropped. Pure: the caller loads catalog and stock.
+ */
+export function viewCart(lines: readonly CartLine[], skus: ReadonlyMap<number, SellableSku>, stock: ReadonlyMap<number, StockLevel>, now_ms: number) {
+  const views: CartLineView[] = lines.map((line) => {
+    const sku = skus.get(line.activitySkuId);
+    const level = stock.get(line.activitySkuId);
+    if (!sku || !level) {
+      return { activitySkuId: line.activitySkuId, title: null, activity: null, unitPriceFen: null, quantity: line.quantity, subtotalFen: null, selected: line.selected, availability: 'withdrawn', available: null };
+    }
+    const open = openness(sku.activity, now_ms);
+    const availability: Availability =
+      open === 'not_started' ? 'not_started'
+      : open === 'closed' ? 'activity_closed'
+      : level.available === 0 ? 'sold_out'
+      : level.available < line.quantity ? 'not_enough_stock'
+      : 'available';
+    return {
+      activitySkuId: line.activitySkuId,
+      title: sku.title,
+      activity: { id: sku.activity.id, title: sku.activity.title, pickupDate: sku.activity.pickupDate },
+      unitPriceFen: sku.price_fen,
+      quantity: line.quantity,
+      subtotalFen: multiplyFen(sku.price_fen, line.quantity),
+      selected: line.selected,
+      availability,
+      available: level.available,
+    };
+  });
+  const payable = views.filter((v) => v.selected && v.availability === 'available');
+  return { lines: views, selectedTotalFen: sumFen(payable.map((v) => v.subtotalFen ?? 0)), currency: 'CNY' as const };
+}

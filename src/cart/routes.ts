@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { loadSellableSkus } from '../catalog/index.ts';
+import { stockLevels } from '../inventory/index.ts';
+import { AppError } from '../platform/errors.ts';
+import { authorize, subjectId } from '../platform/http/auth.ts';
+import type { RouteModule } from '../platform/http/server.ts';
+import { addToCart, cartLines, changeCartLine, MAX_CART_LINES, MAX_LINE_QUANTITY, removeCartLine, selectCartLines, viewCart } from './index.ts';
+
+const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const lineParams = z.object({ activitySkuId: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
+
+export const cartRoutes: RouteModule = (server, app) => {
+  const show = async (buyerId: number) => {
+    const lines = await cartLines(app.db, buyerId);
+    const ids = lines.map((l) => l.activitySkuId);
+    const [skus, stock] = await Promise.all([loadSellableSkus(app.db, ids), stockLevels(app.db, ids)]);
+    return viewCart(lines, skus, stock, app.now());
+  };
+
+  server.get('/cart', { schema: { summary: "The buyer's cart, every line with its availability", tags: ['cart'] } }, async (request) =>
+    show(subjectId(authorize(request, 'buyer'))),
+  );
+
+  server.post(
+    '/cart/lines',
+    {
+      schema: {
+        summary: `Add units of an activity SKU (at most ${MAX_CART_LINES} lines, ${MAX_LINE_QUANTITY} per line)`,
+        tags: ['cart'],
+        body: z.object({ activitySkuId: id, quantity: z.number().int().min(1).max(MAX_LINE_QUANTITY) }).strict(),
+      },
+    },
+    async (request) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      const skus = await loadSellableSkus(app.db, [request.body.activitySkuId]);
+      if (!skus.has(request.body.activitySkuId)) throw new AppError('activity_sku_not_found', { field: 'activitySkuId' });
+      await addToCart(app.db, buyerId, request.body.activitySkuId, request.body.quantity, app.now());
+      return show(buyerId);
+    },
+  );
+
+  server.patch(
+    '/cart/lines/:activitySkuId',
+    {
+      schema: {
+        summary: 'Change the quantity or selection of a line',
+        tags: ['cart'],
+        params: lineParams,
+        body: z.object({ quantity: z.number().int().min(1).max(MAX_LINE_QUANTITY).optional(), selected: z.boolean().optional() }).strict(),
+      },
+    },
+    async (request) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      await changeCartLine(app.db, buyerId, request.params.activitySkuId, request.body, app.now());
+      return show(buyerId);
+    },
+  );
+
+  server.delete('/cart/lines/:activitySkuId', { schema: { summary: 'Remove a line', tags: ['cart'], params: lineParams } }, async (request) => {
+    const buyerId = subjectId(authorize(request, 'buyer'));
+    await removeCartLine(app.db, buyerId, request.params.activitySkuId);
+    return show(buyerId);
+  });
+
+  server.post(
+    '/cart/selection',
+    {
+      schema: {
+        summary: 'Select or unselect lines (all when activitySkuIds is omitted)',
+        tags: ['cart'],
+        body: z.object({ activitySkuIds: z.array(id).max(MAX_CART_LINES).optional(), selected: z.boolean() }).strict(),
+      },
+    },
+    async (request) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      await selectCartLines(app.db, buyerId, request.body.activitySkuIds ?? 'all', request.body.selected, app.now());
+      return show(buyerId);
+    },
+  );
+};

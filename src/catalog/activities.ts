@@ -1,0 +1,245 @@
+import type { Transaction } from 'kysely';
+import type { Db } from '../platform/db/database.ts';
+import type { DB } from '../platform/db/schema.ts';
+import { AppError, assert } from '../platform/errors.ts';
+import { assertFen } from '../platform/money.ts';
+import { insertReturningId } from '../platform/db/sql.ts';
+
+/** 库存扣减模式, per activity. */
+export const INVENTORY_MODES = ['on_order', 'on_add_to_cart', 'on_payment'] as const;
+export type InventoryMode = (typeof INVENTORY_MODES)[number];
+export const DEFAULT_INVENTORY_MODE: InventoryMode = 'on_order';
+/** The modes checkout can serve today; the other two arrive with their reservation flows. */
+export const SUPPORTED_INVENTORY_MODES: readonly InventoryMode[] = ['on_order'];
+
+/** Most SKUs in one activity. */
+export const MAX_ACTIVITY_SKUS = 200;
+
+export interface Activity {
+  id: number;
+  title: string;
+  starts_at_ms: number;
+  ends_at_ms: number;
+  order_cutoff_at_ms: number;
+  pickupDate: string;
+  inventoryMode: InventoryMode;
+}
+
+export interface ActivitySku {
+  id: number;
+  activityId: number;
+  skuId: number;
+  price_fen: number;
+  purchaseLimit: number | null;
+}
+
+/** Everything checkout and the cart need to know about one activity SKU. */
+export interface SellableSku {
+  activitySkuId: number;
+  activityId: number;
+  skuId: number;
+  merchantId: number;
+  title: string;
+  price_fen: number;
+  listPrice_fen: number;
+  weight_g: number;
+  purchaseLimit: number | null;
+  activity: Activity;
+}
+
+export type Openness = 'open' | 'not_started' | 'closed';
+
+/** Orders are taken from the start until the cut-off (截单), which is never after the end. */
+export function openness(activity: Activity, now_ms: number): Openness {
+  if (now_ms < activity.starts_at_ms) return 'not_started';
+  if (now_ms >= activity.order_cutoff_at_ms || now_ms >= activity.ends_at_ms) return 'closed';
+  return 'open';
+}
+
+export interface ActivityInput {
+  title: string;
+  starts_at_ms: number;
+  ends_at_ms: number;
+  order_cutoff_at_ms: number;
+  pickupDate: string;
+  inventoryMode: InventoryMode;
+}
+
+export function checkActivityWindow(a: Pick<ActivityInput, 'starts_at_ms' | 'ends_at_ms' | 'order_cutoff_at_ms'>): void {
+  if (a.starts_at_ms >= a.ends_at_ms) throw new AppError('invalid_field', { field: 'endsAt', message: 'endsAt must be after startsAt.' });
+  if (a.order_cutoff_at_ms > a.ends_at_ms || a.order_cutoff_at_ms <= a.starts_at_ms) {
+    throw new AppError('invalid_field', { field: 'orderCutoffAt', message: 'orderCutoffAt must fall after startsAt and no later than endsAt.' });
+  }
+}
+
+export function checkInventoryMode(mode: InventoryMode): void {
+  if (!SUPPORTED_INVENTORY_MODES.includes(mode)) {
+    throw new AppError('invalid_field', { field: 'inventoryMode', message: `Inventory mode ${mode} is not supported yet; use on_order.` });
+  }
+}
+
+export async function insertActivity(
+  trx: Transaction<DB>,
+  input: ActivityInput,
+  skus: { skuId: number; price_fen: number; purchaseLimit: number | null }[],
+  now_ms: number,
+): Promise<{ activity: Activity; skus: ActivitySku[] }> {
+  checkActivityWindow(input);
+  checkInventoryMode(input.inventoryMode);
+  assert(skus.length <= MAX_ACTIVITY_SKUS, 'too many activity SKUs');
+  const known = await trx.selectFrom('skus').select('id').where('id', 'in', skus.length ? skus.map((s) => s.skuId) : [0]).execute();
+  const knownIds = new Set(known.map((k) => k.id));
+  skus.forEach((s, i) => {
+    if (!knownIds.has(s.skuId)) throw new AppError('invalid_field', { field: `skus.${i}.skuId`, message: `No SKU ${s.skuId}.` });
+    assertFen(s.price_fen, 'activity price');
+  });
+  const id = await insertReturningId(
+    trx,
+    trx.insertInto('activities')
+    .values({
+      title: input.title,
+      starts_at_ms: input.starts_at_ms,
+      ends_at_ms: input.ends_at_ms,
+      order_cutoff_at_ms: input.order_cutoff_at_ms,
+      pickup_date: input.pickupDate,
+      inventory_mode: input.inventoryMode,
+      created_at_ms: now_ms,
+      updated_at_ms: now_ms,
+    }),
+  );
+  const created: ActivitySku[] = [];
+  for (const s of skus) {
+    const activitySkuId = await insertReturningId(
+      trx,
+      trx
+        .insertInto('activity_skus')
+        .values({ activity_id: id, sku_id: s.skuId, price_fen: s.price_fen, purchase_limit: s.purchaseLimit, created_at_ms: now_ms, updated_at_ms: now_ms }),
+    );
+    created.push({ id: activitySkuId, activityId: id, skuId: s.skuId, price_fen: s.price_fen, purchaseLimit: s.purchaseLimit });
+  }
+  return { activity: { id, ...input }, skus: created };
+}
+
+export async function updateActivity(db: Db, id: number, patch: Partial<ActivityInput>, now_ms: number): Promise<Activity> {
+  const current = await getActivity(db, id);
+  if (!current) throw new AppError('not_found', { message: `No activity ${id}.` });
+  const next = { ...current, ...patch };
+  checkActivityWindow(next);
+  checkInventoryMode(next.inventoryMode);
+  await db
+    .updateTable('activities')
+    .set({
+      title: next.title,
+      starts_at_ms: next.starts_at_ms,
+      ends_at_ms: next.ends_at_ms,
+      order_cutoff_at_ms: next.order_cutoff_at_ms,
+      pickup_date: next.pickupDate,
+      inventory_mode: next.inventoryMode,
+      updated_at_ms: now_ms,
+    })
+    .where('id', '=', id)
+    .execute();
+  return next;
+}
+
+export async function updateActivitySku(
+  db: Db,
+  id: number,
+  patch: { price_fen?: number; purchaseLimit?: number | null },
+  now_ms: number,
+): Promise<ActivitySku> {
+  const row = await db.selectFrom('activity_skus').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw new AppError('not_found', { message: `No activity SKU ${id}.` });
+  const price_fen = patch.price_fen ?? row.price_fen;
+  const purchaseLimit = patch.purchaseLimit === undefined ? row.purchase_limit : patch.purchaseLimit;
+  await db.updateTable('activity_skus').set({ price_fen, purchase_limit: purchaseLimit, updated_at_ms: now_ms }).where('id', '=', id).execute();
+  return { id, activityId: row.activity_id, skuId: row.sku_id, price_fen, purchaseLimit };
+}
+
+const activityColumns = ['id', 'title', 'starts_at_ms', 'ends_at_ms', 'order_cutoff_at_ms', 'pickup_date', 'inventory_mode'] as const;
+
+function toActivity(row: { id: number; title: string; starts_at_ms: number; ends_at_ms: number; order_cutoff_at_ms: number; pickup_date: string; inventory_mode: string }): Activity {
+  return {
+    id: row.id,
+    title: row.title,
+    starts_at_ms: row.starts_at_ms,
+    ends_at_ms: row.ends_at_ms,
+    order_cutoff_at_ms: row.order_cutoff_at_ms,
+    pickupDate: row.pickup_date,
+    inventoryMode: row.inventory_mode as InventoryMode,
+  };
+}
+
+export async function getActivity(db: Db, id: number): Promise<Activity | undefined> {
+  const row = await db.selectFrom('activities').select(activityColumns).where('id', '=', id).executeTakeFirst();
+  return row && toActivity(row);
+}
+
+/** Activities that have not ended, newest first, with their SKUs. */
+export async function listCurrentActivities(db: Db, now_ms: number, limit: number): Promise<{ activity: Activity; skus: SellableSku[] }[]> {
+  const activities = (
+    await db.selectFrom('activities').select(activityColumns).where('ends_at_ms', '>', now_ms).orderBy('starts_at_ms', 'desc').limit(limit).execute()
+  ).map(toActivity);
+  if (activities.length === 0) return [];
+  const skus = await sellableSkuQuery(db).where('a.id', 'in', activities.map((a) => a.id)).orderBy('s.id').execute();
+  return activities.map((activity) => ({ activity, skus: skus.filter((s) => s.activity_id === activity.id).map(toSellable) }));
+}
+
+function sellableSkuQuery(db: Db) {
+  return db
+    .selectFrom('activity_skus as s')
+    .innerJoin('activities as a', 'a.id', 's.activity_id')
+    .innerJoin('skus as k', 'k.id', 's.sku_id')
+    .innerJoin('products as p', 'p.id', 'k.product_id')
+    .select([
+      's.id as activity_sku_id',
+      's.price_fen',
+      's.purchase_limit',
+      'k.id as sku_id',
+      'k.merchant_id',
+      'k.list_price_fen',
+      'k.weight_g',
+      'k.title as sku_title',
+      'p.title as product_title',
+      'a.id as activity_id',
+      'a.title as activity_title',
+      'a.starts_at_ms',
+      'a.ends_at_ms',
+      'a.order_cutoff_at_ms',
+      'a.pickup_date',
+      'a.inventory_mode',
+    ]);
+}
+
+type SellableRow = Awaited<ReturnType<ReturnType<typeof sellableSkuQuery>['execute']>>[number];
+
+function toSellable(r: SellableRow): SellableSku {
+  return {
+    activitySkuId: r.activity_sku_id,
+    activityId: r.activity_id,
+    skuId: r.sku_id,
+    merchantId: r.merchant_id,
+    title: r.sku_title ? `${r.product_title} ${r.sku_title}` : r.product_title,
+    price_fen: r.price_fen,
+    listPrice_fen: r.list_price_fen,
+    weight_g: r.weight_g,
+    purchaseLimit: r.purchase_limit,
+    activity: toActivity({
+      id: r.activity_id,
+      title: r.activity_title,
+      starts_at_ms: r.starts_at_ms,
+      ends_at_ms: r.ends_at_ms,
+      order_cutoff_at_ms: r.order_cutoff_at_ms,
+      pickup_date: r.pickup_date,
+      inventory_mode: r.inventory_mode,
+    }),
+  };
+}
+
+/** One query for all the activity SKUs a cart or checkout names; unknown ids are absent. */
+export async function loadSellableSkus(db: Db, activitySkuIds: readonly number[]): Promise<Map<number, SellableSku>> {
+  if (activitySkuIds.length === 0) return new Map();
+  const rows = await sellableSkuQuery(db).where('s.id', 'in', [...activitySkuIds]).execute();
+  return new Map(rows.map((r) => [r.activity_sku_id, toSellable(r)]));
+}
+

@@ -1,0 +1,255 @@
+import { z } from 'zod';
+import { createStock, stockLevels } from '../inventory/index.ts';
+import { createLeader, listLeaders } from '../leaders/index.ts';
+import type { Db } from '../platform/db/database.ts';
+import { transact } from '../platform/db/retry.ts';
+import { AppError } from '../platform/errors.ts';
+import { authorize } from '../platform/http/auth.ts';
+import type { RouteModule } from '../platform/http/server.ts';
+import {
+  createMerchant,
+  createProduct,
+  getActivity,
+  insertActivity,
+  INVENTORY_MODES,
+  listCurrentActivities,
+  loadSellableSkus,
+  MAX_ACTIVITY_SKUS,
+  MAX_PRODUCT_SKUS,
+  openness,
+  updateActivity,
+  updateActivitySku,
+  updateSku,
+  type Activity,
+  type SellableSku,
+} from './index.ts';
+
+const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const idParams = z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
+const fen = z.number().int().min(0).max(1_000_000_000);
+const name = z.string().trim().min(1).max(200);
+/** Most units of stock one activity SKU may start with. */
+const MAX_STOCK = 10_000_000;
+const MAX_ACTIVITIES_LISTED = 50;
+
+const activityFields = {
+  title: name,
+  startsAt: z.iso.datetime(),
+  endsAt: z.iso.datetime(),
+  orderCutoffAt: z.iso.datetime(),
+  pickupDate: z.iso.date(),
+  inventoryMode: z.enum(INVENTORY_MODES),
+};
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function activityView(activity: Activity, skus: SellableSku[], stock: Map<number, { available: number; total: number }>, now_ms: number) {
+  return {
+    id: activity.id,
+    title: activity.title,
+    startsAt: iso(activity.starts_at_ms),
+    endsAt: iso(activity.ends_at_ms),
+    orderCutoffAt: iso(activity.order_cutoff_at_ms),
+    pickupDate: activity.pickupDate,
+    inventoryMode: activity.inventoryMode,
+    state: openness(activity, now_ms),
+    skus: skus.map((s) => ({
+      activitySkuId: s.activitySkuId,
+      skuId: s.skuId,
+      merchantId: s.merchantId,
+      title: s.title,
+      priceFen: s.price_fen,
+      listPriceFen: s.listPrice_fen,
+      purchaseLimit: s.purchaseLimit,
+      available: stock.get(s.activitySkuId)?.available ?? 0,
+      total: stock.get(s.activitySkuId)?.total ?? 0,
+    })),
+  };
+}
+
+async function showActivity(db: Db, activityId: number, now_ms: number) {
+  const activity = await getActivity(db, activityId);
+  if (!activity) throw new AppError('not_found', { message: `No activity ${activityId}.` });
+  const ids = (await db.selectFrom('activity_skus').select('id').where('activity_id', '=', activityId).orderBy('id').execute()).map((r) => r.id);
+  const [skus, stock] = await Promise.all([loadSellableSkus(db, ids), stockLevels(db, ids)]);
+  return activityView(activity, ids.map((i) => skus.get(i)!).filter(Boolean), stock, now_ms);
+}
+
+export const catalogRoutes: RouteModule = (server, app) => {
+  server.get('/activities', { schema: { summary: 'Group-buy activities that have not ended, with prices and stock', tags: ['catalog'], security: [] } }, async () => {
+    const now_ms = app.now();
+    const current = await listCurrentActivities(app.db, now_ms, MAX_ACTIVITIES_LISTED);
+    const stock = await stockLevels(app.db, current.flatMap((c) => c.skus.map((s) => s.activitySkuId)));
+    return { activities: current.map((c) => activityView(c.activity, c.skus, stock, now_ms)) };
+  });
+
+  server.get('/activities/:id', { schema: { summary: 'One activity', tags: ['catalog'], params: idParams, security: [] } }, async (request) =>
+    showActivity(app.db, request.params.id, app.now()),
+  );
+
+  server.get('/leaders', { schema: { summary: 'Group leaders (pickup points)', tags: ['catalog'], security: [] } }, async () => ({
+    leaders: await listLeaders(app.db, 200),
+  }));
+
+  server.post('/admin/merchants', { schema: { summary: 'Create a merchant', tags: ['admin'], body: z.object({ name }).strict() } }, async (request, reply) => {
+    authorize(request, 'admin');
+    return reply.status(201).send(await createMerchant(app.db, request.body, app.now()));
+  });
+
+  server.post(
+    '/admin/leaders',
+    { schema: { summary: 'Create a group leader', tags: ['admin'], body: z.object({ name, community: name, address: z.string().trim().min(1).max(400) }).strict() } },
+    async (request, reply) => {
+      authorize(request, 'admin');
+      return reply.status(201).send(await createLeader(app.db, request.body, app.now()));
+    },
+  );
+
+  server.post(
+    '/admin/products',
+    {
+      schema: {
+        summary: 'Create a product with its SKUs',
+        tags: ['admin'],
+        body: z
+          .object({
+            merchantId: id,
+            title: name,
+            category: z.string().trim().min(1).max(100).optional(),
+            skus: z.array(z.object({ title: z.string().trim().max(200), listPriceFen: fen, weightG: z.number().int().min(0).max(1_000_000) }).strict()).min(1).max(MAX_PRODUCT_SKUS),
+          })
+          .strict(),
+      },
+    },
+    async (request, reply) => {
+      authorize(request, 'admin');
+      const b = request.body;
+      const product = await createProduct(
+        app.db,
+        { merchantId: b.merchantId, title: b.title, category: b.category ?? null, skus: b.skus.map((s) => ({ title: s.title, listPrice_fen: s.listPriceFen, weight_g: s.weightG })) },
+        app.now(),
+      );
+      return reply.status(201).send({
+        ...product,
+        skus: product.skus.map((s) => ({ id: s.id, title: s.title, listPriceFen: s.listPrice_fen, weightG: s.weight_g })),
+      });
+    },
+  );
+
+  server.patch(
+    '/admin/skus/:id',
+    {
+      schema: {
+        summary: 'Edit a SKU',
+        tags: ['admin'],
+        params: idParams,
+        body: z.object({ title: z.string().trim().max(200).optional(), listPriceFen: fen.optional(), weightG: z.number().int().min(0).max(1_000_000).optional() }).strict(),
+      },
+    },
+    async (request) => {
+      authorize(request, 'admin');
+      const b = request.body;
+      const sku = await updateSku(
+        app.db,
+        request.params.id,
+        { ...(b.title !== undefined && { title: b.title }), ...(b.listPriceFen !== undefined && { listPrice_fen: b.listPriceFen }), ...(b.weightG !== undefined && { weight_g: b.weightG }) },
+        app.now(),
+      );
+      return { id: sku.id, title: sku.title, listPriceFen: sku.listPrice_fen, weightG: sku.weight_g };
+    },
+  );
+
+  server.post(
+    '/admin/activities',
+    {
+      schema: {
+        summary: 'Create a group-buy activity (团购活动) with its SKUs, prices, stock and limits',
+        tags: ['admin'],
+        body: z
+          .object({
+            ...activityFields,
+            inventoryMode: activityFields.inventoryMode.default('on_order'),
+            skus: z
+              .array(z.object({ skuId: id, priceFen: fen, stock: z.number().int().min(0).max(MAX_STOCK), purchaseLimit: z.number().int().min(1).max(MAX_STOCK).nullable().optional() }).strict())
+              .min(1)
+              .max(MAX_ACTIVITY_SKUS),
+          })
+          .strict(),
+      },
+    },
+    async (request, reply) => {
+      authorize(request, 'admin');
+      const b = request.body;
+      const seen = new Set<number>();
+      b.skus.forEach((s, i) => {
+        if (seen.has(s.skuId)) throw new AppError('duplicate_line', { field: `skus.${i}.skuId` });
+        seen.add(s.skuId);
+      });
+      const now_ms = app.now();
+      const created = await transact(app.db, async (trx) => {
+        const result = await insertActivity(
+          trx,
+          { title: b.title, starts_at_ms: Date.parse(b.startsAt), ends_at_ms: Date.parse(b.endsAt), order_cutoff_at_ms: Date.parse(b.orderCutoffAt), pickupDate: b.pickupDate, inventoryMode: b.inventoryMode },
+          b.skus.map((s) => ({ skuId: s.skuId, price_fen: s.priceFen, purchaseLimit: s.purchaseLimit ?? null })),
+          now_ms,
+        );
+        for (const [i, s] of result.skus.entries()) await createStock(trx, s.id, b.skus[i]!.stock, now_ms);
+        return result;
+      });
+      return reply.status(201).send(await showActivity(app.db, created.activity.id, now_ms));
+    },
+  );
+
+  server.patch(
+    '/admin/activities/:id',
+    {
+      schema: {
+        summary: 'Edit an activity',
+        tags: ['admin'],
+        params: idParams,
+        body: z.object(activityFields).partial().strict(),
+      },
+    },
+    async (request) => {
+      authorize(request, 'admin');
+      const b = request.body;
+      await updateActivity(
+        app.db,
+        request.params.id,
+        {
+          ...(b.title !== undefined && { title: b.title }),
+          ...(b.startsAt !== undefined && { starts_at_ms: Date.parse(b.startsAt) }),
+          ...(b.endsAt !== undefined && { ends_at_ms: Date.parse(b.endsAt) }),
+          ...(b.orderCutoffAt !== undefined && { order_cutoff_at_ms: Date.parse(b.orderCutoffAt) }),
+          ...(b.pickupDate !== undefined && { pickupDate: b.pickupDate }),
+          ...(b.inventoryMode !== undefined && { inventoryMode: b.inventoryMode }),
+        },
+        app.now(),
+      );
+      return showActivity(app.db, request.params.id, app.now());
+    },
+  );
+
+  server.patch(
+    '/admin/activity-skus/:id',
+    {
+      schema: {
+        summary: "Edit an activity SKU's price or purchase limit",
+        tags: ['admin'],
+        params: idParams,
+        body: z.object({ priceFen: fen.optional(), purchaseLimit: z.number().int().min(1).max(MAX_STOCK).nullable().optional() }).strict(),
+      },
+    },
+    async (request) => {
+      authorize(request, 'admin');
+      const b = request.body;
+      const sku = await updateActivitySku(
+        app.db,
+        request.params.id,
+        { ...(b.priceFen !== undefined && { price_fen: b.priceFen }), ...(b.purchaseLimit !== undefined && { purchaseLimit: b.purchaseLimit }) },
+        app.now(),
+      );
+      return { activitySkuId: sku.id, activityId: sku.activityId, skuId: sku.skuId, priceFen: sku.price_fen, purchaseLimit: sku.purchaseLimit };
+    },
+  );
+};

@@ -1,0 +1,25 @@
+import type { App } from './app.ts';
+import { cartRoutes } from './cart/routes.ts';
+import { catalogRoutes } from './catalog/routes.ts';
+import { orderRoutes } from './orders/routes.ts';
+import { buildServer, type Server } from './platform/http/server.ts';
+
+export const ROUTE_MODULES = [catalogRoutes, cartRoutes, orderRoutes];
+
+export function buildHttp(app: App, options: { logger?: boolean } = {}): Promise<Server> {
+  return buildServer(app, ROUTE_MODULES, options);
+}
+
+/** Listens on HOST:PORT and shuts down cleanly on SIGINT/SIGTERM. */
+export async function startHttp(app: App): Promise<{ server: Server; url: string }> {
+  const server = await buildHttp(app, { logger: process.env.LOG_LEVEL !== 'silent' });
+  await server.listen({ port: app.config.port, host: app.config.host });
+  const shutdown = async () => {
+    await server.close();
+    await app.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+  return { server, url: `http://${app.config.host}:${app.config.port}` };
+}

@@ -1,0 +1,163 @@
+import { sql, type Transaction } from 'kysely';
+import type { Db } from '../platform/db/database.ts';
+import { transact } from '../platform/db/retry.ts';
+import type { DB } from '../platform/db/schema.ts';
+import { affected } from '../platform/db/sql.ts';
+import { AppError, assert } from '../platform/errors.ts';
+
+/**
+ * The stock ledger (库存) per activity SKU: available + reserved + sold = total, always —
+ * asserted here on every read and by a CHECK constraint on every write. A reservation is a
+ * row keyed by (order number, activity SKU): reserved → confirmed | released, so a retry
+ * never reserves twice and a release or confirm happens once.
+ */
+export const RESERVATION_STATES = ['reserved', 'confirmed', 'released'] as const;
+export type ReservationState = (typeof RESERVATION_STATES)[number];
+
+export interface StockLevel {
+  activitySkuId: number;
+  total: number;
+  available: number;
+  reserved: number;
+  sold: number;
+}
+
+export interface StockItem {
+  activitySkuId: number;
+  quantity: number;
+}
+
+export function assertLedgerBalances(s: StockLevel): void {
+  assert(s.available >= 0 && s.reserved >= 0 && s.sold >= 0, `stock of ${s.activitySkuId} has a negative bucket`);
+  assert(s.available + s.reserved + s.sold === s.total, `stock ledger of ${s.activitySkuId} does not balance`);
+}
+
+export async function createStock(trx: Transaction<DB>, activitySkuId: number, total: number, now_ms: number): Promise<void> {
+  assert(Number.isSafeInteger(total) && total >= 0, 'stock total must be a non-negative integer');
+  await trx
+    .insertInto('stock')
+    .values({ activity_sku_id: activitySkuId, total, available: total, reserved: 0, sold: 0, updated_at_ms: now_ms })
+    .execute();
+}
+
+export async function stockLevels(db: Db, activitySkuIds: readonly number[]): Promise<Map<number, StockLevel>> {
+  if (activitySkuIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('stock')
+    .select(['activity_sku_id', 'total', 'available', 'reserved', 'sold'])
+    .where('activity_sku_id', 'in', [...activitySkuIds])
+    .execute();
+  const levels = rows.map((r) => ({ activitySkuId: r.activity_sku_id, total: r.total, available: r.available, reserved: r.reserved, sold: r.sold }));
+  levels.forEach(assertLedgerBalances);
+  return new Map(levels.map((l) => [l.activitySkuId, l]));
+}
+
+/** SKUs are always locked in ascending id order, so two checkouts never deadlock. */
+function inLockOrder<T extends { activitySkuId: number }>(items: readonly T[]): T[] {
+  return [...items].sort((a, b) => a.activitySkuId - b.activitySkuId);
+}
+
+/**
+ * 库存锁定 for one order, all or nothing. A conditional update (available >= quantity)
+ * makes overselling impossible. Repeating it for the same order reserves nothing twice.
+ * Fails with `insufficient_stock` (details.activitySkuId) and changes nothing.
+ */
+export async function reserveStock(db: Db, orderNo: string, items: readonly StockItem[], now_ms: number): Promise<void> {
+  for (const item of items) assert(Number.isSafeInteger(item.quantity) && item.quantity > 0, 'reserve a positive quantity');
+  await transact(db, async (trx) => {
+    const earlier = await trx
+      .selectFrom('stock_reservations')
+      .select(['activity_sku_id', 'state'])
+      .where('order_no', '=', orderNo)
+      .execute();
+    const earlierState = new Map(earlier.map((r) => [r.activity_sku_id, r.state as ReservationState]));
+    for (const item of inLockOrder(items)) {
+      const state = earlierState.get(item.activitySkuId);
+      if (state === 'reserved' || state === 'confirmed') continue;
+      const taken = await trx
+        .updateTable('stock')
+        .set({
+          available: sql`available - ${item.quantity}`,
+          reserved: sql`reserved + ${item.quantity}`,
+          updated_at_ms: now_ms,
+        })
+        .where('activity_sku_id', '=', item.activitySkuId)
+        .where('available', '>=', item.quantity)
+        .executeTakeFirst();
+      if (affected(taken) === 0) {
+        throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
+      }
+      if (state === 'released') {
+        await trx
+          .updateTable('stock_reservations')
+          .set({ state: 'reserved', quantity: item.quantity, updated_at_ms: now_ms })
+          .where('order_no', '=', orderNo)
+          .where('activity_sku_id', '=', item.activitySkuId)
+          .execute();
+      } else {
+        await trx
+          .insertInto('stock_reservations')
+          .values({ order_no: orderNo, activity_sku_id: item.activitySkuId, quantity: item.quantity, state: 'reserved', created_at_ms: now_ms, updated_at_ms: now_ms })
+          .execute();
+      }
+    }
+  });
+}
+
+/**
+ * Moves every reservation of the order that is still `reserved` to `to`, once: each row's
+ * state change is a compare-and-set, and only the winner moves the stock.
+ * Returns the number of units moved.
+ */
+async function settleReservations(db: Db, orderNo: string, to: 'confirmed' | 'released', now_ms: number): Promise<number> {
+  return transact(db, async (trx) => {
+    const open = await trx
+      .selectFrom('stock_reservations')
+      .select(['activity_sku_id', 'quantity'])
+      .where('order_no', '=', orderNo)
+      .where('state', '=', 'reserved')
+      .orderBy('activity_sku_id')
+      .execute();
+    let moved = 0;
+    for (const r of open) {
+      const won = await trx
+        .updateTable('stock_reservations')
+        .set({ state: to, updated_at_ms: now_ms })
+        .where('order_no', '=', orderNo)
+        .where('activity_sku_id', '=', r.activity_sku_id)
+        .where('state', '=', 'reserved')
+        .executeTakeFirst();
+      if (affected(won) === 0) continue;
+      const bucket = to === 'confirmed' ? { sold: sql<number>`sold + ${r.quantity}` } : { available: sql<number>`available + ${r.quantity}` };
+      const changed = await trx
+        .updateTable('stock')
+        .set({ ...bucket, reserved: sql`reserved - ${r.quantity}`, updated_at_ms: now_ms })
+        .where('activity_sku_id', '=', r.activity_sku_id)
+        .where('reserved', '>=', r.quantity)
+        .executeTakeFirst();
+      assert(affected(changed) === 1, `reservation ${orderNo}/${r.activity_sku_id} exceeds the reserved stock`);
+      moved += r.quantity;
+    }
+    return moved;
+  });
+}
+
+/** 库存扣减 at payment: reserved → sold. */
+export function confirmReservation(db: Db, orderNo: string, now_ms: number): Promise<number> {
+  return settleReservations(db, orderNo, 'confirmed', now_ms);
+}
+
+/** At cancel, timeout or a failed checkout: reserved → available. */
+export function releaseReservation(db: Db, orderNo: string, now_ms: number): Promise<number> {
+  return settleReservations(db, orderNo, 'released', now_ms);
+}
+
+export async function reservationsOf(db: Db, orderNo: string): Promise<{ activitySkuId: number; quantity: number; state: ReservationState }[]> {
+  const rows = await db
+    .selectFrom('stock_reservations')
+    .select(['activity_sku_id', 'quantity', 'state'])
+    .where('order_no', '=', orderNo)
+    .orderBy('activity_sku_id')
+    .execute();
+  return rows.map((r) => ({ activitySkuId: r.activity_sku_id, quantity: r.quantity, state: r.state as ReservationState }));
+}

@@ -1,0 +1,76 @@
+import type { Transaction } from 'kysely';
+import type { Db } from '../platform/db/database.ts';
+import type { DB } from '../platform/db/schema.ts';
+import { ignoreDuplicates } from '../platform/db/sql.ts';
+import { claimDue, completeDue, failDue, type Claimed } from '../platform/due-rows.ts';
+import { pollingLoop, type PollingLoop } from '../platform/polling-loop.ts';
+
+/** Durable delayed work (order timeouts now; auto-confirm and payment polling later). */
+export type JobHandler = (payload: any, job: Claimed<'jobs'>) => Promise<void>;
+
+export const JOB_BATCH_SIZE = 100;
+export const DEFAULT_MAX_JOB_ATTEMPTS = 20;
+const JOB_IDLE_MS = 200;
+
+/**
+ * Schedules a job inside the caller's transaction. The key makes it idempotent: a job
+ * with the same key already waiting is left as it is.
+ */
+export async function scheduleJob(
+  trx: Transaction<DB>,
+  job: { kind: string; key: string; payload: unknown; due_at_ms: number; maxAttempts?: number },
+  now_ms: number,
+): Promise<void> {
+  await trx
+    .insertInto('jobs')
+    .values({
+      kind: job.kind,
+      job_key: job.key,
+      payload: JSON.stringify(job.payload),
+      created_at_ms: now_ms,
+      due_at_ms: job.due_at_ms,
+      locked_until_ms: 0,
+      locked_by: null,
+      attempts: 0,
+      max_attempts: job.maxAttempts ?? DEFAULT_MAX_JOB_ATTEMPTS,
+      last_error: null,
+      dead_at_ms: null,
+    })
+    .$call(ignoreDuplicates(trx))
+    .execute();
+}
+
+export interface JobRunnerOptions {
+  databases: readonly Db[];
+  handlers: Readonly<Record<string, JobHandler>>;
+  owner: string;
+  now: () => number;
+  onError: (error: unknown) => void;
+}
+
+export function startJobRunner(options: JobRunnerOptions): PollingLoop {
+  const pass = async (): Promise<number> => {
+    let ran = 0;
+    for (const db of options.databases) ran += await runDueJobs(db, options);
+    return ran;
+  };
+  return pollingLoop(pass, JOB_IDLE_MS, options.onError);
+}
+
+export async function runDueJobs(db: Db, { handlers, owner, now, onError }: JobRunnerOptions): Promise<number> {
+  const jobs = await claimDue(db, 'jobs', owner, now(), JOB_BATCH_SIZE);
+  const done: number[] = [];
+  for (const job of jobs) {
+    const handler = handlers[job.kind];
+    try {
+      if (!handler) throw new Error(`no handler for job kind ${job.kind}`);
+      await handler(JSON.parse(job.payload), job);
+      done.push(job.id);
+    } catch (error) {
+      onError(error);
+      await failDue(db, 'jobs', job, job.max_attempts, error, now());
+    }
+  }
+  await completeDue(db, 'jobs', owner, done);
+  return jobs.length;
+}

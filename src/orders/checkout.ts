@@ -1,0 +1,212 @@
+import { loadSellableSkus, openness, SUPPORTED_INVENTORY_MODES, type SellableSku } from '../catalog/index.ts';
+import { MAX_LINE_QUANTITY } from '../cart/index.ts';
+import { recordEvent } from '../events/outbox.ts';
+import { releaseReservation, reserveStock } from '../inventory/index.ts';
+import { scheduleJob } from '../jobs/index.ts';
+import { getLeader } from '../leaders/index.ts';
+import { priceOrder } from '../pricing/index.ts';
+import type { Platform } from '../platform/context.ts';
+import { transact } from '../platform/db/retry.ts';
+import type { OrderLineRow, OrderRow } from '../platform/db/schema.ts';
+import { AppError, assert, isAppError } from '../platform/errors.ts';
+import { slotOfBuyer } from '../platform/shards.ts';
+import { ORDER_EXPIRE_JOB, ORDER_PLACED, expireJobKey, type OrderPlaced } from './events.ts';
+import { abandonIdempotencyKey, claimIdempotencyKey, completeIdempotencyKey, requestHash } from './idempotency.ts';
+import { countPurchase, findOrder, insertOrder, toOrder } from './store.ts';
+import { orderView } from './view.ts';
+
+/** Most lines in one order. */
+export const MAX_CHECKOUT_LINES = 50;
+export const MAX_REMARK_LENGTH = 200;
+
+export interface CheckoutRequest {
+  leaderId: number;
+  items: { activitySkuId: number; quantity: number }[];
+  remark?: string | undefined;
+}
+
+export interface CheckoutResponse {
+  status: number;
+  body: unknown;
+}
+
+/**
+ * 下单. In order, each step idempotent by order number: validate everything (writes nothing
+ * on bad input), claim the Idempotency-Key (fixing the order number), price on the server,
+ * reserve stock, then write order + lines + event + timeout job + the key's response in one
+ * transaction on the buyer's shard. If that transaction fails the reservation is released.
+ * Cart lines are cleared afterwards by the order.placed subscriber.
+ */
+export async function checkout(p: Platform, buyerId: number, idempotencyKey: string, request: CheckoutRequest): Promise<CheckoutResponse> {
+  const shard = p.shards.forBuyer(buyerId);
+  const key = { buyerId, key: idempotencyKey };
+  const hash = requestHash(request);
+
+  let skus: Map<number, SellableSku>;
+  try {
+    skus = await validateCheckout(p, request);
+  } catch (error) {
+    // A replay of a completed submission answers as it did, even if the catalog changed since.
+    const replay = isAppError(error) ? await completedResponse(p, key, hash) : undefined;
+    if (replay) return replay;
+    throw error;
+  }
+
+  const claim = await claimIdempotencyKey(shard, { ...key, hash, orderNo: p.nextOrderNo(slotOfBuyer(buyerId), p.now()) }, p.now);
+  if (claim.kind === 'replay') return { status: claim.status, body: claim.body };
+  const orderNo = claim.orderNo;
+  if (claim.kind === 'resumed') {
+    // The earlier holder may have committed the order just before it died.
+    const placed = await findOrder(shard, orderNo);
+    if (placed) {
+      const response = { status: 201, body: orderView(placed) };
+      await completeIdempotencyKey(shard, key, response);
+      return response;
+    }
+  }
+
+  try {
+    return await placeOrder(p, { buyerId, orderNo, key, request, skus });
+  } catch (error) {
+    if (isAppError(error)) {
+      await releaseReservation(p.db, orderNo, p.now());
+      const response = { status: error.status, body: error.toBody() };
+      await completeIdempotencyKey(shard, key, response);
+      return response;
+    }
+    // Unexpected: undo what is ours to undo, unless the order did get written.
+    if (!(await findOrder(shard, orderNo).catch(() => undefined))) {
+      await releaseReservation(p.db, orderNo, p.now());
+      await abandonIdempotencyKey(shard, key);
+    }
+    throw error;
+  }
+}
+
+async function completedResponse(p: Platform, key: { buyerId: number; key: string }, hash: string): Promise<CheckoutResponse | undefined> {
+  const row = await p.shards
+    .forBuyer(key.buyerId)
+    .selectFrom('idempotency_keys')
+    .select(['request_hash', 'state', 'response_status', 'response_body'])
+    .where('buyer_id', '=', key.buyerId)
+    .where('idem_key', '=', key.key)
+    .executeTakeFirst();
+  if (!row || row.state !== 'completed' || row.request_hash !== hash) return undefined;
+  return { status: row.response_status ?? 200, body: JSON.parse(row.response_body ?? 'null') };
+}
+
+/** Everything a request can get wrong, checked before anything is written. */
+async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<Map<number, SellableSku>> {
+  if (request.items.length === 0 || request.items.length > MAX_CHECKOUT_LINES) {
+    throw new AppError('invalid_field', { field: 'items', message: `An order has 1 to ${MAX_CHECKOUT_LINES} lines.` });
+  }
+  const seen = new Set<number>();
+  request.items.forEach((item, i) => {
+    if (!Number.isSafeInteger(item.quantity) || item.quantity < 1 || item.quantity > MAX_LINE_QUANTITY) {
+      throw new AppError('invalid_field', { field: `items.${i}.quantity`, message: `quantity must be a whole number from 1 to ${MAX_LINE_QUANTITY}.` });
+    }
+    if (seen.has(item.activitySkuId)) throw new AppError('duplicate_line', { field: `items.${i}.activitySkuId` });
+    seen.add(item.activitySkuId);
+  });
+  const [skus, leader] = await Promise.all([loadSellableSkus(p.db, [...seen]), getLeader(p.db, request.leaderId)]);
+  if (!leader) throw new AppError('leader_not_found', { field: 'leaderId' });
+  const now_ms = p.now();
+  request.items.forEach((item, i) => {
+    const sku = skus.get(item.activitySkuId);
+    if (!sku) throw new AppError('activity_sku_not_found', { field: `items.${i}.activitySkuId` });
+    const open = openness(sku.activity, now_ms);
+    if (open !== 'open') {
+      throw new AppError('activity_not_open', { field: `items.${i}.activitySkuId`, message: open === 'not_started' ? 'The group-buy has not started yet.' : 'The group-buy has closed for orders.' });
+    }
+    assert(SUPPORTED_INVENTORY_MODES.includes(sku.activity.inventoryMode), `activity ${sku.activityId} has an unsupported inventory mode`);
+  });
+  return skus;
+}
+
+async function placeOrder(
+  p: Platform,
+  c: { buyerId: number; orderNo: string; key: { buyerId: number; key: string }; request: CheckoutRequest; skus: Map<number, SellableSku> },
+): Promise<CheckoutResponse> {
+  const { buyerId, orderNo, request, skus } = c;
+  const lines = request.items.map((item) => ({ item, sku: skus.get(item.activitySkuId)! }));
+  const priced = priceOrder(
+    lines.map(({ item, sku }) => ({
+      activitySkuId: sku.activitySkuId,
+      merchantId: sku.merchantId,
+      quantity: item.quantity,
+      listPrice_fen: sku.listPrice_fen,
+      activityPrice_fen: sku.price_fen,
+    })),
+  );
+
+  const now_ms = p.now();
+  try {
+    await reserveStock(p.db, orderNo, request.items, now_ms);
+  } catch (error) {
+    if (isAppError(error, 'insufficient_stock')) {
+      const index = request.items.findIndex((i) => i.activitySkuId === error.details?.activitySkuId);
+      throw new AppError('insufficient_stock', { field: `items.${index}.quantity`, details: error.details });
+    }
+    throw error;
+  }
+
+  const orderRow: OrderRow = {
+    order_no: orderNo,
+    buyer_id: buyerId,
+    leader_id: request.leaderId,
+    status: 'PENDING_PAYMENT',
+    version: 0,
+    currency: priced.currency,
+    items_total_fen: priced.itemsTotal_fen,
+    discount_total_fen: priced.discountTotal_fen,
+    shipping_fen: priced.shipping_fen,
+    payable_fen: priced.payable_fen,
+    remark: request.remark ?? null,
+    payment_no: null,
+    paid_fen: null,
+    cancel_reason: null,
+    created_at_ms: now_ms,
+    updated_at_ms: now_ms,
+    expires_at_ms: now_ms + p.paymentTimeout_ms,
+    paid_at_ms: null,
+    cancelled_at_ms: null,
+  };
+  const lineRows: OrderLineRow[] = lines.map(({ sku }, i) => {
+    const price = priced.lines[i]!;
+    return {
+      order_no: orderNo,
+      line_no: i + 1,
+      activity_id: sku.activityId,
+      activity_sku_id: sku.activitySkuId,
+      sku_id: sku.skuId,
+      merchant_id: sku.merchantId,
+      title: sku.title,
+      unit_price_fen: price.unitPrice_fen,
+      quantity: price.quantity,
+      subtotal_fen: price.subtotal_fen,
+      discount_fen: price.discount_fen,
+      payable_fen: price.payable_fen,
+    };
+  });
+  const response = { status: 201, body: orderView(toOrder(orderRow, lineRows)) };
+  const placed: OrderPlaced = {
+    orderNo,
+    buyerId,
+    placed_at_ms: now_ms,
+    lines: request.items.map((i) => ({ activitySkuId: i.activitySkuId, quantity: i.quantity })),
+  };
+
+  await transact(p.shards.forBuyer(buyerId), async (trx) => {
+    for (const [i, { item, sku }] of lines.entries()) {
+      if (!(await countPurchase(trx, buyerId, sku.activitySkuId, item.quantity, sku.purchaseLimit))) {
+        throw new AppError('purchase_limit_exceeded', { field: `items.${i}.quantity`, details: { activitySkuId: sku.activitySkuId, limit: sku.purchaseLimit } });
+      }
+    }
+    await insertOrder(trx, orderRow, lineRows);
+    await recordEvent(trx, { type: ORDER_PLACED, aggregateId: orderNo, payload: placed }, now_ms);
+    await scheduleJob(trx, { kind: ORDER_EXPIRE_JOB, key: expireJobKey(orderNo), payload: { orderNo }, due_at_ms: orderRow.expires_at_ms }, now_ms);
+    await completeIdempotencyKey(trx, c.key, response);
+  });
+  p.wake();
+  return response;
+}

@@ -1,0 +1,32 @@
+/** What the orders module tells others, through the outbox. */
+export const ORDER_PLACED = 'order.placed';
+export const ORDER_PAID = 'order.paid';
+export const ORDER_CANCELLED = 'order.cancelled';
+
+export interface OrderEventLine {
+  activitySkuId: number;
+  quantity: number;
+}
+
+export interface OrderPlaced {
+  orderNo: string;
+  buyerId: number;
+  placed_at_ms: number;
+  lines: OrderEventLine[];
+}
+
+export interface OrderPaid {
+  orderNo: string;
+  buyerId: number;
+  paymentNo: string;
+  paid_fen: number;
+}
+
+export interface OrderCancelled {
+  orderNo: string;
+  buyerId: number;
+  reason: string;
+}
+
+export const ORDER_EXPIRE_JOB = 'order.expire';
+export const expireJobKey = (orderNo: string): string => `${ORDER_EXPIRE_JOB}:${orderNo}`;

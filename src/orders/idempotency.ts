@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import type { Db } from '../platform/db/database.ts';
+import type { DB } from '../platform/db/schema.ts';
+import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
+import { AppError } from '../platform/errors.ts';
+
+/**
+ * Idempotent submission, scoped to the buyer. The first request with a key claims it and
+ * fixes the order number; the same key and body later gets the first response; the same key
+ * with another body is `idempotency_key_reused`. A claim whose holder died is taken over
+ * after its lease, with the same order number, so every step re-runs idempotently.
+ */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
+export const IDEMPOTENCY_LEASE_MS = 30_000;
+/** A duplicate waits for the first request this many times before giving up. */
+const MAX_WAIT_POLLS = 250;
+const WAIT_POLL_MS = 20;
+
+export type Claim =
+  | { kind: 'new'; orderNo: string }
+  | { kind: 'resumed'; orderNo: string }
+  | { kind: 'replay'; status: number; body: unknown };
+
+export function requestHash(body: unknown): string {
+  return createHash('sha256').update(canonicalJson(body)).digest('hex');
+}
+
+/** JSON with object keys sorted, so the same body in another key order hashes the same. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export async function claimIdempotencyKey(
+  db: Db,
+  claim: { buyerId: number; key: string; hash: string; orderNo: string },
+  now: () => number,
+): Promise<Claim> {
+  for (let poll = 0; poll < MAX_WAIT_POLLS; poll++) {
+    const now_ms = now();
+    const inserted = await db
+      .insertInto('idempotency_keys')
+      .values({
+        buyer_id: claim.buyerId,
+        idem_key: claim.key,
+        request_hash: claim.hash,
+        order_no: claim.orderNo,
+        state: 'in_progress',
+        response_status: null,
+        response_body: null,
+        locked_until_ms: now_ms + IDEMPOTENCY_LEASE_MS,
+        created_at_ms: now_ms,
+      })
+      .$call(ignoreDuplicates(db))
+      .executeTakeFirst();
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) return { kind: 'new', orderNo: claim.orderNo };
+
+    const row = await db
+      .selectFrom('idempotency_keys')
+      .selectAll()
+      .where('buyer_id', '=', claim.buyerId)
+      .where('idem_key', '=', claim.key)
+      .executeTakeFirst();
+    if (!row) continue; // abandoned meanwhile: claim it afresh
+    if (row.request_hash !== claim.hash) throw new AppError('idempotency_key_reused', { field: 'Idempotency-Key' });
+    if (row.state === 'completed') {
+      return { kind: 'replay', status: row.response_status ?? 200, body: JSON.parse(row.response_body ?? 'null') };
+    }
+    if (row.locked_until_ms <= now_ms) {
+      const taken = await db
+        .updateTable('idempotency_keys')
+        .set({ locked_until_ms: now_ms + IDEMPOTENCY_LEASE_MS })
+        .where('buyer_id', '=', claim.buyerId)
+        .where('idem_key', '=', claim.key)
+        .where('state', '=', 'in_progress')
+        .where('locked_until_ms', '=', row.locked_until_ms)
+        .executeTakeFirst();
+      if (affected(taken) === 1) return { kind: 'resumed', orderNo: row.order_no };
+    }
+    await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
+  }
+  throw new AppError('idempotency_request_in_progress', { field: 'Idempotency-Key' });
+}
+
+/** Records the response; inside the order's transaction when the order was placed. */
+export async function completeIdempotencyKey(
+  db: Db | Transaction<DB>,
+  key: { buyerId: number; key: string },
+  response: { status: number; body: unknown },
+): Promise<void> {
+  await db
+    .updateTable('idempotency_keys')
+    .set({ state: 'completed', response_status: response.status, response_body: JSON.stringify(response.body), locked_until_ms: 0 })
+    .where('buyer_id', '=', key.buyerId)
+    .where('idem_key', '=', key.key)
+    .execute();
+}
+
+/** After a failure that placed nothing, the key is freed so the client may retry. */
+export async function abandonIdempotencyKey(db: Db, key: { buyerId: number; key: string }): Promise<void> {
+  await db
+    .deleteFrom('idempotency_keys')
+    .where('buyer_id', '=', key.buyerId)
+    .where('idem_key', '=', key.key)
+    .where('state', '=', 'in_progress')
+    .execute();
+}

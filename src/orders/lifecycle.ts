@@ -1,0 +1,106 @@
+import { recordEvent } from '../events/outbox.ts';
+import type { Platform } from '../platform/context.ts';
+import type { Db } from '../platform/db/database.ts';
+import { transact } from '../platform/db/retry.ts';
+import { AppError, isAppError } from '../platform/errors.ts';
+import { ORDER_CANCELLED, ORDER_PAID, expireJobKey, type OrderCancelled, type OrderPaid } from './events.ts';
+import type { CancelReason } from './state.ts';
+import { findOrder, transitionOrder, uncountPurchase, type Order } from './store.ts';
+
+/** A lost compare-and-set is re-read and decided again at most this many times. */
+const MAX_PAYMENT_RACE_ROUNDS = 5;
+
+function shardOf(p: Platform, orderNo: string): Db {
+  const db = p.shards.forOrderNo(orderNo);
+  if (!db) throw new AppError('order_not_found');
+  return db;
+}
+
+/** Reads an order; a buyer asking for someone else's order is told it does not exist. */
+export async function getOrder(p: Platform, orderNo: string, asBuyer?: number): Promise<Order> {
+  const order = await findOrder(shardOf(p, orderNo), orderNo);
+  if (!order || (asBuyer !== undefined && order.buyerId !== asBuyer)) throw new AppError('order_not_found');
+  return order;
+}
+
+/**
+ * PENDING_PAYMENT → CANCELLED, by the buyer or by the payment timeout. The purchase counters
+ * go down in the same transaction; stock, coupons and points are returned by the
+ * subscribers of order.cancelled. A lost race is `order_state_conflict`.
+ */
+export async function cancelOrder(p: Platform, orderNo: string, reason: CancelReason, asBuyer?: number): Promise<Order> {
+  const db = shardOf(p, orderNo);
+  const order = await getOrder(p, orderNo, asBuyer);
+  if (order.status !== 'PENDING_PAYMENT') throw new AppError('order_not_cancellable', { details: { status: order.status } });
+  const now_ms = p.now();
+  await transact(db, async (trx) => {
+    await transitionOrder(trx, order, 'CANCELLED', { cancel_reason: reason, cancelled_at_ms: now_ms }, now_ms);
+    for (const line of order.lines) await uncountPurchase(trx, order.buyerId, line.activitySkuId, line.quantity);
+    const event: OrderCancelled = { orderNo, buyerId: order.buyerId, reason };
+    await recordEvent(trx, { type: ORDER_CANCELLED, aggregateId: orderNo, payload: event }, now_ms);
+    if (reason !== 'payment_timeout') await trx.deleteFrom('jobs').where('job_key', '=', expireJobKey(orderNo)).execute();
+  });
+  p.wake();
+  return getOrder(p, orderNo);
+}
+
+/** The order.expire job: 超时取消 of an order still unpaid. Anything else is left as it is. */
+export async function expireOrder(p: Platform, orderNo: string): Promise<'cancelled' | 'not_pending'> {
+  try {
+    await cancelOrder(p, orderNo, 'payment_timeout');
+    return 'cancelled';
+  } catch (error) {
+    // Paid, cancelled by the buyer, or either of those a moment ago: nothing to expire.
+    if (isAppError(error, 'order_not_cancellable') || isAppError(error, 'order_state_conflict')) return 'not_pending';
+    throw error;
+  }
+}
+
+export interface SucceededPayment {
+  paymentNo: string;
+  amount_fen: number;
+  paid_at_ms: number;
+}
+
+/**
+ * - paid: this call moved the order to PAID.
+ * - already_paid: the same payment was applied before (a repeated notification).
+ * - duplicate_payment: the order was paid by another payment (重复支付): refund this one.
+ * - order_cancelled: the order was cancelled first: refund this payment.
+ * - amount_mismatch: the payment is not the order's payable: refund it, do not ship.
+ */
+export type PaymentOutcome = 'paid' | 'already_paid' | 'duplicate_payment' | 'order_cancelled' | 'amount_mismatch';
+
+/**
+ * 支付成功. Idempotent: PENDING_PAYMENT → PAID once; the reservation is confirmed by the
+ * order.paid subscriber. Every other case is an outcome the payment centre acts on.
+ */
+export async function paymentSucceeded(p: Platform, orderNo: string, payment: SucceededPayment): Promise<PaymentOutcome> {
+  const db = shardOf(p, orderNo);
+  for (let round = 0; round < MAX_PAYMENT_RACE_ROUNDS; round++) {
+    const order = await getOrder(p, orderNo);
+    if (order.status === 'PAID') return order.paymentNo === payment.paymentNo ? 'already_paid' : 'duplicate_payment';
+    if (order.status === 'CANCELLED') return 'order_cancelled';
+    if (payment.amount_fen !== order.payable_fen) return 'amount_mismatch';
+    const now_ms = p.now();
+    try {
+      await transact(db, async (trx) => {
+        await transitionOrder(
+          trx,
+          order,
+          'PAID',
+          { payment_no: payment.paymentNo, paid_fen: payment.amount_fen, paid_at_ms: payment.paid_at_ms },
+          now_ms,
+        );
+        const event: OrderPaid = { orderNo, buyerId: order.buyerId, paymentNo: payment.paymentNo, paid_fen: payment.amount_fen };
+        await recordEvent(trx, { type: ORDER_PAID, aggregateId: orderNo, payload: event }, now_ms);
+        await trx.deleteFrom('jobs').where('job_key', '=', expireJobKey(orderNo)).execute();
+      });
+      p.wake();
+      return 'paid';
+    } catch (error) {
+      if (!isAppError(error, 'order_state_conflict')) throw error;
+    }
+  }
+  throw new AppError('order_state_conflict', { details: { orderNo } });
+}

@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { MAX_LINE_QUANTITY } from '../cart/index.ts';
+import { authorize, subjectId } from '../platform/http/auth.ts';
+import type { RouteModule } from '../platform/http/server.ts';
+import { AppError } from '../platform/errors.ts';
+import { checkout, MAX_CHECKOUT_LINES, MAX_REMARK_LENGTH } from './checkout.ts';
+import { MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency.ts';
+import { cancelOrder, getOrder } from './lifecycle.ts';
+import { listBuyerOrders, MAX_ORDERS_PAGE } from './store.ts';
+import { orderView } from './view.ts';
+
+const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
+/** The client names what and how many; it never sends a price. Unknown fields are refused. */
+export const checkoutBody = z
+  .object({
+    leaderId: id,
+    items: z
+      .array(z.object({ activitySkuId: id, quantity: z.number().int().min(1).max(MAX_LINE_QUANTITY) }).strict())
+      .min(1)
+      .max(MAX_CHECKOUT_LINES),
+    remark: z.string().max(MAX_REMARK_LENGTH).optional(),
+  })
+  .strict();
+
+const orderNoParams = z.object({ orderNo: z.string().regex(/^\d{23}$/, 'an order number is 23 digits') });
+
+export const orderRoutes: RouteModule = (server, app) => {
+  server.post(
+    '/orders',
+    {
+      schema: {
+        summary: 'Check out (下单). Requires an Idempotency-Key header, unique per submission.',
+        tags: ['orders'],
+        body: checkoutBody,
+      },
+    },
+    async (request, reply) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      const key = request.headers['idempotency-key'];
+      if (typeof key !== 'string' || key.length === 0) throw new AppError('missing_idempotency_key', { field: 'Idempotency-Key' });
+      if (key.length > MAX_IDEMPOTENCY_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
+        throw new AppError('invalid_field', { field: 'Idempotency-Key', message: `Up to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters.` });
+      }
+      const result = await checkout(app, buyerId, key, request.body);
+      return reply.status(result.status).send(result.body);
+    },
+  );
+
+  server.get(
+    '/orders',
+    {
+      schema: {
+        summary: "The buyer's orders, newest first",
+        tags: ['orders'],
+        querystring: z.object({
+          limit: z.coerce.number().int().min(1).max(MAX_ORDERS_PAGE).default(20),
+          before: z.iso.datetime().optional(),
+        }),
+      },
+    },
+    async (request) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      const orders = await listBuyerOrders(app.shards.forBuyer(buyerId), buyerId, {
+        limit: request.query.limit,
+        ...(request.query.before && { before_ms: Date.parse(request.query.before) }),
+      });
+      return { orders: orders.map(orderView) };
+    },
+  );
+
+  server.get('/orders/:orderNo', { schema: { summary: 'One order', tags: ['orders'], params: orderNoParams } }, async (request) => {
+    const principal = authorize(request, 'buyer', 'admin');
+    const order = await getOrder(app, request.params.orderNo, principal.role === 'buyer' ? subjectId(principal) : undefined);
+    return orderView(order);
+  });
+
+  server.post(
+    '/orders/:orderNo/cancel',
+    { schema: { summary: 'Cancel an unpaid order', tags: ['orders'], params: orderNoParams } },
+    async (request) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      return orderView(await cancelOrder(app, request.params.orderNo, 'buyer_cancelled', buyerId));
+    },
+  );
+};

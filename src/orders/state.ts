@@ -1,0 +1,23 @@
+/**
+ * The order state machine as data: from → the states it may move to. Terminal states have
+ * no exits. Every change is a compare-and-set on status and version (see store.ts).
+ */
+export const ORDER_TRANSITIONS = {
+  PENDING_PAYMENT: ['PAID', 'CANCELLED'],
+  PAID: [],
+  CANCELLED: [],
+} as const satisfies Record<string, readonly string[]>;
+
+export type OrderStatus = keyof typeof ORDER_TRANSITIONS;
+export const ORDER_STATUSES = Object.keys(ORDER_TRANSITIONS) as OrderStatus[];
+
+export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
+  return (ORDER_TRANSITIONS[from] as readonly OrderStatus[]).includes(to);
+}
+
+export function isTerminal(status: OrderStatus): boolean {
+  return ORDER_TRANSITIONS[status].length === 0;
+}
+
+export const CANCEL_REASONS = ['buyer_cancelled', 'payment_timeout'] as const;
+export type CancelReason = (typeof CANCEL_REASONS)[number];

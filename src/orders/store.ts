@@ -1,0 +1,180 @@
+import { sql, type Transaction } from 'kysely';
+import type { Db } from '../platform/db/database.ts';
+import type { DB, OrderLineRow, OrderRow } from '../platform/db/schema.ts';
+import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
+import { AppError, assert } from '../platform/errors.ts';
+import { canTransition, type OrderStatus } from './state.ts';
+
+/** Most orders one page of "my orders" returns. */
+export const MAX_ORDERS_PAGE = 50;
+
+export interface OrderLine {
+  lineNo: number;
+  activityId: number;
+  activitySkuId: number;
+  skuId: number;
+  merchantId: number;
+  title: string;
+  unitPrice_fen: number;
+  quantity: number;
+  subtotal_fen: number;
+  discount_fen: number;
+  payable_fen: number;
+}
+
+export interface Order {
+  orderNo: string;
+  buyerId: number;
+  leaderId: number;
+  status: OrderStatus;
+  version: number;
+  currency: string;
+  itemsTotal_fen: number;
+  discountTotal_fen: number;
+  shipping_fen: number;
+  payable_fen: number;
+  remark: string | null;
+  paymentNo: string | null;
+  paid_fen: number | null;
+  cancelReason: string | null;
+  created_at_ms: number;
+  updated_at_ms: number;
+  expires_at_ms: number;
+  paid_at_ms: number | null;
+  cancelled_at_ms: number | null;
+  lines: OrderLine[];
+}
+
+export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
+  return {
+    orderNo: r.order_no,
+    buyerId: r.buyer_id,
+    leaderId: r.leader_id,
+    status: r.status as OrderStatus,
+    version: r.version,
+    currency: r.currency,
+    itemsTotal_fen: r.items_total_fen,
+    discountTotal_fen: r.discount_total_fen,
+    shipping_fen: r.shipping_fen,
+    payable_fen: r.payable_fen,
+    remark: r.remark,
+    paymentNo: r.payment_no,
+    paid_fen: r.paid_fen,
+    cancelReason: r.cancel_reason,
+    created_at_ms: r.created_at_ms,
+    updated_at_ms: r.updated_at_ms,
+    expires_at_ms: r.expires_at_ms,
+    paid_at_ms: r.paid_at_ms,
+    cancelled_at_ms: r.cancelled_at_ms,
+    lines: lines.map((l) => ({
+      lineNo: l.line_no,
+      activityId: l.activity_id,
+      activitySkuId: l.activity_sku_id,
+      skuId: l.sku_id,
+      merchantId: l.merchant_id,
+      title: l.title,
+      unitPrice_fen: l.unit_price_fen,
+      quantity: l.quantity,
+      subtotal_fen: l.subtotal_fen,
+      discount_fen: l.discount_fen,
+      payable_fen: l.payable_fen,
+    })),
+  };
+}
+
+export async function insertOrder(trx: Transaction<DB>, order: OrderRow, lines: OrderLineRow[]): Promise<void> {
+  await trx.insertInto('orders').values(order).execute();
+  await trx.insertInto('order_lines').values(lines).execute();
+}
+
+export async function findOrder(db: Db | Transaction<DB>, orderNo: string): Promise<Order | undefined> {
+  const row = await db.selectFrom('orders').selectAll().where('order_no', '=', orderNo).executeTakeFirst();
+  if (!row) return undefined;
+  const lines = await db.selectFrom('order_lines').selectAll().where('order_no', '=', orderNo).orderBy('line_no').execute();
+  return toOrder(row, lines);
+}
+
+export async function listBuyerOrders(db: Db, buyerId: number, page: { limit: number; before_ms?: number }): Promise<Order[]> {
+  assert(page.limit > 0 && page.limit <= MAX_ORDERS_PAGE, 'order page size out of range');
+  let query = db.selectFrom('orders').selectAll().where('buyer_id', '=', buyerId);
+  if (page.before_ms !== undefined) query = query.where('created_at_ms', '<', page.before_ms);
+  const rows = await query.orderBy('created_at_ms', 'desc').orderBy('order_no', 'desc').limit(page.limit).execute();
+  if (rows.length === 0) return [];
+  const lines = await db
+    .selectFrom('order_lines')
+    .selectAll()
+    .where('order_no', 'in', rows.map((r) => r.order_no))
+    .orderBy('order_no')
+    .orderBy('line_no')
+    .execute();
+  return rows.map((r) => toOrder(r, lines.filter((l) => l.order_no === r.order_no)));
+}
+
+/**
+ * The only way an order's status changes: a compare-and-set naming the expected status and
+ * version. Losing the race is the named `order_state_conflict`, never a silent overwrite.
+ */
+export async function transitionOrder(
+  trx: Transaction<DB>,
+  order: Pick<Order, 'orderNo' | 'status' | 'version'>,
+  to: OrderStatus,
+  changes: Partial<Pick<OrderRow, 'payment_no' | 'paid_fen' | 'paid_at_ms' | 'cancel_reason' | 'cancelled_at_ms'>>,
+  now_ms: number,
+): Promise<void> {
+  assert(canTransition(order.status, to), `order may not move from ${order.status} to ${to}`);
+  const result = await trx
+    .updateTable('orders')
+    .set({ ...changes, status: to, version: order.version + 1, updated_at_ms: now_ms })
+    .where('order_no', '=', order.orderNo)
+    .where('status', '=', order.status)
+    .where('version', '=', order.version)
+    .executeTakeFirst();
+  if (affected(result) === 0) throw new AppError('order_state_conflict', { details: { orderNo: order.orderNo } });
+}
+
+/**
+ * 限购 across the buyer's live orders: a counter per (buyer, activity SKU) raised in the
+ * order's transaction by a conditional update, lowered when the order is cancelled.
+ * Returns false when the limit would be passed.
+ */
+export async function countPurchase(
+  trx: Transaction<DB>,
+  buyerId: number,
+  activitySkuId: number,
+  quantity: number,
+  limit: number | null,
+): Promise<boolean> {
+  await trx
+    .insertInto('purchase_counters')
+    .values({ buyer_id: buyerId, activity_sku_id: activitySkuId, quantity: 0 })
+    .$call(ignoreDuplicates(trx))
+    .execute();
+  let update = trx
+    .updateTable('purchase_counters')
+    .set({ quantity: sql`quantity + ${quantity}` })
+    .where('buyer_id', '=', buyerId)
+    .where('activity_sku_id', '=', activitySkuId);
+  if (limit !== null) update = update.where(sql<boolean>`quantity + ${quantity} <= ${limit}`);
+  return affected(await update.executeTakeFirst()) === 1;
+}
+
+export async function uncountPurchase(trx: Transaction<DB>, buyerId: number, activitySkuId: number, quantity: number): Promise<void> {
+  const result = await trx
+    .updateTable('purchase_counters')
+    .set({ quantity: sql`quantity - ${quantity}` })
+    .where('buyer_id', '=', buyerId)
+    .where('activity_sku_id', '=', activitySkuId)
+    .where('quantity', '>=', quantity)
+    .executeTakeFirst();
+  assert(affected(result) === 1, `purchase counter of buyer ${buyerId} for ${activitySkuId} would go negative`);
+}
+
+export async function purchasedQuantity(db: Db, buyerId: number, activitySkuId: number): Promise<number> {
+  const row = await db
+    .selectFrom('purchase_counters')
+    .select('quantity')
+    .where('buyer_id', '=', buyerId)
+    .where('activity_sku_id', '=', activitySkuId)
+    .executeTakeFirst();
+  return row?.quantity ?? 0;
+}

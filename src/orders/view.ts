@@ -1,0 +1,41 @@
+import type { Order } from './store.ts';
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** The order as the API shows it: amounts in fen with their currency, times in UTC. */
+export function orderView(o: Order) {
+  return {
+    orderNo: o.orderNo,
+    status: o.status,
+    version: o.version,
+    buyerId: o.buyerId,
+    leaderId: o.leaderId,
+    currency: o.currency,
+    itemsTotalFen: o.itemsTotal_fen,
+    discountTotalFen: o.discountTotal_fen,
+    shippingFen: o.shipping_fen,
+    payableFen: o.payable_fen,
+    remark: o.remark,
+    paymentNo: o.paymentNo,
+    cancelReason: o.cancelReason,
+    createdAt: iso(o.created_at_ms),
+    expiresAt: iso(o.expires_at_ms),
+    paidAt: iso(o.paid_at_ms),
+    cancelledAt: iso(o.cancelled_at_ms),
+    lines: o.lines.map((l) => ({
+      lineNo: l.lineNo,
+      activityId: l.activityId,
+      activitySkuId: l.activitySkuId,
+      skuId: l.skuId,
+      merchantId: l.merchantId,
+      title: l.title,
+      unitPriceFen: l.unitPrice_fen,
+      quantity: l.quantity,
+      subtotalFen: l.subtotal_fen,
+      discountFen: l.discount_fen,
+      payableFen: l.payable_fen,
+    })),
+  };
+}
+
+export type OrderView = ReturnType<typeof orderView>;

@@ -1,0 +1,17 @@
+import type { Logger } from 'pino';
+import type { Db } from './db/database.ts';
+import type { OrderShards } from './shards.ts';
+
+/** What the domain flows need from the running platform; built once in app.ts. */
+export interface Platform {
+  /** Catalog, inventory, cart, buyers and leaders. */
+  db: Db;
+  /** Orders, their idempotency keys and counters, by buyer. */
+  shards: OrderShards;
+  now: () => number;
+  nextOrderNo: (slot: number, now_ms: number) => string;
+  paymentTimeout_ms: number;
+  /** Tells the relay and job runner that a commit left work for them. */
+  wake: () => void;
+  log: Logger;
+}

@@ -1,0 +1,202 @@
+import type { Generated } from 'kysely';
+
+/**
+ * The row types of every table. Each table has one owning module (named beside it);
+ * no module reads another module's tables, so each can move to its own database.
+ * Amounts are BIGINT fen; times are BIGINT milliseconds since the epoch, UTC.
+ */
+export interface DB {
+  merchants: MerchantRow; // catalog
+  products: ProductRow; // catalog
+  skus: SkuRow; // catalog
+  activities: ActivityRow; // catalog
+  activity_skus: ActivitySkuRow; // catalog
+  buyers: BuyerRow; // buyers
+  leaders: LeaderRow; // leaders
+  stock: StockRow; // inventory
+  stock_reservations: StockReservationRow; // inventory
+  cart_lines: CartLineRow; // cart
+  orders: OrderRow; // orders (order shard)
+  order_lines: OrderLineRow; // orders (order shard)
+  purchase_counters: PurchaseCounterRow; // orders (order shard)
+  idempotency_keys: IdempotencyKeyRow; // orders (order shard)
+  outbox_events: OutboxEventRow; // events (every database)
+  jobs: JobRow; // jobs (every database)
+}
+
+export interface MerchantRow {
+  id: Generated<number>;
+  name: string;
+  created_at_ms: number;
+}
+
+export interface ProductRow {
+  id: Generated<number>;
+  merchant_id: number;
+  title: string;
+  category: string | null;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+export interface SkuRow {
+  id: Generated<number>;
+  product_id: number;
+  merchant_id: number;
+  title: string;
+  list_price_fen: number;
+  weight_g: number;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+export interface ActivityRow {
+  id: Generated<number>;
+  title: string;
+  starts_at_ms: number;
+  ends_at_ms: number;
+  order_cutoff_at_ms: number;
+  /** 'YYYY-MM-DD', the day goods reach the leaders. */
+  pickup_date: string;
+  inventory_mode: string;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+export interface ActivitySkuRow {
+  id: Generated<number>;
+  activity_id: number;
+  sku_id: number;
+  price_fen: number;
+  /** 限购: most units one buyer may hold across live orders; null means no limit. */
+  purchase_limit: number | null;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+export interface BuyerRow {
+  id: Generated<number>;
+  name: string;
+  member_level: number;
+  created_at_ms: number;
+}
+
+export interface LeaderRow {
+  id: Generated<number>;
+  name: string;
+  community: string;
+  address: string;
+  created_at_ms: number;
+}
+
+export interface StockRow {
+  activity_sku_id: number;
+  total: number;
+  available: number;
+  reserved: number;
+  sold: number;
+  updated_at_ms: number;
+}
+
+export interface StockReservationRow {
+  order_no: string;
+  activity_sku_id: number;
+  quantity: number;
+  state: string;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+export interface CartLineRow {
+  buyer_id: number;
+  activity_sku_id: number;
+  quantity: number;
+  selected: number;
+  added_at_ms: number;
+  updated_at_ms: number;
+}
+
+export interface OrderRow {
+  order_no: string;
+  buyer_id: number;
+  leader_id: number;
+  status: string;
+  version: number;
+  currency: string;
+  items_total_fen: number;
+  discount_total_fen: number;
+  shipping_fen: number;
+  payable_fen: number;
+  remark: string | null;
+  payment_no: string | null;
+  paid_fen: number | null;
+  cancel_reason: string | null;
+  created_at_ms: number;
+  updated_at_ms: number;
+  expires_at_ms: number;
+  paid_at_ms: number | null;
+  cancelled_at_ms: number | null;
+}
+
+export interface OrderLineRow {
+  order_no: string;
+  line_no: number;
+  activity_id: number;
+  activity_sku_id: number;
+  sku_id: number;
+  merchant_id: number;
+  title: string;
+  unit_price_fen: number;
+  quantity: number;
+  subtotal_fen: number;
+  discount_fen: number;
+  payable_fen: number;
+}
+
+export interface PurchaseCounterRow {
+  buyer_id: number;
+  activity_sku_id: number;
+  quantity: number;
+}
+
+export interface IdempotencyKeyRow {
+  buyer_id: number;
+  idem_key: string;
+  request_hash: string;
+  order_no: string;
+  state: string;
+  response_status: number | null;
+  response_body: string | null;
+  locked_until_ms: number;
+  created_at_ms: number;
+}
+
+export interface OutboxEventRow {
+  id: Generated<number>;
+  event_id: string;
+  event_type: string;
+  aggregate_id: string;
+  payload: string;
+  created_at_ms: number;
+  due_at_ms: number;
+  locked_until_ms: number;
+  locked_by: string | null;
+  attempts: number;
+  last_error: string | null;
+  dead_at_ms: number | null;
+}
+
+export interface JobRow {
+  id: Generated<number>;
+  kind: string;
+  job_key: string;
+  payload: string;
+  created_at_ms: number;
+  due_at_ms: number;
+  locked_until_ms: number;
+  locked_by: string | null;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
+  dead_at_ms: number | null;
+}

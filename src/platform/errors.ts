@@ -1,0 +1,80 @@
+/**
+ * Every expected failure is a named code. This is the one table that maps each code
+ * to its HTTP status and default message; the HTTP layer reads nothing else.
+ * Listed roughly in precedence order: request shape, identity, existence, business rules.
+ */
+export const ERROR_CODES = {
+  invalid_request: { status: 400, message: 'The request is malformed.' },
+  invalid_field: { status: 400, message: 'A field is missing or invalid.' },
+  missing_idempotency_key: { status: 400, message: 'The Idempotency-Key header is required.' },
+  unauthenticated: { status: 401, message: 'A valid bearer token is required.' },
+  forbidden: { status: 403, message: 'This role may not do that.' },
+  not_found: { status: 404, message: 'No such resource.' },
+  order_not_found: { status: 404, message: 'No such order.' },
+  unsupported_media_type: { status: 415, message: 'The body must be application/json.' },
+  payload_too_large: { status: 413, message: 'The request body is too large.' },
+  activity_sku_not_found: { status: 422, message: 'No such activity SKU.' },
+  activity_not_open: { status: 422, message: 'The group-buy activity is not open for orders.' },
+  leader_not_found: { status: 422, message: 'No such group leader (pickup point).' },
+  cart_full: { status: 422, message: 'The cart holds the maximum number of lines.' },
+  line_quantity_exceeded: { status: 422, message: 'The quantity exceeds the maximum per line.' },
+  duplicate_line: { status: 422, message: 'The same activity SKU appears twice.' },
+  insufficient_stock: { status: 409, message: 'Not enough stock left.' },
+  purchase_limit_exceeded: { status: 409, message: 'The purchase limit for this item is reached.' },
+  idempotency_key_reused: { status: 409, message: 'This Idempotency-Key was used with a different request.' },
+  idempotency_request_in_progress: { status: 409, message: 'A request with this Idempotency-Key is still in progress.' },
+  order_state_conflict: { status: 409, message: 'The order changed meanwhile; read it again.' },
+  order_not_cancellable: { status: 409, message: 'The order can no longer be cancelled.' },
+  internal_error: { status: 500, message: 'Something went wrong on our side.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An expected failure: the caller handles it, the API maps it to a status. */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly field: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, options: { message?: string; field?: string; details?: Record<string, unknown> } = {}) {
+    super(options.message ?? ERROR_CODES[code].message);
+    this.name = 'AppError';
+    this.code = code;
+    this.field = options.field;
+    this.details = options.details;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  toBody(): ErrorBody {
+    const body: ErrorBody = { code: this.code, message: this.message };
+    if (this.field !== undefined) body.field = this.field;
+    if (this.details !== undefined) body.details = this.details;
+    return body;
+  }
+}
+
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  field?: string;
+  details?: Record<string, unknown>;
+}
+
+export function isAppError(error: unknown, code?: ErrorCode): error is AppError {
+  return error instanceof AppError && (code === undefined || error.code === code);
+}
+
+/** A broken invariant: never caught to carry on. */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new InvariantViolation(message);
+}
+
+export class InvariantViolation extends Error {
+  constructor(message: string) {
+    super(`invariant violated: ${message}`);
+    this.name = 'InvariantViolation';
+  }
+}
