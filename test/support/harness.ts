@@ -1,0 +1,133 @@
+import pino from 'pino';
+import { createApp, type App } from '../../src/app.ts';
+import { createStock } from '../../src/inventory/index.ts';
+import { createProduct, createMerchant, insertActivity, type InventoryMode } from '../../src/catalog/index.ts';
+import { createLeader } from '../../src/leaders/index.ts';
+import { transact } from '../../src/platform/db/retry.ts';
+import { signToken } from '../../src/platform/http/tokens.ts';
+import { buildHttp } from '../../src/http.ts';
+import type { Server } from '../../src/platform/http/server.ts';
+import type { Engine, TestDatabase } from './engines.ts';
+
+export const HOUR_MS = 3600_000;
+
+/** Real time plus an offset the test can move forward. */
+export class TestClock {
+  offset_ms = 0;
+  now = (): number => Date.now() + this.offset_ms;
+  advance(ms: number): void {
+    this.offset_ms += ms;
+  }
+}
+
+export interface Harness {
+  app: App;
+  http: Server;
+  clock: TestClock;
+  databases: TestDatabase[];
+  buyerToken(buyerId: number): string;
+  adminToken(): string;
+  /** Closes the app; with keepDatabases the databases stay for a restarted app. */
+  close(options?: { keepDatabases?: boolean }): Promise<void>;
+}
+
+export async function startHarness(
+  engine: Engine,
+  options: { shards?: number; databases?: TestDatabase[]; clock?: TestClock; paymentTimeout_ms?: number } = {},
+): Promise<Harness> {
+  const databases = options.databases ?? (await Promise.all(Array.from({ length: options.shards ?? 1 }, () => engine.createDatabase())));
+  const clock = options.clock ?? new TestClock();
+  const tokenSecret = 'test-secret';
+  const app = await createApp(
+    {
+      databaseUrl: databases[0]!.url,
+      orderShardUrls: databases.map((d) => d.url),
+      port: 0,
+      host: '127.0.0.1',
+      dataDir: '/nonexistent',
+      tokenSecret,
+      paymentTimeout_ms: options.paymentTimeout_ms ?? 15 * 60_000,
+      nodeId: 1,
+    },
+    { now: clock.now, log: pino({ level: 'silent' }) },
+  );
+  const http = await buildHttp(app);
+  return {
+    app,
+    http,
+    clock,
+    databases,
+    buyerToken: (buyerId) => signToken(tokenSecret, { role: 'buyer', subject: String(buyerId) }, clock.now()),
+    adminToken: () => signToken(tokenSecret, { role: 'admin', subject: 'admin' }, clock.now()),
+    close: async ({ keepDatabases = false } = {}) => {
+      await http.close();
+      await app.close();
+      if (!keepDatabases) for (const d of databases) await d.drop();
+    },
+  };
+}
+
+export interface CatalogFixture {
+  leaderId: number;
+  activityId: number;
+  /** activity SKU ids, in the order of the `skus` option */
+  activitySkuIds: number[];
+}
+
+/** One merchant, one leader, one open activity with the given SKUs. */
+export async function seedActivity(
+  app: App,
+  options: { skus: { price_fen: number; stock: number; purchaseLimit?: number | null }[]; opensIn_ms?: number; closesIn_ms?: number; inventoryMode?: InventoryMode },
+): Promise<CatalogFixture> {
+  const now = app.now();
+  const merchant = await createMerchant(app.db, { name: 'Test Farm' }, now);
+  const leader = await createLeader(app.db, { name: 'Leader', community: 'Community', address: 'Gate 1' }, now);
+  const product = await createProduct(
+    app.db,
+    { merchantId: merchant.id, title: 'Apples', category: 'fruit', skus: options.skus.map((_, i) => ({ title: `pack ${i}`, listPrice_fen: 1000, weight_g: 500 })) },
+    now,
+  );
+  const starts = now + (options.opensIn_ms ?? -HOUR_MS);
+  const ends = now + (options.closesIn_ms ?? 24 * HOUR_MS);
+  const created = await transact(app.db, async (trx) => {
+    const result = await insertActivity(
+      trx,
+      { title: 'Test group-buy', starts_at_ms: starts, ends_at_ms: ends, order_cutoff_at_ms: ends, pickupDate: '2026-12-01', inventoryMode: options.inventoryMode ?? 'on_order' },
+      options.skus.map((s, i) => ({ skuId: product.skus[i]!.id, price_fen: s.price_fen, purchaseLimit: s.purchaseLimit ?? null })),
+      now,
+    );
+    for (const [i, s] of result.skus.entries()) await createStock(trx, s.id, options.skus[i]!.stock, now);
+    return result;
+  });
+  return { leaderId: leader.id, activityId: created.activity.id, activitySkuIds: created.skus.map((s) => s.id) };
+}
+
+let keySequence = 0;
+export function newKey(): string {
+  keySequence += 1;
+  return `key-${process.pid}-${Date.now()}-${keySequence}`;
+}
+
+export async function postCheckout(h: Harness, buyerId: number, body: unknown, key: string | undefined = newKey()) {
+  const response = await h.http.inject({
+    method: 'POST',
+    url: '/orders',
+    headers: { authorization: `Bearer ${h.buyerToken(buyerId)}`, ...(key !== undefined && { 'idempotency-key': key }) },
+    payload: body as object,
+  });
+  return { status: response.statusCode, body: response.json() as any };
+}
+
+/** Counts rows of the tables a checkout writes, across every database. */
+export async function writtenRows(app: App): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const table of ['orders', 'order_lines', 'idempotency_keys', 'stock_reservations', 'outbox_events', 'jobs', 'purchase_counters'] as const) {
+    let n = 0;
+    for (const db of app.databases) {
+      const row = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      n += Number(row.n);
+    }
+    counts[table] = n;
+  }
+  return counts;
+}
