@@ -84,9 +84,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     relay,
     jobs,
     drain: async () => {
+      // Quiet means a whole round in which no pass of either loop, background or ours, did anything.
       for (let round = 0; round < 100; round++) {
-        const work = (await relay.drain()) + (await jobs.drain());
-        if (work === 0) return;
+        const before = relay.workDone() + jobs.workDone();
+        await relay.drain();
+        await jobs.drain();
+        if (relay.workDone() + jobs.workDone() === before) return;
       }
       throw new Error('background work did not settle');
     },

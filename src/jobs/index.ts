@@ -57,7 +57,7 @@ export function startJobRunner(options: JobRunnerOptions): PollingLoop {
   return pollingLoop(pass, JOB_IDLE_MS, options.onError);
 }
 
-export async function runDueJobs(db: Db, { handlers, owner, now, onError }: JobRunnerOptions): Promise<number> {
+export async function runDueJobs(db: Db, { handlers, owner, now, onError }: Omit<JobRunnerOptions, 'databases'>): Promise<number> {
   const jobs = await claimDue(db, 'jobs', owner, now(), JOB_BATCH_SIZE);
   const done: number[] = [];
   for (const job of jobs) {

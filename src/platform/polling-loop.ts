@@ -6,6 +6,8 @@ export interface PollingLoop {
   kick(): void;
   /** Runs passes until one finds nothing to do (at most MAX_DRAIN_PASSES). */
   drain(): Promise<number>;
+  /** Units of work done by all passes so far. */
+  workDone(): number;
   stop(): Promise<void>;
 }
 
@@ -18,12 +20,20 @@ export function pollingLoop(pass: () => Promise<number>, idle_ms: number, onErro
   // A kick during a pass means work may have arrived after the pass looked.
   let kicked = false;
 
+  // Work done by every pass, background ones included: a drain counts what finished
+  // while it ran, even in a pass that was already under way when it began.
+  let workDone = 0;
+
   const runOnce = (): Promise<number> => {
-    current = current.then(
-      () => pass(),
-      () => pass(),
-    );
-    return current;
+    const next = current
+      .catch(() => 0)
+      .then(() => pass())
+      .then((n) => {
+        workDone += n;
+        return n;
+      });
+    current = next;
+    return next;
   };
 
   const schedule = (delay_ms: number): void => {
@@ -53,14 +63,13 @@ export function pollingLoop(pass: () => Promise<number>, idle_ms: number, onErro
       else kicked = true;
     },
     drain: async () => {
-      let total = 0;
+      const before = workDone;
       for (let i = 0; i < MAX_DRAIN_PASSES; i++) {
-        const done = await runOnce();
-        total += done;
-        if (done === 0) return total;
+        if ((await runOnce()) === 0) return workDone - before;
       }
       throw new Error('drain did not settle');
     },
+    workDone: () => workDone,
     stop: async () => {
       stopped = true;
       if (timer) clearTimeout(timer);

@@ -49,7 +49,7 @@ export async function startHarness(
       paymentTimeout_ms: options.paymentTimeout_ms ?? 15 * 60_000,
       nodeId: 1,
     },
-    { now: clock.now, log: pino({ level: 'silent' }) },
+    { now: clock.now, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) },
   );
   const http = await buildHttp(app);
   return {
