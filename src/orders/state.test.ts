@@ -1,0 +1,20 @@
+import { describe, expect, it } from 'vitest';
+import { canTransition, isTerminal, ORDER_STATUSES, ORDER_TRANSITIONS } from './state.ts';
+
+describe('order state machine', () => {
+  const allowed: [string, string][] = [
+    ['PENDING_PAYMENT', 'PAID'],
+    ['PENDING_PAYMENT', 'CANCELLED'],
+  ];
+  for (const from of ORDER_STATUSES) {
+    for (const to of ORDER_STATUSES) {
+      const expected = allowed.some(([f, t]) => f === from && t === to);
+      it(`${from} → ${to} is ${expected ? 'allowed' : 'refused'}`, () => expect(canTransition(from, to)).toBe(expected));
+    }
+  }
+  it('every target is a known state; PAID and CANCELLED are terminal for now', () => {
+    for (const targets of Object.values(ORDER_TRANSITIONS)) for (const t of targets) expect(ORDER_STATUSES).toContain(t);
+    expect(isTerminal('CANCELLED')).toBe(true);
+    expect(isTerminal('PENDING_PAYMENT')).toBe(false);
+  });
+});
