@@ -60,6 +60,9 @@ export function openDatabase(url: string): Db {
   if (dialect === 'postgres') {
     parsePgNumbers();
     const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
+    // An idle connection the server closes (restart, admin kill) must not crash the process:
+    // the pool drops it and the next query opens a fresh one.
+    pool.on('error', (error) => process.emitWarning(`postgres idle connection lost: ${error.message}`));
     return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   }
   const pool = createPool({
