@@ -36,13 +36,11 @@ export interface AppOptions {
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
   const byUrl = new Map<string, Db>();
-  const open = (url: string): Db => {
-    let db = byUrl.get(url);
-    if (!db) byUrl.set(url, (db = openDatabase(url)));
-    return db;
-  };
-  const db = open(config.databaseUrl);
-  const shards = orderShards(config.orderShardUrls.map(open));
+  for (const url of [config.databaseUrl, ...config.orderShardUrls]) {
+    if (!byUrl.has(url)) byUrl.set(url, await openDatabase(url));
+  }
+  const db = byUrl.get(config.databaseUrl)!;
+  const shards = orderShards(config.orderShardUrls.map((url) => byUrl.get(url)!));
   const databases = [...byUrl.values()];
   if (options.migrate ?? true) for (const each of databases) await migrateToLatest(each);
 

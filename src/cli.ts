@@ -32,7 +32,7 @@ async function main(argv: string[]): Promise<void> {
     case 'migrate': {
       const urls = [...new Set([config.databaseUrl, ...config.orderShardUrls])];
       for (const url of urls) {
-        const db = openDatabase(url);
+        const db = await openDatabase(url);
         const applied = await migrateToLatest(db);
         console.log(`${redact(url)}: ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);
         await db.destroy();
@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'seed': {
-      const db = openDatabase(config.databaseUrl);
+      const db = await openDatabase(config.databaseUrl);
       await migrateToLatest(db);
       const demo = await seedDemoData(db, Date.now());
       console.log(demo.created ? 'demo data loaded' : 'the catalog already has data; nothing loaded');

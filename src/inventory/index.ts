@@ -61,15 +61,21 @@ function inLockOrder<T extends { activitySkuId: number }>(items: readonly T[]): 
  * 库存锁定 for one order, all or nothing. A conditional update (available >= quantity)
  * makes overselling impossible. Repeating it for the same order reserves nothing twice.
  * Fails with `insufficient_stock` (details.activitySkuId) and changes nothing.
+ * `firstAttempt` says the order number is brand new, so there is no earlier reservation to
+ * look for (the primary key would still refuse a second one).
  */
-export async function reserveStock(db: Db, orderNo: string, items: readonly StockItem[], now_ms: number): Promise<void> {
+export async function reserveStock(
+  db: Db,
+  orderNo: string,
+  items: readonly StockItem[],
+  now_ms: number,
+  options: { firstAttempt: boolean },
+): Promise<void> {
   for (const item of items) assert(Number.isSafeInteger(item.quantity) && item.quantity > 0, 'reserve a positive quantity');
   await transact(db, async (trx) => {
-    const earlier = await trx
-      .selectFrom('stock_reservations')
-      .select(['activity_sku_id', 'state'])
-      .where('order_no', '=', orderNo)
-      .execute();
+    const earlier = options.firstAttempt
+      ? []
+      : await trx.selectFrom('stock_reservations').select(['activity_sku_id', 'state']).where('order_no', '=', orderNo).execute();
     const earlierState = new Map(earlier.map((r) => [r.activity_sku_id, r.state as ReservationState]));
     for (const item of inLockOrder(items)) {
       const state = earlierState.get(item.activitySkuId);

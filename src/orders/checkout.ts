@@ -66,7 +66,7 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
   }
 
   try {
-    return await placeOrder(p, { buyerId, orderNo, key, request, skus });
+    return await placeOrder(p, { buyerId, orderNo, key, request, skus, firstAttempt: claim.kind === 'new' });
   } catch (error) {
     if (isAppError(error)) {
       await releaseReservation(p.db, orderNo, p.now());
@@ -125,7 +125,7 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
 
 async function placeOrder(
   p: Platform,
-  c: { buyerId: number; orderNo: string; key: { buyerId: number; key: string }; request: CheckoutRequest; skus: Map<number, SellableSku> },
+  c: { buyerId: number; orderNo: string; key: { buyerId: number; key: string }; request: CheckoutRequest; skus: Map<number, SellableSku>; firstAttempt: boolean },
 ): Promise<CheckoutResponse> {
   const { buyerId, orderNo, request, skus } = c;
   const lines = request.items.map((item) => ({ item, sku: skus.get(item.activitySkuId)! }));
@@ -141,7 +141,7 @@ async function placeOrder(
 
   const now_ms = p.now();
   try {
-    await reserveStock(p.db, orderNo, request.items, now_ms);
+    await reserveStock(p.db, orderNo, request.items, now_ms, { firstAttempt: c.firstAttempt });
   } catch (error) {
     if (isAppError(error, 'insufficient_stock')) {
       const index = request.items.findIndex((i) => i.activitySkuId === error.details?.activitySkuId);

@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely';
-import type { Db } from '../platform/db/database.ts';
+import { dialectOf, type Db } from '../platform/db/database.ts';
 import type { DB, OrderLineRow, OrderRow } from '../platform/db/schema.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
@@ -144,6 +144,19 @@ export async function countPurchase(
   quantity: number,
   limit: number | null,
 ): Promise<boolean> {
+  if (limit !== null && quantity > limit) return false;
+  if (dialectOf(trx) !== 'mysql') {
+    // One statement: insert the first purchase, or add to the counter while under the limit.
+    const result = await trx
+      .insertInto('purchase_counters')
+      .values({ buyer_id: buyerId, activity_sku_id: activitySkuId, quantity })
+      .onConflict((oc) => {
+        const add = oc.columns(['buyer_id', 'activity_sku_id']).doUpdateSet({ quantity: sql`purchase_counters.quantity + ${quantity}` });
+        return limit === null ? add : add.where(sql<boolean>`purchase_counters.quantity + ${quantity} <= ${limit}`);
+      })
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
+  }
   await trx
     .insertInto('purchase_counters')
     .values({ buyer_id: buyerId, activity_sku_id: activitySkuId, quantity: 0 })

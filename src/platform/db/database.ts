@@ -2,8 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, MysqlAdapter, MysqlDialect, PostgresAdapter, PostgresDialect, SqliteDialect } from 'kysely';
-import { createPool } from 'mysql2';
-import pg from 'pg';
+import type pgModule from 'pg';
 import type { DB } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres' | 'mysql';
@@ -31,8 +30,33 @@ export function sqlitePath(url: string): string {
   return url.replace(/^(sqlite|file):(\/\/)?/, '');
 }
 
+/** Prepared statements kept per SQLite connection; the app has a few dozen distinct queries. */
+export const SQLITE_STATEMENT_CACHE_SIZE = 512;
+
+/**
+ * Kysely prepares every query anew; on SQLite preparing costs as much as running. The same
+ * SQL text gets the same prepared statement back (least recently used evicted past the limit).
+ */
+function withStatementCache(database: SQLite.Database) {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => database.close(),
+    prepare: (sql: string) => {
+      let statement = cache.get(sql);
+      if (statement) {
+        cache.delete(sql);
+      } else {
+        statement = database.prepare(sql);
+        if (cache.size >= SQLITE_STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(sql, statement);
+      return statement;
+    },
+  };
+}
+
 let pgTypesSet = false;
-function parsePgNumbers(): void {
+function parsePgNumbers(pg: typeof pgModule): void {
   if (pgTypesSet) return;
   pgTypesSet = true;
   // BIGINT and NUMERIC (what SUM returns) as numbers; amounts are far below 2^53 fen.
@@ -45,7 +69,8 @@ function parsePgNumbers(): void {
   pg.types.setTypeParser(1700, toSafeNumber);
 }
 
-export function openDatabase(url: string): Db {
+/** The server drivers load only when their engine is used: the embedded default needs neither. */
+export async function openDatabase(url: string): Promise<Db> {
   const dialect = dialectOfUrl(url);
   if (dialect === 'sqlite') {
     const path = sqlitePath(url);
@@ -55,16 +80,18 @@ export function openDatabase(url: string): Db {
     // NORMAL in WAL mode is durable against application crashes; only an OS crash can lose the last commits.
     database.pragma('synchronous = NORMAL');
     database.pragma('busy_timeout = 5000');
-    return new Kysely<DB>({ dialect: new SqliteDialect({ database }) });
+    return new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   }
   if (dialect === 'postgres') {
-    parsePgNumbers();
+    const pg = (await import('pg')).default;
+    parsePgNumbers(pg);
     const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
     // An idle connection the server closes (restart, admin kill) must not crash the process:
     // the pool drops it and the next query opens a fresh one.
     pool.on('error', (error) => process.emitWarning(`postgres idle connection lost: ${error.message}`));
     return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   }
+  const { createPool } = await import('mysql2');
   const pool = createPool({
     uri: url.replace(/^mariadb:/, 'mysql:'),
     connectionLimit: POOL_SIZE,

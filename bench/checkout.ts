@@ -1,0 +1,192 @@
+/**
+ * Checkout throughput and latency over HTTP, beside the raw rate of the same row writes.
+ *   npm run bench:checkout                      # SQLite, and PostgreSQL if it answers
+ *   BENCH_SECONDS=20 npm run bench:checkout
+ * The server runs as a child process (the bundle `npm start` runs), the load comes from this one over
+ * keep-alive connections. Prints figures; asserts nothing.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Pool } from 'undici';
+import { createMerchant, createProduct, insertActivity } from '../src/catalog/index.ts';
+import { createStock } from '../src/inventory/index.ts';
+import { createLeader } from '../src/leaders/index.ts';
+import { openDatabase, sqlitePath } from '../src/platform/db/database.ts';
+import { migrateToLatest } from '../src/platform/db/migrate.ts';
+import { transact } from '../src/platform/db/retry.ts';
+import { signToken } from '../src/platform/http/tokens.ts';
+import { availableEngines, type Engine } from '../test/support/engines.ts';
+import { rawPostgres, rawSqlite, type RawTarget } from './raw-checkout.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const WARMUP_SECONDS = 2;
+const CONCURRENCIES = [1, 32];
+const SECRET = 'bench-secret';
+const BUYERS = 5_000;
+const PORT = 3900 + Math.floor(Math.random() * 50);
+
+interface Run {
+  what: string;
+  concurrency: number;
+  ok: number;
+  failed: number;
+  seconds: number;
+  latencies_ms: number[];
+}
+
+async function seed(url: string): Promise<{ activitySkuId: number; leaderId: number }> {
+  const db = await openDatabase(url);
+  await migrateToLatest(db);
+  const now = Date.now();
+  const merchant = await createMerchant(db, { name: 'Bench Farm' }, now);
+  const leader = await createLeader(db, { name: 'Bench Leader', community: 'Bench', address: 'Gate' }, now);
+  const product = await createProduct(db, { merchantId: merchant.id, title: 'Rice', category: null, skus: [{ title: '5kg', listPrice_fen: 4990, weight_g: 5000 }] }, now);
+  const activitySkuId = await transact(db, async (trx) => {
+    const a = await insertActivity(
+      trx,
+      { title: 'Bench', starts_at_ms: now - 60_000, ends_at_ms: now + 86_400_000, order_cutoff_at_ms: now + 86_400_000, pickupDate: '2026-12-31', inventoryMode: 'on_order' },
+      [{ skuId: product.skus[0]!.id, price_fen: 990, purchaseLimit: null }],
+      now,
+    );
+    await createStock(trx, a.skus[0]!.id, 100_000_000, now);
+    return a.skus[0]!.id;
+  });
+  await db.destroy();
+  return { activitySkuId, leaderId: leader.id };
+}
+
+async function startServer(url: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), 'dist/cli.mjs', 'start', '--no-demo', '--migrate'], {
+    env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', PORT: String(PORT), TOKEN_SECRET: SECRET, LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  for (let i = 0; i < 100; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${PORT}/health`);
+      if (r.ok) return child;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error('server did not start');
+}
+
+function peakRss_mb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+async function loadHttp(fixture: { activitySkuId: number; leaderId: number }, concurrency: number, seconds: number, counter: { i: number }): Promise<Run> {
+  const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: concurrency, pipelining: 1 });
+  const tokens = Array.from({ length: BUYERS }, (_, b) => signToken(SECRET, { role: 'buyer', subject: String(b + 1) }, Date.now()));
+  const body = JSON.stringify({ leaderId: fixture.leaderId, items: [{ activitySkuId: fixture.activitySkuId, quantity: 1 }] });
+  const run: Run = { what: 'checkout over HTTP', concurrency, ok: 0, failed: 0, seconds, latencies_ms: [] };
+  const deadline = performance.now() + seconds * 1000;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const i = counter.i++;
+      const started = performance.now();
+      const response = await pool.request({
+        method: 'POST',
+        path: '/orders',
+        headers: { authorization: `Bearer ${tokens[i % BUYERS]}`, 'content-type': 'application/json', 'idempotency-key': `bench-${process.pid}-${i}` },
+        body,
+      });
+      await response.body.text();
+      if (response.statusCode === 201) {
+        run.ok += 1;
+        run.latencies_ms.push(performance.now() - started);
+      } else run.failed += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  await pool.close();
+  return run;
+}
+
+/** Row keys come from one counter per database, so runs never collide. */
+const rawCounter = { i: 0 };
+
+async function loadRaw(target: RawTarget, concurrency: number, seconds: number, what: string): Promise<Run> {
+  const run: Run = { what, concurrency, ok: 0, failed: 0, seconds, latencies_ms: [] };
+  const deadline = performance.now() + seconds * 1000;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const started = performance.now();
+      await target.run(rawCounter.i++);
+      run.ok += 1;
+      run.latencies_ms.push(performance.now() - started);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return run;
+}
+
+const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
+
+function report(engine: string, runs: Run[], rss_mb: number): void {
+  console.log(`\n== ${engine} ==`);
+  console.log('what                             conc   ok/s     p50 ms   p99 ms   failed');
+  for (const r of runs) {
+    const sorted = [...r.latencies_ms].sort((a, b) => a - b);
+    console.log(
+      `${r.what.padEnd(32)} ${String(r.concurrency).padStart(4)} ${String(Math.round(r.ok / r.seconds)).padStart(7)}   ${pct(sorted, 50).toFixed(2).padStart(7)}  ${pct(sorted, 99).toFixed(2).padStart(7)}   ${r.failed}`,
+    );
+  }
+  const best = (what: string) => Math.max(...runs.filter((r) => r.what.startsWith(what)).map((r) => r.ok / r.seconds));
+  const app = best('checkout');
+  const raw = best('raw');
+  console.log(`best checkout rate ${Math.round(app)}/s = ${((100 * app) / raw).toFixed(0)} % of the best raw rate ${Math.round(raw)}/s; server peak RSS ${rss_mb} MB`);
+}
+
+async function rawRuns(engine: Engine, url: string, activitySkuId: number, when: string): Promise<Run[]> {
+  const runs: Run[] = [];
+  if (engine.name === 'sqlite') {
+    const raw = rawSqlite(sqlitePath(url), activitySkuId);
+    runs.push(await loadRaw(raw, 1, SECONDS, `raw same writes, ${when}`));
+    await raw.close();
+    return runs;
+  }
+  for (const c of CONCURRENCIES) {
+    const raw = rawPostgres(url, activitySkuId, c);
+    runs.push(await loadRaw(raw, c, SECONDS, `raw same writes, ${when}`));
+    await raw.close();
+  }
+  return runs;
+}
+
+/** The raw reference runs before and after the application on the same database; the disk is noisy. */
+async function benchEngine(engine: Engine): Promise<void> {
+  const database = await engine.createDatabase();
+  try {
+    const fixture = await seed(database.url);
+    const runs: Run[] = await rawRuns(engine, database.url, fixture.activitySkuId, 'before');
+    const server = await startServer(database.url);
+    const counter = { i: 0 };
+    let rss_mb = 0;
+    try {
+      await loadHttp(fixture, 8, WARMUP_SECONDS, counter);
+      for (const c of CONCURRENCIES) runs.push(await loadHttp(fixture, c, SECONDS, counter));
+      rss_mb = peakRss_mb(server.pid!);
+    } finally {
+      server.kill('SIGTERM');
+      await new Promise((r) => server.once('exit', r));
+    }
+    runs.push(...(await rawRuns(engine, database.url, fixture.activitySkuId, 'after')));
+    report(engine.name, runs, rss_mb);
+  } finally {
+    await database.drop();
+  }
+}
+
+process.env.TEST_POSTGRES_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
+console.log(`checkout benchmark: ${SECONDS}s per run, concurrency ${CONCURRENCIES.join(' and ')}, ${BUYERS} buyers, one SKU, Node ${process.version}`);
+const only = process.env.BENCH_ENGINES?.split(',');
+for (const engine of availableEngines().filter((e) => e.name !== 'mysql' && (!only || only.includes(e.name)))) {
+  try {
+    await benchEngine(engine);
+  } catch (error) {
+    console.log(`\n== ${engine.name} == skipped: ${(error as Error).message}`);
+  }
+}
