@@ -45,56 +45,44 @@ const sqlite: Engine = {
   },
 };
 
-function postgres(serverUrl: string): Engine {
+/** A server engine: each test file gets a database of its own, dropped afterwards. */
+function serverEngine(name: 'postgres' | 'mysql', serverUrl: string, run: (serverUrl: string, statement: string) => Promise<void>): Engine {
   return {
-    name: 'postgres',
+    name,
     async createDatabase() {
-      const name = uniqueName();
-      const admin = new pg.Client({ connectionString: serverUrl });
-      await admin.connect();
-      await admin.query(`create database ${name}`);
-      await admin.end();
+      const database = uniqueName();
+      await run(serverUrl, `create database ${database}`);
       const url = new URL(serverUrl);
-      url.pathname = `/${name}`;
-      return {
-        url: url.toString(),
-        drop: async () => {
-          const c = new pg.Client({ connectionString: serverUrl });
-          await c.connect();
-          await c.query(`drop database if exists ${name} with (force)`);
-          await c.end();
-        },
-      };
+      url.pathname = `/${database}`;
+      // PostgreSQL refuses to drop a database with open connections unless forced.
+      return { url: url.toString(), drop: () => run(serverUrl, `drop database if exists ${database}${name === 'postgres' ? ' with (force)' : ''}`) };
     },
   };
 }
 
-function mysql(serverUrl: string): Engine {
-  return {
-    name: 'mysql',
-    async createDatabase() {
-      const name = uniqueName();
-      const admin = await createConnection(serverUrl);
-      await admin.query(`create database ${name}`);
-      await admin.end();
-      const url = new URL(serverUrl);
-      url.pathname = `/${name}`;
-      return {
-        url: url.toString(),
-        drop: async () => {
-          const c = await createConnection(serverUrl);
-          await c.query(`drop database if exists ${name}`);
-          await c.end();
-        },
-      };
-    },
-  };
+async function runOnPostgres(serverUrl: string, statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+async function runOnMysql(serverUrl: string, statement: string): Promise<void> {
+  const connection = await createConnection(serverUrl);
+  try {
+    await connection.query(statement);
+  } finally {
+    await connection.end();
+  }
 }
 
 export function availableEngines(): Engine[] {
   const engines: Engine[] = [sqlite];
-  if (process.env.TEST_POSTGRES_URL) engines.push(postgres(process.env.TEST_POSTGRES_URL));
-  if (process.env.TEST_MYSQL_URL) engines.push(mysql(process.env.TEST_MYSQL_URL));
+  if (process.env.TEST_POSTGRES_URL) engines.push(serverEngine('postgres', process.env.TEST_POSTGRES_URL, runOnPostgres));
+  if (process.env.TEST_MYSQL_URL) engines.push(serverEngine('mysql', process.env.TEST_MYSQL_URL, runOnMysql));
   const missing = requiredEngines().filter((name) => !engines.some((e) => e.name === name));
   if (missing.length) {
     throw new Error(`TUANGOU_REQUIRE_ENGINES wants ${missing.join(', ')} but ${missing.map((m) => (m === 'sqlite' ? '' : ENV_OF[m])).join(', ')} is not set`);
