@@ -10,6 +10,8 @@ export const RELAY_BATCH_SIZE = 200;
 /** After this many failed deliveries an event is set aside as dead for an admin to see. */
 export const MAX_DELIVERY_ATTEMPTS = 25;
 const RELAY_IDLE_MS = 100;
+/** Events committed within this long of each other are relayed in one pass. */
+const RELAY_BATCH_MS = 5;
 
 /**
  * The in-process bus: subscribers by event type. Delivery is at least once, so every
@@ -50,7 +52,7 @@ export function startRelay(options: RelayOptions): PollingLoop {
     for (const db of options.databases) delivered += await relayBatch(db, options);
     return delivered;
   };
-  return pollingLoop(pass, RELAY_IDLE_MS, options.onError);
+  return pollingLoop(pass, { idle_ms: RELAY_IDLE_MS, batch_ms: RELAY_BATCH_MS }, options.onError);
 }
 
 async function relayBatch(db: Db, { bus, owner, now, onError }: RelayOptions): Promise<number> {

@@ -10,7 +10,9 @@ export type JobHandler = (payload: any, job: Claimed<'jobs'>) => Promise<void>;
 
 export const JOB_BATCH_SIZE = 100;
 export const DEFAULT_MAX_JOB_ATTEMPTS = 20;
+/** Jobs are due minutes ahead (timeouts); a fifth of a second late is nothing. */
 const JOB_IDLE_MS = 200;
+const JOB_BATCH_MS = 5;
 
 /**
  * Schedules a job inside the caller's transaction. The key makes it idempotent: a job
@@ -54,7 +56,7 @@ export function startJobRunner(options: JobRunnerOptions): PollingLoop {
     for (const db of options.databases) ran += await runDueJobs(db, options);
     return ran;
   };
-  return pollingLoop(pass, JOB_IDLE_MS, options.onError);
+  return pollingLoop(pass, { idle_ms: JOB_IDLE_MS, batch_ms: JOB_BATCH_MS }, options.onError);
 }
 
 export async function runDueJobs(db: Db, { handlers, owner, now, onError }: Omit<JobRunnerOptions, 'databases'>): Promise<number> {

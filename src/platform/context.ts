@@ -11,7 +11,7 @@ export interface Platform {
   now: () => number;
   nextOrderNo: (slot: number, now_ms: number) => string;
   paymentTimeout_ms: number;
-  /** Tells the relay and job runner that a commit left work for them. */
+  /** Tells the relay that a commit left events for it. */
   wake: () => void;
   log: Logger;
 }

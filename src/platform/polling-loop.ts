@@ -1,6 +1,6 @@
 /**
- * Runs `pass` again and again: at once after a pass that did work, after `idle_ms`
- * after one that found nothing, at once when kicked. Never two passes at a time.
+ * Runs `pass` again and again: soon after a pass that did work, after `idle_ms`
+ * after one that found nothing, soon after a kick. Never two passes at a time.
  */
 export interface PollingLoop {
   kick(): void;
@@ -13,9 +13,15 @@ export interface PollingLoop {
 
 export const MAX_DRAIN_PASSES = 1000;
 
-export function pollingLoop(pass: () => Promise<number>, idle_ms: number, onError: (error: unknown) => void): PollingLoop {
+/**
+ * `batch_ms`: after a kick or a pass that found work, wait this long before the next pass so
+ * that work arriving meanwhile is taken in one batch instead of one pass per item.
+ */
+export function pollingLoop(pass: () => Promise<number>, timing: { idle_ms: number; batch_ms: number }, onError: (error: unknown) => void): PollingLoop {
+  const { idle_ms, batch_ms } = timing;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let timerDue_ms = 0;
   let current: Promise<number> = Promise.resolve(0);
   // A kick during a pass means work may have arrived after the pass looked.
   let kicked = false;
@@ -39,6 +45,7 @@ export function pollingLoop(pass: () => Promise<number>, idle_ms: number, onErro
   const schedule = (delay_ms: number): void => {
     if (stopped) return;
     if (timer) clearTimeout(timer);
+    timerDue_ms = Date.now() + delay_ms;
     timer = setTimeout(tick, delay_ms);
     timer.unref?.();
   };
@@ -47,7 +54,7 @@ export function pollingLoop(pass: () => Promise<number>, idle_ms: number, onErro
     timer = undefined;
     kicked = false;
     runOnce().then(
-      (done) => schedule(done > 0 || kicked ? 0 : idle_ms),
+      (done) => schedule(done > 0 || kicked ? batch_ms : idle_ms),
       (error) => {
         onError(error);
         schedule(idle_ms);
@@ -55,12 +62,12 @@ export function pollingLoop(pass: () => Promise<number>, idle_ms: number, onErro
     );
   };
 
-  schedule(0);
+  schedule(batch_ms);
   return {
     kick: () => {
       if (stopped) return;
-      if (timer) schedule(0);
-      else kicked = true;
+      if (!timer) kicked = true;
+      else if (timerDue_ms > Date.now() + batch_ms) schedule(batch_ms);
     },
     drain: async () => {
       const before = workDone;
