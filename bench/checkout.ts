@@ -108,6 +108,27 @@ async function loadHttp(fixture: { activitySkuId: number; leaderId: number }, co
 /** Row keys come from one counter per database, so runs never collide. */
 const rawCounter = { i: 0 };
 
+/** The transport floor: the same client and server, an endpoint that touches no database. */
+async function loadHealth(concurrency: number, seconds: number): Promise<Run> {
+  const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: concurrency, pipelining: 1 });
+  const run: Run = { what: 'GET /health (HTTP floor)', concurrency, ok: 0, failed: 0, seconds, latencies_ms: [] };
+  const deadline = performance.now() + seconds * 1000;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const started = performance.now();
+      const response = await pool.request({ method: 'GET', path: '/health' });
+      await response.body.text();
+      if (response.statusCode === 200) {
+        run.ok += 1;
+        run.latencies_ms.push(performance.now() - started);
+      } else run.failed += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  await pool.close();
+  return run;
+}
+
 async function loadRaw(target: RawTarget, concurrency: number, seconds: number, what: string): Promise<Run> {
   const run: Run = { what, concurrency, ok: 0, failed: 0, seconds, latencies_ms: [] };
   const deadline = performance.now() + seconds * 1000;
@@ -169,6 +190,7 @@ async function benchEngine(engine: Engine): Promise<void> {
       await loadHttp(fixture, 8, WARMUP_SECONDS, counter);
       for (const c of CONCURRENCIES) runs.push(await loadHttp(fixture, c, SECONDS, counter));
       rss_mb = peakRss_mb(server.pid!);
+      runs.push(await loadHealth(32, Math.min(SECONDS, 5)));
     } finally {
       server.kill('SIGTERM');
       await new Promise((r) => server.once('exit', r));
