@@ -3,9 +3,19 @@ import pino, { type Logger } from 'pino';
 import { removeOrderedLines } from './cart/index.ts';
 import type { DomainEvent } from './events/outbox.ts';
 import { EventBus, startRelay } from './events/relay.ts';
-import { confirmReservation, releaseReservation } from './inventory/index.ts';
+import { confirmReservation, releaseReservation, reservationsOf } from './inventory/index.ts';
 import { startJobRunner } from './jobs/index.ts';
-import { ORDER_CANCELLED, ORDER_EXPIRE_JOB, ORDER_PAID, ORDER_PLACED, expireOrder, type OrderCancelled, type OrderPaid } from './orders/index.ts';
+import {
+  ORDER_CANCELLED,
+  ORDER_EXPIRE_JOB,
+  ORDER_PAID,
+  ORDER_PLACED,
+  VERIFY_RESERVATION_JOB,
+  expireOrder,
+  verifyCheckoutReservation,
+  type OrderCancelled,
+  type OrderPaid,
+} from './orders/index.ts';
 import type { OrderPlaced } from './orders/events.ts';
 import type { Config } from './platform/config.ts';
 import type { Platform } from './platform/context.ts';
@@ -69,7 +79,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     owner,
     now,
     onError,
-    handlers: { [ORDER_EXPIRE_JOB]: async (payload: { orderNo: string }) => void (await expireOrder(platform, payload.orderNo)) },
+    handlers: {
+      [ORDER_EXPIRE_JOB]: async (payload: { orderNo: string }) => void (await expireOrder(platform, payload.orderNo)),
+      [VERIFY_RESERVATION_JOB]: async (payload: { orderNo: string }) => {
+        if ((await verifyCheckoutReservation(platform, payload.orderNo)) === 'released') {
+          log.warn({ orderNo: payload.orderNo }, 'released the stock of a checkout that never wrote its order');
+        }
+      },
+    },
   });
 
   const app: App = {
@@ -104,7 +121,11 @@ function subscribeDomainHandlers(bus: EventBus, p: Platform): void {
     await removeOrderedLines(p.db, e.payload.buyerId, e.payload.lines.map((l) => l.activitySkuId), e.payload.placed_at_ms);
   });
   bus.subscribe(ORDER_PAID, 'inventory.confirm-reservation', async (e: DomainEvent<OrderPaid>) => {
-    await confirmReservation(p.db, e.payload.orderNo, p.now());
+    const moved = await confirmReservation(p.db, e.payload.orderNo, p.now());
+    if (moved === 0 && !(await reservationsOf(p.db, e.payload.orderNo)).some((r) => r.state === 'confirmed')) {
+      // Paid, but no stock stands behind it: the reconciler and a person must look.
+      p.log.error({ orderNo: e.payload.orderNo }, 'paid order has no reserved stock to confirm');
+    }
   });
   bus.subscribe(ORDER_CANCELLED, 'inventory.release-reservation', async (e: DomainEvent<OrderCancelled>) => {
     await releaseReservation(p.db, e.payload.orderNo, p.now());

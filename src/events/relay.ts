@@ -71,7 +71,7 @@ async function relayBatch(db: Db, { bus, owner, now, onError }: RelayOptions): P
       done.push(row.id);
     } catch (error) {
       onError(error);
-      await failDue(db, 'outbox_events', row, MAX_DELIVERY_ATTEMPTS, error, now());
+      await failDue(db, 'outbox_events', owner, row, MAX_DELIVERY_ATTEMPTS, error, now());
     }
   }
   await completeDue(db, 'outbox_events', owner, done);

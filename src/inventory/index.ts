@@ -59,17 +59,19 @@ function inLockOrder<T extends { activitySkuId: number }>(items: readonly T[]): 
 
 /**
  * 库存锁定 for one order, all or nothing. A conditional update (available >= quantity)
- * makes overselling impossible. Repeating it for the same order reserves nothing twice.
- * Fails with `insufficient_stock` (details.activitySkuId) and changes nothing.
- * `firstAttempt` says the order number is brand new, so there is no earlier reservation to
- * look for (the primary key would still refuse a second one).
+ * makes overselling impossible. Repeating it for the same order reserves nothing twice:
+ * each reservation row is claimed (inserted, or moved released → reserved by compare-and-set)
+ * before its stock moves. Fails with `insufficient_stock` (details.activitySkuId) and
+ * changes nothing. `firstAttempt` says the order number is brand new, so there is no earlier
+ * reservation to look for. `alsoInTransaction` lets the caller add writes that must commit
+ * with the reservation (checkout schedules the job that undoes an orphaned one).
  */
 export async function reserveStock(
   db: Db,
   orderNo: string,
   items: readonly StockItem[],
   now_ms: number,
-  options: { firstAttempt: boolean },
+  options: { firstAttempt: boolean; alsoInTransaction?: (trx: Transaction<DB>) => Promise<void> },
 ): Promise<void> {
   for (const item of items) assert(Number.isSafeInteger(item.quantity) && item.quantity > 0, 'reserve a positive quantity');
   await transact(db, async (trx) => {
@@ -80,6 +82,22 @@ export async function reserveStock(
     for (const item of inLockOrder(items)) {
       const state = earlierState.get(item.activitySkuId);
       if (state === 'reserved' || state === 'confirmed') continue;
+      if (state === 'released') {
+        const reclaimed = await trx
+          .updateTable('stock_reservations')
+          .set({ state: 'reserved', quantity: item.quantity, updated_at_ms: now_ms })
+          .where('order_no', '=', orderNo)
+          .where('activity_sku_id', '=', item.activitySkuId)
+          .where('state', '=', 'released')
+          .executeTakeFirst();
+        if (affected(reclaimed) === 0) continue; // another attempt reclaimed it first
+      } else {
+        // The primary key refuses a second attempt racing this one for the same order.
+        await trx
+          .insertInto('stock_reservations')
+          .values({ order_no: orderNo, activity_sku_id: item.activitySkuId, quantity: item.quantity, state: 'reserved', created_at_ms: now_ms, updated_at_ms: now_ms })
+          .execute();
+      }
       const taken = await trx
         .updateTable('stock')
         .set({
@@ -93,20 +111,8 @@ export async function reserveStock(
       if (affected(taken) === 0) {
         throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
       }
-      if (state === 'released') {
-        await trx
-          .updateTable('stock_reservations')
-          .set({ state: 'reserved', quantity: item.quantity, updated_at_ms: now_ms })
-          .where('order_no', '=', orderNo)
-          .where('activity_sku_id', '=', item.activitySkuId)
-          .execute();
-      } else {
-        await trx
-          .insertInto('stock_reservations')
-          .values({ order_no: orderNo, activity_sku_id: item.activitySkuId, quantity: item.quantity, state: 'reserved', created_at_ms: now_ms, updated_at_ms: now_ms })
-          .execute();
-      }
     }
+    await options.alsoInTransaction?.(trx);
   });
 }
 

@@ -70,7 +70,7 @@ export async function runDueJobs(db: Db, { handlers, owner, now, onError }: Omit
       done.push(job.id);
     } catch (error) {
       onError(error);
-      await failDue(db, 'jobs', job, job.max_attempts, error, now());
+      await failDue(db, 'jobs', owner, job, job.max_attempts, error, now());
     }
   }
   await completeDue(db, 'jobs', owner, done);

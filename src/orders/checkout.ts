@@ -11,9 +11,24 @@ import type { OrderLineRow, OrderRow } from '../platform/db/schema.ts';
 import { AppError, assert, isAppError } from '../platform/errors.ts';
 import { slotOfBuyer } from '../platform/shards.ts';
 import { ORDER_EXPIRE_JOB, ORDER_PLACED, expireJobKey, type OrderPlaced } from './events.ts';
-import { abandonIdempotencyKey, claimIdempotencyKey, completeIdempotencyKey, requestHash } from './idempotency.ts';
+import {
+  abandonIdempotencyKey,
+  claimIdempotencyKey,
+  completeIdempotencyKey,
+  holdsIdempotencyKey,
+  IDEMPOTENCY_LEASE_MS,
+  LeaseLost,
+  requestHash,
+  seizeAbandonedKey,
+  type KeyRef,
+} from './idempotency.ts';
 import { countPurchase, findOrder, insertOrder, toOrder } from './store.ts';
 import { orderView } from './view.ts';
+
+/** A reservation whose order never appeared is checked this long after it was made. */
+export const VERIFY_RESERVATION_AFTER_MS = IDEMPOTENCY_LEASE_MS + 60_000;
+export const VERIFY_RESERVATION_JOB = 'checkout.verify-reservation';
+const verifyReservationJobKey = (orderNo: string) => `${VERIFY_RESERVATION_JOB}:${orderNo}`;
 
 /** Most lines in one order. */
 export const MAX_CHECKOUT_LINES = 50;
@@ -39,7 +54,7 @@ export interface CheckoutResponse {
  */
 export async function checkout(p: Platform, buyerId: number, idempotencyKey: string, request: CheckoutRequest): Promise<CheckoutResponse> {
   const shard = p.shards.forBuyer(buyerId);
-  const key = { buyerId, key: idempotencyKey };
+  const key: KeyRef = { buyerId, key: idempotencyKey };
   const hash = requestHash(request);
 
   let skus: Map<number, SellableSku>;
@@ -54,36 +69,66 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
 
   const claim = await claimIdempotencyKey(shard, { ...key, hash, orderNo: p.nextOrderNo(slotOfBuyer(buyerId), p.now()) }, p.now);
   if (claim.kind === 'replay') return { status: claim.status, body: claim.body };
-  const orderNo = claim.orderNo;
+  const { orderNo, leaseToken } = claim;
   if (claim.kind === 'resumed') {
     // The earlier holder may have committed the order just before it died.
     const placed = await findOrder(shard, orderNo);
     if (placed) {
       const response = { status: 201, body: orderView(placed) };
-      await completeIdempotencyKey(shard, key, response);
-      return response;
+      return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : leaseLostResponse();
     }
   }
 
   try {
-    return await placeOrder(p, { buyerId, orderNo, key, request, skus, firstAttempt: claim.kind === 'new' });
+    return await placeOrder(p, { buyerId, orderNo, key, leaseToken, request, skus, firstAttempt: claim.kind === 'new' });
   } catch (error) {
+    // Another request took the key over: the order number and its reservation are its now.
+    if (error instanceof LeaseLost) return leaseLostResponse();
     if (isAppError(error)) {
+      if (!(await holdsIdempotencyKey(shard, key, leaseToken))) return leaseLostResponse();
       await releaseReservation(p.db, orderNo, p.now());
       const response = { status: error.status, body: error.toBody() };
-      await completeIdempotencyKey(shard, key, response);
-      return response;
+      return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : leaseLostResponse();
     }
-    // Unexpected: undo what is ours to undo, unless the order did get written.
-    if (!(await findOrder(shard, orderNo).catch(() => undefined))) {
+    // Unexpected. Undo only when the order is known not to exist and the key is still ours;
+    // if even that cannot be told, the verification job decides later.
+    const placed = await findOrder(shard, orderNo).catch(() => 'unknown' as const);
+    if (placed === undefined && (await holdsIdempotencyKey(shard, key, leaseToken).catch(() => false))) {
       await releaseReservation(p.db, orderNo, p.now());
-      await abandonIdempotencyKey(shard, key);
+      await abandonIdempotencyKey(shard, key, leaseToken);
     }
     throw error;
   }
 }
 
-async function completedResponse(p: Platform, key: { buyerId: number; key: string }, hash: string): Promise<CheckoutResponse | undefined> {
+function leaseLostResponse(): CheckoutResponse {
+  const error = new AppError('idempotency_request_in_progress', { field: 'Idempotency-Key' });
+  return { status: error.status, body: error.toBody() };
+}
+
+/**
+ * The safety net for a checkout that died between reserving stock and writing the order:
+ * scheduled in the reservation's own transaction, it runs after the key's lease has run out.
+ * If the order exists there is nothing to do; otherwise it takes the key from the dead holder
+ * (so nobody resumes this order number), releases the reservation and frees the key.
+ */
+export async function verifyCheckoutReservation(p: Platform, orderNo: string): Promise<'order_placed' | 'released'> {
+  const shard = p.shards.forOrderNo(orderNo);
+  assert(shard, `reservation for a malformed order number ${orderNo}`);
+  if (await findOrder(shard, orderNo)) return 'order_placed';
+  const now_ms = p.now();
+  const key = await seizeAbandonedKey(shard, orderNo, now_ms);
+  if (key.found && key.seized === undefined && key.state === 'in_progress') {
+    throw new Error(`checkout of ${orderNo} still holds its key; checking again later`);
+  }
+  // The holder may have committed the order and completed the key a moment ago.
+  if (await findOrder(shard, orderNo)) return 'order_placed';
+  await releaseReservation(p.db, orderNo, now_ms);
+  if (key.found && key.seized) await abandonIdempotencyKey(shard, key.seized, key.seized.leaseToken);
+  return 'released';
+}
+
+async function completedResponse(p: Platform, key: KeyRef, hash: string): Promise<CheckoutResponse | undefined> {
   const row = await p.shards
     .forBuyer(key.buyerId)
     .selectFrom('idempotency_keys')
@@ -125,7 +170,7 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
 
 async function placeOrder(
   p: Platform,
-  c: { buyerId: number; orderNo: string; key: { buyerId: number; key: string }; request: CheckoutRequest; skus: Map<number, SellableSku>; firstAttempt: boolean },
+  c: { buyerId: number; orderNo: string; key: KeyRef; leaseToken: string; request: CheckoutRequest; skus: Map<number, SellableSku>; firstAttempt: boolean },
 ): Promise<CheckoutResponse> {
   const { buyerId, orderNo, request, skus } = c;
   const lines = request.items.map((item) => ({ item, sku: skus.get(item.activitySkuId)! }));
@@ -141,7 +186,11 @@ async function placeOrder(
 
   const now_ms = p.now();
   try {
-    await reserveStock(p.db, orderNo, request.items, now_ms, { firstAttempt: c.firstAttempt });
+    await reserveStock(p.db, orderNo, request.items, now_ms, {
+      firstAttempt: c.firstAttempt,
+      alsoInTransaction: (trx) =>
+        scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: verifyReservationJobKey(orderNo), payload: { orderNo }, due_at_ms: now_ms + VERIFY_RESERVATION_AFTER_MS }, now_ms),
+    });
   } catch (error) {
     if (isAppError(error, 'insufficient_stock')) {
       const index = request.items.findIndex((i) => i.activitySkuId === error.details?.activitySkuId);
@@ -205,7 +254,7 @@ async function placeOrder(
     await insertOrder(trx, orderRow, lineRows);
     await recordEvent(trx, { type: ORDER_PLACED, aggregateId: orderNo, payload: placed }, now_ms);
     await scheduleJob(trx, { kind: ORDER_EXPIRE_JOB, key: expireJobKey(orderNo), payload: { orderNo }, due_at_ms: orderRow.expires_at_ms }, now_ms);
-    await completeIdempotencyKey(trx, c.key, response);
+    if (!(await completeIdempotencyKey(trx, c.key, c.leaseToken, response))) throw new LeaseLost();
   });
   p.wake();
   return response;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import type { Db } from '../platform/db/database.ts';
 import type { DB } from '../platform/db/schema.ts';
@@ -9,18 +9,34 @@ import { AppError } from '../platform/errors.ts';
  * Idempotent submission, scoped to the buyer. The first request with a key claims it and
  * fixes the order number; the same key and body later gets the first response; the same key
  * with another body is `idempotency_key_reused`. A claim whose holder died is taken over
- * after its lease, with the same order number, so every step re-runs idempotently.
+ * after its lease, with the same order number, so every step re-runs idempotently. Each claim
+ * has its own lease token: only the current holder may complete the key, give it up, or undo
+ * what was done under the order number; a holder that outlived its lease finds out and stops.
  */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
-export const IDEMPOTENCY_LEASE_MS = 30_000;
+/** Far longer than any checkout takes; a takeover is only for holders that died. */
+export const IDEMPOTENCY_LEASE_MS = 120_000;
 /** A duplicate waits for the first request this many times before giving up. */
 const MAX_WAIT_POLLS = 250;
 const WAIT_POLL_MS = 20;
 
 export type Claim =
-  | { kind: 'new'; orderNo: string }
-  | { kind: 'resumed'; orderNo: string }
+  | { kind: 'new'; orderNo: string; leaseToken: string }
+  | { kind: 'resumed'; orderNo: string; leaseToken: string }
   | { kind: 'replay'; status: number; body: unknown };
+
+export interface KeyRef {
+  buyerId: number;
+  key: string;
+}
+
+/** Thrown inside the order's transaction when another claim has taken the key over. */
+export class LeaseLost extends Error {
+  constructor() {
+    super('the idempotency lease was taken over by another request');
+    this.name = 'LeaseLost';
+  }
+}
 
 export function requestHash(body: unknown): string {
   return createHash('sha256').update(canonicalJson(body)).digest('hex');
@@ -43,6 +59,7 @@ export async function claimIdempotencyKey(
   claim: { buyerId: number; key: string; hash: string; orderNo: string },
   now: () => number,
 ): Promise<Claim> {
+  const leaseToken = randomUUID();
   for (let poll = 0; poll < MAX_WAIT_POLLS; poll++) {
     const now_ms = now();
     const inserted = await db
@@ -55,12 +72,13 @@ export async function claimIdempotencyKey(
         state: 'in_progress',
         response_status: null,
         response_body: null,
+        lease_token: leaseToken,
         locked_until_ms: now_ms + IDEMPOTENCY_LEASE_MS,
         created_at_ms: now_ms,
       })
       .$call(ignoreDuplicates(db))
       .executeTakeFirst();
-    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) return { kind: 'new', orderNo: claim.orderNo };
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) return { kind: 'new', orderNo: claim.orderNo, leaseToken };
 
     const row = await db
       .selectFrom('idempotency_keys')
@@ -76,39 +94,87 @@ export async function claimIdempotencyKey(
     if (row.locked_until_ms <= now_ms) {
       const taken = await db
         .updateTable('idempotency_keys')
-        .set({ locked_until_ms: now_ms + IDEMPOTENCY_LEASE_MS })
+        .set({ locked_until_ms: now_ms + IDEMPOTENCY_LEASE_MS, lease_token: leaseToken })
         .where('buyer_id', '=', claim.buyerId)
         .where('idem_key', '=', claim.key)
         .where('state', '=', 'in_progress')
         .where('locked_until_ms', '=', row.locked_until_ms)
         .executeTakeFirst();
-      if (affected(taken) === 1) return { kind: 'resumed', orderNo: row.order_no };
+      if (affected(taken) === 1) return { kind: 'resumed', orderNo: row.order_no, leaseToken };
     }
     await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
   }
   throw new AppError('idempotency_request_in_progress', { field: 'Idempotency-Key' });
 }
 
-/** Records the response; inside the order's transaction when the order was placed. */
+/**
+ * Records the response, if this claim still holds the key; inside the order's transaction
+ * when the order was placed. Returns false when the lease was lost.
+ */
 export async function completeIdempotencyKey(
   db: Db | Transaction<DB>,
-  key: { buyerId: number; key: string },
+  key: KeyRef,
+  leaseToken: string,
   response: { status: number; body: unknown },
-): Promise<void> {
-  await db
+): Promise<boolean> {
+  const result = await db
     .updateTable('idempotency_keys')
     .set({ state: 'completed', response_status: response.status, response_body: JSON.stringify(response.body), locked_until_ms: 0 })
     .where('buyer_id', '=', key.buyerId)
     .where('idem_key', '=', key.key)
-    .execute();
+    .where('state', '=', 'in_progress')
+    .where('lease_token', '=', leaseToken)
+    .executeTakeFirst();
+  return affected(result) === 1;
+}
+
+export async function holdsIdempotencyKey(db: Db, key: KeyRef, leaseToken: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('idempotency_keys')
+    .select('lease_token')
+    .where('buyer_id', '=', key.buyerId)
+    .where('idem_key', '=', key.key)
+    .where('state', '=', 'in_progress')
+    .executeTakeFirst();
+  return row?.lease_token === leaseToken;
 }
 
 /** After a failure that placed nothing, the key is freed so the client may retry. */
-export async function abandonIdempotencyKey(db: Db, key: { buyerId: number; key: string }): Promise<void> {
+export async function abandonIdempotencyKey(db: Db, key: KeyRef, leaseToken: string): Promise<void> {
   await db
     .deleteFrom('idempotency_keys')
     .where('buyer_id', '=', key.buyerId)
     .where('idem_key', '=', key.key)
     .where('state', '=', 'in_progress')
+    .where('lease_token', '=', leaseToken)
     .execute();
+}
+
+/**
+ * The key of an order number whose holder is gone, taken away from it so nobody resumes
+ * that order number: returns the key, or undefined if a live holder still has it.
+ */
+export async function seizeAbandonedKey(
+  db: Db,
+  orderNo: string,
+  now_ms: number,
+): Promise<{ found: false } | { found: true; seized: KeyRef & { leaseToken: string } } | { found: true; seized: undefined; state: string }> {
+  const row = await db
+    .selectFrom('idempotency_keys')
+    .select(['buyer_id', 'idem_key', 'state', 'locked_until_ms'])
+    .where('order_no', '=', orderNo)
+    .executeTakeFirst();
+  if (!row) return { found: false };
+  if (row.state !== 'in_progress' || row.locked_until_ms > now_ms) return { found: true, seized: undefined, state: row.state };
+  const leaseToken = randomUUID();
+  const taken = await db
+    .updateTable('idempotency_keys')
+    .set({ lease_token: leaseToken, locked_until_ms: now_ms + IDEMPOTENCY_LEASE_MS })
+    .where('buyer_id', '=', row.buyer_id)
+    .where('idem_key', '=', row.idem_key)
+    .where('state', '=', 'in_progress')
+    .where('locked_until_ms', '=', row.locked_until_ms)
+    .executeTakeFirst();
+  if (affected(taken) === 0) return { found: true, seized: undefined, state: 'in_progress' };
+  return { found: true, seized: { buyerId: row.buyer_id, key: row.idem_key, leaseToken } };
 }

@@ -1,6 +1,15 @@
-export { checkout, MAX_CHECKOUT_LINES, MAX_REMARK_LENGTH, type CheckoutRequest, type CheckoutResponse } from './checkout.ts';
+export {
+  checkout,
+  MAX_CHECKOUT_LINES,
+  MAX_REMARK_LENGTH,
+  verifyCheckoutReservation,
+  VERIFY_RESERVATION_AFTER_MS,
+  VERIFY_RESERVATION_JOB,
+  type CheckoutRequest,
+  type CheckoutResponse,
+} from './checkout.ts';
 export * from './events.ts';
-export { MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency.ts';
+export { IDEMPOTENCY_LEASE_MS, MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency.ts';
 export { cancelOrder, expireOrder, getOrder, paymentSucceeded, type PaymentOutcome, type SucceededPayment } from './lifecycle.ts';
 export { canTransition, ORDER_STATUSES, ORDER_TRANSITIONS, type OrderStatus } from './state.ts';
 export { listBuyerOrders, MAX_ORDERS_PAGE, purchasedQuantity, type Order } from './store.ts';

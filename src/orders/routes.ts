@@ -51,11 +51,11 @@ export const orderRoutes: RouteModule = (server, app) => {
     '/orders',
     {
       schema: {
-        summary: "The buyer's orders, newest first",
+        summary: "The buyer's orders, newest first; pass `next` as `before` for the following page",
         tags: ['orders'],
         querystring: z.object({
           limit: z.coerce.number().int().min(1).max(MAX_ORDERS_PAGE).default(20),
-          before: z.iso.datetime().optional(),
+          before: z.string().regex(/^\d{23}$/, 'the last order number of the previous page').optional(),
         }),
       },
     },
@@ -63,9 +63,10 @@ export const orderRoutes: RouteModule = (server, app) => {
       const buyerId = subjectId(authorize(request, 'buyer'));
       const orders = await listBuyerOrders(app.shards.forBuyer(buyerId), buyerId, {
         limit: request.query.limit,
-        ...(request.query.before && { before_ms: Date.parse(request.query.before) }),
+        ...(request.query.before && { beforeOrderNo: request.query.before }),
       });
-      return { orders: orders.map(orderView) };
+      const next = orders.length === request.query.limit ? orders[orders.length - 1]!.orderNo : null;
+      return { orders: orders.map(orderView), next };
     },
   );
 

@@ -94,11 +94,12 @@ export async function findOrder(db: Db | Transaction<DB>, orderNo: string): Prom
   return toOrder(row, lines);
 }
 
-export async function listBuyerOrders(db: Db, buyerId: number, page: { limit: number; before_ms?: number }): Promise<Order[]> {
+/** Newest first. Order numbers are time-ordered and unique, so the last one seen is the cursor. */
+export async function listBuyerOrders(db: Db, buyerId: number, page: { limit: number; beforeOrderNo?: string }): Promise<Order[]> {
   assert(page.limit > 0 && page.limit <= MAX_ORDERS_PAGE, 'order page size out of range');
   let query = db.selectFrom('orders').selectAll().where('buyer_id', '=', buyerId);
-  if (page.before_ms !== undefined) query = query.where('created_at_ms', '<', page.before_ms);
-  const rows = await query.orderBy('created_at_ms', 'desc').orderBy('order_no', 'desc').limit(page.limit).execute();
+  if (page.beforeOrderNo !== undefined) query = query.where('order_no', '<', page.beforeOrderNo);
+  const rows = await query.orderBy('order_no', 'desc').limit(page.limit).execute();
   if (rows.length === 0) return [];
   const lines = await db
     .selectFrom('order_lines')

@@ -50,7 +50,7 @@ export async function claimDue<T extends DueTable>(
   });
 }
 
-/** Done rows leave the table; only this owner's lease may delete them. */
+/** Done rows leave the table; only the owner of the lease may delete or reschedule them. */
 export async function completeDue(db: Db, table: DueTable, owner: string, ids: number[]): Promise<void> {
   if (ids.length === 0) return;
   await db.deleteFrom(table).where('id', 'in', ids).where('locked_by', '=', owner).execute();
@@ -63,6 +63,7 @@ export function retryDelay_ms(attempts: number): number {
 export async function failDue(
   db: Db,
   table: DueTable,
+  owner: string,
   row: { id: number; attempts: number },
   maxAttempts: number,
   error: unknown,
@@ -80,6 +81,7 @@ export async function failDue(
       dead_at_ms: dead ? now_ms : null,
     })
     .where('id', '=', row.id)
+    .where('locked_by', '=', owner)
     .execute();
   return dead ? 'dead' : 'retry';
 }

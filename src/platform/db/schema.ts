@@ -167,6 +167,8 @@ export interface IdempotencyKeyRow {
   state: string;
   response_status: number | null;
   response_body: string | null;
+  /** Which claim holds the key; only that claim may complete, abandon or compensate. */
+  lease_token: string | null;
   locked_until_ms: number;
   created_at_ms: number;
 }

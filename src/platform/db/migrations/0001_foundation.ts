@@ -138,7 +138,7 @@ export async function up(db: Kysely<any>): Promise<void> {
       sql`items_total_fen >= 0 and discount_total_fen >= 0 and shipping_fen >= 0 and payable_fen >= 0 and payable_fen = items_total_fen - discount_total_fen + shipping_fen`,
     )
     .execute();
-  await db.schema.createIndex('orders_by_buyer').on('orders').columns(['buyer_id', 'created_at_ms']).execute();
+  await db.schema.createIndex('orders_by_buyer').on('orders').columns(['buyer_id', 'order_no']).execute();
   await db.schema
     .createTable('order_lines')
     .addColumn('order_no', 'varchar(32)', (c) => c.notNull())
@@ -167,19 +167,23 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addPrimaryKeyConstraint('purchase_counters_pk', ['buyer_id', 'activity_sku_id'])
     .addCheckConstraint('purchase_counters_quantity', sql`quantity >= 0`)
     .execute();
+  // Keys are case-sensitive everywhere; MySQL's default collation would fold case.
+  const keyType = dialectOf(db) === 'mysql' ? sql`varchar(128) character set ascii collate ascii_bin` : sql`varchar(128)`;
   await db.schema
     .createTable('idempotency_keys')
     .addColumn('buyer_id', big, (c) => c.notNull())
-    .addColumn('idem_key', 'varchar(128)', (c) => c.notNull())
+    .addColumn('idem_key', keyType, (c) => c.notNull())
     .addColumn('request_hash', 'varchar(64)', (c) => c.notNull())
     .addColumn('order_no', 'varchar(32)', (c) => c.notNull())
     .addColumn('state', 'varchar(16)', (c) => c.notNull())
     .addColumn('response_status', 'integer')
     .addColumn('response_body', 'text')
+    .addColumn('lease_token', 'varchar(36)')
     .addColumn('locked_until_ms', big, (c) => c.notNull())
     .addColumn('created_at_ms', big, (c) => c.notNull())
     .addPrimaryKeyConstraint('idempotency_keys_pk', ['buyer_id', 'idem_key'])
     .execute();
+  await db.schema.createIndex('idempotency_keys_by_order').on('idempotency_keys').column('order_no').execute();
 
   // events and jobs (in every database, written inside the business transaction)
   await withId(db, db.schema.createTable('outbox_events'))

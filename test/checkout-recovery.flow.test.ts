@@ -1,0 +1,141 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { releaseReservation, reservationsOf, reserveStock, stockLevels } from '../src/inventory/index.ts';
+import { scheduleJob } from '../src/jobs/index.ts';
+import { IDEMPOTENCY_LEASE_MS, VERIFY_RESERVATION_AFTER_MS, VERIFY_RESERVATION_JOB } from '../src/orders/index.ts';
+import { abandonIdempotencyKey, claimIdempotencyKey, completeIdempotencyKey, requestHash } from '../src/orders/idempotency.ts';
+import { slotOfBuyer } from '../src/platform/shards.ts';
+import { availableEngines } from './support/engines.ts';
+import { newKey, postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+
+for (const engine of availableEngines()) {
+  describe(`checkout recovery on ${engine.name}`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startHarness(engine);
+    });
+    afterAll(async () => h?.close());
+
+    async function level(sku: number) {
+      const l = (await stockLevels(h.app.db, [sku])).get(sku)!;
+      expect(l.available + l.reserved + l.sold).toBe(l.total);
+      return l;
+    }
+
+    /** What a request does up to the moment it stalls or dies: claim the key, reserve, schedule the check. */
+    async function claimAndReserve(buyerId: number, key: string, body: { leaderId: number; items: { activitySkuId: number; quantity: number }[] }) {
+      const shard = h.app.shards.forBuyer(buyerId);
+      const claim = await claimIdempotencyKey(shard, { buyerId, key, hash: requestHash(body), orderNo: h.app.nextOrderNo(slotOfBuyer(buyerId), h.clock.now()) }, h.clock.now);
+      if (claim.kind === 'replay') throw new Error('unexpected replay');
+      const now = h.clock.now();
+      await reserveStock(h.app.db, claim.orderNo, body.items, now, {
+        firstAttempt: true,
+        alsoInTransaction: (trx) =>
+          scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: `${VERIFY_RESERVATION_JOB}:${claim.orderNo}`, payload: { orderNo: claim.orderNo }, due_at_ms: now + VERIFY_RESERVATION_AFTER_MS }, now),
+      });
+      return { shard, claim };
+    }
+
+    it('a request that outlived its lease can neither complete nor undo the request that took over', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
+      const sku = f.activitySkuIds[0]!;
+      const buyerId = 95_001;
+      const key = newKey();
+      const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] };
+      const stalled = await claimAndReserve(buyerId, key, body);
+
+      h.clock.advance(IDEMPOTENCY_LEASE_MS + 1);
+      const takeover = await postCheckout(h, buyerId, body, key);
+      expect(takeover.status).toBe(201);
+      expect(takeover.body.orderNo).toBe(stalled.claim.orderNo);
+
+      // The stalled request wakes up: its lease token no longer counts for anything.
+      const token = (stalled.claim as { leaseToken: string }).leaseToken;
+      expect(await completeIdempotencyKey(stalled.shard, { buyerId, key }, token, { status: 409, body: {} })).toBe(false);
+      await abandonIdempotencyKey(stalled.shard, { buyerId, key }, token);
+      const replay = await postCheckout(h, buyerId, body, key);
+      expect(replay).toEqual(takeover);
+      expect(await level(sku)).toMatchObject({ available: 8, reserved: 2 });
+      const orders = await stalled.shard.selectFrom('orders').select('order_no').where('buyer_id', '=', buyerId).execute();
+      expect(orders).toHaveLength(1);
+    });
+
+    it('a checkout that died after reserving has its stock released by the verification job, once its lease is over', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
+      const sku = f.activitySkuIds[0]!;
+      const buyerId = 95_002;
+      const key = newKey();
+      const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] };
+      const died = await claimAndReserve(buyerId, key, body);
+      expect(await level(sku)).toMatchObject({ available: 7, reserved: 3 });
+
+      // Before the check is due nothing happens.
+      await h.app.drain();
+      expect(await level(sku)).toMatchObject({ available: 7, reserved: 3 });
+
+      h.clock.advance(VERIFY_RESERVATION_AFTER_MS + 1);
+      await h.app.drain();
+      expect(await level(sku)).toMatchObject({ available: 10, reserved: 0 });
+      expect(await reservationsOf(h.app.db, died.claim.kind === 'replay' ? '' : died.claim.orderNo)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'released' }]);
+
+      // The key was freed: the client's retry places a fresh order.
+      const retry = await postCheckout(h, buyerId, body, key);
+      expect(retry.status).toBe(201);
+      expect(await level(sku)).toMatchObject({ available: 7, reserved: 3 });
+    });
+
+    it('the verification job leaves a placed order alone', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
+      const placed = await postCheckout(h, 95_003, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      expect(placed.status).toBe(201);
+      h.clock.advance(VERIFY_RESERVATION_AFTER_MS + 1);
+      await h.app.drain();
+      // The check runs well before the payment timeout: the order's stock stays reserved.
+      expect(VERIFY_RESERVATION_AFTER_MS).toBeLessThan(15 * 60_000);
+      expect(await reservationsOf(h.app.db, placed.body.orderNo)).toEqual([{ activitySkuId: f.activitySkuIds[0]!, quantity: 1, state: 'reserved' }]);
+      expect(await level(f.activitySkuIds[0]!)).toMatchObject({ available: 9, reserved: 1 });
+      const jobs = await h.app.db.selectFrom('jobs').select('job_key').where('job_key', 'like', `${VERIFY_RESERVATION_JOB}%`).execute();
+      expect(jobs).toEqual([]);
+    });
+
+    it('re-reserving a released reservation from several attempts at once takes the stock once', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 20 }] });
+      const sku = f.activitySkuIds[0]!;
+      const orderNo = h.app.nextOrderNo(slotOfBuyer(95_004), h.clock.now());
+      await reserveStock(h.app.db, orderNo, [{ activitySkuId: sku, quantity: 3 }], h.clock.now(), { firstAttempt: true });
+      await releaseReservation(h.app.db, orderNo, h.clock.now());
+      const attempts = await Promise.allSettled(
+        Array.from({ length: 4 }, () => reserveStock(h.app.db, orderNo, [{ activitySkuId: sku, quantity: 3 }], h.clock.now(), { firstAttempt: false })),
+      );
+      expect(attempts.some((a) => a.status === 'fulfilled')).toBe(true);
+      expect(await level(sku)).toMatchObject({ available: 17, reserved: 3 });
+      await releaseReservation(h.app.db, orderNo, h.clock.now());
+      expect(await level(sku)).toMatchObject({ available: 20, reserved: 0 });
+    });
+
+    it('idempotency keys are case-sensitive on every engine', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
+      const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] };
+      const upper = await postCheckout(h, 95_005, body, 'Order-AbC');
+      const lower = await postCheckout(h, 95_005, body, 'order-abc');
+      expect([upper.status, lower.status]).toEqual([201, 201]);
+      expect(upper.body.orderNo).not.toBe(lower.body.orderNo);
+    });
+
+    it('pages the buyer’s orders by order number without skipping any', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
+      const buyerId = 95_006;
+      const placed: string[] = [];
+      for (let i = 0; i < 5; i++) placed.push((await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] })).body.orderNo);
+      const auth = { authorization: `Bearer ${h.buyerToken(buyerId)}` };
+      const seen: string[] = [];
+      let before: string | null = null;
+      for (let page = 0; page < 5; page++) {
+        const response: any = (await h.http.inject({ method: 'GET', url: `/orders?limit=2${before ? `&before=${before}` : ''}`, headers: auth })).json();
+        seen.push(...response.orders.map((o: any) => o.orderNo));
+        before = response.next;
+        if (!before) break;
+      }
+      expect(seen).toEqual([...placed].reverse());
+    });
+  });
+}
