@@ -5,7 +5,7 @@ import pg from 'pg';
  * The raw reference: the row writes of one checkout (and of relaying its event), done
  * straight through the driver with prepared statements — no HTTP, no validation, no Kysely.
  * What the application adds on top is the price of being an application.
- *   T0 claim key · T1 reserve stock · T2 counter + order + line + event + job + key response
+ *   T0 claim key · T1 reserve stock + verification job · T2 counter + order + line + event + job + key response
  *   T3 relay: lock event, clear cart lines, delete event
  */
 export interface RawTarget {
@@ -44,8 +44,9 @@ export function rawSqlite(path: string, activitySkuId: number): RawTarget {
     unevent: db.prepare(`delete from outbox_events where aggregate_id = ?`),
   };
   const t1 = db.transaction((no: string, now: number) => {
-    s.reserve.run(now, activitySkuId);
     s.reservation.run(no, activitySkuId, now, now);
+    s.reserve.run(now, activitySkuId);
+    s.job.run(`checkout.verify-reservation:${no}`, now, now + 180_000);
   });
   const t2 = db.transaction((no: string, buyer: number, key: string, now: number) => {
     s.counter0.run(buyer, activitySkuId);
@@ -106,8 +107,9 @@ export function rawPostgres(url: string, activitySkuId: number, connections: num
       const key = `raw-${i}`;
       await pool.query(n(`insert into idempotency_keys (buyer_id, idem_key, request_hash, order_no, state, response_status, response_body, locked_until_ms, created_at_ms) values (?, ?, 'h', ?, 'in_progress', null, null, ?, ?) on conflict do nothing`), [buyer, key, no, now + 30_000, now]);
       await tx(async (c) => {
-        await c.query(n(`update stock set available = available - 1, reserved = reserved + 1, updated_at_ms = ? where activity_sku_id = ? and available >= 1`), [now, activitySkuId]);
         await c.query(n(`insert into stock_reservations (order_no, activity_sku_id, quantity, state, created_at_ms, updated_at_ms) values (?, ?, 1, 'reserved', ?, ?)`), [no, activitySkuId, now, now]);
+        await c.query(n(`update stock set available = available - 1, reserved = reserved + 1, updated_at_ms = ? where activity_sku_id = ? and available >= 1`), [now, activitySkuId]);
+        await c.query(n(JOB), [`checkout.verify-reservation:${no}`, now, now + 180_000]);
       });
       await tx(async (c) => {
         await c.query(n(`insert into purchase_counters (buyer_id, activity_sku_id, quantity) values (?, ?, 0) on conflict do nothing`), [buyer, activitySkuId]);
