@@ -77,24 +77,23 @@ function peakRss_mb(pid: number): number {
   return Math.round(kb / 1024);
 }
 
-async function loadHttp(fixture: { activitySkuId: number; leaderId: number }, concurrency: number, seconds: number, counter: { i: number }): Promise<Run> {
+/** Keeps `concurrency` requests in flight for `seconds`; counts the ones answered with `okStatus`. */
+async function loadLoop(
+  what: string,
+  concurrency: number,
+  seconds: number,
+  okStatus: number,
+  request: (pool: Pool) => Promise<{ statusCode: number; body: { text(): Promise<string> } }>,
+): Promise<Run> {
   const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: concurrency, pipelining: 1 });
-  const tokens = Array.from({ length: BUYERS }, (_, b) => signToken(SECRET, { role: 'buyer', subject: String(b + 1) }, Date.now()));
-  const body = JSON.stringify({ leaderId: fixture.leaderId, items: [{ activitySkuId: fixture.activitySkuId, quantity: 1 }] });
-  const run: Run = { what: 'checkout over HTTP', concurrency, ok: 0, failed: 0, seconds, latencies_ms: [] };
+  const run: Run = { what, concurrency, ok: 0, failed: 0, seconds, latencies_ms: [] };
   const deadline = performance.now() + seconds * 1000;
   const worker = async () => {
     while (performance.now() < deadline) {
-      const i = counter.i++;
       const started = performance.now();
-      const response = await pool.request({
-        method: 'POST',
-        path: '/orders',
-        headers: { authorization: `Bearer ${tokens[i % BUYERS]}`, 'content-type': 'application/json', 'idempotency-key': `bench-${process.pid}-${i}` },
-        body,
-      });
+      const response = await request(pool);
       await response.body.text();
-      if (response.statusCode === 201) {
+      if (response.statusCode === okStatus) {
         run.ok += 1;
         run.latencies_ms.push(performance.now() - started);
       } else run.failed += 1;
@@ -103,31 +102,29 @@ async function loadHttp(fixture: { activitySkuId: number; leaderId: number }, co
   await Promise.all(Array.from({ length: concurrency }, worker));
   await pool.close();
   return run;
+}
+
+function loadHttp(fixture: { activitySkuId: number; leaderId: number }, concurrency: number, seconds: number, counter: { i: number }): Promise<Run> {
+  const tokens = Array.from({ length: BUYERS }, (_, b) => signToken(SECRET, { role: 'buyer', subject: String(b + 1) }, Date.now()));
+  const body = JSON.stringify({ leaderId: fixture.leaderId, items: [{ activitySkuId: fixture.activitySkuId, quantity: 1 }] });
+  return loadLoop('checkout over HTTP', concurrency, seconds, 201, (pool) => {
+    const i = counter.i++;
+    return pool.request({
+      method: 'POST',
+      path: '/orders',
+      headers: { authorization: `Bearer ${tokens[i % BUYERS]}`, 'content-type': 'application/json', 'idempotency-key': `bench-${process.pid}-${i}` },
+      body,
+    });
+  });
+}
+
+/** The transport floor: the same client and server, an endpoint that touches no database. */
+function loadHealth(concurrency: number, seconds: number): Promise<Run> {
+  return loadLoop('GET /health (HTTP floor)', concurrency, seconds, 200, (pool) => pool.request({ method: 'GET', path: '/health' }));
 }
 
 /** Row keys come from one counter per database, so runs never collide. */
 const rawCounter = { i: 0 };
-
-/** The transport floor: the same client and server, an endpoint that touches no database. */
-async function loadHealth(concurrency: number, seconds: number): Promise<Run> {
-  const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: concurrency, pipelining: 1 });
-  const run: Run = { what: 'GET /health (HTTP floor)', concurrency, ok: 0, failed: 0, seconds, latencies_ms: [] };
-  const deadline = performance.now() + seconds * 1000;
-  const worker = async () => {
-    while (performance.now() < deadline) {
-      const started = performance.now();
-      const response = await pool.request({ method: 'GET', path: '/health' });
-      await response.body.text();
-      if (response.statusCode === 200) {
-        run.ok += 1;
-        run.latencies_ms.push(performance.now() - started);
-      } else run.failed += 1;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  await pool.close();
-  return run;
-}
 
 async function loadRaw(target: RawTarget, concurrency: number, seconds: number, what: string): Promise<Run> {
   const run: Run = { what, concurrency, ok: 0, failed: 0, seconds, latencies_ms: [] };
