@@ -28,8 +28,8 @@ export interface StockItem {
 }
 
 export function assertLedgerBalances(s: StockLevel): void {
-  assert(s.available >= 0 && s.reserved >= 0 && s.sold >= 0, `stock of ${s.activitySkuId} has a negative bucket`);
-  assert(s.available + s.reserved + s.sold === s.total, `stock ledger of ${s.activitySkuId} does not balance`);
+  assert(s.available >= 0 && s.reserved >= 0 && s.sold >= 0, () => `stock of ${s.activitySkuId} has a negative bucket`);
+  assert(s.available + s.reserved + s.sold === s.total, () => `stock ledger of ${s.activitySkuId} does not balance`);
 }
 
 export async function createStock(trx: Transaction<DB>, activitySkuId: number, total: number, now_ms: number): Promise<void> {
@@ -147,7 +147,7 @@ async function settleReservations(db: Db, orderNo: string, to: 'confirmed' | 're
         .where('activity_sku_id', '=', r.activity_sku_id)
         .where('reserved', '>=', r.quantity)
         .executeTakeFirst();
-      assert(affected(changed) === 1, `reservation ${orderNo}/${r.activity_sku_id} exceeds the reserved stock`);
+      assert(affected(changed) === 1, () => `reservation ${orderNo}/${r.activity_sku_id} exceeds the reserved stock`);
       moved += r.quantity;
     }
     return moved;

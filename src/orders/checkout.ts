@@ -4,7 +4,7 @@ import { recordEvent } from '../events/outbox.ts';
 import { releaseReservation, reserveStock } from '../inventory/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
 import { getLeader } from '../leaders/index.ts';
-import { priceOrder } from '../pricing/index.ts';
+import { priceCart } from '../pricing/index.ts';
 import type { Platform } from '../platform/context.ts';
 import { transact } from '../platform/db/retry.ts';
 import type { OrderLineRow, OrderRow } from '../platform/db/schema.ts';
@@ -114,7 +114,7 @@ function leaseLostResponse(): CheckoutResponse {
  */
 export async function verifyCheckoutReservation(p: Platform, orderNo: string): Promise<'order_placed' | 'released'> {
   const shard = p.shards.forOrderNo(orderNo);
-  assert(shard, `reservation for a malformed order number ${orderNo}`);
+  assert(shard, () => `reservation for a malformed order number ${orderNo}`);
   if (await findOrder(shard, orderNo)) return 'order_placed';
   const now_ms = p.now();
   const key = await seizeAbandonedKey(shard, orderNo, now_ms);
@@ -163,7 +163,7 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
     if (open !== 'open') {
       throw new AppError('activity_not_open', { field: `items.${i}.activitySkuId`, message: open === 'not_started' ? 'The group-buy has not started yet.' : 'The group-buy has closed for orders.' });
     }
-    assert(SUPPORTED_INVENTORY_MODES.includes(sku.activity.inventoryMode), `activity ${sku.activityId} has an unsupported inventory mode`);
+    assert(SUPPORTED_INVENTORY_MODES.includes(sku.activity.inventoryMode), () => `activity ${sku.activityId} has an unsupported inventory mode`);
   });
   return skus;
 }
@@ -174,17 +174,26 @@ async function placeOrder(
 ): Promise<CheckoutResponse> {
   const { buyerId, orderNo, request, skus } = c;
   const lines = request.items.map((item) => ({ item, sku: skus.get(item.activitySkuId)! }));
-  const priced = priceOrder(
-    lines.map(({ item, sku }) => ({
+  const now_ms = p.now();
+  // Promotions, coupons, points and shipping rules join here as they are stored; the engine already prices them.
+  const priced = priceCart({
+    lines: lines.map(({ item, sku }) => ({
       activitySkuId: sku.activitySkuId,
+      skuId: sku.skuId,
       merchantId: sku.merchantId,
+      category: null,
       quantity: item.quantity,
       listPrice_fen: sku.listPrice_fen,
       activityPrice_fen: sku.price_fen,
+      weight_g: sku.weight_g,
     })),
-  );
+    buyer: { memberLevel: 0, region: '', fulfilment: 'pickup' },
+    promotions: [],
+    coupons: [],
+    shippingRules: [],
+    now_ms,
+  });
 
-  const now_ms = p.now();
   try {
     await reserveStock(p.db, orderNo, request.items, now_ms, {
       firstAttempt: c.firstAttempt,
@@ -222,6 +231,8 @@ async function placeOrder(
   };
   const lineRows: OrderLineRow[] = lines.map(({ sku }, i) => {
     const price = priced.lines[i]!;
+    // Until stock-linked prices reach checkout every line has one unit price.
+    assert(price.segments.length === 1, 'an order line has one unit price');
     return {
       order_no: orderNo,
       line_no: i + 1,
@@ -230,11 +241,11 @@ async function placeOrder(
       sku_id: sku.skuId,
       merchant_id: sku.merchantId,
       title: sku.title,
-      unit_price_fen: price.unitPrice_fen,
+      unit_price_fen: price.segments[0]!.unitPrice_fen,
       quantity: price.quantity,
       subtotal_fen: price.subtotal_fen,
       discount_fen: price.discount_fen,
-      payable_fen: price.payable_fen,
+      payable_fen: price.payable_fen - price.shipping_fen,
     };
   });
   const response = { status: 201, body: orderView(toOrder(orderRow, lineRows)) };

@@ -122,7 +122,7 @@ export async function transitionOrder(
   changes: Partial<Pick<OrderRow, 'payment_no' | 'paid_fen' | 'paid_at_ms' | 'cancel_reason' | 'cancelled_at_ms'>>,
   now_ms: number,
 ): Promise<void> {
-  assert(canTransition(order.status, to), `order may not move from ${order.status} to ${to}`);
+  assert(canTransition(order.status, to), () => `order may not move from ${order.status} to ${to}`);
   const result = await trx
     .updateTable('orders')
     .set({ ...changes, status: to, version: order.version + 1, updated_at_ms: now_ms })
@@ -180,7 +180,7 @@ export async function uncountPurchase(trx: Transaction<DB>, buyerId: number, act
     .where('activity_sku_id', '=', activitySkuId)
     .where('quantity', '>=', quantity)
     .executeTakeFirst();
-  assert(affected(result) === 1, `purchase counter of buyer ${buyerId} for ${activitySkuId} would go negative`);
+  assert(affected(result) === 1, () => `purchase counter of buyer ${buyerId} for ${activitySkuId} would go negative`);
 }
 
 export async function purchasedQuantity(db: Db, buyerId: number, activitySkuId: number): Promise<number> {

@@ -67,9 +67,12 @@ export function isAppError(error: unknown, code?: ErrorCode): error is AppError 
   return error instanceof AppError && (code === undefined || error.code === code);
 }
 
-/** A broken invariant: never caught to carry on. */
-export function assert(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new InvariantViolation(message);
+/**
+ * A broken invariant: never caught to carry on. A message that needs building is passed as a
+ * function, so hot paths do not build strings for assertions that hold.
+ */
+export function assert(condition: unknown, message: string | (() => string)): asserts condition {
+  if (!condition) throw new InvariantViolation(typeof message === 'string' ? message : message());
 }
 
 export class InvariantViolation extends Error {

@@ -14,11 +14,11 @@ const NODE_ID_LIMIT = 10_000;
  * TUANGOU_NODE_ID is set), and the primary key would refuse even that.
  */
 export function orderNumberGenerator(nodeId: number = randomInt(NODE_ID_LIMIT)) {
-  assert(Number.isSafeInteger(nodeId) && nodeId >= 0 && nodeId < NODE_ID_LIMIT, `node id must be 0..${NODE_ID_LIMIT - 1}`);
+  assert(Number.isSafeInteger(nodeId) && nodeId >= 0 && nodeId < NODE_ID_LIMIT, () => `node id must be 0..${NODE_ID_LIMIT - 1}`);
   let lastMs = 0;
   let sequence = 0;
   return function nextOrderNo(slot: number, now_ms: number): string {
-    assert(Number.isInteger(slot) && slot >= 0 && slot < SLOT_COUNT, `slot out of range: ${slot}`);
+    assert(Number.isInteger(slot) && slot >= 0 && slot < SLOT_COUNT, () => `slot out of range: ${slot}`);
     let ms = Math.max(now_ms - ORDER_EPOCH_MS, lastMs);
     if (ms === lastMs) {
       sequence += 1;

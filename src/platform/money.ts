@@ -5,7 +5,7 @@ export const CURRENCY = 'CNY';
 export type Currency = typeof CURRENCY;
 
 export function assertFen(amount_fen: number, what: string): number {
-  assert(Number.isSafeInteger(amount_fen), `${what} must be a safe integer of fen, got ${amount_fen}`);
+  assert(Number.isSafeInteger(amount_fen), () => `${what} must be a safe integer of fen, got ${amount_fen}`);
   return amount_fen;
 }
 
@@ -27,27 +27,65 @@ export function sumFen(amounts_fen: readonly number[]): number {
 export function allocateFen(total_fen: number, weights: readonly number[]): number[] {
   assertFen(total_fen, 'total to allocate');
   assert(total_fen >= 0, 'cannot allocate a negative total');
-  assert(weights.length > 0, 'allocation needs at least one part');
-  for (const w of weights) assert(Number.isSafeInteger(w) && w >= 0, `allocation weight must be a non-negative integer, got ${w}`);
-  const weightSum = weights.reduce((a, b) => a + b, 0);
-  const effective = weightSum === 0 ? weights.map(() => 1) : weights;
-  const effectiveSum = weightSum === 0 ? weights.length : weightSum;
+  const n = weights.length;
+  assert(n > 0, 'allocation needs at least one part');
+  let weightSum = 0;
+  for (let i = 0; i < n; i++) {
+    const w = weights[i]!;
+    assert(Number.isSafeInteger(w) && w >= 0, () => `allocation weight must be a non-negative integer, got ${w}`);
+    weightSum += w;
+  }
+  assert(Number.isSafeInteger(weightSum), 'allocation weights sum past 2^53');
+  const even = weightSum === 0;
+  const divisor = even ? n : weightSum;
+  // total × weight must be exact: plain numbers while it stays below 2^53, BigInt beyond.
+  if (total_fen * divisor > Number.MAX_SAFE_INTEGER || divisor * n > Number.MAX_SAFE_INTEGER) return allocateExactly(total_fen, weights, even, divisor);
 
-  // BigInt keeps total × weight exact beyond 2^53.
-  const parts: number[] = [];
-  const remainders: { index: number; remainder: bigint }[] = [];
+  const parts = new Array<number>(n);
+  const remainders = new Array<number>(n);
   let allocated = 0;
-  effective.forEach((w, index) => {
-    const product = BigInt(total_fen) * BigInt(w);
-    const share = product / BigInt(effectiveSum);
-    parts.push(Number(share));
-    allocated += Number(share);
-    remainders.push({ index, remainder: product % BigInt(effectiveSum) });
+  for (let i = 0; i < n; i++) {
+    const product = total_fen * (even ? 1 : weights[i]!);
+    let share = Math.floor(product / divisor);
+    // Near 2^53 the division may round up to the next whole number; the remainder says so.
+    if (product - share * divisor < 0) share -= 1;
+    parts[i] = share;
+    remainders[i] = product - share * divisor;
+    allocated += share;
+  }
+  // The fen left over (fewer than the parts with a remainder) go one each to the largest
+  // remainders; ties to the earlier part.
+  const leftover = total_fen - allocated;
+  if (leftover > 0) {
+    // Sort keys pack remainder and position into one number (larger remainder first, then
+    // earlier part), so a typed-array sort does it without a comparator call per pair.
+    assert(divisor * n <= Number.MAX_SAFE_INTEGER, 'allocation sort key out of range');
+    const keys = new Float64Array(n);
+    let count = 0;
+    for (let i = 0; i < n; i++) if (remainders[i]! > 0) keys[count++] = remainders[i]! * n + (n - 1 - i);
+    assert(leftover <= count, 'largest remainder left more fen than remainders');
+    const sorted = keys.subarray(0, count).sort();
+    for (let k = 0; k < leftover; k++) parts[n - 1 - (sorted[count - 1 - k]! % n)]! += 1;
+  }
+  return parts;
+}
+
+function allocateExactly(total_fen: number, weights: readonly number[], even: boolean, divisor: number): number[] {
+  const total = BigInt(total_fen);
+  const d = BigInt(divisor);
+  const parts: number[] = [];
+  const remainders: bigint[] = [];
+  let allocated = 0;
+  weights.forEach((w) => {
+    const product = total * BigInt(even ? 1 : w);
+    parts.push(Number(product / d));
+    remainders.push(product % d);
+    allocated += parts[parts.length - 1]!;
   });
-  remainders.sort((a, b) => (a.remainder === b.remainder ? a.index - b.index : a.remainder > b.remainder ? -1 : 1));
-  for (let i = 0; allocated < total_fen; i++) {
-    const slot = remainders[i % remainders.length]!;
-    parts[slot.index]! += 1;
+  const order = parts.map((_, i) => i).filter((i) => remainders[i]! > 0n);
+  order.sort((a, b) => (remainders[a] === remainders[b] ? a - b : remainders[a]! > remainders[b]! ? -1 : 1));
+  for (let k = 0; allocated < total_fen; k++) {
+    parts[order[k]!]! += 1;
     allocated += 1;
   }
   assert(sumFen(parts) === total_fen, 'allocation must sum to the total');

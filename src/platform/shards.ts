@@ -10,7 +10,7 @@ export const SLOT_COUNT = 1024;
 export const SLOT_DIGITS = 4;
 
 export function slotOfBuyer(buyerId: number): number {
-  assert(Number.isSafeInteger(buyerId) && buyerId > 0, `buyer id must be a positive integer, got ${buyerId}`);
+  assert(Number.isSafeInteger(buyerId) && buyerId > 0, () => `buyer id must be a positive integer, got ${buyerId}`);
   return buyerId % SLOT_COUNT;
 }
 
