@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { removeOrderedLines } from './cart/index.ts';
+import { returnCoupons, useCoupons } from './coupons/index.ts';
+import { settlePoints } from './points/index.ts';
 import type { DomainEvent } from './events/outbox.ts';
 import { EventBus, startRelay } from './events/relay.ts';
 import { confirmReservation, releaseReservation, reservationsOf } from './inventory/index.ts';
@@ -127,7 +129,19 @@ function subscribeDomainHandlers(bus: EventBus, p: Platform): void {
       p.log.error({ orderNo: e.payload.orderNo }, 'paid order has no reserved stock to confirm');
     }
   });
+  bus.subscribe(ORDER_PAID, 'coupons.use', async (e: DomainEvent<OrderPaid>) => {
+    await useCoupons(p.db, e.payload.orderNo, p.now());
+  });
+  bus.subscribe(ORDER_PAID, 'points.deduct', async (e: DomainEvent<OrderPaid>) => {
+    await settlePoints(p.db, e.payload.orderNo, 'deduct', p.now());
+  });
   bus.subscribe(ORDER_CANCELLED, 'inventory.release-reservation', async (e: DomainEvent<OrderCancelled>) => {
     await releaseReservation(p.db, e.payload.orderNo, p.now());
+  });
+  bus.subscribe(ORDER_CANCELLED, 'coupons.return', async (e: DomainEvent<OrderCancelled>) => {
+    await returnCoupons(p.db, e.payload.orderNo, p.now());
+  });
+  bus.subscribe(ORDER_CANCELLED, 'points.unfreeze', async (e: DomainEvent<OrderCancelled>) => {
+    await settlePoints(p.db, e.payload.orderNo, 'unfreeze', p.now());
   });
 }

@@ -17,3 +17,9 @@ export async function listBuyers(db: Db, limit: number): Promise<Buyer[]> {
   const rows = await db.selectFrom('buyers').selectAll().orderBy('id').limit(limit).execute();
   return rows.map((r) => ({ id: r.id, name: r.name, memberLevel: r.member_level }));
 }
+
+/** A buyer's member level; 0 for buyers the platform has no record of yet. */
+export async function memberLevelOf(db: Db, buyerId: number): Promise<number> {
+  const row = await db.selectFrom('buyers').select('member_level').where('id', '=', buyerId).executeTakeFirst();
+  return row?.member_level ?? 0;
+}

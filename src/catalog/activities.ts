@@ -40,6 +40,7 @@ export interface SellableSku {
   skuId: number;
   merchantId: number;
   title: string;
+  category: string | null;
   price_fen: number;
   listPrice_fen: number;
   weight_g: number;
@@ -201,6 +202,7 @@ function sellableSkuQuery(db: Db) {
       'k.weight_g',
       'k.title as sku_title',
       'p.title as product_title',
+      'p.category',
       'a.id as activity_id',
       'a.title as activity_title',
       'a.starts_at_ms',
@@ -220,6 +222,7 @@ function toSellable(r: SellableRow): SellableSku {
     skuId: r.sku_id,
     merchantId: r.merchant_id,
     title: r.sku_title ? `${r.product_title} ${r.sku_title}` : r.product_title,
+    category: r.category,
     price_fen: r.price_fen,
     listPrice_fen: r.list_price_fen,
     weight_g: r.weight_g,

@@ -4,7 +4,9 @@ import { recordEvent } from '../events/outbox.ts';
 import { releaseReservation, reserveStock } from '../inventory/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
 import { getLeader } from '../leaders/index.ts';
-import { priceCart } from '../pricing/index.ts';
+import { returnCoupons, lockCoupons } from '../coupons/index.ts';
+import { freezePoints, settlePoints } from '../points/index.ts';
+import { priceForBuyer } from './pricing-step.ts';
 import type { Platform } from '../platform/context.ts';
 import { transact } from '../platform/db/retry.ts';
 import type { OrderLineRow, OrderRow } from '../platform/db/schema.ts';
@@ -38,6 +40,12 @@ export interface CheckoutRequest {
   leaderId: number;
   items: { activitySkuId: number; quantity: number }[];
   remark?: string | undefined;
+  /** The buyer's coupons to use; each must apply, or the checkout is refused. */
+  couponIds?: number[] | undefined;
+  /** Points to spend, up to their share of the payable. */
+  points?: number | undefined;
+  fulfilment?: 'pickup' | 'delivery' | undefined;
+  region?: string | undefined;
 }
 
 export interface CheckoutResponse {
@@ -48,9 +56,9 @@ export interface CheckoutResponse {
 /**
  * 下单. In order, each step idempotent by order number: validate everything (writes nothing
  * on bad input), claim the Idempotency-Key (fixing the order number), price on the server,
- * reserve stock, then write order + lines + event + timeout job + the key's response in one
- * transaction on the buyer's shard. If that transaction fails the reservation is released.
- * Cart lines are cleared afterwards by the order.placed subscriber.
+ * reserve stock, lock the coupons and freeze the points, then write order + lines + event +
+ * timeout job + the key's response in one transaction on the buyer's shard. If a later step
+ * fails the earlier holds are undone. Cart lines are cleared by the order.placed subscriber.
  */
 export async function checkout(p: Platform, buyerId: number, idempotencyKey: string, request: CheckoutRequest): Promise<CheckoutResponse> {
   const shard = p.shards.forBuyer(buyerId);
@@ -86,7 +94,7 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
     if (error instanceof LeaseLost) return leaseLostResponse();
     if (isAppError(error)) {
       if (!(await holdsIdempotencyKey(shard, key, leaseToken))) return leaseLostResponse();
-      await releaseReservation(p.db, orderNo, p.now());
+      await undoHolds(p, orderNo);
       const response = { status: error.status, body: error.toBody() };
       return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : leaseLostResponse();
     }
@@ -94,11 +102,19 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
     // if even that cannot be told, the verification job decides later.
     const placed = await findOrder(shard, orderNo).catch(() => 'unknown' as const);
     if (placed === undefined && (await holdsIdempotencyKey(shard, key, leaseToken).catch(() => false))) {
-      await releaseReservation(p.db, orderNo, p.now());
+      await undoHolds(p, orderNo);
       await abandonIdempotencyKey(shard, key, leaseToken);
     }
     throw error;
   }
+}
+
+/** Gives back everything a checkout holds under an order number that will not be placed. Safe to repeat. */
+async function undoHolds(p: Platform, orderNo: string): Promise<void> {
+  const now_ms = p.now();
+  await releaseReservation(p.db, orderNo, now_ms);
+  await returnCoupons(p.db, orderNo, now_ms);
+  await settlePoints(p.db, orderNo, 'unfreeze', now_ms);
 }
 
 function leaseLostResponse(): CheckoutResponse {
@@ -123,7 +139,7 @@ export async function verifyCheckoutReservation(p: Platform, orderNo: string): P
   }
   // The holder may have committed the order and completed the key a moment ago.
   if (await findOrder(shard, orderNo)) return 'order_placed';
-  await releaseReservation(p.db, orderNo, now_ms);
+  await undoHolds(p, orderNo);
   if (key.found && key.seized) await abandonIdempotencyKey(shard, key.seized, key.seized.leaseToken);
   return 'released';
 }
@@ -175,24 +191,8 @@ async function placeOrder(
   const { buyerId, orderNo, request, skus } = c;
   const lines = request.items.map((item) => ({ item, sku: skus.get(item.activitySkuId)! }));
   const now_ms = p.now();
-  // Promotions, coupons, points and shipping rules join here as they are stored; the engine already prices them.
-  const priced = priceCart({
-    lines: lines.map(({ item, sku }) => ({
-      activitySkuId: sku.activitySkuId,
-      skuId: sku.skuId,
-      merchantId: sku.merchantId,
-      category: null,
-      quantity: item.quantity,
-      listPrice_fen: sku.listPrice_fen,
-      activityPrice_fen: sku.price_fen,
-      weight_g: sku.weight_g,
-    })),
-    buyer: { memberLevel: 0, region: '', fulfilment: 'pickup' },
-    promotions: [],
-    coupons: [],
-    shippingRules: [],
-    now_ms,
-  });
+  const priced = await priceForBuyer(p, buyerId, lines.map(({ item, sku }) => ({ sku, quantity: item.quantity })), request, orderNo);
+  const couponIds = request.couponIds ?? [];
 
   try {
     await reserveStock(p.db, orderNo, request.items, now_ms, {
@@ -207,6 +207,12 @@ async function placeOrder(
     }
     throw error;
   }
+  if (couponIds.length > 0 || priced.points.used > 0) {
+    await transact(p.db, async (trx) => {
+      await lockCoupons(trx, buyerId, couponIds, orderNo, now_ms);
+      await freezePoints(trx, buyerId, orderNo, priced.points.used, now_ms);
+    });
+  }
 
   const orderRow: OrderRow = {
     order_no: orderNo,
@@ -219,6 +225,8 @@ async function placeOrder(
     discount_total_fen: priced.discountTotal_fen,
     shipping_fen: priced.shipping_fen,
     payable_fen: priced.payable_fen,
+    coupon_ids: couponIds.length ? JSON.stringify(couponIds) : null,
+    points_used: priced.points.used,
     remark: request.remark ?? null,
     payment_no: null,
     paid_fen: null,
@@ -246,6 +254,7 @@ async function placeOrder(
       subtotal_fen: price.subtotal_fen,
       discount_fen: price.discount_fen,
       payable_fen: price.payable_fen - price.shipping_fen,
+      discounts: price.discounts.length ? JSON.stringify(price.discounts) : null,
     };
   });
   const response = { status: 201, body: orderView(toOrder(orderRow, lineRows)) };

@@ -1,5 +1,9 @@
 import { z } from 'zod';
-import { MAX_LINE_QUANTITY } from '../cart/index.ts';
+import { cartLines, MAX_LINE_QUANTITY } from '../cart/index.ts';
+import { loadSellableSkus, openness } from '../catalog/index.ts';
+import type { PricedCart } from '../pricing/index.ts';
+import { priceForBuyer } from './pricing-step.ts';
+import { MAX_COUPONS_PER_ORDER } from '../coupons/index.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { AppError } from '../platform/errors.ts';
@@ -20,6 +24,10 @@ export const checkoutBody = z
       .min(1)
       .max(MAX_CHECKOUT_LINES),
     remark: z.string().max(MAX_REMARK_LENGTH).optional(),
+    couponIds: z.array(id).max(MAX_COUPONS_PER_ORDER).optional(),
+    points: z.number().int().min(0).max(1_000_000_000).optional(),
+    fulfilment: z.enum(['pickup', 'delivery']).optional(),
+    region: z.string().min(1).max(50).optional(),
   })
   .strict();
 
@@ -44,6 +52,29 @@ export const orderRoutes: RouteModule = (server, app) => {
       }
       const result = await checkout(app, buyerId, key, request.body);
       return reply.status(result.status).send(result.body);
+    },
+  );
+
+  server.post(
+    '/cart/preview',
+    {
+      schema: {
+        summary: 'Price the selected, available cart lines as checkout would: discounts per line, shipping, points, and why each promotion or coupon did or did not apply',
+        tags: ['cart'],
+        body: checkoutBody.pick({ couponIds: true, points: true, fulfilment: true, region: true }),
+      },
+    },
+    async (request) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      const lines = (await cartLines(app.db, buyerId)).filter((l) => l.selected);
+      const skus = await loadSellableSkus(app.db, lines.map((l) => l.activitySkuId));
+      const priceable = lines.flatMap((l) => {
+        const sku = skus.get(l.activitySkuId);
+        return sku && openness(sku.activity, app.now()) === 'open' ? [{ sku, quantity: l.quantity }] : [];
+      });
+      if (priceable.length === 0) return { lines: [], payableFen: 0, notApplied: [] };
+      const priced = await priceForBuyer(app, buyerId, priceable, request.body, undefined);
+      return pricedView(priced);
     },
   );
 
@@ -85,3 +116,29 @@ export const orderRoutes: RouteModule = (server, app) => {
     },
   );
 };
+
+/** A priced cart as the phone shows it. */
+function pricedView(c: PricedCart) {
+  return {
+    currency: c.currency,
+    lines: c.lines.map((l) => ({
+      activitySkuId: l.activitySkuId,
+      merchantId: l.merchantId,
+      quantity: l.quantity,
+      segments: l.segments.map((s) => ({ quantity: s.quantity, unitPriceFen: s.unitPrice_fen, basis: s.basis })),
+      subtotalFen: l.subtotal_fen,
+      discounts: l.discounts.map((d) => ({ source: d.source, id: d.id, amountFen: d.amount_fen })),
+      discountFen: l.discount_fen,
+      shippingFen: l.shipping_fen,
+      payableFen: l.payable_fen,
+    })),
+    merchants: c.merchants.map((m) => ({ merchantId: m.merchantId, subtotalFen: m.subtotal_fen, discountFen: m.discount_fen, shippingFen: m.shipping_fen, payableFen: m.payable_fen })),
+    itemsTotalFen: c.itemsTotal_fen,
+    discountTotalFen: c.discountTotal_fen,
+    shippingFen: c.shipping_fen,
+    payableFen: c.payable_fen,
+    applied: c.applied.map((d) => ({ source: d.source, id: d.id, amountFen: d.amount_fen })),
+    notApplied: c.notApplied,
+    points: c.points,
+  };
+}

@@ -20,6 +20,7 @@ export interface OrderLine {
   subtotal_fen: number;
   discount_fen: number;
   payable_fen: number;
+  discounts: { source: string; id: string; amount_fen: number }[];
 }
 
 export interface Order {
@@ -33,6 +34,8 @@ export interface Order {
   discountTotal_fen: number;
   shipping_fen: number;
   payable_fen: number;
+  couponIds: number[];
+  pointsUsed: number;
   remark: string | null;
   paymentNo: string | null;
   paid_fen: number | null;
@@ -57,6 +60,8 @@ export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
     discountTotal_fen: r.discount_total_fen,
     shipping_fen: r.shipping_fen,
     payable_fen: r.payable_fen,
+    couponIds: r.coupon_ids ? JSON.parse(r.coupon_ids) : [],
+    pointsUsed: r.points_used,
     remark: r.remark,
     paymentNo: r.payment_no,
     paid_fen: r.paid_fen,
@@ -78,6 +83,7 @@ export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
       subtotal_fen: l.subtotal_fen,
       discount_fen: l.discount_fen,
       payable_fen: l.payable_fen,
+      discounts: l.discounts ? JSON.parse(l.discounts) : [],
     })),
   };
 }

@@ -15,6 +15,8 @@ export function orderView(o: Order) {
     discountTotalFen: o.discountTotal_fen,
     shippingFen: o.shipping_fen,
     payableFen: o.payable_fen,
+    couponIds: o.couponIds,
+    pointsUsed: o.pointsUsed,
     remark: o.remark,
     paymentNo: o.paymentNo,
     cancelReason: o.cancelReason,
@@ -34,6 +36,7 @@ export function orderView(o: Order) {
       subtotalFen: l.subtotal_fen,
       discountFen: l.discount_fen,
       payableFen: l.payable_fen,
+      discounts: l.discounts.map((d) => ({ source: d.source, id: d.id, amountFen: d.amount_fen })),
     })),
   };
 }

@@ -20,6 +20,13 @@ export interface DB {
   order_lines: OrderLineRow; // orders (order shard)
   purchase_counters: PurchaseCounterRow; // orders (order shard)
   idempotency_keys: IdempotencyKeyRow; // orders (order shard)
+  promotions: PromotionRow; // promotions
+  shipping_rules: ShippingRuleRow; // promotions
+  coupon_templates: CouponTemplateRow; // coupons
+  coupons: CouponRow; // coupons
+  coupon_issuance: CouponIssuanceRow; // coupons
+  points_accounts: PointsAccountRow; // points
+  points_journal: PointsJournalRow; // points
   outbox_events: OutboxEventRow; // events (every database)
   jobs: JobRow; // jobs (every database)
 }
@@ -127,6 +134,9 @@ export interface OrderRow {
   discount_total_fen: number;
   shipping_fen: number;
   payable_fen: number;
+  /** JSON list of the coupon ids the order holds. */
+  coupon_ids: string | null;
+  points_used: number;
   remark: string | null;
   payment_no: string | null;
   paid_fen: number | null;
@@ -151,6 +161,8 @@ export interface OrderLineRow {
   subtotal_fen: number;
   discount_fen: number;
   payable_fen: number;
+  /** JSON list of {source, id, amount_fen}: every discount allocated to this line. */
+  discounts: string | null;
 }
 
 export interface PurchaseCounterRow {
@@ -201,4 +213,79 @@ export interface JobRow {
   max_attempts: number;
   last_error: string | null;
   dead_at_ms: number | null;
+}
+
+export interface PromotionRow {
+  id: Generated<number>;
+  name: string;
+  merchant_id: number | null;
+  scope: string;
+  rule: string;
+  priority: number;
+  stacking: string;
+  starts_at_ms: number;
+  ends_at_ms: number;
+  enabled: number;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+export interface ShippingRuleRow {
+  id: Generated<number>;
+  merchant_id: number;
+  fulfilment: string;
+  regions: string | null;
+  charge: string;
+  free_above_fen: number | null;
+  created_at_ms: number;
+}
+
+export interface CouponTemplateRow {
+  id: Generated<number>;
+  name: string;
+  issuer_merchant_id: number | null;
+  scope: string;
+  rule: string;
+  valid_from_ms: number;
+  valid_until_ms: number;
+  per_buyer_limit: number;
+  total_limit: number | null;
+  issued: number;
+  created_at_ms: number;
+}
+
+export interface CouponRow {
+  id: Generated<number>;
+  template_id: number;
+  buyer_id: number;
+  state: string;
+  order_no: string | null;
+  issued_at_ms: number;
+  updated_at_ms: number;
+}
+
+export interface CouponIssuanceRow {
+  template_id: number;
+  buyer_id: number;
+  issued: number;
+}
+
+export interface PointsAccountRow {
+  buyer_id: number;
+  balance: number;
+  frozen: number;
+  updated_at_ms: number;
+}
+
+export interface PointsJournalRow {
+  id: Generated<number>;
+  buyer_id: number;
+  movement: string;
+  points: number;
+  order_no: string | null;
+  dedupe_key: string;
+  balance_after: number;
+  frozen_after: number;
+  note: string | null;
+  created_at_ms: number;
 }

@@ -2,7 +2,7 @@ import { sql, type CreateTableBuilder, type Kysely } from 'kysely';
 import { dialectOf } from '../database.ts';
 
 /** An auto-incrementing BIGINT primary key on each engine. */
-function withId(db: Kysely<any>, table: CreateTableBuilder<any, any>): CreateTableBuilder<any, any> {
+export function withId(db: Kysely<any>, table: CreateTableBuilder<any, any>): CreateTableBuilder<any, any> {
   const dialect = dialectOf(db);
   if (dialect === 'postgres') return table.addColumn('id', 'bigserial', (c) => c.primaryKey());
   if (dialect === 'mysql') return table.addColumn('id', 'bigint', (c) => c.primaryKey().autoIncrement());

@@ -1,0 +1,38 @@
+import { z } from 'zod';
+import { authorize, subjectId } from '../platform/http/auth.ts';
+import type { RouteModule } from '../platform/http/server.ts';
+import { buyerCoupons, couponTemplateInput, createCouponTemplate, issueCoupons, MAX_BUYERS_PER_ISSUE } from './index.ts';
+
+const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const idParams = z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
+
+export const couponRoutes: RouteModule = (server, app) => {
+  server.post('/admin/coupon-templates', { schema: { summary: 'Create a coupon template', tags: ['admin'], body: couponTemplateInput } }, async (request, reply) => {
+    authorize(request, 'admin');
+    return reply.status(201).send(await createCouponTemplate(app.db, request.body, app.now()));
+  });
+  server.post(
+    '/admin/coupon-templates/:id/issue',
+    { schema: { summary: 'Issue a coupon of the template to each buyer, within its limits', tags: ['admin'], params: idParams, body: z.object({ buyerIds: z.array(id).min(1).max(MAX_BUYERS_PER_ISSUE) }).strict() } },
+    async (request) => {
+      authorize(request, 'admin');
+      return issueCoupons(app.db, request.params.id, request.body.buyerIds, app.now());
+    },
+  );
+  server.get('/coupons', { schema: { summary: "The buyer's coupons", tags: ['coupons'] } }, async (request) => {
+    const buyerId = subjectId(authorize(request, 'buyer'));
+    const coupons = await buyerCoupons(app.db, buyerId, app.now());
+    return {
+      coupons: coupons.map((c) => ({
+        couponId: c.couponId,
+        name: c.name,
+        state: c.expired && c.state === 'available' ? 'expired' : c.state,
+        orderNo: c.orderNo,
+        rule: c.coupon.rule,
+        scope: c.coupon.scope,
+        validFrom: new Date(c.coupon.valid_from_ms).toISOString(),
+        validUntil: new Date(c.coupon.valid_until_ms).toISOString(),
+      })),
+    };
+  });
+};

@@ -1,0 +1,71 @@
+import { memberLevelOf } from '../buyers/index.ts';
+import type { SellableSku } from '../catalog/index.ts';
+import { couponsToUse } from '../coupons/index.ts';
+import { POINTS_POLICY, pointsAccount } from '../points/index.ts';
+import { priceCart, PricingError, type Fulfilment, type PricedCart } from '../pricing/index.ts';
+import { livePromotions, shippingRulesOf } from '../promotions/index.ts';
+import type { Platform } from '../platform/context.ts';
+import { AppError } from '../platform/errors.ts';
+
+export interface PricingChoices {
+  couponIds?: number[] | undefined;
+  points?: number | undefined;
+  fulfilment?: Fulfilment | undefined;
+  region?: string | undefined;
+}
+
+/**
+ * Checkout's price step, also the cart preview's: loads what the engine needs (member
+ * level, live promotions, shipping rules, the chosen coupons, the points balance) and prices.
+ * A chosen coupon the engine does not apply is refused with its reason, never dropped silently.
+ */
+export async function priceForBuyer(
+  p: Platform,
+  buyerId: number,
+  lines: readonly { sku: SellableSku; quantity: number }[],
+  choices: PricingChoices,
+  orderNo: string | undefined,
+): Promise<PricedCart> {
+  const now_ms = p.now();
+  const merchantIds = [...new Set(lines.map((l) => l.sku.merchantId))];
+  const couponIds = choices.couponIds ?? [];
+  const [memberLevel, promotions, shippingRules, coupons, account] = await Promise.all([
+    memberLevelOf(p.db, buyerId),
+    livePromotions(p.db, merchantIds, now_ms),
+    shippingRulesOf(p.db, merchantIds),
+    couponsToUse(p.db, buyerId, couponIds, orderNo, now_ms),
+    choices.points ? pointsAccount(p.db, buyerId) : undefined,
+  ]);
+  if (choices.points && account && account.available < choices.points) {
+    throw new AppError('insufficient_points', { field: 'points', details: { available: account.available } });
+  }
+  let priced: PricedCart;
+  try {
+    priced = priceCart({
+      lines: lines.map(({ sku, quantity }) => ({
+        activitySkuId: sku.activitySkuId,
+        skuId: sku.skuId,
+        merchantId: sku.merchantId,
+        category: sku.category,
+        quantity,
+        listPrice_fen: sku.listPrice_fen,
+        activityPrice_fen: sku.price_fen,
+        weight_g: sku.weight_g,
+      })),
+      buyer: { memberLevel, region: choices.region ?? '', fulfilment: choices.fulfilment ?? 'pickup' },
+      promotions,
+      coupons,
+      ...(choices.points && account && { points: { toUse: choices.points, available: account.available }, pointsPolicy: POINTS_POLICY }),
+      shippingRules,
+      now_ms,
+    });
+  } catch (error) {
+    if (error instanceof PricingError) throw new AppError('invalid_field', { field: 'fulfilment', message: error.message });
+    throw error;
+  }
+  for (const refused of priced.notApplied.filter((n) => n.kind === 'coupon')) {
+    const index = couponIds.findIndex((id) => String(id) === refused.id);
+    throw new AppError('coupon_not_applicable', { field: `couponIds.${index}`, details: { reason: refused.reason } });
+  }
+  return priced;
+}

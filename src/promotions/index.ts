@@ -1,0 +1,180 @@
+import { z } from 'zod';
+import type { Db } from '../platform/db/database.ts';
+import { insertReturningId } from '../platform/db/sql.ts';
+import { AppError } from '../platform/errors.ts';
+import type { Promotion, Scope, ShippingRule } from '../pricing/index.ts';
+
+/** Most promotions that may be live at once; pricing reads them all. */
+export const MAX_LIVE_PROMOTIONS = 200;
+export const MAX_SHIPPING_RULES_PER_MERCHANT = 50;
+
+const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const fen = z.number().int().min(0).max(1_000_000_000);
+const bp = z.number().int().min(0).max(10_000);
+
+export const scopeSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('platform') }).strict(),
+  z.object({ kind: z.literal('merchant'), merchantId: id }).strict(),
+  z.object({ kind: z.literal('category'), category: z.string().min(1).max(100), merchantId: id.optional() }).strict(),
+  z.object({ kind: z.literal('sku'), skuIds: z.array(id).min(1).max(200) }).strict(),
+]);
+
+export const promotionRuleSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('amount_off'), threshold_fen: fen.min(1), off_fen: fen.min(1), repeat: z.boolean().optional(), cap_fen: fen.optional() }).strict(),
+  z.object({ kind: z.literal('percent_off'), threshold_fen: fen, discount_bp: bp.min(1) }).strict(),
+  z.object({ kind: z.literal('tiered'), tiers: z.array(z.object({ threshold_fen: fen.min(1), off_fen: fen.min(1) }).strict()).min(1).max(10) }).strict(),
+  z.object({ kind: z.literal('nth_unit'), n: z.number().int().min(2).max(10), discount_bp: bp.min(1) }).strict(),
+]);
+
+export const promotionInput = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    scope: scopeSchema,
+    rule: promotionRuleSchema,
+    priority: z.number().int().min(0).max(1000).default(0),
+    stacking: z.enum(['exclusive', 'stackable']).default('stackable'),
+    startsAt: z.iso.datetime(),
+    endsAt: z.iso.datetime(),
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+export type PromotionInput = z.infer<typeof promotionInput>;
+
+export const shippingRuleInput = z
+  .object({
+    merchantId: id,
+    fulfilment: z.enum(['pickup', 'delivery']),
+    regions: z.array(z.string().min(1).max(50)).min(1).max(100).optional(),
+    charge: z.discriminatedUnion('kind', [
+      z.object({ kind: z.literal('flat'), fee_fen: fen }).strict(),
+      z.object({ kind: z.literal('by_weight'), first_g: z.number().int().min(0), first_fen: fen, additional_g: z.number().int().min(1), additional_fen: fen }).strict(),
+      z.object({ kind: z.literal('by_pieces'), first_pieces: z.number().int().min(0), first_fen: fen, additional_pieces: z.number().int().min(1), additional_fen: fen }).strict(),
+    ]),
+    freeAboveFen: fen.optional(),
+  })
+  .strict();
+export type ShippingRuleInput = z.infer<typeof shippingRuleInput>;
+
+/** The merchant a scope belongs to; null for platform-wide scopes. */
+function merchantOf(scope: Scope): number | null {
+  if (scope.kind === 'merchant') return scope.merchantId;
+  if (scope.kind === 'category') return scope.merchantId ?? null;
+  return null;
+}
+
+function window(input: { startsAt: string; endsAt: string }) {
+  const starts_at_ms = Date.parse(input.startsAt);
+  const ends_at_ms = Date.parse(input.endsAt);
+  if (ends_at_ms <= starts_at_ms) throw new AppError('invalid_field', { field: 'endsAt', message: 'endsAt must be after startsAt.' });
+  return { starts_at_ms, ends_at_ms };
+}
+
+export async function createPromotion(db: Db, input: PromotionInput, now_ms: number): Promise<Promotion & { enabled: boolean }> {
+  const { starts_at_ms, ends_at_ms } = window(input);
+  const promotionId = await insertReturningId(
+    db,
+    db.insertInto('promotions').values({
+      name: input.name,
+      merchant_id: merchantOf(input.scope),
+      scope: JSON.stringify(input.scope),
+      rule: JSON.stringify(input.rule),
+      priority: input.priority,
+      stacking: input.stacking,
+      starts_at_ms,
+      ends_at_ms,
+      enabled: input.enabled ? 1 : 0,
+      created_at_ms: now_ms,
+      updated_at_ms: now_ms,
+    }),
+  );
+  return { id: String(promotionId), name: input.name, scope: input.scope, rule: input.rule, priority: input.priority, stacking: input.stacking, starts_at_ms, ends_at_ms, enabled: input.enabled };
+}
+
+export async function updatePromotion(db: Db, promotionId: number, input: PromotionInput, now_ms: number): Promise<void> {
+  const { starts_at_ms, ends_at_ms } = window(input);
+  const result = await db
+    .updateTable('promotions')
+    .set({
+      name: input.name,
+      merchant_id: merchantOf(input.scope),
+      scope: JSON.stringify(input.scope),
+      rule: JSON.stringify(input.rule),
+      priority: input.priority,
+      stacking: input.stacking,
+      starts_at_ms,
+      ends_at_ms,
+      enabled: input.enabled ? 1 : 0,
+      updated_at_ms: now_ms,
+    })
+    .where('id', '=', promotionId)
+    .executeTakeFirst();
+  if (Number(result.numUpdatedRows) === 0) throw new AppError('not_found', { message: `No promotion ${promotionId}.` });
+}
+
+type PromotionRowRead = { id: number; name: string; scope: string; rule: string; priority: number; stacking: string; starts_at_ms: number; ends_at_ms: number; enabled: number };
+function toPromotion(r: PromotionRowRead): Promotion & { enabled: boolean } {
+  return {
+    id: String(r.id),
+    name: r.name,
+    scope: JSON.parse(r.scope),
+    rule: JSON.parse(r.rule),
+    priority: r.priority,
+    stacking: r.stacking as Promotion['stacking'],
+    starts_at_ms: r.starts_at_ms,
+    ends_at_ms: r.ends_at_ms,
+    enabled: r.enabled === 1,
+  };
+}
+
+export async function listPromotions(db: Db, limit: number): Promise<(Promotion & { enabled: boolean })[]> {
+  const rows = await db.selectFrom('promotions').selectAll().orderBy('id', 'desc').limit(limit).execute();
+  return rows.map(toPromotion);
+}
+
+/** Promotions live at `now_ms` that could touch these merchants (their own and platform-wide). */
+export async function livePromotions(db: Db, merchantIds: readonly number[], now_ms: number): Promise<Promotion[]> {
+  const rows = await db
+    .selectFrom('promotions')
+    .selectAll()
+    .where('enabled', '=', 1)
+    .where('starts_at_ms', '<=', now_ms)
+    .where('ends_at_ms', '>', now_ms)
+    .where((eb) => eb.or([eb('merchant_id', 'is', null), ...(merchantIds.length ? [eb('merchant_id', 'in', [...merchantIds])] : [])]))
+    .orderBy('id')
+    .limit(MAX_LIVE_PROMOTIONS)
+    .execute();
+  return rows.map(toPromotion);
+}
+
+export async function createShippingRule(db: Db, input: ShippingRuleInput, now_ms: number): Promise<ShippingRule & { id: number }> {
+  const ruleId = await insertReturningId(
+    db,
+    db.insertInto('shipping_rules').values({
+      merchant_id: input.merchantId,
+      fulfilment: input.fulfilment,
+      regions: input.regions ? JSON.stringify(input.regions) : null,
+      charge: JSON.stringify(input.charge),
+      free_above_fen: input.freeAboveFen ?? null,
+      created_at_ms: now_ms,
+    }),
+  );
+  return { id: ruleId, merchantId: input.merchantId, fulfilment: input.fulfilment, ...(input.regions && { regions: input.regions }), charge: input.charge, ...(input.freeAboveFen !== undefined && { freeAbove_fen: input.freeAboveFen }) };
+}
+
+export async function shippingRulesOf(db: Db, merchantIds: readonly number[]): Promise<ShippingRule[]> {
+  if (merchantIds.length === 0) return [];
+  const rows = await db
+    .selectFrom('shipping_rules')
+    .selectAll()
+    .where('merchant_id', 'in', [...merchantIds])
+    .orderBy('id')
+    .limit(MAX_SHIPPING_RULES_PER_MERCHANT * merchantIds.length)
+    .execute();
+  return rows.map((r) => ({
+    merchantId: r.merchant_id,
+    fulfilment: r.fulfilment as ShippingRule['fulfilment'],
+    ...(r.regions !== null && { regions: JSON.parse(r.regions) as string[] }),
+    charge: JSON.parse(r.charge),
+    ...(r.free_above_fen !== null && { freeAbove_fen: r.free_above_fen }),
+  }));
+}
