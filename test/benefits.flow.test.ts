@@ -1,0 +1,172 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buyerCoupons, createCouponTemplate, issueCoupons } from '../src/coupons/index.ts';
+import { stockLevels } from '../src/inventory/index.ts';
+import { getOrder, paymentSucceeded } from '../src/orders/index.ts';
+import { grantPoints, pointsAccount } from '../src/points/index.ts';
+import { availableEngines } from './support/engines.ts';
+import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+
+const DAY = 86_400_000;
+
+for (const engine of availableEngines()) {
+  describe(`coupons, points and promotions through checkout on ${engine.name}`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startHarness(engine);
+    });
+    afterAll(async () => h?.close());
+
+    async function couponFor(buyerId: number, rule = { kind: 'fixed' as const, off_fen: 500, threshold_fen: 1000 }, validFor_ms = 30 * DAY) {
+      const now = h.clock.now();
+      const template = await createCouponTemplate(
+        h.app.db,
+        { name: '5 yuan off', scope: { kind: 'platform' }, rule, validFrom: new Date(now - DAY).toISOString(), validUntil: new Date(now + validFor_ms).toISOString(), perBuyerLimit: 5 },
+        now,
+      );
+      const { issued } = await issueCoupons(h.app.db, template.id, [buyerId], now);
+      return issued[0]!.couponId;
+    }
+    const stateOf = async (buyerId: number, couponId: number) => (await buyerCoupons(h.app.db, buyerId, h.clock.now())).find((c) => c.couponId === couponId)!;
+
+    it('a coupon is locked at checkout, used at payment, and discounts the order', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1200, stock: 50 }] });
+      const buyer = 97_001;
+      const couponId = await couponFor(buyer);
+      const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 2 }], couponIds: [couponId] });
+      expect(placed.status).toBe(201);
+      expect(placed.body).toMatchObject({ itemsTotalFen: 2400, discountTotalFen: 500, payableFen: 1900, couponIds: [couponId] });
+      expect(placed.body.lines[0].discounts).toEqual([{ source: 'coupon', id: String(couponId), amountFen: 500 }]);
+      expect((await stateOf(buyer, couponId)).state).toBe('locked');
+
+      // The same coupon cannot be used by a second order meanwhile.
+      const second = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] });
+      expect([second.status, second.body.code]).toEqual([409, 'coupon_unavailable']);
+
+      expect(await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: 'P-c1', amount_fen: 1900, paid_at_ms: h.clock.now() })).toBe('paid');
+      await h.app.drain();
+      expect((await stateOf(buyer, couponId)).state).toBe('used');
+    });
+
+    it('a coupon comes back when the order is cancelled or times out, and stays expired if it expired meanwhile', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1200, stock: 50 }] });
+      const buyer = 97_002;
+      const cancelled = await couponFor(buyer);
+      const a = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [cancelled] });
+      await h.http.inject({ method: 'POST', url: `/orders/${a.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
+      await h.app.drain();
+      expect((await stateOf(buyer, cancelled)).state).toBe('available');
+
+      const shortLived = await couponFor(buyer, undefined, 10 * 60_000);
+      const b = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
+      expect(b.status).toBe(201);
+      h.clock.advance(16 * 60_000);
+      await h.app.drain();
+      expect((await getOrder(h.app, b.body.orderNo)).status).toBe('CANCELLED');
+      const back = await stateOf(buyer, shortLived);
+      expect([back.state, back.expired]).toEqual(['available', true]);
+      const listed = (await h.http.inject({ method: 'GET', url: '/coupons', headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } })).json();
+      expect(listed.coupons.find((c: any) => c.couponId === shortLived).state).toBe('expired');
+      const again = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
+      expect([again.status, again.body.code, again.body.details?.reason]).toEqual([422, 'coupon_not_applicable', 'expired']);
+    });
+
+    it('a coupon whose threshold the order does not reach is refused with its reason, and nothing stays held', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 400, stock: 50 }] });
+      const buyer = 97_003;
+      const couponId = await couponFor(buyer);
+      const refused = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] });
+      expect(refused).toMatchObject({ status: 422, body: { code: 'coupon_not_applicable', field: 'couponIds.0', details: { reason: 'threshold_not_reached' } } });
+      expect((await stateOf(buyer, couponId)).state).toBe('available');
+      expect((await stockLevels(h.app.db, f.activitySkuIds)).get(f.activitySkuIds[0]!)).toMatchObject({ available: 50, reserved: 0 });
+    });
+
+    it('one buyer’s 100 concurrent checkouts never use one coupon twice', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1500, stock: 1000 }] });
+      const buyer = 97_004;
+      const couponId = await couponFor(buyer);
+      const results = await Promise.all(
+        Array.from({ length: 100 }, () => postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] })),
+      );
+      const placed = results.filter((r) => r.status === 201);
+      expect(placed).toHaveLength(1);
+      for (const r of results.filter((r) => r.status !== 201)) expect(r.body.code).toBe('coupon_unavailable');
+      expect((await stateOf(buyer, couponId)).orderNo).toBe(placed[0]!.body.orderNo);
+      expect((await stockLevels(h.app.db, f.activitySkuIds)).get(f.activitySkuIds[0]!)).toMatchObject({ available: 999, reserved: 1 });
+    });
+
+    it('one buyer’s 100 concurrent checkouts never drive points negative', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 1000 }] });
+      const buyer = 97_005;
+      await grantPoints(h.app.db, buyer, 1000, 'welcome-97005', 'welcome', h.clock.now());
+      const results = await Promise.all(
+        Array.from({ length: 100 }, () => postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], points: 100 })),
+      );
+      const placed = results.filter((r) => r.status === 201);
+      expect(placed).toHaveLength(10);
+      for (const r of placed) expect(r.body).toMatchObject({ pointsUsed: 100, payableFen: 900 });
+      for (const r of results.filter((r) => r.status !== 201)) expect(r.body.code).toBe('insufficient_points');
+      expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 1000, frozen: 1000, available: 0 });
+      expect((await stockLevels(h.app.db, f.activitySkuIds)).get(f.activitySkuIds[0]!)).toMatchObject({ reserved: 10 });
+
+      // Paying one deducts its points; cancelling another unfreezes them.
+      const [paid, cancelled] = placed as [any, any];
+      await paymentSucceeded(h.app, paid.body.orderNo, { paymentNo: 'P-pts', amount_fen: 900, paid_at_ms: h.clock.now() });
+      await h.http.inject({ method: 'POST', url: `/orders/${cancelled.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
+      await h.app.drain();
+      await h.app.drain();
+      expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 900, frozen: 800, available: 100 });
+      const journal = (await h.http.inject({ method: 'GET', url: '/points?limit=100', headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } })).json();
+      const count = (m: string) => journal.journal.filter((j: any) => j.movement === m).length;
+      expect([count('grant'), count('freeze'), count('deduct'), count('unfreeze')]).toEqual([1, 10, 1, 1]);
+    });
+
+    it('a cancel racing a payment: coupon and points end as the order ends', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 3000, stock: 100 }] });
+      for (let round = 0; round < 5; round++) {
+        const buyer = 97_100 + round;
+        await grantPoints(h.app.db, buyer, 500, `race-${buyer}`, 'race', h.clock.now());
+        const couponId = await couponFor(buyer);
+        const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId], points: 200 });
+        expect(placed.status).toBe(201);
+        const [, outcome] = await Promise.all([
+          h.http.inject({ method: 'POST', url: `/orders/${placed.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } }),
+          paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: `P-r${round}`, amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() }),
+        ]);
+        await h.app.drain();
+        await h.app.drain();
+        const coupon = await stateOf(buyer, couponId);
+        const points = await pointsAccount(h.app.db, buyer);
+        if (outcome === 'paid') {
+          expect([coupon.state, points]).toEqual(['used', { balance: 300, frozen: 0, available: 300 }]);
+        } else {
+          expect([coupon.state, points]).toEqual(['available', { balance: 500, frozen: 0, available: 500 }]);
+        }
+      }
+    });
+
+    it('promotions made through the admin API price the checkout and the cart preview alike', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 100 }] });
+      const admin = { authorization: `Bearer ${h.adminToken()}` };
+      const now = h.clock.now();
+      const made = await h.http.inject({
+        method: 'POST', url: '/admin/promotions', headers: admin,
+        payload: { name: '满30减5', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 3000, off_fen: 500 }, startsAt: new Date(now - DAY).toISOString(), endsAt: new Date(now + DAY).toISOString() },
+      });
+      expect(made.statusCode).toBe(201);
+      const buyer = 97_200;
+      const auth = { authorization: `Bearer ${h.buyerToken(buyer)}` };
+      await h.http.inject({ method: 'POST', url: '/cart/lines', headers: auth, payload: { activitySkuId: f.activitySkuIds[0], quantity: 3 } });
+      const preview = (await h.http.inject({ method: 'POST', url: '/cart/preview', headers: auth, payload: {} })).json();
+      const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }] });
+      expect(placed.body.payableFen).toBe(preview.payableFen);
+      expect(placed.body.discountTotalFen).toBeGreaterThanOrEqual(500);
+      expect(preview.applied.some((a: any) => a.id === made.json().id)).toBe(true);
+      const body = { name: '满30减5', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 3000, off_fen: 500 }, startsAt: new Date(now - DAY).toISOString(), endsAt: new Date(now + DAY).toISOString() };
+      const disabled = await h.http.inject({ method: 'PUT', url: `/admin/promotions/${made.json().id}`, headers: admin, payload: { ...body, enabled: false } });
+      expect(disabled.statusCode).toBe(200);
+      await h.http.inject({ method: 'POST', url: '/cart/lines', headers: auth, payload: { activitySkuId: f.activitySkuIds[0], quantity: 3 } });
+      const after = (await h.http.inject({ method: 'POST', url: '/cart/preview', headers: auth, payload: {} })).json();
+      expect(after.applied.some((a: any) => a.id === made.json().id)).toBe(false);
+    });
+  });
+}
