@@ -58,6 +58,22 @@ export async function createCouponTemplate(db: Db, input: CouponTemplateInput, n
   return { id };
 }
 
+export async function listCouponTemplates(db: Db, limit: number) {
+  const rows = await db.selectFrom('coupon_templates').selectAll().orderBy('id', 'desc').limit(limit).execute();
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    issuerMerchantId: r.issuer_merchant_id,
+    scope: JSON.parse(r.scope),
+    rule: JSON.parse(r.rule),
+    validFrom: new Date(r.valid_from_ms).toISOString(),
+    validUntil: new Date(r.valid_until_ms).toISOString(),
+    perBuyerLimit: r.per_buyer_limit,
+    totalLimit: r.total_limit,
+    issued: r.issued,
+  }));
+}
+
 export type IssueRefusal = 'template_not_found' | 'per_buyer_limit' | 'sold_out';
 
 /** Issues one coupon of the template to each buyer, within the per-buyer and total limits. */
@@ -193,6 +209,26 @@ export async function returnCoupons(db: Db, orderNo: string, now_ms: number): Pr
     .set({ state: 'available', order_no: null, updated_at_ms: now_ms })
     .where('order_no', '=', orderNo)
     .where('state', '=', 'locked')
+    .executeTakeFirst();
+  return affected(result);
+}
+
+/** What happens to an order's used coupons when the order is refunded in full. */
+export type CouponRefundPolicy = 'return_on_full_refund' | 'keep_used';
+export const DEFAULT_COUPON_REFUND_POLICY: CouponRefundPolicy = 'return_on_full_refund';
+
+/**
+ * For the refund path: after a refund, the order's used coupons go back to the buyer when
+ * the order is now refunded in full and the policy says so (an expired one stays expired).
+ * Partial refunds keep them used. Safe to repeat.
+ */
+export async function returnCouponsOnRefund(db: Db, orderNo: string, fullyRefunded: boolean, policy: CouponRefundPolicy, now_ms: number): Promise<number> {
+  if (!fullyRefunded || policy === 'keep_used') return 0;
+  const result = await db
+    .updateTable('coupons')
+    .set({ state: 'available', order_no: null, updated_at_ms: now_ms })
+    .where('order_no', '=', orderNo)
+    .where('state', '=', 'used')
     .executeTakeFirst();
   return affected(result);
 }

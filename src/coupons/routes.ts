@@ -1,12 +1,16 @@
 import { z } from 'zod';
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
-import { buyerCoupons, couponTemplateInput, createCouponTemplate, issueCoupons, MAX_BUYERS_PER_ISSUE } from './index.ts';
+import { buyerCoupons, couponTemplateInput, createCouponTemplate, issueCoupons, listCouponTemplates, MAX_BUYERS_PER_ISSUE } from './index.ts';
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const idParams = z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
 
 export const couponRoutes: RouteModule = (server, app) => {
+  server.get('/admin/coupon-templates', { schema: { summary: 'Coupon templates, newest first, with how many were issued', tags: ['admin'] } }, async (request) => {
+    authorize(request, 'admin');
+    return { templates: await listCouponTemplates(app.db, 200) };
+  });
   server.post('/admin/coupon-templates', { schema: { summary: 'Create a coupon template', tags: ['admin'], body: couponTemplateInput } }, async (request, reply) => {
     authorize(request, 'admin');
     return reply.status(201).send(await createCouponTemplate(app.db, request.body, app.now()));

@@ -2,6 +2,8 @@
 export const ORDER_PLACED = 'order.placed';
 export const ORDER_PAID = 'order.paid';
 export const ORDER_CANCELLED = 'order.cancelled';
+/** A 价保 claim: the payment centre refunds `amount_fen` of the order's payment. */
+export const ORDER_PRICE_PROTECTED = 'order.price_protected';
 
 export interface OrderEventLine {
   activitySkuId: number;
@@ -30,3 +32,11 @@ export interface OrderCancelled {
 
 export const ORDER_EXPIRE_JOB = 'order.expire';
 export const expireJobKey = (orderNo: string): string => `${ORDER_EXPIRE_JOB}:${orderNo}`;
+
+export interface OrderPriceProtected {
+  orderNo: string;
+  buyerId: number;
+  lineNo: number;
+  amount_fen: number;
+  paymentNo: string | null;
+}

@@ -14,3 +14,4 @@ export { cancelOrder, expireOrder, getOrder, paymentSucceeded, type PaymentOutco
 export { canTransition, ORDER_STATUSES, ORDER_TRANSITIONS, type OrderStatus } from './state.ts';
 export { listBuyerOrders, MAX_ORDERS_PAGE, purchasedQuantity, type Order } from './store.ts';
 export { orderView, type OrderView } from './view.ts';
+export { claimPriceProtection, PRICE_PROTECTION_DAYS, type PriceProtectionClaim } from './price-protection.ts';

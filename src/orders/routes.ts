@@ -3,6 +3,7 @@ import { cartLines, MAX_LINE_QUANTITY } from '../cart/index.ts';
 import { loadSellableSkus, openness } from '../catalog/index.ts';
 import type { PricedCart } from '../pricing/index.ts';
 import { priceForBuyer } from './pricing-step.ts';
+import { claimPriceProtection, PRICE_PROTECTION_DAYS } from './price-protection.ts';
 import { MAX_COUPONS_PER_ORDER } from '../coupons/index.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
@@ -106,6 +107,29 @@ export const orderRoutes: RouteModule = (server, app) => {
     const order = await getOrder(app, request.params.orderNo, principal.role === 'buyer' ? subjectId(principal) : undefined);
     return orderView(order);
   });
+
+  server.post(
+    '/orders/:orderNo/lines/:lineNo/price-protection',
+    {
+      schema: {
+        summary: `Claim price protection (价保): within ${PRICE_PROTECTION_DAYS} days of payment, once per line, the drop in the activity price since`,
+        tags: ['orders'],
+        params: orderNoParams.extend({ lineNo: z.coerce.number().int().min(1).max(1000) }),
+      },
+    },
+    async (request, reply) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      const claim = await claimPriceProtection(app, buyerId, request.params.orderNo, request.params.lineNo);
+      return reply.status(201).send({
+        orderNo: claim.orderNo,
+        lineNo: claim.lineNo,
+        paidUnitPriceFen: claim.paidUnitPrice_fen,
+        currentUnitPriceFen: claim.currentUnitPrice_fen,
+        quantity: claim.quantity,
+        amountFen: claim.amount_fen,
+      });
+    },
+  );
 
   server.post(
     '/orders/:orderNo/cancel',

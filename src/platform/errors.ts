@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   idempotency_request_in_progress: { status: 409, message: 'A request with this Idempotency-Key is still in progress.' },
   order_state_conflict: { status: 409, message: 'The order changed meanwhile; read it again.' },
   order_not_cancellable: { status: 409, message: 'The order can no longer be cancelled.' },
+  price_protection_not_eligible: { status: 409, message: 'This line cannot claim price protection.' },
+  price_protection_already_claimed: { status: 409, message: 'Price protection was already claimed for this line.' },
   internal_error: { status: 500, message: 'Something went wrong on our side.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

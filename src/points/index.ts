@@ -11,9 +11,11 @@ import { AppError, assert } from '../platform/errors.ts';
  * return changes nothing. The database refuses a negative balance or a freeze past it.
  */
 export const POINTS_POLICY = { pointsPerYuan: 100, maxShare_bp: 5000 } as const;
+/** Points earned per whole yuan paid, when an order is completed (picked up). */
+export const POINTS_EARNED_PER_YUAN = 1;
 export const MAX_JOURNAL_PAGE = 100;
 
-export type Movement = 'grant' | 'freeze' | 'unfreeze' | 'deduct';
+export type Movement = 'grant' | 'freeze' | 'unfreeze' | 'deduct' | 'refund' | 'earn';
 
 export interface PointsAccount {
   balance: number;
@@ -108,4 +110,48 @@ export async function pointsJournal(db: Db, buyerId: number, limit: number) {
     note: r.note,
     at: new Date(r.created_at_ms).toISOString(),
   }));
+}
+
+/**
+ * For the refund path: returns the points an order spent in proportion to what has been
+ * refunded so far. Each refund is applied once (by its id); the returns of all refunds of an
+ * order add up to exactly the points spent once it is refunded in full.
+ */
+export async function returnPointsOnRefund(
+  db: Db,
+  orderNo: string,
+  refundId: string,
+  refundedSoFar_fen: number,
+  orderPayable_fen: number,
+  now_ms: number,
+): Promise<number> {
+  assert(refundedSoFar_fen >= 0 && refundedSoFar_fen <= orderPayable_fen && orderPayable_fen > 0, 'refunded amount out of range');
+  return transact(db, async (trx) => {
+    const deducted = await trx.selectFrom('points_journal').select(['buyer_id', 'points']).where('dedupe_key', '=', `deduct:${orderNo}`).executeTakeFirst();
+    if (!deducted || (await alreadyMoved(trx, `refund:${orderNo}:${refundId}`))) return 0;
+    const earlier = await trx
+      .selectFrom('points_journal')
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('points'), eb.val(0)).as('returned'))
+      .where('order_no', '=', orderNo)
+      .where('movement', '=', 'refund')
+      .executeTakeFirstOrThrow();
+    const due = Math.floor((deducted.points * refundedSoFar_fen) / orderPayable_fen) - Number(earlier.returned);
+    if (due <= 0) return 0;
+    await trx.updateTable('points_accounts').set({ balance: sql`balance + ${due}`, updated_at_ms: now_ms }).where('buyer_id', '=', deducted.buyer_id).execute();
+    await journal(trx, deducted.buyer_id, 'refund', due, `refund:${orderNo}:${refundId}`, orderNo, null, now_ms);
+    return due;
+  });
+}
+
+/** Points earned when an order is completed: once per order. */
+export async function earnPoints(db: Db, buyerId: number, orderNo: string, paid_fen: number, now_ms: number): Promise<number> {
+  const points = Math.floor(paid_fen / 100) * POINTS_EARNED_PER_YUAN;
+  if (points <= 0) return 0;
+  return transact(db, async (trx) => {
+    if (await alreadyMoved(trx, `earn:${orderNo}`)) return 0;
+    await trx.insertInto('points_accounts').values({ buyer_id: buyerId, balance: 0, frozen: 0, updated_at_ms: now_ms }).$call(ignoreDuplicates(trx)).execute();
+    await trx.updateTable('points_accounts').set({ balance: sql`balance + ${points}`, updated_at_ms: now_ms }).where('buyer_id', '=', buyerId).execute();
+    await journal(trx, buyerId, 'earn', points, `earn:${orderNo}`, orderNo, null, now_ms);
+    return points;
+  });
 }

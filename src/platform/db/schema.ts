@@ -20,6 +20,7 @@ export interface DB {
   order_lines: OrderLineRow; // orders (order shard)
   purchase_counters: PurchaseCounterRow; // orders (order shard)
   idempotency_keys: IdempotencyKeyRow; // orders (order shard)
+  price_protection_claims: PriceProtectionClaimRow; // orders (order shard)
   promotions: PromotionRow; // promotions
   shipping_rules: ShippingRuleRow; // promotions
   coupon_templates: CouponTemplateRow; // coupons
@@ -288,4 +289,16 @@ export interface PointsJournalRow {
   frozen_after: number;
   note: string | null;
   created_at_ms: number;
+}
+
+export interface PriceProtectionClaimRow {
+  order_no: string;
+  line_no: number;
+  buyer_id: number;
+  activity_sku_id: number;
+  paid_unit_price_fen: number;
+  current_unit_price_fen: number;
+  quantity: number;
+  amount_fen: number;
+  claimed_at_ms: number;
 }

@@ -1,0 +1,73 @@
+import { loadSellableSkus } from '../catalog/index.ts';
+import { recordEvent } from '../events/outbox.ts';
+import type { Platform } from '../platform/context.ts';
+import { transact } from '../platform/db/retry.ts';
+import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
+import { AppError } from '../platform/errors.ts';
+import { multiplyFen } from '../platform/money.ts';
+import { ORDER_PRICE_PROTECTED, type OrderPriceProtected } from './events.ts';
+import { getOrder } from './lifecycle.ts';
+
+/** 价保: a paid line may claim a later price drop of its activity SKU within this many days. */
+export const PRICE_PROTECTION_DAYS = 7;
+const DAY_MS = 86_400_000;
+
+export type NotEligibleReason = 'not_paid' | 'window_closed' | 'no_price_drop';
+
+export interface PriceProtectionClaim {
+  orderNo: string;
+  lineNo: number;
+  paidUnitPrice_fen: number;
+  currentUnitPrice_fen: number;
+  quantity: number;
+  amount_fen: number;
+}
+
+/**
+ * Claims the difference between what a paid line cost per unit and the activity SKU's price
+ * now, once per line, never more than the line's payable. The claim and its event for the
+ * payment centre's refund path are written in one transaction on the order's shard.
+ */
+export async function claimPriceProtection(p: Platform, buyerId: number, orderNo: string, lineNo: number): Promise<PriceProtectionClaim> {
+  const order = await getOrder(p, orderNo, buyerId);
+  const line = order.lines.find((l) => l.lineNo === lineNo);
+  if (!line) throw new AppError('not_found', { message: `Order ${orderNo} has no line ${lineNo}.` });
+  const now_ms = p.now();
+  const refuse = (reason: NotEligibleReason) => new AppError('price_protection_not_eligible', { details: { reason } });
+  if (order.status !== 'PAID' || order.paid_at_ms === null) throw refuse('not_paid');
+  if (now_ms - order.paid_at_ms > PRICE_PROTECTION_DAYS * DAY_MS) throw refuse('window_closed');
+  const current = (await loadSellableSkus(p.db, [line.activitySkuId])).get(line.activitySkuId);
+  if (!current || current.price_fen >= line.unitPrice_fen) throw refuse('no_price_drop');
+
+  const claim: PriceProtectionClaim = {
+    orderNo,
+    lineNo,
+    paidUnitPrice_fen: line.unitPrice_fen,
+    currentUnitPrice_fen: current.price_fen,
+    quantity: line.quantity,
+    amount_fen: Math.min(multiplyFen(line.unitPrice_fen - current.price_fen, line.quantity), line.payable_fen),
+  };
+  const shard = p.shards.forOrderNo(orderNo)!;
+  await transact(shard, async (trx) => {
+    const inserted = await trx
+      .insertInto('price_protection_claims')
+      .values({
+        order_no: orderNo,
+        line_no: lineNo,
+        buyer_id: buyerId,
+        activity_sku_id: line.activitySkuId,
+        paid_unit_price_fen: claim.paidUnitPrice_fen,
+        current_unit_price_fen: claim.currentUnitPrice_fen,
+        quantity: claim.quantity,
+        amount_fen: claim.amount_fen,
+        claimed_at_ms: now_ms,
+      })
+      .$call(ignoreDuplicates(trx))
+      .executeTakeFirst();
+    if (affected(inserted) === 0) throw new AppError('price_protection_already_claimed');
+    const event: OrderPriceProtected = { orderNo, buyerId, lineNo, amount_fen: claim.amount_fen, paymentNo: order.paymentNo };
+    await recordEvent(trx, { type: ORDER_PRICE_PROTECTED, aggregateId: orderNo, payload: event }, now_ms);
+  });
+  p.wake();
+  return claim;
+}

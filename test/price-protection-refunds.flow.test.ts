@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { updateActivitySku } from '../src/catalog/index.ts';
+import { buyerCoupons, createCouponTemplate, issueCoupons, returnCouponsOnRefund } from '../src/coupons/index.ts';
+import type { DomainEvent } from '../src/events/outbox.ts';
+import { ORDER_PRICE_PROTECTED, paymentSucceeded, PRICE_PROTECTION_DAYS } from '../src/orders/index.ts';
+import { earnPoints, grantPoints, pointsAccount, returnPointsOnRefund } from '../src/points/index.ts';
+import { availableEngines } from './support/engines.ts';
+import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+
+const DAY = 86_400_000;
+
+for (const engine of availableEngines()) {
+  describe(`price protection and refund-time returns on ${engine.name}`, () => {
+    let h: Harness;
+    const protectedEvents: DomainEvent<any>[] = [];
+    beforeAll(async () => {
+      h = await startHarness(engine);
+      h.app.bus.subscribe(ORDER_PRICE_PROTECTED, 'test.capture', async (e) => void protectedEvents.push(e));
+    });
+    afterAll(async () => h?.close());
+
+    async function paidOrder(buyerId: number, quantity: number, extra: Record<string, unknown> = {}) {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 100 }] });
+      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity }], ...extra });
+      expect(placed.status).toBe(201);
+      expect(await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: `P-${placed.body.orderNo}`, amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() })).toBe('paid');
+      await h.app.drain();
+      return { orderNo: placed.body.orderNo as string, activitySkuId: f.activitySkuIds[0]!, payable: placed.body.payableFen as number };
+    }
+    const claim = (buyerId: number, orderNo: string, lineNo = 1) =>
+      h.http.inject({ method: 'POST', url: `/orders/${orderNo}/lines/${lineNo}/price-protection`, headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` } });
+
+    it('pays back a later price drop once per line, and tells the payment centre', async () => {
+      const buyer = 98_001;
+      const { orderNo, activitySkuId } = await paidOrder(buyer, 3);
+      expect((await claim(buyer, orderNo)).json()).toMatchObject({ code: 'price_protection_not_eligible', details: { reason: 'no_price_drop' } });
+      await updateActivitySku(h.app.db, activitySkuId, { price_fen: 800 }, h.clock.now());
+      const results = await Promise.all(Array.from({ length: 10 }, () => claim(buyer, orderNo)));
+      const ok = results.filter((r) => r.statusCode === 201);
+      expect(ok).toHaveLength(1);
+      expect(ok[0]!.json()).toMatchObject({ paidUnitPriceFen: 1000, currentUnitPriceFen: 800, quantity: 3, amountFen: 600 });
+      for (const r of results.filter((r) => r.statusCode !== 201)) expect(r.json().code).toBe('price_protection_already_claimed');
+      await h.app.drain();
+      expect(protectedEvents.filter((e) => e.payload.orderNo === orderNo).map((e) => e.payload.amount_fen)).toEqual([600]);
+      expect((await claim(98_999, orderNo)).statusCode).toBe(404);
+    });
+
+    it('refuses unpaid orders and claims after the window', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 10 }] });
+      const unpaid = await postCheckout(h, 98_002, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      await updateActivitySku(h.app.db, f.activitySkuIds[0]!, { price_fen: 500 }, h.clock.now());
+      expect((await claim(98_002, unpaid.body.orderNo)).json().details.reason).toBe('not_paid');
+
+      const { orderNo, activitySkuId } = await paidOrder(98_003, 1);
+      await updateActivitySku(h.app.db, activitySkuId, { price_fen: 500 }, h.clock.now());
+      h.clock.advance((PRICE_PROTECTION_DAYS + 1) * DAY);
+      expect((await claim(98_003, orderNo)).json().details.reason).toBe('window_closed');
+      h.clock.advance(-(PRICE_PROTECTION_DAYS + 1) * DAY);
+    });
+
+    it('returns spent points in proportion to each refund, adding up to all of them on a full refund', async () => {
+      const buyer = 98_010;
+      await grantPoints(h.app.db, buyer, 1000, 'g-98010', 'test', h.clock.now());
+      const { orderNo, payable } = await paidOrder(buyer, 3, { points: 300 });
+      expect(payable).toBe(2700);
+      expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 700, frozen: 0, available: 700 });
+      expect(await returnPointsOnRefund(h.app.db, orderNo, 'R1', 900, payable, h.clock.now())).toBe(100);
+      expect(await returnPointsOnRefund(h.app.db, orderNo, 'R1', 900, payable, h.clock.now())).toBe(0);
+      expect(await returnPointsOnRefund(h.app.db, orderNo, 'R2', 1000, payable, h.clock.now())).toBe(11);
+      expect(await returnPointsOnRefund(h.app.db, orderNo, 'R3', payable, payable, h.clock.now())).toBe(189);
+      expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 1000, frozen: 0, available: 1000 });
+    });
+
+    it('returns used coupons on a full refund when the policy says so, and earns points once', async () => {
+      const buyer = 98_020;
+      const now = h.clock.now();
+      const template = await createCouponTemplate(h.app.db, { name: 'c', scope: { kind: 'platform' }, rule: { kind: 'fixed', off_fen: 100, threshold_fen: 0 }, validFrom: new Date(now - DAY).toISOString(), validUntil: new Date(now + DAY).toISOString(), perBuyerLimit: 2 }, now);
+      const issued = (await issueCoupons(h.app.db, template.id, [buyer, buyer, buyer], now));
+      expect(issued.refused).toEqual([{ buyerId: buyer, reason: 'per_buyer_limit' }]);
+      const [first, second] = issued.issued.map((i) => i.couponId) as [number, number];
+      const a = await paidOrder(buyer, 1, { couponIds: [first] });
+      const b = await paidOrder(buyer, 1, { couponIds: [second] });
+      expect(await returnCouponsOnRefund(h.app.db, a.orderNo, false, 'return_on_full_refund', now)).toBe(0);
+      expect(await returnCouponsOnRefund(h.app.db, a.orderNo, true, 'return_on_full_refund', now)).toBe(1);
+      expect(await returnCouponsOnRefund(h.app.db, b.orderNo, true, 'keep_used', now)).toBe(0);
+      const states = new Map((await buyerCoupons(h.app.db, buyer, now)).map((c) => [c.couponId, c.state]));
+      expect([states.get(first), states.get(second)]).toEqual(['available', 'used']);
+
+      expect(await earnPoints(h.app.db, buyer, b.orderNo, 990, now)).toBe(9);
+      expect(await earnPoints(h.app.db, buyer, b.orderNo, 990, now)).toBe(0);
+    });
+  });
+}
