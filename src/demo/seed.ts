@@ -4,6 +4,9 @@ import { createStock } from '../inventory/index.ts';
 import { createLeader, listLeaders, type Leader } from '../leaders/index.ts';
 import type { Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
+import { createCouponTemplate, issueCoupons } from '../coupons/index.ts';
+import { grantPoints } from '../points/index.ts';
+import { createPromotion } from '../promotions/index.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -14,8 +17,9 @@ export interface DemoData {
 }
 
 /**
- * Demo data for a new user: two merchants, three leaders, four buyers and two open
- * group-buy activities. Does nothing when the catalog already has merchants.
+ * Demo data for a new user: two merchants, three leaders, four buyers, two open group-buy
+ * activities, two promotions, a coupon for every buyer and 1,000 welcome points each.
+ * Does nothing when the catalog already has merchants.
  */
 export async function seedDemoData(db: Db, now_ms: number): Promise<DemoData> {
   const existing = await db.selectFrom('merchants').select('id').limit(1).execute();
@@ -66,5 +70,12 @@ export async function seedDemoData(db: Db, now_ms: number): Promise<DemoData> {
     await createStock(trx, breakfast.skus[0]!.id, 300, now_ms);
     await createStock(trx, breakfast.skus[1]!.id, 1000, now_ms);
   });
+
+  const week = { startsAt: new Date(now_ms - 3600_000).toISOString(), endsAt: new Date(now_ms + 7 * DAY_MS).toISOString() };
+  await createPromotion(db, { name: '满50减5 5 off every 50', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 5000, off_fen: 500, repeat: true, cap_fen: 2000 }, priority: 1, stacking: 'stackable', enabled: true, ...week }, now_ms);
+  await createPromotion(db, { name: '鲜奶第二件半价 second milk half price', scope: { kind: 'sku', skuIds: [milk.skus[0]!.id] }, rule: { kind: 'nth_unit', n: 2, discount_bp: 5000 }, priority: 2, stacking: 'stackable', enabled: true, ...week }, now_ms);
+  const coupon = await createCouponTemplate(db, { name: '新人券 3 yuan off 30', scope: { kind: 'platform' }, rule: { kind: 'fixed', off_fen: 300, threshold_fen: 3000 }, validFrom: week.startsAt, validUntil: new Date(now_ms + 30 * DAY_MS).toISOString(), perBuyerLimit: 1 }, now_ms);
+  await issueCoupons(db, coupon.id, buyers.map((b) => b.id), now_ms);
+  for (const buyer of buyers) await grantPoints(db, buyer.id, 1000, `demo-welcome-${buyer.id}`, 'welcome points', now_ms);
   return { created: true, buyers, leaders };
 }
