@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { releaseReservation, reservationsOf, reserveStock, stockLevels } from '../src/inventory/index.ts';
 import { scheduleJob } from '../src/jobs/index.ts';
-import { IDEMPOTENCY_LEASE_MS, VERIFY_RESERVATION_AFTER_MS, VERIFY_RESERVATION_JOB } from '../src/orders/index.ts';
+import { IDEMPOTENCY_LEASE_MS, paymentSucceeded, VERIFY_RESERVATION_AFTER_MS, VERIFY_RESERVATION_JOB } from '../src/orders/index.ts';
+import { freezePoints, grantPoints, pointsAccount } from '../src/points/index.ts';
+import { transact } from '../src/platform/db/retry.ts';
 import { abandonIdempotencyKey, claimIdempotencyKey, completeIdempotencyKey, requestHash } from '../src/orders/idempotency.ts';
 import { slotOfBuyer } from '../src/platform/shards.ts';
 import { availableEngines } from './support/engines.ts';
@@ -46,7 +48,9 @@ for (const engine of availableEngines()) {
       h.clock.advance(IDEMPOTENCY_LEASE_MS + 1);
       const takeover = await postCheckout(h, buyerId, body, key);
       expect(takeover.status).toBe(201);
-      expect(takeover.body.orderNo).toBe(stalled.claim.orderNo);
+      // The takeover gave back the dead attempt's reservation and started over under a fresh number.
+      expect(takeover.body.orderNo).not.toBe(stalled.claim.orderNo);
+      expect(await reservationsOf(h.app.db, stalled.claim.orderNo)).toEqual([{ activitySkuId: sku, quantity: 2, state: 'released' }]);
 
       // The stalled request wakes up: its lease token no longer counts for anything.
       const token = (stalled.claim as { leaseToken: string }).leaseToken;
@@ -57,6 +61,31 @@ for (const engine of availableEngines()) {
       expect(await level(sku)).toMatchObject({ available: 8, reserved: 2 });
       const orders = await stalled.shard.selectFrom('orders').select('order_no').where('buyer_id', '=', buyerId).execute();
       expect(orders).toHaveLength(1);
+    });
+
+    it('a resumed checkout takes over the dead attempt’s coupon and points correctly', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 10 }] });
+      const buyerId = 95_010;
+      await grantPoints(h.app.db, buyerId, 300, `g-${buyerId}`, 'test', h.clock.now());
+      const key = newKey();
+      const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], points: 300 };
+      const died = await claimAndReserve(buyerId, key, body);
+      await transact(h.app.db, (trx) => freezePoints(trx, buyerId, died.claim.orderNo, 300, h.clock.now()));
+      expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 300, frozen: 300, available: 0 });
+
+      h.clock.advance(IDEMPOTENCY_LEASE_MS + 1);
+      const resumed = await postCheckout(h, buyerId, body, key);
+      expect(resumed.status).toBe(201);
+      expect(resumed.body).toMatchObject({ pointsUsed: 300, payableFen: 700 });
+      expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 300, frozen: 300, available: 0 });
+      await paymentSucceeded(h.app, resumed.body.orderNo, { paymentNo: 'P-resume', amount_fen: 700, paid_at_ms: h.clock.now() });
+      await h.app.drain();
+      expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 0, frozen: 0, available: 0 });
+      // The dead attempt's verification job finds its holds already given back.
+      h.clock.advance(VERIFY_RESERVATION_AFTER_MS);
+      await h.app.drain();
+      expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 0, frozen: 0, available: 0 });
+      expect(await level(f.activitySkuIds[0]!)).toMatchObject({ available: 9, reserved: 0, sold: 1 });
     });
 
     it('a checkout that died after reserving has its stock released by the verification job, once its lease is over', async () => {

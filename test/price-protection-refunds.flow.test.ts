@@ -71,6 +71,30 @@ for (const engine of availableEngines()) {
       expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 1000, frozen: 0, available: 1000 });
     });
 
+    it('concurrent refunds of one order never return more points than it spent', async () => {
+      const buyer = 98_011;
+      await grantPoints(h.app.db, buyer, 1000, 'g-98011', 'test', h.clock.now());
+      const { orderNo, payable } = await paidOrder(buyer, 3, { points: 300 });
+      const returned = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => returnPointsOnRefund(h.app.db, orderNo, `R${i}`, payable, payable, h.clock.now())),
+      );
+      expect(returned.reduce((a, b) => a + b, 0)).toBe(300);
+      expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 1000, frozen: 0, available: 1000 });
+    });
+
+    it('price protection compares with what the buyer paid, discounts included', async () => {
+      const buyer = 98_012;
+      const now = h.clock.now();
+      const template = await createCouponTemplate(h.app.db, { name: 'big', scope: { kind: 'platform' }, rule: { kind: 'fixed', off_fen: 900, threshold_fen: 0 }, validFrom: new Date(now - DAY).toISOString(), validUntil: new Date(now + DAY).toISOString(), perBuyerLimit: 1 }, now);
+      const couponId = (await issueCoupons(h.app.db, template.id, [buyer], now)).issued[0]!.couponId;
+      const { orderNo, activitySkuId, payable } = await paidOrder(buyer, 1, { couponIds: [couponId] });
+      expect(payable).toBe(100);
+      await updateActivitySku(h.app.db, activitySkuId, { price_fen: 950 }, h.clock.now());
+      expect((await claim(buyer, orderNo)).json().details.reason).toBe('no_price_drop');
+      await updateActivitySku(h.app.db, activitySkuId, { price_fen: 60 }, h.clock.now());
+      expect((await claim(buyer, orderNo)).json()).toMatchObject({ amountFen: 40 });
+    });
+
     it('returns used coupons on a full refund when the policy says so, and earns points once', async () => {
       const buyer = 98_020;
       const now = h.clock.now();

@@ -17,7 +17,7 @@ import {
   abandonIdempotencyKey,
   claimIdempotencyKey,
   completeIdempotencyKey,
-  holdsIdempotencyKey,
+  moveIdempotencyKey,
   IDEMPOTENCY_LEASE_MS,
   LeaseLost,
   requestHash,
@@ -77,7 +77,8 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
 
   const claim = await claimIdempotencyKey(shard, { ...key, hash, orderNo: p.nextOrderNo(slotOfBuyer(buyerId), p.now()) }, p.now);
   if (claim.kind === 'replay') return { status: claim.status, body: claim.body };
-  const { orderNo, leaseToken } = claim;
+  const { leaseToken } = claim;
+  let orderNo = claim.orderNo;
   if (claim.kind === 'resumed') {
     // The earlier holder may have committed the order just before it died.
     const placed = await findOrder(shard, orderNo);
@@ -85,25 +86,32 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
       const response = { status: 201, body: orderView(placed) };
       return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : leaseLostResponse();
     }
+    // Otherwise what the dead attempt held is given back, and this attempt starts over under
+    // a fresh order number, so nothing half done can mix with what is done now.
+    await undoHolds(p, orderNo);
+    const fresh = p.nextOrderNo(slotOfBuyer(buyerId), p.now());
+    if (!(await moveIdempotencyKey(shard, key, leaseToken, fresh))) return leaseLostResponse();
+    orderNo = fresh;
   }
 
   try {
-    return await placeOrder(p, { buyerId, orderNo, key, leaseToken, request, skus, firstAttempt: claim.kind === 'new' });
+    return await placeOrder(p, { buyerId, orderNo, key, leaseToken, request, skus });
   } catch (error) {
-    // Another request took the key over: the order number and its reservation are its now.
+    // Another request took the key over: the order number and its holds are its business now.
     if (error instanceof LeaseLost) return leaseLostResponse();
+    // Only the holder can complete or free the key; doing that first fences off any takeover,
+    // so the undo below cannot touch a resumed attempt's holds.
     if (isAppError(error)) {
-      if (!(await holdsIdempotencyKey(shard, key, leaseToken))) return leaseLostResponse();
-      await undoHolds(p, orderNo);
       const response = { status: error.status, body: error.toBody() };
-      return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : leaseLostResponse();
+      if (!(await completeIdempotencyKey(shard, key, leaseToken, response))) return leaseLostResponse();
+      await undoHolds(p, orderNo);
+      return response;
     }
-    // Unexpected. Undo only when the order is known not to exist and the key is still ours;
+    // Unexpected. Undo only when the order is known not to exist and the key was still ours;
     // if even that cannot be told, the verification job decides later.
     const placed = await findOrder(shard, orderNo).catch(() => 'unknown' as const);
-    if (placed === undefined && (await holdsIdempotencyKey(shard, key, leaseToken).catch(() => false))) {
+    if (placed === undefined && (await abandonIdempotencyKey(shard, key, leaseToken).catch(() => false))) {
       await undoHolds(p, orderNo);
-      await abandonIdempotencyKey(shard, key, leaseToken);
     }
     throw error;
   }
@@ -186,7 +194,7 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
 
 async function placeOrder(
   p: Platform,
-  c: { buyerId: number; orderNo: string; key: KeyRef; leaseToken: string; request: CheckoutRequest; skus: Map<number, SellableSku>; firstAttempt: boolean },
+  c: { buyerId: number; orderNo: string; key: KeyRef; leaseToken: string; request: CheckoutRequest; skus: Map<number, SellableSku> },
 ): Promise<CheckoutResponse> {
   const { buyerId, orderNo, request, skus } = c;
   const lines = request.items.map((item) => ({ item, sku: skus.get(item.activitySkuId)! }));
@@ -196,7 +204,7 @@ async function placeOrder(
 
   try {
     await reserveStock(p.db, orderNo, request.items, now_ms, {
-      firstAttempt: c.firstAttempt,
+      firstAttempt: true, // every attempt has an order number of its own
       alsoInTransaction: (trx) =>
         scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: verifyReservationJobKey(orderNo), payload: { orderNo }, due_at_ms: now_ms + VERIFY_RESERVATION_AFTER_MS }, now_ms),
     });

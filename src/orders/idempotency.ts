@@ -128,26 +128,29 @@ export async function completeIdempotencyKey(
   return affected(result) === 1;
 }
 
-export async function holdsIdempotencyKey(db: Db, key: KeyRef, leaseToken: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('idempotency_keys')
-    .select('lease_token')
+/** A resumed claim starts over under a fresh order number; false if the lease was lost. */
+export async function moveIdempotencyKey(db: Db, key: KeyRef, leaseToken: string, orderNo: string): Promise<boolean> {
+  const result = await db
+    .updateTable('idempotency_keys')
+    .set({ order_no: orderNo })
     .where('buyer_id', '=', key.buyerId)
     .where('idem_key', '=', key.key)
     .where('state', '=', 'in_progress')
+    .where('lease_token', '=', leaseToken)
     .executeTakeFirst();
-  return row?.lease_token === leaseToken;
+  return affected(result) === 1;
 }
 
-/** After a failure that placed nothing, the key is freed so the client may retry. */
-export async function abandonIdempotencyKey(db: Db, key: KeyRef, leaseToken: string): Promise<void> {
-  await db
+/** After a failure that placed nothing, the key is freed so the client may retry; false if the lease was lost. */
+export async function abandonIdempotencyKey(db: Db, key: KeyRef, leaseToken: string): Promise<boolean> {
+  const result = await db
     .deleteFrom('idempotency_keys')
     .where('buyer_id', '=', key.buyerId)
     .where('idem_key', '=', key.key)
     .where('state', '=', 'in_progress')
     .where('lease_token', '=', leaseToken)
-    .execute();
+    .executeTakeFirst();
+  return affected(result) === 1;
 }
 
 /**

@@ -24,9 +24,10 @@ export interface PriceProtectionClaim {
 }
 
 /**
- * Claims the difference between what a paid line cost per unit and the activity SKU's price
- * now, once per line, never more than the line's payable. The claim and its event for the
- * payment centre's refund path are written in one transaction on the order's shard.
+ * Claims the difference between what the buyer paid for a line (its payable, after every
+ * discount) and what the same quantity costs now, once per line; so never more than the
+ * payable. The claim and its event for the payment centre's refund path are written in one
+ * transaction on the order's shard; the refund path must count the claim as refunded.
  */
 export async function claimPriceProtection(p: Platform, buyerId: number, orderNo: string, lineNo: number): Promise<PriceProtectionClaim> {
   const order = await getOrder(p, orderNo, buyerId);
@@ -36,8 +37,10 @@ export async function claimPriceProtection(p: Platform, buyerId: number, orderNo
   const refuse = (reason: NotEligibleReason) => new AppError('price_protection_not_eligible', { details: { reason } });
   if (order.status !== 'PAID' || order.paid_at_ms === null) throw refuse('not_paid');
   if (now_ms - order.paid_at_ms > PRICE_PROTECTION_DAYS * DAY_MS) throw refuse('window_closed');
+  // Compared with what the buyer actually paid for the line, discounts included.
   const current = (await loadSellableSkus(p.db, [line.activitySkuId])).get(line.activitySkuId);
-  if (!current || current.price_fen >= line.unitPrice_fen) throw refuse('no_price_drop');
+  const costsNow_fen = current ? multiplyFen(current.price_fen, line.quantity) : line.payable_fen;
+  if (!current || costsNow_fen >= line.payable_fen) throw refuse('no_price_drop');
 
   const claim: PriceProtectionClaim = {
     orderNo,
@@ -45,7 +48,7 @@ export async function claimPriceProtection(p: Platform, buyerId: number, orderNo
     paidUnitPrice_fen: line.unitPrice_fen,
     currentUnitPrice_fen: current.price_fen,
     quantity: line.quantity,
-    amount_fen: Math.min(multiplyFen(line.unitPrice_fen - current.price_fen, line.quantity), line.payable_fen),
+    amount_fen: line.payable_fen - costsNow_fen,
   };
   const shard = p.shards.forOrderNo(orderNo)!;
   await transact(shard, async (trx) => {

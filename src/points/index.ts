@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely';
-import type { Db } from '../platform/db/database.ts';
+import { dialectOf, type Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
 import type { DB } from '../platform/db/schema.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
@@ -126,15 +126,16 @@ export async function returnPointsOnRefund(
   now_ms: number,
 ): Promise<number> {
   assert(refundedSoFar_fen >= 0 && refundedSoFar_fen <= orderPayable_fen && orderPayable_fen > 0, 'refunded amount out of range');
+  const locking = dialectOf(db) !== 'sqlite';
   return transact(db, async (trx) => {
-    const deducted = await trx.selectFrom('points_journal').select(['buyer_id', 'points']).where('dedupe_key', '=', `deduct:${orderNo}`).executeTakeFirst();
+    // Refunds of one order take turns on its deduction row, so each sees the ones before it.
+    let deductedQuery = trx.selectFrom('points_journal').select(['buyer_id', 'points']).where('dedupe_key', '=', `deduct:${orderNo}`);
+    if (locking) deductedQuery = deductedQuery.forUpdate();
+    const deducted = await deductedQuery.executeTakeFirst();
     if (!deducted || (await alreadyMoved(trx, `refund:${orderNo}:${refundId}`))) return 0;
-    const earlier = await trx
-      .selectFrom('points_journal')
-      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('points'), eb.val(0)).as('returned'))
-      .where('order_no', '=', orderNo)
-      .where('movement', '=', 'refund')
-      .executeTakeFirstOrThrow();
+    let earlierQuery = trx.selectFrom('points_journal').select('points').where('order_no', '=', orderNo).where('movement', '=', 'refund');
+    if (locking) earlierQuery = earlierQuery.forUpdate();
+    const earlier = { returned: (await earlierQuery.execute()).reduce((sum, r) => sum + r.points, 0) };
     const due = Math.floor((deducted.points * refundedSoFar_fen) / orderPayable_fen) - Number(earlier.returned);
     if (due <= 0) return 0;
     await trx.updateTable('points_accounts').set({ balance: sql`balance + ${due}`, updated_at_ms: now_ms }).where('buyer_id', '=', deducted.buyer_id).execute();

@@ -79,6 +79,9 @@ function checkInput(input: PricingInput): void {
     ids.add(line.activitySkuId);
     assert(Number.isSafeInteger(line.quantity) && line.quantity > 0, 'quantity must be a positive integer');
     for (const amount of [line.listPrice_fen, line.activityPrice_fen, line.weight_g]) assert(Number.isSafeInteger(amount) && amount >= 0, 'prices and weights are non-negative integers');
+    const left = line.activityPriceUnitsLeft;
+    assert(left === undefined || (Number.isSafeInteger(left) && left >= 0), 'units left at the activity price must be a non-negative integer');
+    for (const m of line.memberPrices ?? []) assert(Number.isSafeInteger(m.price_fen) && m.price_fen >= 0 && Number.isSafeInteger(m.level), 'member prices are non-negative integers');
   }
 }
 
