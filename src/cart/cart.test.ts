@@ -9,9 +9,9 @@ const activity = (starts: number, cutoff: number, ends: number) => ({
   id: 1, title: 'A', starts_at_ms: now + starts, order_cutoff_at_ms: now + cutoff, ends_at_ms: now + ends, pickupDate: '2026-11-25', inventoryMode: 'on_order' as const,
 });
 const sku = (id: number, a = activity(-HOUR, HOUR, 2 * HOUR)): SellableSku => ({
-  activitySkuId: id, activityId: a.id, skuId: id, merchantId: 1, title: `sku ${id}`, category: null, price_fen: 1000, listPrice_fen: 1500, weight_g: 100, purchaseLimit: null, activity: a,
+  activitySkuId: id, activityId: a.id, skuId: id, merchantId: 1, title: `sku ${id}`, category: null, price_fen: 1000, listPrice_fen: 1500, weight_g: 100, purchaseLimit: null, activityPriceUnits: null, activity: a,
 });
-const stock = (id: number, available: number) => ({ activitySkuId: id, total: 100, available, reserved: 100 - available, sold: 0 });
+const stock = (id: number, available: number) => ({ activitySkuId: id, total: 100, available, reserved: 100 - available, sold: 0, activityPriceTaken: 0 });
 
 describe('openness of an activity', () => {
   const cases: [string, ReturnType<typeof activity>, string][] = [

@@ -31,6 +31,8 @@ export interface ActivitySku {
   skuId: number;
   price_fen: number;
   purchaseLimit: number | null;
+  /** Stock-linked price: only the first N units sold get the activity price; null means all. */
+  activityPriceUnits: number | null;
 }
 
 /** Everything checkout and the cart need to know about one activity SKU. */
@@ -45,6 +47,7 @@ export interface SellableSku {
   listPrice_fen: number;
   weight_g: number;
   purchaseLimit: number | null;
+  activityPriceUnits: number | null;
   activity: Activity;
 }
 
@@ -82,7 +85,7 @@ export function checkInventoryMode(mode: InventoryMode): void {
 export async function insertActivity(
   trx: Transaction<DB>,
   input: ActivityInput,
-  skus: { skuId: number; price_fen: number; purchaseLimit: number | null }[],
+  skus: { skuId: number; price_fen: number; purchaseLimit: number | null; activityPriceUnits?: number | null }[],
   now_ms: number,
 ): Promise<{ activity: Activity; skus: ActivitySku[] }> {
   checkActivityWindow(input);
@@ -114,9 +117,9 @@ export async function insertActivity(
       trx,
       trx
         .insertInto('activity_skus')
-        .values({ activity_id: id, sku_id: s.skuId, price_fen: s.price_fen, purchase_limit: s.purchaseLimit, created_at_ms: now_ms, updated_at_ms: now_ms }),
+        .values({ activity_id: id, sku_id: s.skuId, price_fen: s.price_fen, purchase_limit: s.purchaseLimit, activity_price_units: s.activityPriceUnits ?? null, created_at_ms: now_ms, updated_at_ms: now_ms }),
     );
-    created.push({ id: activitySkuId, activityId: id, skuId: s.skuId, price_fen: s.price_fen, purchaseLimit: s.purchaseLimit });
+    created.push({ id: activitySkuId, activityId: id, skuId: s.skuId, price_fen: s.price_fen, purchaseLimit: s.purchaseLimit, activityPriceUnits: s.activityPriceUnits ?? null });
   }
   return { activity: { id, ...input }, skus: created };
 }
@@ -146,15 +149,20 @@ export async function updateActivity(db: Db, id: number, patch: Partial<Activity
 export async function updateActivitySku(
   db: Db,
   id: number,
-  patch: { price_fen?: number; purchaseLimit?: number | null },
+  patch: { price_fen?: number; purchaseLimit?: number | null; activityPriceUnits?: number | null },
   now_ms: number,
 ): Promise<ActivitySku> {
   const row = await db.selectFrom('activity_skus').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row) throw new AppError('not_found', { message: `No activity SKU ${id}.` });
   const price_fen = patch.price_fen ?? row.price_fen;
   const purchaseLimit = patch.purchaseLimit === undefined ? row.purchase_limit : patch.purchaseLimit;
-  await db.updateTable('activity_skus').set({ price_fen, purchase_limit: purchaseLimit, updated_at_ms: now_ms }).where('id', '=', id).execute();
-  return { id, activityId: row.activity_id, skuId: row.sku_id, price_fen, purchaseLimit };
+  const activityPriceUnits = patch.activityPriceUnits === undefined ? row.activity_price_units : patch.activityPriceUnits;
+  await db
+    .updateTable('activity_skus')
+    .set({ price_fen, purchase_limit: purchaseLimit, activity_price_units: activityPriceUnits, updated_at_ms: now_ms })
+    .where('id', '=', id)
+    .execute();
+  return { id, activityId: row.activity_id, skuId: row.sku_id, price_fen, purchaseLimit, activityPriceUnits };
 }
 
 const activityColumns = ['id', 'title', 'starts_at_ms', 'ends_at_ms', 'order_cutoff_at_ms', 'pickup_date', 'inventory_mode'] as const;
@@ -196,6 +204,7 @@ function sellableSkuQuery(db: Db) {
       's.id as activity_sku_id',
       's.price_fen',
       's.purchase_limit',
+      's.activity_price_units',
       'k.id as sku_id',
       'k.merchant_id',
       'k.list_price_fen',
@@ -227,6 +236,7 @@ function toSellable(r: SellableRow): SellableSku {
     listPrice_fen: r.list_price_fen,
     weight_g: r.weight_g,
     purchaseLimit: r.purchase_limit,
+    activityPriceUnits: r.activity_price_units,
     activity: toActivity({
       id: r.activity_id,
       title: r.activity_title,

@@ -43,7 +43,7 @@ const activityFields = {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function activityView(activity: Activity, skus: SellableSku[], stock: Map<number, { available: number; total: number }>, now_ms: number) {
+function activityView(activity: Activity, skus: SellableSku[], stock: Map<number, { available: number; total: number; activityPriceTaken: number }>, now_ms: number) {
   return {
     id: activity.id,
     title: activity.title,
@@ -61,6 +61,8 @@ function activityView(activity: Activity, skus: SellableSku[], stock: Map<number
       priceFen: s.price_fen,
       listPriceFen: s.listPrice_fen,
       purchaseLimit: s.purchaseLimit,
+      activityPriceUnits: s.activityPriceUnits,
+      activityPriceUnitsLeft: s.activityPriceUnits === null ? null : Math.max(0, s.activityPriceUnits - (stock.get(s.activitySkuId)?.activityPriceTaken ?? 0)),
       available: stock.get(s.activitySkuId)?.available ?? 0,
       total: stock.get(s.activitySkuId)?.total ?? 0,
     })),
@@ -170,7 +172,17 @@ export const catalogRoutes: RouteModule = (server, app) => {
             ...activityFields,
             inventoryMode: activityFields.inventoryMode.default('on_order'),
             skus: z
-              .array(z.object({ skuId: id, priceFen: fen, stock: z.number().int().min(0).max(MAX_STOCK), purchaseLimit: z.number().int().min(1).max(MAX_STOCK).nullable().optional() }).strict())
+              .array(
+                z
+                  .object({
+                    skuId: id,
+                    priceFen: fen,
+                    stock: z.number().int().min(0).max(MAX_STOCK),
+                    purchaseLimit: z.number().int().min(1).max(MAX_STOCK).nullable().optional(),
+                    activityPriceUnits: z.number().int().min(0).max(MAX_STOCK).nullable().optional(),
+                  })
+                  .strict(),
+              )
               .min(1)
               .max(MAX_ACTIVITY_SKUS),
           })
@@ -190,7 +202,7 @@ export const catalogRoutes: RouteModule = (server, app) => {
         const result = await insertActivity(
           trx,
           { title: b.title, starts_at_ms: Date.parse(b.startsAt), ends_at_ms: Date.parse(b.endsAt), order_cutoff_at_ms: Date.parse(b.orderCutoffAt), pickupDate: b.pickupDate, inventoryMode: b.inventoryMode },
-          b.skus.map((s) => ({ skuId: s.skuId, price_fen: s.priceFen, purchaseLimit: s.purchaseLimit ?? null })),
+          b.skus.map((s) => ({ skuId: s.skuId, price_fen: s.priceFen, purchaseLimit: s.purchaseLimit ?? null, activityPriceUnits: s.activityPriceUnits ?? null })),
           now_ms,
         );
         for (const [i, s] of result.skus.entries()) await createStock(trx, s.id, b.skus[i]!.stock, now_ms);
@@ -237,7 +249,13 @@ export const catalogRoutes: RouteModule = (server, app) => {
         summary: "Edit an activity SKU's price or purchase limit",
         tags: ['admin'],
         params: idParams,
-        body: z.object({ priceFen: fen.optional(), purchaseLimit: z.number().int().min(1).max(MAX_STOCK).nullable().optional() }).strict(),
+        body: z
+          .object({
+            priceFen: fen.optional(),
+            purchaseLimit: z.number().int().min(1).max(MAX_STOCK).nullable().optional(),
+            activityPriceUnits: z.number().int().min(0).max(MAX_STOCK).nullable().optional(),
+          })
+          .strict(),
       },
     },
     async (request) => {
@@ -246,10 +264,14 @@ export const catalogRoutes: RouteModule = (server, app) => {
       const sku = await updateActivitySku(
         app.db,
         request.params.id,
-        { ...(b.priceFen !== undefined && { price_fen: b.priceFen }), ...(b.purchaseLimit !== undefined && { purchaseLimit: b.purchaseLimit }) },
+        {
+          ...(b.priceFen !== undefined && { price_fen: b.priceFen }),
+          ...(b.purchaseLimit !== undefined && { purchaseLimit: b.purchaseLimit }),
+          ...(b.activityPriceUnits !== undefined && { activityPriceUnits: b.activityPriceUnits }),
+        },
         app.now(),
       );
-      return { activitySkuId: sku.id, activityId: sku.activityId, skuId: sku.skuId, priceFen: sku.price_fen, purchaseLimit: sku.purchaseLimit };
+      return { activitySkuId: sku.id, activityId: sku.activityId, skuId: sku.skuId, priceFen: sku.price_fen, purchaseLimit: sku.purchaseLimit, activityPriceUnits: sku.activityPriceUnits };
     },
   );
 };

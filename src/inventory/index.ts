@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely';
-import type { Db } from '../platform/db/database.ts';
+import { dialectOf, type Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
 import type { DB } from '../platform/db/schema.ts';
 import { affected } from '../platform/db/sql.ts';
@@ -20,11 +20,19 @@ export interface StockLevel {
   available: number;
   reserved: number;
   sold: number;
+  /** Units reserved or sold at the activity price (stock-linked prices). */
+  activityPriceTaken: number;
 }
 
 export interface StockItem {
   activitySkuId: number;
   quantity: number;
+  /**
+   * Stock-linked price: at most `limit` units of the SKU ever go at the activity price, and the
+   * checkout priced `units` of this item that way. If that many are no longer left the
+   * reservation fails with `price_changed`.
+   */
+  activityPrice?: { limit: number; units: number };
 }
 
 export function assertLedgerBalances(s: StockLevel): void {
@@ -44,10 +52,17 @@ export async function stockLevels(db: Db, activitySkuIds: readonly number[]): Pr
   if (activitySkuIds.length === 0) return new Map();
   const rows = await db
     .selectFrom('stock')
-    .select(['activity_sku_id', 'total', 'available', 'reserved', 'sold'])
+    .select(['activity_sku_id', 'total', 'available', 'reserved', 'sold', 'activity_price_taken'])
     .where('activity_sku_id', 'in', [...activitySkuIds])
     .execute();
-  const levels = rows.map((r) => ({ activitySkuId: r.activity_sku_id, total: r.total, available: r.available, reserved: r.reserved, sold: r.sold }));
+  const levels = rows.map((r) => ({
+    activitySkuId: r.activity_sku_id,
+    total: r.total,
+    available: r.available,
+    reserved: r.reserved,
+    sold: r.sold,
+    activityPriceTaken: r.activity_price_taken,
+  }));
   levels.forEach(assertLedgerBalances);
   return new Map(levels.map((l) => [l.activitySkuId, l]));
 }
@@ -111,9 +126,31 @@ export async function reserveStock(
       if (affected(taken) === 0) {
         throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
       }
+      if (item.activityPrice) await takeActivityPriceUnits(trx, orderNo, item, item.activityPrice, now_ms);
     }
     await options.alsoInTransaction?.(trx);
   });
+}
+
+/** Counts the item's activity-price units against the SKU's limit; the stock row is already locked. */
+async function takeActivityPriceUnits(trx: Transaction<DB>, orderNo: string, item: StockItem, price: { limit: number; units: number }, now_ms: number): Promise<void> {
+  let read = trx.selectFrom('stock').select('activity_price_taken').where('activity_sku_id', '=', item.activitySkuId);
+  if (dialectOf(trx) !== 'sqlite') read = read.forUpdate();
+  const { activity_price_taken } = await read.executeTakeFirstOrThrow();
+  const left = Math.max(0, price.limit - activity_price_taken);
+  if (Math.min(item.quantity, left) !== price.units) throw new AppError('price_changed', { details: { activitySkuId: item.activitySkuId } });
+  if (price.units === 0) return;
+  await trx
+    .updateTable('stock')
+    .set({ activity_price_taken: sql`activity_price_taken + ${price.units}`, updated_at_ms: now_ms })
+    .where('activity_sku_id', '=', item.activitySkuId)
+    .execute();
+  await trx
+    .updateTable('stock_reservations')
+    .set({ activity_price_units: price.units })
+    .where('order_no', '=', orderNo)
+    .where('activity_sku_id', '=', item.activitySkuId)
+    .execute();
 }
 
 /**
@@ -125,7 +162,7 @@ async function settleReservations(db: Db, orderNo: string, to: 'confirmed' | 're
   return transact(db, async (trx) => {
     const open = await trx
       .selectFrom('stock_reservations')
-      .select(['activity_sku_id', 'quantity'])
+      .select(['activity_sku_id', 'quantity', 'activity_price_units'])
       .where('order_no', '=', orderNo)
       .where('state', '=', 'reserved')
       .orderBy('activity_sku_id')
@@ -140,7 +177,11 @@ async function settleReservations(db: Db, orderNo: string, to: 'confirmed' | 're
         .where('state', '=', 'reserved')
         .executeTakeFirst();
       if (affected(won) === 0) continue;
-      const bucket = to === 'confirmed' ? { sold: sql<number>`sold + ${r.quantity}` } : { available: sql<number>`available + ${r.quantity}` };
+      // A release also gives its activity-price units back to the next buyers.
+      const bucket =
+        to === 'confirmed'
+          ? { sold: sql<number>`sold + ${r.quantity}` }
+          : { available: sql<number>`available + ${r.quantity}`, activity_price_taken: sql<number>`activity_price_taken - ${r.activity_price_units}` };
       const changed = await trx
         .updateTable('stock')
         .set({ ...bucket, reserved: sql`reserved - ${r.quantity}`, updated_at_ms: now_ms })

@@ -199,19 +199,23 @@ async function placeOrder(
   const { buyerId, orderNo, request, skus } = c;
   const lines = request.items.map((item) => ({ item, sku: skus.get(item.activitySkuId)! }));
   const now_ms = p.now();
-  const priced = await priceForBuyer(p, buyerId, lines.map(({ item, sku }) => ({ sku, quantity: item.quantity })), request, orderNo);
+  const { priced, activityPrice } = await priceForBuyer(p, buyerId, lines.map(({ item, sku }) => ({ sku, quantity: item.quantity })), request, orderNo);
   const couponIds = request.couponIds ?? [];
 
   try {
-    await reserveStock(p.db, orderNo, request.items, now_ms, {
+    const items = request.items.map((item) => {
+      const price = activityPrice.get(item.activitySkuId);
+      return price ? { ...item, activityPrice: price } : item;
+    });
+    await reserveStock(p.db, orderNo, items, now_ms, {
       firstAttempt: true, // every attempt has an order number of its own
       alsoInTransaction: (trx) =>
         scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: verifyReservationJobKey(orderNo), payload: { orderNo }, due_at_ms: now_ms + VERIFY_RESERVATION_AFTER_MS }, now_ms),
     });
   } catch (error) {
-    if (isAppError(error, 'insufficient_stock')) {
+    if (isAppError(error, 'insufficient_stock') || isAppError(error, 'price_changed')) {
       const index = request.items.findIndex((i) => i.activitySkuId === error.details?.activitySkuId);
-      throw new AppError('insufficient_stock', { field: `items.${index}.quantity`, details: error.details });
+      throw new AppError(error.code, { field: `items.${index}.quantity`, details: error.details });
     }
     throw error;
   }
@@ -247,8 +251,6 @@ async function placeOrder(
   };
   const lineRows: OrderLineRow[] = lines.map(({ sku }, i) => {
     const price = priced.lines[i]!;
-    // Until stock-linked prices reach checkout every line has one unit price.
-    assert(price.segments.length === 1, 'an order line has one unit price');
     return {
       order_no: orderNo,
       line_no: i + 1,
@@ -263,6 +265,8 @@ async function placeOrder(
       discount_fen: price.discount_fen,
       payable_fen: price.payable_fen - price.shipping_fen,
       discounts: price.discounts.length ? JSON.stringify(price.discounts) : null,
+      // A line crossing a stock-linked price boundary has two unit prices; unit_price_fen is the first.
+      price_segments: JSON.stringify(price.segments),
     };
   });
   const response = { status: 201, body: orderView(toOrder(orderRow, lineRows)) };

@@ -1,6 +1,7 @@
 import { memberLevelOf } from '../buyers/index.ts';
 import type { SellableSku } from '../catalog/index.ts';
 import { couponsToUse } from '../coupons/index.ts';
+import { stockLevels } from '../inventory/index.ts';
 import { POINTS_POLICY, pointsAccount } from '../points/index.ts';
 import { priceCart, PricingError, type Fulfilment, type PricedCart } from '../pricing/index.ts';
 import { livePromotions, shippingRulesOf } from '../promotions/index.ts';
@@ -25,17 +26,26 @@ export async function priceForBuyer(
   lines: readonly { sku: SellableSku; quantity: number }[],
   choices: PricingChoices,
   orderNo: string | undefined,
-): Promise<PricedCart> {
+): Promise<{ priced: PricedCart; activityPrice: Map<number, { limit: number; units: number }> }> {
   const now_ms = p.now();
   const merchantIds = [...new Set(lines.map((l) => l.sku.merchantId))];
   const couponIds = choices.couponIds ?? [];
-  const [memberLevel, promotions, shippingRules, coupons, account] = await Promise.all([
+  const stockLinked = lines.filter((l) => l.sku.activityPriceUnits !== null).map((l) => l.sku.activitySkuId);
+  const [memberLevel, promotions, shippingRules, coupons, account, stock] = await Promise.all([
     memberLevelOf(p.db, buyerId),
     livePromotions(p.db, merchantIds, now_ms),
     shippingRulesOf(p.db, merchantIds),
     couponsToUse(p.db, buyerId, couponIds, orderNo, now_ms),
     choices.points ? pointsAccount(p.db, buyerId) : undefined,
+    stockLevels(p.db, stockLinked),
   ]);
+  // Stock-linked prices are priced from this snapshot; the reservation confirms it or refuses.
+  const activityPrice = new Map<number, { limit: number; units: number }>();
+  for (const { sku, quantity } of lines) {
+    if (sku.activityPriceUnits === null) continue;
+    const left = Math.max(0, sku.activityPriceUnits - (stock.get(sku.activitySkuId)?.activityPriceTaken ?? 0));
+    activityPrice.set(sku.activitySkuId, { limit: sku.activityPriceUnits, units: Math.min(quantity, left) });
+  }
   if (choices.points && account && account.available < choices.points) {
     throw new AppError('insufficient_points', { field: 'points', details: { available: account.available } });
   }
@@ -51,6 +61,7 @@ export async function priceForBuyer(
         listPrice_fen: sku.listPrice_fen,
         activityPrice_fen: sku.price_fen,
         weight_g: sku.weight_g,
+        ...(activityPrice.has(sku.activitySkuId) && { activityPriceUnitsLeft: activityPrice.get(sku.activitySkuId)!.units }),
       })),
       buyer: { memberLevel, region: choices.region ?? '', fulfilment: choices.fulfilment ?? 'pickup' },
       promotions,
@@ -67,5 +78,5 @@ export async function priceForBuyer(
     const index = couponIds.findIndex((id) => String(id) === refused.id);
     throw new AppError('coupon_not_applicable', { field: `couponIds.${index}`, details: { reason: refused.reason } });
   }
-  return priced;
+  return { priced, activityPrice };
 }

@@ -74,7 +74,7 @@ export const orderRoutes: RouteModule = (server, app) => {
         return sku && openness(sku.activity, app.now()) === 'open' ? [{ sku, quantity: l.quantity }] : [];
       });
       if (priceable.length === 0) return { lines: [], payableFen: 0, notApplied: [] };
-      const priced = await priceForBuyer(app, buyerId, priceable, request.body, undefined);
+      const { priced } = await priceForBuyer(app, buyerId, priceable, request.body, undefined);
       return pricedView(priced);
     },
   );

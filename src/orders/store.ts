@@ -21,6 +21,7 @@ export interface OrderLine {
   discount_fen: number;
   payable_fen: number;
   discounts: { source: string; id: string; amount_fen: number }[];
+  segments: { quantity: number; unitPrice_fen: number; basis: string }[];
 }
 
 export interface Order {
@@ -84,6 +85,7 @@ export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
       discount_fen: l.discount_fen,
       payable_fen: l.payable_fen,
       discounts: l.discounts ? JSON.parse(l.discounts) : [],
+      segments: l.price_segments ? JSON.parse(l.price_segments) : [{ quantity: l.quantity, unitPrice_fen: l.unit_price_fen, basis: 'activity' }],
     })),
   };
 }

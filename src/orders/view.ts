@@ -37,6 +37,7 @@ export function orderView(o: Order) {
       discountFen: l.discount_fen,
       payableFen: l.payable_fen,
       discounts: l.discounts.map((d) => ({ source: d.source, id: d.id, amountFen: d.amount_fen })),
+      segments: l.segments.map((s) => ({ quantity: s.quantity, unitPriceFen: s.unitPrice_fen, basis: s.basis })),
     })),
   };
 }

@@ -77,14 +77,14 @@ export interface CatalogFixture {
 /** One merchant, one leader, one open activity with the given SKUs. */
 export async function seedActivity(
   app: App,
-  options: { skus: { price_fen: number; stock: number; purchaseLimit?: number | null }[]; opensIn_ms?: number; closesIn_ms?: number; inventoryMode?: InventoryMode },
+  options: { skus: { price_fen: number; stock: number; purchaseLimit?: number | null; activityPriceUnits?: number | null; listPrice_fen?: number }[]; opensIn_ms?: number; closesIn_ms?: number; inventoryMode?: InventoryMode },
 ): Promise<CatalogFixture> {
   const now = app.now();
   const merchant = await createMerchant(app.db, { name: 'Test Farm' }, now);
   const leader = await createLeader(app.db, { name: 'Leader', community: 'Community', address: 'Gate 1' }, now);
   const product = await createProduct(
     app.db,
-    { merchantId: merchant.id, title: 'Apples', category: 'fruit', skus: options.skus.map((_, i) => ({ title: `pack ${i}`, listPrice_fen: 1000, weight_g: 500 })) },
+    { merchantId: merchant.id, title: 'Apples', category: 'fruit', skus: options.skus.map((s, i) => ({ title: `pack ${i}`, listPrice_fen: s.listPrice_fen ?? 1000, weight_g: 500 })) },
     now,
   );
   const starts = now + (options.opensIn_ms ?? -HOUR_MS);
@@ -93,7 +93,7 @@ export async function seedActivity(
     const result = await insertActivity(
       trx,
       { title: 'Test group-buy', starts_at_ms: starts, ends_at_ms: ends, order_cutoff_at_ms: ends, pickupDate: '2026-12-01', inventoryMode: options.inventoryMode ?? 'on_order' },
-      options.skus.map((s, i) => ({ skuId: product.skus[i]!.id, price_fen: s.price_fen, purchaseLimit: s.purchaseLimit ?? null })),
+      options.skus.map((s, i) => ({ skuId: product.skus[i]!.id, price_fen: s.price_fen, purchaseLimit: s.purchaseLimit ?? null, activityPriceUnits: s.activityPriceUnits ?? null })),
       now,
     );
     for (const [i, s] of result.skus.entries()) await createStock(trx, s.id, options.skus[i]!.stock, now);

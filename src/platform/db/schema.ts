@@ -78,6 +78,8 @@ export interface ActivitySkuRow {
   price_fen: number;
   /** 限购: most units one buyer may hold across live orders; null means no limit. */
   purchase_limit: number | null;
+  /** Stock-linked price: the activity price holds for the first N units sold; null means all. */
+  activity_price_units: number | null;
   created_at_ms: number;
   updated_at_ms: number;
 }
@@ -103,6 +105,8 @@ export interface StockRow {
   available: number;
   reserved: number;
   sold: number;
+  /** Units reserved or sold at the activity price, counted against activity_price_units. */
+  activity_price_taken: Generated<number>;
   updated_at_ms: number;
 }
 
@@ -111,6 +115,8 @@ export interface StockReservationRow {
   activity_sku_id: number;
   quantity: number;
   state: string;
+  /** How many of its units took the activity price (stock-linked prices). */
+  activity_price_units: Generated<number>;
   created_at_ms: number;
   updated_at_ms: number;
 }
@@ -164,6 +170,8 @@ export interface OrderLineRow {
   payable_fen: number;
   /** JSON list of {source, id, amount_fen}: every discount allocated to this line. */
   discounts: string | null;
+  /** JSON list of {quantity, unitPrice_fen, basis} when the line has more than one unit price. */
+  price_segments: string | null;
 }
 
 export interface PurchaseCounterRow {

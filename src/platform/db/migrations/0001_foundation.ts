@@ -156,7 +156,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addPrimaryKeyConstraint('order_lines_pk', ['order_no', 'line_no'])
     .addCheckConstraint(
       'order_lines_amounts',
-      sql`quantity > 0 and subtotal_fen = unit_price_fen * quantity and payable_fen = subtotal_fen - discount_fen and payable_fen >= 0`,
+      sql`quantity > 0 and subtotal_fen >= 0 and payable_fen = subtotal_fen - discount_fen and payable_fen >= 0`,
     )
     .execute();
   await db.schema

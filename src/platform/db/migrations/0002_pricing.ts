@@ -86,8 +86,14 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   await db.schema.createIndex('points_journal_by_buyer').on('points_journal').columns(['buyer_id', 'id']).execute();
 
+  // stock-linked prices: the activity price for the first N units only
+  await db.schema.alterTable('activity_skus').addColumn('activity_price_units', big).execute();
+  await db.schema.alterTable('stock').addColumn('activity_price_taken', big, (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema.alterTable('stock_reservations').addColumn('activity_price_units', big, (c) => c.notNull().defaultTo(0)).execute();
+
   // orders: the full price breakdown per line and what the order holds
   await db.schema.alterTable('order_lines').addColumn('discounts', 'text').execute();
+  await db.schema.alterTable('order_lines').addColumn('price_segments', 'text').execute();
   await db.schema.alterTable('orders').addColumn('coupon_ids', 'text').execute();
   await db.schema.alterTable('orders').addColumn('points_used', big, (c) => c.notNull().defaultTo(0)).execute();
 }
@@ -95,7 +101,11 @@ export async function up(db: Kysely<any>): Promise<void> {
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('orders').dropColumn('points_used').execute();
   await db.schema.alterTable('orders').dropColumn('coupon_ids').execute();
+  await db.schema.alterTable('order_lines').dropColumn('price_segments').execute();
   await db.schema.alterTable('order_lines').dropColumn('discounts').execute();
+  await db.schema.alterTable('stock_reservations').dropColumn('activity_price_units').execute();
+  await db.schema.alterTable('stock').dropColumn('activity_price_taken').execute();
+  await db.schema.alterTable('activity_skus').dropColumn('activity_price_units').execute();
   for (const table of ['points_journal', 'points_accounts', 'coupon_issuance', 'coupons', 'coupon_templates', 'shipping_rules', 'promotions']) {
     await db.schema.dropTable(table).ifExists().execute();
   }
