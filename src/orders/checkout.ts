@@ -12,6 +12,7 @@ import { transact } from '../platform/db/retry.ts';
 import type { OrderLineRow, OrderRow } from '../platform/db/schema.ts';
 import { AppError, assert, isAppError } from '../platform/errors.ts';
 import { slotOfBuyer } from '../platform/shards.ts';
+import { sumFen } from '../platform/money.ts';
 import { ORDER_EXPIRE_JOB, ORDER_PLACED, expireJobKey, type OrderPlaced } from './events.ts';
 import {
   abandonIdempotencyKey,
@@ -263,7 +264,8 @@ async function placeOrder(
       quantity: price.quantity,
       subtotal_fen: price.subtotal_fen,
       discount_fen: price.discount_fen,
-      payable_fen: price.payable_fen - price.shipping_fen,
+      shipping_fen: price.shipping_fen,
+      payable_fen: price.payable_fen,
       discounts: price.discounts.length ? JSON.stringify(price.discounts) : null,
       // A line crossing a stock-linked price boundary has two unit prices; unit_price_fen is the first.
       price_segments: JSON.stringify(price.segments),
@@ -277,6 +279,7 @@ async function placeOrder(
     lines: request.items.map((i) => ({ activitySkuId: i.activitySkuId, quantity: i.quantity })),
   };
 
+  assert(sumFen(lineRows.map((l) => l.payable_fen)) === orderRow.payable_fen, 'order lines must add up to the order payable');
   await transact(p.shards.forBuyer(buyerId), async (trx) => {
     for (const [i, { item, sku }] of lines.entries()) {
       if (!(await countPurchase(trx, buyerId, sku.activitySkuId, item.quantity, sku.purchaseLimit))) {

@@ -19,6 +19,7 @@ export interface OrderLine {
   quantity: number;
   subtotal_fen: number;
   discount_fen: number;
+  shipping_fen: number;
   payable_fen: number;
   discounts: { source: string; id: string; amount_fen: number }[];
   segments: { quantity: number; unitPrice_fen: number; basis: string }[];
@@ -83,6 +84,7 @@ export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
       quantity: l.quantity,
       subtotal_fen: l.subtotal_fen,
       discount_fen: l.discount_fen,
+      shipping_fen: l.shipping_fen,
       payable_fen: l.payable_fen,
       discounts: l.discounts ? JSON.parse(l.discounts) : [],
       segments: l.price_segments ? JSON.parse(l.price_segments) : [{ quantity: l.quantity, unitPrice_fen: l.unit_price_fen, basis: 'activity' }],

@@ -35,6 +35,7 @@ export function orderView(o: Order) {
       quantity: l.quantity,
       subtotalFen: l.subtotal_fen,
       discountFen: l.discount_fen,
+      shippingFen: l.shipping_fen,
       payableFen: l.payable_fen,
       discounts: l.discounts.map((d) => ({ source: d.source, id: d.id, amountFen: d.amount_fen })),
       segments: l.segments.map((s) => ({ quantity: s.quantity, unitPriceFen: s.unitPrice_fen, basis: s.basis })),

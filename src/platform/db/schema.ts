@@ -167,6 +167,9 @@ export interface OrderLineRow {
   quantity: number;
   subtotal_fen: number;
   discount_fen: number;
+  /** This line's share of its merchant's shipping. */
+  shipping_fen: number;
+  /** subtotal − discounts + shipping share: what the buyer pays for it, and what refunding it returns. */
   payable_fen: number;
   /** JSON list of {source, id, amount_fen}: every discount allocated to this line. */
   discounts: string | null;

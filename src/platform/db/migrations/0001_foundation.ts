@@ -152,11 +152,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('quantity', big, (c) => c.notNull())
     .addColumn('subtotal_fen', big, (c) => c.notNull())
     .addColumn('discount_fen', big, (c) => c.notNull())
+    .addColumn('shipping_fen', big, (c) => c.notNull())
     .addColumn('payable_fen', big, (c) => c.notNull())
     .addPrimaryKeyConstraint('order_lines_pk', ['order_no', 'line_no'])
     .addCheckConstraint(
       'order_lines_amounts',
-      sql`quantity > 0 and subtotal_fen >= 0 and payable_fen = subtotal_fen - discount_fen and payable_fen >= 0`,
+      sql`quantity > 0 and subtotal_fen >= 0 and shipping_fen >= 0 and payable_fen = subtotal_fen - discount_fen + shipping_fen and payable_fen >= 0`,
     )
     .execute();
   await db.schema
