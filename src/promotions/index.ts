@@ -4,8 +4,26 @@ import { insertReturningId } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Promotion, Scope, ShippingRule } from '../pricing/index.ts';
 
-/** Most promotions that may be live at once; pricing reads them all. */
+/** Most enabled promotions pricing considers; it reads them all. */
 export const MAX_LIVE_PROMOTIONS = 200;
+/**
+ * Promotions and shipping rules change rarely and are read by every checkout, so each process
+ * keeps them this long. A write in this process drops its copy at once; other processes see
+ * the change within this time.
+ */
+export const PRICING_RULES_CACHE_MS = 1000;
+
+interface RulesCache {
+  promotions?: { loaded_ms: number; list: Promotion[] };
+  shipping: Map<number, { loaded_ms: number; rules: ShippingRule[] }>;
+}
+const caches = new WeakMap<Db, RulesCache>();
+const cacheOf = (db: Db): RulesCache => {
+  let cache = caches.get(db);
+  if (!cache) caches.set(db, (cache = { shipping: new Map() }));
+  return cache;
+};
+const fresh = (loaded_ms: number | undefined) => loaded_ms !== undefined && Date.now() - loaded_ms < PRICING_RULES_CACHE_MS;
 export const MAX_SHIPPING_RULES_PER_MERCHANT = 50;
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
@@ -71,6 +89,7 @@ function window(input: { startsAt: string; endsAt: string }) {
 
 export async function createPromotion(db: Db, input: PromotionInput, now_ms: number): Promise<Promotion & { enabled: boolean }> {
   const { starts_at_ms, ends_at_ms } = window(input);
+  delete cacheOf(db).promotions;
   const promotionId = await insertReturningId(
     db,
     db.insertInto('promotions').values({
@@ -92,6 +111,7 @@ export async function createPromotion(db: Db, input: PromotionInput, now_ms: num
 
 export async function updatePromotion(db: Db, promotionId: number, input: PromotionInput, now_ms: number): Promise<void> {
   const { starts_at_ms, ends_at_ms } = window(input);
+  delete cacheOf(db).promotions;
   const result = await db
     .updateTable('promotions')
     .set({
@@ -133,20 +153,24 @@ export async function listPromotions(db: Db, limit: number): Promise<(Promotion 
 
 /** Promotions live at `now_ms` that could touch these merchants (their own and platform-wide). */
 export async function livePromotions(db: Db, merchantIds: readonly number[], now_ms: number): Promise<Promotion[]> {
-  const rows = await db
-    .selectFrom('promotions')
-    .selectAll()
-    .where('enabled', '=', 1)
-    .where('starts_at_ms', '<=', now_ms)
-    .where('ends_at_ms', '>', now_ms)
-    .where((eb) => eb.or([eb('merchant_id', 'is', null), ...(merchantIds.length ? [eb('merchant_id', 'in', [...merchantIds])] : [])]))
-    .orderBy('id')
-    .limit(MAX_LIVE_PROMOTIONS)
-    .execute();
-  return rows.map(toPromotion);
+  const cache = cacheOf(db);
+  if (!fresh(cache.promotions?.loaded_ms)) {
+    const loaded_ms = Date.now();
+    const rows = await db.selectFrom('promotions').selectAll().where('enabled', '=', 1).orderBy('ends_at_ms', 'desc').limit(MAX_LIVE_PROMOTIONS).execute();
+    cache.promotions = { loaded_ms, list: rows.map(toPromotion) };
+  }
+  const merchants = new Set(merchantIds);
+  return cache.promotions!.list
+    .filter((p) => p.starts_at_ms <= now_ms && now_ms < p.ends_at_ms)
+    .filter((p) => {
+      const owner = merchantOf(p.scope);
+      return owner === null || merchants.has(owner);
+    })
+    .sort((a, b) => Number(a.id) - Number(b.id));
 }
 
 export async function createShippingRule(db: Db, input: ShippingRuleInput, now_ms: number): Promise<ShippingRule & { id: number }> {
+  cacheOf(db).shipping.delete(input.merchantId);
   const ruleId = await insertReturningId(
     db,
     db.insertInto('shipping_rules').values({
@@ -162,19 +186,27 @@ export async function createShippingRule(db: Db, input: ShippingRuleInput, now_m
 }
 
 export async function shippingRulesOf(db: Db, merchantIds: readonly number[]): Promise<ShippingRule[]> {
-  if (merchantIds.length === 0) return [];
-  const rows = await db
-    .selectFrom('shipping_rules')
-    .selectAll()
-    .where('merchant_id', 'in', [...merchantIds])
-    .orderBy('id')
-    .limit(MAX_SHIPPING_RULES_PER_MERCHANT * merchantIds.length)
-    .execute();
-  return rows.map((r) => ({
-    merchantId: r.merchant_id,
-    fulfilment: r.fulfilment as ShippingRule['fulfilment'],
-    ...(r.regions !== null && { regions: JSON.parse(r.regions) as string[] }),
-    charge: JSON.parse(r.charge),
-    ...(r.free_above_fen !== null && { freeAbove_fen: r.free_above_fen }),
-  }));
+  const cache = cacheOf(db).shipping;
+  const stale = merchantIds.filter((m) => !fresh(cache.get(m)?.loaded_ms));
+  if (stale.length > 0) {
+    const loaded_ms = Date.now();
+    const rows = await db
+      .selectFrom('shipping_rules')
+      .selectAll()
+      .where('merchant_id', 'in', stale)
+      .orderBy('id')
+      .limit(MAX_SHIPPING_RULES_PER_MERCHANT * stale.length)
+      .execute();
+    for (const merchantId of stale) cache.set(merchantId, { loaded_ms, rules: [] });
+    for (const r of rows) {
+      cache.get(r.merchant_id)!.rules.push({
+        merchantId: r.merchant_id,
+        fulfilment: r.fulfilment as ShippingRule['fulfilment'],
+        ...(r.regions !== null && { regions: JSON.parse(r.regions) as string[] }),
+        charge: JSON.parse(r.charge),
+        ...(r.free_above_fen !== null && { freeAbove_fen: r.free_above_fen }),
+      });
+    }
+  }
+  return merchantIds.flatMap((m) => cache.get(m)?.rules ?? []);
 }
