@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createStock, stockLevels } from '../inventory/index.ts';
+import { adjustStock, createStock, MAX_ADJUSTMENTS_LISTED, stockAdjustments, stockLevels } from '../inventory/index.ts';
 import { createLeader, listLeaders } from '../leaders/index.ts';
 import type { Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
@@ -239,6 +239,32 @@ export const catalogRoutes: RouteModule = (server, app) => {
         app.now(),
       );
       return showActivity(app.db, request.params.id, app.now());
+    },
+  );
+
+  server.post(
+    '/admin/activity-skus/:id/stock-adjustments',
+    {
+      schema: {
+        summary: 'Add or take away stock, with a reason; requestId makes a repeat harmless. Only available units can be taken away.',
+        tags: ['admin'],
+        params: idParams,
+        body: z.object({ delta: z.number().int().min(-MAX_STOCK).max(MAX_STOCK).refine((d) => d !== 0, 'delta must not be 0'), reason: z.string().trim().min(1).max(200), requestId: z.string().min(1).max(64) }).strict(),
+      },
+    },
+    async (request, reply) => {
+      const admin = authorize(request, 'admin');
+      const b = request.body;
+      return reply.status(201).send(await adjustStock(app.db, { activitySkuId: request.params.id, delta: b.delta, reason: b.reason, actor: admin.subject, requestId: b.requestId }, app.now()));
+    },
+  );
+
+  server.get(
+    '/admin/activity-skus/:id/stock-adjustments',
+    { schema: { summary: 'The stock adjustments of an activity SKU, newest first', tags: ['admin'], params: idParams } },
+    async (request) => {
+      authorize(request, 'admin');
+      return { adjustments: await stockAdjustments(app.db, request.params.id, MAX_ADJUSTMENTS_LISTED) };
     },
   );
 

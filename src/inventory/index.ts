@@ -214,3 +214,5 @@ export async function reservationsOf(db: Db, orderNo: string): Promise<{ activit
     .execute();
   return rows.map((r) => ({ activitySkuId: r.activity_sku_id, quantity: r.quantity, state: r.state as ReservationState }));
 }
+
+export { adjustStock, MAX_ADJUSTMENTS_LISTED, stockAdjustments, type StockAdjustment } from './adjustments.ts';

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   duplicate_line: { status: 422, message: 'The same activity SKU appears twice.' },
   coupon_not_applicable: { status: 422, message: 'The coupon does not apply to this order.' },
   insufficient_stock: { status: 409, message: 'Not enough stock left.' },
+  stock_adjustment_refused: { status: 409, message: 'The adjustment would take away stock that is reserved or sold.' },
   price_changed: { status: 409, message: 'The price changed while checking out (the units at the activity price ran out); look at the cart again.' },
   coupon_unavailable: { status: 409, message: 'The coupon is not yours to use now (used, held by another order, or unknown).' },
   insufficient_points: { status: 409, message: 'Not enough points.' },

@@ -15,6 +15,7 @@ export interface DB {
   leaders: LeaderRow; // leaders
   stock: StockRow; // inventory
   stock_reservations: StockReservationRow; // inventory
+  stock_adjustments: StockAdjustmentRow; // inventory
   cart_lines: CartLineRow; // cart
   orders: OrderRow; // orders (order shard)
   order_lines: OrderLineRow; // orders (order shard)
@@ -312,4 +313,17 @@ export interface PriceProtectionClaimRow {
   quantity: number;
   amount_fen: number;
   claimed_at_ms: number;
+}
+
+export interface StockAdjustmentRow {
+  id: Generated<number>;
+  activity_sku_id: number;
+  delta: number;
+  reason: string;
+  actor: string;
+  /** The caller's id for this adjustment: sending it again changes nothing. */
+  request_id: string;
+  total_after: number;
+  available_after: number;
+  created_at_ms: number;
 }
