@@ -174,6 +174,13 @@ for (const engine of availableEngines()) {
         payload: { name: '满30减5', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 3000, off_fen: 500 }, startsAt: new Date(now - DAY).toISOString(), endsAt: new Date(now + DAY).toISOString() },
       });
       expect(made.statusCode).toBe(201);
+      // Promotions of other merchants, and ones starting next month, hide nothing that is live.
+      for (let i = 0; i < 30; i++) {
+        await h.http.inject({
+          method: 'POST', url: '/admin/promotions', headers: admin,
+          payload: { name: `later ${i}`, scope: { kind: 'merchant', merchantId: 9_000 + i }, rule: { kind: 'amount_off', threshold_fen: 100, off_fen: 1 }, startsAt: new Date(now + 30 * DAY).toISOString(), endsAt: new Date(now + 60 * DAY).toISOString() },
+        });
+      }
       const buyer = 97_200;
       const auth = { authorization: `Bearer ${h.buyerToken(buyer)}` };
       await h.http.inject({ method: 'POST', url: '/cart/lines', headers: auth, payload: { activitySkuId: f.activitySkuIds[0], quantity: 3 } });

@@ -71,6 +71,20 @@ for (const engine of availableEngines()) {
       expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 1000, frozen: 0, available: 1000 });
     });
 
+    it('price protection never pays back shipping, nor units that were charged list price', async () => {
+      const buyer = 98_030;
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, listPrice_fen: 2000, stock: 100, activityPriceUnits: 2 }] });
+      const sku = f.activitySkuIds[0]!;
+      const merchantId = (await h.http.inject({ method: 'GET', url: `/activities/${f.activityId}` })).json().skus[0].merchantId;
+      await h.http.inject({ method: 'POST', url: '/admin/shipping-rules', headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { merchantId, fulfilment: 'delivery', charge: { kind: 'flat', fee_fen: 800 } } });
+      const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }], fulfilment: 'delivery', region: 'SH' });
+      expect(placed.body.payableFen).toBe(2 * 1000 + 3 * 2000 + 800);
+      await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: 'P-pp', amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() });
+      expect((await claim(buyer, placed.body.orderNo)).json().details.reason).toBe('no_price_drop');
+      await updateActivitySku(h.app.db, sku, { price_fen: 900 }, h.clock.now());
+      expect((await claim(buyer, placed.body.orderNo)).json()).toMatchObject({ amountFen: 2 * 100 });
+    });
+
     it('concurrent refunds of one order never return more points than it spent', async () => {
       const buyer = 98_011;
       await grantPoints(h.app.db, buyer, 1000, 'g-98011', 'test', h.clock.now());

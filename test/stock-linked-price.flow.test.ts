@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stockLevels } from '../src/inventory/index.ts';
+import { releaseReservation, reserveStock, stockLevels } from '../src/inventory/index.ts';
 import { availableEngines } from './support/engines.ts';
 import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
 
@@ -30,6 +30,18 @@ for (const engine of availableEngines()) {
       expect(await taken(sku)).toBe(0);
       const third = await postCheckout(h, 99_003, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
       expect(third.body.payableFen).toBe(1000);
+    });
+
+    it('a reservation reclaimed at list price gives back no activity-price units it no longer holds', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, listPrice_fen: 2000, stock: 100, activityPriceUnits: 2 }] });
+      const sku = f.activitySkuIds[0]!;
+      const [a, b] = [h.app.nextOrderNo(1, h.clock.now()), h.app.nextOrderNo(2, h.clock.now())];
+      await reserveStock(h.app.db, a, [{ activitySkuId: sku, quantity: 2, activityPrice: { limit: 2, units: 2 } }], h.clock.now(), { firstAttempt: true });
+      await releaseReservation(h.app.db, a, h.clock.now());
+      await reserveStock(h.app.db, b, [{ activitySkuId: sku, quantity: 2, activityPrice: { limit: 2, units: 2 } }], h.clock.now(), { firstAttempt: true });
+      await reserveStock(h.app.db, a, [{ activitySkuId: sku, quantity: 2, activityPrice: { limit: 2, units: 0 } }], h.clock.now(), { firstAttempt: false });
+      await releaseReservation(h.app.db, a, h.clock.now());
+      expect(await taken(sku)).toBe(2);
     });
 
     it('never sells more units at the activity price than the limit, however buyers race', async () => {

@@ -100,7 +100,7 @@ export async function reserveStock(
       if (state === 'released') {
         const reclaimed = await trx
           .updateTable('stock_reservations')
-          .set({ state: 'reserved', quantity: item.quantity, updated_at_ms: now_ms })
+          .set({ state: 'reserved', quantity: item.quantity, activity_price_units: 0, updated_at_ms: now_ms })
           .where('order_no', '=', orderNo)
           .where('activity_sku_id', '=', item.activitySkuId)
           .where('state', '=', 'released')
@@ -187,6 +187,7 @@ async function settleReservations(db: Db, orderNo: string, to: 'confirmed' | 're
         .set({ ...bucket, reserved: sql`reserved - ${r.quantity}`, updated_at_ms: now_ms })
         .where('activity_sku_id', '=', r.activity_sku_id)
         .where('reserved', '>=', r.quantity)
+        .where('activity_price_taken', '>=', to === 'released' ? r.activity_price_units : 0)
         .executeTakeFirst();
       assert(affected(changed) === 1, () => `reservation ${orderNo}/${r.activity_sku_id} exceeds the reserved stock`);
       moved += r.quantity;

@@ -98,15 +98,18 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
   try {
     return await placeOrder(p, { buyerId, orderNo, key, leaseToken, request, skus });
   } catch (error) {
-    // Another request took the key over: the order number and its holds are its business now.
-    if (error instanceof LeaseLost) return leaseLostResponse();
-    // Only the holder can complete or free the key; doing that first fences off any takeover,
-    // so the undo below cannot touch a resumed attempt's holds.
+    // Another request took the key over (and works under an order number of its own), so this
+    // attempt's order number will never be placed: what it holds goes back.
+    if (error instanceof LeaseLost) {
+      await undoHolds(p, orderNo);
+      return leaseLostResponse();
+    }
+    // Every attempt has an order number of its own, so undoing this one's holds never touches
+    // another attempt's; only the key's current holder may record the answer.
     if (isAppError(error)) {
       const response = { status: error.status, body: error.toBody() };
-      if (!(await completeIdempotencyKey(shard, key, leaseToken, response))) return leaseLostResponse();
       await undoHolds(p, orderNo);
-      return response;
+      return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : leaseLostResponse();
     }
     // Unexpected. Undo only when the order is known not to exist and the key was still ours;
     // if even that cannot be told, the verification job decides later.

@@ -4,7 +4,7 @@ import type { Platform } from '../platform/context.ts';
 import { transact } from '../platform/db/retry.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
-import { multiplyFen } from '../platform/money.ts';
+import { multiplyFen, sumFen } from '../platform/money.ts';
 import { ORDER_PRICE_PROTECTED, type OrderPriceProtected } from './events.ts';
 import { getOrder } from './lifecycle.ts';
 
@@ -24,9 +24,9 @@ export interface PriceProtectionClaim {
 }
 
 /**
- * Claims the difference between what the buyer paid for a line (its payable, after every
- * discount) and what the same quantity costs now, once per line; so never more than the
- * payable. The claim and its event for the payment centre's refund path are written in one
+ * Claims the difference between what the buyer paid for a line's goods (after every discount,
+ * without shipping) and what the same units cost now, once per line; so never more than was
+ * paid for them. The claim and its event for the payment centre's refund path are written in one
  * transaction on the order's shard; the refund path must count the claim as refunded.
  */
 export async function claimPriceProtection(p: Platform, buyerId: number, orderNo: string, lineNo: number): Promise<PriceProtectionClaim> {
@@ -37,10 +37,18 @@ export async function claimPriceProtection(p: Platform, buyerId: number, orderNo
   const refuse = (reason: NotEligibleReason) => new AppError('price_protection_not_eligible', { details: { reason } });
   if (order.status !== 'PAID' || order.paid_at_ms === null) throw refuse('not_paid');
   if (now_ms - order.paid_at_ms > PRICE_PROTECTION_DAYS * DAY_MS) throw refuse('window_closed');
-  // Compared with what the buyer actually paid for the line, discounts included.
+  // What the buyer paid for the goods (discounts included, shipping not) against what the same
+  // units cost now, each price segment at today's price for its kind (never above what it was).
   const current = (await loadSellableSkus(p.db, [line.activitySkuId])).get(line.activitySkuId);
-  const costsNow_fen = current ? multiplyFen(current.price_fen, line.quantity) : line.payable_fen;
-  if (!current || costsNow_fen >= line.payable_fen) throw refuse('no_price_drop');
+  if (!current) throw refuse('no_price_drop');
+  const paidForGoods_fen = line.payable_fen - line.shipping_fen;
+  const costsNow_fen = sumFen(
+    line.segments.map((segment) => {
+      const today_fen = segment.basis === 'list' ? current.listPrice_fen : current.price_fen;
+      return multiplyFen(Math.min(today_fen, segment.unitPrice_fen), segment.quantity);
+    }),
+  );
+  if (costsNow_fen >= paidForGoods_fen) throw refuse('no_price_drop');
 
   const claim: PriceProtectionClaim = {
     orderNo,
@@ -48,7 +56,7 @@ export async function claimPriceProtection(p: Platform, buyerId: number, orderNo
     paidUnitPrice_fen: line.unitPrice_fen,
     currentUnitPrice_fen: current.price_fen,
     quantity: line.quantity,
-    amount_fen: line.payable_fen - costsNow_fen,
+    amount_fen: paidForGoods_fen - costsNow_fen,
   };
   const shard = p.shards.forOrderNo(orderNo)!;
   await transact(shard, async (trx) => {

@@ -4,8 +4,8 @@ import { insertReturningId } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Promotion, Scope, ShippingRule } from '../pricing/index.ts';
 
-/** Most enabled promotions pricing considers; it reads them all. */
-export const MAX_LIVE_PROMOTIONS = 200;
+/** Most promotions live at one moment that pricing reads; past it a warning says some are missed. */
+export const MAX_LIVE_PROMOTIONS = 1000;
 /**
  * Promotions and shipping rules change rarely and are read by every checkout, so each process
  * keeps them this long. A write in this process drops its copy at once; other processes see
@@ -14,7 +14,8 @@ export const MAX_LIVE_PROMOTIONS = 200;
 export const PRICING_RULES_CACHE_MS = 1000;
 
 interface RulesCache {
-  promotions?: { loaded_ms: number; list: Promotion[] };
+  /** Promotions live at some moment of [from_ms, from_ms + PRICING_RULES_CACHE_MS). */
+  promotions?: { loaded_ms: number; from_ms: number; list: Promotion[] };
   shipping: Map<number, { loaded_ms: number; rules: ShippingRule[] }>;
 }
 const caches = new WeakMap<Db, RulesCache>();
@@ -89,7 +90,6 @@ function window(input: { startsAt: string; endsAt: string }) {
 
 export async function createPromotion(db: Db, input: PromotionInput, now_ms: number): Promise<Promotion & { enabled: boolean }> {
   const { starts_at_ms, ends_at_ms } = window(input);
-  delete cacheOf(db).promotions;
   const promotionId = await insertReturningId(
     db,
     db.insertInto('promotions').values({
@@ -106,12 +106,12 @@ export async function createPromotion(db: Db, input: PromotionInput, now_ms: num
       updated_at_ms: now_ms,
     }),
   );
+  delete cacheOf(db).promotions;
   return { id: String(promotionId), name: input.name, scope: input.scope, rule: input.rule, priority: input.priority, stacking: input.stacking, starts_at_ms, ends_at_ms, enabled: input.enabled };
 }
 
 export async function updatePromotion(db: Db, promotionId: number, input: PromotionInput, now_ms: number): Promise<void> {
   const { starts_at_ms, ends_at_ms } = window(input);
-  delete cacheOf(db).promotions;
   const result = await db
     .updateTable('promotions')
     .set({
@@ -128,6 +128,7 @@ export async function updatePromotion(db: Db, promotionId: number, input: Promot
     })
     .where('id', '=', promotionId)
     .executeTakeFirst();
+  delete cacheOf(db).promotions;
   if (Number(result.numUpdatedRows) === 0) throw new AppError('not_found', { message: `No promotion ${promotionId}.` });
 }
 
@@ -154,23 +155,30 @@ export async function listPromotions(db: Db, limit: number): Promise<(Promotion 
 /** Promotions live at `now_ms` that could touch these merchants (their own and platform-wide). */
 export async function livePromotions(db: Db, merchantIds: readonly number[], now_ms: number): Promise<Promotion[]> {
   const cache = cacheOf(db);
-  if (!fresh(cache.promotions?.loaded_ms)) {
+  const cached = cache.promotions;
+  if (!cached || !fresh(cached.loaded_ms) || now_ms < cached.from_ms || now_ms >= cached.from_ms + PRICING_RULES_CACHE_MS) {
     const loaded_ms = Date.now();
-    const rows = await db.selectFrom('promotions').selectAll().where('enabled', '=', 1).orderBy('ends_at_ms', 'desc').limit(MAX_LIVE_PROMOTIONS).execute();
-    cache.promotions = { loaded_ms, list: rows.map(toPromotion) };
+    const rows = await db
+      .selectFrom('promotions')
+      .selectAll()
+      .where('enabled', '=', 1)
+      .where('starts_at_ms', '<', now_ms + PRICING_RULES_CACHE_MS)
+      .where('ends_at_ms', '>', now_ms)
+      .orderBy('id')
+      .limit(MAX_LIVE_PROMOTIONS)
+      .execute();
+    if (rows.length === MAX_LIVE_PROMOTIONS) process.emitWarning(`more than ${MAX_LIVE_PROMOTIONS} promotions are live; pricing reads only the first`);
+    cache.promotions = { loaded_ms, from_ms: now_ms, list: rows.map(toPromotion) };
   }
   const merchants = new Set(merchantIds);
-  return cache.promotions!.list
-    .filter((p) => p.starts_at_ms <= now_ms && now_ms < p.ends_at_ms)
-    .filter((p) => {
-      const owner = merchantOf(p.scope);
-      return owner === null || merchants.has(owner);
-    })
-    .sort((a, b) => Number(a.id) - Number(b.id));
+  return cache.promotions!.list.filter((p) => {
+    if (p.starts_at_ms > now_ms || now_ms >= p.ends_at_ms) return false;
+    const owner = merchantOf(p.scope);
+    return owner === null || merchants.has(owner);
+  });
 }
 
 export async function createShippingRule(db: Db, input: ShippingRuleInput, now_ms: number): Promise<ShippingRule & { id: number }> {
-  cacheOf(db).shipping.delete(input.merchantId);
   const ruleId = await insertReturningId(
     db,
     db.insertInto('shipping_rules').values({
@@ -182,6 +190,7 @@ export async function createShippingRule(db: Db, input: ShippingRuleInput, now_m
       created_at_ms: now_ms,
     }),
   );
+  cacheOf(db).shipping.delete(input.merchantId);
   return { id: ruleId, merchantId: input.merchantId, fulfilment: input.fulfilment, ...(input.regions && { regions: input.regions }), charge: input.charge, ...(input.freeAboveFen !== undefined && { freeAbove_fen: input.freeAboveFen }) };
 }
 

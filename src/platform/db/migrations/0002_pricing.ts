@@ -88,7 +88,10 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   // stock-linked prices: the activity price for the first N units only
   await db.schema.alterTable('activity_skus').addColumn('activity_price_units', big).execute();
-  await db.schema.alterTable('stock').addColumn('activity_price_taken', big, (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('stock')
+    .addColumn('activity_price_taken', big, (c) => c.notNull().defaultTo(0).check(sql`activity_price_taken >= 0`))
+    .execute();
   await db.schema.alterTable('stock_reservations').addColumn('activity_price_units', big, (c) => c.notNull().defaultTo(0)).execute();
 
   // orders: the full price breakdown per line and what the order holds
