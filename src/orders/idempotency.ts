@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Transaction } from 'kysely';
+import type { ExpressionBuilder, Transaction } from 'kysely';
 import type { Db } from '../platform/db/database.ts';
 import type { DB } from '../platform/db/schema.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
@@ -107,6 +107,12 @@ export async function claimIdempotencyKey(
   throw new AppError('idempotency_request_in_progress', { field: 'Idempotency-Key' });
 }
 
+/** The key's row, while this claim holds it. */
+function heldBy(key: KeyRef, leaseToken: string) {
+  return (eb: ExpressionBuilder<DB, 'idempotency_keys'>) =>
+    eb.and([eb('buyer_id', '=', key.buyerId), eb('idem_key', '=', key.key), eb('state', '=', 'in_progress'), eb('lease_token', '=', leaseToken)]);
+}
+
 /**
  * Records the response, if this claim still holds the key; inside the order's transaction
  * when the order was placed. Returns false when the lease was lost.
@@ -120,10 +126,7 @@ export async function completeIdempotencyKey(
   const result = await db
     .updateTable('idempotency_keys')
     .set({ state: 'completed', response_status: response.status, response_body: JSON.stringify(response.body), locked_until_ms: 0 })
-    .where('buyer_id', '=', key.buyerId)
-    .where('idem_key', '=', key.key)
-    .where('state', '=', 'in_progress')
-    .where('lease_token', '=', leaseToken)
+    .where(heldBy(key, leaseToken))
     .executeTakeFirst();
   return affected(result) === 1;
 }
@@ -133,10 +136,7 @@ export async function moveIdempotencyKey(db: Db, key: KeyRef, leaseToken: string
   const result = await db
     .updateTable('idempotency_keys')
     .set({ order_no: orderNo })
-    .where('buyer_id', '=', key.buyerId)
-    .where('idem_key', '=', key.key)
-    .where('state', '=', 'in_progress')
-    .where('lease_token', '=', leaseToken)
+    .where(heldBy(key, leaseToken))
     .executeTakeFirst();
   return affected(result) === 1;
 }
@@ -145,10 +145,7 @@ export async function moveIdempotencyKey(db: Db, key: KeyRef, leaseToken: string
 export async function abandonIdempotencyKey(db: Db, key: KeyRef, leaseToken: string): Promise<boolean> {
   const result = await db
     .deleteFrom('idempotency_keys')
-    .where('buyer_id', '=', key.buyerId)
-    .where('idem_key', '=', key.key)
-    .where('state', '=', 'in_progress')
-    .where('lease_token', '=', leaseToken)
+    .where(heldBy(key, leaseToken))
     .executeTakeFirst();
   return affected(result) === 1;
 }

@@ -88,46 +88,32 @@ function window(input: { startsAt: string; endsAt: string }) {
   return { starts_at_ms, ends_at_ms };
 }
 
-export async function createPromotion(db: Db, input: PromotionInput, now_ms: number): Promise<Promotion & { enabled: boolean }> {
+/** The stored columns of a promotion. */
+function promotionColumns(input: PromotionInput, now_ms: number) {
   const { starts_at_ms, ends_at_ms } = window(input);
-  const promotionId = await insertReturningId(
-    db,
-    db.insertInto('promotions').values({
-      name: input.name,
-      merchant_id: merchantOf(input.scope),
-      scope: JSON.stringify(input.scope),
-      rule: JSON.stringify(input.rule),
-      priority: input.priority,
-      stacking: input.stacking,
-      starts_at_ms,
-      ends_at_ms,
-      enabled: input.enabled ? 1 : 0,
-      created_at_ms: now_ms,
-      updated_at_ms: now_ms,
-    }),
-  );
+  return {
+    name: input.name,
+    merchant_id: merchantOf(input.scope),
+    scope: JSON.stringify(input.scope),
+    rule: JSON.stringify(input.rule),
+    priority: input.priority,
+    stacking: input.stacking,
+    starts_at_ms,
+    ends_at_ms,
+    enabled: input.enabled ? 1 : 0,
+    updated_at_ms: now_ms,
+  };
+}
+
+export async function createPromotion(db: Db, input: PromotionInput, now_ms: number): Promise<Promotion & { enabled: boolean }> {
+  const columns = promotionColumns(input, now_ms);
+  const promotionId = await insertReturningId(db, db.insertInto('promotions').values({ ...columns, created_at_ms: now_ms }));
   delete cacheOf(db).promotions;
-  return { id: String(promotionId), name: input.name, scope: input.scope, rule: input.rule, priority: input.priority, stacking: input.stacking, starts_at_ms, ends_at_ms, enabled: input.enabled };
+  return toPromotion({ id: promotionId, ...columns });
 }
 
 export async function updatePromotion(db: Db, promotionId: number, input: PromotionInput, now_ms: number): Promise<void> {
-  const { starts_at_ms, ends_at_ms } = window(input);
-  const result = await db
-    .updateTable('promotions')
-    .set({
-      name: input.name,
-      merchant_id: merchantOf(input.scope),
-      scope: JSON.stringify(input.scope),
-      rule: JSON.stringify(input.rule),
-      priority: input.priority,
-      stacking: input.stacking,
-      starts_at_ms,
-      ends_at_ms,
-      enabled: input.enabled ? 1 : 0,
-      updated_at_ms: now_ms,
-    })
-    .where('id', '=', promotionId)
-    .executeTakeFirst();
+  const result = await db.updateTable('promotions').set(promotionColumns(input, now_ms)).where('id', '=', promotionId).executeTakeFirst();
   delete cacheOf(db).promotions;
   if (Number(result.numUpdatedRows) === 0) throw new AppError('not_found', { message: `No promotion ${promotionId}.` });
 }
