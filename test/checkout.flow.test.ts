@@ -70,6 +70,17 @@ for (const engine of availableEngines()) {
       for (const id of [a, b, c]) expect(await ledger(id)).toMatchObject({ available: 9_800, reserved: 200 });
     });
 
+    it('reserves a whole cart or nothing: one short line refuses the order and takes no stock', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 10 }, { price_fen: 100, stock: 2 }, { price_fen: 100, stock: 10 }] });
+      const [a, b, c] = f.activitySkuIds as [number, number, number];
+      const refused = await postCheckout(h, 35_001, { leaderId: f.leaderId, items: [{ activitySkuId: c, quantity: 1 }, { activitySkuId: b, quantity: 3 }, { activitySkuId: a, quantity: 1 }] });
+      expect(refused.body).toMatchObject({ code: 'insufficient_stock', field: 'items.1.quantity' });
+      for (const id of [a, b, c]) expect(await ledger(id)).toMatchObject({ reserved: 0 });
+      const placed = await postCheckout(h, 35_002, { leaderId: f.leaderId, items: [{ activitySkuId: c, quantity: 1 }, { activitySkuId: b, quantity: 2 }, { activitySkuId: a, quantity: 1 }] });
+      expect(placed.status).toBe(201);
+      expect([await ledger(a), await ledger(b), await ledger(c)].map((l) => l.reserved)).toEqual([1, 2, 1]);
+    });
+
     it('enforces the purchase limit across the buyer’s live orders, even when they race', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 1_000, purchaseLimit: 3 }] });
       const sku = f.activitySkuIds[0]!;

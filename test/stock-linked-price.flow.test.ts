@@ -32,6 +32,14 @@ for (const engine of availableEngines()) {
       expect(third.body.payableFen).toBe(1000);
     });
 
+    it('prices and counts two stock-linked SKUs of one cart together', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, listPrice_fen: 2000, stock: 100, activityPriceUnits: 3 }, { price_fen: 500, listPrice_fen: 800, stock: 100, activityPriceUnits: 1 }] });
+      const [x, y] = f.activitySkuIds as [number, number];
+      const placed = await postCheckout(h, 99_050, { leaderId: f.leaderId, items: [{ activitySkuId: x, quantity: 4 }, { activitySkuId: y, quantity: 2 }] });
+      expect(placed.body.payableFen).toBe(3 * 1000 + 2000 + 500 + 800);
+      expect([await taken(x), await taken(y)]).toEqual([3, 1]);
+    });
+
     it('a reservation reclaimed at list price gives back no activity-price units it no longer holds', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, listPrice_fen: 2000, stock: 100, activityPriceUnits: 2 }] });
       const sku = f.activitySkuIds[0]!;

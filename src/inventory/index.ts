@@ -89,11 +89,13 @@ export async function reserveStock(
   options: { firstAttempt: boolean; alsoInTransaction?: (trx: Transaction<DB>) => Promise<void> },
 ): Promise<void> {
   for (const item of items) assert(Number.isSafeInteger(item.quantity) && item.quantity > 0, 'reserve a positive quantity');
+  const batch = dialectOf(db) !== 'sqlite';
   await transact(db, async (trx) => {
     const earlier = options.firstAttempt
       ? []
       : await trx.selectFrom('stock_reservations').select(['activity_sku_id', 'state']).where('order_no', '=', orderNo).execute();
     const earlierState = new Map(earlier.map((r) => [r.activity_sku_id, r.state as ReservationState]));
+    const toTake: { item: StockItem; reclaimed: boolean }[] = [];
     for (const item of inLockOrder(items)) {
       const state = earlierState.get(item.activitySkuId);
       if (state === 'reserved' || state === 'confirmed') continue;
@@ -106,30 +108,93 @@ export async function reserveStock(
           .where('state', '=', 'released')
           .executeTakeFirst();
         if (affected(reclaimed) === 0) continue; // another attempt reclaimed it first
-      } else {
-        // The primary key refuses a second attempt racing this one for the same order.
-        await trx
-          .insertInto('stock_reservations')
-          .values({ order_no: orderNo, activity_sku_id: item.activitySkuId, quantity: item.quantity, state: 'reserved', created_at_ms: now_ms, updated_at_ms: now_ms })
-          .execute();
       }
-      const taken = await trx
-        .updateTable('stock')
-        .set({
-          available: sql`available - ${item.quantity}`,
-          reserved: sql`reserved + ${item.quantity}`,
-          updated_at_ms: now_ms,
-        })
-        .where('activity_sku_id', '=', item.activitySkuId)
-        .where('available', '>=', item.quantity)
-        .executeTakeFirst();
-      if (affected(taken) === 0) {
-        throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
-      }
-      if (item.activityPrice) await takeActivityPriceUnits(trx, orderNo, item, item.activityPrice, now_ms);
+      toTake.push({ item, reclaimed: state === 'released' });
     }
+    if (batch && toTake.length > 1) await takeStockInBatch(trx, orderNo, toTake, now_ms);
+    else for (const { item, reclaimed } of toTake) await takeStockRow(trx, orderNo, item, reclaimed, now_ms);
     await options.alsoInTransaction?.(trx);
   });
+}
+
+/** One SKU: claim its reservation row, then take the stock by conditional update. */
+async function takeStockRow(trx: Transaction<DB>, orderNo: string, item: StockItem, reclaimed: boolean, now_ms: number): Promise<void> {
+  if (!reclaimed) {
+    // The primary key refuses a second attempt racing this one for the same order.
+    await trx
+      .insertInto('stock_reservations')
+      .values({ order_no: orderNo, activity_sku_id: item.activitySkuId, quantity: item.quantity, state: 'reserved', created_at_ms: now_ms, updated_at_ms: now_ms })
+      .execute();
+  }
+  const taken = await trx
+    .updateTable('stock')
+    .set({ available: sql`available - ${item.quantity}`, reserved: sql`reserved + ${item.quantity}`, updated_at_ms: now_ms })
+    .where('activity_sku_id', '=', item.activitySkuId)
+    .where('available', '>=', item.quantity)
+    .executeTakeFirst();
+  if (affected(taken) === 0) throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
+  if (item.activityPrice) await takeActivityPriceUnits(trx, orderNo, item, item.activityPrice, now_ms);
+}
+
+/**
+ * A whole cart in a fixed number of round trips on the server engines: lock its stock rows in
+ * id order, check them, then one insert of the reservations and one update of the stock.
+ */
+async function takeStockInBatch(trx: Transaction<DB>, orderNo: string, toTake: { item: StockItem; reclaimed: boolean }[], now_ms: number): Promise<void> {
+  const ids = toTake.map((t) => t.item.activitySkuId);
+  const locked = await trx
+    .selectFrom('stock')
+    .select(['activity_sku_id', 'available', 'activity_price_taken'])
+    .where('activity_sku_id', 'in', ids)
+    .orderBy('activity_sku_id')
+    .forUpdate()
+    .execute();
+  const rows = new Map(locked.map((r) => [r.activity_sku_id, r]));
+  const units = toTake.map(({ item }) => {
+    const row = rows.get(item.activitySkuId);
+    if (!row || row.available < item.quantity) throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
+    if (!item.activityPrice) return 0;
+    const left = Math.max(0, item.activityPrice.limit - row.activity_price_taken);
+    if (Math.min(item.quantity, left) !== item.activityPrice.units) throw new AppError('price_changed', { details: { activitySkuId: item.activitySkuId } });
+    return item.activityPrice.units;
+  });
+  const fresh = toTake.map((t, i) => ({ ...t, units: units[i]! })).filter((t) => !t.reclaimed);
+  if (fresh.length > 0) {
+    await trx
+      .insertInto('stock_reservations')
+      .values(
+        fresh.map(({ item, units }) => ({
+          order_no: orderNo,
+          activity_sku_id: item.activitySkuId,
+          quantity: item.quantity,
+          state: 'reserved',
+          activity_price_units: units,
+          created_at_ms: now_ms,
+          updated_at_ms: now_ms,
+        })),
+      )
+      .execute();
+  }
+  for (const [i, { item, reclaimed }] of toTake.entries()) {
+    if (reclaimed && units[i]! > 0) {
+      await trx.updateTable('stock_reservations').set({ activity_price_units: units[i]! }).where('order_no', '=', orderNo).where('activity_sku_id', '=', item.activitySkuId).execute();
+    }
+  }
+  const moves = toTake.map(({ item }, i) => ({ id: item.activitySkuId, quantity: item.quantity, units: units[i]! }));
+  const statement =
+    dialectOf(trx) === 'postgres'
+      ? sql`update stock set available = stock.available - v.q, reserved = stock.reserved + v.q,
+              activity_price_taken = stock.activity_price_taken + v.a, updated_at_ms = ${now_ms}
+            from (values ${sql.join(moves.map((m) => sql`(${m.id}::bigint, ${m.quantity}::bigint, ${m.units}::bigint)`))}) as v(id, q, a)
+            where stock.activity_sku_id = v.id and stock.available >= v.q`
+      : sql`update stock set
+              available = available - (case activity_sku_id ${sql.join(moves.map((m) => sql`when ${m.id} then ${m.quantity}`), sql` `)} end),
+              reserved = reserved + (case activity_sku_id ${sql.join(moves.map((m) => sql`when ${m.id} then ${m.quantity}`), sql` `)} end),
+              activity_price_taken = activity_price_taken + (case activity_sku_id ${sql.join(moves.map((m) => sql`when ${m.id} then ${m.units}`), sql` `)} end),
+              updated_at_ms = ${now_ms}
+            where activity_sku_id in (${sql.join(moves.map((m) => m.id))})`;
+  const result = await statement.execute(trx);
+  assert(Number(result.numAffectedRows ?? 0n) === moves.length, () => `batch stock update moved ${result.numAffectedRows} of ${moves.length} rows`);
 }
 
 /** Counts the item's activity-price units against the SKU's limit; the stock row is already locked. */
