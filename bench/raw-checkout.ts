@@ -15,8 +15,8 @@ export interface RawTarget {
 
 const ORDER = `insert into orders (order_no, buyer_id, leader_id, status, version, currency, items_total_fen, discount_total_fen, shipping_fen, payable_fen, remark, payment_no, paid_fen, cancel_reason, created_at_ms, updated_at_ms, expires_at_ms, paid_at_ms, cancelled_at_ms)
   values (?, ?, 1, 'PENDING_PAYMENT', 0, 'CNY', 990, 0, 0, 990, null, null, null, null, ?, ?, ?, null, null)`;
-const LINE = `insert into order_lines (order_no, line_no, activity_id, activity_sku_id, sku_id, merchant_id, title, unit_price_fen, quantity, subtotal_fen, discount_fen, shipping_fen, payable_fen, discounts, price_segments)
-  values (?, 1, 1, ?, 1, 1, 'raw', 990, 1, 990, 0, 0, 990, null, '[{"quantity":1,"unitPrice_fen":990,"basis":"activity"}]')`;
+const LINE = `insert into order_lines (order_no, line_no, activity_id, activity_sku_id, sku_id, merchant_id, title, inventory_mode, unit_price_fen, quantity, subtotal_fen, discount_fen, shipping_fen, payable_fen, discounts, price_segments)
+  values (?, 1, 1, ?, 1, 1, 'raw', 'on_order', 990, 1, 990, 0, 0, 990, null, '[{"quantity":1,"unitPrice_fen":990,"basis":"activity"}]')`;
 const EVENT = `insert into outbox_events (event_id, event_type, aggregate_id, payload, created_at_ms, due_at_ms, locked_until_ms, locked_by, attempts, last_error, dead_at_ms)
   values (?, 'order.placed', ?, '{}', ?, ?, 0, null, 0, null, null)`;
 const JOB = `insert into jobs (kind, job_key, payload, created_at_ms, due_at_ms, locked_until_ms, locked_by, attempts, max_attempts, last_error, dead_at_ms)

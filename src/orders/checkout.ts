@@ -1,7 +1,7 @@
 import { loadSellableSkus, openness, SUPPORTED_INVENTORY_MODES, type SellableSku } from '../catalog/index.ts';
 import { MAX_LINE_QUANTITY } from '../cart/index.ts';
 import { recordEvent } from '../events/outbox.ts';
-import { releaseReservation, reserveStock } from '../inventory/index.ts';
+import { releaseReservation, reserveStock, stockLevels } from '../inventory/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
 import { getLeader } from '../leaders/index.ts';
 import { returnCoupons, lockCoupons } from '../coupons/index.ts';
@@ -207,10 +207,18 @@ async function placeOrder(
   const couponIds = request.couponIds ?? [];
 
   try {
-    const items = request.items.map((item) => {
-      const price = activityPrice.get(item.activitySkuId);
-      return price ? { ...item, activityPrice: price } : item;
-    });
+    // 支付减库存 lines are only checked here; payment deducts them. The rest are reserved now.
+    const onPayment = lines.filter(({ sku }) => sku.activity.inventoryMode === 'on_payment');
+    const levels = await stockLevels(p.db, onPayment.map(({ sku }) => sku.activitySkuId));
+    for (const { item } of onPayment) {
+      if ((levels.get(item.activitySkuId)?.available ?? 0) < item.quantity) throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
+    }
+    const items = lines
+      .filter(({ sku }) => sku.activity.inventoryMode === 'on_order')
+      .map(({ item }) => {
+        const price = activityPrice.get(item.activitySkuId);
+        return price ? { ...item, activityPrice: price } : item;
+      });
     await reserveStock(p.db, orderNo, items, now_ms, {
       firstAttempt: true, // every attempt has an order number of its own
       alsoInTransaction: (trx) =>
@@ -263,6 +271,7 @@ async function placeOrder(
       sku_id: sku.skuId,
       merchant_id: sku.merchantId,
       title: sku.title,
+      inventory_mode: sku.activity.inventoryMode,
       unit_price_fen: price.segments[0]!.unitPrice_fen,
       quantity: price.quantity,
       subtotal_fen: price.subtotal_fen,

@@ -1,4 +1,5 @@
 import { recordEvent } from '../events/outbox.ts';
+import { deductOnPayment, returnSoldStock } from '../inventory/index.ts';
 import type { Platform } from '../platform/context.ts';
 import type { Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
@@ -68,8 +69,10 @@ export interface SucceededPayment {
  * - duplicate_payment: the order was paid by another payment (重复支付): refund this one.
  * - order_cancelled: the order was cancelled first: refund this payment.
  * - amount_mismatch: the payment is not the order's payable: refund it, do not ship.
+ * - stock_unavailable: an on-payment line sold out before the payment came; the order is
+ *   closed (cancel reason sold_out_at_payment) and the payment must be refunded.
  */
-export type PaymentOutcome = 'paid' | 'already_paid' | 'duplicate_payment' | 'order_cancelled' | 'amount_mismatch';
+export type PaymentOutcome = 'paid' | 'already_paid' | 'duplicate_payment' | 'order_cancelled' | 'amount_mismatch' | 'stock_unavailable';
 
 /**
  * 支付成功. Idempotent: PENDING_PAYMENT → PAID once; the reservation is confirmed by the
@@ -82,6 +85,21 @@ export async function paymentSucceeded(p: Platform, orderNo: string, payment: Su
     if (order.status === 'PAID') return order.paymentNo === payment.paymentNo ? 'already_paid' : 'duplicate_payment';
     if (order.status === 'CANCELLED') return 'order_cancelled';
     if (payment.amount_fen !== order.payable_fen) return 'amount_mismatch';
+    const onPayment = order.lines.filter((l) => l.inventoryMode === 'on_payment');
+    if (onPayment.length > 0) {
+      try {
+        await deductOnPayment(p.db, orderNo, onPayment.map((l) => ({ activitySkuId: l.activitySkuId, quantity: l.quantity })), p.now());
+      } catch (error) {
+        if (!isAppError(error, 'insufficient_stock')) throw error;
+        try {
+          await cancelOrder(p, orderNo, 'sold_out_at_payment');
+          return 'stock_unavailable';
+        } catch (cancelError) {
+          if (isAppError(cancelError, 'order_state_conflict') || isAppError(cancelError, 'order_not_cancellable')) continue;
+          throw cancelError;
+        }
+      }
+    }
     const now_ms = p.now();
     try {
       await transact(db, async (trx) => {
@@ -100,6 +118,11 @@ export async function paymentSucceeded(p: Platform, orderNo: string, payment: Su
       return 'paid';
     } catch (error) {
       if (!isAppError(error, 'order_state_conflict')) throw error;
+      // Lost to a cancel or timeout: the units deducted for it go back. Lost to the same
+      // payment applied concurrently: those units are that payment's, and stay sold.
+      if (onPayment.length > 0 && (await getOrder(p, orderNo)).status === 'CANCELLED') {
+        await returnSoldStock(p.db, orderNo, onPayment.map((l) => l.activitySkuId), p.now());
+      }
     }
   }
   throw new AppError('order_state_conflict', { details: { orderNo } });

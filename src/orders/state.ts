@@ -19,5 +19,6 @@ export function isTerminal(status: OrderStatus): boolean {
   return ORDER_TRANSITIONS[status].length === 0;
 }
 
-export const CANCEL_REASONS = ['buyer_cancelled', 'payment_timeout'] as const;
+/** sold_out_at_payment: an on-payment line's stock ran out before the payment came; the payment is refunded. */
+export const CANCEL_REASONS = ['buyer_cancelled', 'payment_timeout', 'sold_out_at_payment'] as const;
 export type CancelReason = (typeof CANCEL_REASONS)[number];

@@ -15,6 +15,7 @@ export interface OrderLine {
   skuId: number;
   merchantId: number;
   title: string;
+  inventoryMode: string;
   unitPrice_fen: number;
   quantity: number;
   subtotal_fen: number;
@@ -80,6 +81,7 @@ export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
       skuId: l.sku_id,
       merchantId: l.merchant_id,
       title: l.title,
+      inventoryMode: l.inventory_mode,
       unitPrice_fen: l.unit_price_fen,
       quantity: l.quantity,
       subtotal_fen: l.subtotal_fen,

@@ -31,6 +31,7 @@ export function orderView(o: Order) {
       skuId: l.skuId,
       merchantId: l.merchantId,
       title: l.title,
+      inventoryMode: l.inventoryMode,
       unitPriceFen: l.unitPrice_fen,
       quantity: l.quantity,
       subtotalFen: l.subtotal_fen,

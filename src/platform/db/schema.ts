@@ -164,6 +164,8 @@ export interface OrderLineRow {
   sku_id: number;
   merchant_id: number;
   title: string;
+  /** How the line's stock is taken: on_order (reserved at checkout) or on_payment (deducted at payment). */
+  inventory_mode: string;
   unit_price_fen: number;
   quantity: number;
   subtotal_fen: number;

@@ -148,6 +148,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('sku_id', big, (c) => c.notNull())
     .addColumn('merchant_id', big, (c) => c.notNull())
     .addColumn('title', 'varchar(200)', (c) => c.notNull())
+    .addColumn('inventory_mode', 'varchar(20)', (c) => c.notNull())
     .addColumn('unit_price_fen', big, (c) => c.notNull())
     .addColumn('quantity', big, (c) => c.notNull())
     .addColumn('subtotal_fen', big, (c) => c.notNull())

@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buyerCoupons, createCouponTemplate, issueCoupons } from '../src/coupons/index.ts';
+import { stockLevels } from '../src/inventory/index.ts';
+import { getOrder, paymentSucceeded } from '../src/orders/index.ts';
+import { availableEngines } from './support/engines.ts';
+import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+
+for (const engine of availableEngines()) {
+  describe(`on-payment inventory mode (支付减库存) on ${engine.name}`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startHarness(engine);
+    });
+    afterAll(async () => h?.close());
+
+    const level = async (sku: number) => {
+      const l = (await stockLevels(h.app.db, [sku])).get(sku)!;
+      expect(l.available + l.reserved + l.sold).toBe(l.total);
+      return l;
+    };
+    const pay = (orderNo: string, amount_fen: number, paymentNo = `P-${orderNo}`) => paymentSucceeded(h.app, orderNo, { paymentNo, amount_fen, paid_at_ms: h.clock.now() });
+
+    it('checks at checkout, deducts at payment; a payment after the stock ran out closes the order and asks for a refund', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 900, stock: 1 }], inventoryMode: 'on_payment' });
+      const sku = f.activitySkuIds[0]!;
+      const now = h.clock.now();
+      const template = await createCouponTemplate(h.app.db, { name: 'c', scope: { kind: 'platform' }, rule: { kind: 'fixed', off_fen: 100, threshold_fen: 0 }, validFrom: new Date(now - 1000).toISOString(), validUntil: new Date(now + 86_400_000).toISOString(), perBuyerLimit: 1 }, now);
+      const couponId = (await issueCoupons(h.app.db, template.id, [99_701], now)).issued[0]!.couponId;
+
+      const first = await postCheckout(h, 99_700, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
+      const second = await postCheckout(h, 99_701, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }], couponIds: [couponId] });
+      expect([first.status, second.status]).toEqual([201, 201]);
+      expect(first.body.lines[0].inventoryMode).toBe('on_payment');
+      expect(await level(sku)).toMatchObject({ available: 1, reserved: 0, sold: 0 });
+
+      expect(await pay(first.body.orderNo, 900)).toBe('paid');
+      expect(await level(sku)).toMatchObject({ available: 0, sold: 1 });
+      expect(await pay(second.body.orderNo, 800)).toBe('stock_unavailable');
+      await h.app.drain();
+      expect(await getOrder(h.app, second.body.orderNo)).toMatchObject({ status: 'CANCELLED', cancelReason: 'sold_out_at_payment' });
+      expect((await buyerCoupons(h.app.db, 99_701, h.clock.now())).find((c) => c.couponId === couponId)!.state).toBe('available');
+      expect(await level(sku)).toMatchObject({ available: 0, sold: 1 });
+
+      // A checkout when nothing is left is refused at once.
+      const third = await postCheckout(h, 99_702, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
+      expect(third.body).toMatchObject({ code: 'insufficient_stock', field: 'items.0.quantity' });
+    });
+
+    it('the same payment delivered 5 times at once deducts once', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_payment' });
+      const placed = await postCheckout(h, 99_710, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }] });
+      const outcomes = await Promise.all(Array.from({ length: 5 }, () => pay(placed.body.orderNo, 1500, 'P-same')));
+      expect(outcomes.filter((o) => o === 'paid')).toHaveLength(1);
+      expect(outcomes.filter((o) => o === 'already_paid')).toHaveLength(4);
+      expect(await level(f.activitySkuIds[0]!)).toMatchObject({ available: 7, sold: 3 });
+    });
+
+    it('a cancel racing a payment leaves the units sold only if the order is paid', async () => {
+      for (let round = 0; round < 5; round++) {
+        const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_payment' });
+        const sku = f.activitySkuIds[0]!;
+        const buyer = 99_720 + round;
+        const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+        const [, outcome] = await Promise.all([
+          h.http.inject({ method: 'POST', url: `/orders/${placed.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } }),
+          pay(placed.body.orderNo, 1000),
+        ]);
+        await h.app.drain();
+        const order = await getOrder(h.app, placed.body.orderNo);
+        if (outcome === 'paid') {
+          expect(order.status).toBe('PAID');
+          expect(await level(sku)).toMatchObject({ available: 8, sold: 2 });
+        } else {
+          expect([outcome, order.status]).toEqual(['order_cancelled', 'CANCELLED']);
+          expect(await level(sku)).toMatchObject({ available: 10, sold: 0 });
+        }
+      }
+    });
+
+    it('a cart mixing both modes reserves one at checkout and deducts the other at payment', async () => {
+      const reserved = await seedActivity(h.app, { skus: [{ price_fen: 300, stock: 10 }] });
+      const deducted = await seedActivity(h.app, { skus: [{ price_fen: 700, stock: 10 }], inventoryMode: 'on_payment' });
+      const placed = await postCheckout(h, 99_730, { leaderId: reserved.leaderId, items: [{ activitySkuId: reserved.activitySkuIds[0]!, quantity: 1 }, { activitySkuId: deducted.activitySkuIds[0]!, quantity: 1 }] });
+      expect(placed.status).toBe(201);
+      expect(await level(reserved.activitySkuIds[0]!)).toMatchObject({ reserved: 1 });
+      expect(await level(deducted.activitySkuIds[0]!)).toMatchObject({ reserved: 0, sold: 0 });
+      expect(await pay(placed.body.orderNo, 1000)).toBe('paid');
+      await h.app.drain();
+      expect(await level(reserved.activitySkuIds[0]!)).toMatchObject({ reserved: 0, sold: 1 });
+      expect(await level(deducted.activitySkuIds[0]!)).toMatchObject({ available: 9, sold: 1 });
+    });
+  });
+}
