@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
-import { removeOrderedLines } from './cart/index.ts';
+import { CART_HOLD_EXPIRE_JOB, expireCartHold, removeOrderedLines } from './cart/index.ts';
 import { returnCoupons, useCoupons } from './coupons/index.ts';
 import { settlePoints } from './points/index.ts';
 import type { DomainEvent } from './events/outbox.ts';
@@ -83,6 +83,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     onError,
     handlers: {
       [ORDER_EXPIRE_JOB]: async (payload: { orderNo: string }) => void (await expireOrder(platform, payload.orderNo)),
+      [CART_HOLD_EXPIRE_JOB]: async (payload: { buyerId: number; activitySkuId: number; expires_at_ms: number }) => {
+        await expireCartHold(db, payload, now());
+      },
       [VERIFY_RESERVATION_JOB]: async (payload: { orderNo: string }) => {
         if ((await verifyCheckoutReservation(platform, payload.orderNo)) === 'released') {
           log.warn({ orderNo: payload.orderNo }, 'released the stock of a checkout that never wrote its order');

@@ -74,7 +74,7 @@ for (const engine of availableEngines()) {
       expect([forbidden.statusCode, forbidden.json().code]).toEqual([403, 'forbidden']);
       const badWindow = await h.http.inject({ method: 'POST', url: '/admin/activities', headers: admin, payload: { ...activityBody, orderCutoffAt: new Date(now + 2 * 86_400_000).toISOString() } });
       expect([badWindow.statusCode, badWindow.json().field]).toEqual([400, 'orderCutoffAt']);
-      const otherMode = await h.http.inject({ method: 'POST', url: '/admin/activities', headers: admin, payload: { ...activityBody, inventoryMode: 'on_add_to_cart' } });
+      const otherMode = await h.http.inject({ method: 'POST', url: '/admin/activities', headers: admin, payload: { ...activityBody, inventoryMode: 'on_a_whim' } });
       expect([otherMode.statusCode, otherMode.json().field]).toEqual([400, 'inventoryMode']);
 
       const created = await h.http.inject({ method: 'POST', url: '/admin/activities', headers: admin, payload: activityBody });

@@ -27,7 +27,7 @@ describe('openness of an activity', () => {
 
 describe('the cart view', () => {
   it('shows every line, marking the unavailable ones instead of dropping them', () => {
-    const lines = [1, 2, 3, 4, 5, 6].map((id) => ({ activitySkuId: id, quantity: 3, selected: id !== 6, added_at_ms: now }));
+    const lines = [1, 2, 3, 4, 5, 6].map((id) => ({ activitySkuId: id, quantity: 3, selected: id !== 6, hold_expires_at_ms: null, added_at_ms: now }));
     const skus = new Map([
       [1, sku(1)],
       [2, sku(2, activity(-3 * HOUR, -2 * HOUR, -HOUR))],

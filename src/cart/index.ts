@@ -1,7 +1,10 @@
 import { sql } from 'kysely';
 import type { Activity, SellableSku } from '../catalog/index.ts';
 import { openness } from '../catalog/index.ts';
-import type { StockLevel } from '../inventory/index.ts';
+import { holdKeyOf, setHold, type StockLevel } from '../inventory/index.ts';
+import { scheduleJob } from '../jobs/index.ts';
+import type { Transaction } from 'kysely';
+import type { DB } from '../platform/db/schema.ts';
 import type { Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
 import { affected } from '../platform/db/sql.ts';
@@ -12,28 +15,63 @@ import { multiplyFen, sumFen } from '../platform/money.ts';
 export const MAX_CART_LINES = 50;
 /** Most units of one activity SKU on one cart or order line. */
 export const MAX_LINE_QUANTITY = 99;
+/** 加购减库存: how long a cart line holds its units after the buyer last touched it. */
+export const CART_HOLD_TTL_MS = 15 * 60_000;
+export const CART_HOLD_EXPIRE_JOB = 'cart.hold-expire';
 
 export interface CartLine {
   activitySkuId: number;
   quantity: number;
   selected: boolean;
+  hold_expires_at_ms: number | null;
   added_at_ms: number;
 }
 
 export async function cartLines(db: Db, buyerId: number): Promise<CartLine[]> {
   const rows = await db
     .selectFrom('cart_lines')
-    .select(['activity_sku_id', 'quantity', 'selected', 'added_at_ms'])
+    .select(['activity_sku_id', 'quantity', 'selected', 'hold_expires_at_ms', 'added_at_ms'])
     .where('buyer_id', '=', buyerId)
     .orderBy('added_at_ms')
     .orderBy('activity_sku_id')
     .limit(MAX_CART_LINES + 1)
     .execute();
-  return rows.map((r) => ({ activitySkuId: r.activity_sku_id, quantity: r.quantity, selected: r.selected === 1, added_at_ms: r.added_at_ms }));
+  return rows.map((r) => ({ activitySkuId: r.activity_sku_id, quantity: r.quantity, selected: r.selected === 1, hold_expires_at_ms: r.hold_expires_at_ms, added_at_ms: r.added_at_ms }));
+}
+
+/**
+ * Holds the line's units for the buyer when the activity takes stock on add-to-cart: the hold,
+ * its expiry job and the line change are one transaction. Touching the line renews the hold.
+ */
+async function holdLine(trx: Transaction<DB>, buyerId: number, activitySkuId: number, quantity: number, now_ms: number): Promise<void> {
+  const expires_at_ms = now_ms + CART_HOLD_TTL_MS;
+  await setHold(trx, holdKeyOf(buyerId, activitySkuId), activitySkuId, quantity, now_ms);
+  await trx.updateTable('cart_lines').set({ hold_expires_at_ms: expires_at_ms }).where('buyer_id', '=', buyerId).where('activity_sku_id', '=', activitySkuId).execute();
+  await scheduleJob(
+    trx,
+    { kind: CART_HOLD_EXPIRE_JOB, key: `${CART_HOLD_EXPIRE_JOB}:${buyerId}:${activitySkuId}:${expires_at_ms}`, payload: { buyerId, activitySkuId, expires_at_ms }, due_at_ms: expires_at_ms },
+    now_ms,
+  );
+}
+
+/** The hold expiry job: releases the hold unless the line was touched (renewed) or removed since. */
+export async function expireCartHold(db: Db, job: { buyerId: number; activitySkuId: number; expires_at_ms: number }, now_ms: number): Promise<boolean> {
+  return transact(db, async (trx) => {
+    const line = await trx
+      .selectFrom('cart_lines')
+      .select('hold_expires_at_ms')
+      .where('buyer_id', '=', job.buyerId)
+      .where('activity_sku_id', '=', job.activitySkuId)
+      .executeTakeFirst();
+    if (line && line.hold_expires_at_ms !== job.expires_at_ms) return false;
+    await setHold(trx, holdKeyOf(job.buyerId, job.activitySkuId), job.activitySkuId, 0, now_ms);
+    if (line) await trx.updateTable('cart_lines').set({ hold_expires_at_ms: null }).where('buyer_id', '=', job.buyerId).where('activity_sku_id', '=', job.activitySkuId).execute();
+    return true;
+  });
 }
 
 /** Adds units to the line of this activity SKU, creating it (selected) if needed. */
-export async function addToCart(db: Db, buyerId: number, activitySkuId: number, quantity: number, now_ms: number): Promise<void> {
+export async function addToCart(db: Db, buyerId: number, activitySkuId: number, quantity: number, now_ms: number, holds = false): Promise<void> {
   await transact(db, async (trx) => {
     const line = await trx
       .selectFrom('cart_lines')
@@ -49,6 +87,7 @@ export async function addToCart(db: Db, buyerId: number, activitySkuId: number, 
         .where('buyer_id', '=', buyerId)
         .where('activity_sku_id', '=', activitySkuId)
         .execute();
+      if (holds) await holdLine(trx, buyerId, activitySkuId, line.quantity + quantity, now_ms);
       return;
     }
     if (quantity > MAX_LINE_QUANTITY) throw new AppError('line_quantity_exceeded', { field: 'quantity', details: { max: MAX_LINE_QUANTITY } });
@@ -60,8 +99,9 @@ export async function addToCart(db: Db, buyerId: number, activitySkuId: number, 
     if (Number(count) >= MAX_CART_LINES) throw new AppError('cart_full', { details: { max: MAX_CART_LINES } });
     await trx
       .insertInto('cart_lines')
-      .values({ buyer_id: buyerId, activity_sku_id: activitySkuId, quantity, selected: 1, added_at_ms: now_ms, updated_at_ms: now_ms })
+      .values({ buyer_id: buyerId, activity_sku_id: activitySkuId, quantity, selected: 1, hold_expires_at_ms: null, added_at_ms: now_ms, updated_at_ms: now_ms })
       .execute();
+    if (holds) await holdLine(trx, buyerId, activitySkuId, quantity, now_ms);
   });
 }
 
@@ -71,21 +111,25 @@ export async function changeCartLine(
   activitySkuId: number,
   change: { quantity?: number; selected?: boolean },
   now_ms: number,
+  holds = false,
 ): Promise<void> {
   if (change.quantity !== undefined && change.quantity > MAX_LINE_QUANTITY) {
     throw new AppError('line_quantity_exceeded', { field: 'quantity', details: { max: MAX_LINE_QUANTITY } });
   }
-  const result = await db
-    .updateTable('cart_lines')
-    .set({
-      ...(change.quantity !== undefined && { quantity: change.quantity }),
-      ...(change.selected !== undefined && { selected: change.selected ? 1 : 0 }),
-      updated_at_ms: now_ms,
-    })
-    .where('buyer_id', '=', buyerId)
-    .where('activity_sku_id', '=', activitySkuId)
-    .executeTakeFirst();
-  if (affected(result) === 0) throw new AppError('not_found', { message: `No cart line for activity SKU ${activitySkuId}.` });
+  await transact(db, async (trx) => {
+    const result = await trx
+      .updateTable('cart_lines')
+      .set({
+        ...(change.quantity !== undefined && { quantity: change.quantity }),
+        ...(change.selected !== undefined && { selected: change.selected ? 1 : 0 }),
+        updated_at_ms: now_ms,
+      })
+      .where('buyer_id', '=', buyerId)
+      .where('activity_sku_id', '=', activitySkuId)
+      .executeTakeFirst();
+    if (affected(result) === 0) throw new AppError('not_found', { message: `No cart line for activity SKU ${activitySkuId}.` });
+    if (holds && change.quantity !== undefined) await holdLine(trx, buyerId, activitySkuId, change.quantity, now_ms);
+  });
 }
 
 export async function selectCartLines(db: Db, buyerId: number, activitySkuIds: readonly number[] | 'all', selected: boolean, now_ms: number): Promise<void> {
@@ -97,9 +141,13 @@ export async function selectCartLines(db: Db, buyerId: number, activitySkuIds: r
   await query.execute();
 }
 
-export async function removeCartLine(db: Db, buyerId: number, activitySkuId: number): Promise<void> {
-  const result = await db.deleteFrom('cart_lines').where('buyer_id', '=', buyerId).where('activity_sku_id', '=', activitySkuId).executeTakeFirst();
-  if (affected(result) === 0) throw new AppError('not_found', { message: `No cart line for activity SKU ${activitySkuId}.` });
+/** Removes the line and gives back whatever it held. */
+export async function removeCartLine(db: Db, buyerId: number, activitySkuId: number, now_ms: number): Promise<void> {
+  await transact(db, async (trx) => {
+    const result = await trx.deleteFrom('cart_lines').where('buyer_id', '=', buyerId).where('activity_sku_id', '=', activitySkuId).executeTakeFirst();
+    if (affected(result) === 0) throw new AppError('not_found', { message: `No cart line for activity SKU ${activitySkuId}.` });
+    await setHold(trx, holdKeyOf(buyerId, activitySkuId), activitySkuId, 0, now_ms);
+  });
 }
 
 /**
@@ -108,13 +156,20 @@ export async function removeCartLine(db: Db, buyerId: number, activitySkuId: num
  */
 export async function removeOrderedLines(db: Db, buyerId: number, activitySkuIds: readonly number[], placed_at_ms: number): Promise<number> {
   if (activitySkuIds.length === 0) return 0;
-  const result = await db
-    .deleteFrom('cart_lines')
-    .where('buyer_id', '=', buyerId)
-    .where('activity_sku_id', 'in', [...activitySkuIds])
-    .where('updated_at_ms', '<=', placed_at_ms)
-    .executeTakeFirst();
-  return affected(result);
+  return transact(db, async (trx) => {
+    const result = await trx
+      .deleteFrom('cart_lines')
+      .where('buyer_id', '=', buyerId)
+      .where('activity_sku_id', 'in', [...activitySkuIds])
+      .where('updated_at_ms', '<=', placed_at_ms)
+      .executeTakeFirst();
+    // Units the order did not take from a removed line's hold go back.
+    const kept = new Set(
+      (await trx.selectFrom('cart_lines').select('activity_sku_id').where('buyer_id', '=', buyerId).where('activity_sku_id', 'in', [...activitySkuIds]).execute()).map((r) => r.activity_sku_id),
+    );
+    for (const id of activitySkuIds) if (!kept.has(id)) await setHold(trx, holdKeyOf(buyerId, id), id, 0, placed_at_ms);
+    return affected(result);
+  });
 }
 
 export type Availability = 'available' | 'not_started' | 'activity_closed' | 'sold_out' | 'not_enough_stock' | 'withdrawn';
@@ -129,6 +184,8 @@ export interface CartLineView {
   selected: boolean;
   availability: Availability;
   available: number | null;
+  /** 加购减库存: until when the line's units are held; null when nothing is held. */
+  heldUntil: string | null;
 }
 
 /**
@@ -140,12 +197,14 @@ export function viewCart(lines: readonly CartLine[], skus: ReadonlyMap<number, S
     const sku = skus.get(line.activitySkuId);
     const level = stock.get(line.activitySkuId);
     if (!sku || !level) {
-      return { activitySkuId: line.activitySkuId, title: null, activity: null, unitPriceFen: null, quantity: line.quantity, subtotalFen: null, selected: line.selected, availability: 'withdrawn', available: null };
+      return { activitySkuId: line.activitySkuId, title: null, activity: null, unitPriceFen: null, quantity: line.quantity, subtotalFen: null, selected: line.selected, availability: 'withdrawn', available: null, heldUntil: null };
     }
     const open = openness(sku.activity, now_ms);
+    const held = line.hold_expires_at_ms !== null && line.hold_expires_at_ms > now_ms;
     const availability: Availability =
       open === 'not_started' ? 'not_started'
       : open === 'closed' ? 'activity_closed'
+      : held ? 'available'
       : level.available === 0 ? 'sold_out'
       : level.available < line.quantity ? 'not_enough_stock'
       : 'available';
@@ -159,6 +218,7 @@ export function viewCart(lines: readonly CartLine[], skus: ReadonlyMap<number, S
       selected: line.selected,
       availability,
       available: level.available,
+      heldUntil: held ? new Date(line.hold_expires_at_ms!).toISOString() : null,
     };
   });
   const payable = views.filter((v) => v.selected && v.availability === 'available');

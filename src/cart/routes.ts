@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { loadSellableSkus } from '../catalog/index.ts';
+import { loadSellableSkus, openness, type SellableSku } from '../catalog/index.ts';
 import { stockLevels } from '../inventory/index.ts';
 import { AppError } from '../platform/errors.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
@@ -8,6 +8,11 @@ import { addToCart, cartLines, changeCartLine, MAX_CART_LINES, MAX_LINE_QUANTITY
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const lineParams = z.object({ activitySkuId: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
+
+/** 加购减库存: adding to the cart holds stock while the activity is open. */
+function holdsOnAdd(sku: SellableSku, now_ms: number): boolean {
+  return sku.activity.inventoryMode === 'on_add_to_cart' && openness(sku.activity, now_ms) === 'open';
+}
 
 export const cartRoutes: RouteModule = (server, app) => {
   const show = async (buyerId: number) => {
@@ -32,9 +37,9 @@ export const cartRoutes: RouteModule = (server, app) => {
     },
     async (request) => {
       const buyerId = subjectId(authorize(request, 'buyer'));
-      const skus = await loadSellableSkus(app.db, [request.body.activitySkuId]);
-      if (!skus.has(request.body.activitySkuId)) throw new AppError('activity_sku_not_found', { field: 'activitySkuId' });
-      await addToCart(app.db, buyerId, request.body.activitySkuId, request.body.quantity, app.now());
+      const sku = (await loadSellableSkus(app.db, [request.body.activitySkuId])).get(request.body.activitySkuId);
+      if (!sku) throw new AppError('activity_sku_not_found', { field: 'activitySkuId' });
+      await addToCart(app.db, buyerId, sku.activitySkuId, request.body.quantity, app.now(), holdsOnAdd(sku, app.now()));
       return show(buyerId);
     },
   );
@@ -51,14 +56,15 @@ export const cartRoutes: RouteModule = (server, app) => {
     },
     async (request) => {
       const buyerId = subjectId(authorize(request, 'buyer'));
-      await changeCartLine(app.db, buyerId, request.params.activitySkuId, request.body, app.now());
+      const sku = (await loadSellableSkus(app.db, [request.params.activitySkuId])).get(request.params.activitySkuId);
+      await changeCartLine(app.db, buyerId, request.params.activitySkuId, request.body, app.now(), sku !== undefined && holdsOnAdd(sku, app.now()));
       return show(buyerId);
     },
   );
 
   server.delete('/cart/lines/:activitySkuId', { schema: { summary: 'Remove a line', tags: ['cart'], params: lineParams } }, async (request) => {
     const buyerId = subjectId(authorize(request, 'buyer'));
-    await removeCartLine(app.db, buyerId, request.params.activitySkuId);
+    await removeCartLine(app.db, buyerId, request.params.activitySkuId, app.now());
     return show(buyerId);
   });
 

@@ -9,8 +9,8 @@ import { insertReturningId } from '../platform/db/sql.ts';
 export const INVENTORY_MODES = ['on_order', 'on_add_to_cart', 'on_payment'] as const;
 export type InventoryMode = (typeof INVENTORY_MODES)[number];
 export const DEFAULT_INVENTORY_MODE: InventoryMode = 'on_order';
-/** The modes checkout can serve today; on_add_to_cart arrives with its cart holds. */
-export const SUPPORTED_INVENTORY_MODES: readonly InventoryMode[] = ['on_order', 'on_payment'];
+/** The modes checkout can serve. */
+export const SUPPORTED_INVENTORY_MODES: readonly InventoryMode[] = ['on_order', 'on_add_to_cart', 'on_payment'];
 
 /** Most SKUs in one activity. */
 export const MAX_ACTIVITY_SKUS = 200;
@@ -78,7 +78,7 @@ export function checkActivityWindow(a: Pick<ActivityInput, 'starts_at_ms' | 'end
 
 export function checkInventoryMode(mode: InventoryMode): void {
   if (!SUPPORTED_INVENTORY_MODES.includes(mode)) {
-    throw new AppError('invalid_field', { field: 'inventoryMode', message: `Inventory mode ${mode} is not supported yet; use on_order or on_payment.` });
+    throw new AppError('invalid_field', { field: 'inventoryMode', message: `Inventory mode ${mode} is not supported.` });
   }
 }
 

@@ -11,8 +11,12 @@ import { AppError, assert } from '../platform/errors.ts';
  * row keyed by (order number, activity SKU): reserved → confirmed | released, so a retry
  * never reserves twice and a release or confirm happens once.
  */
-/** reserved → confirmed | released; confirmed → returned (sold units given back to the activity). */
-export const RESERVATION_STATES = ['reserved', 'confirmed', 'released', 'returned'] as const;
+/**
+ * reserved → confirmed | released | transferred; confirmed → returned (sold units given back).
+ * A cart hold (加购减库存) is a reservation under the hold's key; `transferred` means its units
+ * moved into an order's reservation.
+ */
+export const RESERVATION_STATES = ['reserved', 'confirmed', 'released', 'returned', 'transferred'] as const;
 export type ReservationState = (typeof RESERVATION_STATES)[number];
 
 export interface StockLevel {
@@ -28,6 +32,8 @@ export interface StockLevel {
 export interface StockItem {
   activitySkuId: number;
   quantity: number;
+  /** The cart hold this item's units come from first (on-add-to-cart SKUs). */
+  fromHold?: string;
   /**
    * Stock-linked price: at most `limit` units of the SKU ever go at the activity price, and the
    * checkout priced `units` of this item that way. If that many are no longer left the
@@ -112,14 +118,21 @@ export async function reserveStock(
       }
       toTake.push({ item, reclaimed: state === 'released' });
     }
-    if (batch && toTake.length > 1) await takeStockInBatch(trx, orderNo, toTake, now_ms);
-    else for (const { item, reclaimed } of toTake) await takeStockRow(trx, orderNo, item, reclaimed, now_ms);
+    // Held units move from the buyer's cart hold first; only what the hold lacks comes from available.
+    const rest: typeof toTake = [];
+    for (const t of toTake) {
+      const moved = t.item.fromHold ? await takeFromHold(trx, t.item.fromHold, t.item, now_ms) : 0;
+      if (moved === 0) rest.push(t);
+      else await takeStockRow(trx, orderNo, t.item, t.reclaimed, now_ms, moved);
+    }
+    if (batch && rest.length > 1) await takeStockInBatch(trx, orderNo, rest, now_ms);
+    else for (const { item, reclaimed } of rest) await takeStockRow(trx, orderNo, item, reclaimed, now_ms);
     await options.alsoInTransaction?.(trx);
   });
 }
 
-/** One SKU: claim its reservation row, then take the stock by conditional update. */
-async function takeStockRow(trx: Transaction<DB>, orderNo: string, item: StockItem, reclaimed: boolean, now_ms: number): Promise<void> {
+/** One SKU: claim its reservation row, then take the stock (beyond `alreadyHeld` units) by conditional update. */
+async function takeStockRow(trx: Transaction<DB>, orderNo: string, item: StockItem, reclaimed: boolean, now_ms: number, alreadyHeld = 0): Promise<void> {
   if (!reclaimed) {
     // The primary key refuses a second attempt racing this one for the same order.
     await trx
@@ -127,13 +140,16 @@ async function takeStockRow(trx: Transaction<DB>, orderNo: string, item: StockIt
       .values({ order_no: orderNo, activity_sku_id: item.activitySkuId, quantity: item.quantity, state: 'reserved', created_at_ms: now_ms, updated_at_ms: now_ms })
       .execute();
   }
-  const taken = await trx
-    .updateTable('stock')
-    .set({ available: sql`available - ${item.quantity}`, reserved: sql`reserved + ${item.quantity}`, updated_at_ms: now_ms })
-    .where('activity_sku_id', '=', item.activitySkuId)
-    .where('available', '>=', item.quantity)
-    .executeTakeFirst();
-  if (affected(taken) === 0) throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
+  const needed = item.quantity - alreadyHeld;
+  if (needed > 0) {
+    const taken = await trx
+      .updateTable('stock')
+      .set({ available: sql`available - ${needed}`, reserved: sql`reserved + ${needed}`, updated_at_ms: now_ms })
+      .where('activity_sku_id', '=', item.activitySkuId)
+      .where('available', '>=', needed)
+      .executeTakeFirst();
+    if (affected(taken) === 0) throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
+  }
   if (item.activityPrice) await takeActivityPriceUnits(trx, orderNo, item, item.activityPrice, now_ms);
 }
 
@@ -347,4 +363,77 @@ export async function returnSoldStock(db: Db, orderNo: string, activitySkuIds: r
     }
     return returned;
   });
+}
+
+/** Cart holds live in the reservation table under a key of their own. */
+export function holdKeyOf(buyerId: number, activitySkuId: number): string {
+  const key = `H${buyerId}-${activitySkuId}`;
+  assert(key.length <= 32, 'hold key too long');
+  return key;
+}
+
+async function holdRow(trx: Transaction<DB>, holdKey: string, activitySkuId: number) {
+  let query = trx
+    .selectFrom('stock_reservations')
+    .select(['quantity', 'state'])
+    .where('order_no', '=', holdKey)
+    .where('activity_sku_id', '=', activitySkuId);
+  if (dialectOf(trx) !== 'sqlite') query = query.forUpdate();
+  return query.executeTakeFirst();
+}
+
+/**
+ * Moves up to the item's quantity from the cart hold into the order, inside the reservation's
+ * transaction: the units stay reserved throughout, so no other buyer can take them between.
+ * Returns how many moved.
+ */
+async function takeFromHold(trx: Transaction<DB>, holdKey: string, item: StockItem, now_ms: number): Promise<number> {
+  const hold = await holdRow(trx, holdKey, item.activitySkuId);
+  if (!hold || hold.state !== 'reserved') return 0;
+  const moved = Math.min(hold.quantity, item.quantity);
+  const left = hold.quantity - moved;
+  await trx
+    .updateTable('stock_reservations')
+    .set(left === 0 ? { state: 'transferred', updated_at_ms: now_ms } : { quantity: left, updated_at_ms: now_ms })
+    .where('order_no', '=', holdKey)
+    .where('activity_sku_id', '=', item.activitySkuId)
+    .execute();
+  return moved;
+}
+
+/**
+ * 加购减库存: sets how many units a cart hold keeps reserved, taking the difference from
+ * available stock or giving it back. `insufficient_stock` when there is not enough; 0 releases.
+ */
+export async function setHold(trx: Transaction<DB>, holdKey: string, activitySkuId: number, quantity: number, now_ms: number): Promise<void> {
+  assert(Number.isSafeInteger(quantity) && quantity >= 0, 'a hold is a whole number of units');
+  {
+    const hold = await holdRow(trx, holdKey, activitySkuId);
+    const current = hold?.state === 'reserved' ? hold.quantity : 0;
+    const delta = quantity - current;
+    if (delta === 0) return;
+    const moved = await trx
+      .updateTable('stock')
+      .set({ available: sql`available - ${delta}`, reserved: sql`reserved + ${delta}`, updated_at_ms: now_ms })
+      .where('activity_sku_id', '=', activitySkuId)
+      .where(delta > 0 ? sql<boolean>`available >= ${delta}` : sql<boolean>`reserved >= ${-delta}`)
+      .executeTakeFirst();
+    if (affected(moved) === 0) {
+      if (delta > 0) throw new AppError('insufficient_stock', { field: 'quantity', details: { activitySkuId } });
+      assert(false, () => `hold ${holdKey} exceeds the reserved stock`);
+    }
+    if (!hold) {
+      await trx
+        .insertInto('stock_reservations')
+        .values({ order_no: holdKey, activity_sku_id: activitySkuId, quantity, state: 'reserved', created_at_ms: now_ms, updated_at_ms: now_ms })
+        .execute();
+      return;
+    }
+    await trx
+      .updateTable('stock_reservations')
+      .set(quantity === 0 ? { state: 'released', updated_at_ms: now_ms } : { state: 'reserved', quantity, activity_price_units: 0, updated_at_ms: now_ms })
+      .where('order_no', '=', holdKey)
+      .where('activity_sku_id', '=', activitySkuId)
+      .execute();
+  }
 }

@@ -1,7 +1,7 @@
 import { loadSellableSkus, openness, SUPPORTED_INVENTORY_MODES, type SellableSku } from '../catalog/index.ts';
 import { MAX_LINE_QUANTITY } from '../cart/index.ts';
 import { recordEvent } from '../events/outbox.ts';
-import { releaseReservation, reserveStock, stockLevels } from '../inventory/index.ts';
+import { holdKeyOf, releaseReservation, reserveStock, stockLevels } from '../inventory/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
 import { getLeader } from '../leaders/index.ts';
 import { returnCoupons, lockCoupons } from '../coupons/index.ts';
@@ -214,10 +214,12 @@ async function placeOrder(
       if ((levels.get(item.activitySkuId)?.available ?? 0) < item.quantity) throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
     }
     const items = lines
-      .filter(({ sku }) => sku.activity.inventoryMode === 'on_order')
-      .map(({ item }) => {
+      .filter(({ sku }) => sku.activity.inventoryMode !== 'on_payment')
+      .map(({ item, sku }) => {
         const price = activityPrice.get(item.activitySkuId);
-        return price ? { ...item, activityPrice: price } : item;
+        // 加购减库存: the units held by the buyer's cart line move into the order first.
+        const fromHold = sku.activity.inventoryMode === 'on_add_to_cart' ? { fromHold: holdKeyOf(buyerId, item.activitySkuId) } : {};
+        return { ...item, ...fromHold, ...(price && { activityPrice: price }) };
       });
     await reserveStock(p.db, orderNo, items, now_ms, {
       firstAttempt: true, // every attempt has an order number of its own

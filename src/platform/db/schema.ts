@@ -127,6 +127,8 @@ export interface CartLineRow {
   activity_sku_id: number;
   quantity: number;
   selected: number;
+  /** 加购减库存: until when the line's units are held for the buyer; null when nothing is held. */
+  hold_expires_at_ms: number | null;
   added_at_ms: number;
   updated_at_ms: number;
 }

@@ -105,6 +105,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('activity_sku_id', big, (c) => c.notNull())
     .addColumn('quantity', big, (c) => c.notNull())
     .addColumn('selected', 'integer', (c) => c.notNull())
+    .addColumn('hold_expires_at_ms', big)
     .addColumn('added_at_ms', big, (c) => c.notNull())
     .addColumn('updated_at_ms', big, (c) => c.notNull())
     .addPrimaryKeyConstraint('cart_lines_pk', ['buyer_id', 'activity_sku_id'])

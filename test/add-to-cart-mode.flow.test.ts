@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CART_HOLD_TTL_MS, expireCartHold } from '../src/cart/index.ts';
+import { reservationsOf, stockLevels } from '../src/inventory/index.ts';
+import { availableEngines } from './support/engines.ts';
+import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+
+for (const engine of availableEngines()) {
+  describe(`on-add-to-cart inventory mode (加购减库存) on ${engine.name}`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startHarness(engine);
+    });
+    afterAll(async () => h?.close());
+
+    const level = async (sku: number) => {
+      const l = (await stockLevels(h.app.db, [sku])).get(sku)!;
+      expect(l.available + l.reserved + l.sold).toBe(l.total);
+      return l;
+    };
+    const cart = (buyer: number, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url = '/cart', payload?: object) =>
+      h.http.inject({ method, url, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` }, ...(payload && { payload }) });
+
+    it('holds stock when added, follows quantity changes, and gives it back on removal', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_add_to_cart' });
+      const sku = f.activitySkuIds[0]!;
+      const added = (await cart(99_800, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 3 })).json();
+      expect(added.lines[0].heldUntil).not.toBeNull();
+      expect(await level(sku)).toMatchObject({ available: 7, reserved: 3 });
+      await cart(99_800, 'PATCH', `/cart/lines/${sku}`, { quantity: 1 });
+      expect(await level(sku)).toMatchObject({ available: 9, reserved: 1 });
+      await cart(99_800, 'DELETE', `/cart/lines/${sku}`);
+      expect(await level(sku)).toMatchObject({ available: 10, reserved: 0 });
+      // Nobody can add more than is left.
+      await cart(99_801, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 8 });
+      const over = await cart(99_802, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 3 });
+      expect([over.statusCode, over.json().code]).toEqual([409, 'insufficient_stock']);
+    });
+
+    it('a hold expires after its TTL and the line stays in the cart, unheld', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_add_to_cart' });
+      const sku = f.activitySkuIds[0]!;
+      await cart(99_810, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 4 });
+      h.clock.advance(CART_HOLD_TTL_MS / 2);
+      await cart(99_810, 'PATCH', `/cart/lines/${sku}`, { quantity: 5 }); // touching renews
+      h.clock.advance(CART_HOLD_TTL_MS / 2 + 1);
+      await h.app.drain();
+      expect(await level(sku)).toMatchObject({ reserved: 5 });
+      h.clock.advance(CART_HOLD_TTL_MS);
+      await h.app.drain();
+      expect(await level(sku)).toMatchObject({ available: 10, reserved: 0 });
+      const view = (await cart(99_810, 'GET')).json();
+      expect(view.lines.map((l: any) => [l.quantity, l.heldUntil])).toEqual([[5, null]]);
+    });
+
+    it('checkout carries the held units into the order, even when nobody else could get any', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_add_to_cart' });
+      const sku = f.activitySkuIds[0]!;
+      await cart(99_820, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 2 });
+      await cart(99_821, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 8 });
+      expect(await level(sku)).toMatchObject({ available: 0, reserved: 10 });
+      const placed = await postCheckout(h, 99_820, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+      expect(placed.status).toBe(201);
+      expect(await level(sku)).toMatchObject({ available: 0, reserved: 10 });
+      expect(await reservationsOf(h.app.db, placed.body.orderNo)).toEqual([{ activitySkuId: sku, quantity: 2, state: 'reserved' }]);
+      // A buyer with no hold finds nothing left.
+      const none = await postCheckout(h, 99_822, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
+      expect(none.body.code).toBe('insufficient_stock');
+      // More than was held: the rest must come from available stock.
+      const more = await postCheckout(h, 99_821, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 9 }] });
+      expect(more.body.code).toBe('insufficient_stock');
+      expect(await level(sku)).toMatchObject({ available: 0, reserved: 10 });
+      await h.app.drain();
+      expect((await cart(99_820, 'GET')).json().lines).toEqual([]);
+    });
+
+    it('a hold expiring while its checkout runs: the units are counted once either way', async () => {
+      for (let round = 0; round < 5; round++) {
+        const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 5 }], inventoryMode: 'on_add_to_cart' });
+        const sku = f.activitySkuIds[0]!;
+        const buyer = 99_830 + round;
+        await cart(buyer, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 3 });
+        const line = (await cart(buyer, 'GET')).json().lines[0];
+        const expires_at_ms = Date.parse(line.heldUntil);
+        const [placed] = await Promise.all([
+          postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] }),
+          expireCartHold(h.app.db, { buyerId: buyer, activitySkuId: sku, expires_at_ms }, h.clock.now()),
+        ]);
+        await h.app.drain();
+        expect(placed.status).toBe(201);
+        expect(await level(sku)).toMatchObject({ available: 2, reserved: 3 });
+      }
+    });
+  });
+}
