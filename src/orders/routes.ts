@@ -73,7 +73,9 @@ export const orderRoutes: RouteModule = (server, app) => {
         const sku = skus.get(l.activitySkuId);
         return sku && openness(sku.activity, app.now()) === 'open' ? [{ sku, quantity: l.quantity }] : [];
       });
-      if (priceable.length === 0) return { lines: [], payableFen: 0, notApplied: [] };
+      if (priceable.length === 0) {
+        return { currency: 'CNY', lines: [], merchants: [], itemsTotalFen: 0, discountTotalFen: 0, shippingFen: 0, payableFen: 0, applied: [], notApplied: [], points: { used: 0, discount_fen: 0 } };
+      }
       const { priced } = await priceForBuyer(app, buyerId, priceable, request.body, undefined);
       return pricedView(priced);
     },
