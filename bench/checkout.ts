@@ -5,104 +5,17 @@
  * The server runs as a child process (the bundle `npm start` runs), the load comes from this one over
  * keep-alive connections. Prints figures; asserts nothing.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { Pool } from 'undici';
-import { createMerchant, createProduct, insertActivity } from '../src/catalog/index.ts';
-import { createStock } from '../src/inventory/index.ts';
-import { createLeader } from '../src/leaders/index.ts';
-import { openDatabase, sqlitePath } from '../src/platform/db/database.ts';
-import { migrateToLatest } from '../src/platform/db/migrate.ts';
-import { transact } from '../src/platform/db/retry.ts';
+import { sqlitePath } from '../src/platform/db/database.ts';
 import { signToken } from '../src/platform/http/tokens.ts';
 import { availableEngines, type Engine } from '../test/support/engines.ts';
 import { rawPostgres, rawSqlite, type RawTarget } from './raw-checkout.ts';
+import { loadLoop, pct, peakRss_mb, seed, SECRET, startServer, type Run } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = 2;
 const CONCURRENCIES = [1, 32];
-const SECRET = 'bench-secret';
 const BUYERS = 5_000;
-const PORT = 3900 + Math.floor(Math.random() * 50);
 
-interface Run {
-  what: string;
-  concurrency: number;
-  ok: number;
-  failed: number;
-  seconds: number;
-  latencies_ms: number[];
-}
-
-async function seed(url: string): Promise<{ activitySkuId: number; leaderId: number }> {
-  const db = await openDatabase(url);
-  await migrateToLatest(db);
-  const now = Date.now();
-  const merchant = await createMerchant(db, { name: 'Bench Farm' }, now);
-  const leader = await createLeader(db, { name: 'Bench Leader', community: 'Bench', address: 'Gate' }, now);
-  const product = await createProduct(db, { merchantId: merchant.id, title: 'Rice', category: null, skus: [{ title: '5kg', listPrice_fen: 4990, weight_g: 5000 }] }, now);
-  const activitySkuId = await transact(db, async (trx) => {
-    const a = await insertActivity(
-      trx,
-      { title: 'Bench', starts_at_ms: now - 60_000, ends_at_ms: now + 86_400_000, order_cutoff_at_ms: now + 86_400_000, pickupDate: '2026-12-31', inventoryMode: 'on_order' },
-      [{ skuId: product.skus[0]!.id, price_fen: 990, purchaseLimit: null }],
-      now,
-    );
-    await createStock(trx, a.skus[0]!.id, 100_000_000, now);
-    return a.skus[0]!.id;
-  });
-  await db.destroy();
-  return { activitySkuId, leaderId: leader.id };
-}
-
-async function startServer(url: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), 'dist/cli.mjs', 'start', '--no-demo', '--migrate'], {
-    env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', PORT: String(PORT), TOKEN_SECRET: SECRET, LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  for (let i = 0; i < 100; i++) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${PORT}/health`);
-      if (r.ok) return child;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGKILL');
-  throw new Error('server did not start');
-}
-
-function peakRss_mb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return Math.round(kb / 1024);
-}
-
-/** Keeps `concurrency` requests in flight for `seconds`; counts the ones answered with `okStatus`. */
-async function loadLoop(
-  what: string,
-  concurrency: number,
-  seconds: number,
-  okStatus: number,
-  request: (pool: Pool) => Promise<{ statusCode: number; body: { text(): Promise<string> } }>,
-): Promise<Run> {
-  const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: concurrency, pipelining: 1 });
-  const run: Run = { what, concurrency, ok: 0, failed: 0, seconds, latencies_ms: [] };
-  const deadline = performance.now() + seconds * 1000;
-  const worker = async () => {
-    while (performance.now() < deadline) {
-      const started = performance.now();
-      const response = await request(pool);
-      await response.body.text();
-      if (response.statusCode === okStatus) {
-        run.ok += 1;
-        run.latencies_ms.push(performance.now() - started);
-      } else run.failed += 1;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  await pool.close();
-  return run;
-}
 
 function loadHttp(fixture: { activitySkuId: number; leaderId: number }, concurrency: number, seconds: number, counter: { i: number }): Promise<Run> {
   const tokens = Array.from({ length: BUYERS }, (_, b) => signToken(SECRET, { role: 'buyer', subject: String(b + 1) }, Date.now()));
@@ -141,7 +54,6 @@ async function loadRaw(target: RawTarget, concurrency: number, seconds: number, 
   return run;
 }
 
-const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
 
 function report(engine: string, runs: Run[], rss_mb: number): void {
   console.log(`\n== ${engine} ==`);

@@ -95,20 +95,22 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
     orderNo = fresh;
   }
 
+  // Reservation is all or nothing: until it succeeds this attempt holds nothing to undo.
+  const progress = { holds: false };
   try {
-    return await placeOrder(p, { buyerId, orderNo, key, leaseToken, request, skus });
+    return await placeOrder(p, { buyerId, orderNo, key, leaseToken, request, skus, progress });
   } catch (error) {
     // Another request took the key over (and works under an order number of its own), so this
     // attempt's order number will never be placed: what it holds goes back.
     if (error instanceof LeaseLost) {
-      await undoHolds(p, orderNo);
+      if (progress.holds) await undoHolds(p, orderNo);
       return leaseLostResponse();
     }
     // Every attempt has an order number of its own, so undoing this one's holds never touches
     // another attempt's; only the key's current holder may record the answer.
     if (isAppError(error)) {
       const response = { status: error.status, body: error.toBody() };
-      await undoHolds(p, orderNo);
+      if (progress.holds) await undoHolds(p, orderNo);
       return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : leaseLostResponse();
     }
     // Unexpected. Undo only when the order is known not to exist and the key was still ours;
@@ -193,12 +195,19 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
     }
     assert(SUPPORTED_INVENTORY_MODES.includes(sku.activity.inventoryMode), () => `activity ${sku.activityId} has an unsupported inventory mode`);
   });
+  // A line that is visibly sold out is refused before anything is written: in a flash sale most
+  // buyers arrive after the last unit. (A hold of the buyer's own may still cover it.)
+  const levels = await stockLevels(p.db, request.items.filter((i) => skus.get(i.activitySkuId)!.activity.inventoryMode !== 'on_add_to_cart').map((i) => i.activitySkuId));
+  request.items.forEach((item, i) => {
+    const level = levels.get(item.activitySkuId);
+    if (level && level.available < item.quantity) throw new AppError('insufficient_stock', { field: `items.${i}.quantity`, details: { activitySkuId: item.activitySkuId } });
+  });
   return skus;
 }
 
 async function placeOrder(
   p: Platform,
-  c: { buyerId: number; orderNo: string; key: KeyRef; leaseToken: string; request: CheckoutRequest; skus: Map<number, SellableSku> },
+  c: { buyerId: number; orderNo: string; key: KeyRef; leaseToken: string; request: CheckoutRequest; skus: Map<number, SellableSku>; progress: { holds: boolean } },
 ): Promise<CheckoutResponse> {
   const { buyerId, orderNo, request, skus } = c;
   const lines = request.items.map((item) => ({ item, sku: skus.get(item.activitySkuId)! }));
@@ -226,6 +235,7 @@ async function placeOrder(
       alsoInTransaction: (trx) =>
         scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: verifyReservationJobKey(orderNo), payload: { orderNo }, due_at_ms: now_ms + VERIFY_RESERVATION_AFTER_MS }, now_ms),
     });
+    c.progress.holds = true;
   } catch (error) {
     if (isAppError(error, 'insufficient_stock') || isAppError(error, 'price_changed')) {
       const index = request.items.findIndex((i) => i.activitySkuId === error.details?.activitySkuId);
