@@ -5,7 +5,7 @@ import { returnCoupons, useCoupons } from './coupons/index.ts';
 import { settlePoints } from './points/index.ts';
 import type { DomainEvent } from './events/outbox.ts';
 import { EventBus, startRelay } from './events/relay.ts';
-import { confirmReservation, releaseReservation, reservationsOf } from './inventory/index.ts';
+import { confirmReservation, releaseReservation, reservationsOf, returnSoldStock } from './inventory/index.ts';
 import { startJobRunner } from './jobs/index.ts';
 import {
   ORDER_CANCELLED,
@@ -140,6 +140,8 @@ function subscribeDomainHandlers(bus: EventBus, p: Platform): void {
   });
   bus.subscribe(ORDER_CANCELLED, 'inventory.release-reservation', async (e: DomainEvent<OrderCancelled>) => {
     await releaseReservation(p.db, e.payload.orderNo, p.now());
+    // Units a payment deducted (on-payment lines) for an order that ended cancelled go back too.
+    await returnSoldStock(p.db, e.payload.orderNo, 'all', p.now());
   });
   bus.subscribe(ORDER_CANCELLED, 'coupons.return', async (e: DomainEvent<OrderCancelled>) => {
     await returnCoupons(p.db, e.payload.orderNo, p.now());

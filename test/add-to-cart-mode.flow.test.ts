@@ -36,6 +36,16 @@ for (const engine of availableEngines()) {
       expect([over.statusCode, over.json().code]).toEqual([409, 'insufficient_stock']);
     });
 
+    it('concurrent adds to one line hold exactly what the line ends up with', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 50 }], inventoryMode: 'on_add_to_cart' });
+      const sku = f.activitySkuIds[0]!;
+      await cart(99_805, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 1 });
+      await Promise.all(Array.from({ length: 6 }, () => cart(99_805, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 1 })));
+      const line = (await cart(99_805, 'GET')).json().lines[0];
+      expect(await level(sku)).toMatchObject({ reserved: line.quantity });
+      expect(line.quantity).toBe(7);
+    });
+
     it('a hold expires after its TTL and the line stays in the cart, unheld', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_add_to_cart' });
       const sku = f.activitySkuIds[0]!;

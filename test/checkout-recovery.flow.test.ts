@@ -63,6 +63,16 @@ for (const engine of availableEngines()) {
       expect(orders).toHaveLength(1);
     });
 
+    it('a retry while the first attempt still runs is told so, even when the stock is gone meanwhile', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 2 }] });
+      const buyerId = 95_020;
+      const key = newKey();
+      const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 2 }] };
+      await claimAndReserve(buyerId, key, body); // the first attempt holds the key and the last units
+      const retry = await postCheckout(h, buyerId, body, key);
+      expect([retry.status, retry.body.code]).toEqual([409, 'idempotency_request_in_progress']);
+    });
+
     it('a resumed checkout takes over the dead attempt’s coupon and points correctly', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 10 }] });
       const buyerId = 95_010;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buyerCoupons, createCouponTemplate, issueCoupons } from '../src/coupons/index.ts';
-import { stockLevels } from '../src/inventory/index.ts';
+import { deductOnPayment, stockLevels } from '../src/inventory/index.ts';
 import { getOrder, paymentSucceeded } from '../src/orders/index.ts';
 import { availableEngines } from './support/engines.ts';
 import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
@@ -75,6 +75,28 @@ for (const engine of availableEngines()) {
           expect(await level(sku)).toMatchObject({ available: 10, sold: 0 });
         }
       }
+    });
+
+    it('units a payment deducted come back if the order ends cancelled anyway (crash between deduction and PAID)', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_payment' });
+      const sku = f.activitySkuIds[0]!;
+      const placed = await postCheckout(h, 99_740, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+      await deductOnPayment(h.app.db, placed.body.orderNo, [{ activitySkuId: sku, quantity: 2 }], h.clock.now()); // then the process dies
+      expect(await level(sku)).toMatchObject({ available: 8, sold: 2 });
+      h.clock.advance(16 * 60_000);
+      await h.app.drain();
+      expect((await getOrder(h.app, placed.body.orderNo)).status).toBe('CANCELLED');
+      expect(await level(sku)).toMatchObject({ available: 10, sold: 0 });
+      expect(await pay(placed.body.orderNo, 1000)).toBe('order_cancelled');
+      expect(await level(sku)).toMatchObject({ available: 10, sold: 0 });
+    });
+
+    it('refuses stock-linked prices on on-payment activities', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
+      const made = await h.http.inject({ method: 'PATCH', url: `/admin/activity-skus/${f.activitySkuIds[0]}`, headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { activityPriceUnits: 3 } });
+      expect(made.statusCode).toBe(200);
+      const switched = await h.http.inject({ method: 'PATCH', url: `/admin/activities/${f.activityId}`, headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { inventoryMode: 'on_payment' } });
+      expect([switched.statusCode, switched.json().field]).toEqual([400, 'inventoryMode']);
     });
 
     it('a cart mixing both modes reserves one at checkout and deducts the other at payment', async () => {

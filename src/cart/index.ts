@@ -5,7 +5,7 @@ import { holdKeyOf, setHold, type StockLevel } from '../inventory/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
 import type { Transaction } from 'kysely';
 import type { DB } from '../platform/db/schema.ts';
-import type { Db } from '../platform/db/database.ts';
+import { dialectOf, type Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
 import { affected } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
@@ -57,12 +57,10 @@ async function holdLine(trx: Transaction<DB>, buyerId: number, activitySkuId: nu
 /** The hold expiry job: releases the hold unless the line was touched (renewed) or removed since. */
 export async function expireCartHold(db: Db, job: { buyerId: number; activitySkuId: number; expires_at_ms: number }, now_ms: number): Promise<boolean> {
   return transact(db, async (trx) => {
-    const line = await trx
-      .selectFrom('cart_lines')
-      .select('hold_expires_at_ms')
-      .where('buyer_id', '=', job.buyerId)
-      .where('activity_sku_id', '=', job.activitySkuId)
-      .executeTakeFirst();
+    let query = trx.selectFrom('cart_lines').select('hold_expires_at_ms').where('buyer_id', '=', job.buyerId).where('activity_sku_id', '=', job.activitySkuId);
+    // Locked, so a renewal cannot slip in between this comparison and the release.
+    if (dialectOf(trx) !== 'sqlite') query = query.forUpdate();
+    const line = await query.executeTakeFirst();
     if (line && line.hold_expires_at_ms !== job.expires_at_ms) return false;
     await setHold(trx, holdKeyOf(job.buyerId, job.activitySkuId), job.activitySkuId, 0, now_ms);
     if (line) await trx.updateTable('cart_lines').set({ hold_expires_at_ms: null }).where('buyer_id', '=', job.buyerId).where('activity_sku_id', '=', job.activitySkuId).execute();
@@ -87,7 +85,11 @@ export async function addToCart(db: Db, buyerId: number, activitySkuId: number, 
         .where('buyer_id', '=', buyerId)
         .where('activity_sku_id', '=', activitySkuId)
         .execute();
-      if (holds) await holdLine(trx, buyerId, activitySkuId, line.quantity + quantity, now_ms);
+      if (holds) {
+        // The hold follows the quantity the update produced (the row is ours now), not the one read before it.
+        const updated = await trx.selectFrom('cart_lines').select('quantity').where('buyer_id', '=', buyerId).where('activity_sku_id', '=', activitySkuId).executeTakeFirstOrThrow();
+        await holdLine(trx, buyerId, activitySkuId, updated.quantity, now_ms);
+      }
       return;
     }
     if (quantity > MAX_LINE_QUANTITY) throw new AppError('line_quantity_exceeded', { field: 'quantity', details: { max: MAX_LINE_QUANTITY } });

@@ -82,6 +82,11 @@ export function checkInventoryMode(mode: InventoryMode): void {
   }
 }
 
+/** Stock-linked prices count units when stock is taken; on-payment activities take it too late for that. */
+function stockLinkedOnPayment(field: string): AppError {
+  return new AppError('invalid_field', { field, message: 'Stock-linked prices (activityPriceUnits) are not offered on on-payment activities.' });
+}
+
 export async function insertActivity(
   trx: Transaction<DB>,
   input: ActivityInput,
@@ -95,6 +100,7 @@ export async function insertActivity(
   const knownIds = new Set(known.map((k) => k.id));
   skus.forEach((s, i) => {
     if (!knownIds.has(s.skuId)) throw new AppError('invalid_field', { field: `skus.${i}.skuId`, message: `No SKU ${s.skuId}.` });
+    if (input.inventoryMode === 'on_payment' && s.activityPriceUnits != null) throw stockLinkedOnPayment(`skus.${i}.activityPriceUnits`);
     assertFen(s.price_fen, 'activity price');
   });
   const id = await insertReturningId(
@@ -130,6 +136,10 @@ export async function updateActivity(db: Db, id: number, patch: Partial<Activity
   const next = { ...current, ...patch };
   checkActivityWindow(next);
   checkInventoryMode(next.inventoryMode);
+  if (next.inventoryMode === 'on_payment') {
+    const linked = await db.selectFrom('activity_skus').select('id').where('activity_id', '=', id).where('activity_price_units', 'is not', null).executeTakeFirst();
+    if (linked) throw stockLinkedOnPayment('inventoryMode');
+  }
   await db
     .updateTable('activities')
     .set({
@@ -157,6 +167,10 @@ export async function updateActivitySku(
   const price_fen = patch.price_fen ?? row.price_fen;
   const purchaseLimit = patch.purchaseLimit === undefined ? row.purchase_limit : patch.purchaseLimit;
   const activityPriceUnits = patch.activityPriceUnits === undefined ? row.activity_price_units : patch.activityPriceUnits;
+  if (activityPriceUnits !== null) {
+    const activity = await getActivity(db, row.activity_id);
+    if (activity?.inventoryMode === 'on_payment') throw stockLinkedOnPayment('activityPriceUnits');
+  }
   await db
     .updateTable('activity_skus')
     .set({ price_fen, purchase_limit: purchaseLimit, activity_price_units: activityPriceUnits, updated_at_ms: now_ms })

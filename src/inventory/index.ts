@@ -118,6 +118,11 @@ export async function reserveStock(
       }
       toTake.push({ item, reclaimed: state === 'released' });
     }
+    // Every stock row of the cart is locked in id order before anything moves, so holds and
+    // the batch below never take locks out of order.
+    if (batch && toTake.length > 1) {
+      await trx.selectFrom('stock').select('activity_sku_id').where('activity_sku_id', 'in', toTake.map((t) => t.item.activitySkuId)).orderBy('activity_sku_id').forUpdate().execute();
+    }
     // Held units move from the buyer's cart hold first; only what the hold lacks comes from available.
     const rest: typeof toTake = [];
     for (const t of toTake) {
@@ -330,18 +335,17 @@ export async function deductOnPayment(db: Db, orderNo: string, items: readonly S
   });
 }
 
-/** Gives sold units of these SKUs of the order back to the activity (confirmed → returned), once. */
-export async function returnSoldStock(db: Db, orderNo: string, activitySkuIds: readonly number[], now_ms: number): Promise<number> {
-  if (activitySkuIds.length === 0) return 0;
+/** Gives the order's sold units (of these SKUs, or all) back to the activity (confirmed → returned), once. */
+export async function returnSoldStock(db: Db, orderNo: string, activitySkuIds: readonly number[] | 'all', now_ms: number): Promise<number> {
+  if (activitySkuIds !== 'all' && activitySkuIds.length === 0) return 0;
   return transact(db, async (trx) => {
-    const rows = await trx
+    let query = trx
       .selectFrom('stock_reservations')
       .select(['activity_sku_id', 'quantity'])
       .where('order_no', '=', orderNo)
-      .where('activity_sku_id', 'in', [...activitySkuIds])
-      .where('state', '=', 'confirmed')
-      .orderBy('activity_sku_id')
-      .execute();
+      .where('state', '=', 'confirmed');
+    if (activitySkuIds !== 'all') query = query.where('activity_sku_id', 'in', [...activitySkuIds]);
+    const rows = await query.orderBy('activity_sku_id').execute();
     let returned = 0;
     for (const r of rows) {
       const won = await trx

@@ -70,7 +70,8 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
   try {
     skus = await validateCheckout(p, request);
   } catch (error) {
-    // A replay of a completed submission answers as it did, even if the catalog changed since.
+    // A replay of a submission answers as it did (or says it is still in progress), even if the
+    // catalog or the stock changed since.
     const replay = isAppError(error) ? await completedResponse(p, key, hash) : undefined;
     if (replay) return replay;
     throw error;
@@ -166,7 +167,9 @@ async function completedResponse(p: Platform, key: KeyRef, hash: string): Promis
     .where('buyer_id', '=', key.buyerId)
     .where('idem_key', '=', key.key)
     .executeTakeFirst();
-  if (!row || row.state !== 'completed' || row.request_hash !== hash) return undefined;
+  if (!row || row.request_hash !== hash) return undefined;
+  // The first attempt is still running: its answer, not this one's, is the submission's answer.
+  if (row.state === 'in_progress') return leaseLostResponse();
   return { status: row.response_status ?? 200, body: JSON.parse(row.response_body ?? 'null') };
 }
 
@@ -194,6 +197,7 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
       throw new AppError('activity_not_open', { field: `items.${i}.activitySkuId`, message: open === 'not_started' ? 'The group-buy has not started yet.' : 'The group-buy has closed for orders.' });
     }
     assert(SUPPORTED_INVENTORY_MODES.includes(sku.activity.inventoryMode), () => `activity ${sku.activityId} has an unsupported inventory mode`);
+    assert(!(sku.activity.inventoryMode === 'on_payment' && sku.activityPriceUnits !== null), 'stock-linked prices are not offered on on-payment activities');
   });
   // A line that is visibly sold out is refused before anything is written: in a flash sale most
   // buyers arrive after the last unit. (A hold of the buyer's own may still cover it.)

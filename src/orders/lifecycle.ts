@@ -83,7 +83,11 @@ export async function paymentSucceeded(p: Platform, orderNo: string, payment: Su
   for (let round = 0; round < MAX_PAYMENT_RACE_ROUNDS; round++) {
     const order = await getOrder(p, orderNo);
     if (order.status === 'PAID') return order.paymentNo === payment.paymentNo ? 'already_paid' : 'duplicate_payment';
-    if (order.status === 'CANCELLED') return 'order_cancelled';
+    if (order.status === 'CANCELLED') {
+      // A deduction this order's payment made before it lost to the cancel goes back (safe to repeat).
+      await returnSoldStock(p.db, orderNo, 'all', p.now());
+      return 'order_cancelled';
+    }
     if (payment.amount_fen !== order.payable_fen) return 'amount_mismatch';
     const onPayment = order.lines.filter((l) => l.inventoryMode === 'on_payment');
     if (onPayment.length > 0) {
@@ -121,7 +125,7 @@ export async function paymentSucceeded(p: Platform, orderNo: string, payment: Su
       // Lost to a cancel or timeout: the units deducted for it go back. Lost to the same
       // payment applied concurrently: those units are that payment's, and stay sold.
       if (onPayment.length > 0 && (await getOrder(p, orderNo)).status === 'CANCELLED') {
-        await returnSoldStock(p.db, orderNo, onPayment.map((l) => l.activitySkuId), p.now());
+        await returnSoldStock(p.db, orderNo, 'all', p.now());
       }
     }
   }
