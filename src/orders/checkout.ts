@@ -1,7 +1,7 @@
 import { loadSellableSkus, openness, SUPPORTED_INVENTORY_MODES, type SellableSku } from '../catalog/index.ts';
 import { MAX_LINE_QUANTITY } from '../cart/index.ts';
 import { recordEvent } from '../events/outbox.ts';
-import { holdKeyOf, releaseReservation, reserveStock, stockLevels } from '../inventory/index.ts';
+import { holdKeyOf, releaseReservation, reserveStock, stockLevels, type StockLevel } from '../inventory/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
 import { getLeader } from '../leaders/index.ts';
 import { returnCoupons, lockCoupons } from '../coupons/index.ts';
@@ -66,9 +66,9 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
   const key: KeyRef = { buyerId, key: idempotencyKey };
   const hash = requestHash(request);
 
-  let skus: Map<number, SellableSku>;
+  let checked: Checked;
   try {
-    skus = await validateCheckout(p, request);
+    checked = await validateCheckout(p, request);
   } catch (error) {
     // A replay of a submission answers as it did (or says it is still in progress), even if the
     // catalog or the stock changed since.
@@ -86,33 +86,33 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
     const placed = await findOrder(shard, orderNo);
     if (placed) {
       const response = { status: 201, body: orderView(placed) };
-      return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : leaseLostResponse();
+      return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : inProgressResponse();
     }
     // Otherwise what the dead attempt held is given back, and this attempt starts over under
     // a fresh order number, so nothing half done can mix with what is done now.
     await undoHolds(p, orderNo);
     const fresh = p.nextOrderNo(slotOfBuyer(buyerId), p.now());
-    if (!(await moveIdempotencyKey(shard, key, leaseToken, fresh))) return leaseLostResponse();
+    if (!(await moveIdempotencyKey(shard, key, leaseToken, fresh))) return inProgressResponse();
     orderNo = fresh;
   }
 
   // Reservation is all or nothing: until it succeeds this attempt holds nothing to undo.
   const progress = { holds: false };
   try {
-    return await placeOrder(p, { buyerId, orderNo, key, leaseToken, request, skus, progress });
+    return await placeOrder(p, { buyerId, orderNo, key, leaseToken, request, ...checked, progress });
   } catch (error) {
     // Another request took the key over (and works under an order number of its own), so this
     // attempt's order number will never be placed: what it holds goes back.
     if (error instanceof LeaseLost) {
       if (progress.holds) await undoHolds(p, orderNo);
-      return leaseLostResponse();
+      return inProgressResponse();
     }
     // Every attempt has an order number of its own, so undoing this one's holds never touches
     // another attempt's; only the key's current holder may record the answer.
     if (isAppError(error)) {
       const response = { status: error.status, body: error.toBody() };
       if (progress.holds) await undoHolds(p, orderNo);
-      return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : leaseLostResponse();
+      return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : inProgressResponse();
     }
     // Unexpected. Undo only when the order is known not to exist and the key was still ours;
     // if even that cannot be told, the verification job decides later.
@@ -132,7 +132,7 @@ async function undoHolds(p: Platform, orderNo: string): Promise<void> {
   await settlePoints(p.db, orderNo, 'unfreeze', now_ms);
 }
 
-function leaseLostResponse(): CheckoutResponse {
+function inProgressResponse(): CheckoutResponse {
   const error = new AppError('idempotency_request_in_progress', { field: 'Idempotency-Key' });
   return { status: error.status, body: error.toBody() };
 }
@@ -169,12 +169,18 @@ async function completedResponse(p: Platform, key: KeyRef, hash: string): Promis
     .executeTakeFirst();
   if (!row || row.request_hash !== hash) return undefined;
   // The first attempt is still running: its answer, not this one's, is the submission's answer.
-  if (row.state === 'in_progress') return leaseLostResponse();
+  if (row.state === 'in_progress') return inProgressResponse();
   return { status: row.response_status ?? 200, body: JSON.parse(row.response_body ?? 'null') };
 }
 
 /** Everything a request can get wrong, checked before anything is written. */
-async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<Map<number, SellableSku>> {
+/** What validation found: the activity SKUs, and the stock levels it checked (reused by pricing). */
+interface Checked {
+  skus: Map<number, SellableSku>;
+  levels: Map<number, StockLevel>;
+}
+
+async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<Checked> {
   if (request.items.length === 0 || request.items.length > MAX_CHECKOUT_LINES) {
     throw new AppError('invalid_field', { field: 'items', message: `An order has 1 to ${MAX_CHECKOUT_LINES} lines.` });
   }
@@ -206,26 +212,21 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
     const level = levels.get(item.activitySkuId);
     if (level && level.available < item.quantity) throw new AppError('insufficient_stock', { field: `items.${i}.quantity`, details: { activitySkuId: item.activitySkuId } });
   });
-  return skus;
+  return { skus, levels };
 }
 
 async function placeOrder(
   p: Platform,
-  c: { buyerId: number; orderNo: string; key: KeyRef; leaseToken: string; request: CheckoutRequest; skus: Map<number, SellableSku>; progress: { holds: boolean } },
+  c: { buyerId: number; orderNo: string; key: KeyRef; leaseToken: string; request: CheckoutRequest; progress: { holds: boolean } } & Checked,
 ): Promise<CheckoutResponse> {
   const { buyerId, orderNo, request, skus } = c;
   const lines = request.items.map((item) => ({ item, sku: skus.get(item.activitySkuId)! }));
   const now_ms = p.now();
-  const { priced, activityPrice } = await priceForBuyer(p, buyerId, lines.map(({ item, sku }) => ({ sku, quantity: item.quantity })), request, orderNo);
+  const { priced, activityPrice } = await priceForBuyer(p, buyerId, lines.map(({ item, sku }) => ({ sku, quantity: item.quantity })), request, orderNo, c.levels);
   const couponIds = request.couponIds ?? [];
 
   try {
-    // 支付减库存 lines are only checked here; payment deducts them. The rest are reserved now.
-    const onPayment = lines.filter(({ sku }) => sku.activity.inventoryMode === 'on_payment');
-    const levels = await stockLevels(p.db, onPayment.map(({ sku }) => sku.activitySkuId));
-    for (const { item } of onPayment) {
-      if ((levels.get(item.activitySkuId)?.available ?? 0) < item.quantity) throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
-    }
+    // 支付减库存 lines were only checked (by validation); payment deducts them. The rest are reserved now.
     const items = lines
       .filter(({ sku }) => sku.activity.inventoryMode !== 'on_payment')
       .map(({ item, sku }) => {

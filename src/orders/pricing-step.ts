@@ -1,7 +1,7 @@
 import { memberLevelOf } from '../buyers/index.ts';
 import type { SellableSku } from '../catalog/index.ts';
 import { couponsToUse } from '../coupons/index.ts';
-import { stockLevels } from '../inventory/index.ts';
+import { stockLevels, type StockLevel } from '../inventory/index.ts';
 import { POINTS_POLICY, pointsAccount } from '../points/index.ts';
 import { priceCart, PricingError, type Fulfilment, type PricedCart } from '../pricing/index.ts';
 import { livePromotions, shippingRulesOf } from '../promotions/index.ts';
@@ -26,19 +26,23 @@ export async function priceForBuyer(
   lines: readonly { sku: SellableSku; quantity: number }[],
   choices: PricingChoices,
   orderNo: string | undefined,
+  /** Stock levels the caller already read; only the missing ones are read here. */
+  knownLevels: ReadonlyMap<number, StockLevel> = new Map(),
 ): Promise<{ priced: PricedCart; activityPrice: Map<number, { limit: number; units: number }> }> {
   const now_ms = p.now();
   const merchantIds = [...new Set(lines.map((l) => l.sku.merchantId))];
   const couponIds = choices.couponIds ?? [];
   const stockLinked = lines.filter((l) => l.sku.activityPriceUnits !== null).map((l) => l.sku.activitySkuId);
+  const unread = stockLinked.filter((id) => !knownLevels.has(id));
   const [memberLevel, promotions, shippingRules, coupons, account, stock] = await Promise.all([
     memberLevelOf(p.db, buyerId),
     livePromotions(p.db, merchantIds, now_ms),
     shippingRulesOf(p.db, merchantIds),
     couponsToUse(p.db, buyerId, couponIds, orderNo, now_ms),
     choices.points ? pointsAccount(p.db, buyerId) : undefined,
-    stockLevels(p.db, stockLinked),
+    stockLevels(p.db, unread),
   ]);
+  for (const [id, level] of knownLevels) if (!stock.has(id)) stock.set(id, level);
   // Stock-linked prices are priced from this snapshot; the reservation confirms it or refuses.
   const activityPrice = new Map<number, { limit: number; units: number }>();
   for (const { sku, quantity } of lines) {
