@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CART_HOLD_TTL_MS, expireCartHold } from '../src/cart/index.ts';
-import { reservationsOf, stockLevels } from '../src/inventory/index.ts';
+import { reservationsOf } from '../src/inventory/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
 
 for (const engine of availableEngines()) {
   describe(`on-add-to-cart inventory mode (加购减库存) on ${engine.name}`, () => {
@@ -12,11 +12,7 @@ for (const engine of availableEngines()) {
     });
     afterAll(async () => h?.close());
 
-    const level = async (sku: number) => {
-      const l = (await stockLevels(h.app.db, [sku])).get(sku)!;
-      expect(l.available + l.reserved + l.sold).toBe(l.total);
-      return l;
-    };
+    const level = (activitySkuId: number) => stockLedger(h.app, activitySkuId);
     const cart = (buyer: number, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url = '/cart', payload?: object) =>
       h.http.inject({ method, url, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` }, ...(payload && { payload }) });
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { releaseReservation, reservationsOf, reserveStock, stockLevels } from '../src/inventory/index.ts';
+import { releaseReservation, reservationsOf, reserveStock } from '../src/inventory/index.ts';
 import { scheduleJob } from '../src/jobs/index.ts';
 import { IDEMPOTENCY_LEASE_MS, paymentSucceeded, VERIFY_RESERVATION_AFTER_MS, VERIFY_RESERVATION_JOB } from '../src/orders/index.ts';
 import { freezePoints, grantPoints, pointsAccount } from '../src/points/index.ts';
@@ -7,7 +7,7 @@ import { transact } from '../src/platform/db/retry.ts';
 import { abandonIdempotencyKey, claimIdempotencyKey, completeIdempotencyKey, requestHash } from '../src/orders/idempotency.ts';
 import { slotOfBuyer } from '../src/platform/shards.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { newKey, postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
 
 for (const engine of availableEngines()) {
   describe(`checkout recovery on ${engine.name}`, () => {
@@ -17,11 +17,7 @@ for (const engine of availableEngines()) {
     });
     afterAll(async () => h?.close());
 
-    async function level(sku: number) {
-      const l = (await stockLevels(h.app.db, [sku])).get(sku)!;
-      expect(l.available + l.reserved + l.sold).toBe(l.total);
-      return l;
-    }
+    const level = (activitySkuId: number) => stockLedger(h.app, activitySkuId);
 
     /** What a request does up to the moment it stalls or dies: claim the key, reserve, schedule the check. */
     async function claimAndReserve(buyerId: number, key: string, body: { leaderId: number; items: { activitySkuId: number; quantity: number }[] }) {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reservationsOf, stockLevels } from '../src/inventory/index.ts';
+import { reservationsOf } from '../src/inventory/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, startHarness, writtenRows, type CatalogFixture, type Harness } from './support/harness.ts';
+import { newKey, postCheckout, seedActivity, startHarness, writtenRows, type CatalogFixture, stockLedger, type Harness } from './support/harness.ts';
 
 for (const engine of availableEngines()) {
   describe(`checkout on ${engine.name}`, () => {
@@ -11,11 +11,7 @@ for (const engine of availableEngines()) {
     });
     afterAll(async () => h?.close());
 
-    async function ledger(activitySkuId: number) {
-      const level = (await stockLevels(h.app.db, [activitySkuId])).get(activitySkuId)!;
-      expect(level.available + level.reserved + level.sold).toBe(level.total);
-      return level;
-    }
+    const ledger = (activitySkuId: number) => stockLedger(h.app, activitySkuId);
 
     it('never oversells: 200 concurrent checkouts for 50 units place exactly 50 orders', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 990, stock: 50 }] });

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buyerCoupons, createCouponTemplate, issueCoupons } from '../src/coupons/index.ts';
-import { deductOnPayment, stockLevels } from '../src/inventory/index.ts';
+import { deductOnPayment } from '../src/inventory/index.ts';
 import { getOrder, paymentSucceeded } from '../src/orders/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
 
 for (const engine of availableEngines()) {
   describe(`on-payment inventory mode (支付减库存) on ${engine.name}`, () => {
@@ -13,11 +13,7 @@ for (const engine of availableEngines()) {
     });
     afterAll(async () => h?.close());
 
-    const level = async (sku: number) => {
-      const l = (await stockLevels(h.app.db, [sku])).get(sku)!;
-      expect(l.available + l.reserved + l.sold).toBe(l.total);
-      return l;
-    };
+    const level = (activitySkuId: number) => stockLedger(h.app, activitySkuId);
     const pay = (orderNo: string, amount_fen: number, paymentNo = `P-${orderNo}`) => paymentSucceeded(h.app, orderNo, { paymentNo, amount_fen, paid_at_ms: h.clock.now() });
 
     it('checks at checkout, deducts at payment; a payment after the stock ran out closes the order and asks for a refund', async () => {

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reservationsOf, stockLevels } from '../src/inventory/index.ts';
+import { reservationsOf } from '../src/inventory/index.ts';
 import { runDueJobs } from '../src/jobs/index.ts';
 import { expireOrder, getOrder, paymentSucceeded, purchasedQuantity } from '../src/orders/index.ts';
 import { slotOfOrderNo } from '../src/platform/shards.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, TestClock, type Harness } from './support/harness.ts';
+import { postCheckout, seedActivity, startHarness, stockLedger, TestClock, type Harness } from './support/harness.ts';
 
 const TIMEOUT_MS = 15 * 60_000;
 
@@ -23,11 +23,7 @@ for (const engine of availableEngines()) {
       return { orderNo: placed.body.orderNo as string, sku: f.activitySkuIds[0]!, payable_fen: placed.body.payableFen as number };
     }
 
-    async function level(sku: number) {
-      const l = (await stockLevels(h.app.db, [sku])).get(sku)!;
-      expect(l.available + l.reserved + l.sold).toBe(l.total);
-      return l;
-    }
+    const level = (activitySkuId: number) => stockLedger(h.app, activitySkuId);
 
     it('the timeout cancels an unpaid order and returns its stock', async () => {
       const { orderNo, sku } = await placeOrder(80_001);

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stockLevels } from '../src/inventory/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
 
 for (const engine of availableEngines()) {
   describe(`stock adjustments on ${engine.name}`, () => {
@@ -13,11 +12,7 @@ for (const engine of availableEngines()) {
 
     const adjust = (activitySkuId: number, delta: number, requestId: string, reason = 'count correction') =>
       h.http.inject({ method: 'POST', url: `/admin/activity-skus/${activitySkuId}/stock-adjustments`, headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { delta, reason, requestId } });
-    const level = async (sku: number) => {
-      const l = (await stockLevels(h.app.db, [sku])).get(sku)!;
-      expect(l.available + l.reserved + l.sold).toBe(l.total);
-      return l;
-    };
+    const level = (activitySkuId: number) => stockLedger(h.app, activitySkuId);
 
     it('adds and takes away stock as ledger entries with reasons; a repeat is applied once', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 50 }] });

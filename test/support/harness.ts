@@ -1,6 +1,7 @@
 import pino from 'pino';
+import { expect } from 'vitest';
 import { createApp, type App } from '../../src/app.ts';
-import { createStock } from '../../src/inventory/index.ts';
+import { createStock, stockLevels, type StockLevel } from '../../src/inventory/index.ts';
 import { createProduct, createMerchant, insertActivity, type InventoryMode } from '../../src/catalog/index.ts';
 import { createLeader } from '../../src/leaders/index.ts';
 import { transact } from '../../src/platform/db/retry.ts';
@@ -130,4 +131,11 @@ export async function writtenRows(app: App): Promise<Record<string, number>> {
     counts[table] = n;
   }
   return counts;
+}
+
+/** A SKU's stock ledger, asserting the invariant every flow test protects: available + reserved + sold = total. */
+export async function stockLedger(app: App, activitySkuId: number): Promise<StockLevel> {
+  const level = (await stockLevels(app.db, [activitySkuId])).get(activitySkuId)!;
+  expect(level.available + level.reserved + level.sold).toBe(level.total);
+  return level;
 }
