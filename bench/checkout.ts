@@ -7,9 +7,9 @@
  */
 import { sqlitePath } from '../src/platform/db/database.ts';
 import { signToken } from '../src/platform/http/tokens.ts';
-import { availableEngines, type Engine } from '../test/support/engines.ts';
+import type { Engine } from '../test/support/engines.ts';
 import { rawPostgres, rawSqlite, type RawTarget } from './raw-checkout.ts';
-import { loadLoop, pct, peakRss_mb, seed, SECRET, startServer, type Run } from './support.ts';
+import { loadLoop, onEachBenchEngine, pct, peakRss_mb, seed, SECRET, startServer, type Run } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = 2;
@@ -111,13 +111,5 @@ async function benchEngine(engine: Engine): Promise<void> {
   }
 }
 
-process.env.TEST_POSTGRES_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
 console.log(`checkout benchmark: ${SECONDS}s per run, concurrency ${CONCURRENCIES.join(' and ')}, ${BUYERS} buyers, one SKU, Node ${process.version}`);
-const only = process.env.BENCH_ENGINES?.split(',');
-for (const engine of availableEngines().filter((e) => e.name !== 'mysql' && (!only || only.includes(e.name)))) {
-  try {
-    await benchEngine(engine);
-  } catch (error) {
-    console.log(`\n== ${engine.name} == skipped: ${(error as Error).message}`);
-  }
-}
+await onEachBenchEngine(benchEngine);

@@ -10,8 +10,8 @@ import { Pool } from 'undici';
 import { stockLevels } from '../src/inventory/index.ts';
 import { openDatabase } from '../src/platform/db/database.ts';
 import { signToken } from '../src/platform/http/tokens.ts';
-import { availableEngines, type Engine } from '../test/support/engines.ts';
-import { pct, peakRss_mb, PORT, SECRET, seed, startServer } from './support.ts';
+import type { Engine } from '../test/support/engines.ts';
+import { onEachBenchEngine, pct, peakRss_mb, PORT, SECRET, seed, startServer } from './support.ts';
 
 const BUYERS = Number(process.env.BUYERS ?? 10_000);
 const STOCK = Number(process.env.STOCK ?? 1_000);
@@ -77,13 +77,5 @@ async function race(engine: Engine): Promise<void> {
   }
 }
 
-process.env.TEST_POSTGRES_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
 console.log(`flash sale (database hot row; the Redis path is not built yet), Node ${process.version}`);
-const only = process.env.BENCH_ENGINES?.split(',');
-for (const engine of availableEngines().filter((e) => e.name !== 'mysql' && (!only || only.includes(e.name)))) {
-  try {
-    await race(engine);
-  } catch (error) {
-    console.log(`\n== ${engine.name} == skipped: ${(error as Error).message}`);
-  }
-}
+await onEachBenchEngine(race);

@@ -8,6 +8,7 @@ import { createLeader } from '../src/leaders/index.ts';
 import { openDatabase } from '../src/platform/db/database.ts';
 import { migrateToLatest } from '../src/platform/db/migrate.ts';
 import { transact } from '../src/platform/db/retry.ts';
+import { availableEngines, type Engine } from '../test/support/engines.ts';
 
 export const SECRET = 'bench-secret';
 export const PORT = 3900 + Math.floor(Math.random() * 50);
@@ -94,3 +95,19 @@ export async function loadLoop(
   return run;
 }
 
+
+/**
+ * Runs a benchmark on SQLite and PostgreSQL (the local server by default), or on the engines
+ * named in BENCH_ENGINES; an engine that cannot be reached is reported as skipped.
+ */
+export async function onEachBenchEngine(run: (engine: Engine) => Promise<void>): Promise<void> {
+  process.env.TEST_POSTGRES_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
+  const only = process.env.BENCH_ENGINES?.split(',');
+  for (const engine of availableEngines().filter((e) => e.name !== 'mysql' && (!only || only.includes(e.name)))) {
+    try {
+      await run(engine);
+    } catch (error) {
+      console.log(`\n== ${engine.name} == skipped: ${(error as Error).message}`);
+    }
+  }
+}
