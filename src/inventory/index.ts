@@ -2,8 +2,15 @@ import { sql, type Transaction } from 'kysely';
 import { dialectOf, type Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
 import type { DB } from '../platform/db/schema.ts';
-import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
+import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
+import { takeFromHold } from './holds.ts';
+import { inLockOrder, type ReservationState, type StockItem, type StockLevel } from './stock-items.ts';
+
+export { RESERVATION_STATES, type ReservationState, type StockItem, type StockLevel } from './stock-items.ts';
+export { holdKeyOf, setHold } from './holds.ts';
+export { deductOnPayment, returnSoldStock } from './sold.ts';
+export { adjustStock, MAX_ADJUSTMENTS_LISTED, stockAdjustments, type StockAdjustment } from './adjustments.ts';
 
 /**
  * The stock ledger (库存) per activity SKU: available + reserved + sold = total, always —
@@ -11,37 +18,6 @@ import { AppError, assert } from '../platform/errors.ts';
  * row keyed by (order number, activity SKU): reserved → confirmed | released, so a retry
  * never reserves twice and a release or confirm happens once.
  */
-/**
- * reserved → confirmed | released | transferred; confirmed → returned (sold units given back).
- * A cart hold (加购减库存) is a reservation under the hold's key; `transferred` means its units
- * moved into an order's reservation.
- */
-export const RESERVATION_STATES = ['reserved', 'confirmed', 'released', 'returned', 'transferred'] as const;
-export type ReservationState = (typeof RESERVATION_STATES)[number];
-
-export interface StockLevel {
-  activitySkuId: number;
-  total: number;
-  available: number;
-  reserved: number;
-  sold: number;
-  /** Units reserved or sold at the activity price (stock-linked prices). */
-  activityPriceTaken: number;
-}
-
-export interface StockItem {
-  activitySkuId: number;
-  quantity: number;
-  /** The cart hold this item's units come from first (on-add-to-cart SKUs). */
-  fromHold?: string;
-  /**
-   * Stock-linked price: at most `limit` units of the SKU ever go at the activity price, and the
-   * checkout priced `units` of this item that way. If that many are no longer left the
-   * reservation fails with `price_changed`.
-   */
-  activityPrice?: { limit: number; units: number };
-}
-
 export function assertLedgerBalances(s: StockLevel): void {
   assert(s.available >= 0 && s.reserved >= 0 && s.sold >= 0, () => `stock of ${s.activitySkuId} has a negative bucket`);
   assert(s.available + s.reserved + s.sold === s.total, () => `stock ledger of ${s.activitySkuId} does not balance`);
@@ -72,11 +48,6 @@ export async function stockLevels(db: Db, activitySkuIds: readonly number[]): Pr
   }));
   levels.forEach(assertLedgerBalances);
   return new Map(levels.map((l) => [l.activitySkuId, l]));
-}
-
-/** SKUs are always locked in ascending id order, so two checkouts never deadlock. */
-function inLockOrder<T extends { activitySkuId: number }>(items: readonly T[]): T[] {
-  return [...items].sort((a, b) => a.activitySkuId - b.activitySkuId);
 }
 
 /**
@@ -301,143 +272,4 @@ export async function reservationsOf(db: Db, orderNo: string): Promise<{ activit
     .orderBy('activity_sku_id')
     .execute();
   return rows.map((r) => ({ activitySkuId: r.activity_sku_id, quantity: r.quantity, state: r.state as ReservationState }));
-}
-
-export { adjustStock, MAX_ADJUSTMENTS_LISTED, stockAdjustments, type StockAdjustment } from './adjustments.ts';
-
-/**
- * 支付减库存: on-payment SKUs are taken straight from available to sold when the order is paid,
- * all or nothing, recorded as confirmed reservation rows of the order so a repeat takes
- * nothing twice. Fails with `insufficient_stock` (details.activitySkuId) and changes nothing.
- */
-export async function deductOnPayment(db: Db, orderNo: string, items: readonly StockItem[], now_ms: number): Promise<void> {
-  await transact(db, async (trx) => {
-    const earlier = new Set(
-      (await trx.selectFrom('stock_reservations').select('activity_sku_id').where('order_no', '=', orderNo).execute()).map((r) => r.activity_sku_id),
-    );
-    for (const item of inLockOrder(items)) {
-      if (earlier.has(item.activitySkuId)) continue;
-      // A concurrent deduction for the same order waits here for the other, then finds its row.
-      const claimed = await trx
-        .insertInto('stock_reservations')
-        .values({ order_no: orderNo, activity_sku_id: item.activitySkuId, quantity: item.quantity, state: 'confirmed', created_at_ms: now_ms, updated_at_ms: now_ms })
-        .$call(ignoreDuplicates(trx))
-        .executeTakeFirst();
-      if (affected(claimed) === 0) continue;
-      const taken = await trx
-        .updateTable('stock')
-        .set({ available: sql`available - ${item.quantity}`, sold: sql`sold + ${item.quantity}`, updated_at_ms: now_ms })
-        .where('activity_sku_id', '=', item.activitySkuId)
-        .where('available', '>=', item.quantity)
-        .executeTakeFirst();
-      if (affected(taken) === 0) throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
-    }
-  });
-}
-
-/** Gives the order's sold units (of these SKUs, or all) back to the activity (confirmed → returned), once. */
-export async function returnSoldStock(db: Db, orderNo: string, activitySkuIds: readonly number[] | 'all', now_ms: number): Promise<number> {
-  if (activitySkuIds !== 'all' && activitySkuIds.length === 0) return 0;
-  return transact(db, async (trx) => {
-    let query = trx
-      .selectFrom('stock_reservations')
-      .select(['activity_sku_id', 'quantity'])
-      .where('order_no', '=', orderNo)
-      .where('state', '=', 'confirmed');
-    if (activitySkuIds !== 'all') query = query.where('activity_sku_id', 'in', [...activitySkuIds]);
-    const rows = await query.orderBy('activity_sku_id').execute();
-    let returned = 0;
-    for (const r of rows) {
-      const won = await trx
-        .updateTable('stock_reservations')
-        .set({ state: 'returned', updated_at_ms: now_ms })
-        .where('order_no', '=', orderNo)
-        .where('activity_sku_id', '=', r.activity_sku_id)
-        .where('state', '=', 'confirmed')
-        .executeTakeFirst();
-      if (affected(won) === 0) continue;
-      const changed = await trx
-        .updateTable('stock')
-        .set({ available: sql`available + ${r.quantity}`, sold: sql`sold - ${r.quantity}`, updated_at_ms: now_ms })
-        .where('activity_sku_id', '=', r.activity_sku_id)
-        .where('sold', '>=', r.quantity)
-        .executeTakeFirst();
-      assert(affected(changed) === 1, () => `returning ${orderNo}/${r.activity_sku_id} exceeds the sold stock`);
-      returned += r.quantity;
-    }
-    return returned;
-  });
-}
-
-/** Cart holds live in the reservation table under a key of their own. */
-export function holdKeyOf(buyerId: number, activitySkuId: number): string {
-  const key = `H${buyerId}-${activitySkuId}`;
-  assert(key.length <= 32, 'hold key too long');
-  return key;
-}
-
-async function holdRow(trx: Transaction<DB>, holdKey: string, activitySkuId: number) {
-  let query = trx
-    .selectFrom('stock_reservations')
-    .select(['quantity', 'state'])
-    .where('order_no', '=', holdKey)
-    .where('activity_sku_id', '=', activitySkuId);
-  if (dialectOf(trx) !== 'sqlite') query = query.forUpdate();
-  return query.executeTakeFirst();
-}
-
-/**
- * Moves up to the item's quantity from the cart hold into the order, inside the reservation's
- * transaction: the units stay reserved throughout, so no other buyer can take them between.
- * Returns how many moved.
- */
-async function takeFromHold(trx: Transaction<DB>, holdKey: string, item: StockItem, now_ms: number): Promise<number> {
-  const hold = await holdRow(trx, holdKey, item.activitySkuId);
-  if (!hold || hold.state !== 'reserved') return 0;
-  const moved = Math.min(hold.quantity, item.quantity);
-  const left = hold.quantity - moved;
-  await trx
-    .updateTable('stock_reservations')
-    .set(left === 0 ? { state: 'transferred', updated_at_ms: now_ms } : { quantity: left, updated_at_ms: now_ms })
-    .where('order_no', '=', holdKey)
-    .where('activity_sku_id', '=', item.activitySkuId)
-    .execute();
-  return moved;
-}
-
-/**
- * 加购减库存: sets how many units a cart hold keeps reserved, taking the difference from
- * available stock or giving it back. `insufficient_stock` when there is not enough; 0 releases.
- */
-export async function setHold(trx: Transaction<DB>, holdKey: string, activitySkuId: number, quantity: number, now_ms: number): Promise<void> {
-  assert(Number.isSafeInteger(quantity) && quantity >= 0, 'a hold is a whole number of units');
-  {
-    const hold = await holdRow(trx, holdKey, activitySkuId);
-    const current = hold?.state === 'reserved' ? hold.quantity : 0;
-    const delta = quantity - current;
-    if (delta === 0) return;
-    const moved = await trx
-      .updateTable('stock')
-      .set({ available: sql`available - ${delta}`, reserved: sql`reserved + ${delta}`, updated_at_ms: now_ms })
-      .where('activity_sku_id', '=', activitySkuId)
-      .where(delta > 0 ? sql<boolean>`available >= ${delta}` : sql<boolean>`reserved >= ${-delta}`)
-      .executeTakeFirst();
-    if (affected(moved) === 0) {
-      if (delta > 0) throw new AppError('insufficient_stock', { field: 'quantity', details: { activitySkuId } });
-      assert(false, () => `hold ${holdKey} exceeds the reserved stock`);
-    }
-    if (!hold) {
-      await trx
-        .insertInto('stock_reservations')
-        .values({ order_no: holdKey, activity_sku_id: activitySkuId, quantity, state: 'reserved', created_at_ms: now_ms, updated_at_ms: now_ms })
-        .execute();
-      return;
-    }
-    await trx
-      .updateTable('stock_reservations')
-      .set(quantity === 0 ? { state: 'released', updated_at_ms: now_ms } : { state: 'reserved', quantity, activity_price_units: 0, updated_at_ms: now_ms })
-      .where('order_no', '=', holdKey)
-      .where('activity_sku_id', '=', activitySkuId)
-      .execute();
-  }
 }

@@ -1,0 +1,79 @@
+import { sql, type Transaction } from 'kysely';
+import { dialectOf } from '../platform/db/database.ts';
+import type { DB } from '../platform/db/schema.ts';
+import { affected } from '../platform/db/sql.ts';
+import { AppError, assert } from '../platform/errors.ts';
+import type { StockItem } from './stock-items.ts';
+
+/** Cart holds live in the reservation table under a key of their own. */
+export function holdKeyOf(buyerId: number, activitySkuId: number): string {
+  const key = `H${buyerId}-${activitySkuId}`;
+  assert(key.length <= 32, 'hold key too long');
+  return key;
+}
+
+async function holdRow(trx: Transaction<DB>, holdKey: string, activitySkuId: number) {
+  let query = trx
+    .selectFrom('stock_reservations')
+    .select(['quantity', 'state'])
+    .where('order_no', '=', holdKey)
+    .where('activity_sku_id', '=', activitySkuId);
+  if (dialectOf(trx) !== 'sqlite') query = query.forUpdate();
+  return query.executeTakeFirst();
+}
+
+/**
+ * Moves up to the item's quantity from the cart hold into the order, inside the reservation's
+ * transaction: the units stay reserved throughout, so no other buyer can take them between.
+ * Returns how many moved.
+ */
+export async function takeFromHold(trx: Transaction<DB>, holdKey: string, item: StockItem, now_ms: number): Promise<number> {
+  const hold = await holdRow(trx, holdKey, item.activitySkuId);
+  if (!hold || hold.state !== 'reserved') return 0;
+  const moved = Math.min(hold.quantity, item.quantity);
+  const left = hold.quantity - moved;
+  await trx
+    .updateTable('stock_reservations')
+    .set(left === 0 ? { state: 'transferred', updated_at_ms: now_ms } : { quantity: left, updated_at_ms: now_ms })
+    .where('order_no', '=', holdKey)
+    .where('activity_sku_id', '=', item.activitySkuId)
+    .execute();
+  return moved;
+}
+
+/**
+ * 加购减库存: sets how many units a cart hold keeps reserved, taking the difference from
+ * available stock or giving it back. `insufficient_stock` when there is not enough; 0 releases.
+ */
+export async function setHold(trx: Transaction<DB>, holdKey: string, activitySkuId: number, quantity: number, now_ms: number): Promise<void> {
+  assert(Number.isSafeInteger(quantity) && quantity >= 0, 'a hold is a whole number of units');
+  {
+    const hold = await holdRow(trx, holdKey, activitySkuId);
+    const current = hold?.state === 'reserved' ? hold.quantity : 0;
+    const delta = quantity - current;
+    if (delta === 0) return;
+    const moved = await trx
+      .updateTable('stock')
+      .set({ available: sql`available - ${delta}`, reserved: sql`reserved + ${delta}`, updated_at_ms: now_ms })
+      .where('activity_sku_id', '=', activitySkuId)
+      .where(delta > 0 ? sql<boolean>`available >= ${delta}` : sql<boolean>`reserved >= ${-delta}`)
+      .executeTakeFirst();
+    if (affected(moved) === 0) {
+      if (delta > 0) throw new AppError('insufficient_stock', { field: 'quantity', details: { activitySkuId } });
+      assert(false, () => `hold ${holdKey} exceeds the reserved stock`);
+    }
+    if (!hold) {
+      await trx
+        .insertInto('stock_reservations')
+        .values({ order_no: holdKey, activity_sku_id: activitySkuId, quantity, state: 'reserved', created_at_ms: now_ms, updated_at_ms: now_ms })
+        .execute();
+      return;
+    }
+    await trx
+      .updateTable('stock_reservations')
+      .set(quantity === 0 ? { state: 'released', updated_at_ms: now_ms } : { state: 'reserved', quantity, activity_price_units: 0, updated_at_ms: now_ms })
+      .where('order_no', '=', holdKey)
+      .where('activity_sku_id', '=', activitySkuId)
+      .execute();
+  }
+}

@@ -1,0 +1,70 @@
+import { sql } from 'kysely';
+import type { Db } from '../platform/db/database.ts';
+import { transact } from '../platform/db/retry.ts';
+import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
+import { AppError, assert } from '../platform/errors.ts';
+import { inLockOrder, type StockItem } from './stock-items.ts';
+
+/**
+ * 支付减库存: on-payment SKUs are taken straight from available to sold when the order is paid,
+ * all or nothing, recorded as confirmed reservation rows of the order so a repeat takes
+ * nothing twice. Fails with `insufficient_stock` (details.activitySkuId) and changes nothing.
+ */
+export async function deductOnPayment(db: Db, orderNo: string, items: readonly StockItem[], now_ms: number): Promise<void> {
+  await transact(db, async (trx) => {
+    const earlier = new Set(
+      (await trx.selectFrom('stock_reservations').select('activity_sku_id').where('order_no', '=', orderNo).execute()).map((r) => r.activity_sku_id),
+    );
+    for (const item of inLockOrder(items)) {
+      if (earlier.has(item.activitySkuId)) continue;
+      // A concurrent deduction for the same order waits here for the other, then finds its row.
+      const claimed = await trx
+        .insertInto('stock_reservations')
+        .values({ order_no: orderNo, activity_sku_id: item.activitySkuId, quantity: item.quantity, state: 'confirmed', created_at_ms: now_ms, updated_at_ms: now_ms })
+        .$call(ignoreDuplicates(trx))
+        .executeTakeFirst();
+      if (affected(claimed) === 0) continue;
+      const taken = await trx
+        .updateTable('stock')
+        .set({ available: sql`available - ${item.quantity}`, sold: sql`sold + ${item.quantity}`, updated_at_ms: now_ms })
+        .where('activity_sku_id', '=', item.activitySkuId)
+        .where('available', '>=', item.quantity)
+        .executeTakeFirst();
+      if (affected(taken) === 0) throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
+    }
+  });
+}
+
+/** Gives the order's sold units (of these SKUs, or all) back to the activity (confirmed → returned), once. */
+export async function returnSoldStock(db: Db, orderNo: string, activitySkuIds: readonly number[] | 'all', now_ms: number): Promise<number> {
+  if (activitySkuIds !== 'all' && activitySkuIds.length === 0) return 0;
+  return transact(db, async (trx) => {
+    let query = trx
+      .selectFrom('stock_reservations')
+      .select(['activity_sku_id', 'quantity'])
+      .where('order_no', '=', orderNo)
+      .where('state', '=', 'confirmed');
+    if (activitySkuIds !== 'all') query = query.where('activity_sku_id', 'in', [...activitySkuIds]);
+    const rows = await query.orderBy('activity_sku_id').execute();
+    let returned = 0;
+    for (const r of rows) {
+      const won = await trx
+        .updateTable('stock_reservations')
+        .set({ state: 'returned', updated_at_ms: now_ms })
+        .where('order_no', '=', orderNo)
+        .where('activity_sku_id', '=', r.activity_sku_id)
+        .where('state', '=', 'confirmed')
+        .executeTakeFirst();
+      if (affected(won) === 0) continue;
+      const changed = await trx
+        .updateTable('stock')
+        .set({ available: sql`available + ${r.quantity}`, sold: sql`sold - ${r.quantity}`, updated_at_ms: now_ms })
+        .where('activity_sku_id', '=', r.activity_sku_id)
+        .where('sold', '>=', r.quantity)
+        .executeTakeFirst();
+      assert(affected(changed) === 1, () => `returning ${orderNo}/${r.activity_sku_id} exceeds the sold stock`);
+      returned += r.quantity;
+    }
+    return returned;
+  });
+}

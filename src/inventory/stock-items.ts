@@ -1,0 +1,37 @@
+/** What the inventory files share: reservation states, stock levels, items, lock order. */
+
+/**
+ * reserved → confirmed | released | transferred; confirmed → returned (sold units given back).
+ * A cart hold (加购减库存) is a reservation under the hold's key; `transferred` means its units
+ * moved into an order's reservation.
+ */
+export const RESERVATION_STATES = ['reserved', 'confirmed', 'released', 'returned', 'transferred'] as const;
+export type ReservationState = (typeof RESERVATION_STATES)[number];
+
+export interface StockLevel {
+  activitySkuId: number;
+  total: number;
+  available: number;
+  reserved: number;
+  sold: number;
+  /** Units reserved or sold at the activity price (stock-linked prices). */
+  activityPriceTaken: number;
+}
+
+export interface StockItem {
+  activitySkuId: number;
+  quantity: number;
+  /** The cart hold this item's units come from first (on-add-to-cart SKUs). */
+  fromHold?: string;
+  /**
+   * Stock-linked price: at most `limit` units of the SKU ever go at the activity price, and the
+   * checkout priced `units` of this item that way. If that many are no longer left the
+   * reservation fails with `price_changed`.
+   */
+  activityPrice?: { limit: number; units: number };
+}
+
+export /** SKUs are always locked in ascending id order, so two checkouts never deadlock. */
+function inLockOrder<T extends { activitySkuId: number }>(items: readonly T[]): T[] {
+  return [...items].sort((a, b) => a.activitySkuId - b.activitySkuId);
+}
