@@ -182,7 +182,8 @@ export async function couponsToUse(db: Db, buyerId: number, couponIds: readonly 
 
 /** 优惠锁定: available → locked by the order, each by compare-and-set; idempotent for that order. */
 export async function lockCoupons(trx: Transaction<DB>, buyerId: number, couponIds: readonly number[], orderNo: string, now_ms: number): Promise<void> {
-  for (const [i, id] of [...couponIds].sort((a, b) => a - b).entries()) {
+  // Locked in id order, like stock rows, so two checkouts never wait on each other in a circle.
+  for (const id of [...couponIds].sort((a, b) => a - b)) {
     const locked = await trx
       .updateTable('coupons')
       .set({ state: 'locked', order_no: orderNo, updated_at_ms: now_ms })
@@ -192,7 +193,7 @@ export async function lockCoupons(trx: Transaction<DB>, buyerId: number, couponI
       .executeTakeFirst();
     if (affected(locked) === 1) continue;
     const mine = await trx.selectFrom('coupons').select('id').where('id', '=', id).where('order_no', '=', orderNo).executeTakeFirst();
-    if (!mine) throw new AppError('coupon_unavailable', { field: `couponIds.${couponIds.indexOf(id) >= 0 ? couponIds.indexOf(id) : i}` });
+    if (!mine) throw new AppError('coupon_unavailable', { field: `couponIds.${couponIds.indexOf(id)}` });
   }
 }
 
