@@ -24,8 +24,8 @@ export interface Run {
 
 export const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
 
-/** One open activity with one SKU of `stock` units and no purchase limit. */
-export async function seed(url: string, stock = 100_000_000): Promise<{ activitySkuId: number; leaderId: number }> {
+/** One open activity with one SKU of `stock` units and no purchase limit; `hot` serves it from Redis (秒杀). */
+export async function seed(url: string, stock = 100_000_000, options: { hot?: boolean } = {}): Promise<{ activitySkuId: number; leaderId: number; activityId: number }> {
   const db = await openDatabase(url);
   await migrateToLatest(db);
   const now = Date.now();
@@ -35,20 +35,21 @@ export async function seed(url: string, stock = 100_000_000): Promise<{ activity
   const activitySkuId = await transact(db, async (trx) => {
     const a = await insertActivity(
       trx,
-      { title: 'Bench', starts_at_ms: now - 60_000, ends_at_ms: now + 86_400_000, order_cutoff_at_ms: now + 86_400_000, pickupDate: '2026-12-31', inventoryMode: 'on_order' },
+      { title: 'Bench', starts_at_ms: now - 60_000, ends_at_ms: now + 86_400_000, order_cutoff_at_ms: now + 86_400_000, pickupDate: '2026-12-31', inventoryMode: 'on_order', hot: options.hot ?? false },
       [{ skuId: product.skus[0]!.id, price_fen: 990, purchaseLimit: null }],
       now,
     );
     await createStock(trx, a.skus[0]!.id, stock, now);
-    return a.skus[0]!.id;
+    return { activitySkuId: a.skus[0]!.id, activityId: a.activity.id };
   });
   await db.destroy();
-  return { activitySkuId, leaderId: leader.id };
+  return { ...activitySkuId, leaderId: leader.id };
 }
 
-export async function startServer(url: string): Promise<ChildProcess> {
+/** `env` adds to the server's environment (REDIS_URL for the flash-sale path). */
+export async function startServer(url: string, env: Record<string, string> = {}): Promise<ChildProcess> {
   const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), 'dist/cli.mjs', 'start', '--no-demo', '--migrate'], {
-    env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', PORT: String(PORT), TOKEN_SECRET: SECRET, LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000' },
+    env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', PORT: String(PORT), TOKEN_SECRET: SECRET, LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   for (let i = 0; i < 100; i++) {

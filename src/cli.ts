@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createApp } from './app.ts';
 import { seedDemoData } from './demo/seed.ts';
@@ -6,6 +7,12 @@ import { dialectOfUrl, openDatabase } from './platform/db/database.ts';
 import { migrateToLatest } from './platform/db/migrate.ts';
 import { ROLES, signToken, type Role } from './platform/http/tokens.ts';
 import { startHttp } from './http.ts';
+import { channelSettingsFromEnv, CHANNELS, reconcile, type ChannelName, type ChannelSettings } from './payments/index.ts';
+import type { Config } from './platform/config.ts';
+import { channelSettingsForSandbox, sandboxKeysIn, startChannelSandbox, type SandboxHandle } from './sandbox/index.ts';
+
+/** The sandbox's port for `tuangou sandbox` when SANDBOX_PORT is not set. */
+const DEFAULT_SANDBOX_PORT = 3100;
 
 const USAGE = `usage: tuangou <command>
   start     serve the API (PORT, default 3000); on the embedded SQLite default it also
@@ -13,8 +20,15 @@ const USAGE = `usage: tuangou <command>
   migrate   run the database migrations on DATABASE_URL and every ORDER_SHARD_URLS entry
   seed      load the demo data (only into an empty catalog)
   token     print a bearer token: --role buyer|merchant|leader|admin --subject ID
+  sandbox   run the payment channel sandbox (Alipay, WeChat Pay, UnionPay, CCB) on SANDBOX_PORT
+            (default ${DEFAULT_SANDBOX_PORT}); point \`start\` at it with SANDBOX_URL
+  reconcile --channel alipay|wechat|unionpay|ccb --date YYYY-MM-DD [--file BILL]
+            对账: match the channel's bill for the day (downloaded, or read from BILL) against
+            our payments and refunds; print and store every difference
 environment: DATABASE_URL (sqlite:./data/tuangou.db | postgres://… | mysql://…), ORDER_SHARD_URLS,
-  PORT, HOST, TOKEN_SECRET, ORDER_PAYMENT_TIMEOUT_MS, LOG_LEVEL`;
+  PORT, HOST, PUBLIC_URL, TOKEN_SECRET, ORDER_PAYMENT_TIMEOUT_MS, LOG_LEVEL, REDIS_URL,
+  payment channels: ALIPAY_*, WECHATPAY_*, UNIONPAY_*, CCB_* (docs/channels/); with none set,
+  \`start\` runs the sandbox in-process (SANDBOX_PORT, or SANDBOX_URL for one already running)`;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -23,10 +37,41 @@ async function main(argv: string[]): Promise<void> {
     case 'start': {
       const { values } = parseArgs({ args: rest, options: { 'no-demo': { type: 'boolean' }, migrate: { type: 'boolean' } } });
       const embedded = dialectOfUrl(config.databaseUrl) === 'sqlite';
-      const app = await createApp(config, { migrate: embedded || values.migrate === true });
+      const channels = await channelSetup(config, { startSandbox: true });
+      const app = await createApp(config, { migrate: embedded || values.migrate === true, channels: channels.settings });
       const demo = embedded && !values['no-demo'] ? await seedDemoData(app.db, app.now()) : undefined;
       const { url } = await startHttp(app);
       printWelcome(url, config.tokenSecret, demo);
+      console.log(channels.note);
+      return;
+    }
+    case 'sandbox': {
+      const sandbox = await startChannelSandbox({ keys: sandboxKeysIn(config.dataDir), host: config.host, port: config.sandboxPort ?? DEFAULT_SANDBOX_PORT });
+      console.log(`payment channel sandbox (alipay, wechat, unionpay, ccb) at ${sandbox.url}\n  start the platform with SANDBOX_URL=${sandbox.url} (same TUANGOU_DATA_DIR, which holds the keys)`);
+      const stop = async () => {
+        await sandbox.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      return;
+    }
+    case 'reconcile': {
+      const { values } = parseArgs({ args: rest, options: { channel: { type: 'string' }, date: { type: 'string' }, file: { type: 'string' } } });
+      const channel = values.channel as ChannelName;
+      if (!CHANNELS.includes(channel) || !values.date) throw new Error(`reconcile needs --channel (${CHANNELS.join('|')}) and --date YYYY-MM-DD`);
+      const channels = await channelSetup(config, { startSandbox: false });
+      const app = await createApp(config, { channels: channels.settings });
+      try {
+        const file = values.file ? new Uint8Array(readFileSync(values.file)) : undefined;
+        const report = await reconcile(app.payments, { channel, date: values.date, file, source: values.file ?? 'download' });
+        console.log(`run ${report.runId}: ${report.billRows} bill rows, ${report.matched} matched, ${report.differences.length} differences`);
+        for (const d of report.differences) {
+          console.log(`  ${d.kind.padEnd(15)} ${d.item.padEnd(7)} ${d.refundNo ?? d.payNo}  ours ${d.ours_fen ?? '-'} / channel ${d.channel_fen ?? '-'} fen  → ${d.action} (${d.actionStatus})${d.note ? `: ${d.note}` : ''}`);
+        }
+      } finally {
+        await app.close();
+      }
       return;
     }
     case 'migrate': {
@@ -58,6 +103,26 @@ async function main(argv: string[]): Promise<void> {
       console.log(USAGE);
       if (command && command !== 'help' && command !== '--help') process.exitCode = 2;
   }
+}
+
+/**
+ * Real channels when any is configured by environment; otherwise the sandbox: the one at
+ * SANDBOX_URL, or (for `start`) one run in this process, so the demo can pay out of the box.
+ */
+async function channelSetup(config: Config, options: { startSandbox: boolean }): Promise<{ settings: ChannelSettings; note: string; sandbox?: SandboxHandle }> {
+  const configured = channelSettingsFromEnv(process.env);
+  const names = Object.entries(configured).filter(([, v]) => v).map(([k]) => k);
+  if (names.length > 0) return { settings: configured, note: `payment channels: ${names.join(', ')}` };
+  const keys = sandboxKeysIn(config.dataDir);
+  const external = process.env.SANDBOX_URL;
+  if (external) return { settings: channelSettingsForSandbox(keys, external), note: `payment channels: the sandbox at ${external}` };
+  if (!options.startSandbox) return { settings: {}, note: 'no payment channel configured (set SANDBOX_URL or the channel variables)' };
+  const sandbox = await startChannelSandbox({ keys, host: config.host, port: config.sandboxPort ?? 0 });
+  return {
+    settings: channelSettingsForSandbox(keys, sandbox.url),
+    note: `payment channels: the sandbox at ${sandbox.url} (cashier pages under ${sandbox.url}/sandbox/cashier/…)`,
+    sandbox,
+  };
 }
 
 function redact(url: string): string {

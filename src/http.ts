@@ -3,11 +3,12 @@ import { cartRoutes } from './cart/routes.ts';
 import { catalogRoutes } from './catalog/routes.ts';
 import { couponRoutes } from './coupons/routes.ts';
 import { orderRoutes } from './orders/routes.ts';
+import { paymentRoutes } from './payments/routes.ts';
 import { pointsRoutes } from './points/routes.ts';
 import { promotionRoutes } from './promotions/routes.ts';
 import { buildServer, type Server } from './platform/http/server.ts';
 
-export const ROUTE_MODULES = [catalogRoutes, cartRoutes, orderRoutes, promotionRoutes, couponRoutes, pointsRoutes];
+export const ROUTE_MODULES = [catalogRoutes, cartRoutes, orderRoutes, paymentRoutes, promotionRoutes, couponRoutes, pointsRoutes];
 
 export function buildHttp(app: App, options: { logger?: boolean } = {}): Promise<Server> {
   return buildServer(app, ROUTE_MODULES, options);

@@ -6,7 +6,7 @@ import { viewCart } from './index.ts';
 const now = Date.UTC(2026, 10, 24, 12);
 const HOUR = 3600_000;
 const activity = (starts: number, cutoff: number, ends: number) => ({
-  id: 1, title: 'A', starts_at_ms: now + starts, order_cutoff_at_ms: now + cutoff, ends_at_ms: now + ends, pickupDate: '2026-11-25', inventoryMode: 'on_order' as const,
+  id: 1, title: 'A', starts_at_ms: now + starts, order_cutoff_at_ms: now + cutoff, ends_at_ms: now + ends, pickupDate: '2026-11-25', inventoryMode: 'on_order' as const, hot: false,
 });
 const sku = (id: number, a = activity(-HOUR, HOUR, 2 * HOUR)): SellableSku => ({
   activitySkuId: id, activityId: a.id, skuId: id, merchantId: 1, title: `sku ${id}`, category: null, price_fen: 1000, listPrice_fen: 1500, weight_g: 100, purchaseLimit: null, activityPriceUnits: null, activity: a,

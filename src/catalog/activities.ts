@@ -23,6 +23,8 @@ export interface Activity {
   order_cutoff_at_ms: number;
   pickupDate: string;
   inventoryMode: InventoryMode;
+  /** 秒杀: the stock is served from Redis when the platform has one (on-order activities only). */
+  hot: boolean;
 }
 
 export interface ActivitySku {
@@ -67,6 +69,7 @@ export interface ActivityInput {
   order_cutoff_at_ms: number;
   pickupDate: string;
   inventoryMode: InventoryMode;
+  hot?: boolean;
 }
 
 export function checkActivityWindow(a: Pick<ActivityInput, 'starts_at_ms' | 'ends_at_ms' | 'order_cutoff_at_ms'>): void {
@@ -80,6 +83,16 @@ export function checkInventoryMode(mode: InventoryMode): void {
   if (!SUPPORTED_INVENTORY_MODES.includes(mode)) {
     throw new AppError('invalid_field', { field: 'inventoryMode', message: `Inventory mode ${mode} is not supported.` });
   }
+}
+
+/**
+ * A hot activity's stock is reserved at checkout by the Redis gate, which knows nothing of cart
+ * holds, payment-time deduction or stock-linked prices: so only plain on-order activities are hot.
+ */
+function checkHot(hot: boolean, mode: InventoryMode, stockLinked: boolean): void {
+  if (!hot) return;
+  if (mode !== 'on_order') throw new AppError('invalid_field', { field: 'hot', message: 'Only on-order activities can be hot (served from Redis).' });
+  if (stockLinked) throw new AppError('invalid_field', { field: 'hot', message: 'A hot activity cannot have stock-linked prices (activityPriceUnits).' });
 }
 
 /** Stock-linked prices count units when stock is taken; on-payment activities take it too late for that. */
@@ -103,6 +116,7 @@ export async function insertActivity(
     if (input.inventoryMode === 'on_payment' && s.activityPriceUnits != null) throw stockLinkedOnPayment(`skus.${i}.activityPriceUnits`);
     assertFen(s.price_fen, 'activity price');
   });
+  checkHot(input.hot ?? false, input.inventoryMode, skus.some((s) => s.activityPriceUnits != null));
   const id = await insertReturningId(
     trx,
     trx.insertInto('activities')
@@ -113,6 +127,7 @@ export async function insertActivity(
       order_cutoff_at_ms: input.order_cutoff_at_ms,
       pickup_date: input.pickupDate,
       inventory_mode: input.inventoryMode,
+      hot: input.hot ? 1 : 0,
       created_at_ms: now_ms,
       updated_at_ms: now_ms,
     }),
@@ -127,7 +142,7 @@ export async function insertActivity(
     );
     created.push({ id: activitySkuId, activityId: id, skuId: s.skuId, price_fen: s.price_fen, purchaseLimit: s.purchaseLimit, activityPriceUnits: s.activityPriceUnits ?? null });
   }
-  return { activity: { id, ...input }, skus: created };
+  return { activity: { id, ...input, hot: input.hot ?? false }, skus: created };
 }
 
 export async function updateActivity(db: Db, id: number, patch: Partial<ActivityInput>, now_ms: number): Promise<Activity> {
@@ -136,9 +151,10 @@ export async function updateActivity(db: Db, id: number, patch: Partial<Activity
   const next = { ...current, ...patch };
   checkActivityWindow(next);
   checkInventoryMode(next.inventoryMode);
-  if (next.inventoryMode === 'on_payment') {
+  if (next.inventoryMode === 'on_payment' || next.hot) {
     const linked = await db.selectFrom('activity_skus').select('id').where('activity_id', '=', id).where('activity_price_units', 'is not', null).executeTakeFirst();
-    if (linked) throw stockLinkedOnPayment('inventoryMode');
+    if (linked && next.inventoryMode === 'on_payment') throw stockLinkedOnPayment('inventoryMode');
+    checkHot(next.hot, next.inventoryMode, linked !== undefined);
   }
   await db
     .updateTable('activities')
@@ -149,6 +165,7 @@ export async function updateActivity(db: Db, id: number, patch: Partial<Activity
       order_cutoff_at_ms: next.order_cutoff_at_ms,
       pickup_date: next.pickupDate,
       inventory_mode: next.inventoryMode,
+      hot: next.hot ? 1 : 0,
       updated_at_ms: now_ms,
     })
     .where('id', '=', id)
@@ -170,6 +187,7 @@ export async function updateActivitySku(
   if (activityPriceUnits !== null) {
     const activity = await getActivity(db, row.activity_id);
     if (activity?.inventoryMode === 'on_payment') throw stockLinkedOnPayment('activityPriceUnits');
+    if (activity?.hot) throw new AppError('invalid_field', { field: 'activityPriceUnits', message: 'A hot activity cannot have stock-linked prices.' });
   }
   await db
     .updateTable('activity_skus')
@@ -179,9 +197,9 @@ export async function updateActivitySku(
   return { id, activityId: row.activity_id, skuId: row.sku_id, price_fen, purchaseLimit, activityPriceUnits };
 }
 
-const activityColumns = ['id', 'title', 'starts_at_ms', 'ends_at_ms', 'order_cutoff_at_ms', 'pickup_date', 'inventory_mode'] as const;
+const activityColumns = ['id', 'title', 'starts_at_ms', 'ends_at_ms', 'order_cutoff_at_ms', 'pickup_date', 'inventory_mode', 'hot'] as const;
 
-function toActivity(row: { id: number; title: string; starts_at_ms: number; ends_at_ms: number; order_cutoff_at_ms: number; pickup_date: string; inventory_mode: string }): Activity {
+function toActivity(row: { id: number; title: string; starts_at_ms: number; ends_at_ms: number; order_cutoff_at_ms: number; pickup_date: string; inventory_mode: string; hot: number }): Activity {
   return {
     id: row.id,
     title: row.title,
@@ -190,6 +208,7 @@ function toActivity(row: { id: number; title: string; starts_at_ms: number; ends
     order_cutoff_at_ms: row.order_cutoff_at_ms,
     pickupDate: row.pickup_date,
     inventoryMode: row.inventory_mode as InventoryMode,
+    hot: Number(row.hot) === 1,
   };
 }
 
@@ -233,6 +252,7 @@ function sellableSkuQuery(db: Db) {
       'a.order_cutoff_at_ms',
       'a.pickup_date',
       'a.inventory_mode',
+      'a.hot',
     ]);
 }
 
@@ -259,6 +279,7 @@ function toSellable(r: SellableRow): SellableSku {
       order_cutoff_at_ms: r.order_cutoff_at_ms,
       pickup_date: r.pickup_date,
       inventory_mode: r.inventory_mode,
+      hot: r.hot,
     }),
   };
 }
@@ -270,3 +291,18 @@ export async function loadSellableSkus(db: Db, activitySkuIds: readonly number[]
   return new Map(rows.map((r) => [r.activity_sku_id, toSellable(r)]));
 }
 
+
+/** The activity SKU ids of one activity, ascending. */
+export async function activitySkuIdsOf(db: Db, activityId: number): Promise<number[]> {
+  const rows = await db.selectFrom('activity_skus').select('id').where('activity_id', '=', activityId).orderBy('id').execute();
+  return rows.map((r) => r.id);
+}
+
+/** Most hot activities one pass of the flash-sale upkeep looks at. */
+export const MAX_HOT_ACTIVITIES = 500;
+
+/** Hot activities that have not ended, soonest ending first. */
+export async function hotActivities(db: Db, now_ms: number): Promise<Activity[]> {
+  const rows = await db.selectFrom('activities').select(activityColumns).where('hot', '=', 1).where('ends_at_ms', '>', now_ms).orderBy('ends_at_ms').limit(MAX_HOT_ACTIVITIES).execute();
+  return rows.map(toActivity);
+}

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { adjustStock, createStock, MAX_ADJUSTMENTS_LISTED, stockAdjustments, stockLevels } from '../inventory/index.ts';
+import { adjustFlashSaleStock, flashSaleHotChanged } from '../inventory/flash-sale/index.ts';
 import { createLeader, listLeaders } from '../leaders/index.ts';
 import type { Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
@@ -39,6 +40,8 @@ const activityFields = {
   orderCutoffAt: z.iso.datetime(),
   pickupDate: z.iso.date(),
   inventoryMode: z.enum(INVENTORY_MODES),
+  /** 秒杀: serve the stock from Redis (when the platform has one). */
+  hot: z.boolean(),
 };
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -52,6 +55,7 @@ function activityView(activity: Activity, skus: SellableSku[], stock: Map<number
     orderCutoffAt: iso(activity.order_cutoff_at_ms),
     pickupDate: activity.pickupDate,
     inventoryMode: activity.inventoryMode,
+    hot: activity.hot,
     state: openness(activity, now_ms),
     skus: skus.map((s) => ({
       activitySkuId: s.activitySkuId,
@@ -171,6 +175,7 @@ export const catalogRoutes: RouteModule = (server, app) => {
           .object({
             ...activityFields,
             inventoryMode: activityFields.inventoryMode.default('on_order'),
+            hot: activityFields.hot.default(false),
             skus: z
               .array(
                 z
@@ -201,7 +206,7 @@ export const catalogRoutes: RouteModule = (server, app) => {
       const created = await transact(app.db, async (trx) => {
         const result = await insertActivity(
           trx,
-          { title: b.title, starts_at_ms: Date.parse(b.startsAt), ends_at_ms: Date.parse(b.endsAt), order_cutoff_at_ms: Date.parse(b.orderCutoffAt), pickupDate: b.pickupDate, inventoryMode: b.inventoryMode },
+          { title: b.title, starts_at_ms: Date.parse(b.startsAt), ends_at_ms: Date.parse(b.endsAt), order_cutoff_at_ms: Date.parse(b.orderCutoffAt), pickupDate: b.pickupDate, inventoryMode: b.inventoryMode, hot: b.hot },
           b.skus.map((s) => ({ skuId: s.skuId, price_fen: s.priceFen, purchaseLimit: s.purchaseLimit ?? null, activityPriceUnits: s.activityPriceUnits ?? null })),
           now_ms,
         );
@@ -225,7 +230,8 @@ export const catalogRoutes: RouteModule = (server, app) => {
     async (request) => {
       authorize(request, 'admin');
       const b = request.body;
-      await updateActivity(
+      const before = await getActivity(app.db, request.params.id);
+      const updated = await updateActivity(
         app.db,
         request.params.id,
         {
@@ -235,9 +241,13 @@ export const catalogRoutes: RouteModule = (server, app) => {
           ...(b.orderCutoffAt !== undefined && { order_cutoff_at_ms: Date.parse(b.orderCutoffAt) }),
           ...(b.pickupDate !== undefined && { pickupDate: b.pickupDate }),
           ...(b.inventoryMode !== undefined && { inventoryMode: b.inventoryMode }),
+          ...(b.hot !== undefined && { hot: b.hot }),
         },
         app.now(),
       );
+      // Taken off hot, the activity's stock goes back to the database at once; put on hot, it is
+      // loaded into Redis now rather than by the first buyer (预热).
+      if (app.flashSale && before && before.hot !== updated.hot) await flashSaleHotChanged(app.flashSale, app.db, updated);
       return showActivity(app.db, request.params.id, app.now());
     },
   );
@@ -255,7 +265,10 @@ export const catalogRoutes: RouteModule = (server, app) => {
     async (request, reply) => {
       const admin = authorize(request, 'admin');
       const b = request.body;
-      return reply.status(201).send(await adjustStock(app.db, { activitySkuId: request.params.id, delta: b.delta, reason: b.reason, actor: admin.subject, requestId: b.requestId }, app.now()));
+      const input = { activitySkuId: request.params.id, delta: b.delta, reason: b.reason, actor: admin.subject, requestId: b.requestId };
+      // A SKU served from Redis is adjusted with its flash sale paused and then reloaded.
+      const adjusted = app.flashSale ? await adjustFlashSaleStock(app.flashSale, app.db, input, app.now()) : await adjustStock(app.db, input, app.now());
+      return reply.status(201).send(adjusted);
     },
   );
 

@@ -26,6 +26,8 @@ export async function adjustStock(
   db: Db,
   input: { activitySkuId: number; delta: number; reason: string; actor: string; requestId: string },
   now_ms: number,
+  /** Units that must stay available after a take-away: flash-sale units already promised in Redis. */
+  keepAvailable = 0,
 ): Promise<StockAdjustment> {
   assert(Number.isSafeInteger(input.delta) && input.delta !== 0, 'a stock adjustment moves a non-zero whole number of units');
   return transact(db, async (trx) => {
@@ -35,7 +37,7 @@ export async function adjustStock(
       .updateTable('stock')
       .set({ total: sql`total + ${input.delta}`, available: sql`available + ${input.delta}`, updated_at_ms: now_ms })
       .where('activity_sku_id', '=', input.activitySkuId)
-      .where(sql<boolean>`available + ${input.delta} >= 0`)
+      .where(sql<boolean>`available + ${input.delta} >= ${keepAvailable}`)
       .executeTakeFirst();
     if (affected(changed) === 0) {
       const exists = await trx.selectFrom('stock').select('activity_sku_id').where('activity_sku_id', '=', input.activitySkuId).executeTakeFirst();

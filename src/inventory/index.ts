@@ -76,7 +76,7 @@ export async function reserveStock(
     const toTake: { item: StockItem; reclaimed: boolean }[] = [];
     for (const item of inLockOrder(items)) {
       const state = earlierState.get(item.activitySkuId);
-      if (state === 'reserved' || state === 'confirmed') continue;
+      if (state === 'reserved' || state === 'confirmed' || state === 'pending') continue;
       if (state === 'released') {
         const reclaimed = await trx
           .updateTable('stock_reservations')
@@ -123,10 +123,21 @@ async function takeStockRow(trx: Transaction<DB>, orderNo: string, item: StockIt
       .set({ available: sql`available - ${needed}`, reserved: sql`reserved + ${needed}`, updated_at_ms: now_ms })
       .where('activity_sku_id', '=', item.activitySkuId)
       .where('available', '>=', needed)
+      .where('flash_sale_activity_id', 'is', null)
       .executeTakeFirst();
-    if (affected(taken) === 0) throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
+    if (affected(taken) === 0) throw await refusal(trx, item.activitySkuId);
   }
   if (item.activityPrice) await takeActivityPriceUnits(trx, orderNo, item, item.activityPrice, now_ms);
+}
+
+/**
+ * Why a conditional take moved nothing: sold out, or the SKU's units are gated by a flash sale in
+ * Redis (the activity turned hot after this checkout read it; its retry takes the Redis path).
+ */
+async function refusal(trx: Transaction<DB>, activitySkuId: number): Promise<AppError> {
+  const row = await trx.selectFrom('stock').select('flash_sale_activity_id').where('activity_sku_id', '=', activitySkuId).executeTakeFirst();
+  if (row && row.flash_sale_activity_id !== null) return new AppError('flash_sale_not_ready', { details: { activitySkuId } });
+  return new AppError('insufficient_stock', { details: { activitySkuId } });
 }
 
 /**
@@ -137,7 +148,7 @@ async function takeStockInBatch(trx: Transaction<DB>, orderNo: string, toTake: {
   const ids = toTake.map((t) => t.item.activitySkuId);
   const locked = await trx
     .selectFrom('stock')
-    .select(['activity_sku_id', 'available', 'activity_price_taken'])
+    .select(['activity_sku_id', 'available', 'activity_price_taken', 'flash_sale_activity_id'])
     .where('activity_sku_id', 'in', ids)
     .orderBy('activity_sku_id')
     .forUpdate()
@@ -145,6 +156,7 @@ async function takeStockInBatch(trx: Transaction<DB>, orderNo: string, toTake: {
   const rows = new Map(locked.map((r) => [r.activity_sku_id, r]));
   const units = toTake.map(({ item }) => {
     const row = rows.get(item.activitySkuId);
+    if (row && row.flash_sale_activity_id !== null) throw new AppError('flash_sale_not_ready', { details: { activitySkuId: item.activitySkuId } });
     if (!row || row.available < item.quantity) throw new AppError('insufficient_stock', { details: { activitySkuId: item.activitySkuId } });
     if (!item.activityPrice) return 0;
     const left = Math.max(0, item.activityPrice.limit - row.activity_price_taken);
@@ -212,17 +224,17 @@ async function takeActivityPriceUnits(trx: Transaction<DB>, orderNo: string, ite
 }
 
 /**
- * Moves every reservation of the order that is still `reserved` to `to`, once: each row's
- * state change is a compare-and-set, and only the winner moves the stock.
+ * Moves every reservation of the order that is still `reserved` (or `pending`) to `to`, once: each
+ * row's state change is a compare-and-set, and only the winner moves the stock.
  * Returns the number of units moved.
  */
 async function settleReservations(db: Db, orderNo: string, to: 'confirmed' | 'released', now_ms: number): Promise<number> {
   return transact(db, async (trx) => {
     const open = await trx
       .selectFrom('stock_reservations')
-      .select(['activity_sku_id', 'quantity', 'activity_price_units'])
+      .select(['activity_sku_id', 'quantity', 'activity_price_units', 'state'])
       .where('order_no', '=', orderNo)
-      .where('state', '=', 'reserved')
+      .where('state', 'in', ['reserved', 'pending'])
       .orderBy('activity_sku_id')
       .execute();
     let moved = 0;
@@ -232,9 +244,16 @@ async function settleReservations(db: Db, orderNo: string, to: 'confirmed' | 're
         .set({ state: to, updated_at_ms: now_ms })
         .where('order_no', '=', orderNo)
         .where('activity_sku_id', '=', r.activity_sku_id)
-        .where('state', '=', 'reserved')
+        .where('state', '=', r.state)
         .executeTakeFirst();
       if (affected(won) === 0) continue;
+      if (r.state === 'pending') {
+        // A flash-sale reservation the stock row never saw: given up, nothing moves back; paid
+        // before the order.placed subscriber applied it, its units go from available to sold.
+        if (to === 'confirmed') await moveUnits(trx, r.activity_sku_id, r.quantity, 'available', 'sold', now_ms);
+        moved += r.quantity;
+        continue;
+      }
       // A release also gives its activity-price units back to the next buyers.
       const bucket =
         to === 'confirmed'
@@ -252,6 +271,27 @@ async function settleReservations(db: Db, orderNo: string, to: 'confirmed' | 're
     }
     return moved;
   });
+}
+
+/**
+ * Moves units between two buckets of a stock row by conditional update; the source must hold
+ * them, or the ledger is broken (the Redis gate promised units the database does not have).
+ */
+export async function moveUnits(
+  trx: Transaction<DB>,
+  activitySkuId: number,
+  quantity: number,
+  from: 'available' | 'reserved',
+  to: 'reserved' | 'sold',
+  now_ms: number,
+): Promise<void> {
+  const changed = await trx
+    .updateTable('stock')
+    .set({ [from]: sql`${sql.ref(from)} - ${quantity}`, [to]: sql`${sql.ref(to)} + ${quantity}`, updated_at_ms: now_ms })
+    .where('activity_sku_id', '=', activitySkuId)
+    .where(from, '>=', quantity)
+    .executeTakeFirst();
+  assert(affected(changed) === 1, () => `stock of ${activitySkuId} has fewer than ${quantity} ${from} units to move to ${to}`);
 }
 
 /** 库存扣减 at payment: reserved → sold. */

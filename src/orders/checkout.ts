@@ -2,6 +2,7 @@ import { loadSellableSkus, openness, SUPPORTED_INVENTORY_MODES, type SellableSku
 import { MAX_LINE_QUANTITY } from '../cart/index.ts';
 import { recordEvent } from '../events/outbox.ts';
 import { holdKeyOf, releaseReservation, reserveStock, stockLevels, type StockLevel } from '../inventory/index.ts';
+import { flashSaleAvailable, grantFlashSale, recordPendingReservations, releaseFlashSaleReservations, type FlashSaleItem } from '../inventory/flash-sale/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
 import { getLeader } from '../leaders/index.ts';
 import { returnCoupons, lockCoupons } from '../coupons/index.ts';
@@ -111,7 +112,21 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
     // another attempt's; only the key's current holder may record the answer.
     if (isAppError(error)) {
       const response = { status: error.status, body: error.toBody() };
-      if (progress.holds) await undoHolds(p, orderNo);
+      let undone = true;
+      if (progress.holds) {
+        try {
+          await undoHolds(p, orderNo);
+        } catch (undoError) {
+          // Redis is out of reach: the verification job, already scheduled, gives the holds back later.
+          if (!isAppError(undoError, 'flash_sale_not_ready')) throw undoError;
+          undone = false;
+        }
+      }
+      // A temporary refusal (flash sale loading, Redis out of reach) is not the submission's
+      // answer: the key is freed, so a retry with it runs again.
+      if (error.status >= 500 || !undone) {
+        return (await abandonIdempotencyKey(shard, key, leaseToken)) ? response : inProgressResponse();
+      }
       return (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : inProgressResponse();
     }
     // Unexpected. Undo only when the order is known not to exist and the key was still ours;
@@ -124,9 +139,14 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
   }
 }
 
-/** Gives back everything a checkout holds under an order number that will not be placed. Safe to repeat. */
+/**
+ * Gives back everything a checkout holds under an order number that will not be placed. Safe to
+ * repeat. Flash-sale units go back in Redis before the database: while Redis is out of reach this
+ * throws `flash_sale_not_ready` and changes nothing, and the verification job tries again later.
+ */
 async function undoHolds(p: Platform, orderNo: string): Promise<void> {
   const now_ms = p.now();
+  if (p.flashSale) await releaseFlashSaleReservations(p.flashSale, p.db, orderNo);
   await releaseReservation(p.db, orderNo, now_ms);
   await returnCoupons(p.db, orderNo, now_ms);
   await settlePoints(p.db, orderNo, 'unfreeze', now_ms);
@@ -206,13 +226,23 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
     assert(!(sku.activity.inventoryMode === 'on_payment' && sku.activityPriceUnits !== null), 'stock-linked prices are not offered on on-payment activities');
   });
   // A line that is visibly sold out is refused before anything is written: in a flash sale most
-  // buyers arrive after the last unit. (A hold of the buyer's own may still cover it.)
-  const levels = await stockLevels(p.db, request.items.filter((i) => skus.get(i.activitySkuId)!.activity.inventoryMode !== 'on_add_to_cart').map((i) => i.activitySkuId));
+  // buyers arrive after the last unit. (A hold of the buyer's own may still cover it.) Hot lines
+  // ask Redis, whose count is the gate; the database's lags behind it.
+  const hot = request.items.filter((i) => isFlashSaleLine(p, skus.get(i.activitySkuId)!));
+  const [levels, hotAvailable] = await Promise.all([
+    stockLevels(p.db, request.items.filter((i) => skus.get(i.activitySkuId)!.activity.inventoryMode !== 'on_add_to_cart' && !hot.includes(i)).map((i) => i.activitySkuId)),
+    hot.length > 0 && p.flashSale ? flashSaleAvailable(p.flashSale, hot.map((i) => ({ activityId: skus.get(i.activitySkuId)!.activityId, activitySkuId: i.activitySkuId }))) : new Map<number, number>(),
+  ]);
   request.items.forEach((item, i) => {
-    const level = levels.get(item.activitySkuId);
-    if (level && level.available < item.quantity) throw new AppError('insufficient_stock', { field: `items.${i}.quantity`, details: { activitySkuId: item.activitySkuId } });
+    const available = hotAvailable.get(item.activitySkuId) ?? levels.get(item.activitySkuId)?.available;
+    if (available !== undefined && available < item.quantity) throw new AppError('insufficient_stock', { field: `items.${i}.quantity`, details: { activitySkuId: item.activitySkuId } });
   });
   return { skus, levels };
+}
+
+/** 秒杀: a line of a hot activity is reserved through Redis when the platform has one. */
+function isFlashSaleLine(p: Platform, sku: SellableSku): boolean {
+  return p.flashSale !== undefined && sku.activity.hot && sku.activity.inventoryMode === 'on_order' && sku.activityPriceUnits === null;
 }
 
 async function placeOrder(
@@ -226,23 +256,32 @@ async function placeOrder(
   const couponIds = request.couponIds ?? [];
 
   try {
-    // 支付减库存 lines were only checked (by validation); payment deducts them. The rest are reserved now.
+    // 支付减库存 lines were only checked (by validation); payment deducts them. Hot lines go through
+    // the Redis gate (秒杀). The rest are reserved in the database now.
+    const flash: FlashSaleItem[] = lines
+      .filter(({ sku }) => isFlashSaleLine(p, sku))
+      .map(({ item, sku }) => ({ activityId: sku.activityId, activitySkuId: sku.activitySkuId, quantity: item.quantity, purchaseLimit: sku.purchaseLimit }));
     const items = lines
-      .filter(({ sku }) => sku.activity.inventoryMode !== 'on_payment')
+      .filter(({ sku }) => sku.activity.inventoryMode !== 'on_payment' && !isFlashSaleLine(p, sku))
       .map(({ item, sku }) => {
         const price = activityPrice.get(item.activitySkuId);
         // 加购减库存: the units held by the buyer's cart line move into the order first.
         const fromHold = sku.activity.inventoryMode === 'on_add_to_cart' ? { fromHold: holdKeyOf(buyerId, item.activitySkuId) } : {};
         return { ...item, ...fromHold, ...(price && { activityPrice: price }) };
       });
+    // The hot lines are written pending in the same transaction, before Redis is asked: the
+    // verification job then gives back a Redis grant whose order is never written.
     await reserveStock(p.db, orderNo, items, now_ms, {
       firstAttempt: true, // every attempt has an order number of its own
-      alsoInTransaction: (trx) =>
-        scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: verifyReservationJobKey(orderNo), payload: { orderNo }, due_at_ms: now_ms + VERIFY_RESERVATION_AFTER_MS }, now_ms),
+      alsoInTransaction: async (trx) => {
+        await recordPendingReservations(trx, orderNo, buyerId, flash, now_ms);
+        await scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: verifyReservationJobKey(orderNo), payload: { orderNo }, due_at_ms: now_ms + VERIFY_RESERVATION_AFTER_MS }, now_ms);
+      },
     });
     c.progress.holds = true;
+    if (flash.length > 0) await grantFlashSale(p.flashSale!, p.db, orderNo, buyerId, flash, now_ms);
   } catch (error) {
-    if (isAppError(error, 'insufficient_stock') || isAppError(error, 'price_changed')) {
+    if (isAppError(error, 'insufficient_stock') || isAppError(error, 'price_changed') || isAppError(error, 'purchase_limit_exceeded')) {
       const index = request.items.findIndex((i) => i.activitySkuId === error.details?.activitySkuId);
       throw new AppError(error.code, { field: `items.${index}.quantity`, details: error.details });
     }
@@ -277,6 +316,7 @@ async function placeOrder(
     expires_at_ms: now_ms + p.paymentTimeout_ms,
     paid_at_ms: null,
     cancelled_at_ms: null,
+    refunded_fen: 0,
   };
   const lineRows: OrderLineRow[] = lines.map(({ sku }, i) => {
     const price = priced.lines[i]!;
@@ -298,6 +338,7 @@ async function placeOrder(
       discounts: price.discounts.length ? JSON.stringify(price.discounts) : null,
       // A line crossing a stock-linked price boundary has two unit prices; unit_price_fen is the first.
       price_segments: JSON.stringify(price.segments),
+      refunded_at_ms: null,
     };
   });
   const response = { status: 201, body: orderView(toOrder(orderRow, lineRows)) };

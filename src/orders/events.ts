@@ -2,6 +2,8 @@
 export const ORDER_PLACED = 'order.placed';
 export const ORDER_PAID = 'order.paid';
 export const ORDER_CANCELLED = 'order.cancelled';
+/** Lines of a paid order were refunded: their stock, and per policy coupons and points, go back. */
+export const ORDER_REFUNDED = 'order.refunded';
 /** A 价保 claim: the payment centre refunds `amount_fen` of the order's payment. */
 export const ORDER_PRICE_PROTECTED = 'order.price_protected';
 
@@ -39,4 +41,17 @@ export interface OrderPriceProtected {
   lineNo: number;
   amount_fen: number;
   paymentNo: string | null;
+}
+
+export interface OrderRefunded {
+  orderNo: string;
+  buyerId: number;
+  refundNo: string;
+  reason: string;
+  lines: (OrderEventLine & { lineNo: number })[];
+  amount_fen: number;
+  /** The payable of every line refunded so far, this refund's included. */
+  refundedLinesPayable_fen: number;
+  payable_fen: number;
+  fullyRefunded: boolean;
 }

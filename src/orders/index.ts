@@ -15,3 +15,5 @@ export { canTransition, ORDER_STATUSES, ORDER_TRANSITIONS, type OrderStatus } fr
 export { listBuyerOrders, MAX_ORDERS_PAGE, purchasedQuantity, type Order } from './store.ts';
 export { orderView, type OrderView } from './view.ts';
 export { claimPriceProtection, PRICE_PROTECTION_DAYS, type PriceProtectionClaim } from './price-protection.ts';
+export { recordOrderRefund, refundableLines } from './refunds.ts';
+export { findOrder } from './store.ts';

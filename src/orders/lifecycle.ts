@@ -1,6 +1,8 @@
 import { recordEvent } from '../events/outbox.ts';
 import { deductOnPayment, returnSoldStock } from '../inventory/index.ts';
+import type { Transaction } from 'kysely';
 import type { Platform } from '../platform/context.ts';
+import type { DB } from '../platform/db/schema.ts';
 import type { Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
 import { AppError, isAppError } from '../platform/errors.ts';
@@ -77,12 +79,19 @@ export type PaymentOutcome = 'paid' | 'already_paid' | 'duplicate_payment' | 'or
 /**
  * 支付成功. Idempotent: PENDING_PAYMENT → PAID once; the reservation is confirmed by the
  * order.paid subscriber. Every other case is an outcome the payment centre acts on.
+ * `inPaidTransaction` runs inside the transaction that pays the order (on the order's shard),
+ * so the payment centre can record its side in the same commit; if it throws, nothing is paid.
  */
-export async function paymentSucceeded(p: Platform, orderNo: string, payment: SucceededPayment): Promise<PaymentOutcome> {
+export async function paymentSucceeded(
+  p: Platform,
+  orderNo: string,
+  payment: SucceededPayment,
+  options: { inPaidTransaction?: (trx: Transaction<DB>) => Promise<void> } = {},
+): Promise<PaymentOutcome> {
   const db = shardOf(p, orderNo);
   for (let round = 0; round < MAX_PAYMENT_RACE_ROUNDS; round++) {
     const order = await getOrder(p, orderNo);
-    if (order.status === 'PAID') return order.paymentNo === payment.paymentNo ? 'already_paid' : 'duplicate_payment';
+    if (order.status === 'PAID' || order.status === 'REFUNDED') return order.paymentNo === payment.paymentNo ? 'already_paid' : 'duplicate_payment';
     if (order.status === 'CANCELLED') {
       // A deduction this order's payment made before it lost to the cancel goes back (safe to repeat).
       await returnSoldStock(p.db, orderNo, 'all', p.now());
@@ -114,6 +123,7 @@ export async function paymentSucceeded(p: Platform, orderNo: string, payment: Su
           { payment_no: payment.paymentNo, paid_fen: payment.amount_fen, paid_at_ms: payment.paid_at_ms },
           now_ms,
         );
+        await options.inPaidTransaction?.(trx);
         const event: OrderPaid = { orderNo, buyerId: order.buyerId, paymentNo: payment.paymentNo, paid_fen: payment.amount_fen };
         await recordEvent(trx, { type: ORDER_PAID, aggregateId: orderNo, payload: event }, now_ms);
         await trx.deleteFrom('jobs').where('job_key', '=', expireJobKey(orderNo)).execute();

@@ -4,8 +4,10 @@
  */
 export const ORDER_TRANSITIONS = {
   PENDING_PAYMENT: ['PAID', 'CANCELLED'],
-  PAID: [],
+  // A paid order whose every line was refunded is REFUNDED; a partial refund leaves it PAID.
+  PAID: ['REFUNDED'],
   CANCELLED: [],
+  REFUNDED: [],
 } as const satisfies Record<string, readonly string[]>;
 
 export type OrderStatus = keyof typeof ORDER_TRANSITIONS;

@@ -22,6 +22,7 @@ export interface OrderLine {
   discount_fen: number;
   shipping_fen: number;
   payable_fen: number;
+  refunded_at_ms: number | null;
   discounts: { source: string; id: string; amount_fen: number }[];
   segments: { quantity: number; unitPrice_fen: number; basis: string }[];
 }
@@ -42,6 +43,7 @@ export interface Order {
   remark: string | null;
   paymentNo: string | null;
   paid_fen: number | null;
+  refunded_fen: number;
   cancelReason: string | null;
   created_at_ms: number;
   updated_at_ms: number;
@@ -68,6 +70,7 @@ export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
     remark: r.remark,
     paymentNo: r.payment_no,
     paid_fen: r.paid_fen,
+    refunded_fen: Number(r.refunded_fen),
     cancelReason: r.cancel_reason,
     created_at_ms: r.created_at_ms,
     updated_at_ms: r.updated_at_ms,
@@ -88,6 +91,7 @@ export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
       discount_fen: l.discount_fen,
       shipping_fen: l.shipping_fen,
       payable_fen: l.payable_fen,
+      refunded_at_ms: l.refunded_at_ms === null ? null : Number(l.refunded_at_ms),
       discounts: l.discounts ? JSON.parse(l.discounts) : [],
       segments: l.price_segments ? JSON.parse(l.price_segments) : [{ quantity: l.quantity, unitPrice_fen: l.unit_price_fen, basis: 'activity' }],
     })),

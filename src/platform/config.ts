@@ -14,6 +14,14 @@ export interface Config {
   /** 超时取消: unpaid orders are cancelled this long after checkout. */
   paymentTimeout_ms: number;
   nodeId: number | undefined;
+  /** Our address as payment channels reach it, for their notifications; defaults to http://HOST:PORT. */
+  publicUrl?: string | undefined;
+  /** Where `tuangou start` runs the channel sandbox when no real channel is configured (0: pick a free port). */
+  sandboxPort?: number | undefined;
+  /** 秒杀: hot activities' stock is served from this Redis; unset, the database serves all stock. */
+  redisUrl?: string | undefined;
+  /** Put before every Redis key, so several deployments (or test files) can share one Redis. */
+  redisKeyPrefix?: string | undefined;
 }
 
 export const DEFAULT_PAYMENT_TIMEOUT_MS = 15 * 60 * 1000;
@@ -33,6 +41,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokenSecret: env.TOKEN_SECRET ?? developmentSecret(dataDir),
     paymentTimeout_ms: intFromEnv(env.ORDER_PAYMENT_TIMEOUT_MS, DEFAULT_PAYMENT_TIMEOUT_MS, 'ORDER_PAYMENT_TIMEOUT_MS'),
     nodeId: env.TUANGOU_NODE_ID === undefined ? undefined : intFromEnv(env.TUANGOU_NODE_ID, 0, 'TUANGOU_NODE_ID'),
+    publicUrl: env.PUBLIC_URL || undefined,
+    sandboxPort: env.SANDBOX_PORT === undefined ? undefined : intFromEnv(env.SANDBOX_PORT, 0, 'SANDBOX_PORT'),
+    redisUrl: env.REDIS_URL || undefined,
+    redisKeyPrefix: env.REDIS_KEY_PREFIX || undefined,
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { FlashSale } from '../inventory/flash-sale/index.ts';
 import type { Db } from './db/database.ts';
 import type { OrderShards } from './shards.ts';
 
@@ -14,4 +15,6 @@ export interface Platform {
   /** Tells the relay that a commit left events for it. */
   wake: () => void;
   log: Logger;
+  /** 秒杀 through Redis, when REDIS_URL is set; without it hot activities are served by the database. */
+  flashSale?: FlashSale | undefined;
 }

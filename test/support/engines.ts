@@ -8,8 +8,11 @@ import pg from 'pg';
 /**
  * The engines the flow tests run on. SQLite always; PostgreSQL and MariaDB when their
  * server URL is set. With TUANGOU_REQUIRE_ENGINES (CI sets it) a missing engine is a failure.
+ * Redis (the flash-sale tests) is a service named the same way: TEST_REDIS_URL, and `redis` in
+ * TUANGOU_REQUIRE_ENGINES.
  */
 export type EngineName = 'sqlite' | 'postgres' | 'mysql';
+export type ServiceName = EngineName | 'redis';
 
 export interface TestDatabase {
   url: string;
@@ -21,16 +24,23 @@ export interface Engine {
   createDatabase(): Promise<TestDatabase>;
 }
 
-const ENV_OF: Record<Exclude<EngineName, 'sqlite'>, string> = { postgres: 'TEST_POSTGRES_URL', mysql: 'TEST_MYSQL_URL' };
+const ENV_OF: Record<Exclude<ServiceName, 'sqlite'>, string> = { postgres: 'TEST_POSTGRES_URL', mysql: 'TEST_MYSQL_URL', redis: 'TEST_REDIS_URL' };
 
-export function requiredEngines(): EngineName[] {
+export function requiredEngines(): ServiceName[] {
   const raw = process.env.TUANGOU_REQUIRE_ENGINES;
   if (!raw) return [];
-  return (raw === 'all' ? ['sqlite', 'postgres', 'mysql'] : raw.split(',').map((s) => s.trim())) as EngineName[];
+  return (raw === 'all' ? ['sqlite', 'postgres', 'mysql', 'redis'] : raw.split(',').map((s) => s.trim())) as ServiceName[];
 }
 
-export function skippedEngines(): { name: EngineName; env: string }[] {
-  return (Object.keys(ENV_OF) as Exclude<EngineName, 'sqlite'>[]).filter((n) => !process.env[ENV_OF[n]]).map((name) => ({ name, env: ENV_OF[name] }));
+export function skippedEngines(): { name: ServiceName; env: string }[] {
+  return (Object.keys(ENV_OF) as Exclude<ServiceName, 'sqlite'>[]).filter((n) => !process.env[ENV_OF[n]]).map((name) => ({ name, env: ENV_OF[name] }));
+}
+
+/** The Redis the flash-sale flow tests use, or undefined (they are skipped) — unless it is required. */
+export function testRedisUrl(): string | undefined {
+  const url = process.env.TEST_REDIS_URL || undefined;
+  if (!url && requiredEngines().includes('redis')) throw new Error('TUANGOU_REQUIRE_ENGINES wants redis but TEST_REDIS_URL is not set');
+  return url;
 }
 
 function uniqueName(): string {
@@ -83,7 +93,7 @@ export function availableEngines(): Engine[] {
   const engines: Engine[] = [sqlite];
   if (process.env.TEST_POSTGRES_URL) engines.push(serverEngine('postgres', process.env.TEST_POSTGRES_URL, runOnPostgres));
   if (process.env.TEST_MYSQL_URL) engines.push(serverEngine('mysql', process.env.TEST_MYSQL_URL, runOnMysql));
-  const missing = requiredEngines().filter((name) => !engines.some((e) => e.name === name));
+  const missing = requiredEngines().filter((name) => name !== 'redis' && !engines.some((e) => e.name === name));
   if (missing.length) {
     throw new Error(`TUANGOU_REQUIRE_ENGINES wants ${missing.join(', ')} but ${missing.map((m) => (m === 'sqlite' ? '' : ENV_OF[m])).join(', ')} is not set`);
   }

@@ -1,8 +1,9 @@
-import { availableEngines, skippedEngines } from './engines.ts';
+import { availableEngines, skippedEngines, testRedisUrl } from './engines.ts';
 
 /** Says once, before and after the run, which engines the flow tests ran on and which were skipped. */
 export default function setup(): () => void {
-  const ran = availableEngines().map((e) => e.name);
+  const ran: string[] = availableEngines().map((e) => e.name);
+  if (testRedisUrl()) ran.push('redis');
   const skipped = skippedEngines();
   const line =
     `flow tests run on: ${ran.join(', ')}` +

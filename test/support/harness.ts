@@ -9,6 +9,10 @@ import { signToken } from '../../src/platform/http/tokens.ts';
 import { buildHttp } from '../../src/http.ts';
 import type { Server } from '../../src/platform/http/server.ts';
 import type { Engine, TestDatabase } from './engines.ts';
+import { channelSettingsForSandbox, generateSandboxKeys, startChannelSandbox, type SandboxHandle, type SandboxKeys } from '../../src/sandbox/index.ts';
+
+/** Sandbox keys are made once per test file: RSA key generation is the slow part of starting one. */
+let sandboxKeys: SandboxKeys | undefined;
 
 export const HOUR_MS = 3600_000;
 
@@ -28,17 +32,34 @@ export interface Harness {
   databases: TestDatabase[];
   buyerToken(buyerId: number): string;
   adminToken(): string;
+  /** The channel sandbox, when the harness was started with one; the API then listens on a real port. */
+  sandbox: SandboxHandle | undefined;
   /** Closes the app; with keepDatabases the databases stay for a restarted app. */
   close(options?: { keepDatabases?: boolean }): Promise<void>;
 }
 
 export async function startHarness(
   engine: Engine,
-  options: { shards?: number; databases?: TestDatabase[]; clock?: TestClock; paymentTimeout_ms?: number } = {},
+  options: {
+    shards?: number;
+    databases?: TestDatabase[];
+    clock?: TestClock;
+    paymentTimeout_ms?: number;
+    /** Start the payment channel sandbox; its retry schedule is scaled by retryScale (default 0.001). */
+    sandbox?: { retryScale?: number };
+    /** 秒杀 through this Redis, under keys starting with redisKeyPrefix. */
+    redisUrl?: string;
+    redisKeyPrefix?: string;
+  } = {},
 ): Promise<Harness> {
   const databases = options.databases ?? (await Promise.all(Array.from({ length: options.shards ?? 1 }, () => engine.createDatabase())));
   const clock = options.clock ?? new TestClock();
   const tokenSecret = 'test-secret';
+  let sandbox: SandboxHandle | undefined;
+  if (options.sandbox) {
+    sandboxKeys ??= generateSandboxKeys();
+    sandbox = await startChannelSandbox({ keys: sandboxKeys, core: { retryScale: options.sandbox.retryScale ?? 0.001, now: clock.now } });
+  }
   const app = await createApp(
     {
       databaseUrl: databases[0]!.url,
@@ -49,10 +70,19 @@ export async function startHarness(
       tokenSecret,
       paymentTimeout_ms: options.paymentTimeout_ms ?? 15 * 60_000,
       nodeId: 1,
+      redisUrl: options.redisUrl,
+      redisKeyPrefix: options.redisKeyPrefix,
     },
-    { now: clock.now, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) },
+    {
+      now: clock.now,
+      log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+      channels: sandbox && channelSettingsForSandbox(sandboxKeys!, sandbox.url),
+      // The flash-sale upkeep is run by hand in tests, so its repairs land where the test looks.
+      flashSaleUpkeep_ms: 0,
+    },
   );
   const http = await buildHttp(app);
+  if (sandbox) app.payments.publicUrl = await http.listen({ port: 0, host: '127.0.0.1' });
   return {
     app,
     http,
@@ -60,7 +90,9 @@ export async function startHarness(
     databases,
     buyerToken: (buyerId) => signToken(tokenSecret, { role: 'buyer', subject: String(buyerId) }, clock.now()),
     adminToken: () => signToken(tokenSecret, { role: 'admin', subject: 'admin' }, clock.now()),
+    sandbox,
     close: async ({ keepDatabases = false } = {}) => {
+      await sandbox?.close();
       await http.close();
       await app.close();
       if (!keepDatabases) for (const d of databases) await d.drop();

@@ -4,6 +4,8 @@ import * as foundation from './migrations/0001_foundation.ts';
 import * as pricing from './migrations/0002_pricing.ts';
 import * as priceProtection from './migrations/0003_price_protection.ts';
 import * as stockAdjustments from './migrations/0004_stock_adjustments.ts';
+import * as payments from './migrations/0005_payments.ts';
+import * as flashSale from './migrations/0006_flash_sale.ts';
 
 /** Versioned migrations, in order. Add a file and a line; never edit a landed one. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -11,6 +13,8 @@ const MIGRATIONS: Record<string, Migration> = {
   '0002_pricing': pricing,
   '0003_price_protection': priceProtection,
   '0004_stock_adjustments': stockAdjustments,
+  '0005_payments': payments,
+  '0006_flash_sale': flashSale,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

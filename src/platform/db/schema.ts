@@ -29,6 +29,10 @@ export interface DB {
   coupon_issuance: CouponIssuanceRow; // coupons
   points_accounts: PointsAccountRow; // points
   points_journal: PointsJournalRow; // points
+  payment_orders: PaymentOrderRow; // payments (order shard)
+  payment_refunds: PaymentRefundRow; // payments (order shard)
+  reconciliation_runs: ReconciliationRunRow; // payments
+  reconciliation_differences: ReconciliationDifferenceRow; // payments
   outbox_events: OutboxEventRow; // events (every database)
   jobs: JobRow; // jobs (every database)
 }
@@ -68,6 +72,8 @@ export interface ActivityRow {
   /** 'YYYY-MM-DD', the day goods reach the leaders. */
   pickup_date: string;
   inventory_mode: string;
+  /** 秒杀: 1 when the activity's stock is served from Redis (if REDIS_URL is set). */
+  hot: Generated<number>;
   created_at_ms: number;
   updated_at_ms: number;
 }
@@ -108,6 +114,8 @@ export interface StockRow {
   sold: number;
   /** Units reserved or sold at the activity price, counted against activity_price_units. */
   activity_price_taken: Generated<number>;
+  /** Non-null: this activity's Redis keys gate the available units, and the database path may not take them. */
+  flash_sale_activity_id: Generated<number | null>;
   updated_at_ms: number;
 }
 
@@ -118,6 +126,8 @@ export interface StockReservationRow {
   state: string;
   /** How many of its units took the activity price (stock-linked prices). */
   activity_price_units: Generated<number>;
+  /** Whose reservation it is, where known (flash-sale reservations): rebuilds purchase limits in Redis. */
+  buyer_id: Generated<number | null>;
   created_at_ms: number;
   updated_at_ms: number;
 }
@@ -156,6 +166,8 @@ export interface OrderRow {
   expires_at_ms: number;
   paid_at_ms: number | null;
   cancelled_at_ms: number | null;
+  /** What refunds have returned so far. */
+  refunded_fen: number;
 }
 
 export interface OrderLineRow {
@@ -180,6 +192,8 @@ export interface OrderLineRow {
   discounts: string | null;
   /** JSON list of {quantity, unitPrice_fen, basis} when the line has more than one unit price. */
   price_segments: string | null;
+  /** When a refund returned this line's payable; a line is refunded once, whole. */
+  refunded_at_ms: number | null;
 }
 
 export interface PurchaseCounterRow {
@@ -330,4 +344,79 @@ export interface StockAdjustmentRow {
   total_after: number;
   available_after: number;
   created_at_ms: number;
+}
+
+export interface PaymentOrderRow {
+  pay_no: string;
+  order_no: string;
+  buyer_id: number;
+  channel: string;
+  method: string;
+  amount_fen: number;
+  currency: string;
+  status: string;
+  version: number;
+  /** The order number while the payment is CREATED, null after: one open payment per order. */
+  open_order_no: string | null;
+  channel_trade_no: string | null;
+  /** JSON of the PayAction the buyer's device was given. */
+  pay_action: string | null;
+  disposition: string | null;
+  /** Refunds asked for and not failed: never more than the amount. */
+  refund_committed_fen: number;
+  refunded_fen: number;
+  /** 1 when the channel says the trade can no longer be refunded (TRADE_FINISHED). */
+  finished: number;
+  expires_at_ms: number;
+  created_at_ms: number;
+  updated_at_ms: number;
+  succeeded_at_ms: number | null;
+  closed_at_ms: number | null;
+}
+
+export interface PaymentRefundRow {
+  refund_no: string;
+  pay_no: string;
+  order_no: string;
+  channel: string;
+  amount_fen: number;
+  reason: string;
+  line_nos: string | null;
+  request_key: string | null;
+  requested_by: string;
+  status: string;
+  version: number;
+  channel_refund_no: string | null;
+  failure: string | null;
+  created_at_ms: number;
+  updated_at_ms: number;
+  succeeded_at_ms: number | null;
+}
+
+export interface ReconciliationRunRow {
+  id: Generated<number>;
+  channel: string;
+  bill_date: string;
+  source: string;
+  bill_rows: number;
+  matched: number;
+  differences: number;
+  started_at_ms: number;
+  finished_at_ms: number;
+}
+
+export interface ReconciliationDifferenceRow {
+  id: Generated<number>;
+  run_id: number;
+  kind: string;
+  item: string;
+  pay_no: string;
+  refund_no: string | null;
+  channel_trade_no: string | null;
+  ours_fen: number | null;
+  channel_fen: number | null;
+  ours_status: string | null;
+  action: string;
+  action_status: string;
+  note: string | null;
 }

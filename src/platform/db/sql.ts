@@ -20,3 +20,10 @@ export async function insertReturningId(db: Kysely<any>, qb: InsertQueryBuilder<
   if (result.insertId === undefined) throw new Error('insert returned no id');
   return Number(result.insertId);
 }
+
+/** A unique or primary key refused the row, on every engine. */
+export function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: unknown; errno?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  return e.code === '23505' || e.errno === 1062 || e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}

@@ -1,0 +1,196 @@
+/**
+ * The database side of 秒杀. The database stays the system of record: every unit Redis grants
+ * is first written here as a `pending` reservation of the order (before Redis is asked), so
+ * whatever Redis forgets can be rebuilt from here, and the units Redis may grant are always at
+ * most `available − pending` of the stock row.
+ */
+import type { Transaction } from 'kysely';
+import { dialectOf, type Db } from '../../platform/db/database.ts';
+import { transact } from '../../platform/db/retry.ts';
+import type { DB } from '../../platform/db/schema.ts';
+import { affected } from '../../platform/db/sql.ts';
+import { assert } from '../../platform/errors.ts';
+import { moveUnits } from '../index.ts';
+import { inLockOrder } from '../stock-items.ts';
+
+export interface FlashSaleItem {
+  activityId: number;
+  activitySkuId: number;
+  quantity: number;
+  /** 限购 per buyer across live orders; null: none. */
+  purchaseLimit: number | null;
+}
+
+/** Inside the reservation's transaction, before Redis is asked: the order's hot units, pending. */
+export async function recordPendingReservations(trx: Transaction<DB>, orderNo: string, buyerId: number, items: readonly FlashSaleItem[], now_ms: number): Promise<void> {
+  if (items.length === 0) return;
+  for (const item of items) assert(Number.isSafeInteger(item.quantity) && item.quantity > 0, 'reserve a positive quantity');
+  await trx
+    .insertInto('stock_reservations')
+    .values(
+      inLockOrder(items).map((item) => ({
+        order_no: orderNo,
+        activity_sku_id: item.activitySkuId,
+        quantity: item.quantity,
+        state: 'pending',
+        buyer_id: buyerId,
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+      })),
+    )
+    .execute();
+}
+
+/**
+ * The order exists (order.placed): its pending units move from available to reserved in the stock
+ * row, once. Runs in the relay, one order after another, so the hot row sees no contention.
+ */
+export async function applyPendingReservations(db: Db, orderNo: string, now_ms: number): Promise<number> {
+  return transact(db, async (trx) => {
+    const pending = await trx
+      .selectFrom('stock_reservations')
+      .select(['activity_sku_id', 'quantity'])
+      .where('order_no', '=', orderNo)
+      .where('state', '=', 'pending')
+      .orderBy('activity_sku_id')
+      .execute();
+    let moved = 0;
+    for (const r of pending) {
+      const won = await trx
+        .updateTable('stock_reservations')
+        .set({ state: 'reserved', updated_at_ms: now_ms })
+        .where('order_no', '=', orderNo)
+        .where('activity_sku_id', '=', r.activity_sku_id)
+        .where('state', '=', 'pending')
+        .executeTakeFirst();
+      if (affected(won) === 0) continue;
+      await moveUnits(trx, r.activity_sku_id, r.quantity, 'available', 'reserved', now_ms);
+      moved += r.quantity;
+    }
+    return moved;
+  });
+}
+
+/** The order's reservations that Redis holds too: open ones on SKUs gated by a flash sale, by activity. */
+export async function gatedReservationsOf(db: Db, orderNo: string): Promise<Map<number, number[]>> {
+  const rows = await db
+    .selectFrom('stock_reservations as r')
+    .innerJoin('stock as s', 's.activity_sku_id', 'r.activity_sku_id')
+    .select(['s.flash_sale_activity_id', 'r.activity_sku_id'])
+    .where('r.order_no', '=', orderNo)
+    .where('r.state', 'in', ['pending', 'reserved'])
+    .where('s.flash_sale_activity_id', 'is not', null)
+    .execute();
+  const byActivity = new Map<number, number[]>();
+  for (const r of rows) byActivity.set(r.flash_sale_activity_id!, [...(byActivity.get(r.flash_sale_activity_id!) ?? []), r.activity_sku_id]);
+  return byActivity;
+}
+
+export interface OpenReservation {
+  orderNo: string;
+  activitySkuId: number;
+  quantity: number;
+  state: 'pending' | 'reserved' | 'confirmed';
+  buyerId: number | null;
+}
+
+export interface LoadSnapshot {
+  available: Map<number, number>;
+  open: OpenReservation[];
+}
+
+/**
+ * Gates the SKUs (from now on the database path refuses to take their available units) and reads
+ * what a load needs, in one transaction. The gate's update locks the stock rows first, so no
+ * reservation can move between the two reads: `available` and the pending set agree.
+ */
+export async function gateAndSnapshot(db: Db, activityId: number, activitySkuIds: readonly number[]): Promise<LoadSnapshot> {
+  if (activitySkuIds.length === 0) return { available: new Map(), open: [] };
+  return transact(db, async (trx) => {
+    await trx.updateTable('stock').set({ flash_sale_activity_id: activityId }).where('activity_sku_id', 'in', [...activitySkuIds]).execute();
+    const stock = await trx.selectFrom('stock').select(['activity_sku_id', 'available']).where('activity_sku_id', 'in', [...activitySkuIds]).execute();
+    const open = await trx
+      .selectFrom('stock_reservations')
+      .select(['order_no', 'activity_sku_id', 'quantity', 'state', 'buyer_id'])
+      .where('activity_sku_id', 'in', [...activitySkuIds])
+      .where('state', 'in', ['pending', 'reserved', 'confirmed'])
+      .execute();
+    return {
+      available: new Map(stock.map((s) => [s.activity_sku_id, s.available])),
+      open: open.map((r) => ({ orderNo: r.order_no, activitySkuId: r.activity_sku_id, quantity: r.quantity, state: r.state as OpenReservation['state'], buyerId: r.buyer_id })),
+    };
+  });
+}
+
+/**
+ * The reconciler's view: pending reservations first, then the stock rows, outside a transaction.
+ * In that order a reservation applied between the two reads is counted twice (the safe way: it
+ * makes Redis look richer than the database, never poorer), and the second measurement catches it.
+ */
+export async function reconcileSnapshot(db: Db, activitySkuIds: readonly number[]): Promise<{ available: Map<number, number>; pending: Map<number, { orderNo: string; quantity: number }[]> }> {
+  const pendingRows = await db
+    .selectFrom('stock_reservations')
+    .select(['order_no', 'activity_sku_id', 'quantity'])
+    .where('activity_sku_id', 'in', [...activitySkuIds])
+    .where('state', '=', 'pending')
+    .execute();
+  const stock = await db.selectFrom('stock').select(['activity_sku_id', 'available']).where('activity_sku_id', 'in', [...activitySkuIds]).execute();
+  const pending = new Map<number, { orderNo: string; quantity: number }[]>();
+  for (const r of pendingRows) pending.set(r.activity_sku_id, [...(pending.get(r.activity_sku_id) ?? []), { orderNo: r.order_no, quantity: r.quantity }]);
+  return { available: new Map(stock.map((s) => [s.activity_sku_id, s.available])), pending };
+}
+
+/** Units of a SKU that Redis may have granted and the stock row has not yet seen. */
+export async function pendingUnits(db: Db, activitySkuId: number): Promise<number> {
+  const row = await db
+    .selectFrom('stock_reservations')
+    .select((eb) => eb.fn.sum<number>('quantity').as('units'))
+    .where('activity_sku_id', '=', activitySkuId)
+    .where('state', '=', 'pending')
+    .executeTakeFirst();
+  return Number(row?.units ?? 0);
+}
+
+export async function gatingActivityOf(db: Db, activitySkuId: number): Promise<number | null> {
+  const row = await db.selectFrom('stock').select('flash_sale_activity_id').where('activity_sku_id', '=', activitySkuId).executeTakeFirst();
+  return row?.flash_sale_activity_id ?? null;
+}
+
+/** Activities whose Redis keys gate some stock now. */
+export async function gatingActivities(db: Db): Promise<number[]> {
+  const rows = await db.selectFrom('stock').select('flash_sale_activity_id').distinct().where('flash_sale_activity_id', 'is not', null).execute();
+  return rows.map((r) => r.flash_sale_activity_id!);
+}
+
+/**
+ * The database takes an activity's stock back from Redis (after Redis stopped granting it): every
+ * pending reservation becomes an ordinary reserved one — its order, if it is ever placed, keeps
+ * its units; if not, the checkout's verification releases them — and the gate opens.
+ */
+export async function ungate(db: Db, activityId: number, now_ms: number): Promise<number> {
+  return transact(db, async (trx) => {
+    let locked = trx.selectFrom('stock').select('activity_sku_id').where('flash_sale_activity_id', '=', activityId).orderBy('activity_sku_id');
+    if (dialectOf(trx) !== 'sqlite') locked = locked.forUpdate();
+    const skuIds = (await locked.execute()).map((r) => r.activity_sku_id);
+    if (skuIds.length === 0) return 0;
+    const pending = await trx
+      .selectFrom('stock_reservations')
+      .select(['order_no', 'activity_sku_id', 'quantity'])
+      .where('activity_sku_id', 'in', skuIds)
+      .where('state', '=', 'pending')
+      .orderBy('activity_sku_id')
+      .execute();
+    for (const r of pending) {
+      const won = await trx
+        .updateTable('stock_reservations')
+        .set({ state: 'reserved', updated_at_ms: now_ms })
+        .where('order_no', '=', r.order_no)
+        .where('activity_sku_id', '=', r.activity_sku_id)
+        .where('state', '=', 'pending')
+        .executeTakeFirst();
+      if (affected(won) === 1) await moveUnits(trx, r.activity_sku_id, r.quantity, 'available', 'reserved', now_ms);
+    }
+    await trx.updateTable('stock').set({ flash_sale_activity_id: null }).where('activity_sku_id', 'in', skuIds).execute();
+    return skuIds.length;
+  });
+}

@@ -1,0 +1,137 @@
+/**
+ * The flash sale's safety net, run periodically by every API process (the activity lock keeps
+ * two from working on one activity): hot activities missing from Redis are loaded (after a
+ * restart, or ahead of the start: 预热); activities no longer hot, or ended, are given back to
+ * the database; for the rest Redis and the database are compared per SKU and drift repaired.
+ *
+ * Drift is what Redis may grant minus what the database says it may: database available minus
+ * the pending units Redis holds as granted. It should be zero; it is not after a Redis write
+ * lost to a crash, sold units returned by a refund (the database gets them back, Redis does not
+ * hear of it), or a hand edit. A measurement counts only if Redis did not change meanwhile, and
+ * a repair is made only when two measurements RECONCILE_SETTLE_MS apart agree, so a checkout
+ * half way through (pending written, Redis not yet asked) is never mistaken for drift.
+ */
+import { activitySkuIdsOf, hotActivities } from '../../catalog/index.ts';
+import type { Db } from '../../platform/db/database.ts';
+import { gatingActivities, reconcileSnapshot } from './ledger.ts';
+import { ensureLoaded, isLoaded, unloadActivity } from './load.ts';
+import { keysOf, redisCall, runScript, sleep, withActivityLock, type FlashSale } from './redis.ts';
+import { RECONCILE } from './scripts.ts';
+
+export const RECONCILE_SETTLE_MS = 200;
+/** An activity with more pending reservations than this is too busy to measure; the next pass tries again. */
+export const MAX_RECONCILE_PENDING = 5_000;
+export const FLASH_SALE_UPKEEP_INTERVAL_MS = 10_000;
+
+export interface DriftRepair {
+  activityId: number;
+  activitySkuId: number;
+  redisAvailable: number;
+  drift: number;
+}
+
+export interface UpkeepReport {
+  loaded: number[];
+  unloaded: number[];
+  repaired: DriftRepair[];
+  busy: number[];
+}
+
+export async function flashSaleUpkeep(fs: FlashSale, db: Db, now_ms: number): Promise<UpkeepReport> {
+  const report: UpkeepReport = { loaded: [], unloaded: [], repaired: [], busy: [] };
+  const hot = await hotActivities(db, now_ms);
+  const hotIds = new Set(hot.map((a) => a.id));
+  for (const activityId of await gatingActivities(db)) {
+    if (hotIds.has(activityId)) continue;
+    await unloadActivity(fs, db, activityId, now_ms);
+    report.unloaded.push(activityId);
+  }
+  for (const activity of hot) {
+    if (!(await isLoaded(fs, activity.id))) {
+      if ((await ensureLoaded(fs, db, activity.id, now_ms)) === 'loaded') report.loaded.push(activity.id);
+      continue;
+    }
+    const outcome = await reconcileActivity(fs, db, activity.id);
+    if (outcome === 'busy') report.busy.push(activity.id);
+    else report.repaired.push(...outcome);
+  }
+  return report;
+}
+
+/** Measures twice, repairs what both measurements agree on, and logs every repair. */
+export async function reconcileActivity(fs: FlashSale, db: Db, activityId: number): Promise<DriftRepair[] | 'busy'> {
+  const outcome = await withActivityLock(fs, activityId, async (token) => {
+    const skuIds = await activitySkuIdsOf(db, activityId);
+    const first = await measure(fs, db, activityId, skuIds, token, new Map());
+    if (first === 'busy') return 'busy' as const;
+    const drifts = new Map([...first].filter(([, m]) => m.drift !== 0).map(([sku, m]) => [sku, m.drift]));
+    if (drifts.size === 0) return [];
+    await sleep(RECONCILE_SETTLE_MS);
+    const second = await measure(fs, db, activityId, skuIds, token, drifts);
+    if (second === 'busy') return 'busy' as const;
+    const repairs: DriftRepair[] = [];
+    for (const [activitySkuId, m] of second) {
+      if (!m.repaired) continue;
+      const repair = { activityId, activitySkuId, redisAvailable: m.redisAvailable, drift: m.drift };
+      // Positive drift: Redis held back units the database has free; negative: Redis could have
+      // granted units the database does not have, caught before anyone was promised them.
+      fs.log.warn({ ...repair, redisAvailableAfter: m.redisAvailable + m.drift }, 'flash sale: repaired drift between Redis and the database');
+      repairs.push(repair);
+    }
+    return repairs;
+  });
+  return outcome;
+}
+
+interface Measurement {
+  redisAvailable: number;
+  drift: number;
+  repaired: boolean;
+}
+
+/** One measurement; with `repairs`, the drifts to add where they are measured again unchanged. */
+async function measure(
+  fs: FlashSale,
+  db: Db,
+  activityId: number,
+  skuIds: readonly number[],
+  token: string,
+  repairs: Map<number, number>,
+): Promise<Map<number, Measurement> | 'busy'> {
+  const k = keysOf(fs, activityId);
+  // Read before the database: any grant or give-back after this point makes the answer 'busy'.
+  const seq0 = (await redisCall(() => fs.redis.get(k.seq))) ?? '0';
+  const snapshot = await reconcileSnapshot(db, skuIds);
+  const pendingCount = [...snapshot.pending.values()].reduce((n, rows) => n + rows.length, 0);
+  if (pendingCount > MAX_RECONCILE_PENDING) return 'busy';
+  const args: (string | number)[] = [token, seq0, repairs.size > 0 ? 'repair' : 'measure'];
+  for (const sku of skuIds) {
+    const pending = snapshot.pending.get(sku) ?? [];
+    args.push(sku, snapshot.available.get(sku) ?? 0, repairs.get(sku) ?? 0, pending.length, ...pending.flatMap((p) => [p.orderNo, p.quantity]));
+  }
+  const answer = (await runScript(fs, RECONCILE, [k.avail, k.orders, k.loaded, k.seq, k.lock], args)) as string[];
+  if (answer[0] !== 'ok') return 'busy';
+  const out = new Map<number, Measurement>();
+  for (let i = 1; i < answer.length; i += 4) {
+    out.set(Number(answer[i]), { redisAvailable: Number(answer[i + 1]), drift: Number(answer[i + 2]), repaired: answer[i + 3] === '1' });
+  }
+  return out;
+}
+
+/** The periodic pass; stop() waits for a pass under way. */
+export function startFlashSaleUpkeep(fs: FlashSale, db: Db, now: () => number, interval_ms: number, onError: (error: unknown) => void): { stop(): Promise<void> } {
+  let stopped = false;
+  let current: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    if (stopped) return;
+    current = current.then(() => (stopped ? undefined : flashSaleUpkeep(fs, db, now()).catch(onError)));
+  }, interval_ms);
+  timer.unref?.();
+  return {
+    stop: async () => {
+      stopped = true;
+      clearInterval(timer);
+      await current;
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import { sql, type Transaction } from 'kysely';
+import { recordEvent } from '../events/outbox.ts';
+import type { Db } from '../platform/db/database.ts';
+import type { DB } from '../platform/db/schema.ts';
+import { affected } from '../platform/db/sql.ts';
+import { AppError, assert } from '../platform/errors.ts';
+import { ORDER_REFUNDED, type OrderRefunded } from './events.ts';
+import { findOrder, transitionOrder, type Order } from './store.ts';
+
+/** What a line refund may return: its payable less any 价保 already paid on it. */
+export async function refundableLines(
+  trx: Transaction<DB> | Db,
+  order: Order,
+  lineNos: readonly number[],
+): Promise<{ lineNo: number; activitySkuId: number; quantity: number; amount_fen: number }[]> {
+  const claims = await trx
+    .selectFrom('price_protection_claims')
+    .select(['line_no', 'amount_fen'])
+    .where('order_no', '=', order.orderNo)
+    .execute();
+  return lineNos.map((lineNo) => {
+    const line = order.lines.find((l) => l.lineNo === lineNo);
+    if (!line) throw new AppError('invalid_field', { field: 'lineNos', message: `The order has no line ${lineNo}.` });
+    if (line.refunded_at_ms !== null) throw new AppError('refund_not_allowed', { message: `Line ${lineNo} was refunded already.` });
+    const claimed = claims.find((c) => c.line_no === lineNo)?.amount_fen ?? 0;
+    return { lineNo, activitySkuId: line.activitySkuId, quantity: line.quantity, amount_fen: line.payable_fen - claimed };
+  });
+}
+
+/**
+ * Records a succeeded refund on the order, inside the payment centre's transaction on the
+ * order's shard: the amount, the lines it covered (each refunded once, whole), REFUNDED when
+ * no line is left, and order.refunded for the modules that give back stock, coupons and
+ * points. A refund of an amount only (价保) adds to the amount and touches no line.
+ */
+export async function recordOrderRefund(
+  trx: Transaction<DB>,
+  orderNo: string,
+  refund: { refundNo: string; reason: string; lineNos: readonly number[] | null; amount_fen: number },
+  now_ms: number,
+): Promise<void> {
+  const order = await findOrder(trx, orderNo);
+  assert(order && (order.status === 'PAID' || order.status === 'REFUNDED'), () => `refund recorded on order ${orderNo} that is not paid`);
+  const raised = await trx
+    .updateTable('orders')
+    .set({ refunded_fen: sql`refunded_fen + ${refund.amount_fen}`, updated_at_ms: now_ms })
+    .where('order_no', '=', orderNo)
+    .where(sql<boolean>`refunded_fen + ${refund.amount_fen} <= paid_fen`)
+    .executeTakeFirst();
+  assert(affected(raised) === 1, () => `refunds of order ${orderNo} would exceed what was paid`);
+  if (refund.lineNos === null) return;
+
+  for (const lineNo of refund.lineNos) {
+    const marked = await trx
+      .updateTable('order_lines')
+      .set({ refunded_at_ms: now_ms })
+      .where('order_no', '=', orderNo)
+      .where('line_no', '=', lineNo)
+      .where('refunded_at_ms', 'is', null)
+      .executeTakeFirst();
+    assert(affected(marked) === 1, () => `line ${orderNo}/${lineNo} refunded twice`);
+  }
+  const refundedLines = new Set([...order.lines.filter((l) => l.refunded_at_ms !== null).map((l) => l.lineNo), ...refund.lineNos]);
+  const fully = refundedLines.size === order.lines.length;
+  if (fully && order.status === 'PAID') await transitionOrder(trx, order, 'REFUNDED', {}, now_ms);
+  const refundedLinesPayable_fen = order.lines.filter((l) => refundedLines.has(l.lineNo)).reduce((sum, l) => sum + l.payable_fen, 0);
+  const event: OrderRefunded = {
+    orderNo,
+    buyerId: order.buyerId,
+    refundNo: refund.refundNo,
+    reason: refund.reason,
+    lines: order.lines.filter((l) => refund.lineNos!.includes(l.lineNo)).map((l) => ({ lineNo: l.lineNo, activitySkuId: l.activitySkuId, quantity: l.quantity })),
+    amount_fen: refund.amount_fen,
+    refundedLinesPayable_fen,
+    payable_fen: order.payable_fen,
+    fullyRefunded: fully,
+  };
+  await recordEvent(trx, { type: ORDER_REFUNDED, aggregateId: orderNo, payload: event }, now_ms);
+}

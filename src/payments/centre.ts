@@ -1,0 +1,19 @@
+import type { CouponRefundPolicy } from '../coupons/index.ts';
+import type { Platform } from '../platform/context.ts';
+import type { ChannelName, PaymentChannel } from './channels/types.ts';
+
+/** What the payment flows need: the platform, the configured channels and our public address. */
+export interface PaymentCentre {
+  p: Platform;
+  channels: ReadonlyMap<ChannelName, PaymentChannel>;
+  /** Our address as the channels reach it, for their notifications (PUBLIC_URL). */
+  publicUrl: string;
+  couponRefundPolicy: CouponRefundPolicy;
+}
+
+/** 补单: open payments are queried by jobs of this kind, keyed payment.query:{payNo}:{attempt}. */
+export const PAYMENT_QUERY_JOB = 'payment.query';
+
+export function notifyUrl(pc: PaymentCentre, channel: ChannelName): string {
+  return `${pc.publicUrl}/payments/notify/${channel}`;
+}

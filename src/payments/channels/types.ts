@@ -1,0 +1,158 @@
+/**
+ * What the payment centre needs from a payment channel, in the platform's words. Each
+ * adapter (alipay, wechat, unionpay, ccb) translates these to its channel's protocol and
+ * back; nothing channel-specific (field names, amounts in yuan, signatures, bill formats)
+ * leaves the adapter.
+ */
+
+export const CHANNELS = ['alipay', 'wechat', 'unionpay', 'ccb'] as const;
+export type ChannelName = (typeof CHANNELS)[number];
+
+/** How the buyer pays: scan a QR code, a mobile web page, a desktop page, inside WeChat, or an app. */
+export const PAY_METHODS = ['qr', 'h5', 'page', 'jsapi', 'app'] as const;
+export type PayMethod = (typeof PAY_METHODS)[number];
+
+export interface CreateTradeRequest {
+  /** Our payment number: the channel's merchant order number (out_trade_no, orderId, ORDERID). */
+  payNo: string;
+  amount_fen: number;
+  subject: string;
+  /** The order's remaining time is passed on, so the channel stops taking money when we do. */
+  expires_at_ms: number;
+  method: PayMethod;
+  /** Where the channel sends its signed notifications. */
+  notifyUrl: string;
+  /** Where the buyer's browser goes back after paying (page and h5 methods). */
+  returnUrl?: string;
+  /** The payer's id at the channel where the method needs one (WeChat JSAPI openid). */
+  payerId?: string;
+  /** The buyer's IP address, as their device reached us (WeChat H5 checks it against the device). */
+  payerIp?: string;
+  /**
+   * When we recorded the attempt. Channels that know a transaction by the time it was sent
+   * (UnionPay's txnTime) send this, and are given it again with every later question.
+   */
+  requested_at_ms?: number;
+}
+
+/** The attempt's recorded time, for channels that need it to find the transaction again. */
+export interface SentAt {
+  requested_at_ms: number;
+}
+
+/** What the buyer's device does next. */
+export type PayAction =
+  | { kind: 'qr_code'; codeUrl: string }
+  | { kind: 'redirect'; url: string }
+  /** An auto-submitting HTML form (UnionPay front transaction, Alipay page pay). */
+  | { kind: 'form'; html: string }
+  /** Parameters for the channel's client SDK (WeChat JSAPI/app). */
+  | { kind: 'sdk_params'; params: Record<string, string> };
+
+/**
+ * A trade as the channel sees it. `succeeded` covers every state in which the money was
+ * taken, refunded in part or in full or not (Alipay TRADE_SUCCESS/TRADE_FINISHED and a
+ * TRADE_CLOSED after a full refund, WeChat SUCCESS/REFUND): refunds are followed on their own.
+ */
+export type TradeState = 'pending' | 'succeeded' | 'closed' | 'failed' | 'not_found';
+
+export interface ChannelTrade {
+  payNo: string;
+  state: TradeState;
+  /** The channel's own trade number (trade_no, transaction_id, queryId, …). */
+  channelTradeNo?: string;
+  amount_fen?: number;
+  paid_at_ms?: number;
+  /** Total refunded so far, when the channel says it. */
+  refunded_fen?: number;
+  /** No longer refundable (Alipay TRADE_FINISHED). */
+  finished?: boolean;
+}
+
+export type RefundState = 'processing' | 'succeeded' | 'failed' | 'closed' | 'not_found';
+
+export interface RefundRequest {
+  payNo: string;
+  channelTradeNo?: string;
+  /** Our refund number: the channel's idempotency key for this refund (out_request_no, out_refund_no, …). */
+  refundNo: string;
+  amount_fen: number;
+  /** The whole payment's amount; WeChat and others want it with every refund. */
+  total_fen: number;
+  reason: string;
+  notifyUrl: string;
+  /** When we recorded the refund (see CreateTradeRequest.requested_at_ms). */
+  requested_at_ms?: number;
+}
+
+export interface ChannelRefund {
+  payNo: string;
+  refundNo: string;
+  state: RefundState;
+  channelRefundNo?: string;
+  amount_fen?: number;
+  succeeded_at_ms?: number;
+  /** The channel's words when it refused or failed the refund. */
+  failure?: string;
+}
+
+/** A verified notification, translated. */
+export type ChannelNotice = { kind: 'trade'; trade: ChannelTrade } | { kind: 'refund'; refund: ChannelRefund };
+
+/** The notification request exactly as it arrived; signatures cover the raw bytes. */
+export interface InboundRequest {
+  method: string;
+  /** Path and query. */
+  url: string;
+  /** Header names in lower case. */
+  headers: Readonly<Record<string, string | undefined>>;
+  rawBody: string;
+}
+
+/** The HTTP answer a channel needs to stop (accepted) or keep (rejected) retrying. */
+export interface ChannelAnswer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/** One row of the channel's bill (对账单), in our words. */
+export interface BillRecord {
+  kind: 'payment' | 'refund';
+  payNo: string;
+  channelTradeNo: string;
+  refundNo?: string;
+  amount_fen: number;
+  /** When the channel completed it. */
+  at_ms: number;
+}
+
+export interface PaymentChannel {
+  readonly name: ChannelName;
+  readonly methods: readonly PayMethod[];
+  create(request: CreateTradeRequest): Promise<PayAction>;
+  query(payNo: string, sent?: SentAt): Promise<ChannelTrade>;
+  /** Closes an unpaid trade so it can no longer be paid. A paid one is reported, not closed. */
+  close(payNo: string, sent?: SentAt): Promise<'closed' | 'already_paid' | 'not_found'>;
+  /** Idempotent by refundNo: asking again returns the same refund. */
+  refund(request: RefundRequest): Promise<ChannelRefund>;
+  queryRefund(payNo: string, refundNo: string, sent?: SentAt): Promise<ChannelRefund>;
+  /**
+   * Verifies the signature before reading anything else, then translates. A request that
+   * fails verification throws AppError('notification_rejected'); nothing in it is trusted.
+   */
+  parseNotification(request: InboundRequest): Promise<ChannelNotice>;
+  /** The answer for a handled notification (accepted) or one to be sent again (rejected). */
+  answer(outcome: 'accepted' | 'rejected'): ChannelAnswer;
+  /** The channel's bill for a day (YYYY-MM-DD in China time), in the channel's own file format. */
+  downloadBill(date: string): Promise<Uint8Array>;
+  parseBill(file: Uint8Array): BillRecord[];
+}
+
+/** China Standard Time, which every channel uses for its timestamps and bill days. */
+export const CHINA_OFFSET_MS = 8 * 3600_000;
+
+/** 'YYYY-MM-DD' of an instant in China time. */
+export function chinaDate(at_ms: number): string {
+  return new Date(at_ms + CHINA_OFFSET_MS).toISOString().slice(0, 10);
+}

@@ -1,0 +1,42 @@
+import { isAppError } from '../platform/errors.ts';
+import type { PaymentCentre } from './centre.ts';
+import type { ChannelAnswer, ChannelName, InboundRequest } from './channels/types.ts';
+import { applyRefundResult } from './refunds.ts';
+import { applyTradeResult } from './results.ts';
+
+export type NotificationOutcome = 'handled' | 'rejected' | 'unknown_payment' | 'failed';
+
+/**
+ * One channel notification: verified by the channel's adapter before anything in it is read
+ * (a forged or mis-signed one is logged and changes nothing), then applied like any other
+ * news of the trade. The channel gets the answer that stops its retries once we have handled
+ * it — and the one that keeps them coming when we could not (the next try may succeed).
+ */
+export async function handleNotification(
+  pc: PaymentCentre,
+  channelName: ChannelName,
+  request: InboundRequest,
+): Promise<{ answer: ChannelAnswer; outcome: NotificationOutcome }> {
+  const channel = pc.channels.get(channelName)!;
+  let notice;
+  try {
+    notice = await channel.parseNotification(request);
+  } catch (error) {
+    const forged = isAppError(error, 'notification_rejected');
+    pc.p.log.warn({ channel: channelName, err: error, forged, bytes: request.rawBody.length }, 'notification rejected: verification failed');
+    return { answer: channel.answer('rejected'), outcome: 'rejected' };
+  }
+  try {
+    const applied = notice.kind === 'trade' ? await applyTradeResult(pc, notice.trade) : await applyRefundResult(pc, notice.refund);
+    if (applied === 'unknown_payment' || applied === 'unknown') {
+      // Verified, so the channel sent it, but for no payment of ours: say so and stop the retries.
+      const payNo = notice.kind === 'trade' ? notice.trade.payNo : notice.refund.payNo;
+      pc.p.log.error({ channel: channelName, payNo, kind: notice.kind }, 'verified notification for a payment or refund we do not have');
+      return { answer: channel.answer('accepted'), outcome: 'unknown_payment' };
+    }
+    return { answer: channel.answer('accepted'), outcome: 'handled' };
+  } catch (error) {
+    pc.p.log.error({ channel: channelName, err: error }, 'notification not handled; the channel will send it again');
+    return { answer: channel.answer('rejected'), outcome: 'failed' };
+  }
+}

@@ -1,0 +1,299 @@
+import type { Transaction } from 'kysely';
+import { getActivity } from '../catalog/index.ts';
+import { scheduleJob } from '../jobs/index.ts';
+import { getOrder, recordOrderRefund, refundableLines } from '../orders/index.ts';
+import type { Db } from '../platform/db/database.ts';
+import { transact } from '../platform/db/retry.ts';
+import type { DB } from '../platform/db/schema.ts';
+import { affected, ignoreDuplicates, isUniqueViolation } from '../platform/db/sql.ts';
+import { AppError, assert, isAppError } from '../platform/errors.ts';
+import { slotOfOrderNo } from '../platform/shards.ts';
+import { notifyUrl, type PaymentCentre } from './centre.ts';
+import type { ChannelRefund } from './channels/types.ts';
+import type { RefundReason } from './state.ts';
+import { findPayment, findRefund, mustShard, refundsOfPayment, shardOfNumber, updatePayment, updateRefund, type Payment, type Refund } from './store.ts';
+
+/** Follows a refund the channel has not settled yet: asks again on this schedule, the last step repeating. */
+export const REFUND_FOLLOW_JOB = 'payment.refund.follow';
+const REFUND_FOLLOW_BACKOFF_MS = [10_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000] as const;
+/** About a day of asking; after that the refund waits for reconciliation and a person. */
+export const MAX_REFUND_FOLLOW_ATTEMPTS = 60;
+/** Most refunds one payment may have (partial refunds, line by line, and failed tries). */
+export const MAX_REFUNDS_PER_PAYMENT = 100;
+/** A lost compare-and-set on a payment is re-read and tried again at most this many times. */
+const MAX_REFUND_RACE_ROUNDS = 8;
+
+/** Refunds the order asked for change the order; the automatic ones return money the order never kept. */
+const CHANGES_ORDER: ReadonlySet<RefundReason> = new Set(['buyer_request', 'admin', 'price_protection']);
+
+class LostRace extends Error {}
+
+/** An automatic refund's number: one per payment, so a repeat finds the first. */
+export function automaticRefundNo(payNo: string): string {
+  return `A${payNo.slice(1)}`;
+}
+
+/** A 价保 payout's number: one per order line. */
+export function priceProtectionRefundNo(orderNo: string, lineNo: number): string {
+  return `V${orderNo}`.slice(0, 24) + String(lineNo).padStart(3, '0');
+}
+
+export interface NewRefund {
+  refundNo: string;
+  amount_fen: number;
+  reason: RefundReason;
+  lineNos: number[] | null;
+  requestKey: string | null;
+  requestedBy: string;
+}
+
+/**
+ * Writes a refund against a payment inside the caller's transaction. The payment's committed
+ * refunds go up in the same compare-and-set that serializes refunds of one payment, so refunds
+ * never add up past the payment, and two refunds of one line cannot both pass.
+ * Returns false when the refund number (or request key) exists already.
+ */
+export async function insertRefund(trx: Transaction<DB>, payment: Payment, refund: NewRefund, now_ms: number): Promise<boolean> {
+  assert(Number.isSafeInteger(refund.amount_fen) && refund.amount_fen > 0, 'refund amount must be a positive integer of fen');
+  const inserted = await trx
+    .insertInto('payment_refunds')
+    .values({
+      refund_no: refund.refundNo,
+      pay_no: payment.payNo,
+      order_no: payment.orderNo,
+      channel: payment.channel,
+      amount_fen: refund.amount_fen,
+      reason: refund.reason,
+      line_nos: refund.lineNos ? JSON.stringify(refund.lineNos) : null,
+      request_key: refund.requestKey,
+      requested_by: refund.requestedBy,
+      status: 'REQUESTED',
+      version: 0,
+      channel_refund_no: null,
+      failure: null,
+      created_at_ms: now_ms,
+      updated_at_ms: now_ms,
+      succeeded_at_ms: null,
+    })
+    .$call(ignoreDuplicates(trx))
+    .executeTakeFirst();
+  if (affected(inserted) === 0) return false;
+  if (payment.refundCommitted_fen + refund.amount_fen > payment.amount_fen) {
+    throw new AppError('refund_exceeds_paid', { details: { refundable_fen: payment.amount_fen - payment.refundCommitted_fen } });
+  }
+  const committed = await updatePayment(trx, payment, payment.status, { refund_committed_fen: payment.refundCommitted_fen + refund.amount_fen }, now_ms);
+  if (!committed) throw new LostRace();
+  await scheduleFollow(trx, payment.payNo, refund.refundNo, 0, now_ms);
+  return true;
+}
+
+async function scheduleFollow(trx: Transaction<DB>, payNo: string, refundNo: string, attempt: number, now_ms: number): Promise<void> {
+  const delay_ms = REFUND_FOLLOW_BACKOFF_MS[Math.min(attempt, REFUND_FOLLOW_BACKOFF_MS.length - 1)]!;
+  await scheduleJob(trx, { kind: REFUND_FOLLOW_JOB, key: `${REFUND_FOLLOW_JOB}:${refundNo}:${attempt}`, payload: { payNo, refundNo, attempt }, due_at_ms: now_ms + delay_ms }, now_ms);
+}
+
+/** Runs work against a fresh read of the payment, again when another writer changed it first. */
+export async function withPayment<T>(db: Db, payNo: string, work: (trx: Transaction<DB>, payment: Payment) => Promise<T>): Promise<T> {
+  for (let round = 0; round < MAX_REFUND_RACE_ROUNDS; round++) {
+    try {
+      return await transact(db, async (trx) => {
+        const payment = await findPayment(trx, payNo);
+        if (!payment) throw new AppError('payment_not_found');
+        return work(trx, payment);
+      });
+    } catch (error) {
+      if (!(error instanceof LostRace)) throw error;
+    }
+  }
+  throw new AppError('payment_state_conflict', { details: { payNo } });
+}
+
+export { LostRace };
+
+export interface RefundRequest {
+  orderNo: string;
+  /** The lines to refund, or 'all' for every line not refunded yet. */
+  lineNos: number[] | 'all';
+  /** The caller's idempotency key: the same key returns the same refund. */
+  requestKey: string;
+  reason: 'buyer_request' | 'admin';
+  requestedBy: string;
+  /** A buyer may refund only their own order, and only within the refund policy. */
+  asBuyer?: number;
+}
+
+/**
+ * A refund of order lines (the whole order is every line), for the buyer within policy or
+ * for an admin at any time. Each line returns its allocated payable less any 价保 paid on it.
+ * The refund is written first, then the channel is asked; a channel that does not answer is
+ * asked again by the follow job, with the same refund number.
+ */
+export async function requestRefund(pc: PaymentCentre, request: RefundRequest): Promise<Refund> {
+  const { p } = pc;
+  const order = await getOrder(p, request.orderNo, request.asBuyer);
+  const db = p.shards.forOrderNo(request.orderNo)!;
+  const earlier = await db
+    .selectFrom('payment_refunds')
+    .select('refund_no')
+    .where('order_no', '=', request.orderNo)
+    .where('request_key', '=', request.requestKey)
+    .executeTakeFirst();
+  if (earlier) return (await findRefund(db, earlier.refund_no))!;
+  if (order.status !== 'PAID' || !order.paymentNo) throw new AppError('refund_not_allowed', { message: `An order that is ${order.status} cannot be refunded.` });
+  const lineNos = request.lineNos === 'all' ? order.lines.filter((l) => l.refunded_at_ms === null).map((l) => l.lineNo) : [...new Set(request.lineNos)];
+  if (lineNos.length === 0) throw new AppError('refund_not_allowed', { message: 'Every line was refunded already.' });
+  if (request.asBuyer !== undefined) await checkBuyerPolicy(pc, order.lines.filter((l) => lineNos.includes(l.lineNo)).map((l) => l.activityId));
+
+  const refundNo = `R${p.nextOrderNo(slotOfOrderNo(request.orderNo)!, p.now())}`;
+  try {
+    await withPayment(db, order.paymentNo, async (trx, payment) => {
+      const open = (await refundsOfPayment(trx, payment.payNo)).filter((r) => r.status !== 'FAILED');
+      if (open.length >= MAX_REFUNDS_PER_PAYMENT) throw new AppError('refund_not_allowed', { message: 'This payment has too many refunds.' });
+      const inFlight = open.flatMap((r) => (r.status === 'SUCCEEDED' ? [] : (r.lineNos ?? [])));
+      const clash = lineNos.find((n) => inFlight.includes(n));
+      if (clash !== undefined) throw new AppError('refund_not_allowed', { message: `Line ${clash} has a refund under way.` });
+      const lines = await refundableLines(trx, order, lineNos);
+      const amount_fen = lines.reduce((sum, l) => sum + l.amount_fen, 0);
+      if (amount_fen <= 0) throw new AppError('refund_not_allowed', { message: 'Nothing is left to refund on these lines.' });
+      await insertRefund(trx, payment, { refundNo, amount_fen, reason: request.reason, lineNos, requestKey: request.requestKey, requestedBy: request.requestedBy }, p.now());
+    });
+  } catch (error) {
+    // The same key sent twice at once: the other request wrote the refund.
+    if (!isUniqueViolation(error)) throw error;
+    const other = await db.selectFrom('payment_refunds').select('refund_no').where('order_no', '=', request.orderNo).where('request_key', '=', request.requestKey).executeTakeFirst();
+    if (!other) throw error;
+    return (await findRefund(db, other.refund_no))!;
+  }
+  p.wake();
+  return driveRefund(pc, order.paymentNo, refundNo);
+}
+
+/** 截单: after an activity's order cut-off the merchant has bought for the group, so a buyer can no longer refund by themselves. */
+async function checkBuyerPolicy(pc: PaymentCentre, activityIds: number[]): Promise<void> {
+  for (const id of new Set(activityIds)) {
+    const activity = await getActivity(pc.p.db, id);
+    if (activity && pc.p.now() >= activity.order_cutoff_at_ms) {
+      throw new AppError('refund_not_allowed', { message: 'The activity has passed its order cut-off; ask the platform for a refund.' });
+    }
+  }
+}
+
+/**
+ * Moves a refund on: a refund never sent is sent (again: the channel keys it by refund number),
+ * one being processed is queried, and the answer is applied. A channel that does not answer
+ * leaves the refund as it is for the follow job.
+ */
+export async function driveRefund(pc: PaymentCentre, payNo: string, refundNo: string): Promise<Refund> {
+  const db = mustShard(pc.p, payNo);
+  const refund = await findRefund(db, refundNo);
+  if (!refund) throw new AppError('refund_not_found');
+  if (refund.status === 'SUCCEEDED' || refund.status === 'FAILED') return refund;
+  const channel = pc.channels.get(refund.channel);
+  if (!channel) throw new AppError('channel_not_configured', { details: { channel: refund.channel } });
+  const payment = (await findPayment(db, payNo))!;
+  let answer: ChannelRefund;
+  try {
+    answer =
+      refund.status === 'REQUESTED'
+        ? await channel.refund({
+            payNo,
+            channelTradeNo: payment.channelTradeNo ?? undefined,
+            refundNo,
+            amount_fen: refund.amount_fen,
+            total_fen: payment.amount_fen,
+            reason: refund.reason,
+            notifyUrl: notifyUrl(pc, refund.channel),
+            requested_at_ms: refund.created_at_ms,
+          })
+        : await channel.queryRefund(payNo, refundNo, { requested_at_ms: refund.created_at_ms });
+  } catch (error) {
+    if (isAppError(error, 'channel_refused')) {
+      answer = { payNo, refundNo, state: 'failed', failure: error.message.slice(0, 250) };
+    } else if (isAppError(error, 'channel_unavailable')) {
+      pc.p.log.warn({ payNo, refundNo, err: error }, 'refund not settled: the channel did not answer; the follow job asks again');
+      return refund;
+    } else throw error;
+  }
+  await applyRefundResult(pc, answer);
+  return (await findRefund(db, refundNo))!;
+}
+
+/**
+ * Applies what the channel says of a refund (from a notification, a query or the refund call),
+ * once: succeeded adds to the payment's refunded amount and, for refunds the order asked for,
+ * records it on the order in the same transaction; failed gives the amount back to what
+ * may still be refunded.
+ */
+export async function applyRefundResult(pc: PaymentCentre, answer: ChannelRefund): Promise<'applied' | 'unchanged' | 'unknown'> {
+  const db = mustShard(pc.p, answer.payNo);
+  const known = await findRefund(db, answer.refundNo);
+  if (!known || known.payNo !== answer.payNo) return 'unknown';
+  if (answer.state === 'not_found' && known.status === 'REQUESTED') {
+    // The channel never got it (we stopped between writing and asking): ask now.
+    await driveRefund(pc, answer.payNo, answer.refundNo);
+    return 'applied';
+  }
+  if (answer.state === 'not_found') return 'unchanged';
+  const now_ms = pc.p.now();
+  return withPayment(db, answer.payNo, async (trx, payment) => {
+    const refund = (await findRefund(trx, answer.refundNo))!;
+    if (refund.status === 'SUCCEEDED' || refund.status === 'FAILED') return 'unchanged';
+    if (answer.state === 'processing') {
+      if (refund.status !== 'REQUESTED') return 'unchanged';
+      if (!(await updateRefund(trx, refund, 'PROCESSING', { channel_refund_no: answer.channelRefundNo ?? null }, now_ms))) throw new LostRace();
+      return 'applied';
+    }
+    if (answer.state === 'failed' || answer.state === 'closed') {
+      if (!(await updateRefund(trx, refund, 'FAILED', { failure: (answer.failure ?? answer.state).slice(0, 250) }, now_ms))) throw new LostRace();
+      const released = await updatePayment(trx, payment, payment.status, { refund_committed_fen: payment.refundCommitted_fen - refund.amount_fen }, now_ms);
+      if (!released) throw new LostRace();
+      pc.p.log.warn({ payNo: refund.payNo, refundNo: refund.refundNo, failure: answer.failure }, 'refund failed at the channel');
+      return 'applied';
+    }
+    const succeeded_at_ms = answer.succeeded_at_ms ?? now_ms;
+    if (!(await updateRefund(trx, refund, 'SUCCEEDED', { channel_refund_no: answer.channelRefundNo ?? null, succeeded_at_ms }, now_ms))) throw new LostRace();
+    const refunded_fen = payment.refunded_fen + refund.amount_fen;
+    assert(refunded_fen <= payment.refundCommitted_fen, () => `refunds of ${payment.payNo} pass what was committed`);
+    const to = refunded_fen === payment.amount_fen ? 'REFUNDED' : 'PARTLY_REFUNDED';
+    if (!(await updatePayment(trx, payment, to, { refunded_fen }, now_ms))) throw new LostRace();
+    if (CHANGES_ORDER.has(refund.reason)) {
+      await recordOrderRefund(trx, refund.orderNo, { refundNo: refund.refundNo, reason: refund.reason, lineNos: refund.lineNos, amount_fen: refund.amount_fen }, now_ms);
+    }
+    return 'applied';
+  }).then((outcome) => {
+    pc.p.wake();
+    return outcome;
+  });
+}
+
+/**
+ * 价保 payout: the claimed amount goes back to the order's payment as a refund of its own
+ * (one per line, by number), changing no line. An order paid outside the payment centre has
+ * no payment here to refund from: that is logged for a person, not retried for ever.
+ */
+export async function payPriceProtection(pc: PaymentCentre, claim: { orderNo: string; lineNo: number; amount_fen: number; paymentNo: string | null }): Promise<void> {
+  if (claim.amount_fen <= 0) return;
+  const db = claim.paymentNo ? shardOfNumber(pc.p, claim.paymentNo) : undefined;
+  const payment = db && (await findPayment(db, claim.paymentNo!));
+  if (!db || !payment) {
+    pc.p.log.error({ orderNo: claim.orderNo, lineNo: claim.lineNo, amount_fen: claim.amount_fen }, 'price protection claimed on an order whose payment is not in the payment centre; pay it out by hand');
+    return;
+  }
+  const refundNo = priceProtectionRefundNo(claim.orderNo, claim.lineNo);
+  await withPayment(db, payment.payNo, (trx, current) =>
+    insertRefund(trx, current, { refundNo, amount_fen: claim.amount_fen, reason: 'price_protection', lineNos: null, requestKey: null, requestedBy: 'system' }, pc.p.now()),
+  );
+  await driveRefund(pc, payment.payNo, refundNo);
+}
+
+/** The follow job: drives the refund and, while it is unsettled, comes back later. */
+export async function followRefund(pc: PaymentCentre, payload: { payNo: string; refundNo: string; attempt: number }): Promise<void> {
+  const refund = await driveRefund(pc, payload.payNo, payload.refundNo);
+  if (refund.status === 'SUCCEEDED' || refund.status === 'FAILED') return;
+  if (payload.attempt + 1 >= MAX_REFUND_FOLLOW_ATTEMPTS) {
+    pc.p.log.error({ payNo: payload.payNo, refundNo: payload.refundNo }, 'refund still unsettled after a day of asking; reconciliation and a person must look');
+    return;
+  }
+  const db = mustShard(pc.p, payload.payNo);
+  await transact(db, (trx) => scheduleFollow(trx, payload.payNo, payload.refundNo, payload.attempt + 1, pc.p.now()));
+}

@@ -1,0 +1,178 @@
+import { scheduleJob } from '../jobs/index.ts';
+import { paymentSucceeded } from '../orders/index.ts';
+import type { Transaction } from 'kysely';
+import { transact } from '../platform/db/retry.ts';
+import type { DB } from '../platform/db/schema.ts';
+import { AppError, isAppError } from '../platform/errors.ts';
+import { PAYMENT_QUERY_JOB, type PaymentCentre } from './centre.ts';
+import type { ChannelTrade } from './channels/types.ts';
+import { automaticRefundNo, driveRefund, insertRefund, LostRace, withPayment } from './refunds.ts';
+import type { Disposition } from './state.ts';
+import { findPayment, refundsOfPayment, shardOfNumber, updatePayment, type Payment } from './store.ts';
+
+/**
+ * Safety net for a success recorded but not yet taken to the order (a crash in between):
+ * this job does it, and does nothing when the inline path got there first.
+ */
+export const PAYMENT_APPLY_JOB = 'payment.apply';
+const APPLY_SAFETY_DELAY_MS = 30_000;
+/** A lost compare-and-set on a payment is re-read and decided again at most this many times. */
+const MAX_SUCCESS_RACE_ROUNDS = 8;
+
+export type TradeResultOutcome = 'unknown_payment' | 'applied' | 'unchanged';
+
+/**
+ * What a channel says of a trade — from a verified notification or our own query, handled
+ * the same way, any number of times, in any order. A success is recorded once and taken to
+ * the order; a later success of a payment we had closed is still a success (the channel holds
+ * the money) and the order decides whether it pays or is refunded.
+ */
+export async function applyTradeResult(pc: PaymentCentre, trade: ChannelTrade): Promise<TradeResultOutcome> {
+  const db = shardOfNumber(pc.p, trade.payNo);
+  const payment = db && (await findPayment(db, trade.payNo));
+  if (!db || !payment) return 'unknown_payment';
+  switch (trade.state) {
+    case 'succeeded': {
+      const outcome = await recordSuccess(pc, payment, trade);
+      if (trade.finished && !payment.finished) await markFinished(pc, payment.payNo);
+      if (trade.refunded_fen !== undefined && trade.refunded_fen > payment.refunded_fen) await followOpenRefunds(pc, payment.payNo);
+      return outcome;
+    }
+    case 'closed':
+    case 'failed': {
+      if (payment.status !== 'CREATED') return 'unchanged';
+      const to = trade.state === 'closed' ? 'CLOSED' : 'FAILED';
+      const moved = await updatePayment(db, payment, to, { closed_at_ms: pc.p.now() }, pc.p.now());
+      return moved ? 'applied' : applyTradeResult(pc, trade);
+    }
+    default:
+      return 'unchanged';
+  }
+}
+
+async function recordSuccess(pc: PaymentCentre, first: Payment, trade: ChannelTrade): Promise<TradeResultOutcome> {
+  const db = shardOfNumber(pc.p, first.payNo)!;
+  if (trade.amount_fen !== undefined && trade.amount_fen !== first.amount_fen) {
+    // The channel took another amount than we asked: never ship on it. It is refunded as a mismatch.
+    pc.p.log.error({ payNo: first.payNo, asked_fen: first.amount_fen, taken_fen: trade.amount_fen }, 'channel reports a different amount');
+  } else if (first.status === 'CREATED' && (await payInOneCommit(pc, first, trade))) {
+    return 'applied';
+  }
+  let recorded = false;
+  for (let round = 0; round < MAX_SUCCESS_RACE_ROUNDS; round++) {
+    const payment = (await findPayment(db, first.payNo))!;
+    if (payment.status === 'CREATED' || payment.status === 'CLOSED' || payment.status === 'FAILED') {
+      const now_ms = pc.p.now();
+      const moved = await transact(db, async (trx) => {
+        const won = await updatePayment(
+          trx,
+          payment,
+          'SUCCEEDED',
+          { channel_trade_no: trade.channelTradeNo ?? payment.channelTradeNo, succeeded_at_ms: trade.paid_at_ms ?? now_ms },
+          now_ms,
+        );
+        if (won) {
+          await deleteQueryJobs(trx, payment.payNo);
+          await scheduleJob(trx, { kind: PAYMENT_APPLY_JOB, key: `${PAYMENT_APPLY_JOB}:${payment.payNo}`, payload: { payNo: payment.payNo }, due_at_ms: now_ms + APPLY_SAFETY_DELAY_MS }, now_ms);
+        }
+        return won;
+      });
+      if (!moved) continue;
+      recorded = true;
+    }
+    const mismatch = trade.amount_fen !== undefined && trade.amount_fen !== payment.amount_fen;
+    await applyToOrder(pc, payment.payNo, mismatch);
+    return recorded ? 'applied' : 'unchanged';
+  }
+  throw new Error(`payment ${first.payNo}: success not recorded after ${MAX_SUCCESS_RACE_ROUNDS} rounds`);
+}
+
+/**
+ * The common case, in one commit on the order's shard: the order is waiting and this is its
+ * first success — the payment is recorded as SUCCEEDED and applied in the transaction that pays
+ * the order. False when the order says anything else (a duplicate, a cancelled order, a race);
+ * the general path then records the success and acts on the order's answer.
+ */
+async function payInOneCommit(pc: PaymentCentre, payment: Payment, trade: ChannelTrade): Promise<boolean> {
+  const now_ms = pc.p.now();
+  const paid_at_ms = trade.paid_at_ms ?? now_ms;
+  try {
+    const outcome = await paymentSucceeded(
+      pc.p,
+      payment.orderNo,
+      { paymentNo: payment.payNo, amount_fen: payment.amount_fen, paid_at_ms },
+      {
+        inPaidTransaction: async (trx) => {
+          const changes = { channel_trade_no: trade.channelTradeNo ?? payment.channelTradeNo, succeeded_at_ms: paid_at_ms, disposition: 'applied' };
+          if (!(await updatePayment(trx, payment, 'SUCCEEDED', changes, now_ms))) throw new AppError('payment_state_conflict');
+          await deleteQueryJobs(trx, payment.payNo);
+        },
+      },
+    );
+    return outcome === 'paid';
+  } catch (error) {
+    if (isAppError(error, 'payment_state_conflict')) return false;
+    throw error;
+  }
+}
+
+/** The active query's jobs of a payment that needs no more asking (keys payment.query:{payNo}:{attempt}). */
+async function deleteQueryJobs(trx: Transaction<DB>, payNo: string): Promise<void> {
+  const prefix = `${PAYMENT_QUERY_JOB}:${payNo}:`;
+  // A key range rather than LIKE, so every engine walks the unique index.
+  await trx.deleteFrom('jobs').where('job_key', '>=', prefix).where('job_key', '<', `${prefix.slice(0, -1)};`).execute();
+}
+
+/**
+ * Takes a recorded success to the order (`paymentSucceeded`) and acts on its answer: paid,
+ * or refunded automatically in full as a duplicate (重复支付), for a cancelled order, for an
+ * amount that does not match, or because on-payment stock ran out. Idempotent.
+ */
+export async function applyToOrder(pc: PaymentCentre, payNo: string, amountMismatch = false): Promise<Disposition | undefined> {
+  const db = shardOfNumber(pc.p, payNo)!;
+  const payment = await findPayment(db, payNo);
+  if (!payment || payment.disposition !== null) return payment?.disposition ?? undefined;
+  if (payment.status !== 'SUCCEEDED' && payment.status !== 'PARTLY_REFUNDED' && payment.status !== 'REFUNDED') return undefined;
+  const outcome = amountMismatch
+    ? 'amount_mismatch'
+    : await paymentSucceeded(pc.p, payment.orderNo, { paymentNo: payNo, amount_fen: payment.amount_fen, paid_at_ms: payment.succeeded_at_ms ?? pc.p.now() });
+  const disposition: Disposition = outcome === 'paid' || outcome === 'already_paid' ? 'applied' : outcome;
+  const now_ms = pc.p.now();
+  const refundNo = automaticRefundNo(payNo);
+  const decided = await withPayment(db, payNo, async (trx, current) => {
+    if (current.disposition !== null) return false;
+    if (!(await updatePayment(trx, current, current.status, { disposition }, now_ms))) throw new LostRace();
+    const after = { ...current, version: current.version + 1 };
+    if (disposition !== 'applied' && current.amount_fen > current.refundCommitted_fen) {
+      await insertRefund(
+        trx,
+        after,
+        { refundNo, amount_fen: current.amount_fen - current.refundCommitted_fen, reason: disposition, lineNos: null, requestKey: null, requestedBy: 'system' },
+        now_ms,
+      );
+    }
+    await trx.deleteFrom('jobs').where('job_key', '=', `${PAYMENT_APPLY_JOB}:${payNo}`).execute();
+    return true;
+  });
+  if (decided && disposition !== 'applied') {
+    pc.p.log.warn({ payNo, orderNo: payment.orderNo, disposition }, 'payment succeeded but the order did not take it: refunding it in full');
+    await driveRefund(pc, payNo, refundNo);
+  }
+  return disposition;
+}
+
+async function markFinished(pc: PaymentCentre, payNo: string): Promise<void> {
+  const db = shardOfNumber(pc.p, payNo)!;
+  await withPayment(db, payNo, async (trx, payment) => {
+    if (payment.finished) return;
+    if (!(await updatePayment(trx, payment, payment.status, { finished: 1 }, pc.p.now()))) throw new LostRace();
+  });
+}
+
+/** The channel says more was refunded than we know: ask about every refund still open. */
+async function followOpenRefunds(pc: PaymentCentre, payNo: string): Promise<void> {
+  const db = shardOfNumber(pc.p, payNo)!;
+  for (const refund of await refundsOfPayment(db, payNo)) {
+    if (refund.status === 'REQUESTED' || refund.status === 'PROCESSING') await driveRefund(pc, payNo, refund.refundNo);
+  }
+}

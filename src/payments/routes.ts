@@ -1,0 +1,200 @@
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { App } from '../app.ts';
+import { getOrder } from '../orders/index.ts';
+import { authorize, subjectId } from '../platform/http/auth.ts';
+import type { RouteModule } from '../platform/http/server.ts';
+import { AppError } from '../platform/errors.ts';
+import type { Principal } from '../platform/http/tokens.ts';
+import { CHANNELS, PAY_METHODS } from './channels/types.ts';
+import { handleNotification } from './notifications.ts';
+import { startPayment } from './pay.ts';
+import { listReconciliations, reconciliationReport } from './reconciliation.ts';
+import { requestRefund } from './refunds.ts';
+import { findPayment, mustShard, paymentsOfOrder, refundsOfOrder, refundsOfPayment, type Payment, type Refund } from './store.ts';
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const orderNoParams = z.object({ orderNo: z.string().regex(/^\d{23}$/, 'an order number is 23 digits') });
+const payNoParams = z.object({ payNo: z.string().regex(/^P\d{23}$/, 'a pay number is P and 23 digits') });
+const MAX_REQUEST_KEY_LENGTH = 128;
+
+export function paymentView(p: Payment) {
+  return {
+    payNo: p.payNo,
+    orderNo: p.orderNo,
+    channel: p.channel,
+    method: p.method,
+    status: p.status,
+    amountFen: p.amount_fen,
+    currency: p.currency,
+    refundedFen: p.refunded_fen,
+    disposition: p.disposition,
+    channelTradeNo: p.channelTradeNo,
+    action: p.action,
+    expiresAt: iso(p.expires_at_ms),
+    createdAt: iso(p.created_at_ms),
+    succeededAt: iso(p.succeeded_at_ms),
+    closedAt: iso(p.closed_at_ms),
+  };
+}
+
+export function refundView(r: Refund) {
+  return {
+    refundNo: r.refundNo,
+    payNo: r.payNo,
+    orderNo: r.orderNo,
+    channel: r.channel,
+    status: r.status,
+    amountFen: r.amount_fen,
+    reason: r.reason,
+    lineNos: r.lineNos,
+    requestedBy: r.requestedBy,
+    channelRefundNo: r.channelRefundNo,
+    failure: r.failure,
+    createdAt: iso(r.created_at_ms),
+    succeededAt: iso(r.succeeded_at_ms),
+  };
+}
+
+/** A buyer sees their own orders' payments; an admin sees any. */
+function buyerScope(principal: Principal): number | undefined {
+  return principal.role === 'buyer' ? subjectId(principal) : undefined;
+}
+
+function requestKey(header: unknown): string {
+  if (typeof header !== 'string' || header.length === 0) throw new AppError('missing_idempotency_key', { field: 'Idempotency-Key' });
+  if (header.length > MAX_REQUEST_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(header)) {
+    throw new AppError('invalid_field', { field: 'Idempotency-Key', message: `Up to ${MAX_REQUEST_KEY_LENGTH} printable ASCII characters.` });
+  }
+  return header;
+}
+
+const refundBody = z.object({ lineNos: z.array(z.number().int().min(1).max(1000)).min(1).max(100).optional() }).strict();
+
+export const paymentRoutes: RouteModule = (server, app: App) => {
+  const pc = app.payments;
+
+  server.post(
+    '/orders/:orderNo/payments',
+    {
+      schema: {
+        summary: 'Start paying an order with a channel and method; the same channel and method again returns the open attempt',
+        tags: ['payments'],
+        params: orderNoParams,
+        body: z
+          .object({
+            channel: z.enum(CHANNELS),
+            method: z.enum(PAY_METHODS),
+            payerId: z.string().min(1).max(128).optional(),
+            returnUrl: z.url().max(512).optional(),
+          })
+          .strict(),
+      },
+    },
+    async (request, reply) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      const payment = await startPayment(pc, { orderNo: request.params.orderNo, asBuyer: buyerId, payerIp: request.ip, ...request.body });
+      return reply.status(201).send(paymentView(payment));
+    },
+  );
+
+  server.get('/orders/:orderNo/payments', { schema: { summary: "An order's payment attempts and refunds", tags: ['payments'], params: orderNoParams } }, async (request) => {
+    const principal = authorize(request, 'buyer', 'admin');
+    const order = await getOrder(app, request.params.orderNo, buyerScope(principal));
+    const db = app.shards.forOrderNo(order.orderNo)!;
+    return {
+      payments: (await paymentsOfOrder(db, order.orderNo)).map(paymentView),
+      refunds: (await refundsOfOrder(db, order.orderNo)).map(refundView),
+    };
+  });
+
+  server.get('/payments/:payNo', { schema: { summary: 'One payment attempt and its refunds', tags: ['payments'], params: payNoParams } }, async (request) => {
+    const principal = authorize(request, 'buyer', 'admin');
+    const db = mustShard(app, request.params.payNo);
+    const payment = await findPayment(db, request.params.payNo);
+    const scope = buyerScope(principal);
+    if (!payment || (scope !== undefined && payment.buyerId !== scope)) throw new AppError('payment_not_found');
+    return { ...paymentView(payment), refunds: (await refundsOfPayment(db, payment.payNo)).map(refundView) };
+  });
+
+  for (const [path, role] of [
+    ['/orders/:orderNo/refunds', 'buyer'],
+    ['/admin/orders/:orderNo/refunds', 'admin'],
+  ] as const) {
+    server.post(
+      path,
+      {
+        schema: {
+          summary:
+            role === 'buyer'
+              ? "Refund lines of the buyer's paid order (all lines when none are named), until the activity's order cut-off. Requires an Idempotency-Key header."
+              : 'Refund lines of any paid order (all lines when none are named). Requires an Idempotency-Key header.',
+          tags: ['payments'],
+          params: orderNoParams,
+          body: refundBody,
+        },
+      },
+      async (request, reply) => {
+        const principal = authorize(request, role);
+        const refund = await requestRefund(pc, {
+          orderNo: request.params.orderNo,
+          lineNos: request.body.lineNos ?? 'all',
+          requestKey: requestKey(request.headers['idempotency-key']),
+          reason: role === 'buyer' ? 'buyer_request' : 'admin',
+          requestedBy: `${principal.role}:${principal.subject}`,
+          ...(role === 'buyer' && { asBuyer: subjectId(principal) }),
+        });
+        return reply.status(201).send(refundView(refund));
+      },
+    );
+  }
+
+  // Channel notifications: the adapter verifies the raw body, so it is kept as it came.
+  void server.register(async (plain) => {
+    const child = plain.withTypeProvider<ZodTypeProvider>();
+    child.removeAllContentTypeParsers();
+    child.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+    child.post(
+      '/payments/notify/:channel',
+      { schema: { summary: "A payment channel's signed notification", tags: ['payments'], params: z.object({ channel: z.enum(CHANNELS) }) } },
+      async (request, reply) => {
+        if (!pc.channels.has(request.params.channel)) throw new AppError('channel_not_configured');
+        const headers: Record<string, string | undefined> = {};
+        for (const [name, value] of Object.entries(request.headers)) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+        const { answer } = await handleNotification(pc, request.params.channel, {
+          method: request.method,
+          url: request.url,
+          headers,
+          rawBody: typeof request.body === 'string' ? request.body : '',
+        });
+        return reply.status(answer.status).type(answer.contentType).send(answer.body);
+      },
+    );
+  });
+
+  server.get(
+    '/admin/reconciliations',
+    {
+      schema: {
+        summary: 'Reconciliation runs (对账), newest first',
+        tags: ['payments'],
+        querystring: z.object({ channel: z.enum(CHANNELS).optional(), limit: z.coerce.number().int().min(1).max(100).default(20) }),
+      },
+    },
+    async (request) => {
+      authorize(request, 'admin');
+      return { runs: await listReconciliations(app.db, request.query) };
+    },
+  );
+
+  server.get(
+    '/admin/reconciliations/:id',
+    { schema: { summary: 'One reconciliation run with every difference and the action taken or proposed', tags: ['payments'], params: z.object({ id: z.coerce.number().int().positive() }) } },
+    async (request) => {
+      authorize(request, 'admin');
+      const report = await reconciliationReport(app.db, request.params.id);
+      if (!report) throw new AppError('not_found');
+      return report;
+    },
+  );
+};

@@ -1,0 +1,177 @@
+import type { Transaction } from 'kysely';
+import type { Platform } from '../platform/context.ts';
+import type { Db } from '../platform/db/database.ts';
+import type { DB, PaymentOrderRow, PaymentRefundRow } from '../platform/db/schema.ts';
+import { affected } from '../platform/db/sql.ts';
+import { AppError, assert } from '../platform/errors.ts';
+import type { ChannelName, PayAction, PayMethod } from './channels/types.ts';
+import { canMovePayment, canMoveRefund, type Disposition, type PaymentStatus, type RefundReason, type RefundStatus } from './state.ts';
+
+export interface Payment {
+  payNo: string;
+  orderNo: string;
+  buyerId: number;
+  channel: ChannelName;
+  method: PayMethod;
+  amount_fen: number;
+  currency: string;
+  status: PaymentStatus;
+  version: number;
+  channelTradeNo: string | null;
+  action: PayAction | null;
+  disposition: Disposition | null;
+  refundCommitted_fen: number;
+  refunded_fen: number;
+  finished: boolean;
+  expires_at_ms: number;
+  created_at_ms: number;
+  succeeded_at_ms: number | null;
+  closed_at_ms: number | null;
+}
+
+export interface Refund {
+  refundNo: string;
+  payNo: string;
+  orderNo: string;
+  channel: ChannelName;
+  amount_fen: number;
+  reason: RefundReason;
+  lineNos: number[] | null;
+  requestedBy: string;
+  status: RefundStatus;
+  version: number;
+  channelRefundNo: string | null;
+  failure: string | null;
+  created_at_ms: number;
+  succeeded_at_ms: number | null;
+}
+
+/** Pay and refund numbers are a letter and a 23-digit number carrying the order's shard gene. */
+const NUMBER = /^[A-Z]\d{23}$/;
+
+/** The order shard a pay number (or refund number) lives on; undefined for one that cannot be ours. */
+export function shardOfNumber(p: Platform, no: string): Db | undefined {
+  return NUMBER.test(no) ? p.shards.forOrderNo(no.slice(1)) : undefined;
+}
+
+export function mustShard(p: Platform, payNo: string): Db {
+  const db = shardOfNumber(p, payNo);
+  if (!db) throw new AppError('payment_not_found');
+  return db;
+}
+
+export function toPayment(r: PaymentOrderRow): Payment {
+  return {
+    payNo: r.pay_no,
+    orderNo: r.order_no,
+    buyerId: Number(r.buyer_id),
+    channel: r.channel as ChannelName,
+    method: r.method as PayMethod,
+    amount_fen: Number(r.amount_fen),
+    currency: r.currency,
+    status: r.status as PaymentStatus,
+    version: Number(r.version),
+    channelTradeNo: r.channel_trade_no,
+    action: r.pay_action ? (JSON.parse(r.pay_action) as PayAction) : null,
+    disposition: r.disposition as Disposition | null,
+    refundCommitted_fen: Number(r.refund_committed_fen),
+    refunded_fen: Number(r.refunded_fen),
+    finished: Number(r.finished) === 1,
+    expires_at_ms: Number(r.expires_at_ms),
+    created_at_ms: Number(r.created_at_ms),
+    succeeded_at_ms: r.succeeded_at_ms === null ? null : Number(r.succeeded_at_ms),
+    closed_at_ms: r.closed_at_ms === null ? null : Number(r.closed_at_ms),
+  };
+}
+
+export function toRefund(r: PaymentRefundRow): Refund {
+  return {
+    refundNo: r.refund_no,
+    payNo: r.pay_no,
+    orderNo: r.order_no,
+    channel: r.channel as ChannelName,
+    amount_fen: Number(r.amount_fen),
+    reason: r.reason as RefundReason,
+    lineNos: r.line_nos ? (JSON.parse(r.line_nos) as number[]) : null,
+    requestedBy: r.requested_by,
+    status: r.status as RefundStatus,
+    version: Number(r.version),
+    channelRefundNo: r.channel_refund_no,
+    failure: r.failure,
+    created_at_ms: Number(r.created_at_ms),
+    succeeded_at_ms: r.succeeded_at_ms === null ? null : Number(r.succeeded_at_ms),
+  };
+}
+
+export async function findPayment(db: Db | Transaction<DB>, payNo: string): Promise<Payment | undefined> {
+  const row = await db.selectFrom('payment_orders').selectAll().where('pay_no', '=', payNo).executeTakeFirst();
+  return row && toPayment(row);
+}
+
+/** Every payment attempt of an order, oldest first (an order has a handful at most). */
+export async function paymentsOfOrder(db: Db | Transaction<DB>, orderNo: string): Promise<Payment[]> {
+  const rows = await db.selectFrom('payment_orders').selectAll().where('order_no', '=', orderNo).orderBy('pay_no').execute();
+  return rows.map(toPayment);
+}
+
+export async function findRefund(db: Db | Transaction<DB>, refundNo: string): Promise<Refund | undefined> {
+  const row = await db.selectFrom('payment_refunds').selectAll().where('refund_no', '=', refundNo).executeTakeFirst();
+  return row && toRefund(row);
+}
+
+export async function refundsOfPayment(db: Db | Transaction<DB>, payNo: string): Promise<Refund[]> {
+  const rows = await db.selectFrom('payment_refunds').selectAll().where('pay_no', '=', payNo).orderBy('refund_no').execute();
+  return rows.map(toRefund);
+}
+
+export async function refundsOfOrder(db: Db | Transaction<DB>, orderNo: string): Promise<Refund[]> {
+  const rows = await db.selectFrom('payment_refunds').selectAll().where('order_no', '=', orderNo).orderBy('created_at_ms').execute();
+  return rows.map(toRefund);
+}
+
+type PaymentChanges = Partial<
+  Pick<PaymentOrderRow, 'channel_trade_no' | 'disposition' | 'refunded_fen' | 'refund_committed_fen' | 'finished' | 'succeeded_at_ms' | 'closed_at_ms' | 'pay_action'>
+>;
+
+/**
+ * The only way a payment changes: a compare-and-set on status and version. A status change
+ * is checked against the table; leaving CREATED frees the order's open-payment slot.
+ * Returns false when another writer got there first.
+ */
+export async function updatePayment(
+  trx: Transaction<DB> | Db,
+  payment: Pick<Payment, 'payNo' | 'status' | 'version'>,
+  to: PaymentStatus,
+  changes: PaymentChanges,
+  now_ms: number,
+): Promise<boolean> {
+  if (to !== payment.status) assert(canMovePayment(payment.status, to), () => `payment may not move from ${payment.status} to ${to}`);
+  const result = await trx
+    .updateTable('payment_orders')
+    .set({ ...changes, status: to, version: payment.version + 1, updated_at_ms: now_ms, ...(to !== 'CREATED' ? { open_order_no: null } : {}) })
+    .where('pay_no', '=', payment.payNo)
+    .where('status', '=', payment.status)
+    .where('version', '=', payment.version)
+    .executeTakeFirst();
+  return affected(result) === 1;
+}
+
+type RefundChanges = Partial<Pick<PaymentRefundRow, 'channel_refund_no' | 'failure' | 'succeeded_at_ms'>>;
+
+export async function updateRefund(
+  trx: Transaction<DB> | Db,
+  refund: Pick<Refund, 'refundNo' | 'status' | 'version'>,
+  to: RefundStatus,
+  changes: RefundChanges,
+  now_ms: number,
+): Promise<boolean> {
+  if (to !== refund.status) assert(canMoveRefund(refund.status, to), () => `refund may not move from ${refund.status} to ${to}`);
+  const result = await trx
+    .updateTable('payment_refunds')
+    .set({ ...changes, status: to, version: refund.version + 1, updated_at_ms: now_ms })
+    .where('refund_no', '=', refund.refundNo)
+    .where('status', '=', refund.status)
+    .where('version', '=', refund.version)
+    .executeTakeFirst();
+  return affected(result) === 1;
+}

@@ -1,0 +1,346 @@
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ccbChannel, ccbSettingsFromEnv, type CcbSettings } from '../../src/payments/channels/ccb.ts';
+import { notificationSignedText } from '../../src/payments/channels/ccb/protocol.ts';
+import { chinaDate, type ChannelNotice, type PayMethod, type PaymentChannel } from '../../src/payments/channels/types.ts';
+import { isAppError } from '../../src/platform/errors.ts';
+import { ccbSandbox, type CcbSandboxKeys } from '../../src/sandbox/ccb.ts';
+import { cashierUrl } from '../../src/sandbox/module.ts';
+import { startSandbox, type SandboxHandle } from '../../src/sandbox/server.ts';
+
+/**
+ * The CCB adapter against the sandbox playing CCB, over real HTTP: every payment the bank
+ * takes is seen by us exactly once as verified, nothing forged is believed, refunds never
+ * return more than was paid, and the day's bill lists exactly the day's money movements.
+ */
+
+interface Received {
+  payNo: string | undefined;
+  url: string;
+  rawBody: string;
+  notice?: ChannelNotice;
+  errorCode?: string;
+}
+
+let sandbox: SandboxHandle;
+let keys: CcbSandboxKeys;
+let settings: CcbSettings;
+let ccb: PaymentChannel;
+let notifyServer: Server;
+let notifyUrl: string;
+const received: Received[] = [];
+let serial = 0;
+
+beforeAll(async () => {
+  keys = ccbSandbox.generateKeys();
+  sandbox = await startSandbox({ modules: [{ module: ccbSandbox, keys }], core: { retryScale: 0.001 } });
+  settings = ccbSandbox.settingsFor(keys, sandbox.url);
+  ccb = ccbChannel(settings, Date.now);
+  notifyServer = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (c: Buffer) => chunks.push(c));
+    request.on('end', () => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(request.headers)) if (typeof v === 'string') headers[k.toLowerCase()] = v;
+      const rawBody = Buffer.concat(chunks).toString('utf8');
+      const record: Received = { payNo: new URLSearchParams(rawBody).get('ORDERID') ?? undefined, url: request.url ?? '', rawBody };
+      received.push(record);
+      ccb.parseNotification({ method: request.method ?? 'POST', url: request.url ?? '/', headers, rawBody }).then(
+        (notice) => {
+          record.notice = notice;
+          reply(ccb.answer('accepted'));
+        },
+        (error: unknown) => {
+          record.errorCode = isAppError(error) ? error.code : String(error);
+          reply(ccb.answer('rejected'));
+        },
+      );
+    });
+    function reply(answer: { status: number; contentType: string; body: string }) {
+      response.writeHead(answer.status, { 'content-type': answer.contentType }).end(answer.body);
+    }
+  });
+  await new Promise<void>((resolve) => notifyServer.listen(0, '127.0.0.1', resolve));
+  notifyUrl = `http://127.0.0.1:${(notifyServer.address() as AddressInfo).port}/notify/ccb`;
+});
+
+afterAll(async () => {
+  await sandbox?.close();
+  await new Promise((resolve) => notifyServer?.close(resolve));
+});
+
+function newPayNo(): string {
+  return `CCB${Date.now()}${String(serial++).padStart(4, '0')}`;
+}
+
+function create(payNo: string, method: PayMethod = 'qr', amount_fen = 1234, channel = ccb) {
+  return channel.create({ payNo, amount_fen, subject: '社区团购 test', expires_at_ms: Date.now() + 15 * 60_000, method, notifyUrl, returnUrl: 'http://127.0.0.1:9/back' });
+}
+
+async function pay(payNo: string): Promise<Response> {
+  return fetch(`${sandbox.url}/sandbox/cashier/ccb/${encodeURIComponent(payNo)}/pay`, { method: 'POST' });
+}
+
+async function paidTrade(amount_fen = 1000): Promise<string> {
+  const payNo = newPayNo();
+  await create(payNo, 'qr', amount_fen);
+  expect((await pay(payNo)).status).toBe(200);
+  return payNo;
+}
+
+async function setFaults(faults: Record<string, unknown>): Promise<void> {
+  const response = await fetch(`${sandbox.url}/sandbox/faults`, { method: 'POST', body: JSON.stringify(faults) });
+  expect(response.status).toBe(200);
+}
+
+async function rejection(promise: Promise<unknown>): Promise<{ code: string; details?: Record<string, unknown> }> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isAppError(error)) return { code: error.code, details: error.details };
+    throw error;
+  }
+  throw new Error('expected a rejection');
+}
+
+function forOrder(payNo: string): Received[] {
+  return received.filter((r) => r.payNo === payNo);
+}
+
+describe('CCB: create', () => {
+  it('qr goes through 530550 and its PAYURL to the sandbox cashier', async () => {
+    const payNo = newPayNo();
+    expect(await create(payNo, 'qr')).toEqual({ kind: 'qr_code', codeUrl: cashierUrl(sandbox.url, 'ccb', payNo) });
+  });
+
+  for (const method of ['page', 'h5'] as const) {
+    it(`${method} redirects to the MAC-signed gateway URL, which sends the browser to the cashier`, async () => {
+      const payNo = newPayNo();
+      const action = await create(payNo, method);
+      if (action.kind !== 'redirect') throw new Error(`expected a redirect, got ${action.kind}`);
+      expect(action.url.startsWith(`${sandbox.url}/ccb/CCBIS/ccbMain?CCB_IBSVersion=V6&`)).toBe(true);
+      expect(new URL(action.url).searchParams.get('PUB')).toBeNull();
+      expect(new URL(action.url).searchParams.get('MAC')).toMatch(/^[0-9a-f]{32}$/);
+      const landing = await fetch(action.url, { redirect: 'manual' });
+      expect(landing.status).toBe(302);
+      expect(landing.headers.get('location')).toBe(cashierUrl(sandbox.url, 'ccb', payNo));
+      expect((await ccb.query(payNo)).state).toBe('pending');
+    });
+  }
+
+  it.each(['jsapi', 'app'] as const)('%s is not offered', async (method) => {
+    expect((await rejection(create(newPayNo(), method))).code).toBe('pay_method_not_supported');
+  });
+
+  it('an order already past its expiry is refused by the bank', async () => {
+    const refused = await rejection(ccb.create({ payNo: newPayNo(), amount_fen: 100, subject: 's', expires_at_ms: Date.now() - 60_000, method: 'qr', notifyUrl }));
+    expect(refused.code).toBe('channel_refused');
+  });
+});
+
+describe('CCB: query', () => {
+  it('says pending before the Pay click and succeeded after, with amount, bank serial and time', async () => {
+    const payNo = newPayNo();
+    await create(payNo, 'qr', 2345);
+    expect(await ccb.query(payNo)).toMatchObject({ payNo, state: 'pending' });
+    expect((await pay(payNo)).status).toBe(200);
+    const trade = sandbox.core.trade('ccb', payNo)!;
+    const seen = await ccb.query(payNo);
+    expect(seen).toMatchObject({ payNo, state: 'succeeded', amount_fen: 2345, channelTradeNo: trade.tradeNo, refunded_fen: 0 });
+    expect(Math.abs(seen.paid_at_ms! - trade.paid_at_ms!)).toBeLessThan(1000);
+  });
+
+  it('says not_found for a number the bank never saw', async () => {
+    expect(await ccb.query(newPayNo())).toEqual({ payNo: expect.any(String), state: 'not_found' });
+  });
+});
+
+describe('CCB: notifications', () => {
+  it('after the Pay click exactly one verified payment notice arrives and is acknowledged', async () => {
+    const payNo = await paidTrade(1500);
+    await sandbox.core.settled();
+    const got = forOrder(payNo);
+    expect(got).toHaveLength(1);
+    expect(got[0]!.notice).toEqual({ kind: 'trade', trade: { payNo, state: 'succeeded', amount_fen: 1500 } });
+    const attempts = sandbox.core.deliveries.filter((d) => d.channel === 'ccb' && d.url === notifyUrl);
+    expect(attempts.at(-1)).toMatchObject({ status: 200, acknowledged: true });
+  });
+
+  it('a page payment (TYPE=1, so TYPE/REFERER/CLIENTIP are signed too) is notified and verified', async () => {
+    const payNo = newPayNo();
+    const action = await create(payNo, 'page', 1800);
+    await fetch((action as { url: string }).url, { redirect: 'manual' });
+    expect((await pay(payNo)).status).toBe(200);
+    await sandbox.core.settled();
+    const got = forOrder(payNo);
+    expect(got).toHaveLength(1);
+    expect(new URLSearchParams(got[0]!.rawBody).get('TYPE')).toBe('1');
+    expect(got[0]!.notice).toEqual({ kind: 'trade', trade: { payNo, state: 'succeeded', amount_fen: 1800 } });
+  });
+
+  it('a mis-signed attempt is rejected and the retry after it is accepted', async () => {
+    await setFaults({ misSign: 1 });
+    const payNo = await paidTrade(1600);
+    await sandbox.core.settled();
+    const got = forOrder(payNo);
+    expect(got.map((r) => r.errorCode ?? 'accepted')).toEqual(['notification_rejected', 'accepted']);
+    expect(got[1]!.notice).toMatchObject({ kind: 'trade', trade: { payNo, state: 'succeeded' } });
+    const attempts = sandbox.core.deliveries.filter((d) => d.url === notifyUrl).slice(-2);
+    expect(attempts.map((d) => [d.status, d.acknowledged, d.misSigned])).toEqual([[400, false, true], [200, true, false]]);
+  });
+
+  it('forged notices are all rejected; the genuine one verifies as a form or as a query string', async () => {
+    const payNo = await paidTrade(1700);
+    await sandbox.core.settled();
+    const genuine = new URLSearchParams(forOrder(payNo)[0]!.rawBody);
+    const parse = (rawBody: string, url = '/notify/ccb') => ccb.parseNotification({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded' }, rawBody });
+
+    await expect(parse(genuine.toString())).resolves.toMatchObject({ kind: 'trade' });
+    await expect(ccb.parseNotification({ method: 'GET', url: `/notify/ccb?${genuine}`, headers: {}, rawBody: '' })).resolves.toMatchObject({ kind: 'trade' });
+
+    const tampered = new URLSearchParams(genuine);
+    tampered.set('PAYMENT', '9999.00');
+    const otherKey = generateKeyPairSync('rsa', { modulusLength: 1024, publicExponent: 17 }).privateKey;
+    const foreign = new URLSearchParams(genuine);
+    foreign.set('SIGN', sign('md5', Buffer.from(notificationSignedText(foreign)), otherKey).toString('hex'));
+    const unsigned = new URLSearchParams(genuine);
+    unsigned.delete('SIGN');
+    const otherCounter = new URLSearchParams(genuine);
+    otherCounter.set('POSID', '000000001');
+    otherCounter.set('SIGN', sign('md5', Buffer.from(notificationSignedText(otherCounter)), keys.ccbPrivateKeyPem).toString('hex'));
+    const extraField = new URLSearchParams(genuine);
+    extraField.set('ERRMSG', 'injected');
+
+    for (const forged of [tampered, foreign, unsigned, otherCounter, extraField]) {
+      expect((await rejection(parse(forged.toString()))).code).toBe('notification_rejected');
+    }
+    expect((await rejection(parse('not a form at all'))).code).toBe('notification_rejected');
+  });
+
+  it('answers 200 to stop the bank and anything else to have it resend', () => {
+    expect(ccb.answer('accepted').status).toBe(200);
+    expect(ccb.answer('rejected').status).not.toBe(200);
+  });
+});
+
+describe('CCB: close', () => {
+  it('closes an unpaid order, after which the cashier cannot take the money', async () => {
+    const payNo = newPayNo();
+    await create(payNo);
+    expect(await ccb.close(payNo)).toBe('closed');
+    expect((await pay(payNo)).status).toBe(409);
+    expect((await ccb.query(payNo)).state).toBe('closed');
+    expect(await ccb.close(payNo)).toBe('closed');
+  });
+
+  it('reports a paid order as already paid and an unknown one as not found', async () => {
+    expect(await ccb.close(await paidTrade())).toBe('already_paid');
+    expect(await ccb.close(newPayNo())).toBe('not_found');
+  });
+});
+
+describe('CCB: refunds', () => {
+  it('partial then the rest, each idempotent by refund number, never more than was paid', async () => {
+    const payNo = await paidTrade(1000);
+    const request = (refundNo: string, amount_fen: number) => ({ payNo, refundNo, amount_fen, total_fen: 1000, reason: 'test', notifyUrl });
+    const first = await ccb.refund(request(`${payNo}R1`, 300));
+    expect(first).toMatchObject({ state: 'succeeded', amount_fen: 300 });
+    expect(await ccb.refund(request(`${payNo}R1`, 300))).toEqual(first);
+    expect(sandbox.core.refunded_fen(sandbox.core.trade('ccb', payNo)!)).toBe(300);
+    expect(await ccb.refund(request(`${payNo}R2`, 700))).toMatchObject({ state: 'succeeded', amount_fen: 700 });
+    const over = await rejection(ccb.refund(request(`${payNo}R3`, 1)));
+    expect(over.code).toBe('channel_refused');
+    expect(over.details).toMatchObject({ channel: 'ccb', code: expect.any(String), message: '退款金额超过可退金额' });
+    expect(sandbox.core.refunded_fen(sandbox.core.trade('ccb', payNo)!)).toBe(1000);
+
+    expect(await ccb.query(payNo)).toMatchObject({ state: 'succeeded', refunded_fen: 1000 });
+    const queried = await ccb.queryRefund(payNo, `${payNo}R1`);
+    expect(queried).toMatchObject({ payNo, refundNo: `${payNo}R1`, state: 'succeeded', amount_fen: 300, channelRefundNo: expect.any(String) });
+    expect(queried.succeeded_at_ms).toBeGreaterThan(0);
+    expect((await ccb.queryRefund(payNo, `${payNo}R9`)).state).toBe('not_found');
+
+    // CCB answers refunds at once and sends no refund notice: only the payment was notified.
+    await sandbox.core.settled();
+    expect(forOrder(payNo).map((r) => r.notice?.kind)).toEqual(['trade']);
+  });
+
+  it('a refund the bank fails is reported as failed, and stays so when queried', async () => {
+    const payNo = await paidTrade(800);
+    await setFaults({ failRefund: 1 });
+    const failed = await ccb.refund({ payNo, refundNo: `${payNo}F`, amount_fen: 800, total_fen: 800, reason: 'test', notifyUrl });
+    expect(failed).toMatchObject({ state: 'failed', failure: expect.any(String) });
+    expect((await ccb.queryRefund(payNo, `${payNo}F`)).state).toBe('failed');
+    expect(await ccb.query(payNo)).toMatchObject({ state: 'succeeded', refunded_fen: 0 });
+  });
+
+  it('a refund of an order the bank never saw is refused', async () => {
+    const refused = await rejection(ccb.refund({ payNo: newPayNo(), refundNo: 'X1', amount_fen: 1, total_fen: 1, reason: 'r', notifyUrl }));
+    expect(refused.code).toBe('channel_refused');
+  });
+});
+
+describe('CCB: bill', () => {
+  it("downloads the day's file through 5W1005 and 6W0111 and parses exactly the day's payments and refunds", async () => {
+    const payNo = await paidTrade(999);
+    await ccb.refund({ payNo, refundNo: `${payNo}B`, amount_fen: 333, total_fen: 999, reason: 'bill', notifyUrl });
+    const date = chinaDate(Date.now());
+    const file = await ccb.downloadBill(date);
+    expect([file[0], file[1]]).toEqual([0x50, 0x4b]);
+    const key = (r: { kind: string; payNo: string; refundNo?: string }) => `${r.payNo}/${r.kind}/${r.refundNo ?? ''}`;
+    const expected = sandbox.core.billRows('ccb', date).map((r) => ({
+      kind: r.kind,
+      payNo: r.payNo,
+      channelTradeNo: r.kind === 'refund' ? r.channelRefundNo! : r.tradeNo,
+      ...(r.kind === 'refund' ? { refundNo: r.refundNo } : {}),
+      amount_fen: r.amount_fen,
+      at_ms: Math.floor(r.at_ms / 1000) * 1000,
+    }));
+    const parsed = ccb.parseBill(file);
+    expect(parsed.sort((a, b) => key(a).localeCompare(key(b)))).toEqual(expected.sort((a, b) => key(a).localeCompare(key(b))));
+    expect(parsed.filter((r) => r.payNo === payNo).map((r) => [r.kind, r.amount_fen])).toEqual(expect.arrayContaining([['payment', 999], ['refund', 333]]));
+  });
+
+  it('the file share holds only what 6W0111 fetched', async () => {
+    expect((await fetch(`${settings.billUrl}/SHOP.${keys.merchantId}.20990101.20990101.x.zip`)).status).toBe(404);
+  });
+});
+
+describe('CCB: settings from the environment', () => {
+  const complete = {
+    CCB_MERCHANT_ID: '105000000000001', CCB_POS_ID: '000000001', CCB_BRANCH_ID: '110000000', CCB_PUBLIC_KEY: 'abcd',
+    CCB_EBS_URL: 'http://127.0.0.1:12345', CCB_EBS_USER_ID: '001', CCB_EBS_PASSWORD: 'p', CCB_BILL_URL: 'http://127.0.0.1:12346/',
+  };
+  it('is absent without CCB_MERCHANT_ID, complete with the rest, refused when partial', () => {
+    expect(ccbSettingsFromEnv({})).toBeUndefined();
+    expect(ccbSettingsFromEnv(complete)).toMatchObject({ merchantId: '105000000000001', billUrl: 'http://127.0.0.1:12346', timeout_ms: 10_000, sendMerchantUrls: false, gatewayUrl: expect.stringContaining('/CCBIS/ccbMain?CCB_IBSVersion=V6') });
+    expect(() => ccbSettingsFromEnv({ ...complete, CCB_EBS_URL: undefined })).toThrow(/CCB_EBS_URL/);
+  });
+});
+
+describe('CCB: requests with the wrong key or credentials', () => {
+  it('a MAC made with another public key is refused by the gateway', async () => {
+    const otherPublic = generateKeyPairSync('rsa', { modulusLength: 1024, publicExponent: 17 }).publicKey.export({ type: 'spki', format: 'der' }).toString('hex');
+    const wrong = ccbChannel({ ...settings, ccbPublicKey: otherPublic }, Date.now);
+    const payNo = newPayNo();
+    const refused = await rejection(create(payNo, 'qr', 100, wrong));
+    expect(refused).toMatchObject({ code: 'channel_refused', details: { code: '0130Z1101001' } });
+    const action = await create(payNo, 'page', 100, wrong);
+    const landing = await fetch((action as { url: string }).url, { redirect: 'manual' });
+    expect(landing.status).toBe(200);
+    expect(await landing.text()).toContain('0130Z1101001');
+    expect(sandbox.core.trade('ccb', payNo)).toBeUndefined();
+  });
+
+  it('the EBS client refuses a wrong operator password', async () => {
+    const wrong = ccbChannel({ ...settings, ebsPassword: 'not-it' }, Date.now);
+    expect(await rejection(wrong.query(newPayNo()))).toMatchObject({ code: 'channel_refused', details: { code: '0130Z110C054' } });
+  });
+
+  it('an unreachable bank is channel_unavailable', async () => {
+    const down = ccbChannel({ ...settings, gatewayUrl: 'http://127.0.0.1:1/CCBIS/ccbMain?CCB_IBSVersion=V6', ebsUrl: 'http://127.0.0.1:1/ebs', timeout_ms: 2000 }, Date.now);
+    expect((await rejection(create(newPayNo(), 'qr', 100, down))).code).toBe('channel_unavailable');
+    expect((await rejection(down.query(newPayNo()))).code).toBe('channel_unavailable');
+  });
+});

@@ -1,0 +1,388 @@
+import { createCipheriv, createPublicKey, createSign, createVerify, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chinaDate, type ChannelNotice, type InboundRequest, type PaymentChannel } from '../../src/payments/channels/types.ts';
+import { wechatChannel, wechatSettingsFromEnv, type WechatSettings } from '../../src/payments/channels/wechat.ts';
+import { isAppError } from '../../src/platform/errors.ts';
+import { cashierUrl } from '../../src/sandbox/module.ts';
+import { startSandbox, type SandboxHandle } from '../../src/sandbox/server.ts';
+import { wechatSandbox, type WechatSandboxKeys } from '../../src/sandbox/wechat.ts';
+import { WECHAT_RETRY_SCHEDULE_MS } from '../../src/sandbox/wechat/notifier.ts';
+
+/**
+ * WeChat Pay API v3 against a started sandbox, no mocks: our adapter signs what it sends and
+ * believes nothing it is not signed; the sandbox believes nothing the merchant did not sign.
+ * Invariants: a payment is learnt once and only from a genuine notice; money is refunded at
+ * most once per refund number and never beyond what was paid; the bill lists exactly the
+ * day's payments and refunds.
+ */
+
+let keys: WechatSandboxKeys;
+let sandbox: SandboxHandle;
+let settings: WechatSettings;
+let channel: PaymentChannel;
+let notify: Server;
+let notifyUrl: string;
+const received: Array<{ request: InboundRequest; notice?: ChannelNotice; error?: unknown; status: number }> = [];
+const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+let serial = 0;
+const newPayNo = () => `WX${Date.now()}${String(++serial).padStart(4, '0')}`;
+
+beforeAll(async () => {
+  keys = wechatSandbox.generateKeys();
+  sandbox = await startSandbox({ modules: [{ module: wechatSandbox, keys }], core: { retryScale: 0.001 } });
+  settings = wechatSandbox.settingsFor(keys, sandbox.url);
+  channel = wechatChannel(settings, Date.now);
+  // The merchant's notify endpoint: raw request in, the adapter's answer out.
+  notify = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    const request: InboundRequest = { method: req.method!, url: req.url!, headers, rawBody: Buffer.concat(chunks).toString('utf8') };
+    const entry: (typeof received)[number] = { request, status: 0 };
+    let answer;
+    try {
+      entry.notice = await channel.parseNotification(request);
+      answer = channel.answer('accepted');
+    } catch (error) {
+      entry.error = error;
+      answer = channel.answer('rejected');
+    }
+    entry.status = answer.status;
+    received.push(entry);
+    res.writeHead(answer.status, { 'content-type': answer.contentType }).end(answer.body);
+  });
+  await new Promise<void>((resolve) => notify.listen(0, '127.0.0.1', resolve));
+  const address = notify.address();
+  notifyUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/notify/wechat`;
+});
+
+afterAll(async () => {
+  await sandbox?.close();
+  await new Promise((resolve) => notify?.close(resolve));
+});
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<Record<string, unknown> | undefined> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  expect(isAppError(error) ? error.code : error).toBe(code);
+  return isAppError(error) ? error.details : undefined;
+}
+
+function order(payNo: string, amount_fen: number, method: 'qr' | 'h5' | 'jsapi' | 'app' | 'page' = 'qr', subject = 'Community box') {
+  return { payNo, amount_fen, subject, expires_at_ms: Date.now() + 15 * 60_000, method, notifyUrl, returnUrl: 'https://shop.example/paid', payerId: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' } as const;
+}
+
+const payClick = (payNo: string) => fetch(`${sandbox.url}/sandbox/cashier/wechat/${payNo}/pay`, { method: 'POST' });
+
+async function paidTrade(amount_fen: number, subject?: string): Promise<string> {
+  const payNo = newPayNo();
+  await channel.create(order(payNo, amount_fen, 'qr', subject));
+  expect((await payClick(payNo)).status).toBe(200);
+  return payNo;
+}
+
+function noticesFor(payNo: string): ChannelNotice[] {
+  return received.flatMap((r) => (r.notice && (r.notice.kind === 'trade' ? r.notice.trade.payNo : r.notice.refund.payNo) === payNo ? [r.notice] : []));
+}
+
+const verifies = (message: string, signature: string, publicKeyPem: string) => createVerify('RSA-SHA256').update(message).verify(createPublicKey(publicKeyPem), signature, 'base64');
+
+describe('create', () => {
+  it('offers QR, H5, JSAPI and app, pointing at the cashier or signing the client parameters', async () => {
+    expect(channel.methods).toEqual(['qr', 'h5', 'jsapi', 'app']);
+    const qrNo = newPayNo();
+    expect(await channel.create(order(qrNo, 1990))).toEqual({ kind: 'qr_code', codeUrl: cashierUrl(sandbox.url, 'wechat', qrNo) });
+
+    const h5No = newPayNo();
+    const h5 = await channel.create(order(h5No, 1990, 'h5'));
+    expect(h5.kind === 'redirect' && h5.url.startsWith(cashierUrl(sandbox.url, 'wechat', h5No) + '?prepay_id=wx')).toBe(true);
+    expect(h5.kind === 'redirect' && new URL(h5.url).searchParams.get('redirect_url')).toBe('https://shop.example/paid');
+
+    const jsapi = await channel.create(order(newPayNo(), 1990, 'jsapi'));
+    if (jsapi.kind !== 'sdk_params') throw new Error(`jsapi gave ${jsapi.kind}`);
+    const p = jsapi.params;
+    expect(p).toMatchObject({ appId: keys.appId, signType: 'RSA', package: expect.stringMatching(/^prepay_id=wx/) });
+    expect(verifies(`${p.appId}\n${p.timeStamp}\n${p.nonceStr}\n${p.package}\n`, p.paySign!, keys.merchant.publicKeyPem)).toBe(true);
+
+    const app = await channel.create(order(newPayNo(), 1990, 'app'));
+    if (app.kind !== 'sdk_params') throw new Error(`app gave ${app.kind}`);
+    const a = app.params;
+    expect(a).toMatchObject({ appid: keys.appId, partnerid: keys.mchId, package: 'Sign=WXPay' });
+    expect(verifies(`${a.appid}\n${a.timestamp}\n${a.noncestr}\n${a.prepayid}\n`, a.sign!, keys.merchant.publicKeyPem)).toBe(true);
+  });
+
+  it('refuses what WeChat does not offer or cannot take', async () => {
+    await rejectsWith(channel.create(order(newPayNo(), 100, 'page')), 'pay_method_not_supported');
+    await rejectsWith(channel.create({ ...order(newPayNo(), 100, 'jsapi'), payerId: undefined }), 'invalid_field');
+    // out_trade_no is 6 to 32 characters at WeChat.
+    const details = await rejectsWith(channel.create(order('X'.repeat(33), 100)), 'channel_refused');
+    expect(details).toMatchObject({ status: 400, code: 'PARAM_ERROR' });
+  });
+});
+
+describe('query', () => {
+  it('says pending before the Pay click and succeeded after, with amount, transaction id and time', async () => {
+    const payNo = newPayNo();
+    await channel.create(order(payNo, 2550));
+    expect(await channel.query(payNo)).toEqual({ payNo, state: 'pending', amount_fen: 2550 });
+    const clicked = (await (await payClick(payNo)).json()) as { tradeNo: string; paid_at_ms: number };
+    expect(await channel.query(payNo)).toEqual({
+      payNo,
+      state: 'succeeded',
+      channelTradeNo: clicked.tradeNo,
+      amount_fen: 2550,
+      paid_at_ms: Math.floor(clicked.paid_at_ms / 1000) * 1000,
+    });
+    expect(await channel.query(newPayNo())).toEqual({ payNo: expect.any(String), state: 'not_found' });
+  });
+});
+
+describe('notifications', () => {
+  it('one verified trade notice per payment, acknowledged by the answer that stops retries', async () => {
+    const payNo = await paidTrade(990);
+    await sandbox.core.settled();
+    expect(noticesFor(payNo)).toEqual([
+      { kind: 'trade', trade: { payNo, state: 'succeeded', channelTradeNo: sandbox.core.trade('wechat', payNo)!.tradeNo, amount_fen: 990, paid_at_ms: expect.any(Number) } },
+    ]);
+    const deliveries = sandbox.core.deliveries.filter((d) => d.channel === 'wechat').slice(-1);
+    expect(deliveries).toMatchObject([{ status: channel.answer('accepted').status, acknowledged: true }]);
+    expect([200, 204]).toContain(channel.answer('accepted').status);
+    expect(channel.answer('rejected').status).toBeGreaterThanOrEqual(400);
+    expect(WECHAT_RETRY_SCHEDULE_MS.map((ms) => ms / 1000)).toEqual([15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600]);
+  });
+
+  it('a mis-signed attempt is rejected and the retry accepted', async () => {
+    const before = received.length;
+    const faults = await fetch(`${sandbox.url}/sandbox/faults`, { method: 'POST', body: JSON.stringify({ misSign: 1 }) });
+    expect(faults.status).toBe(200);
+    const payNo = await paidTrade(1200);
+    await sandbox.core.settled();
+    const attempts = received.slice(before);
+    expect(attempts).toHaveLength(2);
+    expect(isAppError(attempts[0]!.error, 'notification_rejected')).toBe(true);
+    expect(attempts[0]!.status).toBe(channel.answer('rejected').status);
+    expect(attempts[1]!.notice).toMatchObject({ kind: 'trade', trade: { payNo, state: 'succeeded' } });
+    expect(sandbox.core.deliveries.slice(-2).map((d) => [d.misSigned, d.acknowledged])).toEqual([[true, false], [false, true]]);
+  });
+
+  it('rejects forgeries: tampered, foreign key, unsigned, unknown or mismatched serial, stale, probe, wrong APIv3 key', async () => {
+    const genuine = received.find((r) => r.notice?.kind === 'trade')!.request;
+    const [current, certificate] = keys.platform as [WechatSandboxKeys['platform'][0], WechatSandboxKeys['platform'][0]];
+    const now_s = Math.floor(Date.now() / 1000);
+    const signed = (body: string, o: { key?: string | KeyObject; serial?: string; ts?: number } = {}): InboundRequest => {
+      const ts = String(o.ts ?? now_s);
+      const nonce = randomBytes(16).toString('hex');
+      const signature = createSign('RSA-SHA256').update(`${ts}\n${nonce}\n${body}\n`).sign(o.key ?? current.privateKeyPem, 'base64');
+      const headers = { 'content-type': 'application/json', 'wechatpay-timestamp': ts, 'wechatpay-nonce': nonce, 'wechatpay-signature': signature, 'wechatpay-serial': o.serial ?? current.serial };
+      return { method: 'POST', url: '/notify/wechat', headers, rawBody: body };
+    };
+    const sealedWith = (apiV3Key: string): string => {
+      const nonce = randomBytes(6).toString('hex');
+      const cipher = createCipheriv('aes-256-gcm', Buffer.from(apiV3Key), Buffer.from(nonce)).setAAD(Buffer.from('transaction'));
+      const plain = JSON.stringify({ mchid: keys.mchId, out_trade_no: 'FORGED0001', transaction_id: '4200000000', trade_state: 'SUCCESS', success_time: '2024-01-01T10:00:00+08:00', amount: { total: 1 } });
+      const ciphertext = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]).toString('base64');
+      return JSON.stringify({ id: 'x', create_time: '2024-01-01T10:00:00+08:00', resource_type: 'encrypt-resource', event_type: 'TRANSACTION.SUCCESS', summary: '支付成功', resource: { original_type: 'transaction', algorithm: 'AEAD_AES_256_GCM', ciphertext, nonce, associated_data: 'transaction' } });
+    };
+
+    // Controls: the helpers make notices the adapter accepts, with either kind of platform key.
+    expect((await channel.parseNotification(signed(genuine.rawBody))).kind).toBe('trade');
+    expect((await channel.parseNotification(signed(genuine.rawBody, { key: certificate.privateKeyPem, serial: certificate.serial }))).kind).toBe('trade');
+    expect(await channel.parseNotification(signed(sealedWith(keys.apiV3Key)))).toMatchObject({ trade: { payNo: 'FORGED0001', amount_fen: 1 } });
+
+    const { 'wechatpay-signature': _dropped, ...unsigned } = genuine.headers;
+    const forgeries: Array<[string, InboundRequest]> = [
+      ['body tampered after signing', { ...genuine, rawBody: genuine.rawBody.replace('支付成功', '支付成功 ') }],
+      ['signed with a key not the platform’s', signed(genuine.rawBody, { key: stranger })],
+      ['signature missing', { ...genuine, headers: unsigned }],
+      ['unknown serial', signed(genuine.rawBody, { serial: 'PUB_KEY_ID_0000000000000000000000000000' })],
+      ['serial of the other platform key', signed(genuine.rawBody, { serial: certificate.serial })],
+      ['stale timestamp', signed(genuine.rawBody, { ts: now_s - 301 })],
+      ['timestamp from the future', signed(genuine.rawBody, { ts: now_s + 301 })],
+      ['WeChat’s signature probe', { ...genuine, headers: { ...genuine.headers, 'wechatpay-signature': `WECHATPAY/SIGNTEST/${randomBytes(32).toString('base64')}` } }],
+      ['sealed with another APIv3 key', signed(sealedWith(randomBytes(16).toString('hex')))],
+      ['not a POST', { ...genuine, method: 'GET' }],
+    ];
+    for (const [name, request] of forgeries) {
+      const error = await channel.parseNotification(request).then(() => undefined, (e: unknown) => e);
+      expect(isAppError(error, 'notification_rejected') ? name : [name, error]).toBe(name);
+    }
+  });
+});
+
+describe('close', () => {
+  it('closes an unpaid trade for good, reports a paid one, and knows an unknown one', async () => {
+    const payNo = newPayNo();
+    await channel.create(order(payNo, 500));
+    expect(await channel.close(payNo)).toBe('closed');
+    expect((await payClick(payNo)).status).toBe(409);
+    expect(await channel.query(payNo)).toMatchObject({ state: 'closed' });
+    await rejectsWith(channel.create(order(payNo, 500)), 'channel_refused');
+    expect(await channel.close(await paidTrade(500))).toBe('already_paid');
+    expect(await channel.close(newPayNo())).toBe('not_found');
+  });
+});
+
+describe('refund', () => {
+  it('partial then the rest, once per refund number, never past the paid amount; notices follow', async () => {
+    const payNo = await paidTrade(1000);
+    const request = { payNo, refundNo: `${payNo}-R1`, amount_fen: 300, total_fen: 1000, reason: 'one item short', notifyUrl };
+    const first = await channel.refund(request);
+    expect(first).toMatchObject({ payNo, refundNo: request.refundNo, state: 'processing', amount_fen: 300 });
+    const again = await channel.refund(request);
+    expect(again).toMatchObject({ state: 'succeeded', channelRefundNo: first.channelRefundNo, amount_fen: 300 });
+    expect(sandbox.core.refunded_fen(sandbox.core.trade('wechat', payNo)!)).toBe(300);
+
+    await channel.refund({ ...request, refundNo: `${payNo}-R2`, amount_fen: 700 });
+    expect(sandbox.core.refunded_fen(sandbox.core.trade('wechat', payNo)!)).toBe(1000);
+    expect(await rejectsWith(channel.refund({ ...request, refundNo: `${payNo}-R3`, amount_fen: 1 }), 'channel_refused')).toMatchObject({ code: 'NOT_ENOUGH' });
+    expect(await rejectsWith(channel.refund({ ...request, amount_fen: 299 }), 'channel_refused')).toMatchObject({ code: 'INVALID_REQUEST' });
+
+    expect(await channel.queryRefund(payNo, request.refundNo)).toMatchObject({ state: 'succeeded', amount_fen: 300, succeeded_at_ms: expect.any(Number) });
+    expect(await channel.queryRefund(payNo, `${payNo}-none`)).toEqual({ payNo, refundNo: `${payNo}-none`, state: 'not_found' });
+    expect(await channel.query(payNo)).toMatchObject({ state: 'succeeded', amount_fen: 1000 });
+
+    await sandbox.core.settled();
+    const refunds = noticesFor(payNo).filter((n) => n.kind === 'refund');
+    expect(refunds).toEqual([
+      { kind: 'refund', refund: { payNo, refundNo: `${payNo}-R1`, state: 'succeeded', channelRefundNo: first.channelRefundNo, amount_fen: 300, succeeded_at_ms: expect.any(Number) } },
+      { kind: 'refund', refund: expect.objectContaining({ refundNo: `${payNo}-R2`, state: 'succeeded', amount_fen: 700 }) },
+    ]);
+  });
+
+  it('a refund the channel fails is reported failed, by the answer, the query and the notice', async () => {
+    const payNo = await paidTrade(800);
+    sandbox.core.setFaults({ failRefund: 1 });
+    const refund = { payNo, refundNo: `${payNo}-F`, amount_fen: 800, total_fen: 800, reason: 'cancelled', notifyUrl };
+    expect(await channel.refund(refund)).toMatchObject({ state: 'failed', amount_fen: 800 });
+    expect(await channel.queryRefund(payNo, refund.refundNo)).toMatchObject({ state: 'failed' });
+    await sandbox.core.settled();
+    expect(noticesFor(payNo).filter((n) => n.kind === 'refund')).toMatchObject([{ refund: { refundNo: refund.refundNo, state: 'failed' } }]);
+  });
+});
+
+describe('requests not signed by the merchant', () => {
+  it('are refused with 401 SIGN_ERROR, signed by the platform', async () => {
+    const impostor = wechatChannel({ ...settings, merchantPrivateKeyPem: stranger.export({ type: 'pkcs8', format: 'pem' }) as string }, Date.now);
+    expect(await rejectsWith(impostor.query(newPayNo()), 'channel_refused')).toMatchObject({ status: 401, code: 'SIGN_ERROR' });
+
+    const response = await fetch(`${settings.baseUrl}/v3/pay/transactions/out-trade-no/ANY0001?mchid=${keys.mchId}`);
+    const body = await response.text();
+    expect([response.status, JSON.parse(body).code]).toEqual([401, 'SIGN_ERROR']);
+    const h = (n: string) => response.headers.get(n)!;
+    expect(verifies(`${h('wechatpay-timestamp')}\n${h('wechatpay-nonce')}\n${body}\n`, h('wechatpay-signature'), keys.platform[0]!.publicKeyPem)).toBe(true);
+  });
+
+  it('and answers we cannot verify are not believed', async () => {
+    const wrongPlatform = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const misled = wechatChannel({ ...settings, platformKeys: [{ serial: keys.platform[0]!.serial, publicKeyPem: wrongPlatform }] }, Date.now);
+    await rejectsWith(misled.query(newPayNo()), 'channel_unavailable');
+    const unaware = wechatChannel({ ...settings, platformKeys: [settings.platformKeys[1]!] }, Date.now);
+    await rejectsWith(unaware.query(newPayNo()), 'channel_unavailable');
+  });
+});
+
+describe('bill', () => {
+  it('lists exactly the day’s payments and refunds', async () => {
+    const payNo = await paidTrade(4321, 'Apples, 2 kg'); // a comma in free text
+    await channel.refund({ payNo, refundNo: `${payNo}-B`, amount_fen: 321, total_fen: 4321, reason: 'bruised', notifyUrl });
+    const edited = await paidTrade(100);
+    const date = chinaDate(Date.now());
+    await fetch(`${sandbox.url}/sandbox/bill-edits`, { method: 'POST', body: JSON.stringify({ kind: 'amount', channel: 'wechat', date, payNo: edited, amount_fen: 99 }) });
+
+    const file = await channel.downloadBill(date);
+    const text = Buffer.from(file).toString('utf8');
+    expect(text.startsWith('交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号')).toBe(true);
+    expect(text).toContain('\r\n总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\r\n`');
+
+    const records = channel.parseBill(file);
+    const expected = sandbox.core.billRows('wechat', date).map((r) => ({
+      kind: r.kind,
+      payNo: r.payNo,
+      channelTradeNo: r.tradeNo,
+      ...(r.refundNo ? { refundNo: r.refundNo } : {}),
+      amount_fen: r.amount_fen,
+      at_ms: Math.floor(r.at_ms / 1000) * 1000,
+    }));
+    expect(records).toEqual(expected);
+    expect(records.filter((r) => r.payNo === payNo).map((r) => [r.kind, r.amount_fen])).toEqual([['payment', 4321], ['refund', 321]]);
+    expect(records.find((r) => r.payNo === edited)?.amount_fen).toBe(99);
+    expect(channel.parseBill(gzipSync(file))).toEqual(records);
+
+    // A file cut short loses its summary and is refused, not read as a shorter day.
+    const truncated = text.slice(0, text.indexOf('总交易单数'));
+    await rejectsWith(Promise.resolve().then(() => channel.parseBill(Buffer.from(truncated))), 'channel_unavailable');
+    const lineLost = text.split('\r\n').filter((_, i) => i !== 1).join('\r\n');
+    await rejectsWith(Promise.resolve().then(() => channel.parseBill(Buffer.from(lineLost))), 'channel_unavailable');
+    expect(channel.parseBill(await channel.downloadBill('2001-01-01'))).toEqual([]);
+  });
+});
+
+describe('bill integrity', () => {
+  /**
+   * A relay that holds the platform key, so it can speak as WeChat: it passes requests on to the
+   * sandbox, points download_url at itself (re-signing the answer) and alters the file in transit.
+   */
+  it('refuses a file that does not match hash_value, and sends no signature to another host', async () => {
+    const date = chinaDate(Date.now());
+    await paidTrade(777);
+    let keepOrigin = false;
+    const relay = createServer(async (req, res) => {
+      const upstream = await fetch(sandbox.url + req.url, { headers: { authorization: req.headers.authorization ?? '' } });
+      if (req.url!.startsWith('/wechat/v3/billdownload/')) {
+        const bill = Buffer.from(gunzipSync(Buffer.from(await upstream.arrayBuffer())).toString('utf8').replace('`SUCCESS', '`SUCCESS '));
+        res.writeHead(200).end(gzipSync(bill));
+        return;
+      }
+      const answer = (await upstream.json()) as { download_url: string };
+      if (!keepOrigin) answer.download_url = answer.download_url.replace(sandbox.url, relayUrl);
+      const body = JSON.stringify(answer);
+      const ts = String(Math.floor(Date.now() / 1000));
+      const signature = createSign('RSA-SHA256').update(`${ts}\nn\n${body}\n`).sign(keys.platform[0]!.privateKeyPem, 'base64');
+      res.writeHead(200, { 'wechatpay-timestamp': ts, 'wechatpay-nonce': 'n', 'wechatpay-signature': signature, 'wechatpay-serial': keys.platform[0]!.serial }).end(body);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const address = relay.address();
+    const relayUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    try {
+      const relayed = wechatChannel({ ...settings, baseUrl: `${relayUrl}/wechat` }, Date.now);
+      await expect(relayed.downloadBill(date)).rejects.toThrow(/hash/);
+      keepOrigin = true;
+      await expect(relayed.downloadBill(date)).rejects.toThrow(/another host/);
+    } finally {
+      await new Promise((resolve) => relay.close(resolve));
+    }
+  });
+});
+
+describe('settings from the environment', () => {
+  it('are absent without WECHATPAY_MCH_ID, read keys inline or from files, and refuse half a configuration', () => {
+    expect(wechatSettingsFromEnv({})).toBeUndefined();
+    const dir = mkdtempSync(join(tmpdir(), 'wechat-'));
+    writeFileSync(join(dir, 'apiclient_key.pem'), keys.merchant.privateKeyPem);
+    writeFileSync(join(dir, 'platform_cert.pem'), keys.platform[1]!.publicKeyPem);
+    const env = {
+      WECHATPAY_MCH_ID: keys.mchId,
+      WECHATPAY_APP_ID: keys.appId,
+      WECHATPAY_MERCHANT_SERIAL_NO: keys.merchant.serialNo,
+      WECHATPAY_MERCHANT_PRIVATE_KEY: join(dir, 'apiclient_key.pem'),
+      WECHATPAY_API_V3_KEY: keys.apiV3Key,
+      WECHATPAY_PUBLIC_KEY_ID: keys.platform[0]!.serial,
+      WECHATPAY_PUBLIC_KEY: keys.platform[0]!.publicKeyPem.replaceAll('\n', '\\n'),
+      WECHATPAY_PLATFORM_CERTS: join(dir, 'platform_cert.pem'),
+      WECHATPAY_BASE_URL: settings.baseUrl,
+    };
+    const fromEnv = wechatSettingsFromEnv(env)!;
+    expect(fromEnv).toMatchObject({ mchId: keys.mchId, merchantPrivateKeyPem: keys.merchant.privateKeyPem, baseUrl: settings.baseUrl, timeout_ms: 10_000 });
+    expect(fromEnv.platformKeys.map((k) => k.serial)).toEqual(keys.platform.map((k) => k.serial));
+    expect(fromEnv.platformKeys[0]!.publicKeyPem).toBe(keys.platform[0]!.publicKeyPem);
+    expect(() => wechatSettingsFromEnv({ ...env, WECHATPAY_API_V3_KEY: 'short' })).toThrow(/32/);
+    expect(() => wechatSettingsFromEnv({ ...env, WECHATPAY_APP_ID: '' })).toThrow(/WECHATPAY_APP_ID/);
+    expect(() => wechatSettingsFromEnv({ WECHATPAY_MCH_ID: keys.mchId, WECHATPAY_APP_ID: keys.appId })).toThrow();
+    rmSync(dir, { recursive: true });
+  });
+});
