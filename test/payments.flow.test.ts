@@ -119,7 +119,7 @@ for (const engine of availableEngines()) {
         await clickPay(channel, started.body.payNo);
         await settle();
         expect((await getOrder(h.app, orderNo)).status).toBe('PENDING_PAYMENT');
-        h.clock.advance(6_000);
+        h.clock.advance(16_000);
         await settle();
         expect((await getOrder(h.app, orderNo)).status, channel).toBe('PAID');
         expect((await findPayment(shard(orderNo), started.body.payNo))!.channelTradeNo, channel).toBeTruthy();
@@ -169,7 +169,7 @@ for (const engine of availableEngines()) {
       sandbox().core.setFaults({ reorder: true });
       await clickPay('wechat', started.body.payNo);
       // The payment's notification is held: the active query finds the success.
-      h.clock.advance(6_000);
+      h.clock.advance(16_000);
       await settle();
       expect((await getOrder(h.app, orderNo)).status).toBe('PAID');
       const refunded = await refund(orderNo, { buyerId }, [2]);

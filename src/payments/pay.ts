@@ -11,7 +11,8 @@ import { PAID_STATUSES } from './state.ts';
 import { findPayment, mustShard, paymentsOfOrder, updatePayment, type Payment } from './store.ts';
 
 export { PAYMENT_QUERY_JOB };
-export const PAYMENT_QUERY_BACKOFF_MS = [5_000, 10_000, 20_000, 30_000, 60_000, 120_000, 300_000] as const;
+/** A buyer takes some seconds to scan and pay, and the notification usually follows at once: the first query waits for both. */
+export const PAYMENT_QUERY_BACKOFF_MS = [15_000, 15_000, 30_000, 60_000, 120_000, 300_000] as const;
 /** After the order's payment time is up, the channel gets this long before we close the trade there. */
 export const CLOSE_GRACE_MS = 60_000;
 /** Most payment attempts one order may have (channel switches, new QR codes). */
