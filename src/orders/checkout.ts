@@ -30,7 +30,7 @@ import { countPurchase, findOrder, insertOrder, toOrder } from './store.ts';
 import { orderView } from './view.ts';
 
 /** A reservation whose order never appeared is checked this long after it was made. */
-export const VERIFY_RESERVATION_AFTER_MS = IDEMPOTENCY_LEASE_MS + 60_000;
+export const VERIFY_RESERVATION_AFTER_MS = IDEMPOTENCY_LEASE_MS + Math.min(60_000, IDEMPOTENCY_LEASE_MS);
 export const VERIFY_RESERVATION_JOB = 'checkout.verify-reservation';
 const verifyReservationJobKey = (orderNo: string) => `${VERIFY_RESERVATION_JOB}:${orderNo}`;
 

@@ -14,8 +14,19 @@ import { AppError } from '../platform/errors.ts';
  * what was done under the order number; a holder that outlived its lease finds out and stops.
  */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
-/** Far longer than any checkout takes; a takeover is only for holders that died. */
-export const IDEMPOTENCY_LEASE_MS = 120_000;
+/**
+ * Far longer than any checkout takes; a takeover is only for holders that died. An operator
+ * may shorten it (TUANGOU_CHECKOUT_LEASE_MS, at least 2 s) to recover faster from crashes; the
+ * crash test does, so that a killed checkout is cleaned up within its run.
+ */
+export const IDEMPOTENCY_LEASE_MS = leaseFromEnv(process.env.TUANGOU_CHECKOUT_LEASE_MS, 120_000);
+
+function leaseFromEnv(value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const lease = Number(value);
+  if (!Number.isSafeInteger(lease) || lease < 2_000) throw new Error(`TUANGOU_CHECKOUT_LEASE_MS must be an integer of at least 2000, got "${value}"`);
+  return lease;
+}
 /** A duplicate waits for the first request this many times before giving up. */
 const MAX_WAIT_POLLS = 250;
 const WAIT_POLL_MS = 20;
