@@ -6,6 +6,7 @@ import { returnPointsOnRefund, settlePoints } from './points/index.ts';
 import {
   applyToOrder,
   channelSettingsFromEnv,
+  closeOpenAttempts,
   createChannels,
   followPayment,
   followRefund,
@@ -17,7 +18,9 @@ import {
   type PaymentCentre,
 } from './payments/index.ts';
 import type { DomainEvent } from './events/outbox.ts';
-import { EventBus, startRelay } from './events/relay.ts';
+import { EventBus, inTransaction } from './events/relay.ts';
+import type { ConsumerRetry } from './events/broker.ts';
+import { brokerSettings, startEventTransport, type EventTransport } from './events/transport.ts';
 import { confirmReservation, releaseReservation, reservationsOf, returnSoldStock } from './inventory/index.ts';
 import {
   applyPendingReservations,
@@ -26,10 +29,12 @@ import {
   gatingActivities,
   openFlashSale,
   releaseFlashSaleReservations,
+  returnFlashSaleStock,
   startFlashSaleUpkeep,
   ungate,
 } from './inventory/flash-sale/index.ts';
 import { startJobRunner } from './jobs/index.ts';
+import { reconcileJobHandler, RECONCILE_INTERVAL_MS, RECONCILE_JOB, scheduleFirstPass } from './consistency/index.ts';
 import {
   ORDER_CANCELLED,
   ORDER_EXPIRE_JOB,
@@ -49,6 +54,7 @@ import type { Platform } from './platform/context.ts';
 import { openDatabase, type Db } from './platform/db/database.ts';
 import { migrateToLatest } from './platform/db/migrate.ts';
 import { orderNumberGenerator } from './platform/ids.ts';
+import { createMetrics, type Metrics } from './platform/metrics.ts';
 import type { PollingLoop } from './platform/polling-loop.ts';
 import { orderShards } from './platform/shards.ts';
 
@@ -60,7 +66,9 @@ export interface App extends Platform {
   relay: PollingLoop;
   jobs: PollingLoop;
   payments: PaymentCentre;
-  /** Runs the relay and due jobs until neither finds work (tests, shutdown). */
+  /** Prometheus metrics of this app (a registry of its own). */
+  metrics: Metrics;
+  /** Runs the relay and due jobs until neither finds work and no consumer has an event in hand (tests, shutdown). */
   drain(): Promise<void>;
   close(): Promise<void>;
 }
@@ -73,6 +81,20 @@ export interface AppOptions {
   flashSaleUpkeep_ms?: number;
   /** The payment channels; by default those configured by environment variables. */
   channels?: ChannelSettings;
+  /**
+   * Run the background work here: the event relay, the consumers and the jobs (default true,
+   * so one process does everything). false: the API only, with `tuangou worker` processes beside it.
+   */
+  worker?: boolean;
+  /** Extra consumers (tests), subscribed before the consumers start. */
+  subscribe?: (bus: EventBus) => void;
+  /** With a broker: a failing consumer's redelivery backoff. */
+  consumerRetry?: ConsumerRetry;
+  /**
+   * How often the consistency reconciler runs a pass (default RECONCILE_INTERVAL_MS); 0: this
+   * process does not start the chain of passes (tests run passes by hand), though it still runs one it finds.
+   */
+  reconcileInterval_ms?: number;
 }
 
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
@@ -88,7 +110,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   const now = options.now ?? Date.now;
   const owner = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
-  const bus = new EventBus();
+  const bus = new EventBus(db);
   const onError = (error: unknown) => log.warn({ err: error }, 'background work failed; it will be retried');
 
   let relay: PollingLoop | undefined;
@@ -121,10 +143,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     couponRefundPolicy: DEFAULT_COUPON_REFUND_POLICY,
   };
 
+  const metrics = createMetrics({ databases, now });
+  const reconcile_ms = options.reconcileInterval_ms ?? RECONCILE_INTERVAL_MS;
+
   subscribeDomainHandlers(bus, platform);
   subscribePaymentHandlers(bus, payments);
-  relay = startRelay({ databases, bus, owner, now, onError });
-  jobs = startJobRunner({
+  options.subscribe?.(bus);
+  const runsWorker = options.worker ?? true;
+  const transport: EventTransport = runsWorker
+    ? await startEventTransport({ broker: brokerSettings(config), databases, bus, owner, now, onError, consumerRetry: options.consumerRetry })
+    : { relay: stoppedLoop(), idle: async () => true, stop: async () => undefined };
+  relay = transport.relay;
+  jobs = !runsWorker ? stoppedLoop() : startJobRunner({
     databases,
     owner,
     now,
@@ -142,8 +172,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           log.warn({ orderNo: payload.orderNo }, 'released the stock of a checkout that never wrote its order');
         }
       },
+      [RECONCILE_JOB]: reconcileJobHandler(platform, payments, reconcile_ms || RECONCILE_INTERVAL_MS, {
+        onRepair: (check) => metrics.repairs.inc({ check }),
+        onFailure: (check) => metrics.repairFailures.inc({ check }),
+      }),
     },
   });
+
+  // The first pass schedules itself; each pass schedules the next (see consistency/pass.ts).
+  if (reconcile_ms > 0) await scheduleFirstPass(platform, reconcile_ms);
 
   const app: App = {
     ...platform,
@@ -153,19 +190,23 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     relay,
     jobs,
     payments,
+    metrics,
     drain: async () => {
       // Quiet means a whole round in which no pass of either loop, background or ours, did anything.
-      for (let round = 0; round < 100; round++) {
+      for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
         const before = relay.workDone() + jobs.workDone();
         await relay.drain();
         await jobs.drain();
-        if (relay.workDone() + jobs.workDone() === before) return;
+        // With a broker the consumers work apart from the relay: wait for them to empty too.
+        const idle = await transport.idle();
+        if (idle && relay.workDone() + jobs.workDone() === before) return;
+        if (!idle) await new Promise((resolve) => setTimeout(resolve, DRAIN_WAIT_MS));
       }
       throw new Error('background work did not settle');
     },
     close: async () => {
       await flashSaleUpkeep?.stop();
-      await relay.stop();
+      await transport.stop();
       await jobs.stop();
       if (platform.flashSale) await closeFlashSale(platform.flashSale);
       for (const each of databases) await each.destroy();
@@ -174,41 +215,68 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   return app;
 }
 
-/** Who reacts to which order event. Every handler is idempotent: delivery is at least once. */
+/**
+ * The consumers' names and event types, without an app (`tuangou migrate` creates their durable
+ * consumers on the broker). The handlers are only registered here, never run, so no platform is needed.
+ */
+export function eventConsumerNames(): { name: string; type: string }[] {
+  const nothing = {} as Platform;
+  const bus = new EventBus(nothing.db);
+  subscribeDomainHandlers(bus, nothing);
+  subscribePaymentHandlers(bus, { p: nothing } as PaymentCentre);
+  return bus.consumers().map(({ name, type }) => ({ name, type }));
+}
+
+/** Rounds of app.drain(); with a broker, a round waits DRAIN_WAIT_MS for the consumers. */
+const MAX_DRAIN_ROUNDS = 3000;
+const DRAIN_WAIT_MS = 20;
+
+/** A loop that never runs: the background work happens in `tuangou worker` processes. */
+function stoppedLoop(): PollingLoop {
+  return { kick: () => undefined, drain: async () => 0, workDone: () => 0, stop: async () => undefined };
+}
+
+/**
+ * Who reacts to which order event. Delivery is at least once; a consumer whose effect is rows in
+ * the main database runs in one transaction with its inbox row (inTransaction), so it applies once;
+ * the others (Redis, payment channels) are idempotent by themselves and recorded after.
+ */
 function subscribeDomainHandlers(bus: EventBus, p: Platform): void {
-  bus.subscribe(ORDER_PLACED, 'cart.remove-ordered-lines', async (e: DomainEvent<OrderPlaced>) => {
-    await removeOrderedLines(p.db, e.payload.buyerId, e.payload.lines.map((l) => l.activitySkuId), e.payload.placed_at_ms);
-  });
+  bus.subscribe(ORDER_PLACED, 'cart.remove-ordered-lines', inTransaction(p.db, async (trx, e: DomainEvent<OrderPlaced>) => {
+    await removeOrderedLines(trx, e.payload.buyerId, e.payload.lines.map((l) => l.activitySkuId), e.payload.placed_at_ms);
+  }));
   // 秒杀: the order exists, so the units Redis granted it move in the stock row (the database catching up).
-  bus.subscribe(ORDER_PLACED, 'inventory.apply-flash-sale-reservations', async (e: DomainEvent<OrderPlaced>) => {
-    await applyPendingReservations(p.db, e.payload.orderNo, p.now());
-  });
-  bus.subscribe(ORDER_PAID, 'inventory.confirm-reservation', async (e: DomainEvent<OrderPaid>) => {
-    const moved = await confirmReservation(p.db, e.payload.orderNo, p.now());
-    if (moved === 0 && !(await reservationsOf(p.db, e.payload.orderNo)).some((r) => r.state === 'confirmed')) {
+  bus.subscribe(ORDER_PLACED, 'inventory.apply-flash-sale-reservations', inTransaction(p.db, async (trx, e: DomainEvent<OrderPlaced>) => {
+    await applyPendingReservations(trx, e.payload.orderNo, p.now());
+  }));
+  bus.subscribe(ORDER_PAID, 'inventory.confirm-reservation', inTransaction(p.db, async (trx, e: DomainEvent<OrderPaid>) => {
+    const moved = await confirmReservation(trx, e.payload.orderNo, p.now());
+    if (moved === 0 && !(await reservationsOf(trx, e.payload.orderNo)).some((r) => r.state === 'confirmed')) {
       // Paid, but no stock stands behind it: the reconciler and a person must look.
       p.log.error({ orderNo: e.payload.orderNo }, 'paid order has no reserved stock to confirm');
     }
-  });
-  bus.subscribe(ORDER_PAID, 'coupons.use', async (e: DomainEvent<OrderPaid>) => {
-    await useCoupons(p.db, e.payload.orderNo, p.now());
-  });
-  bus.subscribe(ORDER_PAID, 'points.deduct', async (e: DomainEvent<OrderPaid>) => {
-    await settlePoints(p.db, e.payload.orderNo, 'deduct', p.now());
-  });
+  }));
+  bus.subscribe(ORDER_PAID, 'coupons.use', inTransaction(p.db, async (trx, e: DomainEvent<OrderPaid>) => {
+    await useCoupons(trx, e.payload.orderNo, p.now());
+  }));
+  bus.subscribe(ORDER_PAID, 'points.deduct', inTransaction(p.db, async (trx, e: DomainEvent<OrderPaid>) => {
+    await settlePoints(trx, e.payload.orderNo, 'deduct', p.now());
+  }));
+  // Not in one transaction with its inbox row: it calls Redis first. Each step checks the state it changes.
   bus.subscribe(ORDER_CANCELLED, 'inventory.release-reservation', async (e: DomainEvent<OrderCancelled>) => {
     // Redis gives a flash sale's units back first; while it is out of reach this fails and the event is retried.
     if (p.flashSale) await releaseFlashSaleReservations(p.flashSale, p.db, e.payload.orderNo);
     await releaseReservation(p.db, e.payload.orderNo, p.now());
     // Units a payment deducted (on-payment lines) for an order that ended cancelled go back too.
     await returnSoldStock(p.db, e.payload.orderNo, 'all', p.now());
+    if (p.flashSale) await returnFlashSaleStock(p.flashSale, p.db, e.payload.orderNo, p.now());
   });
-  bus.subscribe(ORDER_CANCELLED, 'coupons.return', async (e: DomainEvent<OrderCancelled>) => {
-    await returnCoupons(p.db, e.payload.orderNo, p.now());
-  });
-  bus.subscribe(ORDER_CANCELLED, 'points.unfreeze', async (e: DomainEvent<OrderCancelled>) => {
-    await settlePoints(p.db, e.payload.orderNo, 'unfreeze', p.now());
-  });
+  bus.subscribe(ORDER_CANCELLED, 'coupons.return', inTransaction(p.db, async (trx, e: DomainEvent<OrderCancelled>) => {
+    await returnCoupons(trx, e.payload.orderNo, p.now());
+  }));
+  bus.subscribe(ORDER_CANCELLED, 'points.unfreeze', inTransaction(p.db, async (trx, e: DomainEvent<OrderCancelled>) => {
+    await settlePoints(trx, e.payload.orderNo, 'unfreeze', p.now());
+  }));
 }
 
 /** The payment centre's side of order events: refunds' effects, and 价保 payouts. */
@@ -216,16 +284,25 @@ function subscribePaymentHandlers(bus: EventBus, pc: PaymentCentre): void {
   const { p } = pc;
   // 退款: the refunded lines' units go back to the activity (nothing is picked up before
   // fulfilment exists, so every paid line is still with the platform).
+  // Not in one transaction with its inbox row: a SKU Redis serves (秒杀) gets the units in Redis
+  // after the database commits them. Each step checks the state it changes, so a repeat is a no-op.
   bus.subscribe(ORDER_REFUNDED, 'inventory.return-refunded-stock', async (e: DomainEvent<OrderRefunded>) => {
     await returnSoldStock(p.db, e.payload.orderNo, e.payload.lines.map((l) => l.activitySkuId), p.now());
+    if (p.flashSale) await returnFlashSaleStock(p.flashSale, p.db, e.payload.orderNo, p.now());
   });
-  bus.subscribe(ORDER_REFUNDED, 'coupons.return-on-refund', async (e: DomainEvent<OrderRefunded>) => {
-    await returnCouponsOnRefund(p.db, e.payload.orderNo, e.payload.fullyRefunded, pc.couponRefundPolicy, p.now());
-  });
-  bus.subscribe(ORDER_REFUNDED, 'points.return-on-refund', async (e: DomainEvent<OrderRefunded>) => {
+  bus.subscribe(ORDER_REFUNDED, 'coupons.return-on-refund', inTransaction(p.db, async (trx, e: DomainEvent<OrderRefunded>) => {
+    await returnCouponsOnRefund(trx, e.payload.orderNo, e.payload.fullyRefunded, pc.couponRefundPolicy, p.now());
+  }));
+  bus.subscribe(ORDER_REFUNDED, 'points.return-on-refund', inTransaction(p.db, async (trx, e: DomainEvent<OrderRefunded>) => {
     const { orderNo, refundNo, refundedLinesPayable_fen, payable_fen } = e.payload;
-    if (payable_fen > 0) await returnPointsOnRefund(p.db, orderNo, refundNo, Math.min(refundedLinesPayable_fen, payable_fen), payable_fen, p.now());
+    if (payable_fen > 0) await returnPointsOnRefund(trx, orderNo, refundNo, Math.min(refundedLinesPayable_fen, payable_fen), payable_fen, p.now());
+  }));
+  // 超时取消 or cancel: the open channel trades are closed, so a late payment cannot succeed silently
+  // (one that did is refunded). Outside a transaction: it calls the channels; a repeat finds them closed.
+  bus.subscribe(ORDER_CANCELLED, 'payments.close-open-attempts', async (e: DomainEvent<OrderCancelled>) => {
+    await closeOpenAttempts(pc, e.payload.orderNo);
   });
+  // Outside a transaction: it calls the payment channel. The refund number comes from the order line, so a repeat finds the same refund.
   bus.subscribe(ORDER_PRICE_PROTECTED, 'payments.price-protection-payout', async (e: DomainEvent<OrderPriceProtected>) => {
     await payPriceProtection(pc, e.payload);
   });

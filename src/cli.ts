@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createApp } from './app.ts';
+import { createApp, eventConsumerNames } from './app.ts';
+import { openBroker, setupJetStream } from './events/index.ts';
+import { brokerSettings } from './events/transport.ts';
 import { seedDemoData } from './demo/seed.ts';
 import { loadConfig } from './platform/config.ts';
 import { dialectOfUrl, openDatabase } from './platform/db/database.ts';
@@ -15,9 +17,14 @@ import { channelSettingsForSandbox, sandboxKeysIn, startChannelSandbox, type San
 const DEFAULT_SANDBOX_PORT = 3100;
 
 const USAGE = `usage: tuangou <command>
-  start     serve the API (PORT, default 3000); on the embedded SQLite default it also
-            migrates and loads demo data. --no-demo skips the demo data.
-  migrate   run the database migrations on DATABASE_URL and every ORDER_SHARD_URLS entry
+  start     serve the API (PORT, default 3000) and do the background work (event relay,
+            consumers, jobs) in the same process; on the embedded SQLite default it also
+            migrates and loads demo data. --no-demo skips the demo data. --no-worker (or
+            TUANGOU_NO_WORKER=1) serves the API only, for running \`worker\` processes beside it.
+  worker    the background work without HTTP: relay the outbox (to NATS when NATS_URL is set),
+            run the event consumers and the due jobs. Run as many as you like on one database.
+  migrate   run the database migrations on DATABASE_URL and every ORDER_SHARD_URLS entry; with
+            NATS_URL, also create or update the JetStream stream and the durable consumers
   seed      load the demo data (only into an empty catalog)
   token     print a bearer token: --role buyer|merchant|leader|admin --subject ID
   sandbox   run the payment channel sandbox (Alipay, WeChat Pay, UnionPay, CCB) on SANDBOX_PORT
@@ -27,6 +34,7 @@ const USAGE = `usage: tuangou <command>
             our payments and refunds; print and store every difference
 environment: DATABASE_URL (sqlite:./data/tuangou.db | postgres://… | mysql://…), ORDER_SHARD_URLS,
   PORT, HOST, PUBLIC_URL, TOKEN_SECRET, ORDER_PAYMENT_TIMEOUT_MS, LOG_LEVEL, REDIS_URL,
+  NATS_URL (nats://…; unset: the in-process bus), NATS_STREAM, NATS_SUBJECT_PREFIX,
   payment channels: ALIPAY_*, WECHATPAY_*, UNIONPAY_*, CCB_* (docs/channels/); with none set,
   \`start\` runs the sandbox in-process (SANDBOX_PORT, or SANDBOX_URL for one already running)`;
 
@@ -35,14 +43,27 @@ async function main(argv: string[]): Promise<void> {
   const config = loadConfig();
   switch (command) {
     case 'start': {
-      const { values } = parseArgs({ args: rest, options: { 'no-demo': { type: 'boolean' }, migrate: { type: 'boolean' } } });
+      const { values } = parseArgs({ args: rest, options: { 'no-demo': { type: 'boolean' }, migrate: { type: 'boolean' }, 'no-worker': { type: 'boolean' } } });
       const embedded = dialectOfUrl(config.databaseUrl) === 'sqlite';
       const channels = await channelSetup(config, { startSandbox: true });
-      const app = await createApp(config, { migrate: embedded || values.migrate === true, channels: channels.settings });
+      const worker = !(values['no-worker'] === true || process.env.TUANGOU_NO_WORKER === '1');
+      const app = await createApp(config, { migrate: embedded || values.migrate === true, channels: channels.settings, worker });
       const demo = embedded && !values['no-demo'] ? await seedDemoData(app.db, app.now()) : undefined;
       const { url } = await startHttp(app);
       printWelcome(url, config.tokenSecret, demo);
       console.log(channels.note);
+      return;
+    }
+    case 'worker': {
+      const channels = await channelSetup(config, { startSandbox: false });
+      const app = await createApp(config, { migrate: false, channels: channels.settings, worker: true });
+      console.log(`tuangou worker: events ${config.natsUrl ? `through NATS at ${redact(config.natsUrl)}` : 'in-process'}, jobs on ${app.databases.length} database(s); ${channels.note}`);
+      const stop = async () => {
+        await app.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
       return;
     }
     case 'sandbox': {
@@ -81,6 +102,14 @@ async function main(argv: string[]): Promise<void> {
         const applied = await migrateToLatest(db);
         console.log(`${redact(url)}: ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);
         await db.destroy();
+      }
+      const broker = brokerSettings(config);
+      if (broker) {
+        const { nc } = await openBroker(broker, 'tuangou-migrate');
+        const consumers = eventConsumerNames();
+        await setupJetStream(nc, broker, consumers);
+        await nc.close();
+        console.log(`${redact(broker.url)}: stream ${broker.stream} (${broker.subjectPrefix}.>) and ${consumers.length} durable consumers up to date`);
       }
       return;
     }

@@ -1,14 +1,18 @@
 import type { App } from './app.ts';
 import { cartRoutes } from './cart/routes.ts';
 import { catalogRoutes } from './catalog/routes.ts';
+import { consistencyRoutes } from './consistency/routes.ts';
 import { couponRoutes } from './coupons/routes.ts';
+import { eventRoutes } from './events/routes.ts';
 import { orderRoutes } from './orders/routes.ts';
 import { paymentRoutes } from './payments/routes.ts';
 import { pointsRoutes } from './points/routes.ts';
 import { promotionRoutes } from './promotions/routes.ts';
+import { observabilityRoutes } from './platform/http/observability.ts';
 import { buildServer, type Server } from './platform/http/server.ts';
 
-export const ROUTE_MODULES = [catalogRoutes, cartRoutes, orderRoutes, paymentRoutes, promotionRoutes, couponRoutes, pointsRoutes];
+// Observability first: its hooks must be in place before the routes they measure.
+export const ROUTE_MODULES = [observabilityRoutes, catalogRoutes, cartRoutes, orderRoutes, paymentRoutes, promotionRoutes, couponRoutes, pointsRoutes, eventRoutes, consistencyRoutes];
 
 export function buildHttp(app: App, options: { logger?: boolean } = {}): Promise<Server> {
   return buildServer(app, ROUTE_MODULES, options);

@@ -12,7 +12,10 @@ import { openDatabase, type Db } from '../src/platform/db/database.ts';
 import { migrateToLatest } from '../src/platform/db/migrate.ts';
 import { transact } from '../src/platform/db/retry.ts';
 import { signToken } from '../src/platform/http/tokens.ts';
-import { sandboxKeysIn, startChannelSandbox, type SandboxHandle } from '../src/sandbox/index.ts';
+import pino from 'pino';
+import { createApp } from '../src/app.ts';
+import { runReconcilePass } from '../src/consistency/index.ts';
+import { channelSettingsForSandbox, sandboxKeysIn, startChannelSandbox, type SandboxHandle } from '../src/sandbox/index.ts';
 import { availableEngines, type TestDatabase } from './support/engines.ts';
 
 /**
@@ -44,15 +47,23 @@ class Process {
     readonly name: string,
     private readonly args: string[],
     private readonly env: Record<string, string>,
-    private readonly port: number,
+    /** The API is ready when /health answers on this port; the worker when it says it runs. */
+    private readonly port: number | undefined,
   ) {}
 
   async start(): Promise<void> {
-    this.child = spawn(process.execPath, ['bin/tuangou.mjs', ...this.args], { env: { ...process.env, ...this.env, PORT: String(this.port) }, stdio: ['ignore', 'ignore', 'inherit'] });
-    for (let i = 0; i < 200; i++) {
-      try {
-        if ((await fetch(`http://127.0.0.1:${this.port}/health`)).ok) return;
-      } catch {}
+    const child = spawn(process.execPath, ['bin/tuangou.mjs', ...this.args], { env: { ...process.env, ...this.env, PORT: String(this.port ?? 0) }, stdio: ['ignore', 'pipe', 'inherit'] });
+    this.child = child;
+    let said = '';
+    child.stdout!.on('data', (chunk) => (said = (said + String(chunk)).slice(-1000)));
+    for (let i = 0; i < 200 && child.exitCode === null; i++) {
+      if (this.port === undefined) {
+        if (said.includes('tuangou worker:')) return;
+      } else {
+        try {
+          if ((await fetch(`http://127.0.0.1:${this.port}/health`)).ok) return;
+        } catch {}
+      }
       await sleep(100);
     }
     throw new Error(`${this.name} did not start`);
@@ -75,6 +86,7 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
   let worker: Process;
   let activitySkuIds: number[] = [];
   let leaderId = 0;
+  let dataDir = '';
   const couponOf = new Map<number, number>();
 
   beforeAll(async () => {
@@ -105,7 +117,7 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
       await grantPoints(db, b, 3_000, `crash-${b}`, 'crash test', now);
     }
 
-    const dataDir = mkdtempSync(join(tmpdir(), 'tuangou-crash-'));
+    dataDir = mkdtempSync(join(tmpdir(), 'tuangou-crash-'));
     // Retries compressed a hundredfold: WeChat's 15 s is 150 ms, Alipay's 4 min is 2.4 s.
     sandbox = await startChannelSandbox({ keys: sandboxKeysIn(dataDir), core: { retryScale: 0.01 } });
     const env = {
@@ -120,8 +132,9 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
       TUANGOU_CHECKOUT_LEASE_MS: String(CHECKOUT_LEASE_MS),
       LOG_LEVEL: 'silent',
     };
-    api = new Process('api', ['start', '--no-demo'], env, BASE_PORT);
-    worker = new Process('worker', ['start', '--no-demo'], env, BASE_PORT + 1);
+    // The API serves requests and notifications only; the worker runs the relay, the jobs and the event consumers.
+    api = new Process('api', ['start', '--no-demo', '--no-worker'], env, BASE_PORT);
+    worker = new Process('worker', ['worker'], env, undefined);
     await api.start();
     await worker.start();
   }, 120_000);
@@ -228,6 +241,20 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
       expect(killed).toHaveLength(KILLS);
       expect(stats.orders ?? 0).toBeGreaterThan(20);
 
+      await settle();
+      // The consistency reconciler looks over what the crashes left: nothing may fail, and whatever it repairs is then checked too.
+      const checker = await createApp(
+        { databaseUrl: database.url, orderShardUrls: [database.url], port: 0, host: '127.0.0.1', dataDir, tokenSecret: SECRET, paymentTimeout_ms: PAYMENT_TIMEOUT_MS, nodeId: 9999 },
+        { migrate: false, channels: channelSettingsForSandbox(sandboxKeysIn(dataDir), sandbox.url), reconcileInterval_ms: 0, log: pino({ level: 'silent' }) },
+      );
+      try {
+        const pass = await runReconcilePass(checker, checker.payments);
+        expect(pass.failures).toEqual([]);
+        stats.reconciler_repairs = pass.repairs.length;
+        await checker.drain();
+      } finally {
+        await checker.close();
+      }
       await settle();
       await checkInvariants();
       console.log(`[crash] kills ${killed.join(',')}; ${JSON.stringify(stats)}`);

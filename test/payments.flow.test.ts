@@ -275,6 +275,31 @@ for (const engine of availableEngines()) {
       expect(await refundsOfOrder(shard(orderNo), orderNo)).toHaveLength(1);
     });
 
+    it('an automatic refund the channel failed is tried again by an admin, once', async () => {
+      const { buyerId, orderNo, payable_fen } = await placeOrder();
+      const onAlipay = await startPay(buyerId, orderNo, 'alipay');
+      sandbox().core.setFaults({ keepPayableOnClose: 1 });
+      const onWechat = await startPay(buyerId, orderNo, 'wechat');
+      await clickPay('wechat', onWechat.body.payNo);
+      await settle();
+      sandbox().core.setFaults({ failRefund: 1 });
+      await clickPay('alipay', onAlipay.body.payNo);
+      await settle();
+      const duplicate = onAlipay.body.payNo as string;
+      expect(await findPayment(shard(orderNo), duplicate)).toMatchObject({ disposition: 'duplicate_payment', status: 'SUCCEEDED', refundCommitted_fen: 0 });
+      expect((await refundsOfOrder(shard(orderNo), orderNo)).map((r) => r.status)).toEqual(['FAILED']);
+      const key = newKey();
+      const retry = () => h.http.inject({ method: 'POST', url: `/admin/payments/${duplicate}/refunds`, headers: { ...admin(), 'idempotency-key': key } });
+      const [first, second] = await Promise.all([retry(), retry()]);
+      expect(first.json().refundNo).toBe(second.json().refundNo);
+      await settle();
+      expect(await findPayment(shard(orderNo), duplicate)).toMatchObject({ status: 'REFUNDED', refunded_fen: payable_fen });
+      expect(sandbox().core.refunded_fen(sandbox().core.trade('alipay', duplicate)!)).toBe(payable_fen);
+      // The payment that paid the order is refunded through its lines, not this way.
+      const applied = await h.http.inject({ method: 'POST', url: `/admin/payments/${onWechat.body.payNo}/refunds`, headers: { ...admin(), 'idempotency-key': newKey() } });
+      expect(applied.json().code).toBe('refund_not_allowed');
+    });
+
     it('a payment that succeeds after the order timed out is refunded', async () => {
       const { buyerId, orderNo, payable_fen } = await placeOrder();
       const started = await startPay(buyerId, orderNo, 'alipay');

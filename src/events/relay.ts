@@ -1,40 +1,65 @@
+import type { Transaction } from 'kysely';
 import type { Db } from '../platform/db/database.ts';
-import { claimDue, completeDue, failDue } from '../platform/due-rows.ts';
+import type { DB } from '../platform/db/schema.ts';
+import { claimDue, completeDue, failDue, type Claimed } from '../platform/due-rows.ts';
 import { pollingLoop, type PollingLoop } from '../platform/polling-loop.ts';
+import { consumeOnce, MAX_CONSUMER_ATTEMPTS, recordDeadLetter, type Consumer } from './inbox.ts';
 import type { DomainEvent } from './outbox.ts';
 
 export type EventHandler = (event: DomainEvent<any>) => Promise<void>;
+/** A handler whose effect is rows in `db`: it runs in the transaction that records it in the inbox. */
+export interface TransactionalHandler {
+  db: Db;
+  apply: (trx: Transaction<DB>, event: DomainEvent<any>) => Promise<void>;
+}
+
+export function inTransaction<P>(db: Db, apply: (trx: Transaction<DB>, event: DomainEvent<P>) => Promise<void>): TransactionalHandler {
+  return { db, apply };
+}
 
 /** Events claimed per database per pass. */
 export const RELAY_BATCH_SIZE = 200;
-/** After this many failed deliveries an event is set aside as dead for an admin to see. */
+/**
+ * After this many failed deliveries an outbox row is set aside as dead. Consumers dead-letter
+ * their own failures sooner (MAX_CONSUMER_ATTEMPTS), so this only catches a bus that never works.
+ */
 export const MAX_DELIVERY_ATTEMPTS = 25;
+/** Consumers one bus may have; each is a durable consumer on the broker. */
+export const MAX_CONSUMERS = 100;
 const RELAY_IDLE_MS = 100;
 /** Events committed within this long of each other are relayed in one pass. */
 const RELAY_BATCH_MS = 5;
 
 /**
- * The in-process bus: subscribers by event type. Delivery is at least once, so every
- * handler must be idempotent (each checks the state it would change before changing it).
+ * Who consumes which event type. Each consumer has a unique name: its inbox key, its durable
+ * consumer on the broker, its dead letters. A plain function handler keeps its inbox in the
+ * bus's database (the main one) and must be idempotent by itself (see Consumer in inbox.ts).
  */
 export class EventBus {
-  private readonly handlers = new Map<string, { name: string; handle: EventHandler }[]>();
+  private readonly list: Consumer[] = [];
+  constructor(readonly db: Db) {}
 
-  subscribe(type: string, name: string, handle: EventHandler): void {
-    const list = this.handlers.get(type) ?? [];
-    list.push({ name, handle });
-    this.handlers.set(type, list);
+  subscribe(type: string, name: string, handler: EventHandler | TransactionalHandler): void {
+    if (this.list.some((c) => c.name === name)) throw new Error(`consumer ${name} is subscribed twice`);
+    if (this.list.length >= MAX_CONSUMERS) throw new Error(`more than ${MAX_CONSUMERS} consumers`);
+    this.list.push(typeof handler === 'function' ? { name, type, db: this.db, handle: handler } : { name, type, db: handler.db, apply: handler.apply });
   }
 
-  async deliver(event: DomainEvent): Promise<void> {
-    for (const { name, handle } of this.handlers.get(event.type) ?? []) {
-      try {
-        await handle(event);
-      } catch (error) {
-        throw new Error(`subscriber ${name} failed on ${event.type} ${event.eventId}: ${(error as Error)?.message ?? error}`, { cause: error });
-      }
-    }
+  consumers(): readonly Consumer[] {
+    return this.list;
   }
+
+  consumersOf(type: string): Consumer[] {
+    return this.list.filter((c) => c.type === type);
+  }
+
+  find(name: string): Consumer | undefined {
+    return this.list.find((c) => c.name === name);
+  }
+}
+
+export function eventOfRow(row: Pick<Claimed<'outbox_events'>, 'event_id' | 'event_type' | 'aggregate_id' | 'payload' | 'created_at_ms'>): DomainEvent {
+  return { eventId: row.event_id, type: row.event_type, aggregateId: row.aggregate_id, payload: JSON.parse(row.payload), created_at_ms: row.created_at_ms };
 }
 
 export interface RelayOptions {
@@ -45,7 +70,7 @@ export interface RelayOptions {
   onError: (error: unknown) => void;
 }
 
-/** Moves committed events from each database's outbox to the bus. */
+/** The embedded bus: moves committed events from each database's outbox to the consumers in this process. */
 export function startRelay(options: RelayOptions): PollingLoop {
   const pass = async (): Promise<number> => {
     let delivered = 0;
@@ -55,24 +80,39 @@ export function startRelay(options: RelayOptions): PollingLoop {
   return pollingLoop(pass, { idle_ms: RELAY_IDLE_MS, batch_ms: RELAY_BATCH_MS }, options.onError);
 }
 
+/**
+ * Each consumer of each claimed event, through its inbox: one that handled the event before
+ * skips it, so retrying the whole event repeats nothing. A consumer still failing on the row's
+ * last attempt dead-letters the event for itself and the others go on; the same semantics as
+ * the broker's consumers, with the outbox row's attempts as the count.
+ */
 async function relayBatch(db: Db, { bus, owner, now, onError }: RelayOptions): Promise<number> {
   const rows = await claimDue(db, 'outbox_events', owner, now(), RELAY_BATCH_SIZE);
   const done: number[] = [];
   for (const row of rows) {
-    const event: DomainEvent = {
-      eventId: row.event_id,
-      type: row.event_type,
-      aggregateId: row.aggregate_id,
-      payload: JSON.parse(row.payload),
-      created_at_ms: row.created_at_ms,
-    };
-    try {
-      await bus.deliver(event);
-      done.push(row.id);
-    } catch (error) {
-      onError(error);
-      await failDue(db, 'outbox_events', owner, row, MAX_DELIVERY_ATTEMPTS, error, now());
+    const event = eventOfRow(row);
+    let retry = false;
+    let lastError: unknown;
+    for (const consumer of bus.consumersOf(event.type)) {
+      try {
+        await consumeOnce(consumer, event, now());
+      } catch (error) {
+        onError(new Error(`consumer ${consumer.name} failed on ${event.type} ${event.eventId} (attempt ${row.attempts})`, { cause: error }));
+        lastError = error;
+        if (row.attempts < MAX_CONSUMER_ATTEMPTS) {
+          retry = true;
+          continue;
+        }
+        try {
+          await recordDeadLetter(bus.db, consumer.name, event, row.attempts, error, now());
+        } catch (deadLetterError) {
+          onError(deadLetterError);
+          retry = true;
+        }
+      }
     }
+    if (retry) await failDue(db, 'outbox_events', owner, row, MAX_DELIVERY_ATTEMPTS, lastError, now());
+    else done.push(row.id);
   }
   await completeDue(db, 'outbox_events', owner, done);
   return rows.length;

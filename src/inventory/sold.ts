@@ -35,7 +35,13 @@ export async function deductOnPayment(db: Db, orderNo: string, items: readonly S
   });
 }
 
-/** Gives the order's sold units (of these SKUs, or all) back to the activity (confirmed → returned), once. */
+/**
+ * Gives the order's sold units (of these SKUs, or all) back to the activity (confirmed → returned),
+ * once. A SKU that Redis serves (秒杀) gets them in the stock row here and in Redis afterwards:
+ * its row becomes `returning`, which returnFlashSaleStock turns into `returned` once Redis has
+ * counted the units — the caller runs it after this commits, and the flash-sale upkeep finishes
+ * whatever a crash left.
+ */
 export async function returnSoldStock(db: Db, orderNo: string, activitySkuIds: readonly number[] | 'all', now_ms: number): Promise<number> {
   if (activitySkuIds !== 'all' && activitySkuIds.length === 0) return 0;
   return transact(db, async (trx) => {
@@ -63,6 +69,17 @@ export async function returnSoldStock(db: Db, orderNo: string, activitySkuIds: r
         .where('sold', '>=', r.quantity)
         .executeTakeFirst();
       assert(affected(changed) === 1, () => `returning ${orderNo}/${r.activity_sku_id} exceeds the sold stock`);
+      // Read after the update, which holds the stock row's lock: the gate only turns under that
+      // lock (a load's snapshot), so the load either counted these units already or will be told.
+      const gate = await trx.selectFrom('stock').select('flash_sale_activity_id').where('activity_sku_id', '=', r.activity_sku_id).executeTakeFirstOrThrow();
+      if (gate.flash_sale_activity_id !== null) {
+        await trx
+          .updateTable('stock_reservations')
+          .set({ state: 'returning' })
+          .where('order_no', '=', orderNo)
+          .where('activity_sku_id', '=', r.activity_sku_id)
+          .execute();
+      }
       returned += r.quantity;
     }
     return returned;

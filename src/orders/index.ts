@@ -16,4 +16,4 @@ export { listBuyerOrders, MAX_ORDERS_PAGE, purchasedQuantity, type Order } from 
 export { orderView, type OrderView } from './view.ts';
 export { claimPriceProtection, PRICE_PROTECTION_DAYS, type PriceProtectionClaim } from './price-protection.ts';
 export { recordOrderRefund, refundableLines } from './refunds.ts';
-export { findOrder } from './store.ts';
+export { findOrder, orderStates } from './store.ts';

@@ -27,7 +27,8 @@ export interface PriceProtectionClaim {
  * Claims the difference between what the buyer paid for a line's goods (after every discount,
  * without shipping) and what the same units cost now, once per line; so never more than was
  * paid for them. The claim and its event for the payment centre's refund path are written in one
- * transaction on the order's shard; the refund path must count the claim as refunded.
+ * transaction on the order's shard; a line refund takes off the 价保 paid out on the line, and
+ * a payout after a refund of its line is not made.
  */
 export async function claimPriceProtection(p: Platform, buyerId: number, orderNo: string, lineNo: number): Promise<PriceProtectionClaim> {
   const order = await getOrder(p, orderNo, buyerId);

@@ -1,29 +1,22 @@
 import { sql, type Transaction } from 'kysely';
 import { recordEvent } from '../events/outbox.ts';
-import type { Db } from '../platform/db/database.ts';
 import type { DB } from '../platform/db/schema.ts';
 import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
 import { ORDER_REFUNDED, type OrderRefunded } from './events.ts';
 import { findOrder, transitionOrder, type Order } from './store.ts';
 
-/** What a line refund may return: its payable less any 价保 already paid on it. */
-export async function refundableLines(
-  trx: Transaction<DB> | Db,
-  order: Order,
-  lineNos: readonly number[],
-): Promise<{ lineNo: number; activitySkuId: number; quantity: number; amount_fen: number }[]> {
-  const claims = await trx
-    .selectFrom('price_protection_claims')
-    .select(['line_no', 'amount_fen'])
-    .where('order_no', '=', order.orderNo)
-    .execute();
+/**
+ * The lines a refund may cover, each with its payable. The payment centre takes off the 价保 it
+ * paid out on a line: its payouts, not the claims, so a claim whose payout never happened (the
+ * line was refunded first) costs the buyer nothing.
+ */
+export function refundableLines(order: Order, lineNos: readonly number[]): { lineNo: number; activitySkuId: number; quantity: number; payable_fen: number }[] {
   return lineNos.map((lineNo) => {
     const line = order.lines.find((l) => l.lineNo === lineNo);
     if (!line) throw new AppError('invalid_field', { field: 'lineNos', message: `The order has no line ${lineNo}.` });
     if (line.refunded_at_ms !== null) throw new AppError('refund_not_allowed', { message: `Line ${lineNo} was refunded already.` });
-    const claimed = claims.find((c) => c.line_no === lineNo)?.amount_fen ?? 0;
-    return { lineNo, activitySkuId: line.activitySkuId, quantity: line.quantity, amount_fen: line.payable_fen - claimed };
+    return { lineNo, activitySkuId: line.activitySkuId, quantity: line.quantity, payable_fen: line.payable_fen };
   });
 }
 

@@ -6,6 +6,7 @@ import { priceForBuyer } from './pricing-step.ts';
 import { claimPriceProtection, PRICE_PROTECTION_DAYS } from './price-protection.ts';
 import { MAX_COUPONS_PER_ORDER } from '../coupons/index.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
+import { requestLog, withLog } from '../platform/http/observability.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { AppError } from '../platform/errors.ts';
 import { checkout, MAX_CHECKOUT_LINES, MAX_REMARK_LENGTH } from './checkout.ts';
@@ -51,7 +52,10 @@ export const orderRoutes: RouteModule = (server, app) => {
       if (key.length > MAX_IDEMPOTENCY_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
         throw new AppError('invalid_field', { field: 'Idempotency-Key', message: `Up to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters.` });
       }
-      const result = await checkout(app, buyerId, key, request.body);
+      const result = await checkout(withLog(app, requestLog(request, { buyerId })), buyerId, key, request.body);
+      // One line per answer, carrying the request id and the order number (also on replays).
+      const answer = result.body as { orderNo?: string; code?: string };
+      request.log.info({ buyerId, orderNo: answer.orderNo, status: result.status, code: answer.code }, 'checkout answered');
       return reply.status(result.status).send(result.body);
     },
   );
@@ -138,7 +142,8 @@ export const orderRoutes: RouteModule = (server, app) => {
     { schema: { summary: 'Cancel an unpaid order', tags: ['orders'], params: orderNoParams } },
     async (request) => {
       const buyerId = subjectId(authorize(request, 'buyer'));
-      return orderView(await cancelOrder(app, request.params.orderNo, 'buyer_cancelled', buyerId));
+      const log = requestLog(request, { orderNo: request.params.orderNo });
+      return orderView(await cancelOrder(withLog(app, log), request.params.orderNo, 'buyer_cancelled', buyerId));
     },
   );
 };

@@ -110,6 +110,16 @@ export async function findOrder(db: Db | Transaction<DB>, orderNo: string): Prom
   return toOrder(row, lines);
 }
 
+/** Status and times of many orders on one shard at once, by order number (the reconciler's batch look-up). */
+export async function orderStates(
+  db: Db,
+  orderNos: readonly string[],
+): Promise<Map<string, { status: string; updated_at_ms: number; cancelled_at_ms: number | null }>> {
+  if (orderNos.length === 0) return new Map();
+  const rows = await db.selectFrom('orders').select(['order_no', 'status', 'updated_at_ms', 'cancelled_at_ms']).where('order_no', 'in', [...orderNos]).execute();
+  return new Map(rows.map((r) => [r.order_no, { status: r.status, updated_at_ms: r.updated_at_ms, cancelled_at_ms: r.cancelled_at_ms }]));
+}
+
 /** Newest first. Order numbers are time-ordered and unique, so the last one seen is the cursor. */
 export async function listBuyerOrders(db: Db, buyerId: number, page: { limit: number; beforeOrderNo?: string }): Promise<Order[]> {
   assert(page.limit > 0 && page.limit <= MAX_ORDERS_PAGE, 'order page size out of range');

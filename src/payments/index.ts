@@ -1,7 +1,7 @@
 export type { PaymentCentre } from './centre.ts';
 export { channelSettingsFromEnv, createChannels, CHANNELS, PAY_METHODS, type ChannelName, type ChannelSettings, type PaymentChannel, type PayMethod } from './channels/index.ts';
 export { handleNotification } from './notifications.ts';
-export { closeAttempt, followPayment, PAYMENT_QUERY_JOB, startPayment, type StartPayment } from './pay.ts';
+export { closeAttempt, closeOpenAttempts, followPayment, PAYMENT_QUERY_JOB, startPayment, type StartPayment } from './pay.ts';
 export { DIFFERENCE_KINDS, listReconciliations, reconcile, reconciliationReport, type Difference } from './reconciliation.ts';
 export { applyRefundResult, driveRefund, followRefund, insertRefund, payPriceProtection, priceProtectionRefundNo, REFUND_FOLLOW_JOB, requestRefund, withPayment } from './refunds.ts';
 export { applyToOrder, applyTradeResult, PAYMENT_APPLY_JOB } from './results.ts';

@@ -155,6 +155,19 @@ export async function closeAttempt(pc: PaymentCentre, payment: Payment): Promise
 }
 
 /**
+ * 超时取消 or a buyer's cancel: the order's open attempts are closed at their channels, so a late
+ * payment cannot succeed silently; one the channel says is paid is recorded, and refunded as
+ * the cancelled order's. An order has at most MAX_PAYMENT_ATTEMPTS attempts.
+ */
+export async function closeOpenAttempts(pc: PaymentCentre, orderNo: string): Promise<void> {
+  const db = pc.p.shards.forOrderNo(orderNo);
+  if (!db) return;
+  for (const attempt of await paymentsOfOrder(db, orderNo)) {
+    if (attempt.status === 'CREATED') await closeAttempt(pc, attempt);
+  }
+}
+
+/**
  * The active query (补单) of one open payment: a success found here is handled exactly like a
  * notification; an attempt past the order's time is closed at the channel; otherwise ask again later.
  */

@@ -212,8 +212,7 @@ async function repairRefund(pc: PaymentCentre, refund: Refund): Promise<boolean>
   try {
     const answer = await channel.queryRefund(refund.payNo, refund.refundNo, { requested_at_ms: refund.created_at_ms });
     if (answer.state !== 'succeeded') return false;
-    await applyRefundResult(pc, answer);
-    return true;
+    return (await applyRefundResult(pc, answer)) === 'applied';
   } catch (error) {
     if (isAppError(error, 'channel_unavailable')) return false;
     throw error;

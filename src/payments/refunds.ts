@@ -132,40 +132,90 @@ export async function requestRefund(pc: PaymentCentre, request: RefundRequest): 
   const { p } = pc;
   const order = await getOrder(p, request.orderNo, request.asBuyer);
   const db = p.shards.forOrderNo(request.orderNo)!;
-  const earlier = await db
-    .selectFrom('payment_refunds')
-    .select('refund_no')
-    .where('order_no', '=', request.orderNo)
-    .where('request_key', '=', request.requestKey)
-    .executeTakeFirst();
-  if (earlier) return (await findRefund(db, earlier.refund_no))!;
+  const earlier = await refundOfRequest(db, request.orderNo, request.requestKey);
+  if (earlier) return (await findRefund(db, earlier))!;
   if (order.status !== 'PAID' || !order.paymentNo) throw new AppError('refund_not_allowed', { message: `An order that is ${order.status} cannot be refunded.` });
   const lineNos = request.lineNos === 'all' ? order.lines.filter((l) => l.refunded_at_ms === null).map((l) => l.lineNo) : [...new Set(request.lineNos)];
   if (lineNos.length === 0) throw new AppError('refund_not_allowed', { message: 'Every line was refunded already.' });
   if (request.asBuyer !== undefined) await checkBuyerPolicy(pc, order.lines.filter((l) => lineNos.includes(l.lineNo)).map((l) => l.activityId));
 
-  const refundNo = `R${p.nextOrderNo(slotOfOrderNo(request.orderNo)!, p.now())}`;
+  const newRefundNo = `R${p.nextOrderNo(slotOfOrderNo(request.orderNo)!, p.now())}`;
+  let refundNo: string | undefined;
   try {
-    await withPayment(db, order.paymentNo, async (trx, payment) => {
+    refundNo = await withPayment(db, order.paymentNo, async (trx, payment) => {
+      // Decided again on this fresh read: the order read above may be from before another
+      // request's refund of the same lines (or this very request, sent twice) was written.
+      const same = await refundOfRequest(trx, request.orderNo, request.requestKey);
+      if (same) return same;
       const open = (await refundsOfPayment(trx, payment.payNo)).filter((r) => r.status !== 'FAILED');
       if (open.length >= MAX_REFUNDS_PER_PAYMENT) throw new AppError('refund_not_allowed', { message: 'This payment has too many refunds.' });
-      const inFlight = open.flatMap((r) => (r.status === 'SUCCEEDED' ? [] : (r.lineNos ?? [])));
-      const clash = lineNos.find((n) => inFlight.includes(n));
-      if (clash !== undefined) throw new AppError('refund_not_allowed', { message: `Line ${clash} has a refund under way.` });
-      const lines = await refundableLines(trx, order, lineNos);
-      const amount_fen = lines.reduce((sum, l) => sum + l.amount_fen, 0);
+      // Every refund not failed holds its lines, succeeded or under way: a line is refunded once.
+      const taken = open.flatMap((r) => r.lineNos ?? []);
+      const clash = lineNos.find((n) => taken.includes(n));
+      if (clash !== undefined) throw new AppError('refund_not_allowed', { message: `Line ${clash} was refunded already or has a refund under way.` });
+      const lines = refundableLines(order, lineNos);
+      // A line returns its payable less the 价保 paid out on it (a payout not failed), never more.
+      const paidOut = (lineNo: number) => open.filter((r) => r.refundNo === priceProtectionRefundNo(order.orderNo, lineNo)).reduce((sum, r) => sum + r.amount_fen, 0);
+      const amount_fen = lines.reduce((sum, l) => sum + l.payable_fen - paidOut(l.lineNo), 0);
       if (amount_fen <= 0) throw new AppError('refund_not_allowed', { message: 'Nothing is left to refund on these lines.' });
-      await insertRefund(trx, payment, { refundNo, amount_fen, reason: request.reason, lineNos, requestKey: request.requestKey, requestedBy: request.requestedBy }, p.now());
+      const written = await insertRefund(
+        trx,
+        payment,
+        { refundNo: newRefundNo, amount_fen, reason: request.reason, lineNos, requestKey: request.requestKey, requestedBy: request.requestedBy },
+        p.now(),
+      );
+      // Not written: the same key's refund was committed by a request running beside this one.
+      return written ? newRefundNo : undefined;
     });
   } catch (error) {
-    // The same key sent twice at once: the other request wrote the refund.
     if (!isUniqueViolation(error)) throw error;
-    const other = await db.selectFrom('payment_refunds').select('refund_no').where('order_no', '=', request.orderNo).where('request_key', '=', request.requestKey).executeTakeFirst();
-    if (!other) throw error;
-    return (await findRefund(db, other.refund_no))!;
   }
+  // The same key sent twice at once: the other request wrote the refund.
+  refundNo ??= await refundOfRequest(db, request.orderNo, request.requestKey);
+  if (!refundNo) throw new AppError('payment_state_conflict', { details: { orderNo: request.orderNo } });
   p.wake();
   return driveRefund(pc, order.paymentNo, refundNo);
+}
+
+/**
+ * An admin refunds what is left of a payment that did not pay its order (a duplicate, one for a
+ * cancelled order, a mismatched amount): the way to try again when the automatic refund failed
+ * at the channel. Idempotent by request key; the reason stays the payment's disposition.
+ */
+export async function refundUnappliedPayment(pc: PaymentCentre, request: { payNo: string; requestKey: string; requestedBy: string }): Promise<Refund> {
+  const { p } = pc;
+  const db = mustShard(p, request.payNo);
+  const payment = await findPayment(db, request.payNo);
+  if (!payment) throw new AppError('payment_not_found');
+  const earlier = await refundOfRequest(db, payment.orderNo, request.requestKey);
+  if (earlier) return (await findRefund(db, earlier))!;
+  if (payment.disposition === null || payment.disposition === 'applied') {
+    throw new AppError('refund_not_allowed', { message: 'This payment paid its order: refund the order’s lines instead.' });
+  }
+  const reason = payment.disposition;
+  const newRefundNo = `R${p.nextOrderNo(slotOfOrderNo(payment.orderNo)!, p.now())}`;
+  let refundNo: string | undefined;
+  try {
+    refundNo = await withPayment(db, payment.payNo, async (trx, current) => {
+      const same = await refundOfRequest(trx, current.orderNo, request.requestKey);
+      if (same) return same;
+      const amount_fen = current.amount_fen - current.refundCommitted_fen;
+      if (amount_fen <= 0) throw new AppError('refund_not_allowed', { message: 'Everything paid is refunded or being refunded.' });
+      const written = await insertRefund(trx, current, { refundNo: newRefundNo, amount_fen, reason, lineNos: null, requestKey: request.requestKey, requestedBy: request.requestedBy }, p.now());
+      return written ? newRefundNo : undefined;
+    });
+  } catch (error) {
+    if (!isUniqueViolation(error)) throw error;
+  }
+  refundNo ??= await refundOfRequest(db, payment.orderNo, request.requestKey);
+  if (!refundNo) throw new AppError('payment_state_conflict', { details: { payNo: request.payNo } });
+  p.wake();
+  return driveRefund(pc, payment.payNo, refundNo);
+}
+
+async function refundOfRequest(db: Db | Transaction<DB>, orderNo: string, requestKey: string): Promise<string | undefined> {
+  const row = await db.selectFrom('payment_refunds').select('refund_no').where('order_no', '=', orderNo).where('request_key', '=', requestKey).executeTakeFirst();
+  return row?.refund_no;
 }
 
 /** 截单: after an activity's order cut-off the merchant has bought for the group, so a buyer can no longer refund by themselves. */
@@ -280,9 +330,18 @@ export async function payPriceProtection(pc: PaymentCentre, claim: { orderNo: st
     return;
   }
   const refundNo = priceProtectionRefundNo(claim.orderNo, claim.lineNo);
-  await withPayment(db, payment.payNo, (trx, current) =>
-    insertRefund(trx, current, { refundNo, amount_fen: claim.amount_fen, reason: 'price_protection', lineNos: null, requestKey: null, requestedBy: 'system' }, pc.p.now()),
-  );
+  const payable = await withPayment(db, payment.payNo, async (trx, current) => {
+    // A line refunded (or being refunded) returns its whole payable less the payouts made before
+    // it, so a payout after it would pay the line twice. Decided under the payment's version, as line refunds are.
+    const lineRefund = (await refundsOfPayment(trx, current.payNo)).find((r) => r.status !== 'FAILED' && r.lineNos?.includes(claim.lineNo));
+    if (lineRefund && !(await findRefund(trx, refundNo))) return false;
+    await insertRefund(trx, current, { refundNo, amount_fen: claim.amount_fen, reason: 'price_protection', lineNos: null, requestKey: null, requestedBy: 'system' }, pc.p.now());
+    return true;
+  });
+  if (!payable) {
+    pc.p.log.warn({ orderNo: claim.orderNo, lineNo: claim.lineNo, amount_fen: claim.amount_fen }, 'price protection not paid out: the line was refunded in full first');
+    return;
+  }
   await driveRefund(pc, payment.payNo, refundNo);
 }
 

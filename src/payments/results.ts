@@ -61,26 +61,33 @@ async function recordSuccess(pc: PaymentCentre, first: Payment, trade: ChannelTr
   let recorded = false;
   for (let round = 0; round < MAX_SUCCESS_RACE_ROUNDS; round++) {
     const payment = (await findPayment(db, first.payNo))!;
+    const mismatch = trade.amount_fen !== undefined && trade.amount_fen !== payment.amount_fen;
     if (payment.status === 'CREATED' || payment.status === 'CLOSED' || payment.status === 'FAILED') {
       const now_ms = pc.p.now();
+      const changes = { channel_trade_no: trade.channelTradeNo ?? payment.channelTradeNo, succeeded_at_ms: trade.paid_at_ms ?? now_ms };
       const moved = await transact(db, async (trx) => {
-        const won = await updatePayment(
-          trx,
-          payment,
-          'SUCCEEDED',
-          { channel_trade_no: trade.channelTradeNo ?? payment.channelTradeNo, succeeded_at_ms: trade.paid_at_ms ?? now_ms },
-          now_ms,
-        );
-        if (won) {
-          await deleteQueryJobs(trx, payment.payNo);
+        // Another amount is decided in this commit: nothing read later (the apply job, the active
+        // query) knows the channel's amount, and would take it to the order as a payment.
+        const won = await updatePayment(trx, payment, 'SUCCEEDED', mismatch ? { ...changes, disposition: 'amount_mismatch' } : changes, now_ms);
+        if (!won) return false;
+        await deleteQueryJobs(trx, payment.payNo);
+        if (mismatch) {
+          const after = { ...payment, status: 'SUCCEEDED' as const, version: payment.version + 1 };
+          const refund = { refundNo: automaticRefundNo(payment.payNo), amount_fen: payment.amount_fen - payment.refundCommitted_fen, reason: 'amount_mismatch' as const };
+          await insertRefund(trx, after, { ...refund, lineNos: null, requestKey: null, requestedBy: 'system' }, now_ms);
+        } else {
           await scheduleJob(trx, { kind: PAYMENT_APPLY_JOB, key: `${PAYMENT_APPLY_JOB}:${payment.payNo}`, payload: { payNo: payment.payNo }, due_at_ms: now_ms + APPLY_SAFETY_DELAY_MS }, now_ms);
         }
-        return won;
+        return true;
       });
       if (!moved) continue;
       recorded = true;
+      if (mismatch) {
+        pc.p.log.warn({ payNo: payment.payNo, orderNo: payment.orderNo }, 'payment succeeded for another amount than asked: refunding it in full');
+        await driveRefund(pc, payment.payNo, automaticRefundNo(payment.payNo));
+        return 'applied';
+      }
     }
-    const mismatch = trade.amount_fen !== undefined && trade.amount_fen !== payment.amount_fen;
     await applyToOrder(pc, payment.payNo, mismatch);
     return recorded ? 'applied' : 'unchanged';
   }

@@ -2,15 +2,18 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { App } from '../app.ts';
 import { getOrder } from '../orders/index.ts';
+import type { Logger } from 'pino';
 import { authorize, subjectId } from '../platform/http/auth.ts';
+import { requestLog, withLog } from '../platform/http/observability.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Principal } from '../platform/http/tokens.ts';
 import { CHANNELS, PAY_METHODS } from './channels/types.ts';
+import type { PaymentCentre } from './centre.ts';
 import { handleNotification } from './notifications.ts';
 import { startPayment } from './pay.ts';
 import { listReconciliations, reconciliationReport } from './reconciliation.ts';
-import { requestRefund } from './refunds.ts';
+import { refundUnappliedPayment, requestRefund } from './refunds.ts';
 import { findPayment, mustShard, paymentsOfOrder, refundsOfOrder, refundsOfPayment, type Payment, type Refund } from './store.ts';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -71,6 +74,9 @@ function requestKey(header: unknown): string {
 
 const refundBody = z.object({ lineNos: z.array(z.number().int().min(1).max(1000)).min(1).max(100).optional() }).strict();
 
+/** The payment centre logging through one request's logger (reqId, and the order number where known). */
+const forRequest = (pc: PaymentCentre, log: Logger): PaymentCentre => ({ ...pc, p: withLog(pc.p, log) });
+
 export const paymentRoutes: RouteModule = (server, app: App) => {
   const pc = app.payments;
 
@@ -93,7 +99,9 @@ export const paymentRoutes: RouteModule = (server, app: App) => {
     },
     async (request, reply) => {
       const buyerId = subjectId(authorize(request, 'buyer'));
-      const payment = await startPayment(pc, { orderNo: request.params.orderNo, asBuyer: buyerId, payerIp: request.ip, ...request.body });
+      const log = requestLog(request, { orderNo: request.params.orderNo });
+      const payment = await startPayment(forRequest(pc, log), { orderNo: request.params.orderNo, asBuyer: buyerId, payerIp: request.ip, ...request.body });
+      log.info({ payNo: payment.payNo, channel: payment.channel, status: payment.status }, 'payment started');
       return reply.status(201).send(paymentView(payment));
     },
   );
@@ -136,7 +144,7 @@ export const paymentRoutes: RouteModule = (server, app: App) => {
       },
       async (request, reply) => {
         const principal = authorize(request, role);
-        const refund = await requestRefund(pc, {
+        const refund = await requestRefund(forRequest(pc, requestLog(request, { orderNo: request.params.orderNo })), {
           orderNo: request.params.orderNo,
           lineNos: request.body.lineNos ?? 'all',
           requestKey: requestKey(request.headers['idempotency-key']),
@@ -148,6 +156,22 @@ export const paymentRoutes: RouteModule = (server, app: App) => {
       },
     );
   }
+
+  server.post(
+    '/admin/payments/:payNo/refunds',
+    {
+      schema: {
+        summary: 'Refund what is left of a payment that did not pay its order (a duplicate, a late or mismatched one) — to try again after its automatic refund failed. Requires an Idempotency-Key header.',
+        tags: ['payments'],
+        params: payNoParams,
+      },
+    },
+    async (request, reply) => {
+      const principal = authorize(request, 'admin');
+      const refund = await refundUnappliedPayment(pc, { payNo: request.params.payNo, requestKey: requestKey(request.headers['idempotency-key']), requestedBy: `admin:${principal.subject}` });
+      return reply.status(201).send(refundView(refund));
+    },
+  );
 
   // Channel notifications: the adapter verifies the raw body, so it is kept as it came.
   void server.register(async (plain) => {
@@ -161,12 +185,13 @@ export const paymentRoutes: RouteModule = (server, app: App) => {
         if (!pc.channels.has(request.params.channel)) throw new AppError('channel_not_configured');
         const headers: Record<string, string | undefined> = {};
         for (const [name, value] of Object.entries(request.headers)) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
-        const { answer } = await handleNotification(pc, request.params.channel, {
+        const { answer, outcome } = await handleNotification(forRequest(pc, requestLog(request, {})), request.params.channel, {
           method: request.method,
           url: request.url,
           headers,
           rawBody: typeof request.body === 'string' ? request.body : '',
         });
+        app.metrics.notifications.inc({ channel: request.params.channel, outcome });
         return reply.status(answer.status).type(answer.contentType).send(answer.body);
       },
     );

@@ -22,6 +22,13 @@ export interface Config {
   redisUrl?: string | undefined;
   /** Put before every Redis key, so several deployments (or test files) can share one Redis. */
   redisKeyPrefix?: string | undefined;
+  /** Serve Prometheus metrics at GET /metrics (unauthenticated); on unless METRICS_ENABLED=false. */
+  metricsEnabled?: boolean | undefined;
+  /** The event bus: NATS JetStream at this URL; unset, events go to consumers in-process. */
+  natsUrl?: string | undefined;
+  /** The JetStream stream and subject prefix (several deployments or test files can share one server). */
+  natsStream?: string | undefined;
+  natsSubjectPrefix?: string | undefined;
 }
 
 export const DEFAULT_PAYMENT_TIMEOUT_MS = 15 * 60 * 1000;
@@ -45,6 +52,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sandboxPort: env.SANDBOX_PORT === undefined ? undefined : intFromEnv(env.SANDBOX_PORT, 0, 'SANDBOX_PORT'),
     redisUrl: env.REDIS_URL || undefined,
     redisKeyPrefix: env.REDIS_KEY_PREFIX || undefined,
+    metricsEnabled: !['false', '0', 'off', 'no'].includes((env.METRICS_ENABLED ?? '').toLowerCase()),
+    natsUrl: env.NATS_URL || undefined,
+    natsStream: env.NATS_STREAM || undefined,
+    natsSubjectPrefix: env.NATS_SUBJECT_PREFIX || undefined,
   };
 }
 

@@ -85,3 +85,18 @@ export async function failDue(
     .execute();
   return dead ? 'dead' : 'retry';
 }
+
+/**
+ * Gives rows back untried-for (a dependency such as the broker was away, not the row's fault):
+ * the lease is dropped and they come due again at `due_at_ms`; they never turn dead this way.
+ */
+export async function deferDue(db: Db, table: DueTable, owner: string, ids: number[], due_at_ms: number, error: unknown): Promise<void> {
+  if (ids.length === 0) return;
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  await db
+    .updateTable(table)
+    .set({ last_error: message.slice(0, 2000), locked_until_ms: 0, locked_by: null, due_at_ms })
+    .where('id', 'in', ids)
+    .where('locked_by', '=', owner)
+    .execute();
+}

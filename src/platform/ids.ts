@@ -40,6 +40,14 @@ export function orderNumberGenerator(nodeId: number = randomInt(NODE_ID_LIMIT)) 
   };
 }
 
+/**
+ * The smallest order number made at or after `at_ms`: order numbers sort by time, so a range of
+ * them is a time window read through the primary key (the reconciler scans recent orders so).
+ */
+export function orderNoFloor(at_ms: number): string {
+  return String(Math.max(0, at_ms - ORDER_EPOCH_MS)).padStart(12, '0') + '0'.repeat(11);
+}
+
 export function newEventId(): string {
   return randomUUID();
 }

@@ -9,10 +9,10 @@ import pg from 'pg';
  * The engines the flow tests run on. SQLite always; PostgreSQL and MariaDB when their
  * server URL is set. With TUANGOU_REQUIRE_ENGINES (CI sets it) a missing engine is a failure.
  * Redis (the flash-sale tests) is a service named the same way: TEST_REDIS_URL, and `redis` in
- * TUANGOU_REQUIRE_ENGINES.
+ * TUANGOU_REQUIRE_ENGINES. NATS JetStream (the event bus tests) likewise: TEST_NATS_URL and `nats`.
  */
 export type EngineName = 'sqlite' | 'postgres' | 'mysql';
-export type ServiceName = EngineName | 'redis';
+export type ServiceName = EngineName | 'redis' | 'nats';
 
 export interface TestDatabase {
   url: string;
@@ -24,12 +24,12 @@ export interface Engine {
   createDatabase(): Promise<TestDatabase>;
 }
 
-const ENV_OF: Record<Exclude<ServiceName, 'sqlite'>, string> = { postgres: 'TEST_POSTGRES_URL', mysql: 'TEST_MYSQL_URL', redis: 'TEST_REDIS_URL' };
+const ENV_OF: Record<Exclude<ServiceName, 'sqlite'>, string> = { postgres: 'TEST_POSTGRES_URL', mysql: 'TEST_MYSQL_URL', redis: 'TEST_REDIS_URL', nats: 'TEST_NATS_URL' };
 
 export function requiredEngines(): ServiceName[] {
   const raw = process.env.TUANGOU_REQUIRE_ENGINES;
   if (!raw) return [];
-  return (raw === 'all' ? ['sqlite', 'postgres', 'mysql', 'redis'] : raw.split(',').map((s) => s.trim())) as ServiceName[];
+  return (raw === 'all' ? ['sqlite', 'postgres', 'mysql', 'redis', 'nats'] : raw.split(',').map((s) => s.trim())) as ServiceName[];
 }
 
 export function skippedEngines(): { name: ServiceName; env: string }[] {
@@ -40,6 +40,13 @@ export function skippedEngines(): { name: ServiceName; env: string }[] {
 export function testRedisUrl(): string | undefined {
   const url = process.env.TEST_REDIS_URL || undefined;
   if (!url && requiredEngines().includes('redis')) throw new Error('TUANGOU_REQUIRE_ENGINES wants redis but TEST_REDIS_URL is not set');
+  return url;
+}
+
+/** The NATS server (with JetStream) the event bus tests use, or undefined (they are skipped) — unless it is required. */
+export function testNatsUrl(): string | undefined {
+  const url = process.env.TEST_NATS_URL || undefined;
+  if (!url && requiredEngines().includes('nats')) throw new Error('TUANGOU_REQUIRE_ENGINES wants nats but TEST_NATS_URL is not set');
   return url;
 }
 
@@ -93,7 +100,7 @@ export function availableEngines(): Engine[] {
   const engines: Engine[] = [sqlite];
   if (process.env.TEST_POSTGRES_URL) engines.push(serverEngine('postgres', process.env.TEST_POSTGRES_URL, runOnPostgres));
   if (process.env.TEST_MYSQL_URL) engines.push(serverEngine('mysql', process.env.TEST_MYSQL_URL, runOnMysql));
-  const missing = requiredEngines().filter((name) => name !== 'redis' && !engines.some((e) => e.name === name));
+  const missing = requiredEngines().filter((name) => name !== 'redis' && name !== 'nats' && !engines.some((e) => e.name === name));
   if (missing.length) {
     throw new Error(`TUANGOU_REQUIRE_ENGINES wants ${missing.join(', ')} but ${missing.map((m) => (m === 'sqlite' ? '' : ENV_OF[m])).join(', ')} is not set`);
   }

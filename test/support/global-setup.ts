@@ -1,9 +1,10 @@
-import { availableEngines, skippedEngines, testRedisUrl } from './engines.ts';
+import { availableEngines, skippedEngines, testNatsUrl, testRedisUrl } from './engines.ts';
 
 /** Says once, before and after the run, which engines the flow tests ran on and which were skipped. */
 export default function setup(): () => void {
   const ran: string[] = availableEngines().map((e) => e.name);
   if (testRedisUrl()) ran.push('redis');
+  if (testNatsUrl()) ran.push('nats');
   const skipped = skippedEngines();
   const line =
     `flow tests run on: ${ran.join(', ')}` +

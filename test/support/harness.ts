@@ -9,6 +9,8 @@ import { signToken } from '../../src/platform/http/tokens.ts';
 import { buildHttp } from '../../src/http.ts';
 import type { Server } from '../../src/platform/http/server.ts';
 import type { Engine, TestDatabase } from './engines.ts';
+import type { ConsumerRetry } from '../../src/events/broker.ts';
+import type { EventBus } from '../../src/events/relay.ts';
 import { channelSettingsForSandbox, generateSandboxKeys, startChannelSandbox, type SandboxHandle, type SandboxKeys } from '../../src/sandbox/index.ts';
 
 /** Sandbox keys are made once per test file: RSA key generation is the slow part of starting one. */
@@ -50,6 +52,16 @@ export async function startHarness(
     /** 秒杀 through this Redis, under keys starting with redisKeyPrefix. */
     redisUrl?: string;
     redisKeyPrefix?: string;
+    /** Events through this NATS JetStream, on a stream and subjects of the test's own. */
+    nats?: { url: string; stream: string; subjectPrefix: string; consumerRetry?: ConsumerRetry };
+    /** false: no relay, consumers or jobs in this app (another app does them). */
+    worker?: boolean;
+    /** Extra consumers, subscribed before the consumers start. */
+    subscribe?: (bus: EventBus) => void;
+    /** The consistency reconciler's chain of passes; off (0) unless asked: tests run passes by hand. */
+    reconcileInterval_ms?: number;
+    /** The app's logger (tests that read the log lines); silent by default. */
+    log?: pino.Logger;
   } = {},
 ): Promise<Harness> {
   const databases = options.databases ?? (await Promise.all(Array.from({ length: options.shards ?? 1 }, () => engine.createDatabase())));
@@ -72,13 +84,20 @@ export async function startHarness(
       nodeId: 1,
       redisUrl: options.redisUrl,
       redisKeyPrefix: options.redisKeyPrefix,
+      natsUrl: options.nats?.url,
+      natsStream: options.nats?.stream,
+      natsSubjectPrefix: options.nats?.subjectPrefix,
     },
     {
       now: clock.now,
-      log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+      log: options.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
       channels: sandbox && channelSettingsForSandbox(sandboxKeys!, sandbox.url),
       // The flash-sale upkeep is run by hand in tests, so its repairs land where the test looks.
       flashSaleUpkeep_ms: 0,
+      reconcileInterval_ms: options.reconcileInterval_ms ?? 0,
+      worker: options.worker,
+      subscribe: options.subscribe,
+      consumerRetry: options.nats?.consumerRetry,
     },
   );
   const http = await buildHttp(app);

@@ -7,4 +7,5 @@ export { closeFlashSale, keysOf, openFlashSale, REDIS_COMMAND_TIMEOUT_MS, type F
 export { applyPendingReservations, recordPendingReservations, ungate, gatingActivities, type FlashSaleItem } from './ledger.ts';
 export { adjustFlashSaleStock, ensureLoaded, flashSaleHotChanged, isLoaded, unloadActivity } from './load.ts';
 export { flashSaleAvailable, grantFlashSale, releaseFlashSaleReservations, MAX_RESERVE_ATTEMPTS } from './reserve.ts';
+export { finishFlashSaleReturns, MAX_RETURNS_PER_PASS, returnFlashSaleStock } from './returns.ts';
 export { FLASH_SALE_UPKEEP_INTERVAL_MS, flashSaleUpkeep, reconcileActivity, startFlashSaleUpkeep, type DriftRepair, type UpkeepReport } from './reconcile.ts';

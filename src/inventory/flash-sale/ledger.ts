@@ -90,7 +90,7 @@ export interface OpenReservation {
   orderNo: string;
   activitySkuId: number;
   quantity: number;
-  state: 'pending' | 'reserved' | 'confirmed';
+  state: 'pending' | 'reserved' | 'confirmed' | 'returning';
   buyerId: number | null;
 }
 
@@ -113,7 +113,7 @@ export async function gateAndSnapshot(db: Db, activityId: number, activitySkuIds
       .selectFrom('stock_reservations')
       .select(['order_no', 'activity_sku_id', 'quantity', 'state', 'buyer_id'])
       .where('activity_sku_id', 'in', [...activitySkuIds])
-      .where('state', 'in', ['pending', 'reserved', 'confirmed'])
+      .where('state', 'in', ['pending', 'reserved', 'confirmed', 'returning'])
       .execute();
     return {
       available: new Map(stock.map((s) => [s.activity_sku_id, s.available])),
@@ -122,22 +122,59 @@ export async function gateAndSnapshot(db: Db, activityId: number, activitySkuIds
   });
 }
 
+type UnitsOfOrders = Map<number, { orderNo: string; quantity: number }[]>;
+
 /**
- * The reconciler's view: pending reservations first, then the stock rows, outside a transaction.
- * In that order a reservation applied between the two reads is counted twice (the safe way: it
- * makes Redis look richer than the database, never poorer), and the second measurement catches it.
+ * The reconciler's view: pending and returning reservations first, then the stock rows, outside a
+ * transaction. In that order a reservation applied (or a return made) between the reads is seen
+ * in one and not the other; the second measurement, which must agree, catches it.
  */
-export async function reconcileSnapshot(db: Db, activitySkuIds: readonly number[]): Promise<{ available: Map<number, number>; pending: Map<number, { orderNo: string; quantity: number }[]> }> {
-  const pendingRows = await db
+export async function reconcileSnapshot(db: Db, activitySkuIds: readonly number[]): Promise<{ available: Map<number, number>; pending: UnitsOfOrders; returning: UnitsOfOrders }> {
+  const rows = await db
     .selectFrom('stock_reservations')
-    .select(['order_no', 'activity_sku_id', 'quantity'])
+    .select(['order_no', 'activity_sku_id', 'quantity', 'state'])
     .where('activity_sku_id', 'in', [...activitySkuIds])
-    .where('state', '=', 'pending')
+    .where('state', 'in', ['pending', 'returning'])
     .execute();
   const stock = await db.selectFrom('stock').select(['activity_sku_id', 'available']).where('activity_sku_id', 'in', [...activitySkuIds]).execute();
-  const pending = new Map<number, { orderNo: string; quantity: number }[]>();
-  for (const r of pendingRows) pending.set(r.activity_sku_id, [...(pending.get(r.activity_sku_id) ?? []), { orderNo: r.order_no, quantity: r.quantity }]);
-  return { available: new Map(stock.map((s) => [s.activity_sku_id, s.available])), pending };
+  const pending: UnitsOfOrders = new Map();
+  const returning: UnitsOfOrders = new Map();
+  for (const r of rows) {
+    const into = r.state === 'pending' ? pending : returning;
+    into.set(r.activity_sku_id, [...(into.get(r.activity_sku_id) ?? []), { orderNo: r.order_no, quantity: r.quantity }]);
+  }
+  return { available: new Map(stock.map((s) => [s.activity_sku_id, s.available])), pending, returning };
+}
+
+/** An order's sold units given back in the database that Redis has not yet counted, with the activity gating each SKU now (null: none). */
+export async function returningOf(db: Db, orderNo: string): Promise<{ activitySkuId: number; quantity: number; activityId: number | null }[]> {
+  const rows = await db
+    .selectFrom('stock_reservations as r')
+    .innerJoin('stock as s', 's.activity_sku_id', 'r.activity_sku_id')
+    .select(['r.activity_sku_id', 'r.quantity', 's.flash_sale_activity_id'])
+    .where('r.order_no', '=', orderNo)
+    .where('r.state', '=', 'returning')
+    .orderBy('r.activity_sku_id')
+    .execute();
+  return rows.map((r) => ({ activitySkuId: r.activity_sku_id, quantity: r.quantity, activityId: r.flash_sale_activity_id }));
+}
+
+/** Orders with returning units, by order number (roughly oldest first), at most `limit`. */
+export async function ordersReturning(db: Db, limit: number): Promise<string[]> {
+  const rows = await db.selectFrom('stock_reservations').select('order_no').distinct().where('state', '=', 'returning').orderBy('order_no').limit(limit).execute();
+  return rows.map((r) => r.order_no);
+}
+
+/** Redis has counted these returned units (or no longer serves their SKUs): returning → returned. */
+export async function finishReturns(db: Db, orderNo: string, activitySkuIds: readonly number[], now_ms: number): Promise<void> {
+  if (activitySkuIds.length === 0) return;
+  await db
+    .updateTable('stock_reservations')
+    .set({ state: 'returned', updated_at_ms: now_ms })
+    .where('order_no', '=', orderNo)
+    .where('activity_sku_id', 'in', [...activitySkuIds])
+    .where('state', '=', 'returning')
+    .execute();
 }
 
 /** Units of a SKU that Redis may have granted and the stock row has not yet seen. */

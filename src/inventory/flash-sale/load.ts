@@ -11,7 +11,7 @@ import type { Db } from '../../platform/db/database.ts';
 import { AppError } from '../../platform/errors.ts';
 import { adjustStock, type StockAdjustment } from '../adjustments.ts';
 import { gateAndSnapshot, gatingActivityOf, pendingUnits, ungate, type LoadSnapshot } from './ledger.ts';
-import { keysOf, redisCall, runScript, sleep, withActivityLock, type FlashSale } from './redis.ts';
+import { keysOf, redisCall, returnMarkerOf, runScript, sleep, withActivityLock, type FlashSale } from './redis.ts';
 import { CLEAR, LOAD_FINISH, LOAD_RECORDS, PAUSE } from './scripts.ts';
 
 /** Reservation records sent to Redis per script call while loading. */
@@ -73,13 +73,20 @@ function lockLost(activityId: number): AppError {
  * What Redis must hold for a snapshot: available − pending per SKU; a record for every open
  * reservation, so it is given back when released — R for reserved ones (their order exists),
  * U (in doubt) for pending ones, whose checkout may still be waiting for Redis's answer; and
- * per buyer the units of every live reservation (paid ones too) for the purchase limits.
+ * per buyer the units of every live reservation (paid ones too) for the purchase limits. Sold
+ * units given back (returning) are in the database's available already: their B marker tells
+ * the RETURN that is still to come that they are counted.
  */
 export function whatRedisHolds(snapshot: LoadSnapshot): { records: [string, string][]; bought: [string, number][]; available: Map<number, number> } {
   const available = new Map(snapshot.available);
   const byOrder = new Map<string, { buyerId: number; parts: string[]; inDoubt: boolean }>();
   const bought = new Map<string, number>();
+  const counted: [string, string][] = [];
   for (const r of snapshot.open) {
+    if (r.state === 'returning') {
+      counted.push([returnMarkerOf(r.orderNo, r.activitySkuId), `B|${r.quantity}`]);
+      continue;
+    }
     if (r.state === 'pending') available.set(r.activitySkuId, (available.get(r.activitySkuId) ?? 0) - r.quantity);
     if (r.state !== 'confirmed') {
       const record = byOrder.get(r.orderNo) ?? { buyerId: r.buyerId ?? 0, parts: [], inDoubt: false };
@@ -93,7 +100,7 @@ export function whatRedisHolds(snapshot: LoadSnapshot): { records: [string, stri
     }
   }
   return {
-    records: [...byOrder].map(([orderNo, r]) => [orderNo, `${r.inDoubt ? 'U' : 'R'}|${r.buyerId}|${r.parts.join(',')}`]),
+    records: [...[...byOrder].map(([orderNo, r]): [string, string] => [orderNo, `${r.inDoubt ? 'U' : 'R'}|${r.buyerId}|${r.parts.join(',')}`]), ...counted],
     bought: [...bought],
     available,
   };

@@ -5,21 +5,23 @@
  * the database; for the rest Redis and the database are compared per SKU and drift repaired.
  *
  * Drift is what Redis may grant minus what the database says it may: database available minus
- * the pending units Redis holds as granted. It should be zero; it is not after a Redis write
- * lost to a crash, sold units returned by a refund (the database gets them back, Redis does not
- * hear of it), or a hand edit. A measurement counts only if Redis did not change meanwhile, and
- * a repair is made only when two measurements RECONCILE_SETTLE_MS apart agree, so a checkout
- * half way through (pending written, Redis not yet asked) is never mistaken for drift.
+ * the pending units Redis holds as granted, minus the returned units Redis is still to count
+ * (returns.ts; returns a crash left half done are finished here first). It should be zero; it
+ * is not after a Redis write lost to a crash, or a hand edit. A measurement counts only if Redis
+ * did not change meanwhile, and a repair is made only when two measurements RECONCILE_SETTLE_MS
+ * apart agree, so a checkout half way through (pending written, Redis not yet asked) is never
+ * mistaken for drift.
  */
 import { activitySkuIdsOf, hotActivities } from '../../catalog/index.ts';
 import type { Db } from '../../platform/db/database.ts';
 import { gatingActivities, reconcileSnapshot } from './ledger.ts';
 import { ensureLoaded, isLoaded, unloadActivity } from './load.ts';
 import { keysOf, redisCall, runScript, sleep, withActivityLock, type FlashSale } from './redis.ts';
+import { finishFlashSaleReturns } from './returns.ts';
 import { RECONCILE } from './scripts.ts';
 
 export const RECONCILE_SETTLE_MS = 200;
-/** An activity with more pending reservations than this is too busy to measure; the next pass tries again. */
+/** An activity with more pending (and returning) reservations than this is too busy to measure; the next pass tries again. */
 export const MAX_RECONCILE_PENDING = 5_000;
 export const FLASH_SALE_UPKEEP_INTERVAL_MS = 10_000;
 
@@ -35,10 +37,12 @@ export interface UpkeepReport {
   unloaded: number[];
   repaired: DriftRepair[];
   busy: number[];
+  /** Returned units Redis counted in this pass, of returns a crash had left half done. */
+  returned: number;
 }
 
 export async function flashSaleUpkeep(fs: FlashSale, db: Db, now_ms: number): Promise<UpkeepReport> {
-  const report: UpkeepReport = { loaded: [], unloaded: [], repaired: [], busy: [] };
+  const report: UpkeepReport = { loaded: [], unloaded: [], repaired: [], busy: [], returned: 0 };
   const hot = await hotActivities(db, now_ms);
   const hotIds = new Set(hot.map((a) => a.id));
   for (const activityId of await gatingActivities(db)) {
@@ -46,6 +50,7 @@ export async function flashSaleUpkeep(fs: FlashSale, db: Db, now_ms: number): Pr
     await unloadActivity(fs, db, activityId, now_ms);
     report.unloaded.push(activityId);
   }
+  report.returned = await finishFlashSaleReturns(fs, db, now_ms);
   for (const activity of hot) {
     if (!(await isLoaded(fs, activity.id))) {
       if ((await ensureLoaded(fs, db, activity.id, now_ms)) === 'loaded') report.loaded.push(activity.id);
@@ -102,12 +107,14 @@ async function measure(
   // Read before the database: any grant or give-back after this point makes the answer 'busy'.
   const seq0 = (await redisCall(() => fs.redis.get(k.seq))) ?? '0';
   const snapshot = await reconcileSnapshot(db, skuIds);
-  const pendingCount = [...snapshot.pending.values()].reduce((n, rows) => n + rows.length, 0);
-  if (pendingCount > MAX_RECONCILE_PENDING) return 'busy';
+  const rowCount = [...snapshot.pending.values(), ...snapshot.returning.values()].reduce((n, rows) => n + rows.length, 0);
+  if (rowCount > MAX_RECONCILE_PENDING) return 'busy';
   const args: (string | number)[] = [token, seq0, repairs.size > 0 ? 'repair' : 'measure'];
   for (const sku of skuIds) {
     const pending = snapshot.pending.get(sku) ?? [];
-    args.push(sku, snapshot.available.get(sku) ?? 0, repairs.get(sku) ?? 0, pending.length, ...pending.flatMap((p) => [p.orderNo, p.quantity]));
+    const returning = snapshot.returning.get(sku) ?? [];
+    args.push(sku, snapshot.available.get(sku) ?? 0, repairs.get(sku) ?? 0, pending.length, returning.length);
+    args.push(...pending.flatMap((p) => [p.orderNo, p.quantity]), ...returning.flatMap((r) => [r.orderNo, r.quantity]));
   }
   const answer = (await runScript(fs, RECONCILE, [k.avail, k.orders, k.loaded, k.seq, k.lock], args)) as string[];
   if (answer[0] !== 'ok') return 'busy';

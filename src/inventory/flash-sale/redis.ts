@@ -4,7 +4,10 @@ import type { Logger } from 'pino';
 import { AppError } from '../../platform/errors.ts';
 import { UNLOCK } from './scripts.ts';
 
-/** A Redis command that has not answered after this long fails, so a checkout never hangs on Redis. */
+/**
+ * A Redis command that has not answered after this long fails, so a checkout never hangs on Redis.
+ * Only Redis's silence counts, not this process's own lag: see answeredInTime.
+ */
 export const REDIS_COMMAND_TIMEOUT_MS = 2_000;
 /** Reconnection backoff grows by this much per attempt, up to the cap. */
 const RECONNECT_STEP_MS = 50;
@@ -22,7 +25,7 @@ export interface FlashSale {
 
 export function openFlashSale(url: string, keyPrefix: string | undefined, log: Logger): FlashSale {
   const redis = new Redis(url, {
-    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    // No commandTimeout here: ioredis's fires while the answer waits unread (answeredInTime).
     // A command caught by a dropped connection is tried again once after reconnecting; every
     // script is idempotent by order number (or token), so running twice answers the same.
     maxRetriesPerRequest: 1,
@@ -55,6 +58,11 @@ export function keysOf(fs: FlashSale, activityId: number) {
   };
 }
 
+/** The field of the orders hash that says an order's sold units of a SKU were given back (RETURN). */
+export function returnMarkerOf(orderNo: string, activitySkuId: number): string {
+  return `${orderNo}:${activitySkuId}`;
+}
+
 const shaOf = new Map<string, string>();
 
 /**
@@ -70,10 +78,10 @@ export async function runScript(fs: FlashSale, script: string, keys: readonly st
   }
   try {
     try {
-      return await fs.redis.evalsha(sha, keys.length, ...keys, ...args);
+      return await answeredInTime(fs.redis.evalsha(sha, keys.length, ...keys, ...args));
     } catch (error) {
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
-      return await fs.redis.eval(script, keys.length, ...keys, ...args);
+      return await answeredInTime(fs.redis.eval(script, keys.length, ...keys, ...args));
     }
   } catch (error) {
     throw unreachable(error);
@@ -83,10 +91,39 @@ export async function runScript(fs: FlashSale, script: string, keys: readonly st
 /** Any other Redis command, with its failure made the retryable `flash_sale_not_ready`. */
 export async function redisCall<T>(work: () => Promise<T>): Promise<T> {
   try {
-    return await work();
+    return await answeredInTime(work());
   } catch (error) {
     throw unreachable(error);
   }
+}
+
+/**
+ * The command's answer, or a timeout once Redis has been silent for REDIS_COMMAND_TIMEOUT_MS.
+ * A plain timer is not that: each turn of the event loop runs due timers before it reads the
+ * sockets, so when this process is busy (two thousand checkouts at once, a loaded machine) the
+ * timer fires while Redis's answer — sent long ago — waits unread, and a buyer would be told
+ * "Redis is out of reach" (and lose the unit Redis had just granted) because of our own lag.
+ * So the timer only arms the timeout; it fires after the next I/O poll (setImmediate runs
+ * after it), which reads whatever answer has arrived. A Redis that is really silent still fails
+ * the command a moment after the deadline.
+ */
+function answeredInTime<T>(command: Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const settle = (finish: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      finish();
+    };
+    const timer = setTimeout(() => {
+      setImmediate(() => settle(() => reject(new Error(`Redis did not answer within ${REDIS_COMMAND_TIMEOUT_MS} ms`))));
+    }, REDIS_COMMAND_TIMEOUT_MS);
+    command.then(
+      (value) => settle(() => resolve(value)),
+      (error: unknown) => settle(() => reject(error)),
+    );
+  });
 }
 
 function unreachable(error: unknown): AppError {

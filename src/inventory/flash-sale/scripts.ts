@@ -9,6 +9,8 @@
  *                 U|<buyer>|<sku>:<qty>,…  in doubt: pending in the database when Redis was
  *                                          reloaded, so counted as taken, but whether the lost
  *                                          Redis granted it is unknown
+ *          and "<order number>:<sku>" → B|<qty>: that order's sold units of the SKU were given
+ *                 back (a refund) and counted in avail, once
  *   loaded  string present once the activity is loaded; absent, nothing is granted or given back
  *   seq     counter raised by every change of avail, so the reconciler can tell a quiet moment
  *   lock    string who loads, unloads or reconciles the activity now (a token, with a lease)
@@ -90,6 +92,29 @@ redis.call('INCR', KEYS[5])
 return 'released'
 `;
 
+/**
+ * KEYS avail orders loaded seq · ARGV orderNo, then (sku qty) per SKU. Counts an order's sold
+ * units, given back in the database (a refund), as available again — once per (order, SKU): the
+ * B marker says it was done, here or by a load whose database snapshot already held them.
+ * Answers the units added now, or 'not_loaded' (nothing changed).
+ */
+export const RETURN = `
+if redis.call('EXISTS', KEYS[3]) == 0 then return 'not_loaded' end
+for i = 2, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then return 'not_loaded' end
+end
+local added = 0
+for i = 2, #ARGV, 2 do
+  local qty = tonumber(ARGV[i + 1])
+  if redis.call('HSETNX', KEYS[2], ARGV[1] .. ':' .. ARGV[i], 'B|' .. qty) == 1 then
+    redis.call('HINCRBY', KEYS[1], ARGV[i], qty)
+    added = added + qty
+  end
+end
+if added > 0 then redis.call('INCR', KEYS[4]) end
+return added
+`;
+
 /** KEYS avail loaded · ARGV the SKUs. What Redis may still grant, or nothing when not loaded. */
 export const AVAILABLE = `
 if redis.call('EXISTS', KEYS[2]) == 0 then return false end
@@ -151,8 +176,10 @@ return 0
 
 /**
  * KEYS avail orders loaded seq lock · ARGV token seq0 mode('measure'|'repair'), then per SKU:
- * sku dbAvailable wantedDrift pendingCount, pendingCount × (orderNo qty).
- * expected = database available − the pending reservations Redis holds as taken (R or U records);
+ * sku dbAvailable wantedDrift pendingCount returningCount, pendingCount × (orderNo qty),
+ * returningCount × (orderNo qty).
+ * expected = database available − the pending reservations Redis holds as taken (R or U records)
+ * − the returning units Redis has not yet counted (no B marker: RETURN will add them);
  * drift = expected − Redis available. Only if nothing changed avail since seq0 (read before the
  * database snapshot) is the answer meaningful; 'repair' adds the drift when it equals the one the
  * previous measurement found. Answers {'ok', sku, redisAvailable, drift, repaired, …} or {'busy'}.
@@ -165,8 +192,8 @@ local out = {'ok'}
 local changed = false
 local i = 4
 while i <= #ARGV do
-  local sku, dbAvail, want, np = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  i = i + 4
+  local sku, dbAvail, want, np, nr = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  i = i + 5
   local granted = 0
   for _ = 1, np do
     local rec = redis.call('HGET', KEYS[2], ARGV[i])
@@ -174,8 +201,13 @@ while i <= #ARGV do
     if state == 'R' or state == 'U' then granted = granted + tonumber(ARGV[i + 1]) end
     i = i + 2
   end
+  local owed = 0
+  for _ = 1, nr do
+    if redis.call('HEXISTS', KEYS[2], ARGV[i] .. ':' .. sku) == 0 then owed = owed + tonumber(ARGV[i + 1]) end
+    i = i + 2
+  end
   local actual = tonumber(redis.call('HGET', KEYS[1], sku) or '0')
-  local drift = dbAvail - granted - actual
+  local drift = dbAvail - granted - owed - actual
   local repaired = '0'
   if ARGV[3] == 'repair' and drift ~= 0 and drift == want then
     redis.call('HINCRBY', KEYS[1], sku, drift)

@@ -6,6 +6,8 @@ import * as priceProtection from './migrations/0003_price_protection.ts';
 import * as stockAdjustments from './migrations/0004_stock_adjustments.ts';
 import * as payments from './migrations/0005_payments.ts';
 import * as flashSale from './migrations/0006_flash_sale.ts';
+import * as eventInbox from './migrations/0007_event_inbox.ts';
+import * as consistency from './migrations/0008_consistency.ts';
 
 /** Versioned migrations, in order. Add a file and a line; never edit a landed one. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -15,6 +17,8 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004_stock_adjustments': stockAdjustments,
   '0005_payments': payments,
   '0006_flash_sale': flashSale,
+  '0007_event_inbox': eventInbox,
+  '0008_consistency': consistency,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

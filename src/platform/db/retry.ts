@@ -32,7 +32,13 @@ export async function withTransientRetry<T>(work: () => Promise<T>): Promise<T> 
   }
 }
 
-/** One transaction per command, retried as a whole on a deadlock or serialization error. */
+/**
+ * One transaction per command, retried as a whole on a deadlock or serialization error.
+ * Given a transaction instead of a database, the work joins it (no retry of its own: the
+ * owner of the outer transaction retries the whole), so an event consumer can run a
+ * module's command and record its inbox row in one commit.
+ */
 export function transact<T>(db: Db, work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+  if (db.isTransaction) return work(db as Transaction<DB>);
   return withTransientRetry(() => db.transaction().execute(work));
 }

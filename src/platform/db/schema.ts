@@ -35,6 +35,9 @@ export interface DB {
   reconciliation_differences: ReconciliationDifferenceRow; // payments
   outbox_events: OutboxEventRow; // events (every database)
   jobs: JobRow; // jobs (every database)
+  event_inbox: EventInboxRow; // events (every database)
+  dead_letters: DeadLetterRow; // events (every database)
+  consistency_repairs: ConsistencyRepairRow; // consistency (main database)
 }
 
 export interface MerchantRow {
@@ -231,6 +234,28 @@ export interface OutboxEventRow {
   dead_at_ms: number | null;
 }
 
+/** A consumer handled this event; written in the transaction of the consumer's effect. */
+export interface EventInboxRow {
+  consumer: string;
+  event_id: string;
+  handled_at_ms: number;
+}
+
+/** An event a consumer failed on after its last attempt, kept for an admin to replay. */
+export interface DeadLetterRow {
+  id: Generated<number>;
+  consumer: string;
+  event_id: string;
+  event_type: string;
+  aggregate_id: string;
+  payload: string;
+  event_created_at_ms: number;
+  attempts: number;
+  last_error: string | null;
+  dead_at_ms: number;
+  replayed_at_ms: number | null;
+}
+
 export interface JobRow {
   id: Generated<number>;
   kind: string;
@@ -419,4 +444,15 @@ export interface ReconciliationDifferenceRow {
   action: string;
   action_status: string;
   note: string | null;
+}
+
+/** One repair the consistency reconciler made: which check found what, and what was done. */
+export interface ConsistencyRepairRow {
+  id: Generated<number>;
+  check_name: string;
+  /** What was repaired: an order number, a pay number, … */
+  item_key: string;
+  action: string;
+  detail: string | null;
+  repaired_at_ms: number;
 }

@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { App } from '../../app.ts';
 import { AppError, ERROR_CODES, InvariantViolation, type ErrorBody } from '../errors.ts';
@@ -14,7 +14,10 @@ export type RouteModule = (server: Server, app: App) => void;
 
 export async function buildServer(app: App, modules: RouteModule[], options: { logger?: boolean } = {}): Promise<Server> {
   const server = Fastify({
-    logger: options.logger ? { level: process.env.LOG_LEVEL ?? 'info' } : false,
+    // Requests log through the app's own pino, so each request's lines (and the domain lines the
+    // routes log with request.log) carry its reqId; without `logger` the per-request lines are left out.
+    loggerInstance: app.log,
+    logController: new LogController({ disableRequestLogging: !options.logger }),
     bodyLimit: MAX_BODY_BYTES,
     // Request ids come from the caller when it sends one, so logs join across services.
     requestIdHeader: 'x-request-id',

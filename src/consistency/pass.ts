@@ -1,0 +1,135 @@
+import { performance } from 'node:perf_hooks';
+import { scheduleJob, type JobHandler } from '../jobs/index.ts';
+import type { PaymentCentre } from '../payments/index.ts';
+import type { Platform } from '../platform/context.ts';
+import { transact } from '../platform/db/retry.ts';
+import { LEASE_MS } from '../platform/due-rows.ts';
+import type { Check, CheckName, Finding, ReconcileContext } from './check.ts';
+import { frozenPoints, lockedCoupons, orphanReservations } from './holds.ts';
+import { orderedCartLines, overdueOrders, unappliedPayments } from './orders.ts';
+import { recordRepair } from './repairs.ts';
+
+/**
+ * 对账兜底: the checks in the order they run. Payments come first, so an order whose money
+ * arrived is paid before the overdue check could expire it; orders are expired before their
+ * holds are looked at, so the holds of an order cancelled in this pass are left to its own
+ * order.cancelled subscribers.
+ */
+export const CHECKS: readonly Check<any>[] = [unappliedPayments, overdueOrders, orphanReservations, lockedCoupons, frozenPoints, orderedCartLines];
+
+export const RECONCILE_JOB = 'consistency.reconcile';
+export const RECONCILE_INTERVAL_MS = 60_000;
+/**
+ * A pass stops starting repairs after this long: it runs as a claimed job, and must finish well
+ * inside the job's lease, or a second worker would claim it and run a pass beside it.
+ */
+export const MAX_PASS_MS = LEASE_MS / 2;
+/** A pass that cannot reschedule itself (its database is down) is retried this many times. */
+const RECONCILE_JOB_ATTEMPTS = 100;
+
+export interface PassReport {
+  repairs: { check: CheckName; key: string; action: string; detail?: string | undefined }[];
+  failures: { check: CheckName; key: string; error: string }[];
+  /** Checks not run, or not finished, because the pass ran out of time. */
+  unfinished: CheckName[];
+  cursors: Record<string, string>;
+}
+
+export interface PassHooks {
+  onRepair?(check: CheckName): void;
+  onFailure?(check: CheckName): void;
+}
+
+/** One pass of every check: finds, repairs through the owning modules, logs each repair as a row. */
+export async function runReconcilePass(p: Platform, pc: PaymentCentre, options: { cursors?: Record<string, string>; hooks?: PassHooks } = {}): Promise<PassReport> {
+  const deadline = performance.now() + MAX_PASS_MS;
+  const ctx: ReconcileContext = { p, pc, now_ms: p.now(), cursors: { ...options.cursors } };
+  const report: PassReport = { repairs: [], failures: [], unfinished: [], cursors: ctx.cursors };
+  const fail = (check: CheckName, key: string, error: unknown) => {
+    report.failures.push({ check, key, error: error instanceof Error ? error.message : String(error) });
+    options.hooks?.onFailure?.(check);
+    p.log.error({ err: error, check, key, ...orderNoOf(key) }, 'consistency: repair failed; the next pass tries again');
+  };
+  for (const check of CHECKS) {
+    if (performance.now() > deadline) {
+      report.unfinished.push(check.name);
+      continue;
+    }
+    const cursorsBefore = { ...ctx.cursors };
+    let findings: Finding[];
+    try {
+      findings = await check.find(ctx);
+    } catch (error) {
+      fail(check.name, '*', error);
+      continue;
+    }
+    let failed = false;
+    for (const finding of findings) {
+      if (performance.now() > deadline) {
+        report.unfinished.push(check.name);
+        failed = true; // what was not repaired is read again next pass
+        break;
+      }
+      try {
+        const done = await check.repair(ctx, finding);
+        if (!done) continue;
+        await recordRepair(p.db, { check: check.name, key: finding.key, ...done }, p.now());
+        report.repairs.push({ check: check.name, key: finding.key, ...done });
+        options.hooks?.onRepair?.(check.name);
+        const orderNo = (finding as { orderNo?: string }).orderNo;
+        p.log.warn({ check: check.name, key: finding.key, ...orderNoOf(orderNo ?? finding.key), ...done }, 'consistency: repaired');
+      } catch (error) {
+        failed = true;
+        fail(check.name, finding.key, error);
+      }
+    }
+    // A scan that walks forward goes over the same rows again when a repair among them failed.
+    if (failed) Object.assign(ctx.cursors, cursorsBefore);
+  }
+  if (report.repairs.length > 0) p.wake();
+  return report;
+}
+
+function orderNoOf(key: string): { orderNo?: string } {
+  return /^\d{23}$/.test(key) ? { orderNo: key } : {};
+}
+
+/**
+ * The periodic pass as a durable job on the main database. The jobs table's claim makes one
+ * worker run it at a time; at its end it schedules its successor, keyed by its own id, so a run
+ * that is retried (it crashed after scheduling) schedules the same successor, never a second chain.
+ */
+export function reconcileJobHandler(p: Platform, pc: PaymentCentre, interval_ms: number, hooks?: PassHooks): JobHandler {
+  return async (payload: { cursors?: Record<string, string> }, job) => {
+    let cursors = payload.cursors ?? {};
+    try {
+      const report = await runReconcilePass(p, pc, { cursors, ...(hooks && { hooks }) });
+      cursors = report.cursors;
+      if (report.repairs.length > 0 || report.failures.length > 0) {
+        p.log.info({ repairs: report.repairs.length, failures: report.failures.length, unfinished: report.unfinished }, 'consistency: pass done');
+      }
+    } catch (error) {
+      p.log.error({ err: error }, 'consistency: pass failed');
+    }
+    const now_ms = p.now();
+    await transact(p.db, (trx) =>
+      scheduleJob(trx, { kind: RECONCILE_JOB, key: `${RECONCILE_JOB}:after:${job.id}`, payload: { cursors }, due_at_ms: now_ms + interval_ms, maxAttempts: RECONCILE_JOB_ATTEMPTS }, now_ms),
+    );
+  };
+}
+
+/**
+ * Starts the chain of passes unless one is under way. Called by every process at start: the
+ * seed's fixed key lets only one of several starting at once insert it; a chain that died (its
+ * last job dead after every attempt) is cleared and started again.
+ */
+export async function scheduleFirstPass(p: Platform, interval_ms: number): Promise<boolean> {
+  await p.db.deleteFrom('jobs').where('kind', '=', RECONCILE_JOB).where('dead_at_ms', 'is not', null).execute();
+  const live = await p.db.selectFrom('jobs').select('id').where('kind', '=', RECONCILE_JOB).limit(1).executeTakeFirst();
+  if (live) return false;
+  const now_ms = p.now();
+  await transact(p.db, (trx) =>
+    scheduleJob(trx, { kind: RECONCILE_JOB, key: `${RECONCILE_JOB}:seed`, payload: { cursors: {} }, due_at_ms: now_ms + interval_ms, maxAttempts: RECONCILE_JOB_ATTEMPTS }, now_ms),
+  );
+  return true;
+}

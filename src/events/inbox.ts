@@ -1,0 +1,83 @@
+import type { Transaction } from 'kysely';
+import type { Db } from '../platform/db/database.ts';
+import { transact } from '../platform/db/retry.ts';
+import type { DB } from '../platform/db/schema.ts';
+import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
+import type { DomainEvent } from './outbox.ts';
+
+/**
+ * A consumer's effect, in one of two kinds:
+ * - `apply` runs inside a transaction on `db` that also writes the inbox row: the effect and
+ *   "handled" commit together, so however often the event arrives, the effect happens once.
+ *   For consumers whose effect is rows in one database (every stock, cart, coupon and points
+ *   consumer: those modules live in the main database).
+ * - `handle` runs outside any transaction (it calls a payment channel or Redis, and a
+ *   transaction is never held across a network call); the inbox row is written after it
+ *   succeeds. A crash between the two repeats the effect, so such a handler must be
+ *   idempotent by itself (it keys its work by the event, e.g. a refund number derived from it).
+ */
+export type Consumer =
+  | { name: string; type: string; db: Db; apply: (trx: Transaction<DB>, event: DomainEvent<any>) => Promise<void> }
+  | { name: string; type: string; db: Db; handle: (event: DomainEvent<any>) => Promise<void> };
+
+/** A consumer failing on one event is tried this many times, then the event is dead-lettered. */
+export const MAX_CONSUMER_ATTEMPTS = 10;
+/** Longest error text kept on a dead letter. */
+const MAX_ERROR_LENGTH = 2000;
+
+export type Delivery = 'applied' | 'duplicate';
+
+/** Runs the consumer on the event unless its inbox says it already did. */
+export async function consumeOnce(consumer: Consumer, event: DomainEvent, now_ms: number): Promise<Delivery> {
+  if ('apply' in consumer) {
+    return transact(consumer.db, async (trx) => {
+      // The inbox row first: a second delivery racing this one waits on its key, then finds it taken.
+      const claimed = await trx
+        .insertInto('event_inbox')
+        .values({ consumer: consumer.name, event_id: event.eventId, handled_at_ms: now_ms })
+        .$call(ignoreDuplicates(trx))
+        .executeTakeFirst();
+      if (affected(claimed) === 0) return 'duplicate';
+      await consumer.apply(trx, event);
+      return 'applied';
+    });
+  }
+  if (await handled(consumer.db, consumer.name, event.eventId)) return 'duplicate';
+  await consumer.handle(event);
+  await consumer.db
+    .insertInto('event_inbox')
+    .values({ consumer: consumer.name, event_id: event.eventId, handled_at_ms: now_ms })
+    .$call(ignoreDuplicates(consumer.db))
+    .execute();
+  return 'applied';
+}
+
+export async function handled(db: Db, consumer: string, eventId: string): Promise<boolean> {
+  const row = await db.selectFrom('event_inbox').select('event_id').where('consumer', '=', consumer).where('event_id', '=', eventId).executeTakeFirst();
+  return row !== undefined;
+}
+
+export function errorText(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return text.slice(0, MAX_ERROR_LENGTH);
+}
+
+/** Sets the event aside for this consumer; a second report of the same pair is ignored. */
+export async function recordDeadLetter(db: Db, consumer: string, event: DomainEvent, attempts: number, error: unknown, now_ms: number): Promise<void> {
+  await db
+    .insertInto('dead_letters')
+    .values({
+      consumer,
+      event_id: event.eventId,
+      event_type: event.type,
+      aggregate_id: event.aggregateId,
+      payload: JSON.stringify(event.payload),
+      event_created_at_ms: event.created_at_ms,
+      attempts,
+      last_error: errorText(error),
+      dead_at_ms: now_ms,
+      replayed_at_ms: null,
+    })
+    .$call(ignoreDuplicates(db))
+    .execute();
+}

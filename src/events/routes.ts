@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { authorize } from '../platform/http/auth.ts';
+import type { RouteModule } from '../platform/http/server.ts';
+import { listDeadLetters, MAX_DEAD_LETTERS_PAGE, replayDeadLetter, type DeadLetter } from './dead-letters.ts';
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+function deadLetterView(d: DeadLetter) {
+  return {
+    id: d.id,
+    consumer: d.consumer,
+    eventId: d.eventId,
+    eventType: d.eventType,
+    aggregateId: d.aggregateId,
+    payload: d.payload,
+    eventCreatedAt: iso(d.event_created_at_ms),
+    attempts: d.attempts,
+    lastError: d.lastError,
+    deadAt: iso(d.dead_at_ms),
+    replayedAt: iso(d.replayed_at_ms),
+  };
+}
+
+/** Events a consumer gave up on after its last attempt, and their replay. */
+export const eventRoutes: RouteModule = (server, app) => {
+  server.get(
+    '/admin/dead-letters',
+    {
+      schema: {
+        summary: 'Dead letters: events a consumer failed on after its last attempt, newest first',
+        tags: ['events'],
+        querystring: z.object({
+          state: z.enum(['open', 'replayed', 'all']).default('open'),
+          consumer: z.string().max(64).optional(),
+          limit: z.coerce.number().int().min(1).max(MAX_DEAD_LETTERS_PAGE).default(50),
+        }),
+      },
+    },
+    async (request) => {
+      authorize(request, 'admin');
+      return { deadLetters: (await listDeadLetters(app.db, request.query)).map(deadLetterView) };
+    },
+  );
+
+  server.post(
+    '/admin/dead-letters/:id/replay',
+    { schema: { summary: 'Run the consumer on the dead event again (once: its inbox skips what it already did)', tags: ['events'], params: z.object({ id: z.coerce.number().int().positive() }) } },
+    async (request) => {
+      authorize(request, 'admin');
+      const { deadLetter, outcome } = await replayDeadLetter(app.bus, request.params.id, app.now());
+      return { outcome, deadLetter: deadLetterView(deadLetter) };
+    },
+  );
+};

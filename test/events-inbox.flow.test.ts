@@ -1,0 +1,132 @@
+/**
+ * Consumers with an inbox and dead letters on the in-process bus (the embedded default), on
+ * every engine. The invariants: each consumer's effect happens once per event however often it
+ * is delivered (an inbox row commits with the effect); a consumer failing past its last attempt
+ * dead-letters the event for itself only, and a replay applies it once; two app processes on
+ * the same databases never apply an event or run a job twice.
+ */
+import type { Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consumeOnce, MAX_CONSUMER_ATTEMPTS } from '../src/events/inbox.ts';
+import { ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED } from '../src/orders/index.ts';
+import { availableEngines } from './support/engines.ts';
+import { cartCheckout, createEffectsTable, effectAggregates, effectCounts, expectEachEffectOnce, subscribeCounters } from './support/events.ts';
+import { HOUR_MS, seedActivity, startHarness, type Harness } from './support/harness.ts';
+
+const COUNTED = [ORDER_PLACED, ORDER_PAID, ORDER_CANCELLED];
+
+for (const engine of availableEngines()) {
+  describe(`event consumers in-process on ${engine.name}`, () => {
+    let h: Harness;
+    let failing = new Set<string>();
+    beforeAll(async () => {
+      h = await startHarness(engine, { subscribe: (bus) => subscribeCounters(bus, COUNTED, (consumer, aggregateId) => consumer === `test.count.${ORDER_PLACED}` && failing.has(aggregateId)) });
+      await createEffectsTable(h.app.db);
+    });
+    afterAll(async () => h?.close());
+
+    it('applies a consumer once however often the event arrives, concurrently too', async () => {
+      const consumer = h.app.bus.find(`test.count.${ORDER_PLACED}`)!;
+      const event = { eventId: 'e-dup-1', type: ORDER_PLACED, aggregateId: 'dup-1', payload: {}, created_at_ms: h.clock.now() };
+      const outcomes = await Promise.all(Array.from({ length: 5 }, () => consumeOnce(consumer, event, h.clock.now())));
+      expect(outcomes.filter((o) => o === 'applied')).toHaveLength(1);
+      expect(await consumeOnce(consumer, event, h.clock.now())).toBe('duplicate');
+      expect((await effectCounts(h.app)).get(`test.count.${ORDER_PLACED} e-dup-1`)).toBe(1);
+    });
+
+    it('a failing effect leaves neither its rows nor an inbox row', async () => {
+      failing = new Set(['boom-1']);
+      const consumer = h.app.bus.find(`test.count.${ORDER_PLACED}`)!;
+      const event = { eventId: 'e-boom-1', type: ORDER_PLACED, aggregateId: 'boom-1', payload: {}, created_at_ms: h.clock.now() };
+      await expect(consumeOnce(consumer, event, h.clock.now())).rejects.toThrow(/fails on boom-1/);
+      expect(await effectAggregates(h.app, `test.count.${ORDER_PLACED}`)).not.toContain('boom-1');
+      failing = new Set();
+      expect(await consumeOnce(consumer, event, h.clock.now())).toBe('applied');
+    });
+
+    it('every order event reaches each consumer once', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 100 }] });
+      const orders = [];
+      for (let i = 0; i < 20; i++) {
+        const paid = i % 2 === 0;
+        orders.push({ orderNo: await cartCheckout(h, f.leaderId, f.activitySkuIds[0]!, 10_000 + i, paid), buyerId: 10_000 + i, paid });
+      }
+      await h.app.drain();
+      await expectEachEffectOnce(h, f.activitySkuIds[0]!, orders);
+    });
+
+    it('retries a failing consumer, then dead-letters the event for it alone; a replay applies it once', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
+      const buyer = 20_001;
+      const orderNo = await cartCheckout(h, f.leaderId, f.activitySkuIds[0]!, buyer, false);
+      failing = new Set([orderNo]);
+      for (let attempt = 1; attempt <= MAX_CONSUMER_ATTEMPTS; attempt++) {
+        await h.app.drain();
+        h.clock.advance(HOUR_MS); // past the retry backoff
+      }
+      await h.app.drain();
+      // The other consumers of the event went on: the cart is cleared, once.
+      expect(await h.app.db.selectFrom('cart_lines').select('buyer_id').where('buyer_id', '=', buyer).execute()).toEqual([]);
+      expect(await effectAggregates(h.app, `test.count.${ORDER_PLACED}`)).not.toContain(orderNo);
+
+      const auth = { authorization: `Bearer ${h.adminToken()}` };
+      const listed = (await h.http.inject({ method: 'GET', url: '/admin/dead-letters', headers: auth })).json().deadLetters;
+      const letter = listed.find((d: any) => d.aggregateId === orderNo);
+      expect(letter).toMatchObject({ consumer: `test.count.${ORDER_PLACED}`, eventType: ORDER_PLACED, attempts: MAX_CONSUMER_ATTEMPTS, replayedAt: null });
+      expect(letter.lastError).toMatch(/fails on/);
+      expect((await h.http.inject({ method: 'GET', url: '/admin/dead-letters', headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } })).statusCode).toBe(403);
+
+      // Still failing: the replay says so and the letter stays open.
+      const again = await h.http.inject({ method: 'POST', url: `/admin/dead-letters/${letter.id}/replay`, headers: auth });
+      expect(again.statusCode).toBe(409);
+      expect(again.json().code).toBe('event_replay_failed');
+
+      failing = new Set();
+      const replayed = await h.http.inject({ method: 'POST', url: `/admin/dead-letters/${letter.id}/replay`, headers: auth });
+      expect(replayed.statusCode).toBe(200);
+      expect(replayed.json()).toMatchObject({ outcome: 'applied', deadLetter: { id: letter.id, attempts: MAX_CONSUMER_ATTEMPTS + 1 } });
+      const twice = await h.http.inject({ method: 'POST', url: `/admin/dead-letters/${letter.id}/replay`, headers: auth });
+      expect(twice.json().outcome).toBe('already_replayed');
+      expect(await effectAggregates(h.app, `test.count.${ORDER_PLACED}`)).toContain(orderNo);
+      expect((await effectAggregates(h.app, `test.count.${ORDER_PLACED}`)).filter((a) => a === orderNo)).toHaveLength(1);
+      const open = (await h.http.inject({ method: 'GET', url: '/admin/dead-letters?state=open', headers: auth })).json().deadLetters;
+      expect(open.some((d: any) => d.id === letter.id)).toBe(false);
+      expect((await h.http.inject({ method: 'POST', url: '/admin/dead-letters/999999/replay', headers: auth })).statusCode).toBe(404);
+    });
+  });
+
+  describe(`two app processes on one set of databases on ${engine.name}`, () => {
+    let a: Harness;
+    let b: Harness;
+    beforeAll(async () => {
+      a = await startHarness(engine, { shards: 2, subscribe: (bus) => subscribeCounters(bus, COUNTED) });
+      await createEffectsTable(a.app.db);
+      b = await startHarness(engine, { databases: a.databases, clock: a.clock, subscribe: (bus) => subscribeCounters(bus, COUNTED) });
+    });
+    afterAll(async () => {
+      await b?.close({ keepDatabases: true });
+      await a?.close();
+    });
+
+    it('never applies an event or runs a job twice', async () => {
+      const f = await seedActivity(a.app, { skus: [{ price_fen: 300, stock: 200 }] });
+      const sku = f.activitySkuIds[0]!;
+      const orders = await Promise.all(
+        Array.from({ length: 40 }, async (_, i) => {
+          const buyerId = 30_000 + i;
+          const paid = i % 4 !== 0;
+          return { orderNo: await cartCheckout(i % 2 ? a : b, f.leaderId, sku, buyerId, paid), buyerId, paid };
+        }),
+      );
+      await Promise.all([a.app.drain(), b.app.drain()]);
+      // The unpaid ones time out: a job each, claimed by one of the two processes.
+      a.clock.advance(2 * HOUR_MS);
+      await Promise.all([a.app.drain(), b.app.drain(), a.app.drain(), b.app.drain()]);
+      await expectEachEffectOnce(a, sku, orders);
+      const cancelled = orders.filter((o) => !o.paid).map((o) => o.orderNo).sort();
+      expect((await effectAggregates(a.app, `test.count.${ORDER_CANCELLED}`)).filter((n) => cancelled.includes(n))).toEqual(cancelled);
+      const level = await (a.app.db as Kysely<any>).selectFrom('stock').select(['available', 'reserved', 'sold']).where('activity_sku_id', '=', sku).executeTakeFirstOrThrow();
+      expect(level).toMatchObject({ available: 200 - (orders.length - cancelled.length), reserved: 0, sold: orders.length - cancelled.length });
+    });
+  });
+}
