@@ -27,6 +27,8 @@ const CONCURRENCY = 32;
 const SETUP_CONCURRENCY = 16;
 const BUYERS = 5_000;
 const ROUND = 1_000;
+/** BENCH_SPLIT=1: the API in one process and `tuangou worker` (relay, jobs, consumers) in another. */
+const SPLIT = process.env.BENCH_SPLIT === '1';
 
 async function inParallel<T>(count: number, concurrency: number, work: (i: number) => Promise<T>): Promise<T[]> {
   const results: T[] = new Array(count);
@@ -50,10 +52,10 @@ await onEachBenchEngine(async (engine) => {
   const sandbox = await startChannelSandbox({ keys, core: { retryScale: 1 } });
   sandbox.core.setFaults({ drop: 1_000_000_000 });
   const fixture = await seed(database.url);
-  const server = await startServer(database.url, { TUANGOU_DATA_DIR: dataDir, SANDBOX_URL: sandbox.url, PUBLIC_URL: `http://127.0.0.1:${PORT}` });
+  const server = await startServer(database.url, { TUANGOU_DATA_DIR: dataDir, SANDBOX_URL: sandbox.url, PUBLIC_URL: `http://127.0.0.1:${PORT}` }, { worker: SPLIT });
   const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: CONCURRENCY, pipelining: 1 });
   const tokens = Array.from({ length: BUYERS }, (_, b) => signToken(SECRET, { role: 'buyer', subject: String(b + 1) }, Date.now()));
-  console.log(`\n== ${engine.name} == ${COUNT} notifications per channel, concurrency ${CONCURRENCY}`);
+  console.log(`\n== ${engine.name} == ${COUNT} notifications per channel, concurrency ${CONCURRENCY}${SPLIT ? ', API and worker in two processes' : ', one process'}`);
   console.log('channel    setup s   notifications/s   p50 ms   p99 ms   accepted   orders PAID');
   try {
     let serial = 0;
