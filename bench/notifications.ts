@@ -26,7 +26,7 @@ const CHANNELS = (process.env.BENCH_CHANNELS ?? 'wechat,alipay').split(',') as C
 const CONCURRENCY = 32;
 const SETUP_CONCURRENCY = 16;
 const BUYERS = 5_000;
-const ROUND = 1_000;
+const ROUND = Number(process.env.BENCH_ROUND ?? 1_000);
 /** BENCH_SPLIT=1: the API in one process and `tuangou worker` (relay, jobs, consumers) in another. */
 const SPLIT = process.env.BENCH_SPLIT === '1';
 

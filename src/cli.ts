@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createApp, eventConsumerNames } from './app.ts';
-import { openBroker, setupJetStream } from './events/index.ts';
 import { brokerSettings } from './events/transport.ts';
 import { seedDemoData } from './demo/seed.ts';
 import { loadConfig } from './platform/config.ts';
@@ -105,6 +104,7 @@ async function main(argv: string[]): Promise<void> {
       }
       const broker = brokerSettings(config);
       if (broker) {
+        const { openBroker, setupJetStream } = await import('./events/broker.ts');
         const { nc } = await openBroker(broker, 'tuangou-migrate');
         const consumers = eventConsumerNames();
         await setupJetStream(nc, broker, consumers);

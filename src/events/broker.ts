@@ -2,6 +2,7 @@ import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, JetStreamApiCodes, 
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Db } from '../platform/db/database.ts';
 import { claimDue, completeDue, deferDue } from '../platform/due-rows.ts';
+import type { BrokerSettings, ConsumerRetry } from './broker-settings.ts';
 import { pollingLoop, type PollingLoop } from '../platform/polling-loop.ts';
 import { consumeOnce, MAX_CONSUMER_ATTEMPTS, recordDeadLetter, type Consumer } from './inbox.ts';
 import { eventOfRow, RELAY_BATCH_SIZE } from './relay.ts';
@@ -13,16 +14,7 @@ import type { DomainEvent } from './outbox.ts';
  * marked) is dropped by the server's duplicate window. Each consumer is a durable pull consumer
  * with explicit acks, filtered to its event type's subject.
  */
-export interface BrokerSettings {
-  url: string;
-  /** JetStream stream holding the events. */
-  stream: string;
-  /** Subjects are `<prefix>.<event type>`. */
-  subjectPrefix: string;
-}
-
-export const DEFAULT_STREAM = 'TUANGOU_EVENTS';
-export const DEFAULT_SUBJECT_PREFIX = 'tuangou.events';
+export { DEFAULT_CONSUMER_RETRY, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, type BrokerSettings, type ConsumerRetry } from './broker-settings.ts';
 /** Re-publishes of one event within this window are dropped; far longer than an outbox lease (30 s). */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000;
 /** Events stay in the stream this long (for a consumer that was down, or a replay by hand). */
@@ -156,11 +148,6 @@ async function publishBatch(db: Db, { js, settings, owner, now, onError }: Broke
   return { sent: sent.length, failed: true };
 }
 
-export interface ConsumerRetry {
-  base_ms: number;
-  cap_ms: number;
-}
-export const DEFAULT_CONSUMER_RETRY: ConsumerRetry = { base_ms: 500, cap_ms: 60_000 };
 
 export interface BrokerConsumersOptions {
   js: JetStreamClient;

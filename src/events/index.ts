@@ -2,16 +2,6 @@ export { recordEvent, type DomainEvent } from './outbox.ts';
 export { EventBus, inTransaction, startRelay, type EventHandler, type TransactionalHandler } from './relay.ts';
 export { consumeOnce, handled, MAX_CONSUMER_ATTEMPTS, type Consumer } from './inbox.ts';
 export { listDeadLetters, replayDeadLetter, type DeadLetter } from './dead-letters.ts';
-export {
-  DEFAULT_CONSUMER_RETRY,
-  DEFAULT_STREAM,
-  DEFAULT_SUBJECT_PREFIX,
-  openBroker,
-  setupJetStream,
-  startBrokerConsumers,
-  startBrokerRelay,
-  type BrokerConsumers,
-  type BrokerSettings,
-  type ConsumerRetry,
-} from './broker.ts';
+export { DEFAULT_CONSUMER_RETRY, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, type BrokerSettings, type ConsumerRetry } from './broker-settings.ts';
+export type { BrokerConsumers } from './broker.ts';
 export { eventRoutes } from './routes.ts';

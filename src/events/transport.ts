@@ -1,7 +1,8 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Db } from '../platform/db/database.ts';
 import type { PollingLoop } from '../platform/polling-loop.ts';
-import { DEFAULT_CONSUMER_RETRY, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, openBroker, setupJetStream, startBrokerConsumers, startBrokerRelay, type BrokerConsumers, type BrokerSettings, type ConsumerRetry } from './broker.ts';
+import type { BrokerConsumers } from './broker.ts';
+import { DEFAULT_CONSUMER_RETRY, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, type BrokerSettings, type ConsumerRetry } from './broker-settings.ts';
 import { startRelay, type EventBus } from './relay.ts';
 
 /** How events travel from the outboxes to the consumers in a process that does background work. */
@@ -34,6 +35,8 @@ export async function startEventTransport(options: TransportOptions): Promise<Ev
     const relay = startRelay({ databases, bus, owner, now, onError });
     return { relay, idle: async () => (await relay.drain()) === 0, stop: () => relay.stop() };
   }
+  // Loaded only with NATS_URL: the embedded default never carries the NATS client.
+  const { openBroker, setupJetStream, startBrokerConsumers, startBrokerRelay } = await import('./broker.ts');
   const { nc, js } = await openBroker(broker, owner);
   let consumers: BrokerConsumers | undefined;
   let relay: PollingLoop | undefined;

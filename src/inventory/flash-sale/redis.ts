@@ -1,5 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
+
+/** ioredis is loaded when a flash sale is opened (REDIS_URL set), not by every process. */
+const requireLazily = createRequire(import.meta.url);
 import type { Logger } from 'pino';
 import { AppError } from '../../platform/errors.ts';
 import { UNLOCK } from './scripts.ts';
@@ -24,7 +28,8 @@ export interface FlashSale {
 }
 
 export function openFlashSale(url: string, keyPrefix: string | undefined, log: Logger): FlashSale {
-  const redis = new Redis(url, {
+  const { Redis: RedisClient } = requireLazily('ioredis') as typeof import('ioredis');
+  const redis: Redis = new RedisClient(url, {
     // No commandTimeout here: ioredis's fires while the answer waits unread (answeredInTime).
     // A command caught by a dropped connection is tried again once after reconnecting; every
     // script is idempotent by order number (or token), so running twice answers the same.

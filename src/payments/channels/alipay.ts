@@ -1,4 +1,4 @@
-import { AlipaySdk, type AlipaySdkCommonResult } from 'alipay-sdk';
+import type { AlipaySdk, AlipaySdkCommonResult } from 'alipay-sdk';
 import { AppError } from '../../platform/errors.ts';
 import { parseAlipayBill } from './alipay/bill.ts';
 import { chinaTime, fenToYuan, parseChinaTime, yuanToFen } from './alipay/format.ts';
@@ -34,17 +34,24 @@ const CLOSE_NOT_WAITING_SUB_CODES = new Set(['ACQ.TRADE_STATUS_ERROR', 'ACQ.TRAD
 type Answer = AlipaySdkCommonResult;
 
 export function alipayChannel(settings: AlipaySettings, now: () => number): PaymentChannel {
-  const sdk = new AlipaySdk({
-    appId: settings.appId,
-    privateKey: settings.appPrivateKeyPem,
-    alipayPublicKey: settings.alipayPublicKeyPem,
-    gateway: settings.gatewayUrl,
-    keyType: 'PKCS8',
-    signType: 'RSA2',
-    timeout: settings.timeout_ms,
-    // Keep Alipay's own snake_case field names, as its documentation writes them.
-    camelcase: false,
-  });
+  // The SDK (and its HTTP client) is loaded on first use: a process that never pays by Alipay
+  // does not carry its ~25 MB.
+  let loaded: Promise<AlipaySdk> | undefined;
+  const sdkReady = (): Promise<AlipaySdk> =>
+    (loaded ??= import('alipay-sdk').then(
+      ({ AlipaySdk }) =>
+        new AlipaySdk({
+          appId: settings.appId,
+          privateKey: settings.appPrivateKeyPem,
+          alipayPublicKey: settings.alipayPublicKeyPem,
+          gateway: settings.gatewayUrl,
+          keyType: 'PKCS8',
+          signType: 'RSA2',
+          timeout: settings.timeout_ms,
+          // Keep Alipay's own snake_case field names, as its documentation writes them.
+          camelcase: false,
+        }),
+    ));
 
   /**
    * The SDK stamps requests in the server's local time zone; Alipay reads the timestamp as
@@ -56,7 +63,7 @@ export function alipayChannel(settings: AlipaySettings, now: () => number): Paym
   async function call(method: string, bizContent: Record<string, unknown>, extra: Record<string, string> = {}): Promise<Answer> {
     let answer: Answer;
     try {
-      answer = await sdk.exec(method, { ...common(), ...extra, bizContent }, { validateSign: true });
+      answer = await (await sdkReady()).exec(method, { ...common(), ...extra, bizContent }, { validateSign: true });
     } catch (error) {
       throw new AppError('channel_unavailable', { message: `Alipay ${method} failed: ${(error as Error).message}`.slice(0, 500), details: { method } });
     }
@@ -136,14 +143,14 @@ export function alipayChannel(settings: AlipaySettings, now: () => number): Paym
           return { kind: 'qr_code', codeUrl };
         }
         case 'page':
-          return { kind: 'form', html: sdk.pageExec('alipay.trade.page.pay', 'POST', { bizContent: { ...bizContent, product_code: 'FAST_INSTANT_TRADE_PAY' }, ...urls }) };
+          return { kind: 'form', html: (await sdkReady()).pageExec('alipay.trade.page.pay', 'POST', { bizContent: { ...bizContent, product_code: 'FAST_INSTANT_TRADE_PAY' }, ...urls }) };
         case 'h5': {
           const wap = { ...bizContent, product_code: 'QUICK_WAP_WAY', ...(request.returnUrl ? { quit_url: request.returnUrl } : {}) };
-          return { kind: 'redirect', url: sdk.pageExec('alipay.trade.wap.pay', 'GET', { bizContent: wap, ...urls }) };
+          return { kind: 'redirect', url: (await sdkReady()).pageExec('alipay.trade.wap.pay', 'GET', { bizContent: wap, ...urls }) };
         }
         case 'app':
           // The app hands this signed order string to the Alipay client SDK as it is.
-          return { kind: 'sdk_params', params: { orderStr: sdk.sdkExec('alipay.trade.app.pay', { ...common(), bizContent: { ...bizContent, product_code: 'QUICK_MSECURITY_PAY' }, notify_url: request.notifyUrl }) } };
+          return { kind: 'sdk_params', params: { orderStr: (await sdkReady()).sdkExec('alipay.trade.app.pay', { ...common(), bizContent: { ...bizContent, product_code: 'QUICK_MSECURITY_PAY' }, notify_url: request.notifyUrl }) } };
         default:
           throw new AppError('pay_method_not_supported', { details: { channel: 'alipay', method: request.method } });
       }
@@ -192,7 +199,7 @@ export function alipayChannel(settings: AlipaySettings, now: () => number): Paym
     queryRefund,
 
     async parseNotification(request) {
-      return parseAlipayNotification(sdk, settings.appId, request);
+      return parseAlipayNotification(await sdkReady(), settings.appId, request);
     },
 
     answer(outcome) {
