@@ -29,19 +29,7 @@ export type Delivery = 'applied' | 'duplicate';
 
 /** Runs the consumer on the event unless its inbox says it already did. */
 export async function consumeOnce(consumer: Consumer, event: DomainEvent, now_ms: number): Promise<Delivery> {
-  if ('apply' in consumer) {
-    return transact(consumer.db, async (trx) => {
-      // The inbox row first: a second delivery racing this one waits on its key, then finds it taken.
-      const claimed = await trx
-        .insertInto('event_inbox')
-        .values({ consumer: consumer.name, event_id: event.eventId, handled_at_ms: now_ms })
-        .$call(ignoreDuplicates(trx))
-        .executeTakeFirst();
-      if (affected(claimed) === 0) return 'duplicate';
-      await consumer.apply(trx, event);
-      return 'applied';
-    });
-  }
+  if ('apply' in consumer) return transact(consumer.db, (trx) => applyOnce(trx, consumer, event, now_ms));
   if (await handled(consumer.db, consumer.name, event.eventId)) return 'duplicate';
   await consumer.handle(event);
   await consumer.db
@@ -49,6 +37,19 @@ export async function consumeOnce(consumer: Consumer, event: DomainEvent, now_ms
     .values({ consumer: consumer.name, event_id: event.eventId, handled_at_ms: now_ms })
     .$call(ignoreDuplicates(consumer.db))
     .execute();
+  return 'applied';
+}
+
+/** A transactional consumer's effect and its inbox row, inside the caller's transaction. */
+export async function applyOnce(trx: Transaction<DB>, consumer: Extract<Consumer, { apply: unknown }>, event: DomainEvent, now_ms: number): Promise<Delivery> {
+  // The inbox row first: a second delivery racing this one waits on its key, then finds it taken.
+  const claimed = await trx
+    .insertInto('event_inbox')
+    .values({ consumer: consumer.name, event_id: event.eventId, handled_at_ms: now_ms })
+    .$call(ignoreDuplicates(trx))
+    .executeTakeFirst();
+  if (affected(claimed) === 0) return 'duplicate';
+  await consumer.apply(trx, event);
   return 'applied';
 }
 

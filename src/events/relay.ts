@@ -1,9 +1,10 @@
 import type { Transaction } from 'kysely';
-import type { Db } from '../platform/db/database.ts';
+import { dialectOf, type Db } from '../platform/db/database.ts';
+import { transact } from '../platform/db/retry.ts';
 import type { DB } from '../platform/db/schema.ts';
 import { claimDue, completeDue, failDue, type Claimed } from '../platform/due-rows.ts';
 import { pollingLoop, type PollingLoop } from '../platform/polling-loop.ts';
-import { consumeOnce, MAX_CONSUMER_ATTEMPTS, recordDeadLetter, type Consumer } from './inbox.ts';
+import { applyOnce, consumeOnce, MAX_CONSUMER_ATTEMPTS, recordDeadLetter, type Consumer } from './inbox.ts';
 import type { DomainEvent } from './outbox.ts';
 
 export type EventHandler = (event: DomainEvent<any>) => Promise<void>;
@@ -58,6 +59,38 @@ export class EventBus {
   }
 }
 
+/**
+ * On SQLite every write takes the one write lock in turn, so the transactional consumers of a
+ * batch commit together: one commit instead of one per event and consumer. Each still writes its
+ * inbox row beside its effect. If any of them fails, the whole group rolls back and each is
+ * tried on its own (with its own retries and dead letter). Server databases keep a
+ * transaction per consumer and event, so a batch never holds many rows' locks at once.
+ */
+async function applyTogether(events: DomainEvent[], bus: EventBus, now_ms: number): Promise<Set<string>> {
+  const done = new Set<string>();
+  const byDb = new Map<Db, { consumer: Extract<Consumer, { apply: unknown }>; event: DomainEvent }[]>();
+  for (const event of events) {
+    for (const consumer of bus.consumersOf(event.type)) {
+      if (!('apply' in consumer) || dialectOf(consumer.db) !== 'sqlite') continue;
+      const group = byDb.get(consumer.db) ?? [];
+      byDb.set(consumer.db, group);
+      group.push({ consumer, event });
+    }
+  }
+  for (const [db, group] of byDb) {
+    if (group.length < 2) continue;
+    try {
+      await transact(db, async (trx) => {
+        for (const { consumer, event } of group) await applyOnce(trx, consumer, event, now_ms);
+      });
+      for (const { consumer, event } of group) done.add(`${consumer.name}\u0000${event.eventId}`);
+    } catch {
+      // One of them failed: each is tried alone below, where its failure is counted and reported.
+    }
+  }
+  return done;
+}
+
 export function eventOfRow(row: Pick<Claimed<'outbox_events'>, 'event_id' | 'event_type' | 'aggregate_id' | 'payload' | 'created_at_ms'>): DomainEvent {
   return { eventId: row.event_id, type: row.event_type, aggregateId: row.aggregate_id, payload: JSON.parse(row.payload), created_at_ms: row.created_at_ms };
 }
@@ -89,11 +122,14 @@ export function startRelay(options: RelayOptions): PollingLoop {
 async function relayBatch(db: Db, { bus, owner, now, onError }: RelayOptions): Promise<number> {
   const rows = await claimDue(db, 'outbox_events', owner, now(), RELAY_BATCH_SIZE);
   const done: number[] = [];
-  for (const row of rows) {
-    const event = eventOfRow(row);
+  const events = rows.map(eventOfRow);
+  const together = await applyTogether(events, bus, now());
+  for (const [i, row] of rows.entries()) {
+    const event = events[i]!;
     let retry = false;
     let lastError: unknown;
     for (const consumer of bus.consumersOf(event.type)) {
+      if (together.has(`${consumer.name}\u0000${event.eventId}`)) continue;
       try {
         await consumeOnce(consumer, event, now());
       } catch (error) {
