@@ -16,8 +16,8 @@ export async function buildServer(app: App, modules: RouteModule[], options: { l
   const server = Fastify({
     // Requests log through the app's own pino, so each request's lines (and the domain lines the
     // routes log with request.log) carry its reqId; without `logger` the per-request lines are left out.
-    loggerInstance: app.log,
-    logController: new LogController({ disableRequestLogging: !options.logger }),
+    // A silent app logs nothing, so its requests get Fastify's no-op logger, not a child logger each.
+    ...(app.log.level === 'silent' ? {} : { loggerInstance: app.log, logController: new LogController({ disableRequestLogging: !options.logger }) }),
     bodyLimit: MAX_BODY_BYTES,
     // Request ids come from the caller when it sends one, so logs join across services.
     requestIdHeader: 'x-request-id',
