@@ -251,7 +251,8 @@ function subscribeDomainHandlers(bus: EventBus, p: Platform): void {
   }));
   bus.subscribe(ORDER_PAID, 'inventory.confirm-reservation', inTransaction(p.db, async (trx, e: DomainEvent<OrderPaid>) => {
     const moved = await confirmReservation(trx, e.payload.orderNo, p.now());
-    if (moved === 0 && !(await reservationsOf(trx, e.payload.orderNo)).some((r) => r.state === 'confirmed')) {
+    // Confirmed already, or confirmed and given back by a refund that ran first: units stand behind the order.
+    if (moved === 0 && !(await reservationsOf(trx, e.payload.orderNo)).some((r) => r.state === 'confirmed' || r.state === 'returned' || r.state === 'returning')) {
       // Paid, but no stock stands behind it: the reconciler and a person must look.
       p.log.error({ orderNo: e.payload.orderNo }, 'paid order has no reserved stock to confirm');
     }
@@ -287,6 +288,10 @@ function subscribePaymentHandlers(bus: EventBus, pc: PaymentCentre): void {
   // Not in one transaction with its inbox row: a SKU Redis serves (秒杀) gets the units in Redis
   // after the database commits them. Each step checks the state it changes, so a repeat is a no-op.
   bus.subscribe(ORDER_REFUNDED, 'inventory.return-refunded-stock', async (e: DomainEvent<OrderRefunded>) => {
+    // Consumers are not ordered across event types (a backlog, a retry, a broker's subjects): the
+    // refund may come before order.paid's confirmation. Confirming is what payment does anyway
+    // (idempotent), so confirm first and every refunded unit is found and given back.
+    await confirmReservation(p.db, e.payload.orderNo, p.now());
     await returnSoldStock(p.db, e.payload.orderNo, e.payload.lines.map((l) => l.activitySkuId), p.now());
     if (p.flashSale) await returnFlashSaleStock(p.flashSale, p.db, e.payload.orderNo, p.now());
   });
