@@ -112,6 +112,12 @@ export async function startPayment(pc: PaymentCentre, request: StartPayment): Pr
       });
       const created = (await findPayment(db, payNo))!;
       if (created.status === 'CREATED') await updatePayment(db, created, 'CREATED', { pay_action: JSON.stringify(action) }, p.now());
+      else if (created.status === 'CLOSED') {
+        // Another start closed this attempt before the channel had it: close the trade just made
+        // there too, so nothing payable is left behind that no query follows.
+        await channel.close(payNo, { requested_at_ms: now_ms }).catch((error: unknown) => p.log.warn({ payNo, err: error }, 'could not close a superseded trade; a payment on it is refunded as a duplicate'));
+        throw new AppError('payment_state_conflict', { message: 'Another payment attempt for this order replaced this one.', details: { payNo } });
+      }
       return (await findPayment(db, payNo))!;
     } catch (error) {
       // Refused: this attempt is over. Unreachable: the channel may have the trade, so it stays
