@@ -139,42 +139,22 @@ export async function requestRefund(pc: PaymentCentre, request: RefundRequest): 
   if (lineNos.length === 0) throw new AppError('refund_not_allowed', { message: 'Every line was refunded already.' });
   if (request.asBuyer !== undefined) await checkBuyerPolicy(pc, order.lines.filter((l) => lineNos.includes(l.lineNo)).map((l) => l.activityId));
 
-  const newRefundNo = `R${p.nextOrderNo(slotOfOrderNo(request.orderNo)!, p.now())}`;
-  let refundNo: string | undefined;
-  try {
-    refundNo = await withPayment(db, order.paymentNo, async (trx, payment) => {
-      // Decided again on this fresh read: the order read above may be from before another
-      // request's refund of the same lines (or this very request, sent twice) was written.
-      const same = await refundOfRequest(trx, request.orderNo, request.requestKey);
-      if (same) return same;
-      const open = (await refundsOfPayment(trx, payment.payNo)).filter((r) => r.status !== 'FAILED');
-      if (open.length >= MAX_REFUNDS_PER_PAYMENT) throw new AppError('refund_not_allowed', { message: 'This payment has too many refunds.' });
-      // Every refund not failed holds its lines, succeeded or under way: a line is refunded once.
-      const taken = open.flatMap((r) => r.lineNos ?? []);
-      const clash = lineNos.find((n) => taken.includes(n));
-      if (clash !== undefined) throw new AppError('refund_not_allowed', { message: `Line ${clash} was refunded already or has a refund under way.` });
-      const lines = refundableLines(order, lineNos);
-      // A line returns its payable less the 价保 paid out on it (a payout not failed), never more.
-      const paidOut = (lineNo: number) => open.filter((r) => r.refundNo === priceProtectionRefundNo(order.orderNo, lineNo)).reduce((sum, r) => sum + r.amount_fen, 0);
-      const amount_fen = lines.reduce((sum, l) => sum + l.payable_fen - paidOut(l.lineNo), 0);
-      if (amount_fen <= 0) throw new AppError('refund_not_allowed', { message: 'Nothing is left to refund on these lines.' });
-      const written = await insertRefund(
-        trx,
-        payment,
-        { refundNo: newRefundNo, amount_fen, reason: request.reason, lineNos, requestKey: request.requestKey, requestedBy: request.requestedBy },
-        p.now(),
-      );
-      // Not written: the same key's refund was committed by a request running beside this one.
-      return written ? newRefundNo : undefined;
-    });
-  } catch (error) {
-    if (!isUniqueViolation(error)) throw error;
-  }
-  // The same key sent twice at once: the other request wrote the refund.
-  refundNo ??= await refundOfRequest(db, request.orderNo, request.requestKey);
-  if (!refundNo) throw new AppError('payment_state_conflict', { details: { orderNo: request.orderNo } });
-  p.wake();
-  return driveRefund(pc, order.paymentNo, refundNo);
+  // Decided again on the payment's fresh read: the order read above may be from before another
+  // request's refund of the same lines was written.
+  return refundOnce(pc, db, order.paymentNo, request, async (trx, payment) => {
+    const open = (await refundsOfPayment(trx, payment.payNo)).filter((r) => r.status !== 'FAILED');
+    if (open.length >= MAX_REFUNDS_PER_PAYMENT) throw new AppError('refund_not_allowed', { message: 'This payment has too many refunds.' });
+    // Every refund not failed holds its lines, succeeded or under way: a line is refunded once.
+    const taken = open.flatMap((r) => r.lineNos ?? []);
+    const clash = lineNos.find((n) => taken.includes(n));
+    if (clash !== undefined) throw new AppError('refund_not_allowed', { message: `Line ${clash} was refunded already or has a refund under way.` });
+    const lines = refundableLines(order, lineNos);
+    // A line returns its payable less the 价保 paid out on it (a payout not failed), never more.
+    const paidOut = (lineNo: number) => open.filter((r) => r.refundNo === priceProtectionRefundNo(order.orderNo, lineNo)).reduce((sum, r) => sum + r.amount_fen, 0);
+    const amount_fen = lines.reduce((sum, l) => sum + l.payable_fen - paidOut(l.lineNo), 0);
+    if (amount_fen <= 0) throw new AppError('refund_not_allowed', { message: 'Nothing is left to refund on these lines.' });
+    return { amount_fen, reason: request.reason, lineNos };
+  });
 }
 
 /**
@@ -193,24 +173,43 @@ export async function refundUnappliedPayment(pc: PaymentCentre, request: { payNo
     throw new AppError('refund_not_allowed', { message: 'This payment paid its order: refund the order’s lines instead.' });
   }
   const reason = payment.disposition;
-  const newRefundNo = `R${p.nextOrderNo(slotOfOrderNo(payment.orderNo)!, p.now())}`;
+  return refundOnce(pc, db, payment.payNo, { orderNo: payment.orderNo, requestKey: request.requestKey, requestedBy: request.requestedBy }, async (_trx, current) => {
+    const amount_fen = current.amount_fen - current.refundCommitted_fen;
+    if (amount_fen <= 0) throw new AppError('refund_not_allowed', { message: 'Everything paid is refunded or being refunded.' });
+    return { amount_fen, reason, lineNos: null };
+  });
+}
+
+/**
+ * Writes the refund a request asks for, once per request key, then asks the channel. `decide`
+ * runs on a fresh read of the payment inside the transaction that writes the refund; a
+ * repeat of the key (sent again, or twice at once) gets the refund the first one wrote.
+ */
+async function refundOnce(
+  pc: PaymentCentre,
+  db: Db,
+  payNo: string,
+  request: { orderNo: string; requestKey: string; requestedBy: string },
+  decide: (trx: Transaction<DB>, payment: Payment) => Promise<Pick<NewRefund, 'amount_fen' | 'reason' | 'lineNos'>>,
+): Promise<Refund> {
+  const { p } = pc;
+  const newRefundNo = `R${p.nextOrderNo(slotOfOrderNo(request.orderNo)!, p.now())}`;
   let refundNo: string | undefined;
   try {
-    refundNo = await withPayment(db, payment.payNo, async (trx, current) => {
-      const same = await refundOfRequest(trx, current.orderNo, request.requestKey);
+    refundNo = await withPayment(db, payNo, async (trx, payment) => {
+      const same = await refundOfRequest(trx, request.orderNo, request.requestKey);
       if (same) return same;
-      const amount_fen = current.amount_fen - current.refundCommitted_fen;
-      if (amount_fen <= 0) throw new AppError('refund_not_allowed', { message: 'Everything paid is refunded or being refunded.' });
-      const written = await insertRefund(trx, current, { refundNo: newRefundNo, amount_fen, reason, lineNos: null, requestKey: request.requestKey, requestedBy: request.requestedBy }, p.now());
-      return written ? newRefundNo : undefined;
+      const refund = { ...(await decide(trx, payment)), refundNo: newRefundNo, requestKey: request.requestKey, requestedBy: request.requestedBy };
+      // Not written: the same key's refund was committed by a request running beside this one.
+      return (await insertRefund(trx, payment, refund, p.now())) ? newRefundNo : undefined;
     });
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
   }
-  refundNo ??= await refundOfRequest(db, payment.orderNo, request.requestKey);
-  if (!refundNo) throw new AppError('payment_state_conflict', { details: { payNo: request.payNo } });
+  refundNo ??= await refundOfRequest(db, request.orderNo, request.requestKey);
+  if (!refundNo) throw new AppError('payment_state_conflict', { details: { payNo } });
   p.wake();
-  return driveRefund(pc, payment.payNo, refundNo);
+  return driveRefund(pc, payNo, refundNo);
 }
 
 async function refundOfRequest(db: Db | Transaction<DB>, orderNo: string, requestKey: string): Promise<string | undefined> {
