@@ -1,3 +1,4 @@
+import { INBOX_RETENTION_MS, pruneInbox } from '../events/inbox.ts';
 import { performance } from 'node:perf_hooks';
 import { scheduleJob, type JobHandler } from '../jobs/index.ts';
 import type { PaymentCentre } from '../payments/index.ts';
@@ -110,6 +111,13 @@ export function reconcileJobHandler(p: Platform, pc: PaymentCentre, interval_ms:
       }
     } catch (error) {
       p.log.error({ err: error }, 'consistency: pass failed');
+    }
+    // The same periodic job keeps the event inbox bounded: rows past any redelivery are pruned.
+    try {
+      const pruned = await pruneInbox(p.db, p.now() - INBOX_RETENTION_MS);
+      if (pruned > 0) p.log.info({ pruned }, 'events: pruned old inbox rows');
+    } catch (error) {
+      p.log.error({ err: error }, 'events: inbox pruning failed');
     }
     const now_ms = p.now();
     await transact(p.db, (trx) =>

@@ -11,6 +11,8 @@ export interface BrokerSettings {
 }
 
 export const DEFAULT_STREAM = 'TUANGOU_EVENTS';
+/** Events stay in the stream this long (for a consumer that was down, or a replay by hand). */
+export const STREAM_MAX_AGE_MS = 7 * 24 * 3600_000;
 export const DEFAULT_SUBJECT_PREFIX = 'tuangou.events';
 
 export interface ConsumerRetry {

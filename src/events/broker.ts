@@ -2,7 +2,7 @@ import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, JetStreamApiCodes, 
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Db } from '../platform/db/database.ts';
 import { claimDue, completeDue, deferDue } from '../platform/due-rows.ts';
-import type { BrokerSettings, ConsumerRetry } from './broker-settings.ts';
+import { STREAM_MAX_AGE_MS, type BrokerSettings, type ConsumerRetry } from './broker-settings.ts';
 import { pollingLoop, type PollingLoop } from '../platform/polling-loop.ts';
 import { consumeOnce, MAX_CONSUMER_ATTEMPTS, recordDeadLetter, type Consumer } from './inbox.ts';
 import { eventOfRow, RELAY_BATCH_SIZE } from './relay.ts';
@@ -17,8 +17,7 @@ import type { DomainEvent } from './outbox.ts';
 export { DEFAULT_CONSUMER_RETRY, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, type BrokerSettings, type ConsumerRetry } from './broker-settings.ts';
 /** Re-publishes of one event within this window are dropped; far longer than an outbox lease (30 s). */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000;
-/** Events stay in the stream this long (for a consumer that was down, or a replay by hand). */
-export const STREAM_MAX_AGE_MS = 7 * 24 * 3600_000;
+export { STREAM_MAX_AGE_MS };
 /** A consumer's unacknowledged message is delivered again after this long. */
 export const ACK_WAIT_MS = 30_000;
 /** Messages one consumer may hold unacknowledged; the server stops delivering past it. */

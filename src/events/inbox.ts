@@ -1,5 +1,6 @@
 import type { Transaction } from 'kysely';
-import type { Db } from '../platform/db/database.ts';
+import { dialectOf, type Db } from '../platform/db/database.ts';
+import { STREAM_MAX_AGE_MS } from './broker-settings.ts';
 import { transact } from '../platform/db/retry.ts';
 import type { DB } from '../platform/db/schema.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
@@ -51,6 +52,35 @@ export async function applyOnce(trx: Transaction<DB>, consumer: Extract<Consumer
   if (affected(claimed) === 0) return 'duplicate';
   await consumer.apply(trx, event);
   return 'applied';
+}
+
+/**
+ * An inbox row only has to outlive every way its event can come again: the stream keeps events
+ * for STREAM_MAX_AGE_MS (and the in-process outbox deletes them once delivered), so rows a day
+ * older than that are pruned.
+ */
+export const INBOX_RETENTION_MS = STREAM_MAX_AGE_MS + 24 * 3600_000;
+/** Most inbox rows one prune deletes; the next pass takes the rest. */
+export const MAX_PRUNED_PER_PASS = 10_000;
+
+/** Deletes up to `limit` inbox rows handled before `before_ms`, oldest first; returns how many. */
+export async function pruneInbox(db: Db, before_ms: number, limit = MAX_PRUNED_PER_PASS): Promise<number> {
+  if (dialectOf(db) === 'mysql') {
+    return affected(await db.deleteFrom('event_inbox').where('handled_at_ms', '<', before_ms).orderBy('handled_at_ms').limit(limit).executeTakeFirst());
+  }
+  // PostgreSQL and SQLite have no DELETE … LIMIT: the oldest keys are chosen by a subquery.
+  return affected(
+    await db
+      .deleteFrom('event_inbox')
+      .where((eb) =>
+        eb(
+          eb.refTuple('consumer', 'event_id'),
+          'in',
+          eb.selectFrom('event_inbox as old').select(['old.consumer', 'old.event_id']).where('old.handled_at_ms', '<', before_ms).orderBy('old.handled_at_ms').limit(limit).$asTuple('consumer', 'event_id'),
+        ),
+      )
+      .executeTakeFirst(),
+  );
 }
 
 export async function handled(db: Db, consumer: string, eventId: string): Promise<boolean> {

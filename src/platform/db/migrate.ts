@@ -8,6 +8,7 @@ import * as payments from './migrations/0005_payments.ts';
 import * as flashSale from './migrations/0006_flash_sale.ts';
 import * as eventInbox from './migrations/0007_event_inbox.ts';
 import * as consistency from './migrations/0008_consistency.ts';
+import * as inboxPruning from './migrations/0009_inbox_pruning.ts';
 
 /** Versioned migrations, in order. Add a file and a line; never edit a landed one. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -19,6 +20,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0006_flash_sale': flashSale,
   '0007_event_inbox': eventInbox,
   '0008_consistency': consistency,
+  '0009_inbox_pruning': inboxPruning,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
