@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CART_HOLD_TTL_MS, expireCartHold } from '../src/cart/index.ts';
-import { reservationsOf } from '../src/inventory/index.ts';
+import { holdKeyOf, releaseReservation, reservationsOf, reserveStock } from '../src/inventory/index.ts';
 import { availableEngines } from './support/engines.ts';
 import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
 
@@ -77,6 +77,29 @@ for (const engine of availableEngines()) {
       expect(await level(sku)).toMatchObject({ available: 0, reserved: 10 });
       await h.app.drain();
       expect((await cart(99_820, 'GET')).json().lines).toEqual([]);
+    });
+
+    it('a checkout that fails after taking the held units gives them back to the hold, unless the hold has expired', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 5 }], inventoryMode: 'on_add_to_cart' });
+      const sku = f.activitySkuIds[0]!;
+      const buyer = 99_850;
+      await cart(buyer, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 3 });
+      const holdKey = holdKeyOf(buyer, sku);
+      // The reservation step of a checkout, then its undo (a later step failed).
+      const orderNo = '00000000000000000099850';
+      await reserveStock(h.app.db, orderNo, [{ activitySkuId: sku, quantity: 3, fromHold: holdKey }], h.clock.now(), { firstAttempt: true });
+      expect(await reservationsOf(h.app.db, holdKey)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'transferred' }]);
+      await releaseReservation(h.app.db, orderNo, h.clock.now());
+      expect(await reservationsOf(h.app.db, holdKey)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'reserved' }]);
+      expect(await level(sku)).toMatchObject({ available: 2, reserved: 3 });
+      // Taken again, the hold expires meanwhile, then the undo: nothing goes back to the expired hold.
+      const again = '00000000000000000099851';
+      await reserveStock(h.app.db, again, [{ activitySkuId: sku, quantity: 3, fromHold: holdKey }], h.clock.now(), { firstAttempt: true });
+      const line = (await cart(buyer, 'GET')).json().lines[0];
+      await expireCartHold(h.app.db, { buyerId: buyer, activitySkuId: sku, expires_at_ms: Date.parse(line.heldUntil) }, h.clock.now());
+      await releaseReservation(h.app.db, again, h.clock.now());
+      expect((await reservationsOf(h.app.db, holdKey))[0]!.state).toBe('released');
+      expect(await level(sku)).toMatchObject({ available: 5, reserved: 0 });
     });
 
     it('a hold expiring while its checkout runs: the units are counted once either way', async () => {

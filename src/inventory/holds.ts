@@ -42,6 +42,24 @@ export async function takeFromHold(trx: Transaction<DB>, holdKey: string, item: 
 }
 
 /**
+ * A checkout that took units from this hold failed: they go back to it while the hold is still
+ * the buyer's (reserved, or wholly taken by that checkout); a hold that expired or was let go
+ * takes nothing back. The units stay reserved either way; returns how many went back.
+ */
+export async function giveBackToHold(trx: Transaction<DB>, holdKey: string, activitySkuId: number, quantity: number, now_ms: number): Promise<number> {
+  const hold = await holdRow(trx, holdKey, activitySkuId);
+  if (!hold || (hold.state !== 'reserved' && hold.state !== 'transferred')) return 0;
+  const held = hold.state === 'reserved' ? hold.quantity : 0;
+  await trx
+    .updateTable('stock_reservations')
+    .set({ state: 'reserved', quantity: held + quantity, updated_at_ms: now_ms })
+    .where('order_no', '=', holdKey)
+    .where('activity_sku_id', '=', activitySkuId)
+    .execute();
+  return quantity;
+}
+
+/**
  * 加购减库存: sets how many units a cart hold keeps reserved, taking the difference from
  * available stock or giving it back. `insufficient_stock` when there is not enough; 0 releases.
  */
@@ -51,7 +69,13 @@ export async function setHold(trx: Transaction<DB>, holdKey: string, activitySku
     const hold = await holdRow(trx, holdKey, activitySkuId);
     const current = hold?.state === 'reserved' ? hold.quantity : 0;
     const delta = quantity - current;
-    if (delta === 0) return;
+    if (delta === 0) {
+      // A hold whose units all went into an order ends here too, so nothing can give units back to it later.
+      if (quantity === 0 && hold?.state === 'transferred') {
+        await trx.updateTable('stock_reservations').set({ state: 'released', updated_at_ms: now_ms }).where('order_no', '=', holdKey).where('activity_sku_id', '=', activitySkuId).execute();
+      }
+      return;
+    }
     const moved = await trx
       .updateTable('stock')
       .set({ available: sql`available - ${delta}`, reserved: sql`reserved + ${delta}`, updated_at_ms: now_ms })

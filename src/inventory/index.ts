@@ -4,7 +4,7 @@ import { transact } from '../platform/db/retry.ts';
 import type { DB } from '../platform/db/schema.ts';
 import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
-import { takeFromHold } from './holds.ts';
+import { giveBackToHold, takeFromHold } from './holds.ts';
 import { inLockOrder, type ReservationState, type StockItem, type StockLevel } from './stock-items.ts';
 
 export { RESERVATION_STATES, type ReservationState, type StockItem, type StockLevel } from './stock-items.ts';
@@ -99,7 +99,7 @@ export async function reserveStock(
     for (const t of toTake) {
       const moved = t.item.fromHold ? await takeFromHold(trx, t.item.fromHold, t.item, now_ms) : 0;
       if (moved === 0) rest.push(t);
-      else await takeStockRow(trx, orderNo, t.item, t.reclaimed, now_ms, moved);
+      else await takeStockRow(trx, orderNo, t.item, t.reclaimed, now_ms, moved, t.item.fromHold);
     }
     if (batch && rest.length > 1) await takeStockInBatch(trx, orderNo, rest, now_ms);
     else for (const { item, reclaimed } of rest) await takeStockRow(trx, orderNo, item, reclaimed, now_ms);
@@ -108,13 +108,16 @@ export async function reserveStock(
 }
 
 /** One SKU: claim its reservation row, then take the stock (beyond `alreadyHeld` units) by conditional update. */
-async function takeStockRow(trx: Transaction<DB>, orderNo: string, item: StockItem, reclaimed: boolean, now_ms: number, alreadyHeld = 0): Promise<void> {
+async function takeStockRow(trx: Transaction<DB>, orderNo: string, item: StockItem, reclaimed: boolean, now_ms: number, alreadyHeld = 0, holdKey?: string): Promise<void> {
+  const fromHold = alreadyHeld > 0 && holdKey ? { hold_key: holdKey, from_hold: alreadyHeld } : { hold_key: null, from_hold: 0 };
   if (!reclaimed) {
     // The primary key refuses a second attempt racing this one for the same order.
     await trx
       .insertInto('stock_reservations')
-      .values({ order_no: orderNo, activity_sku_id: item.activitySkuId, quantity: item.quantity, state: 'reserved', created_at_ms: now_ms, updated_at_ms: now_ms })
+      .values({ order_no: orderNo, activity_sku_id: item.activitySkuId, quantity: item.quantity, state: 'reserved', ...fromHold, created_at_ms: now_ms, updated_at_ms: now_ms })
       .execute();
+  } else {
+    await trx.updateTable('stock_reservations').set(fromHold).where('order_no', '=', orderNo).where('activity_sku_id', '=', item.activitySkuId).execute();
   }
   const needed = item.quantity - alreadyHeld;
   if (needed > 0) {
@@ -232,7 +235,7 @@ async function settleReservations(db: Db, orderNo: string, to: 'confirmed' | 're
   return transact(db, async (trx) => {
     const open = await trx
       .selectFrom('stock_reservations')
-      .select(['activity_sku_id', 'quantity', 'activity_price_units', 'state'])
+      .select(['activity_sku_id', 'quantity', 'activity_price_units', 'state', 'hold_key', 'from_hold'])
       .where('order_no', '=', orderNo)
       .where('state', 'in', ['reserved', 'pending'])
       .orderBy('activity_sku_id')
@@ -254,14 +257,19 @@ async function settleReservations(db: Db, orderNo: string, to: 'confirmed' | 're
         moved += r.quantity;
         continue;
       }
+      // Units the order took from the buyer's cart hold go back to it if it is still theirs
+      // (a failed checkout; after a placed order the hold is gone); they stay reserved.
+      const backToHold =
+        to === 'released' && r.hold_key && Number(r.from_hold) > 0 ? await giveBackToHold(trx, r.hold_key, r.activity_sku_id, Math.min(Number(r.from_hold), r.quantity), now_ms) : 0;
+      const freed = r.quantity - backToHold;
       // A release also gives its activity-price units back to the next buyers.
       const bucket =
         to === 'confirmed'
           ? { sold: sql<number>`sold + ${r.quantity}` }
-          : { available: sql<number>`available + ${r.quantity}`, activity_price_taken: sql<number>`activity_price_taken - ${r.activity_price_units}` };
+          : { available: sql<number>`available + ${freed}`, activity_price_taken: sql<number>`activity_price_taken - ${r.activity_price_units}` };
       const changed = await trx
         .updateTable('stock')
-        .set({ ...bucket, reserved: sql`reserved - ${r.quantity}`, updated_at_ms: now_ms })
+        .set({ ...bucket, reserved: sql`reserved - ${to === 'confirmed' ? r.quantity : freed}`, updated_at_ms: now_ms })
         .where('activity_sku_id', '=', r.activity_sku_id)
         .where('reserved', '>=', r.quantity)
         .where('activity_price_taken', '>=', to === 'released' ? r.activity_price_units : 0)

@@ -9,6 +9,7 @@ import * as flashSale from './migrations/0006_flash_sale.ts';
 import * as eventInbox from './migrations/0007_event_inbox.ts';
 import * as consistency from './migrations/0008_consistency.ts';
 import * as inboxPruning from './migrations/0009_inbox_pruning.ts';
+import * as reservationHolds from './migrations/0010_reservation_holds.ts';
 
 /** Versioned migrations, in order. Add a file and a line; never edit a landed one. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -21,6 +22,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0007_event_inbox': eventInbox,
   '0008_consistency': consistency,
   '0009_inbox_pruning': inboxPruning,
+  '0010_reservation_holds': reservationHolds,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -131,6 +131,9 @@ export interface StockReservationRow {
   activity_price_units: Generated<number>;
   /** Whose reservation it is, where known (flash-sale reservations): rebuilds purchase limits in Redis. */
   buyer_id: Generated<number | null>;
+  /** The cart hold some of its units came from (on-add-to-cart), and how many. */
+  hold_key: Generated<string | null>;
+  from_hold: Generated<number>;
   created_at_ms: number;
   updated_at_ms: number;
 }
