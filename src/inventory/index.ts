@@ -5,7 +5,7 @@ import type { DB } from '../platform/db/schema.ts';
 import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
 import { giveBackToHold, takeFromHold } from './holds.ts';
-import { inLockOrder, type ReservationState, type StockItem, type StockLevel } from './stock-items.ts';
+import { inLockOrder, moveReservation, type ReservationState, type StockItem, type StockLevel } from './stock-items.ts';
 
 export { RESERVATION_STATES, type ReservationState, type StockItem, type StockLevel } from './stock-items.ts';
 export { holdKeyOf, setHold } from './holds.ts';
@@ -242,14 +242,7 @@ async function settleReservations(db: Db, orderNo: string, to: 'confirmed' | 're
       .execute();
     let moved = 0;
     for (const r of open) {
-      const won = await trx
-        .updateTable('stock_reservations')
-        .set({ state: to, updated_at_ms: now_ms })
-        .where('order_no', '=', orderNo)
-        .where('activity_sku_id', '=', r.activity_sku_id)
-        .where('state', '=', r.state)
-        .executeTakeFirst();
-      if (affected(won) === 0) continue;
+      if (!(await moveReservation(trx, orderNo, r.activity_sku_id, r.state as ReservationState, to, now_ms))) continue;
       if (r.state === 'pending') {
         // A flash-sale reservation the stock row never saw: given up, nothing moves back; paid
         // before the order.placed subscriber applied it, its units go from available to sold.

@@ -3,7 +3,7 @@ import type { Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
-import { inLockOrder, type StockItem } from './stock-items.ts';
+import { inLockOrder, moveReservation, type StockItem } from './stock-items.ts';
 
 /**
  * 支付减库存: on-payment SKUs are taken straight from available to sold when the order is paid,
@@ -54,14 +54,7 @@ export async function returnSoldStock(db: Db, orderNo: string, activitySkuIds: r
     const rows = await query.orderBy('activity_sku_id').execute();
     let returned = 0;
     for (const r of rows) {
-      const won = await trx
-        .updateTable('stock_reservations')
-        .set({ state: 'returned', updated_at_ms: now_ms })
-        .where('order_no', '=', orderNo)
-        .where('activity_sku_id', '=', r.activity_sku_id)
-        .where('state', '=', 'confirmed')
-        .executeTakeFirst();
-      if (affected(won) === 0) continue;
+      if (!(await moveReservation(trx, orderNo, r.activity_sku_id, 'confirmed', 'returned', now_ms))) continue;
       const changed = await trx
         .updateTable('stock')
         .set({ available: sql`available + ${r.quantity}`, sold: sql`sold - ${r.quantity}`, updated_at_ms: now_ms })

@@ -1,3 +1,6 @@
+import type { Transaction } from 'kysely';
+import type { DB } from '../platform/db/schema.ts';
+import { affected } from '../platform/db/sql.ts';
 /** What the inventory files share: reservation states, stock levels, items, lock order. */
 
 /**
@@ -35,7 +38,22 @@ export interface StockItem {
   activityPrice?: { limit: number; units: number };
 }
 
-export /** SKUs are always locked in ascending id order, so two checkouts never deadlock. */
-function inLockOrder<T extends { activitySkuId: number }>(items: readonly T[]): T[] {
+/** SKUs are always locked in ascending id order, so two checkouts never deadlock. */
+export function inLockOrder<T extends { activitySkuId: number }>(items: readonly T[]): T[] {
   return [...items].sort((a, b) => a.activitySkuId - b.activitySkuId);
+}
+
+/**
+ * A reservation row's state changes by compare-and-set from the state it was read in: false
+ * when another writer moved it first (the caller then leaves its units alone).
+ */
+export async function moveReservation(trx: Transaction<DB>, orderNo: string, activitySkuId: number, from: ReservationState, to: ReservationState, now_ms: number): Promise<boolean> {
+  const won = await trx
+    .updateTable('stock_reservations')
+    .set({ state: to, updated_at_ms: now_ms })
+    .where('order_no', '=', orderNo)
+    .where('activity_sku_id', '=', activitySkuId)
+    .where('state', '=', from)
+    .executeTakeFirst();
+  return affected(won) === 1;
 }

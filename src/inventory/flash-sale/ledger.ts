@@ -11,7 +11,7 @@ import type { DB } from '../../platform/db/schema.ts';
 import { affected } from '../../platform/db/sql.ts';
 import { assert } from '../../platform/errors.ts';
 import { moveUnits } from '../index.ts';
-import { inLockOrder } from '../stock-items.ts';
+import { inLockOrder, moveReservation } from '../stock-items.ts';
 
 export interface FlashSaleItem {
   activityId: number;
@@ -56,14 +56,7 @@ export async function applyPendingReservations(db: Db, orderNo: string, now_ms: 
       .execute();
     let moved = 0;
     for (const r of pending) {
-      const won = await trx
-        .updateTable('stock_reservations')
-        .set({ state: 'reserved', updated_at_ms: now_ms })
-        .where('order_no', '=', orderNo)
-        .where('activity_sku_id', '=', r.activity_sku_id)
-        .where('state', '=', 'pending')
-        .executeTakeFirst();
-      if (affected(won) === 0) continue;
+      if (!(await moveReservation(trx, orderNo, r.activity_sku_id, 'pending', 'reserved', now_ms))) continue;
       await moveUnits(trx, r.activity_sku_id, r.quantity, 'available', 'reserved', now_ms);
       moved += r.quantity;
     }
