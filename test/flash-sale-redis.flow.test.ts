@@ -19,6 +19,7 @@ import { claimIdempotencyKey, requestHash } from '../src/orders/idempotency.ts';
 import { transact } from '../src/platform/db/retry.ts';
 import { isAppError } from '../src/platform/errors.ts';
 import { slotOfBuyer } from '../src/platform/shards.ts';
+import { testRedis } from './support/redis.ts';
 import { availableEngines, testRedisUrl } from './support/engines.ts';
 import { HOUR_MS, newKey, postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
 
@@ -71,19 +72,17 @@ for (const engine of availableEngines()) {
     let h: Harness;
     let fs: FlashSale;
     let redis: Redis;
+    let owned: ReturnType<typeof testRedis> | undefined;
     // Keys of this file (and engine) only, so parallel test files never meet.
     const prefix = `tgtest:${randomBytes(4).toString('hex')}:${engine.name}:`;
     beforeAll(async () => {
       h = await startHarness(engine, { redisUrl: REDIS_URL!, redisKeyPrefix: prefix });
       fs = h.app.flashSale!;
-      redis = new Redis(REDIS_URL!);
+      owned = testRedis(REDIS_URL!, prefix);
+      redis = owned.redis;
     });
     afterAll(async () => {
-      if (redis) {
-        const keys = await redis.keys(`${prefix}*`).catch(() => [] as string[]);
-        if (keys.length) await redis.del(...keys);
-        redis.disconnect();
-      }
+      await owned?.close();
       await h?.close();
     });
 

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reservationsOf, returnSoldStock } from '../src/inventory/index.ts';
 import { flashSaleUpkeep, isLoaded, keysOf, reconcileActivity, returnFlashSaleStock, type FlashSale } from '../src/inventory/flash-sale/index.ts';
 import { getOrder } from '../src/orders/index.ts';
+import { testRedis } from './support/redis.ts';
 import { availableEngines, testRedisUrl } from './support/engines.ts';
 import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
 
@@ -21,19 +22,17 @@ for (const engine of availableEngines()) {
     let h: Harness;
     let fs: FlashSale;
     let redis: Redis;
+    let owned: ReturnType<typeof testRedis> | undefined;
     let buyer = 500_000;
     const prefix = `tgtest:${randomBytes(4).toString('hex')}:refund:${engine.name}:`;
     beforeAll(async () => {
       h = await startHarness(engine, { sandbox: {}, redisUrl: REDIS_URL!, redisKeyPrefix: prefix });
       fs = h.app.flashSale!;
-      redis = new Redis(REDIS_URL!);
+      owned = testRedis(REDIS_URL!, prefix);
+      redis = owned.redis;
     });
     afterAll(async () => {
-      if (redis) {
-        const keys = await redis.keys(`${prefix}*`).catch(() => [] as string[]);
-        if (keys.length) await redis.del(...keys);
-        redis.disconnect();
-      }
+      await owned?.close();
       await h?.close();
     });
 
