@@ -39,7 +39,7 @@ await onEachBenchEngine(async (engine) => {
       port: 0,
       host: '127.0.0.1',
       dataDir: '/nonexistent',
-      tokenSecret: 'bench',
+      tokenSecret: 'bench-secret-of-the-benchmarks-32b',
       paymentTimeout_ms: 15 * 60_000,
       nodeId: 1,
       natsUrl: NATS_URL,

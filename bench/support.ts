@@ -10,7 +10,7 @@ import { migrateToLatest } from '../src/platform/db/migrate.ts';
 import { transact } from '../src/platform/db/retry.ts';
 import { availableEngines, type Engine } from '../test/support/engines.ts';
 
-export const SECRET = 'bench-secret';
+export const SECRET = 'bench-secret-of-the-benchmarks-32b';
 export const PORT = 3900 + Math.floor(Math.random() * 50);
 
 export interface Run {

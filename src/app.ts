@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
+import { startTokenGate, type TokenGate } from './access/index.ts';
 import { CART_HOLD_EXPIRE_JOB, expireCartHold, removeOrderedLines } from './cart/index.ts';
 import { DEFAULT_COUPON_REFUND_POLICY, returnCoupons, returnCouponsOnRefund, useCoupons } from './coupons/index.ts';
 import { returnPointsOnRefund, settlePoints } from './points/index.ts';
@@ -53,6 +54,7 @@ import type { Config } from './platform/config.ts';
 import type { Platform } from './platform/context.ts';
 import { openDatabase, type Db } from './platform/db/database.ts';
 import { migrateToLatest } from './platform/db/migrate.ts';
+import { checkTokenSecret } from './platform/http/tokens.ts';
 import { orderNumberGenerator } from './platform/ids.ts';
 import { createMetrics, type Metrics } from './platform/metrics.ts';
 import type { PollingLoop } from './platform/polling-loop.ts';
@@ -66,6 +68,8 @@ export interface App extends Platform {
   relay: PollingLoop;
   jobs: PollingLoop;
   payments: PaymentCentre;
+  /** Who a bearer token speaks for, and the denylist of revoked ones. */
+  tokens: TokenGate;
   /** Prometheus metrics of this app (a registry of its own). */
   metrics: Metrics;
   /** Runs the relay and due jobs until neither finds work and no consumer has an event in hand (tests, shutdown). */
@@ -95,9 +99,12 @@ export interface AppOptions {
    * process does not start the chain of passes (tests run passes by hand), though it still runs one it finds.
    */
   reconcileInterval_ms?: number;
+  /** How often the token denylist is reloaded (default TOKEN_REVOCATION_REFRESH_MS). */
+  tokenRevocationRefresh_ms?: number;
 }
 
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+  for (const secret of [config.tokenSecret, ...(config.previousTokenSecrets ?? [])]) checkTokenSecret(secret);
   const log = options.log ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
   const byUrl = new Map<string, Db>();
   for (const url of [config.databaseUrl, ...config.orderShardUrls]) {
@@ -143,6 +150,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     couponRefundPolicy: DEFAULT_COUPON_REFUND_POLICY,
   };
 
+  const tokens = await startTokenGate({
+    db,
+    secrets: [config.tokenSecret, ...(config.previousTokenSecrets ?? [])],
+    now,
+    refresh_ms: options.tokenRevocationRefresh_ms,
+    onError,
+  });
   const metrics = createMetrics({ databases, now });
   const reconcile_ms = options.reconcileInterval_ms ?? RECONCILE_INTERVAL_MS;
 
@@ -190,6 +204,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     relay,
     jobs,
     payments,
+    tokens,
     metrics,
     drain: async () => {
       // Quiet means a whole round in which no pass of either loop, background or ours, did anything.
@@ -205,6 +220,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       throw new Error('background work did not settle');
     },
     close: async () => {
+      await tokens.stop();
       await flashSaleUpkeep?.stop();
       await transport.stop();
       await jobs.stop();

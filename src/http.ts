@@ -1,4 +1,5 @@
 import type { App } from './app.ts';
+import { accessRoutes } from './access/routes.ts';
 import { cartRoutes } from './cart/routes.ts';
 import { catalogRoutes } from './catalog/routes.ts';
 import { consistencyRoutes } from './consistency/routes.ts';
@@ -12,7 +13,7 @@ import { observabilityRoutes } from './platform/http/observability.ts';
 import { buildServer, type Server } from './platform/http/server.ts';
 
 // Observability first: its hooks must be in place before the routes they measure.
-export const ROUTE_MODULES = [observabilityRoutes, catalogRoutes, cartRoutes, orderRoutes, paymentRoutes, promotionRoutes, couponRoutes, pointsRoutes, eventRoutes, consistencyRoutes];
+export const ROUTE_MODULES = [observabilityRoutes, catalogRoutes, cartRoutes, orderRoutes, paymentRoutes, promotionRoutes, couponRoutes, pointsRoutes, eventRoutes, consistencyRoutes, accessRoutes];
 
 export function buildHttp(app: App, options: { logger?: boolean } = {}): Promise<Server> {
   return buildServer(app, ROUTE_MODULES, options);

@@ -30,7 +30,7 @@ import { availableEngines, type TestDatabase } from './support/engines.ts';
 const postgres = availableEngines().find((e) => e.name === 'postgres');
 const KILLS = 10;
 const BUYERS = 16;
-const SECRET = 'crash-secret';
+const SECRET = 'crash-secret-of-the-crash-test-32b';
 const PAYMENT_TIMEOUT_MS = 4_000;
 const CHECKOUT_LEASE_MS = 5_000;
 const SETTLE_DEADLINE_MS = 150_000;

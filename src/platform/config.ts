@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { dialectOfUrl } from './db/database.ts';
+import { ensurePrivateDir } from './files.ts';
+import { checkTokenSecret } from './http/tokens.ts';
 
 export interface Config {
   /** Where catalog, inventory, cart and the other non-order modules live. */
@@ -10,7 +13,10 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
+  /** HMAC key of the bearer tokens, at least MIN_TOKEN_SECRET_BYTES. */
   tokenSecret: string;
+  /** Secrets being rotated out: tokens they signed verify until they expire; new ones are signed with tokenSecret. */
+  previousTokenSecrets?: string[] | undefined;
   /** 超时取消: unpaid orders are cancelled this long after checkout. */
   paymentTimeout_ms: number;
   nodeId: number | undefined;
@@ -45,7 +51,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: intFromEnv(env.PORT, 3000, 'PORT'),
     host: env.HOST ?? '127.0.0.1',
     dataDir,
-    tokenSecret: env.TOKEN_SECRET ?? developmentSecret(dataDir),
+    tokenSecret: tokenSecretFrom(env, dataDir, dialectOfUrl(databaseUrl) === 'sqlite'),
+    previousTokenSecrets: previousSecretsFrom(env.TOKEN_PREVIOUS_SECRETS),
     paymentTimeout_ms: intFromEnv(env.ORDER_PAYMENT_TIMEOUT_MS, DEFAULT_PAYMENT_TIMEOUT_MS, 'ORDER_PAYMENT_TIMEOUT_MS'),
     nodeId: env.TUANGOU_NODE_ID === undefined ? undefined : intFromEnv(env.TUANGOU_NODE_ID, 0, 'TUANGOU_NODE_ID'),
     publicUrl: env.PUBLIC_URL || undefined,
@@ -67,13 +74,34 @@ function intFromEnv(value: string | undefined, fallback: number, name: string): 
 }
 
 /**
+ * TOKEN_SECRET, which must be long enough to be a key (set but empty is refused, not taken as
+ * "unset"). Without it, only the embedded SQLite default makes a development secret; a server
+ * database is a deployment, and a deployment that forgot its secret must not start.
+ */
+function tokenSecretFrom(env: NodeJS.ProcessEnv, dataDir: string, embedded: boolean): string {
+  if (env.TOKEN_SECRET !== undefined) {
+    checkTokenSecret(env.TOKEN_SECRET);
+    return env.TOKEN_SECRET;
+  }
+  if (!embedded) throw new Error('TOKEN_SECRET is required with a PostgreSQL or MySQL DATABASE_URL (at least 32 bytes, e.g. `openssl rand -hex 32`)');
+  return developmentSecret(dataDir);
+}
+
+function previousSecretsFrom(value: string | undefined): string[] | undefined {
+  if (!value) return undefined;
+  const secrets = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const secret of secrets) checkTokenSecret(secret, 'each of TOKEN_PREVIOUS_SECRETS');
+  return secrets;
+}
+
+/**
  * Without TOKEN_SECRET a development secret is made on first start and kept in the data
  * folder, so tokens printed by `tuangou start` stay valid across restarts.
  */
 function developmentSecret(dataDir: string): string {
   const file = join(dataDir, 'dev-token-secret');
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(dataDir, { recursive: true });
+  ensurePrivateDir(dataDir);
   const secret = randomBytes(32).toString('hex');
   writeFileSync(file, secret + '\n', { mode: 0o600 });
   return secret;

@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensurePrivateDir } from '../platform/files.ts';
 import type { ChannelSettings } from '../payments/channels/index.ts';
 import { alipaySandbox, type AlipaySandboxKeys } from './alipay.ts';
 import { ccbSandbox, type CcbSandboxKeys } from './ccb.ts';
@@ -36,7 +37,7 @@ export function sandboxKeysIn(dataDir: string): SandboxKeys {
   const file = join(dataDir, 'sandbox-keys.json');
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as SandboxKeys;
   const keys = generateSandboxKeys();
-  mkdirSync(dataDir, { recursive: true });
+  ensurePrivateDir(dataDir);
   writeFileSync(file, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600 });
   return keys;
 }

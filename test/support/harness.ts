@@ -16,6 +16,9 @@ import { channelSettingsForSandbox, generateSandboxKeys, startChannelSandbox, ty
 /** Sandbox keys are made once per test file: RSA key generation is the slow part of starting one. */
 let sandboxKeys: SandboxKeys | undefined;
 
+/** The tests' HMAC key: as long as a real one must be (MIN_TOKEN_SECRET_BYTES). */
+export const TEST_TOKEN_SECRET = 'test-secret-of-the-flow-tests-32b';
+
 export const HOUR_MS = 3600_000;
 
 /** Real time plus an offset the test can move forward. */
@@ -62,11 +65,13 @@ export async function startHarness(
     reconcileInterval_ms?: number;
     /** The app's logger (tests that read the log lines); silent by default. */
     log?: pino.Logger;
+    /** Token secrets being rotated out, accepted beside TEST_TOKEN_SECRET. */
+    previousTokenSecrets?: string[];
   } = {},
 ): Promise<Harness> {
   const databases = options.databases ?? (await Promise.all(Array.from({ length: options.shards ?? 1 }, () => engine.createDatabase())));
   const clock = options.clock ?? new TestClock();
-  const tokenSecret = 'test-secret';
+  const tokenSecret = TEST_TOKEN_SECRET;
   let sandbox: SandboxHandle | undefined;
   if (options.sandbox) {
     sandboxKeys ??= generateSandboxKeys();
@@ -80,6 +85,7 @@ export async function startHarness(
       host: '127.0.0.1',
       dataDir: '/nonexistent',
       tokenSecret,
+      previousTokenSecrets: options.previousTokenSecrets,
       paymentTimeout_ms: options.paymentTimeout_ms ?? 15 * 60_000,
       nodeId: 1,
       redisUrl: options.redisUrl,
@@ -95,6 +101,8 @@ export async function startHarness(
       // The flash-sale upkeep is run by hand in tests, so its repairs land where the test looks.
       flashSaleUpkeep_ms: 0,
       reconcileInterval_ms: options.reconcileInterval_ms ?? 0,
+      // The denylist is reloaded by hand (app.tokens.refresh()), so a test says when another process sees a revocation.
+      tokenRevocationRefresh_ms: 0,
       worker: options.worker,
       subscribe: options.subscribe,
       consumerRetry: options.nats?.consumerRetry,

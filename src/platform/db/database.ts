@@ -1,8 +1,8 @@
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, MysqlAdapter, MysqlDialect, PostgresAdapter, PostgresDialect, SqliteDialect } from 'kysely';
 import type pgModule from 'pg';
+import { ensurePrivateDir, ensurePrivateFile } from '../files.ts';
 import type { DB } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres' | 'mysql';
@@ -74,7 +74,11 @@ export async function openDatabase(url: string): Promise<Db> {
   const dialect = dialectOfUrl(url);
   if (dialect === 'sqlite') {
     const path = sqlitePath(url);
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      // SQLite gives its -wal and -shm files the mode of the database file.
+      ensurePrivateDir(dirname(path));
+      ensurePrivateFile(path);
+    }
     const database = new SQLite(path);
     database.pragma('journal_mode = WAL');
     // NORMAL in WAL mode is durable against application crashes; only an OS crash can lose the last commits.

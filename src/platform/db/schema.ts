@@ -38,6 +38,7 @@ export interface DB {
   event_inbox: EventInboxRow; // events (every database)
   dead_letters: DeadLetterRow; // events (every database)
   consistency_repairs: ConsistencyRepairRow; // consistency (main database)
+  revoked_tokens: RevokedTokenRow; // access (main database)
 }
 
 export interface MerchantRow {
@@ -458,4 +459,12 @@ export interface ConsistencyRepairRow {
   action: string;
   detail: string | null;
   repaired_at_ms: number;
+}
+
+export interface RevokedTokenRow {
+  token_id: string;
+  /** When the token would have expired; the row can be dropped after. */
+  expires_at_ms: number;
+  revoked_at_ms: number;
+  reason: string;
 }

@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance } from 
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { App } from '../../app.ts';
 import { AppError, ERROR_CODES, InvariantViolation, type ErrorBody } from '../errors.ts';
-import { readPrincipal } from './auth.ts';
+import './auth.ts';
 
 /** Largest request body accepted, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -38,7 +38,7 @@ export async function buildServer(app: App, modules: RouteModule[], options: { l
 
   server.decorateRequest('principal', undefined);
   server.addHook('onRequest', async (request) => {
-    request.principal = readPrincipal(request, app.config.tokenSecret, app.now());
+    request.principal = app.tokens.principalOf(request.headers.authorization, app.now());
   });
 
   server.setErrorHandler((error: FastifyError, request, reply) => {

@@ -1,0 +1,91 @@
+import { createHmac } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyId, signToken } from '../src/platform/http/tokens.ts';
+import { availableEngines } from './support/engines.ts';
+import { startHarness, TEST_TOKEN_SECRET, type Harness } from './support/harness.ts';
+
+/**
+ * Tokens at the edge, on every engine: revoked ones (signed out, or by an admin) are refused,
+ * in this process at once and in another process after its denylist reloads; a secret being
+ * rotated out keeps its tokens valid; a subject that only parses as a number is no one.
+ */
+for (const engine of availableEngines()) {
+  describe(`tokens at the edge on ${engine.name}`, () => {
+    let h: Harness;
+    let other: Harness;
+    beforeAll(async () => {
+      h = await startHarness(engine);
+      // A second app on the same databases: another API process.
+      other = await startHarness(engine, { databases: h.databases, worker: false });
+    });
+    afterAll(async () => {
+      await other?.close({ keepDatabases: true });
+      await h?.close();
+    });
+
+    const points = (app: Harness, token: string) => app.http.inject({ method: 'GET', url: '/points', headers: { authorization: `Bearer ${token}` } });
+    const idOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).jti as string;
+
+    it('a signed-out token is refused at once here and after the reload in another process', async () => {
+      const token = h.buyerToken(1);
+      expect((await points(h, token)).statusCode).toBe(200);
+      expect((await points(other, token)).statusCode).toBe(200);
+      const out = await h.http.inject({ method: 'DELETE', url: '/tokens/current', headers: { authorization: `Bearer ${token}` } });
+      expect(out.statusCode).toBe(204);
+      expect((await points(h, token)).json()).toMatchObject({ code: 'unauthenticated' });
+      expect((await points(other, token)).statusCode).toBe(200); // not reloaded yet
+      await other.app.tokens.refresh();
+      expect((await points(other, token)).statusCode).toBe(401);
+      // Another token of the same buyer is not affected.
+      expect((await points(h, h.buyerToken(1))).statusCode).toBe(200);
+    });
+
+    it('an admin revokes a token by its id; only admins may', async () => {
+      const token = h.buyerToken(2);
+      const body = { tokenId: idOf(token), reason: 'phone reported stolen' };
+      const asBuyer = await h.http.inject({ method: 'POST', url: '/admin/token-revocations', headers: { authorization: `Bearer ${h.buyerToken(3)}` }, payload: body });
+      expect(asBuyer.statusCode).toBe(403);
+      expect((await points(h, token)).statusCode).toBe(200);
+      const revoked = await h.http.inject({ method: 'POST', url: '/admin/token-revocations', headers: { authorization: `Bearer ${h.adminToken()}` }, payload: body });
+      expect(revoked.statusCode).toBe(201);
+      expect((await points(h, token)).statusCode).toBe(401);
+      // Revoking twice is the same revocation.
+      const again = await h.http.inject({ method: 'POST', url: '/admin/token-revocations', headers: { authorization: `Bearer ${h.adminToken()}` }, payload: body });
+      expect(again.statusCode).toBe(201);
+      const rows = await h.app.db.selectFrom('revoked_tokens').selectAll().where('token_id', '=', body.tokenId).execute();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.reason).toBe('phone reported stolen');
+    });
+
+    it('a denylist entry goes once its token would have expired anyway', async () => {
+      const token = h.buyerToken(4);
+      await h.http.inject({ method: 'DELETE', url: '/tokens/current', headers: { authorization: `Bearer ${token}` } });
+      const id = idOf(token);
+      expect(await h.app.db.selectFrom('revoked_tokens').select('token_id').where('token_id', '=', id).executeTakeFirst()).toBeDefined();
+      h.clock.advance(31 * 24 * 3600_000);
+      await h.app.tokens.refresh();
+      expect(await h.app.db.selectFrom('revoked_tokens').select('token_id').where('token_id', '=', id).executeTakeFirst()).toBeUndefined();
+    });
+
+    it('subjects "0x1", "1e0", " 1" and "01" are not buyer 1', async () => {
+      for (const sub of ['0x1', '1e0', ' 1', '01']) {
+        const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: keyId(TEST_TOKEN_SECRET) })).toString('base64url');
+        const payload = Buffer.from(JSON.stringify({ sub, role: 'buyer', iat: 1, exp: Math.floor(h.clock.now() / 1000) + 600, jti: 'forged' })).toString('base64url');
+        const token = `${header}.${payload}.${createHmac('sha256', TEST_TOKEN_SECRET).update(`${header}.${payload}`).digest('base64url')}`;
+        expect((await points(h, token)).statusCode, sub).toBe(401);
+      }
+    });
+
+    it('a token signed with the previous secret works while that secret is listed', async () => {
+      const previous = 'the-previous-secret-of-the-flow-tests';
+      const token = signToken(previous, { role: 'buyer', subject: '5' }, h.clock.now());
+      expect((await points(h, token)).statusCode).toBe(401);
+      const rotated = await startHarness(engine, { databases: h.databases, worker: false, previousTokenSecrets: [previous] });
+      try {
+        expect((await points(rotated, token)).statusCode).toBe(200);
+      } finally {
+        await rotated.close({ keepDatabases: true });
+      }
+    });
+  });
+}
