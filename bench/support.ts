@@ -50,18 +50,19 @@ export async function seed(url: string, stock = 100_000_000, options: { hot?: bo
  * `env` adds to the server's environment (REDIS_URL for the flash-sale path). With `worker`, the
  * server runs the API only (--no-worker) and a second process (`tuangou worker`) runs the relay,
  * the jobs and the event consumers — the deployment the README describes past one process.
+ * Without channels the sandbox plays them in-process (TUANGOU_SANDBOX=1), also on a server database.
  */
 export async function startServer(url: string, env: Record<string, string> = {}, options: { worker?: boolean } = {}): Promise<ChildProcess> {
   if (options.worker) {
     const worker = spawn(process.execPath, ['dist/cli.mjs', 'worker'], {
-      env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', TOKEN_SECRET: SECRET, LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000', ...env },
+      env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', TOKEN_SECRET: SECRET, TUANGOU_SANDBOX: '1', LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000', ...env },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     process.once('exit', () => worker.kill('SIGKILL'));
   }
   const args = ['dist/cli.mjs', 'start', '--no-demo', '--migrate', ...(options.worker ? ['--no-worker'] : [])];
   const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...args], {
-    env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', PORT: String(PORT), TOKEN_SECRET: SECRET, LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000', ...env },
+    env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', PORT: String(PORT), TOKEN_SECRET: SECRET, TUANGOU_SANDBOX: '1', LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   for (let i = 0; i < 100; i++) {
