@@ -411,6 +411,8 @@ export interface PaymentRefundRow {
   reason: string;
   line_nos: string | null;
   request_key: string | null;
+  /** sha256 of what the keyed request asked for; null for refunds the system makes (and those written before it was kept). */
+  request_hash: string | null;
   requested_by: string;
   status: string;
   version: number;
