@@ -39,11 +39,13 @@ import {
   ORDER_CANCELLED,
   ORDER_EXPIRE_JOB,
   ORDER_PAID,
+  ORDER_PAY_WITHOUT_CHANNEL_JOB,
   ORDER_PLACED,
   ORDER_PRICE_PROTECTED,
   ORDER_REFUNDED,
   VERIFY_RESERVATION_JOB,
   expireOrder,
+  payWithoutChannel,
   verifyCheckoutReservation,
   type OrderCancelled,
   type OrderPaid,
@@ -161,6 +163,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     onError,
     handlers: {
       [ORDER_EXPIRE_JOB]: async (payload: { orderNo: string }) => void (await expireOrder(platform, payload.orderNo)),
+      [ORDER_PAY_WITHOUT_CHANNEL_JOB]: async (payload: { orderNo: string }) => void (await payWithoutChannel(platform, payload.orderNo)),
       [CART_HOLD_EXPIRE_JOB]: async (payload: { buyerId: number; activitySkuId: number; expires_at_ms: number }) => {
         await expireCartHold(db, payload, now());
       },

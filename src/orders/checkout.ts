@@ -14,7 +14,8 @@ import type { OrderLineRow, OrderRow } from '../platform/db/schema.ts';
 import { AppError, assert, isAppError } from '../platform/errors.ts';
 import { slotOfBuyer } from '../platform/shards.ts';
 import { sumFen } from '../platform/money.ts';
-import { ORDER_EXPIRE_JOB, ORDER_PLACED, expireJobKey, type OrderPlaced } from './events.ts';
+import { ORDER_EXPIRE_JOB, ORDER_PAY_WITHOUT_CHANNEL_JOB, ORDER_PLACED, expireJobKey, payWithoutChannelJobKey, type OrderPlaced } from './events.ts';
+import { payWithoutChannel } from './lifecycle.ts';
 import {
   abandonIdempotencyKey,
   claimIdempotencyKey,
@@ -359,8 +360,27 @@ async function placeOrder(
     await insertOrder(trx, orderRow, lineRows);
     await recordEvent(trx, { type: ORDER_PLACED, aggregateId: orderNo, payload: placed }, now_ms);
     await scheduleJob(trx, { kind: ORDER_EXPIRE_JOB, key: expireJobKey(orderNo), payload: { orderNo }, due_at_ms: orderRow.expires_at_ms }, now_ms);
+    if (orderRow.payable_fen === 0) {
+      await scheduleJob(trx, { kind: ORDER_PAY_WITHOUT_CHANNEL_JOB, key: payWithoutChannelJobKey(orderNo), payload: { orderNo }, due_at_ms: now_ms }, now_ms);
+    }
     if (!(await completeIdempotencyKey(trx, c.key, c.leaseToken, response))) throw new LeaseLost();
   });
   p.wake();
+  if (orderRow.payable_fen === 0) return payFreeOrder(p, orderNo, response);
   return response;
+}
+
+/**
+ * Nothing to pay: the order is paid now, with no channel, and answered as it stands after. If
+ * paying fails here the order is still placed (201 as written); the job written with it pays it.
+ */
+async function payFreeOrder(p: Platform, orderNo: string, placed: CheckoutResponse): Promise<CheckoutResponse> {
+  try {
+    await payWithoutChannel(p, orderNo);
+  } catch (error) {
+    p.log.warn({ orderNo, err: error }, 'could not pay an order with nothing payable at checkout; its job pays it');
+    return placed;
+  }
+  const order = await findOrder(p.shards.forOrderNo(orderNo)!, orderNo);
+  return order ? { status: 201, body: orderView(order) } : placed;
 }

@@ -10,7 +10,7 @@ export {
 } from './checkout.ts';
 export * from './events.ts';
 export { IDEMPOTENCY_LEASE_MS, MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency.ts';
-export { cancelOrder, expireOrder, getOrder, paymentSucceeded, type PaymentOutcome, type SucceededPayment } from './lifecycle.ts';
+export { cancelOrder, expireOrder, getOrder, paymentSucceeded, payWithoutChannel, type PaymentOutcome, type SucceededPayment } from './lifecycle.ts';
 export { canTransition, ORDER_STATUSES, ORDER_TRANSITIONS, type OrderStatus } from './state.ts';
 export { listBuyerOrders, MAX_ORDERS_PAGE, purchasedQuantity, type Order } from './store.ts';
 export { orderView, type OrderView } from './view.ts';

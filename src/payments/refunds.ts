@@ -140,6 +140,7 @@ export async function requestRefund(pc: PaymentCentre, request: RefundRequest): 
   const earlier = await refundOfRequest(db, request.orderNo, request.requestKey, hash);
   if (earlier) return (await findRefund(db, earlier))!;
   if (order.status !== 'PAID' || !order.paymentNo) throw new AppError('refund_not_allowed', { message: `An order that is ${order.status} cannot be refunded.` });
+  if (order.paid_fen === 0) throw new AppError('refund_not_allowed', { message: 'Nothing was paid for this order, so nothing can be refunded.' });
   const lineNos = request.lineNos === 'all' ? order.lines.filter((l) => l.refunded_at_ms === null).map((l) => l.lineNo) : [...new Set(request.lineNos)];
   if (lineNos.length === 0) throw new AppError('refund_not_allowed', { message: 'Every line was refunded already.' });
   if (request.asBuyer !== undefined) await checkBuyerPolicy(pc, order.lines.filter((l) => lineNos.includes(l.lineNo)).map((l) => l.activityId));

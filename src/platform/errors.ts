@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   channel_not_configured: { status: 422, message: 'That payment channel is not configured here.' },
   pay_method_not_supported: { status: 422, message: 'The channel does not offer that way of paying.' },
   order_not_payable: { status: 409, message: 'The order is not waiting for payment.' },
+  nothing_payable: { status: 409, message: 'Nothing is payable on this order: it is paid without a payment channel.' },
   payment_state_conflict: { status: 409, message: 'The payment changed meanwhile; read it again.' },
   refund_exceeds_paid: { status: 409, message: 'The refund would exceed what was paid.' },
   refund_not_allowed: { status: 409, message: 'This refund is not allowed by the refund policy.' },
