@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   line_quantity_exceeded: { status: 422, message: 'The quantity exceeds the maximum per line.' },
   duplicate_line: { status: 422, message: 'The same activity SKU appears twice.' },
   coupon_not_applicable: { status: 422, message: 'The coupon does not apply to this order.' },
+  shipping_fee_exceeds_limit: { status: 422, message: 'A shipping rule would charge more than MAX_SHIPPING_FEE_FEN for this order.' },
+  order_payable_exceeds_limit: { status: 422, message: 'The order would cost more than MAX_ORDER_PAYABLE_FEN.' },
   insufficient_stock: { status: 409, message: 'Not enough stock left.' },
   stock_adjustment_refused: { status: 409, message: 'The adjustment would take away stock that is reserved or sold.' },
   price_changed: { status: 409, message: 'The price changed while checking out (the units at the activity price ran out); look at the cart again.' },
