@@ -4,6 +4,7 @@ import { recordEvent } from '../events/outbox.ts';
 import { holdKeyOf, releaseReservation, reserveStock, stockLevels, type StockLevel } from '../inventory/index.ts';
 import { flashSaleAvailable, grantFlashSale, recordPendingReservations, releaseFlashSaleReservations, type FlashSaleItem } from '../inventory/flash-sale/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
+import { unknownBuyers } from '../buyers/index.ts';
 import { getLeader } from '../leaders/index.ts';
 import { returnCoupons, lockCoupons } from '../coupons/index.ts';
 import { freezePoints, settlePoints } from '../points/index.ts';
@@ -70,7 +71,7 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
 
   let checked: Checked;
   try {
-    checked = await validateCheckout(p, request);
+    checked = await validateCheckout(p, buyerId, request);
   } catch (error) {
     // A replay of a submission answers as it did (or says it is still in progress), even if the
     // catalog or the stock changed since.
@@ -201,7 +202,7 @@ interface Checked {
   levels: Map<number, StockLevel>;
 }
 
-async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<Checked> {
+async function validateCheckout(p: Platform, buyerId: number, request: CheckoutRequest): Promise<Checked> {
   if (request.items.length === 0 || request.items.length > MAX_CHECKOUT_LINES) {
     throw new AppError('invalid_field', { field: 'items', message: `An order has 1 to ${MAX_CHECKOUT_LINES} lines.` });
   }
@@ -213,7 +214,9 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
     if (seen.has(item.activitySkuId)) throw new AppError('duplicate_line', { field: `items.${i}.activitySkuId` });
     seen.add(item.activitySkuId);
   });
-  const [skus, leader] = await Promise.all([loadSellableSkus(p.db, [...seen]), getLeader(p.db, request.leaderId)]);
+  const [unknownBuyer, skus, leader] = await Promise.all([unknownBuyers(p.db, [buyerId]), loadSellableSkus(p.db, [...seen]), getLeader(p.db, request.leaderId)]);
+  // A token may name a buyer the platform never registered: such a buyer orders nothing.
+  if (unknownBuyer.length > 0) throw new AppError('buyer_not_found');
   if (!leader) throw new AppError('leader_not_found', { field: 'leaderId' });
   const now_ms = p.now();
   request.items.forEach((item, i) => {

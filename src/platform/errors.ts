@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   forbidden: { status: 403, message: 'This role may not do that.' },
   not_found: { status: 404, message: 'No such resource.' },
   order_not_found: { status: 404, message: 'No such order.' },
+  buyer_not_found: { status: 404, message: 'No such buyer.' },
   payment_not_found: { status: 404, message: 'No such payment.' },
   refund_not_found: { status: 404, message: 'No such refund.' },
   notification_rejected: { status: 400, message: 'The notification failed verification and was ignored.' },

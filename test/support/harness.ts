@@ -5,6 +5,7 @@ import { createStock, stockLevels, type StockLevel } from '../../src/inventory/i
 import { createProduct, createMerchant, insertActivity, type InventoryMode } from '../../src/catalog/index.ts';
 import { createLeader } from '../../src/leaders/index.ts';
 import { transact } from '../../src/platform/db/retry.ts';
+import { ignoreDuplicates } from '../../src/platform/db/sql.ts';
 import { signToken } from '../../src/platform/http/tokens.ts';
 import { buildHttp } from '../../src/http.ts';
 import type { Server } from '../../src/platform/http/server.ts';
@@ -32,7 +33,10 @@ export interface Harness {
   http: Server;
   clock: TestClock;
   databases: TestDatabase[];
+  /** A buyer's token; the buyer is registered (if new) before the first request carrying it. */
   buyerToken(buyerId: number): string;
+  /** A token for a buyer the platform has no record of (nothing registers it). */
+  unknownBuyerToken(buyerId: number): string;
   adminToken(): string;
   /** The channel sandbox, when the harness was started with one; the API then listens on a real port. */
   sandbox: SandboxHandle | undefined;
@@ -101,13 +105,27 @@ export async function startHarness(
     },
   );
   const http = await buildHttp(app);
+  // The platform refuses carts, orders, points and coupons for buyers it has no record of: every
+  // buyer a test names by token is registered before the request that first carries the token.
+  const named = new Set<number>();
+  const registered = new Set<number>();
+  http.addHook('onRequest', async () => {
+    const fresh = [...named].filter((id) => !registered.has(id));
+    if (fresh.length === 0) return;
+    await registerBuyers(app.db, fresh, clock.now());
+    for (const id of fresh) registered.add(id);
+  });
   if (sandbox) app.payments.publicUrl = await http.listen({ port: 0, host: '127.0.0.1' });
   return {
     app,
     http,
     clock,
     databases,
-    buyerToken: (buyerId) => signToken(tokenSecret, { role: 'buyer', subject: String(buyerId) }, clock.now()),
+    buyerToken: (buyerId) => {
+      if (Number.isSafeInteger(buyerId) && buyerId > 0) named.add(buyerId);
+      return signToken(tokenSecret, { role: 'buyer', subject: String(buyerId) }, clock.now());
+    },
+    unknownBuyerToken: (buyerId) => signToken(tokenSecret, { role: 'buyer', subject: String(buyerId) }, clock.now()),
     adminToken: () => signToken(tokenSecret, { role: 'admin', subject: 'admin' }, clock.now()),
     sandbox,
     close: async ({ keepDatabases = false } = {}) => {
@@ -152,6 +170,16 @@ export async function seedActivity(
     return result;
   });
   return { leaderId: leader.id, activityId: created.activity.id, activitySkuIds: created.skus.map((s) => s.id) };
+}
+
+/** Registers buyers under the given ids (a repeat is harmless), as the tests name them. */
+export async function registerBuyers(db: App['db'], buyerIds: readonly number[], now_ms: number): Promise<void> {
+  if (buyerIds.length === 0) return;
+  await db
+    .insertInto('buyers')
+    .values(buyerIds.map((id) => ({ id, name: `Buyer ${id}`, member_level: 0, created_at_ms: now_ms })))
+    .$call(ignoreDuplicates(db))
+    .execute();
 }
 
 let keySequence = 0;
