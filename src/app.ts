@@ -45,6 +45,8 @@ import {
   ORDER_REFUNDED,
   VERIFY_RESERVATION_JOB,
   expireOrder,
+  MAX_OPEN_ORDERS_PER_BUYER,
+  MAX_UNPAID_UNITS_PER_BUYER_SKU,
   payWithoutChannel,
   verifyCheckoutReservation,
   type OrderCancelled,
@@ -127,6 +129,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     wake: () => relay?.kick(),
     log,
     flashSale: config.redisUrl ? openFlashSale(config.redisUrl, config.redisKeyPrefix, log) : undefined,
+    buyerLimits: {
+      maxOpenOrders: config.maxOpenOrdersPerBuyer ?? MAX_OPEN_ORDERS_PER_BUYER,
+      maxUnpaidUnitsPerSku: config.maxUnpaidUnitsPerBuyerSku ?? MAX_UNPAID_UNITS_PER_BUYER_SKU,
+    },
   };
   // Without Redis the database serves every activity: stock a Redis gate held is taken back.
   if (!platform.flashSale) {

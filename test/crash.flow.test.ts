@@ -132,6 +132,10 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
       ORDER_PAYMENT_TIMEOUT_MS: String(PAYMENT_TIMEOUT_MS),
       // A killed checkout's holds are released after its lease (and a margin): seconds here, not minutes.
       TUANGOU_CHECKOUT_LEASE_MS: String(CHECKOUT_LEASE_MS),
+      // Each buyer checks out as fast as the API answers, and leaves some orders to time out.
+      CHECKOUT_RATE_LIMIT: '1000000',
+      CHECKOUT_MAX_OPEN_ORDERS_PER_BUYER: '1000000',
+      CHECKOUT_MAX_UNPAID_UNITS_PER_SKU: '1000000',
       LOG_LEVEL: 'silent',
     };
     // The API serves requests and notifications only; the worker runs the relay, the jobs and the event consumers.

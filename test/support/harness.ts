@@ -18,6 +18,8 @@ import { channelSettingsForSandbox, generateSandboxKeys, startChannelSandbox, ty
 let sandboxKeys: SandboxKeys | undefined;
 
 export const HOUR_MS = 3600_000;
+/** A limit no test reaches (for the limits a test is not about). */
+const UNLIMITED = 1_000_000_000;
 
 /** Real time plus an offset the test can move forward. */
 export class TestClock {
@@ -66,6 +68,11 @@ export async function startHarness(
     reconcileInterval_ms?: number;
     /** The app's logger (tests that read the log lines); silent by default. */
     log?: pino.Logger;
+    /**
+     * Per-buyer checkout limits (CHECKOUT_* settings). Out of the way unless given: race tests send
+     * a hundred checkouts of one buyer at once; test/buyer-limits.flow.test.ts tests the defaults.
+     */
+    limits?: { maxOpenOrdersPerBuyer?: number; maxUnpaidUnitsPerBuyerSku?: number; checkoutRateLimit?: number; checkoutRateWindow_ms?: number };
   } = {},
 ): Promise<Harness> {
   const databases = options.databases ?? (await Promise.all(Array.from({ length: options.shards ?? 1 }, () => engine.createDatabase())));
@@ -91,6 +98,10 @@ export async function startHarness(
       natsUrl: options.nats?.url,
       natsStream: options.nats?.stream,
       natsSubjectPrefix: options.nats?.subjectPrefix,
+      maxOpenOrdersPerBuyer: UNLIMITED,
+      maxUnpaidUnitsPerBuyerSku: UNLIMITED,
+      checkoutRateLimit: UNLIMITED,
+      ...options.limits,
     },
     {
       now: clock.now,

@@ -11,6 +11,7 @@ import * as consistency from './migrations/0008_consistency.ts';
 import * as inboxPruning from './migrations/0009_inbox_pruning.ts';
 import * as reservationHolds from './migrations/0010_reservation_holds.ts';
 import * as refundRequestHash from './migrations/0011_refund_request_hash.ts';
+import * as buyerCheckouts from './migrations/0012_buyer_checkouts.ts';
 
 /** Versioned migrations, in order. Add a file and a line; never edit a landed one. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -25,6 +26,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0009_inbox_pruning': inboxPruning,
   '0010_reservation_holds': reservationHolds,
   '0011_refund_request_hash': refundRequestHash,
+  '0012_buyer_checkouts': buyerCheckouts,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -31,6 +31,7 @@ export interface DB {
   points_journal: PointsJournalRow; // points
   payment_orders: PaymentOrderRow; // payments (order shard)
   payment_refunds: PaymentRefundRow; // payments (order shard)
+  buyer_checkouts: BuyerCheckoutRow; // orders (order shard)
   reconciliation_runs: ReconciliationRunRow; // payments
   reconciliation_differences: ReconciliationDifferenceRow; // payments
   outbox_events: OutboxEventRow; // events (every database)
@@ -400,6 +401,11 @@ export interface PaymentOrderRow {
   updated_at_ms: number;
   succeeded_at_ms: number | null;
   closed_at_ms: number | null;
+}
+
+export interface BuyerCheckoutRow {
+  buyer_id: number;
+  placed_orders: number;
 }
 
 export interface PaymentRefundRow {
