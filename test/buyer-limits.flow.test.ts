@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CART_HOLD_TTL_MS, MAX_CART_HOLD_LIFETIME_MS } from '../src/cart/index.ts';
 import { CHECKOUT_RATE_LIMIT, MAX_OPEN_ORDERS_PER_BUYER, MAX_UNPAID_UNITS_PER_BUYER_SKU, paymentSucceeded } from '../src/orders/index.ts';
-import { availableEngines } from './support/engines.ts';
+import { availableEngines, testRedisUrl } from './support/engines.ts';
+import { testRedis } from './support/redis.ts';
 import { postCheckout, seedActivity, startHarness, stockLedger, writtenRows, type Harness } from './support/harness.ts';
 
 /**
@@ -10,6 +11,8 @@ import { postCheckout, seedActivity, startHarness, stockLedger, writtenRows, typ
  * lives at most MAX_CART_HOLD_LIFETIME_MS however often it is renewed; checkouts are
  * rate-limited per buyer. Each refusal is a named code and writes no order.
  */
+const REDIS_URL = testRedisUrl();
+
 for (const engine of availableEngines()) {
   describe(`per-buyer limits on ${engine.name}`, () => {
     let h: Harness;
@@ -136,6 +139,37 @@ for (const engine of availableEngines()) {
       expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
       expect(await written()).toEqual(before);
       expect((await postCheckout(h, 93_102, order)).status).toBe(201);
+    });
+  });
+
+  // With REDIS_URL the count is Redis's, so API processes beside one another count together.
+  describe.skipIf(!REDIS_URL)(`checkout rate limit per buyer, counted in Redis, on ${engine.name}`, () => {
+    const prefix = `tg-test-rate-${engine.name}-${process.pid}:`;
+    let first: Harness;
+    let second: Harness;
+    let owned: ReturnType<typeof testRedis> | undefined;
+    beforeAll(async () => {
+      owned = testRedis(REDIS_URL!, prefix);
+      first = await startHarness(engine, { redisUrl: REDIS_URL!, redisKeyPrefix: prefix, limits: { checkoutRateLimit: CHECKOUT_RATE_LIMIT } });
+      // A second API process on the same databases and Redis.
+      second = await startHarness(engine, { databases: first.databases, clock: first.clock, redisUrl: REDIS_URL!, redisKeyPrefix: prefix, limits: { checkoutRateLimit: CHECKOUT_RATE_LIMIT }, worker: false });
+    });
+    afterAll(async () => {
+      await second?.close({ keepDatabases: true });
+      await first?.close();
+      await owned?.close();
+    });
+
+    it('checkouts of one buyer through two API processes share one CHECKOUT_RATE_LIMIT', async () => {
+      const f = await seedActivity(first.app, { skus: [{ price_fen: 100, stock: 1000 }] });
+      const order = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] };
+      const buyer = 93_201;
+      for (let i = 0; i < CHECKOUT_RATE_LIMIT; i++) expect((await postCheckout(i % 2 === 0 ? first : second, buyer, order)).status).toBe(201);
+      for (const h of [first, second]) {
+        const limited = await postCheckout(h, buyer, order);
+        expect([limited.status, limited.body.code]).toEqual([429, 'checkout_rate_limited']);
+      }
+      expect((await owned!.redis.keys(`${prefix}rate-limit:*`)).length).toBeGreaterThan(0);
     });
   });
 }
