@@ -12,7 +12,7 @@ import { priceForBuyer } from './pricing-step.ts';
 import type { Platform } from '../platform/context.ts';
 import { transact } from '../platform/db/retry.ts';
 import type { OrderLineRow, OrderRow } from '../platform/db/schema.ts';
-import { AppError, assert, isAppError } from '../platform/errors.ts';
+import { AppError, assert, InvariantViolation, isAppError } from '../platform/errors.ts';
 import { slotOfBuyer } from '../platform/shards.ts';
 import { sumFen } from '../platform/money.ts';
 import { ORDER_EXPIRE_JOB, ORDER_PAY_WITHOUT_CHANNEL_JOB, ORDER_PLACED, expireJobKey, payWithoutChannelJobKey, type OrderPlaced } from './events.ts';
@@ -392,13 +392,15 @@ async function placeOrder(
 }
 
 /**
- * Nothing to pay: the order is paid now, with no channel, and answered as it stands after. If
+ * Nothing to pay: the order is paid now, with no channel, and answered as it stands after (the
+ * key keeps the answer as placed, so a replay shows it unpaid: the order itself says PAID). If
  * paying fails here the order is still placed (201 as written); the job written with it pays it.
  */
 async function payFreeOrder(p: Platform, orderNo: string, placed: CheckoutResponse): Promise<CheckoutResponse> {
   try {
     await payWithoutChannel(p, orderNo);
   } catch (error) {
+    if (error instanceof InvariantViolation) throw error;
     p.log.warn({ orderNo, err: error }, 'could not pay an order with nothing payable at checkout; its job pays it');
     return placed;
   }

@@ -12,8 +12,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('placed_orders', 'bigint', (c) => c.notNull())
     .addCheckConstraint('buyer_checkouts_placed', sql`placed_orders >= 0`)
     .execute();
+  // Every checkout counts the buyer's unpaid orders: by index, however many orders they have had.
+  await db.schema.createIndex('orders_by_buyer_status').on('orders').columns(['buyer_id', 'status']).execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.dropIndex('orders_by_buyer_status').on('orders').execute();
   await db.schema.dropTable('buyer_checkouts').execute();
 }
