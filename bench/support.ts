@@ -8,6 +8,7 @@ import { createLeader } from '../src/leaders/index.ts';
 import { openDatabase } from '../src/platform/db/database.ts';
 import { migrateToLatest } from '../src/platform/db/migrate.ts';
 import { transact } from '../src/platform/db/retry.ts';
+import { ignoreDuplicates } from '../src/platform/db/sql.ts';
 import { availableEngines, type Engine } from '../test/support/engines.ts';
 
 export const SECRET = 'bench-secret-of-the-benchmarks-32b';
@@ -25,10 +26,16 @@ export interface Run {
 export const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
 
 /** One open activity with one SKU of `stock` units and no purchase limit; `hot` serves it from Redis (秒杀). */
-export async function seed(url: string, stock = 100_000_000, options: { hot?: boolean } = {}): Promise<{ activitySkuId: number; leaderId: number; activityId: number }> {
+export async function seed(url: string, stock = 100_000_000, options: { hot?: boolean; buyers?: number } = {}): Promise<{ activitySkuId: number; leaderId: number; activityId: number }> {
   const db = await openDatabase(url);
   await migrateToLatest(db);
   const now = Date.now();
+  // The tokens name buyers 1..N; the platform takes orders only from buyers it knows.
+  const buyers = Math.max(options.buyers ?? 0, Number(process.env.BUYERS ?? 0), BENCH_BUYERS);
+  for (let from = 1; from <= buyers; from += BUYER_BATCH) {
+    const ids = Array.from({ length: Math.min(BUYER_BATCH, buyers - from + 1) }, (_, i) => from + i);
+    await db.insertInto('buyers').values(ids.map((id) => ({ id, name: `Bench buyer ${id}`, member_level: 0, created_at_ms: now }))).$call(ignoreDuplicates(db)).execute();
+  }
   const merchant = await createMerchant(db, { name: 'Bench Farm' }, now);
   const leader = await createLeader(db, { name: 'Bench Leader', community: 'Bench', address: 'Gate' }, now);
   const product = await createProduct(db, { merchantId: merchant.id, title: 'Rice', category: null, skus: [{ title: '5kg', listPrice_fen: 4990, weight_g: 5000 }] }, now);
@@ -46,6 +53,12 @@ export async function seed(url: string, stock = 100_000_000, options: { hot?: bo
   return { ...activitySkuId, leaderId: leader.id };
 }
 
+/** Buyers every seed registers (the most any benchmark's tokens name by default). */
+const BENCH_BUYERS = 10_000;
+const BUYER_BATCH = 500;
+/** A benchmark measures throughput: the per-buyer checkout limits are set out of its way. */
+const UNLIMITED_CHECKOUTS = { CHECKOUT_RATE_LIMIT: '1000000000', CHECKOUT_MAX_OPEN_ORDERS_PER_BUYER: '1000000000', CHECKOUT_MAX_UNPAID_UNITS_PER_SKU: '1000000000' };
+
 /**
  * `env` adds to the server's environment (REDIS_URL for the flash-sale path). With `worker`, the
  * server runs the API only (--no-worker) and a second process (`tuangou worker`) runs the relay,
@@ -55,14 +68,14 @@ export async function seed(url: string, stock = 100_000_000, options: { hot?: bo
 export async function startServer(url: string, env: Record<string, string> = {}, options: { worker?: boolean } = {}): Promise<ChildProcess> {
   if (options.worker) {
     const worker = spawn(process.execPath, ['dist/cli.mjs', 'worker'], {
-      env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', TOKEN_SECRET: SECRET, TUANGOU_SANDBOX: '1', LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000', ...env },
+      env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', TOKEN_SECRET: SECRET, TUANGOU_SANDBOX: '1', LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000', ...UNLIMITED_CHECKOUTS, ...env },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     process.once('exit', () => worker.kill('SIGKILL'));
   }
   const args = ['dist/cli.mjs', 'start', '--no-demo', '--migrate', ...(options.worker ? ['--no-worker'] : [])];
   const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...args], {
-    env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', PORT: String(PORT), TOKEN_SECRET: SECRET, TUANGOU_SANDBOX: '1', LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000', ...env },
+    env: { ...process.env, DATABASE_URL: url, ORDER_SHARD_URLS: '', PORT: String(PORT), TOKEN_SECRET: SECRET, TUANGOU_SANDBOX: '1', LOG_LEVEL: 'silent', ORDER_PAYMENT_TIMEOUT_MS: '3600000', ...UNLIMITED_CHECKOUTS, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   for (let i = 0; i < 100; i++) {

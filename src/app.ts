@@ -40,11 +40,15 @@ import {
   ORDER_CANCELLED,
   ORDER_EXPIRE_JOB,
   ORDER_PAID,
+  ORDER_PAY_WITHOUT_CHANNEL_JOB,
   ORDER_PLACED,
   ORDER_PRICE_PROTECTED,
   ORDER_REFUNDED,
   VERIFY_RESERVATION_JOB,
   expireOrder,
+  MAX_OPEN_ORDERS_PER_BUYER,
+  MAX_UNPAID_UNITS_PER_BUYER_SKU,
+  payWithoutChannel,
   verifyCheckoutReservation,
   type OrderCancelled,
   type OrderPaid,
@@ -132,6 +136,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     wake: () => relay?.kick(),
     log,
     flashSale: config.redisUrl ? openFlashSale(config.redisUrl, config.redisKeyPrefix, log) : undefined,
+    buyerLimits: {
+      maxOpenOrders: config.maxOpenOrdersPerBuyer ?? MAX_OPEN_ORDERS_PER_BUYER,
+      maxUnpaidUnitsPerSku: config.maxUnpaidUnitsPerBuyerSku ?? MAX_UNPAID_UNITS_PER_BUYER_SKU,
+    },
   };
   // Without Redis the database serves every activity: stock a Redis gate held is taken back.
   if (!platform.flashSale) {
@@ -175,6 +183,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     onError,
     handlers: {
       [ORDER_EXPIRE_JOB]: async (payload: { orderNo: string }) => void (await expireOrder(platform, payload.orderNo)),
+      [ORDER_PAY_WITHOUT_CHANNEL_JOB]: async (payload: { orderNo: string }) => void (await payWithoutChannel(platform, payload.orderNo)),
       [CART_HOLD_EXPIRE_JOB]: async (payload: { buyerId: number; activitySkuId: number; expires_at_ms: number }) => {
         await expireCartHold(db, payload, now());
       },

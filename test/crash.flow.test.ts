@@ -17,6 +17,7 @@ import { createApp } from '../src/app.ts';
 import { runReconcilePass } from '../src/consistency/index.ts';
 import { channelSettingsForSandbox, sandboxKeysIn, startChannelSandbox, type SandboxHandle } from '../src/sandbox/index.ts';
 import { availableEngines, type TestDatabase } from './support/engines.ts';
+import { registerBuyers } from './support/harness.ts';
 
 /**
  * The crash test (issue 5), on PostgreSQL: the API and a worker run as child processes under a
@@ -112,6 +113,7 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
       { name: '2 off', scope: { kind: 'platform' }, rule: { kind: 'fixed', off_fen: 200, threshold_fen: 0 }, validFrom: new Date(now - 60_000).toISOString(), validUntil: new Date(now + 86_400_000).toISOString(), perBuyerLimit: 5 },
       now,
     );
+    await registerBuyers(db, Array.from({ length: BUYERS }, (_, b) => b + 1), now);
     for (let b = 1; b <= BUYERS; b++) {
       for (const { couponId } of (await issueCoupons(db, template.id, [b, b, b], now)).issued) if (!couponOf.has(b)) couponOf.set(b, couponId);
       await grantPoints(db, b, 3_000, `crash-${b}`, 'crash test', now);
@@ -130,6 +132,10 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
       ORDER_PAYMENT_TIMEOUT_MS: String(PAYMENT_TIMEOUT_MS),
       // A killed checkout's holds are released after its lease (and a margin): seconds here, not minutes.
       TUANGOU_CHECKOUT_LEASE_MS: String(CHECKOUT_LEASE_MS),
+      // Each buyer checks out as fast as the API answers, and leaves some orders to time out.
+      CHECKOUT_RATE_LIMIT: '1000000',
+      CHECKOUT_MAX_OPEN_ORDERS_PER_BUYER: '1000000',
+      CHECKOUT_MAX_UNPAID_UNITS_PER_SKU: '1000000',
       LOG_LEVEL: 'silent',
     };
     // The API serves requests and notifications only; the worker runs the relay, the jobs and the event consumers.

@@ -336,6 +336,28 @@ for (const engine of availableEngines()) {
       expect(await findPayment(shard(orderNo), started.body.payNo)).toMatchObject({ status: 'REFUNDED', refunded_fen: payable_fen });
     });
 
+    it('an Idempotency-Key reused with another refund request is 409 idempotency_key_reused and writes nothing', async () => {
+      const { buyerId, orderNo } = await placeOrder();
+      const started = await startPay(buyerId, orderNo, 'alipay');
+      await clickPay('alipay', started.body.payNo);
+      await settle();
+      const key = newKey();
+      const first = await refund(orderNo, { buyerId }, [1], key);
+      expect(first.status).toBe(201);
+      // The same request again (lines in another order, repeated) is the same refund.
+      expect((await refund(orderNo, { buyerId }, [1, 1], key)).body.refundNo).toBe(first.body.refundNo);
+      const before = await refundsOfOrder(shard(orderNo), orderNo);
+      for (const other of [
+        () => refund(orderNo, { buyerId }, [2], key),
+        () => refund(orderNo, { buyerId }, undefined, key),
+        () => refund(orderNo, {}, [1], key),
+      ]) {
+        const reused = await other();
+        expect([reused.status, reused.body.code, reused.body.field]).toEqual([409, 'idempotency_key_reused', 'Idempotency-Key']);
+      }
+      expect(await refundsOfOrder(shard(orderNo), orderNo)).toEqual(before);
+    });
+
     it('refuses what the policy does not allow', async () => {
       const { buyerId, orderNo } = await placeOrder();
       expect((await startPay(buyerId, orderNo, 'ccb', 'jsapi')).body.code).toBe('pay_method_not_supported');

@@ -1,5 +1,6 @@
 import type { Db } from '../platform/db/database.ts';
 import { insertReturningId } from '../platform/db/sql.ts';
+import { AppError } from '../platform/errors.ts';
 
 export interface Buyer {
   id: number;
@@ -16,6 +17,21 @@ export async function createBuyer(db: Db, input: { name: string; memberLevel?: n
 export async function listBuyers(db: Db, limit: number): Promise<Buyer[]> {
   const rows = await db.selectFrom('buyers').selectAll().orderBy('id').limit(limit).execute();
   return rows.map((r) => ({ id: r.id, name: r.name, memberLevel: r.member_level }));
+}
+
+/** The ones among these buyer ids the platform has no record of (an order, points or a coupon for them is refused). */
+export async function unknownBuyers(db: Db, buyerIds: readonly number[]): Promise<number[]> {
+  const wanted = [...new Set(buyerIds)];
+  if (wanted.length === 0) return [];
+  const rows = await db.selectFrom('buyers').select('id').where('id', 'in', wanted).execute();
+  const known = new Set(rows.map((r) => Number(r.id)));
+  return wanted.filter((id) => !known.has(id));
+}
+
+/** `buyer_not_found` unless every one of these buyers exists. */
+export async function assertBuyersExist(db: Db, buyerIds: readonly number[], field?: string): Promise<void> {
+  const unknown = await unknownBuyers(db, buyerIds);
+  if (unknown.length > 0) throw new AppError('buyer_not_found', { ...(field !== undefined && { field }), details: { buyerIds: unknown } });
 }
 
 /** A buyer's member level; 0 for buyers the platform has no record of yet. */

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Activity, SellableSku } from '../catalog/index.ts';
 import { openness } from '../catalog/index.ts';
-import { holdKeyOf, setHold, type StockLevel } from '../inventory/index.ts';
+import { holdCreatedAt, holdKeyOf, setHold, type StockLevel } from '../inventory/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
 import type { Transaction } from 'kysely';
 import type { DB } from '../platform/db/schema.ts';
@@ -17,6 +17,13 @@ export const MAX_CART_LINES = 50;
 export const MAX_LINE_QUANTITY = 99;
 /** 加购减库存: how long a cart line holds its units after the buyer last touched it. */
 export const CART_HOLD_TTL_MS = 15 * 60_000;
+/**
+ * The whole life of a buyer's hold on one activity SKU, from when it was first made: touching the
+ * line renews the hold up to this and no further, so re-sending the same quantity cannot keep
+ * units from other buyers for ever. Past it the line stays in the cart unheld, and checkout
+ * reserves its units from what is available, as for any other buyer.
+ */
+export const MAX_CART_HOLD_LIFETIME_MS = 4 * CART_HOLD_TTL_MS;
 export const CART_HOLD_EXPIRE_JOB = 'cart.hold-expire';
 
 export interface CartLine {
@@ -41,11 +48,19 @@ export async function cartLines(db: Db, buyerId: number): Promise<CartLine[]> {
 
 /**
  * Holds the line's units for the buyer when the activity takes stock on add-to-cart: the hold,
- * its expiry job and the line change are one transaction. Touching the line renews the hold.
+ * its expiry job and the line change are one transaction. Touching the line renews the hold,
+ * within MAX_CART_HOLD_LIFETIME_MS of the hold's first making; after that it holds nothing.
  */
 async function holdLine(trx: Transaction<DB>, buyerId: number, activitySkuId: number, quantity: number, now_ms: number): Promise<void> {
-  const expires_at_ms = now_ms + CART_HOLD_TTL_MS;
-  await setHold(trx, holdKeyOf(buyerId, activitySkuId), activitySkuId, quantity, now_ms);
+  const holdKey = holdKeyOf(buyerId, activitySkuId);
+  const ends_at_ms = ((await holdCreatedAt(trx, holdKey, activitySkuId)) ?? now_ms) + MAX_CART_HOLD_LIFETIME_MS;
+  if (now_ms >= ends_at_ms) {
+    await setHold(trx, holdKey, activitySkuId, 0, now_ms);
+    await trx.updateTable('cart_lines').set({ hold_expires_at_ms: null }).where('buyer_id', '=', buyerId).where('activity_sku_id', '=', activitySkuId).execute();
+    return;
+  }
+  const expires_at_ms = Math.min(now_ms + CART_HOLD_TTL_MS, ends_at_ms);
+  await setHold(trx, holdKey, activitySkuId, quantity, now_ms);
   await trx.updateTable('cart_lines').set({ hold_expires_at_ms: expires_at_ms }).where('buyer_id', '=', buyerId).where('activity_sku_id', '=', activitySkuId).execute();
   await scheduleJob(
     trx,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { assertBuyersExist } from '../buyers/index.ts';
 import { loadSellableSkus, openness, type SellableSku } from '../catalog/index.ts';
 import { stockLevels } from '../inventory/index.ts';
 import { AppError } from '../platform/errors.ts';
@@ -37,6 +38,8 @@ export const cartRoutes: RouteModule = (server, app) => {
     },
     async (request) => {
       const buyerId = subjectId(authorize(request, 'buyer'));
+      // A buyer the platform has no record of puts nothing in a cart (in add-to-cart mode that would hold stock).
+      await assertBuyersExist(app.db, [buyerId]);
       const sku = (await loadSellableSkus(app.db, [request.body.activitySkuId])).get(request.body.activitySkuId);
       if (!sku) throw new AppError('activity_sku_not_found', { field: 'activitySkuId' });
       await addToCart(app.db, buyerId, sku.activitySkuId, request.body.quantity, app.now(), holdsOnAdd(sku, app.now()));

@@ -1,6 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import { z } from 'zod';
-import type { Coupon } from '../pricing/index.ts';
+import { MAX_RULE_AMOUNT_FEN, type Coupon } from '../pricing/index.ts';
 import { scopeSchema } from '../promotions/index.ts';
 import type { Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
@@ -18,7 +18,7 @@ export const MAX_COUPONS_PER_ORDER = 5;
 export const MAX_BUYERS_PER_ISSUE = 500;
 export const MAX_COUPONS_LISTED = 200;
 
-const fen = z.number().int().min(0).max(1_000_000_000);
+const fen = z.number().int().min(0).max(MAX_RULE_AMOUNT_FEN, `at most MAX_RULE_AMOUNT_FEN (${MAX_RULE_AMOUNT_FEN} fen)`);
 export const couponTemplateInput = z
   .object({
     name: z.string().trim().min(1).max(200),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { assertBuyersExist } from '../buyers/index.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { buyerCoupons, couponTemplateInput, createCouponTemplate, issueCoupons, listCouponTemplates, MAX_BUYERS_PER_ISSUE } from './index.ts';
@@ -20,6 +21,7 @@ export const couponRoutes: RouteModule = (server, app) => {
     { schema: { summary: 'Issue a coupon of the template to each buyer, within its limits', tags: ['admin'], params: idParams, body: z.object({ buyerIds: z.array(id).min(1).max(MAX_BUYERS_PER_ISSUE) }).strict() } },
     async (request) => {
       authorize(request, 'admin');
+      await assertBuyersExist(app.db, request.body.buyerIds, 'buyerIds');
       return issueCoupons(app.db, request.params.id, request.body.buyerIds, app.now());
     },
   );

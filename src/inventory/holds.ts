@@ -22,6 +22,12 @@ async function holdRow(trx: Transaction<DB>, holdKey: string, activitySkuId: num
   return query.executeTakeFirst();
 }
 
+/** When the buyer first held this SKU (the hold's row is made once and kept, released or not); undefined if never. */
+export async function holdCreatedAt(trx: Transaction<DB>, holdKey: string, activitySkuId: number): Promise<number | undefined> {
+  const row = await trx.selectFrom('stock_reservations').select('created_at_ms').where('order_no', '=', holdKey).where('activity_sku_id', '=', activitySkuId).executeTakeFirst();
+  return row === undefined ? undefined : Number(row.created_at_ms);
+}
+
 /**
  * Moves up to the item's quantity from the cart hold into the order, inside the reservation's
  * transaction: the units stay reserved throughout, so no other buyer can take them between.

@@ -8,7 +8,7 @@ import { giveBackToHold, takeFromHold } from './holds.ts';
 import { inLockOrder, moveReservation, type ReservationState, type StockItem, type StockLevel } from './stock-items.ts';
 
 export { RESERVATION_STATES, type ReservationState, type StockItem, type StockLevel } from './stock-items.ts';
-export { holdKeyOf, setHold } from './holds.ts';
+export { holdCreatedAt, holdKeyOf, setHold } from './holds.ts';
 export { deductOnPayment, returnSoldStock } from './sold.ts';
 export { adjustStock, MAX_ADJUSTMENTS_LISTED, stockAdjustments, type StockAdjustment } from './adjustments.ts';
 

@@ -4,6 +4,7 @@ import { recordEvent } from '../events/outbox.ts';
 import { holdKeyOf, releaseReservation, reserveStock, stockLevels, type StockLevel } from '../inventory/index.ts';
 import { flashSaleAvailable, grantFlashSale, recordPendingReservations, releaseFlashSaleReservations, type FlashSaleItem } from '../inventory/flash-sale/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
+import { unknownBuyers } from '../buyers/index.ts';
 import { getLeader } from '../leaders/index.ts';
 import { returnCoupons, lockCoupons } from '../coupons/index.ts';
 import { freezePoints, settlePoints } from '../points/index.ts';
@@ -11,10 +12,12 @@ import { priceForBuyer } from './pricing-step.ts';
 import type { Platform } from '../platform/context.ts';
 import { transact } from '../platform/db/retry.ts';
 import type { OrderLineRow, OrderRow } from '../platform/db/schema.ts';
-import { AppError, assert, isAppError } from '../platform/errors.ts';
+import { AppError, assert, InvariantViolation, isAppError } from '../platform/errors.ts';
 import { slotOfBuyer } from '../platform/shards.ts';
 import { sumFen } from '../platform/money.ts';
-import { ORDER_EXPIRE_JOB, ORDER_PLACED, expireJobKey, type OrderPlaced } from './events.ts';
+import { ORDER_EXPIRE_JOB, ORDER_PAY_WITHOUT_CHANNEL_JOB, ORDER_PLACED, expireJobKey, payWithoutChannelJobKey, type OrderPlaced } from './events.ts';
+import { payWithoutChannel } from './lifecycle.ts';
+import { checkBuyerLimits, DEFAULT_BUYER_LIMITS, lockBuyerCheckouts, type LimitedLine } from './buyer-limits.ts';
 import {
   abandonIdempotencyKey,
   claimIdempotencyKey,
@@ -69,7 +72,7 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
 
   let checked: Checked;
   try {
-    checked = await validateCheckout(p, request);
+    checked = await validateCheckout(p, buyerId, request);
   } catch (error) {
     // A replay of a submission answers as it did (or says it is still in progress), even if the
     // catalog or the stock changed since.
@@ -200,7 +203,7 @@ interface Checked {
   levels: Map<number, StockLevel>;
 }
 
-async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<Checked> {
+async function validateCheckout(p: Platform, buyerId: number, request: CheckoutRequest): Promise<Checked> {
   if (request.items.length === 0 || request.items.length > MAX_CHECKOUT_LINES) {
     throw new AppError('invalid_field', { field: 'items', message: `An order has 1 to ${MAX_CHECKOUT_LINES} lines.` });
   }
@@ -212,7 +215,9 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
     if (seen.has(item.activitySkuId)) throw new AppError('duplicate_line', { field: `items.${i}.activitySkuId` });
     seen.add(item.activitySkuId);
   });
-  const [skus, leader] = await Promise.all([loadSellableSkus(p.db, [...seen]), getLeader(p.db, request.leaderId)]);
+  const [unknownBuyer, skus, leader] = await Promise.all([unknownBuyers(p.db, [buyerId]), loadSellableSkus(p.db, [...seen]), getLeader(p.db, request.leaderId)]);
+  // A token may name a buyer the platform never registered: such a buyer orders nothing.
+  if (unknownBuyer.length > 0) throw new AppError('buyer_not_found');
   if (!leader) throw new AppError('leader_not_found', { field: 'leaderId' });
   const now_ms = p.now();
   request.items.forEach((item, i) => {
@@ -225,6 +230,9 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
     assert(SUPPORTED_INVENTORY_MODES.includes(sku.activity.inventoryMode), () => `activity ${sku.activityId} has an unsupported inventory mode`);
     assert(!(sku.activity.inventoryMode === 'on_payment' && sku.activityPriceUnits !== null), 'stock-linked prices are not offered on on-payment activities');
   });
+  // Early, without the buyer's lock: a buyer at their limits is refused before anything is reserved.
+  // The order's transaction checks again, exactly.
+  await checkLimits(p, p.shards.forBuyer(buyerId), buyerId, request, skus);
   // A line that is visibly sold out is refused before anything is written: in a flash sale most
   // buyers arrive after the last unit. (A hold of the buyer's own may still cover it.) Hot lines
   // ask Redis, whose count is the gate; the database's lags behind it.
@@ -238,6 +246,18 @@ async function validateCheckout(p: Platform, request: CheckoutRequest): Promise<
     if (available !== undefined && available < item.quantity) throw new AppError('insufficient_stock', { field: `items.${i}.quantity`, details: { activitySkuId: item.activitySkuId } });
   });
   return { skus, levels };
+}
+
+/** The buyer's limits on unpaid orders (buyer-limits.ts); a refusal over units names its line. */
+async function checkLimits(p: Platform, db: Parameters<typeof checkBuyerLimits>[0], buyerId: number, request: CheckoutRequest, skus: Map<number, SellableSku>): Promise<void> {
+  const lines: LimitedLine[] = request.items.map((i) => ({ activitySkuId: i.activitySkuId, quantity: i.quantity, purchaseLimit: skus.get(i.activitySkuId)!.purchaseLimit }));
+  try {
+    await checkBuyerLimits(db, buyerId, lines, p.buyerLimits ?? DEFAULT_BUYER_LIMITS);
+  } catch (error) {
+    if (!isAppError(error, 'unpaid_units_limit_reached')) throw error;
+    const index = request.items.findIndex((i) => i.activitySkuId === error.details?.activitySkuId);
+    throw new AppError(error.code, { field: `items.${index}.quantity`, details: error.details });
+  }
 }
 
 /** 秒杀: a line of a hot activity is reserved through Redis when the platform has one. */
@@ -351,6 +371,8 @@ async function placeOrder(
 
   assert(sumFen(lineRows.map((l) => l.payable_fen)) === orderRow.payable_fen, 'order lines must add up to the order payable');
   await transact(p.shards.forBuyer(buyerId), async (trx) => {
+    await lockBuyerCheckouts(trx, buyerId);
+    await checkLimits(p, trx, buyerId, request, skus);
     for (const [i, { item, sku }] of lines.entries()) {
       if (!(await countPurchase(trx, buyerId, sku.activitySkuId, item.quantity, sku.purchaseLimit))) {
         throw new AppError('purchase_limit_exceeded', { field: `items.${i}.quantity`, details: { activitySkuId: sku.activitySkuId, limit: sku.purchaseLimit } });
@@ -359,8 +381,29 @@ async function placeOrder(
     await insertOrder(trx, orderRow, lineRows);
     await recordEvent(trx, { type: ORDER_PLACED, aggregateId: orderNo, payload: placed }, now_ms);
     await scheduleJob(trx, { kind: ORDER_EXPIRE_JOB, key: expireJobKey(orderNo), payload: { orderNo }, due_at_ms: orderRow.expires_at_ms }, now_ms);
+    if (orderRow.payable_fen === 0) {
+      await scheduleJob(trx, { kind: ORDER_PAY_WITHOUT_CHANNEL_JOB, key: payWithoutChannelJobKey(orderNo), payload: { orderNo }, due_at_ms: now_ms }, now_ms);
+    }
     if (!(await completeIdempotencyKey(trx, c.key, c.leaseToken, response))) throw new LeaseLost();
   });
   p.wake();
+  if (orderRow.payable_fen === 0) return payFreeOrder(p, orderNo, response);
   return response;
+}
+
+/**
+ * Nothing to pay: the order is paid now, with no channel, and answered as it stands after (the
+ * key keeps the answer as placed, so a replay shows it unpaid: the order itself says PAID). If
+ * paying fails here the order is still placed (201 as written); the job written with it pays it.
+ */
+async function payFreeOrder(p: Platform, orderNo: string, placed: CheckoutResponse): Promise<CheckoutResponse> {
+  try {
+    await payWithoutChannel(p, orderNo);
+  } catch (error) {
+    if (error instanceof InvariantViolation) throw error;
+    p.log.warn({ orderNo, err: error }, 'could not pay an order with nothing payable at checkout; its job pays it');
+    return placed;
+  }
+  const order = await findOrder(p.shards.forOrderNo(orderNo)!, orderNo);
+  return order ? { status: 201, body: orderView(order) } : placed;
 }

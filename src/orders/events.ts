@@ -35,6 +35,15 @@ export interface OrderCancelled {
 export const ORDER_EXPIRE_JOB = 'order.expire';
 export const expireJobKey = (orderNo: string): string => `${ORDER_EXPIRE_JOB}:${orderNo}`;
 
+/**
+ * An order with nothing to pay (a 100 % coupon, points covering all) is paid without a channel,
+ * by checkout at once and, should that not finish, by this job written with the order.
+ */
+export const ORDER_PAY_WITHOUT_CHANNEL_JOB = 'order.pay-without-channel';
+export const payWithoutChannelJobKey = (orderNo: string): string => `${ORDER_PAY_WITHOUT_CHANNEL_JOB}:${orderNo}`;
+/** The payment number such an order is paid under: no channel trade stands behind it. */
+export const noChannelPaymentNo = (orderNo: string): string => `F${orderNo}`;
+
 export interface OrderPriceProtected {
   orderNo: string;
   buyerId: number;

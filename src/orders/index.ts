@@ -9,8 +9,16 @@ export {
   type CheckoutResponse,
 } from './checkout.ts';
 export * from './events.ts';
+export {
+  CHECKOUT_RATE_LIMIT,
+  CHECKOUT_RATE_WINDOW_MS,
+  DEFAULT_BUYER_LIMITS,
+  MAX_OPEN_ORDERS_PER_BUYER,
+  MAX_UNPAID_UNITS_PER_BUYER_SKU,
+  type BuyerLimits,
+} from './buyer-limits.ts';
 export { IDEMPOTENCY_LEASE_MS, MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency.ts';
-export { cancelOrder, expireOrder, getOrder, paymentSucceeded, type PaymentOutcome, type SucceededPayment } from './lifecycle.ts';
+export { cancelOrder, expireOrder, getOrder, paymentSucceeded, payWithoutChannel, type PaymentOutcome, type SucceededPayment } from './lifecycle.ts';
 export { canTransition, ORDER_STATUSES, ORDER_TRANSITIONS, type OrderStatus } from './state.ts';
 export { listBuyerOrders, MAX_ORDERS_PAGE, purchasedQuantity, type Order } from './store.ts';
 export { orderView, type OrderView } from './view.ts';

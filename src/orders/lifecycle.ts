@@ -6,7 +6,7 @@ import type { DB } from '../platform/db/schema.ts';
 import type { Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
 import { AppError, isAppError } from '../platform/errors.ts';
-import { ORDER_CANCELLED, ORDER_PAID, expireJobKey, type OrderCancelled, type OrderPaid } from './events.ts';
+import { ORDER_CANCELLED, ORDER_PAID, expireJobKey, noChannelPaymentNo, type OrderCancelled, type OrderPaid } from './events.ts';
 import type { CancelReason } from './state.ts';
 import { findOrder, transitionOrder, uncountPurchase, type Order } from './store.ts';
 
@@ -57,6 +57,17 @@ export async function expireOrder(p: Platform, orderNo: string): Promise<'cancel
     if (isAppError(error, 'order_not_cancellable') || isAppError(error, 'order_state_conflict')) return 'not_pending';
     throw error;
   }
+}
+
+/**
+ * Pays an order whose payable is 0 through the normal transition (order.paid, the expire job
+ * removed; on-payment lines are deducted, or the order is closed if they sold out). Safe to
+ * repeat: a second call finds it paid by the same payment number.
+ */
+export async function payWithoutChannel(p: Platform, orderNo: string): Promise<PaymentOutcome | 'not_free'> {
+  const order = await getOrder(p, orderNo);
+  if (order.payable_fen !== 0) return 'not_free';
+  return paymentSucceeded(p, orderNo, { paymentNo: noChannelPaymentNo(orderNo), amount_fen: 0, paid_at_ms: p.now() });
 }
 
 export interface SucceededPayment {

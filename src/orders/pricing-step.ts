@@ -3,7 +3,7 @@ import type { SellableSku } from '../catalog/index.ts';
 import { couponsToUse } from '../coupons/index.ts';
 import { stockLevels, type StockLevel } from '../inventory/index.ts';
 import { POINTS_POLICY, pointsAccount } from '../points/index.ts';
-import { priceCart, PricingError, type Fulfilment, type PricedCart } from '../pricing/index.ts';
+import { MAX_ORDER_PAYABLE_FEN, MAX_SHIPPING_FEE_FEN, priceCart, PricingError, ShippingFeeTooHigh, type Fulfilment, type PricedCart } from '../pricing/index.ts';
 import { livePromotions, shippingRulesOf } from '../promotions/index.ts';
 import type { Platform } from '../platform/context.ts';
 import { AppError } from '../platform/errors.ts';
@@ -75,12 +75,18 @@ export async function priceForBuyer(
       now_ms,
     });
   } catch (error) {
+    if (error instanceof ShippingFeeTooHigh) {
+      throw new AppError('shipping_fee_exceeds_limit', { field: 'fulfilment', details: { merchantId: error.merchantId, limit: 'MAX_SHIPPING_FEE_FEN', max_fen: MAX_SHIPPING_FEE_FEN } });
+    }
     if (error instanceof PricingError) throw new AppError('invalid_field', { field: 'fulfilment', message: error.message });
     throw error;
   }
   for (const refused of priced.notApplied.filter((n) => n.kind === 'coupon')) {
     const index = couponIds.findIndex((id) => String(id) === refused.id);
     throw new AppError('coupon_not_applicable', { field: `couponIds.${index}`, details: { reason: refused.reason } });
+  }
+  if (priced.payable_fen > MAX_ORDER_PAYABLE_FEN) {
+    throw new AppError('order_payable_exceeds_limit', { field: 'items', details: { limit: 'MAX_ORDER_PAYABLE_FEN', max_fen: MAX_ORDER_PAYABLE_FEN, payable_fen: priced.payable_fen } });
   }
   return { priced, activityPrice };
 }

@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { cartLines, MAX_LINE_QUANTITY } from '../cart/index.ts';
 import { loadSellableSkus, openness } from '../catalog/index.ts';
@@ -9,6 +10,7 @@ import { authorize, subjectId } from '../platform/http/auth.ts';
 import { requestLog, withLog } from '../platform/http/observability.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { AppError } from '../platform/errors.ts';
+import { CHECKOUT_RATE_LIMIT, CHECKOUT_RATE_WINDOW_MS } from './buyer-limits.ts';
 import { checkout, MAX_CHECKOUT_LINES, MAX_REMARK_LENGTH } from './checkout.ts';
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency.ts';
 import { cancelOrder, getOrder } from './lifecycle.ts';
@@ -33,6 +35,20 @@ export const checkoutBody = z
   })
   .strict();
 
+/**
+ * Checkouts are limited per buyer (by the token's subject; per address without a token):
+ * CHECKOUT_RATE_LIMIT per CHECKOUT_RATE_WINDOW_MS, then 429 checkout_rate_limited.
+ */
+function checkoutRateLimit(config: { checkoutRateLimit?: number | undefined; checkoutRateWindow_ms?: number | undefined }) {
+  return {
+    max: config.checkoutRateLimit ?? CHECKOUT_RATE_LIMIT,
+    timeWindow: config.checkoutRateWindow_ms ?? CHECKOUT_RATE_WINDOW_MS,
+    keyGenerator: (request: FastifyRequest) => (request.principal?.role === 'buyer' ? `checkout:buyer:${request.principal.subject}` : `checkout:ip:${request.ip}`),
+    errorResponseBuilder: (_request: FastifyRequest, context: { ttl: number }) =>
+      new AppError('checkout_rate_limited', { details: { retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)) } }),
+  };
+}
+
 const orderNoParams = z.object({ orderNo: z.string().regex(/^\d{23}$/, 'an order number is 23 digits') });
 
 export const orderRoutes: RouteModule = (server, app) => {
@@ -44,6 +60,7 @@ export const orderRoutes: RouteModule = (server, app) => {
         tags: ['orders'],
         body: checkoutBody,
       },
+      config: { rateLimit: checkoutRateLimit(app.config) },
     },
     async (request, reply) => {
       const buyerId = subjectId(authorize(request, 'buyer'));

@@ -45,6 +45,8 @@ export async function startPayment(pc: PaymentCentre, request: StartPayment): Pr
   if (!channel.methods.includes(request.method)) throw new AppError('pay_method_not_supported', { field: 'method', details: { methods: channel.methods } });
   const order = await getOrder(p, request.orderNo, request.asBuyer);
   const db = p.shards.forOrderNo(order.orderNo)!;
+  // A payment of 0 fen is no payment (the payments table refuses one): such an order is paid at checkout.
+  if (order.payable_fen === 0) throw new AppError('nothing_payable', { details: { status: order.status } });
 
   for (let round = 0; round < MAX_START_ROUNDS; round++) {
     if (order.status !== 'PENDING_PAYMENT' || p.now() >= order.expires_at_ms) notPayable(order.status);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { getActivity } from '../catalog/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
@@ -44,6 +45,8 @@ export interface NewRefund {
   reason: RefundReason;
   lineNos: number[] | null;
   requestKey: string | null;
+  /** What the keyed request asked for (refundRequestHash); null for the system's own refunds. */
+  requestHash?: string | null;
   requestedBy: string;
 }
 
@@ -66,6 +69,7 @@ export async function insertRefund(trx: Transaction<DB>, payment: Payment, refun
       reason: refund.reason,
       line_nos: refund.lineNos ? JSON.stringify(refund.lineNos) : null,
       request_key: refund.requestKey,
+      request_hash: refund.requestHash ?? null,
       requested_by: refund.requestedBy,
       status: 'REQUESTED',
       version: 0,
@@ -132,16 +136,18 @@ export async function requestRefund(pc: PaymentCentre, request: RefundRequest): 
   const { p } = pc;
   const order = await getOrder(p, request.orderNo, request.asBuyer);
   const db = p.shards.forOrderNo(request.orderNo)!;
-  const earlier = await refundOfRequest(db, request.orderNo, request.requestKey);
+  const hash = refundRequestHash({ kind: 'lines', lineNos: request.lineNos === 'all' ? 'all' : [...new Set(request.lineNos)].sort((a, b) => a - b), reason: request.reason, requestedBy: request.requestedBy });
+  const earlier = await refundOfRequest(db, request.orderNo, request.requestKey, hash);
   if (earlier) return (await findRefund(db, earlier))!;
   if (order.status !== 'PAID' || !order.paymentNo) throw new AppError('refund_not_allowed', { message: `An order that is ${order.status} cannot be refunded.` });
+  if (order.paid_fen === 0) throw new AppError('refund_not_allowed', { message: 'Nothing was paid for this order, so nothing can be refunded.' });
   const lineNos = request.lineNos === 'all' ? order.lines.filter((l) => l.refunded_at_ms === null).map((l) => l.lineNo) : [...new Set(request.lineNos)];
   if (lineNos.length === 0) throw new AppError('refund_not_allowed', { message: 'Every line was refunded already.' });
   if (request.asBuyer !== undefined) await checkBuyerPolicy(pc, order.lines.filter((l) => lineNos.includes(l.lineNo)).map((l) => l.activityId));
 
   // Decided again on the payment's fresh read: the order read above may be from before another
   // request's refund of the same lines was written.
-  return refundOnce(pc, db, order.paymentNo, request, async (trx, payment) => {
+  return refundOnce(pc, db, order.paymentNo, { ...request, requestHash: hash }, async (trx, payment) => {
     const open = (await refundsOfPayment(trx, payment.payNo)).filter((r) => r.status !== 'FAILED');
     if (open.length >= MAX_REFUNDS_PER_PAYMENT) throw new AppError('refund_not_allowed', { message: 'This payment has too many refunds.' });
     // Every refund not failed holds its lines, succeeded or under way: a line is refunded once.
@@ -167,13 +173,14 @@ export async function refundUnappliedPayment(pc: PaymentCentre, request: { payNo
   const db = mustShard(p, request.payNo);
   const payment = await findPayment(db, request.payNo);
   if (!payment) throw new AppError('payment_not_found');
-  const earlier = await refundOfRequest(db, payment.orderNo, request.requestKey);
+  const hash = refundRequestHash({ kind: 'unapplied_payment', payNo: payment.payNo, requestedBy: request.requestedBy });
+  const earlier = await refundOfRequest(db, payment.orderNo, request.requestKey, hash);
   if (earlier) return (await findRefund(db, earlier))!;
   if (payment.disposition === null || payment.disposition === 'applied') {
     throw new AppError('refund_not_allowed', { message: 'This payment paid its order: refund the order’s lines instead.' });
   }
   const reason = payment.disposition;
-  return refundOnce(pc, db, payment.payNo, { orderNo: payment.orderNo, requestKey: request.requestKey, requestedBy: request.requestedBy }, async (_trx, current) => {
+  return refundOnce(pc, db, payment.payNo, { orderNo: payment.orderNo, requestKey: request.requestKey, requestHash: hash, requestedBy: request.requestedBy }, async (_trx, current) => {
     const amount_fen = current.amount_fen - current.refundCommitted_fen;
     if (amount_fen <= 0) throw new AppError('refund_not_allowed', { message: 'Everything paid is refunded or being refunded.' });
     return { amount_fen, reason, lineNos: null };
@@ -189,7 +196,7 @@ async function refundOnce(
   pc: PaymentCentre,
   db: Db,
   payNo: string,
-  request: { orderNo: string; requestKey: string; requestedBy: string },
+  request: { orderNo: string; requestKey: string; requestHash: string; requestedBy: string },
   decide: (trx: Transaction<DB>, payment: Payment) => Promise<Pick<NewRefund, 'amount_fen' | 'reason' | 'lineNos'>>,
 ): Promise<Refund> {
   const { p } = pc;
@@ -197,24 +204,39 @@ async function refundOnce(
   let refundNo: string | undefined;
   try {
     refundNo = await withPayment(db, payNo, async (trx, payment) => {
-      const same = await refundOfRequest(trx, request.orderNo, request.requestKey);
+      const same = await refundOfRequest(trx, request.orderNo, request.requestKey, request.requestHash);
       if (same) return same;
-      const refund = { ...(await decide(trx, payment)), refundNo: newRefundNo, requestKey: request.requestKey, requestedBy: request.requestedBy };
+      const refund = { ...(await decide(trx, payment)), refundNo: newRefundNo, requestKey: request.requestKey, requestHash: request.requestHash, requestedBy: request.requestedBy };
       // Not written: the same key's refund was committed by a request running beside this one.
       return (await insertRefund(trx, payment, refund, p.now())) ? newRefundNo : undefined;
     });
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
   }
-  refundNo ??= await refundOfRequest(db, request.orderNo, request.requestKey);
+  refundNo ??= await refundOfRequest(db, request.orderNo, request.requestKey, request.requestHash);
   if (!refundNo) throw new AppError('payment_state_conflict', { details: { payNo } });
   p.wake();
   return driveRefund(pc, payNo, refundNo);
 }
 
-async function refundOfRequest(db: Db | Transaction<DB>, orderNo: string, requestKey: string): Promise<string | undefined> {
-  const row = await db.selectFrom('payment_refunds').select('refund_no').where('order_no', '=', orderNo).where('request_key', '=', requestKey).executeTakeFirst();
+/**
+ * The refund an earlier request with this key wrote, if any. The same key with another request
+ * (other lines, another payment, another caller) is `idempotency_key_reused`, as at checkout.
+ */
+async function refundOfRequest(db: Db | Transaction<DB>, orderNo: string, requestKey: string, requestHash: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('payment_refunds')
+    .select(['refund_no', 'request_hash'])
+    .where('order_no', '=', orderNo)
+    .where('request_key', '=', requestKey)
+    .executeTakeFirst();
+  if (row && row.request_hash !== null && row.request_hash !== requestHash) throw new AppError('idempotency_key_reused', { field: 'Idempotency-Key' });
   return row?.refund_no;
+}
+
+/** The hash of what a keyed refund request asks for (its lines as sent, or the payment, and who asks). */
+function refundRequestHash(request: Record<string, unknown>): string {
+  return createHash('sha256').update(JSON.stringify(request)).digest('hex');
 }
 
 /** 截单: after an activity's order cut-off the merchant has bought for the group, so a buyer can no longer refund by themselves. */

@@ -35,6 +35,12 @@ export interface Config {
   /** The JetStream stream and subject prefix (several deployments or test files can share one server). */
   natsStream?: string | undefined;
   natsSubjectPrefix?: string | undefined;
+  /** Per-buyer checkout limits (CHECKOUT_* variables); unset, the defaults named beside each in the README. */
+  maxOpenOrdersPerBuyer?: number | undefined;
+  maxUnpaidUnitsPerBuyerSku?: number | undefined;
+  /** Checkouts one buyer may submit per checkoutRateWindow_ms (counted in Redis when redisUrl is set). */
+  checkoutRateLimit?: number | undefined;
+  checkoutRateWindow_ms?: number | undefined;
 }
 
 export const DEFAULT_PAYMENT_TIMEOUT_MS = 15 * 60 * 1000;
@@ -63,7 +69,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     natsUrl: env.NATS_URL || undefined,
     natsStream: env.NATS_STREAM || undefined,
     natsSubjectPrefix: env.NATS_SUBJECT_PREFIX || undefined,
+    maxOpenOrdersPerBuyer: positiveIntFromEnv(env.CHECKOUT_MAX_OPEN_ORDERS_PER_BUYER, 'CHECKOUT_MAX_OPEN_ORDERS_PER_BUYER'),
+    maxUnpaidUnitsPerBuyerSku: positiveIntFromEnv(env.CHECKOUT_MAX_UNPAID_UNITS_PER_SKU, 'CHECKOUT_MAX_UNPAID_UNITS_PER_SKU'),
+    checkoutRateLimit: positiveIntFromEnv(env.CHECKOUT_RATE_LIMIT, 'CHECKOUT_RATE_LIMIT'),
+    checkoutRateWindow_ms: positiveIntFromEnv(env.CHECKOUT_RATE_WINDOW_MS, 'CHECKOUT_RATE_WINDOW_MS'),
   };
+}
+
+/** A limit: unset stays unset (the caller's default applies); set, a whole number of at least 1. */
+function positiveIntFromEnv(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = intFromEnv(value, 0, name);
+  if (n < 1) throw new Error(`${name} must be at least 1, got "${value}"`);
+  return n;
 }
 
 function intFromEnv(value: string | undefined, fallback: number, name: string): number {

@@ -15,6 +15,8 @@ export interface Platform {
   /** Tells the relay that a commit left events for it. */
   wake: () => void;
   log: Logger;
+  /** Per-buyer limits on unpaid orders (orders/buyer-limits.ts); their defaults when absent. */
+  buyerLimits?: { maxOpenOrders: number; maxUnpaidUnitsPerSku: number } | undefined;
   /** 秒杀 through Redis, when REDIS_URL is set; without it hot activities are served by the database. */
   flashSale?: FlashSale | undefined;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { assertBuyersExist } from '../buyers/index.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { grantPoints, MAX_JOURNAL_PAGE, pointsAccount, pointsJournal, POINTS_POLICY } from './index.ts';
@@ -24,6 +25,7 @@ export const pointsRoutes: RouteModule = (server, app) => {
     async (request, reply) => {
       authorize(request, 'admin');
       const b = request.body;
+      await assertBuyersExist(app.db, [b.buyerId], 'buyerId');
       await grantPoints(app.db, b.buyerId, b.points, b.grantId, b.note, app.now());
       return reply.status(201).send(await pointsAccount(app.db, b.buyerId));
     },

@@ -4,11 +4,30 @@ import { couponDiscount, inScope, nthUnitDiscount, percentOf, priceSegments, thr
 import { shippingFee } from './shipping.ts';
 import type { Coupon, Discount, MerchantTotals, NotApplied, PricedCart, PricedLine, PricingInput, PricingLimits, PricingLine, Promotion } from './types.ts';
 
+export class PricingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PricingError';
+  }
+}
+
 export const DEFAULT_LIMITS: PricingLimits = { platformCouponsPerOrder: 1, couponsPerMerchantPerOrder: 1 };
 /** Most lines, promotions and coupons one pricing takes; beyond them the caller is wrong. */
 export const MAX_PRICED_LINES = 200;
 export const MAX_PROMOTIONS = 200;
 export const MAX_COUPONS = 20;
+/** 运费: the most one merchant's shipping may come to in one order; a rule that charges more is refused, naming the merchant. */
+export const MAX_SHIPPING_FEE_FEN = 1_000_000;
+
+/** A shipping rule would charge past MAX_SHIPPING_FEE_FEN (or past what an integer of fen can hold). */
+export class ShippingFeeTooHigh extends PricingError {
+  readonly merchantId: number;
+  constructor(merchantId: number) {
+    super(`merchant ${merchantId}'s shipping rule charges more than ${MAX_SHIPPING_FEE_FEN} fen`);
+    this.name = 'ShippingFeeTooHigh';
+    this.merchantId = merchantId;
+  }
+}
 
 /** A line while it is being priced: what it still costs after the discounts given so far. */
 interface Working {
@@ -18,12 +37,6 @@ interface Working {
   promotedBy: 'none' | 'stackable' | 'exclusive';
 }
 
-export class PricingError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PricingError';
-  }
-}
 
 /**
  * The pricing engine. In order: item prices (activity, member, stock-linked); promotions by
@@ -60,6 +73,7 @@ export function priceCart(input: PricingInput): PricedCart {
   for (const merchantId of merchants) {
     const lines = work.filter((w) => w.line.merchantId === merchantId);
     const fee = shippingFee(input.shippingRules, merchantId, lines.map((w) => w.line), input.buyer, sumFen(lines.map((w) => w.amount_fen)));
+    if (fee !== undefined && !(Number.isSafeInteger(fee) && fee <= MAX_SHIPPING_FEE_FEN)) throw new ShippingFeeTooHigh(merchantId);
     if (fee === undefined) undeliverable.push(merchantId);
     else allocate(fee, lines, (w) => w.priced.subtotal_fen, (w, share) => (w.priced.shipping_fen = share));
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PricingError, priceCart } from './index.ts';
+import { MAX_SHIPPING_FEE_FEN, PricingError, priceCart, ShippingFeeTooHigh } from './index.ts';
 import type { Coupon, PricingInput, PricingLine, Promotion, ShippingRule } from './types.ts';
 
 const NOW = Date.UTC(2026, 10, 24, 12);
@@ -134,6 +134,17 @@ describe('shipping', () => {
   }
   it('refuses a delivery the merchant does not make', () => {
     expect(() => price({ lines: [line(1)], shippingRules: [], buyer: delivery })).toThrow(PricingError);
+  });
+  it('charges shipping up to MAX_SHIPPING_FEE_FEN and refuses a rule that charges more, naming its merchant', () => {
+    const perPiece = (additional_fen: number): ShippingRule => ({ merchantId: 1, fulfilment: 'delivery', charge: { kind: 'by_pieces', first_pieces: 0, first_fen: 0, additional_pieces: 1, additional_fen } });
+    expect(price({ lines: [line(1, { quantity: 2 })], shippingRules: [perPiece(MAX_SHIPPING_FEE_FEN / 2)], buyer: delivery }).shipping_fen).toBe(MAX_SHIPPING_FEE_FEN);
+    const past = () => price({ lines: [line(1, { quantity: 2 })], shippingRules: [perPiece(MAX_SHIPPING_FEE_FEN / 2 + 1)], buyer: delivery });
+    expect(past).toThrow(ShippingFeeTooHigh);
+    expect(past).toThrow(/merchant 1/);
+    // Far past 2^53 fen is the same refusal, not a broken sum.
+    const heavy = line(1, { quantity: 99, weight_g: 1_000_000 });
+    const huge: ShippingRule = { merchantId: 1, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g: 0, first_fen: 0, additional_g: 1, additional_fen: 1_000_000_000 } };
+    expect(() => price({ lines: [heavy], shippingRules: [huge], buyer: delivery })).toThrow(ShippingFeeTooHigh);
   });
 });
 

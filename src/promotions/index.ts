@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Db } from '../platform/db/database.ts';
 import { insertReturningId } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
-import type { Promotion, Scope, ShippingRule } from '../pricing/index.ts';
+import { MAX_RULE_AMOUNT_FEN, MAX_SHIPPING_FEE_FEN, type Promotion, type Scope, type ShippingRule } from '../pricing/index.ts';
 
 /** Most promotions live at one moment that pricing reads; past it a warning says some are missed. */
 export const MAX_LIVE_PROMOTIONS = 1000;
@@ -28,7 +28,12 @@ const fresh = (loaded_ms: number | undefined) => loaded_ms !== undefined && Date
 export const MAX_SHIPPING_RULES_PER_MERCHANT = 50;
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const fen = z.number().int().min(0).max(1_000_000_000);
+/** A promotion's amounts, up to MAX_RULE_AMOUNT_FEN; a shipping rule's fees, up to MAX_SHIPPING_FEE_FEN. */
+const fen = z.number().int().min(0).max(MAX_RULE_AMOUNT_FEN, `at most MAX_RULE_AMOUNT_FEN (${MAX_RULE_AMOUNT_FEN} fen)`);
+const shippingFen = z.number().int().min(0).max(MAX_SHIPPING_FEE_FEN, `at most MAX_SHIPPING_FEE_FEN (${MAX_SHIPPING_FEE_FEN} fen)`);
+/** Grams or pieces a shipping rule's steps count in. */
+export const MAX_SHIPPING_STEP_UNITS = 100_000_000;
+const stepUnits = z.number().int().max(MAX_SHIPPING_STEP_UNITS, `at most MAX_SHIPPING_STEP_UNITS (${MAX_SHIPPING_STEP_UNITS})`);
 const bp = z.number().int().min(0).max(10_000);
 
 export const scopeSchema = z.discriminatedUnion('kind', [
@@ -65,9 +70,9 @@ export const shippingRuleInput = z
     fulfilment: z.enum(['pickup', 'delivery']),
     regions: z.array(z.string().min(1).max(50)).min(1).max(100).optional(),
     charge: z.discriminatedUnion('kind', [
-      z.object({ kind: z.literal('flat'), fee_fen: fen }).strict(),
-      z.object({ kind: z.literal('by_weight'), first_g: z.number().int().min(0), first_fen: fen, additional_g: z.number().int().min(1), additional_fen: fen }).strict(),
-      z.object({ kind: z.literal('by_pieces'), first_pieces: z.number().int().min(0), first_fen: fen, additional_pieces: z.number().int().min(1), additional_fen: fen }).strict(),
+      z.object({ kind: z.literal('flat'), fee_fen: shippingFen }).strict(),
+      z.object({ kind: z.literal('by_weight'), first_g: stepUnits.min(0), first_fen: shippingFen, additional_g: stepUnits.min(1), additional_fen: shippingFen }).strict(),
+      z.object({ kind: z.literal('by_pieces'), first_pieces: stepUnits.min(0), first_fen: shippingFen, additional_pieces: stepUnits.min(1), additional_fen: shippingFen }).strict(),
     ]),
     freeAboveFen: fen.optional(),
   })

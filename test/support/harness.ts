@@ -5,6 +5,7 @@ import { createStock, stockLevels, type StockLevel } from '../../src/inventory/i
 import { createProduct, createMerchant, insertActivity, type InventoryMode } from '../../src/catalog/index.ts';
 import { createLeader } from '../../src/leaders/index.ts';
 import { transact } from '../../src/platform/db/retry.ts';
+import { ignoreDuplicates } from '../../src/platform/db/sql.ts';
 import { signToken } from '../../src/platform/http/tokens.ts';
 import { buildHttp } from '../../src/http.ts';
 import type { Server } from '../../src/platform/http/server.ts';
@@ -20,6 +21,8 @@ let sandboxKeys: SandboxKeys | undefined;
 export const TEST_TOKEN_SECRET = 'test-secret-of-the-flow-tests-32b';
 
 export const HOUR_MS = 3600_000;
+/** A limit no test reaches (for the limits a test is not about). */
+const UNLIMITED = 1_000_000_000;
 
 /** Real time plus an offset the test can move forward. */
 export class TestClock {
@@ -35,7 +38,10 @@ export interface Harness {
   http: Server;
   clock: TestClock;
   databases: TestDatabase[];
+  /** A buyer's token; the buyer is registered (if new) before the first request carrying it. */
   buyerToken(buyerId: number): string;
+  /** A token for a buyer the platform has no record of (nothing registers it). */
+  unknownBuyerToken(buyerId: number): string;
   adminToken(): string;
   /** The channel sandbox, when the harness was started with one; the API then listens on a real port. */
   sandbox: SandboxHandle | undefined;
@@ -67,6 +73,11 @@ export async function startHarness(
     log?: pino.Logger;
     /** Token secrets being rotated out, accepted beside TEST_TOKEN_SECRET. */
     previousTokenSecrets?: string[];
+    /**
+     * Per-buyer checkout limits (CHECKOUT_* settings). Out of the way unless given: race tests send
+     * a hundred checkouts of one buyer at once; test/buyer-limits.flow.test.ts tests the defaults.
+     */
+    limits?: { maxOpenOrdersPerBuyer?: number; maxUnpaidUnitsPerBuyerSku?: number; checkoutRateLimit?: number; checkoutRateWindow_ms?: number };
   } = {},
 ): Promise<Harness> {
   const databases = options.databases ?? (await Promise.all(Array.from({ length: options.shards ?? 1 }, () => engine.createDatabase())));
@@ -93,6 +104,10 @@ export async function startHarness(
       natsUrl: options.nats?.url,
       natsStream: options.nats?.stream,
       natsSubjectPrefix: options.nats?.subjectPrefix,
+      maxOpenOrdersPerBuyer: UNLIMITED,
+      maxUnpaidUnitsPerBuyerSku: UNLIMITED,
+      checkoutRateLimit: UNLIMITED,
+      ...options.limits,
     },
     {
       now: clock.now,
@@ -109,13 +124,27 @@ export async function startHarness(
     },
   );
   const http = await buildHttp(app);
+  // The platform refuses carts, orders, points and coupons for buyers it has no record of: every
+  // buyer a test names by token is registered before the request that first carries the token.
+  const named = new Set<number>();
+  const registered = new Set<number>();
+  http.addHook('onRequest', async () => {
+    const fresh = [...named].filter((id) => !registered.has(id));
+    if (fresh.length === 0) return;
+    await registerBuyers(app.db, fresh, clock.now());
+    for (const id of fresh) registered.add(id);
+  });
   if (sandbox) app.payments.publicUrl = await http.listen({ port: 0, host: '127.0.0.1' });
   return {
     app,
     http,
     clock,
     databases,
-    buyerToken: (buyerId) => signToken(tokenSecret, { role: 'buyer', subject: String(buyerId) }, clock.now()),
+    buyerToken: (buyerId) => {
+      if (Number.isSafeInteger(buyerId) && buyerId > 0) named.add(buyerId);
+      return signToken(tokenSecret, { role: 'buyer', subject: String(buyerId) }, clock.now());
+    },
+    unknownBuyerToken: (buyerId) => signToken(tokenSecret, { role: 'buyer', subject: String(buyerId) }, clock.now()),
     adminToken: () => signToken(tokenSecret, { role: 'admin', subject: 'admin' }, clock.now()),
     sandbox,
     close: async ({ keepDatabases = false } = {}) => {
@@ -160,6 +189,16 @@ export async function seedActivity(
     return result;
   });
   return { leaderId: leader.id, activityId: created.activity.id, activitySkuIds: created.skus.map((s) => s.id) };
+}
+
+/** Registers buyers under the given ids (a repeat is harmless), as the tests name them. */
+export async function registerBuyers(db: App['db'], buyerIds: readonly number[], now_ms: number): Promise<void> {
+  if (buyerIds.length === 0) return;
+  await db
+    .insertInto('buyers')
+    .values(buyerIds.map((id) => ({ id, name: `Buyer ${id}`, member_level: 0, created_at_ms: now_ms })))
+    .$call(ignoreDuplicates(db))
+    .execute();
 }
 
 let keySequence = 0;

@@ -10,7 +10,9 @@ import * as eventInbox from './migrations/0007_event_inbox.ts';
 import * as consistency from './migrations/0008_consistency.ts';
 import * as inboxPruning from './migrations/0009_inbox_pruning.ts';
 import * as reservationHolds from './migrations/0010_reservation_holds.ts';
-import * as tokenRevocations from './migrations/0011_token_revocations.ts';
+import * as refundRequestHash from './migrations/0011_refund_request_hash.ts';
+import * as buyerCheckouts from './migrations/0012_buyer_checkouts.ts';
+import * as tokenRevocations from './migrations/0013_token_revocations.ts';
 
 /** Versioned migrations, in order. Add a file and a line; never edit a landed one. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -24,7 +26,9 @@ const MIGRATIONS: Record<string, Migration> = {
   '0008_consistency': consistency,
   '0009_inbox_pruning': inboxPruning,
   '0010_reservation_holds': reservationHolds,
-  '0011_token_revocations': tokenRevocations,
+  '0011_refund_request_hash': refundRequestHash,
+  '0012_buyer_checkouts': buyerCheckouts,
+  '0013_token_revocations': tokenRevocations,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -31,6 +31,7 @@ export interface DB {
   points_journal: PointsJournalRow; // points
   payment_orders: PaymentOrderRow; // payments (order shard)
   payment_refunds: PaymentRefundRow; // payments (order shard)
+  buyer_checkouts: BuyerCheckoutRow; // orders (order shard)
   reconciliation_runs: ReconciliationRunRow; // payments
   reconciliation_differences: ReconciliationDifferenceRow; // payments
   outbox_events: OutboxEventRow; // events (every database)
@@ -403,6 +404,11 @@ export interface PaymentOrderRow {
   closed_at_ms: number | null;
 }
 
+export interface BuyerCheckoutRow {
+  buyer_id: number;
+  placed_orders: number;
+}
+
 export interface PaymentRefundRow {
   refund_no: string;
   pay_no: string;
@@ -412,6 +418,8 @@ export interface PaymentRefundRow {
   reason: string;
   line_nos: string | null;
   request_key: string | null;
+  /** sha256 of what the keyed request asked for; null for refunds the system makes (and those written before it was kept). */
+  request_hash: string | null;
   requested_by: string;
   status: string;
   version: number;

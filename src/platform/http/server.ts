@@ -1,3 +1,4 @@
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
@@ -35,6 +36,14 @@ export async function buildServer(app: App, modules: RouteModule[], options: { l
     transform: jsonSchemaTransform,
   });
   await server.register(swaggerUi, { routePrefix: '/docs' });
+  // Limits are per route (config.rateLimit; checkout's is per buyer). With REDIS_URL the counts live
+  // in Redis, so every API process counts together; a Redis that does not answer limits nothing
+  // (the per-buyer order limits in the database still hold).
+  await server.register(rateLimit, {
+    global: false,
+    skipOnError: true,
+    ...(app.flashSale && { redis: app.flashSale.redis, nameSpace: `${app.flashSale.keyPrefix}rate-limit:` }),
+  });
 
   server.decorateRequest('principal', undefined);
   server.addHook('onRequest', async (request) => {
