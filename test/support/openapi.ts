@@ -91,22 +91,26 @@ export function urlOf(op: Operation, pathValues: Record<string, string>, query: 
   return search ? `${path}?${search}` : path;
 }
 
-/** A value the schema accepts, as small as the schema allows: ids are 1, strings short, arrays at their minimum. */
-export function validSample(schema: JsonSchema): unknown {
+/**
+ * A value the schema accepts, as small as the schema allows: ids are 1, strings short, arrays at
+ * their minimum. The first date-time is 2026-12-01 08:00 and every later one a day after it, so a
+ * window (startsAt, endsAt, orderCutoffAt ≤ endsAt) is a window.
+ */
+export function validSample(schema: JsonSchema, dates = { seen: 0 }): unknown {
   if (schema.const !== undefined) return schema.const;
   if (schema.enum) return schema.enum[0];
   const branches = schema.oneOf ?? schema.anyOf;
-  if (branches) return validSample(branches.find((b) => b.type !== 'null') ?? branches[0]!);
-  if (schema.allOf) return Object.assign({}, ...schema.allOf.map((s) => validSample(s)));
+  if (branches) return validSample(branches.find((b) => b.type !== 'null') ?? branches[0]!, dates);
+  if (schema.allOf) return Object.assign({}, ...schema.allOf.map((s) => validSample(s, dates)));
   const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') : schema.type;
   switch (type) {
     case 'object': {
       const sample: Record<string, unknown> = {};
-      for (const name of schema.required ?? []) sample[name] = validSample(schema.properties?.[name] ?? {});
+      for (const name of schema.required ?? []) sample[name] = validSample(schema.properties?.[name] ?? {}, dates);
       return sample;
     }
     case 'array':
-      return Array.from({ length: schema.minItems ?? 0 }, () => validSample(schema.items ?? {}));
+      return Array.from({ length: schema.minItems ?? 0 }, () => validSample(schema.items ?? {}, dates));
     case 'integer':
     case 'number': {
       const [low, high] = numericRange(schema);
@@ -117,7 +121,7 @@ export function validSample(schema: JsonSchema): unknown {
     case 'null':
       return null;
     case 'string':
-      return sampleString(schema);
+      return sampleString(schema, dates);
     default:
       return {};
   }
@@ -134,8 +138,8 @@ export function numericRange(schema: JsonSchema): [number, number] {
   return [low, high];
 }
 
-function sampleString(schema: JsonSchema): string {
-  if (schema.format === 'date-time') return '2026-12-01T08:00:00Z';
+function sampleString(schema: JsonSchema, dates: { seen: number }): string {
+  if (schema.format === 'date-time') return (dates.seen++ === 0 ? '2026-12-01T08:00:00Z' : '2026-12-02T08:00:00Z');
   if (schema.format === 'date') return '2026-12-01';
   if (schema.format === 'uri' || schema.format === 'url') return 'https://example.com/return';
   if (schema.pattern) {
