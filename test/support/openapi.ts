@@ -52,6 +52,8 @@ export interface Operation {
   bodyRequired: boolean;
   /** `security: []` in the document: the operation is public. */
   public: boolean;
+  /** The summary says the Idempotency-Key header is required (the document does not declare it as a parameter). */
+  requiresIdempotencyKey: boolean;
 }
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
@@ -74,6 +76,7 @@ export async function readOperations(h: Harness): Promise<Operation[]> {
         body: content?.['application/json']?.schema,
         bodyRequired: op.requestBody?.required === true,
         public: Array.isArray(op.security) && op.security.length === 0,
+        requiresIdempotencyKey: /requires an idempotency-key header/i.test(op.summary ?? ''),
       });
     }
   }
