@@ -231,7 +231,7 @@ function isCanonicalInteger(schema: JsonSchema, value: string): boolean {
   return /^(0|-?[1-9]\d*)$/.test(value) && Number(value) >= low && Number(value) <= high;
 }
 
-export function parameterAccepts(validate: ReturnType<typeof schemaValidator>, parameter: Parameter, value: string): boolean {
+function parameterAccepts(validate: ReturnType<typeof schemaValidator>, parameter: Parameter, value: string): boolean {
   const type = parameter.schema.type;
   if (type === 'integer' || type === 'number') return isCanonicalInteger(parameter.schema, value);
   return validate(parameter.schema, value);
