@@ -289,6 +289,16 @@ for (const engine of availableEngines()) {
     });
     afterAll(async () => h?.close());
 
+    it('starts every case one step from a valid request: the sample body and parameters the schema accepts', async () => {
+      const validate = schemaValidator();
+      const invalid: string[] = [];
+      for (const op of await readOperations(h)) {
+        if (op.body && !validate(op.body, validSample(op.body))) invalid.push(`${op.key} body ${JSON.stringify(validSample(op.body))}`);
+        for (const p of op.parameters) if (!parameterAccepts(validate, p, String(validSample(p.schema)))) invalid.push(`${op.key} ${p.in} ${p.name}`);
+      }
+      expect(invalid, 'extend validSample in test/support/openapi.ts for these schemas').toEqual([]);
+    });
+
     it('answers every bad input to every operation with a 4xx and a code from the error table, writing nothing', async () => {
       const operations = await readOperations(h);
       expect(operations.length).toBeGreaterThan(40);
