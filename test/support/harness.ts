@@ -6,7 +6,7 @@ import { createProduct, createMerchant, insertActivity, type InventoryMode } fro
 import { createLeader } from '../../src/leaders/index.ts';
 import { transact } from '../../src/platform/db/retry.ts';
 import { ignoreDuplicates } from '../../src/platform/db/sql.ts';
-import { signToken } from '../../src/platform/http/tokens.ts';
+import { signToken, type Principal } from '../../src/platform/http/tokens.ts';
 import { buildHttp } from '../../src/http.ts';
 import type { Server } from '../../src/platform/http/server.ts';
 import type { Engine, TestDatabase } from './engines.ts';
@@ -43,6 +43,8 @@ export interface Harness {
   /** A token for a buyer the platform has no record of (nothing registers it). */
   unknownBuyerToken(buyerId: number): string;
   adminToken(): string;
+  /** A token for any principal, signed as the app expects; issued `issuedAgo_ms` before now (to make expired ones). */
+  token(principal: Principal, options?: { issuedAgo_ms?: number; ttl_s?: number }): string;
   /** The channel sandbox, when the harness was started with one; the API then listens on a real port. */
   sandbox: SandboxHandle | undefined;
   /** Closes the app; with keepDatabases the databases stay for a restarted app. */
@@ -146,6 +148,7 @@ export async function startHarness(
     },
     unknownBuyerToken: (buyerId) => signToken(tokenSecret, { role: 'buyer', subject: String(buyerId) }, clock.now()),
     adminToken: () => signToken(tokenSecret, { role: 'admin', subject: 'admin' }, clock.now()),
+    token: (principal, { issuedAgo_ms = 0, ttl_s } = {}) => signToken(tokenSecret, principal, clock.now() - issuedAgo_ms, ttl_s),
     sandbox,
     close: async ({ keepDatabases = false } = {}) => {
       await sandbox?.close();
