@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { authorize } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
-import { MAX_TOKEN_TTL_S, ROLES } from '../platform/http/tokens.ts';
+import { MAX_TOKEN_TTL_S } from '../platform/http/tokens.ts';
 
 /** Room for why, in the denylist row. */
 export const MAX_REVOCATION_REASON_LENGTH = 200;
@@ -31,13 +31,4 @@ export const accessRoutes: RouteModule = (server, app) => {
     },
   );
 
-  server.delete(
-    '/tokens/current',
-    { schema: { summary: 'Sign out: revoke the token this request carries', tags: ['access'] } },
-    async (request, reply) => {
-      const token = authorize(request, ...ROLES);
-      await app.tokens.revoke({ tokenId: token.tokenId, expires_at_ms: token.expires_at_ms, reason: `signed out by ${token.role} ${token.subject}` }, app.now());
-      return reply.status(204).send();
-    },
-  );
 };

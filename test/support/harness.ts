@@ -6,7 +6,8 @@ import { createProduct, createMerchant, insertActivity, type InventoryMode } fro
 import { createLeader } from '../../src/leaders/index.ts';
 import { transact } from '../../src/platform/db/retry.ts';
 import { ignoreDuplicates } from '../../src/platform/db/sql.ts';
-import { signToken, type Principal } from '../../src/platform/http/tokens.ts';
+import { keyId, signToken, type Principal } from '../../src/platform/http/tokens.ts';
+import { createHmac } from 'node:crypto';
 import { buildHttp } from '../../src/http.ts';
 import type { Server } from '../../src/platform/http/server.ts';
 import type { Engine, TestDatabase } from './engines.ts';
@@ -19,6 +20,16 @@ let sandboxKeys: SandboxKeys | undefined;
 
 /** The tests' HMAC key: as long as a real one must be (MIN_TOKEN_SECRET_BYTES). */
 export const TEST_TOKEN_SECRET = 'test-secret-of-the-flow-tests-32b';
+
+/**
+ * A token as an attacker holding the key would make it: any claims (subjects signToken refuses,
+ * say) under the tests' key id and a valid signature. Expires in 10 minutes unless `exp` is given.
+ */
+export function signClaims(claims: Record<string, unknown>, now_ms = Date.now()): string {
+  const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: keyId(TEST_TOKEN_SECRET) })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ iat: Math.floor(now_ms / 1000), exp: Math.floor(now_ms / 1000) + 600, jti: 'forged', ...claims })).toString('base64url');
+  return `${header}.${payload}.${createHmac('sha256', TEST_TOKEN_SECRET).update(`${header}.${payload}`).digest('base64url')}`;
+}
 
 export const HOUR_MS = 3600_000;
 /** A limit no test reaches (for the limits a test is not about). */
