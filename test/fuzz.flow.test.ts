@@ -51,24 +51,7 @@ const RUNS_PER_OPERATION = 200;
  * entry when its fix is merged and the fuzz covers those requests again. The expectation for them
  * is the generic one: a 4xx with a code from the error table, nothing written.
  */
-const fixedElsewhere: { issue10Item: number; what: string; applies: (op: Operation, request: BadRequest) => boolean }[] = [
-  {
-    issue10Item: 8,
-    what: 'ids and numbers such as 0x3, 1e0, 01, " 1" are read as numbers (path ids, and numeric query parameters such as ?limit=0x10 likewise)',
-    applies: (_op, request) => request.kind === 'non-canonical-number',
-  },
-  { issue10Item: 11, what: 'control characters, bidi overrides and lone surrogates are stored in free text', applies: (_op, request) => request.kind === 'unsafe-text' },
-  {
-    issue10Item: 15,
-    what: "a forged WeChat notification is answered 500",
-    applies: (op, request) => CHANNEL_PROTOCOL_ANSWERS.has(op.key) && /\/wechat(\?|$)/.test(request.url),
-  },
-  {
-    issue10Item: 15,
-    what: "Fastify's own answers bypass the error table and echo the URL: a path parameter past 100 characters (414 FST_ERR_MAX_PARAM_LENGTH) and, beside it, a path that is not valid UTF-8 (400 FST_ERR_BAD_URL)",
-    applies: (_op, request) => request.kind === 'path-bad' && request.rawSegment !== undefined && (fastifyRefusesSegment(request.rawSegment)),
-  },
-];
+const fixedElsewhere: { issue10Item: number; what: string; applies: (op: Operation, request: BadRequest) => boolean }[] = [];
 /** Fastify's router refuses a path parameter past its maxParamLength (100) or not valid UTF-8, before any route runs. */
 function fastifyRefusesSegment(rawSegment: string): boolean {
   try {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pathId } from '../platform/http/inputs.ts';
 import { assertBuyersExist } from '../buyers/index.ts';
 import { loadSellableSkus, openness, type SellableSku } from '../catalog/index.ts';
 import { stockLevels } from '../inventory/index.ts';
@@ -8,7 +9,7 @@ import type { RouteModule } from '../platform/http/server.ts';
 import { addToCart, cartLines, changeCartLine, MAX_CART_LINES, MAX_LINE_QUANTITY, removeCartLine, selectCartLines, viewCart } from './index.ts';
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const lineParams = z.object({ activitySkuId: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
+const lineParams = z.object({ activitySkuId: pathId });
 
 /** 加购减库存: adding to the cart holds stock while the activity is open. */
 function holdsOnAdd(sku: SellableSku, now_ms: number): boolean {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pathId } from '../platform/http/inputs.ts';
 import { adjustStock, createStock, MAX_ADJUSTMENTS_LISTED, stockAdjustments, stockLevels } from '../inventory/index.ts';
 import { adjustFlashSaleStock, flashSaleHotChanged } from '../inventory/flash-sale/index.ts';
 import { createLeader, listLeaders } from '../leaders/index.ts';
@@ -26,7 +27,7 @@ import {
 } from './index.ts';
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const idParams = z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
+const idParams = z.object({ id: pathId });
 const fen = z.number().int().min(0).max(1_000_000_000);
 const name = z.string().trim().min(1).max(200);
 /** Most units of stock one activity SKU may start with. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pathId, paramInt } from '../platform/http/inputs.ts';
 import { authorize } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { CHECK_NAMES } from './check.ts';
@@ -13,8 +14,8 @@ export const consistencyRoutes: RouteModule = (server, app) => {
         tags: ['consistency'],
         querystring: z.object({
           check: z.enum(CHECK_NAMES).optional(),
-          limit: z.coerce.number().int().min(1).max(MAX_REPAIRS_LISTED).default(50),
-          before: z.coerce.number().int().positive().optional(),
+          limit: paramInt(1, MAX_REPAIRS_LISTED).default(50),
+          before: pathId.optional(),
         }),
       },
     },

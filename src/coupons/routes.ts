@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import { pathId } from '../platform/http/inputs.ts';
 import { assertBuyersExist } from '../buyers/index.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { buyerCoupons, couponTemplateInput, createCouponTemplate, issueCoupons, listCouponTemplates, MAX_BUYERS_PER_ISSUE } from './index.ts';
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const idParams = z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
+const idParams = z.object({ id: pathId });
 
 export const couponRoutes: RouteModule = (server, app) => {
   server.get('/admin/coupon-templates', { schema: { summary: 'Coupon templates, newest first, with how many were issued', tags: ['admin'] } }, async (request) => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pathId, paramInt } from '../platform/http/inputs.ts';
 import { authorize } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { listDeadLetters, MAX_DEAD_LETTERS_PAGE, replayDeadLetter, type DeadLetter } from './dead-letters.ts';
@@ -32,7 +33,7 @@ export const eventRoutes: RouteModule = (server, app) => {
         querystring: z.object({
           state: z.enum(['open', 'replayed', 'all']).default('open'),
           consumer: z.string().max(64).optional(),
-          limit: z.coerce.number().int().min(1).max(MAX_DEAD_LETTERS_PAGE).default(50),
+          limit: paramInt(1, MAX_DEAD_LETTERS_PAGE).default(50),
         }),
       },
     },
@@ -44,7 +45,7 @@ export const eventRoutes: RouteModule = (server, app) => {
 
   server.post(
     '/admin/dead-letters/:id/replay',
-    { schema: { summary: 'Run the consumer on the dead event again (once: its inbox skips what it already did)', tags: ['events'], params: z.object({ id: z.coerce.number().int().positive() }) } },
+    { schema: { summary: 'Run the consumer on the dead event again (once: its inbox skips what it already did)', tags: ['events'], params: z.object({ id: pathId }) } },
     async (request) => {
       authorize(request, 'admin');
       const { deadLetter, outcome } = await replayDeadLetter(app.bus, request.params.id, app.now());

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { paramInt } from '../platform/http/inputs.ts';
 import { cartLines, MAX_LINE_QUANTITY } from '../cart/index.ts';
 import { loadSellableSkus, openness } from '../catalog/index.ts';
 import type { PricedCart } from '../pricing/index.ts';
@@ -109,7 +110,7 @@ export const orderRoutes: RouteModule = (server, app) => {
         summary: "The buyer's orders, newest first; pass `next` as `before` for the following page",
         tags: ['orders'],
         querystring: z.object({
-          limit: z.coerce.number().int().min(1).max(MAX_ORDERS_PAGE).default(20),
+          limit: paramInt(1, MAX_ORDERS_PAGE).default(20),
           before: z.string().regex(/^\d{23}$/, 'the last order number of the previous page').optional(),
         }),
       },
@@ -137,7 +138,7 @@ export const orderRoutes: RouteModule = (server, app) => {
       schema: {
         summary: `Claim price protection (价保): within ${PRICE_PROTECTION_DAYS} days of payment, once per line, the drop in the activity price since`,
         tags: ['orders'],
-        params: orderNoParams.extend({ lineNo: z.coerce.number().int().min(1).max(1000) }),
+        params: orderNoParams.extend({ lineNo: paramInt(1, 1000) }),
       },
     },
     async (request, reply) => {

@@ -4,6 +4,9 @@ import type { ChannelAnswer, ChannelName, InboundRequest } from './channels/type
 import { applyRefundResult } from './refunds.ts';
 import { applyTradeResult } from './results.ts';
 
+/** Of a forged notification's rejection reason, this much is logged. */
+const MAX_LOGGED_REASON = 200;
+
 export type NotificationOutcome = 'handled' | 'rejected' | 'unknown_payment' | 'failed';
 
 /**
@@ -22,8 +25,13 @@ export async function handleNotification(
   try {
     notice = await channel.parseNotification(request);
   } catch (error) {
-    const forged = isAppError(error, 'notification_rejected');
-    pc.p.log.warn({ channel: channelName, err: error, forged, bytes: request.rawBody.length }, 'notification rejected: verification failed');
+    // One short line for a forgery (no stack: anyone can send them, as many as they like); an
+    // unexpected failure while verifying keeps its stack.
+    if (isAppError(error, 'notification_rejected')) {
+      pc.p.log.warn({ channel: channelName, reason: error.message.slice(0, MAX_LOGGED_REASON), bytes: request.rawBody.length }, 'notification rejected: verification failed');
+      return { answer: channel.answer('forged'), outcome: 'rejected' };
+    }
+    pc.p.log.warn({ channel: channelName, err: error, bytes: request.rawBody.length }, 'notification rejected: verification failed');
     return { answer: channel.answer('rejected'), outcome: 'rejected' };
   }
   try {

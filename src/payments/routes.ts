@@ -1,6 +1,8 @@
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { pathId, paramInt } from '../platform/http/inputs.ts';
 import type { App } from '../app.ts';
+import type { Config } from '../platform/config.ts';
 import { getOrder } from '../orders/index.ts';
 import type { Logger } from 'pino';
 import { authorize, subjectId } from '../platform/http/auth.ts';
@@ -20,6 +22,18 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 const orderNoParams = z.object({ orderNo: z.string().regex(/^\d{23}$/, 'an order number is 23 digits') });
 const payNoParams = z.object({ payNo: z.string().regex(/^P\d{23}$/, 'a pay number is P and 23 digits') });
 const MAX_REQUEST_KEY_LENGTH = 128;
+
+/**
+ * Where the cashier sends the buyer back: https (http only in development) to a configured host,
+ * never `javascript:`, a data URL or someone else's site (an open redirect with our name on it).
+ */
+export function checkReturnUrl(value: string, config: Pick<Config, 'returnUrlHosts' | 'allowHttpReturnUrls'>): void {
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  const schemeOk = url?.protocol === 'https:' || (url?.protocol === 'http:' && config.allowHttpReturnUrls === true);
+  if (!url || !schemeOk || url.username || url.password || !(config.returnUrlHosts ?? []).includes(url.hostname.toLowerCase())) {
+    throw new AppError('return_url_not_allowed', { field: 'returnUrl' });
+  }
+}
 
 export function paymentView(p: Payment) {
   return {
@@ -99,6 +113,7 @@ export const paymentRoutes: RouteModule = (server, app: App) => {
     },
     async (request, reply) => {
       const buyerId = subjectId(authorize(request, 'buyer'));
+      if (request.body.returnUrl !== undefined) checkReturnUrl(request.body.returnUrl, app.config);
       const log = requestLog(request, { orderNo: request.params.orderNo });
       const payment = await startPayment(forRequest(pc, log), { orderNo: request.params.orderNo, asBuyer: buyerId, payerIp: request.ip, ...request.body });
       log.info({ payNo: payment.payNo, channel: payment.channel, status: payment.status }, 'payment started');
@@ -180,7 +195,7 @@ export const paymentRoutes: RouteModule = (server, app: App) => {
     child.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
     child.post(
       '/payments/notify/:channel',
-      { schema: { summary: "A payment channel's signed notification", tags: ['payments'], params: z.object({ channel: z.enum(CHANNELS) }) } },
+      { schema: { summary: "A payment channel's signed notification (no bearer token: verified by the channel's signature)", tags: ['payments'], params: z.object({ channel: z.enum(CHANNELS) }), security: [] } },
       async (request, reply) => {
         if (!pc.channels.has(request.params.channel)) throw new AppError('channel_not_configured');
         const headers: Record<string, string | undefined> = {};
@@ -203,7 +218,7 @@ export const paymentRoutes: RouteModule = (server, app: App) => {
       schema: {
         summary: 'Reconciliation runs (对账), newest first',
         tags: ['payments'],
-        querystring: z.object({ channel: z.enum(CHANNELS).optional(), limit: z.coerce.number().int().min(1).max(100).default(20) }),
+        querystring: z.object({ channel: z.enum(CHANNELS).optional(), limit: paramInt(1, 100).default(20) }),
       },
     },
     async (request) => {
@@ -214,7 +229,7 @@ export const paymentRoutes: RouteModule = (server, app: App) => {
 
   server.get(
     '/admin/reconciliations/:id',
-    { schema: { summary: 'One reconciliation run with every difference and the action taken or proposed', tags: ['payments'], params: z.object({ id: z.coerce.number().int().positive() }) } },
+    { schema: { summary: 'One reconciliation run with every difference and the action taken or proposed', tags: ['payments'], params: z.object({ id: pathId }) } },
     async (request) => {
       authorize(request, 'admin');
       const report = await reconciliationReport(app.db, request.params.id);

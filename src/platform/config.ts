@@ -22,6 +22,16 @@ export interface Config {
   nodeId: number | undefined;
   /** Our address as payment channels reach it, for their notifications; defaults to http://HOST:PORT. */
   publicUrl?: string | undefined;
+  /** HTTP limits (defaults in platform/http/server.ts): a request must arrive whole within requestTimeout_ms. */
+  http?: Partial<HttpLimits> | undefined;
+  /** Behind a TLS-terminating proxy: trust its X-Forwarded-* headers (TRUST_PROXY=1), so HSTS is sent on https. */
+  trustProxy?: boolean | undefined;
+  /**
+   * Hosts a payment's returnUrl (where the cashier sends the buyer back) may point at; https only,
+   * except that on the embedded default http and the loopback hosts are allowed (development).
+   */
+  returnUrlHosts?: string[] | undefined;
+  allowHttpReturnUrls?: boolean | undefined;
   /** Where `tuangou start` runs the channel sandbox when no real channel is configured (0: pick a free port). */
   sandboxPort?: number | undefined;
   /** 秒杀: hot activities' stock is served from this Redis; unset, the database serves all stock. */
@@ -43,6 +53,17 @@ export interface Config {
   checkoutRateWindow_ms?: number | undefined;
 }
 
+export interface HttpLimits {
+  /** The whole request (headers and body) must arrive within this; a trickle is cut off with 408. */
+  requestTimeout_ms: number;
+  /** A socket with nothing moving is closed after this. */
+  connectionTimeout_ms: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeout_ms: number;
+  /** Open connections past this are refused at once. */
+  maxConnections: number;
+}
+
 export const DEFAULT_PAYMENT_TIMEOUT_MS = 15 * 60 * 1000;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -62,6 +83,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     paymentTimeout_ms: intFromEnv(env.ORDER_PAYMENT_TIMEOUT_MS, DEFAULT_PAYMENT_TIMEOUT_MS, 'ORDER_PAYMENT_TIMEOUT_MS'),
     nodeId: env.TUANGOU_NODE_ID === undefined ? undefined : intFromEnv(env.TUANGOU_NODE_ID, 0, 'TUANGOU_NODE_ID'),
     publicUrl: env.PUBLIC_URL || undefined,
+    http: {
+      ...(env.HTTP_REQUEST_TIMEOUT_MS && { requestTimeout_ms: intFromEnv(env.HTTP_REQUEST_TIMEOUT_MS, 0, 'HTTP_REQUEST_TIMEOUT_MS') }),
+      ...(env.HTTP_CONNECTION_TIMEOUT_MS && { connectionTimeout_ms: intFromEnv(env.HTTP_CONNECTION_TIMEOUT_MS, 0, 'HTTP_CONNECTION_TIMEOUT_MS') }),
+      ...(env.HTTP_KEEP_ALIVE_TIMEOUT_MS && { keepAliveTimeout_ms: intFromEnv(env.HTTP_KEEP_ALIVE_TIMEOUT_MS, 0, 'HTTP_KEEP_ALIVE_TIMEOUT_MS') }),
+      ...(env.HTTP_MAX_CONNECTIONS && { maxConnections: intFromEnv(env.HTTP_MAX_CONNECTIONS, 0, 'HTTP_MAX_CONNECTIONS') }),
+    },
+    trustProxy: ['1', 'true'].includes((env.TRUST_PROXY ?? '').toLowerCase()),
+    ...returnUrlRules(env, dialectOfUrl(databaseUrl) === 'sqlite'),
     sandboxPort: env.SANDBOX_PORT === undefined ? undefined : intFromEnv(env.SANDBOX_PORT, 0, 'SANDBOX_PORT'),
     redisUrl: env.REDIS_URL || undefined,
     redisKeyPrefix: env.REDIS_KEY_PREFIX || undefined,
@@ -82,6 +111,16 @@ function positiveIntFromEnv(value: string | undefined, name: string): number | u
   const n = intFromEnv(value, 0, name);
   if (n < 1) throw new Error(`${name} must be at least 1, got "${value}"`);
   return n;
+}
+
+/**
+ * RETURN_URL_HOSTS (comma-separated host names), else the host of PUBLIC_URL; on the embedded
+ * default also 127.0.0.1 and localhost over http, so the demo's pages can be returned to.
+ */
+function returnUrlRules(env: NodeJS.ProcessEnv, embedded: boolean): { returnUrlHosts: string[]; allowHttpReturnUrls: boolean } {
+  const listed = (env.RETURN_URL_HOSTS ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+  const hosts = listed.length > 0 ? listed : env.PUBLIC_URL ? [new URL(env.PUBLIC_URL).hostname] : [];
+  return { returnUrlHosts: embedded ? [...new Set([...hosts, '127.0.0.1', 'localhost'])] : hosts, allowHttpReturnUrls: embedded };
 }
 
 function intFromEnv(value: string | undefined, fallback: number, name: string): number {

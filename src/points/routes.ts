@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { paramInt } from '../platform/http/inputs.ts';
 import { assertBuyersExist } from '../buyers/index.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
@@ -7,7 +8,7 @@ import { grantPoints, MAX_JOURNAL_PAGE, pointsAccount, pointsJournal, POINTS_POL
 export const pointsRoutes: RouteModule = (server, app) => {
   server.get(
     '/points',
-    { schema: { summary: "The buyer's points and their journal, newest first", tags: ['points'], querystring: z.object({ limit: z.coerce.number().int().min(1).max(MAX_JOURNAL_PAGE).default(20) }) } },
+    { schema: { summary: "The buyer's points and their journal, newest first", tags: ['points'], querystring: z.object({ limit: paramInt(1, MAX_JOURNAL_PAGE).default(20) }) } },
     async (request) => {
       const buyerId = subjectId(authorize(request, 'buyer'));
       return { ...(await pointsAccount(app.db, buyerId)), policy: POINTS_POLICY, journal: await pointsJournal(app.db, buyerId, request.query.limit) };

@@ -1,9 +1,10 @@
 import { z } from 'zod';
+import { pathId } from '../platform/http/inputs.ts';
 import { authorize } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { createPromotion, createShippingRule, listPromotions, promotionInput, shippingRuleInput, updatePromotion } from './index.ts';
 
-const idParams = z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
+const idParams = z.object({ id: pathId });
 
 export const promotionRoutes: RouteModule = (server, app) => {
   server.get('/admin/promotions', { schema: { summary: 'Promotions, newest first', tags: ['admin'] } }, async (request) => {

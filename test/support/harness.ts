@@ -10,6 +10,7 @@ import { keyId, signToken, type Principal } from '../../src/platform/http/tokens
 import { createHmac } from 'node:crypto';
 import { buildHttp } from '../../src/http.ts';
 import type { Server } from '../../src/platform/http/server.ts';
+import type { Config } from '../../src/platform/config.ts';
 import type { Engine, TestDatabase } from './engines.ts';
 import type { ConsumerRetry } from '../../src/events/broker.ts';
 import type { EventBus } from '../../src/events/relay.ts';
@@ -86,6 +87,8 @@ export async function startHarness(
     log?: pino.Logger;
     /** Token secrets being rotated out, accepted beside TEST_TOKEN_SECRET. */
     previousTokenSecrets?: string[];
+    /** Settings of the app's config beyond the harness's own (HTTP limits, returnUrl hosts, …). */
+    config?: Partial<Config>;
     /**
      * Per-buyer checkout limits (CHECKOUT_* settings). Out of the way unless given: race tests send
      * a hundred checkouts of one buyer at once; test/buyer-limits.flow.test.ts tests the defaults.
@@ -121,6 +124,8 @@ export async function startHarness(
       maxUnpaidUnitsPerBuyerSku: UNLIMITED,
       checkoutRateLimit: UNLIMITED,
       ...options.limits,
+      returnUrlHosts: ['shop.example', '127.0.0.1'],
+      ...options.config,
     },
     {
       now: clock.now,
@@ -141,11 +146,17 @@ export async function startHarness(
   // buyer a test names by token is registered before the request that first carries the token.
   const named = new Set<number>();
   const registered = new Set<number>();
+  // One registration at a time: a burst of a thousand first requests registers its buyers once, not a thousand times.
+  let registering: Promise<void> = Promise.resolve();
   http.addHook('onRequest', async () => {
-    const fresh = [...named].filter((id) => !registered.has(id));
-    if (fresh.length === 0) return;
-    await registerBuyers(app.db, fresh, clock.now());
-    for (const id of fresh) registered.add(id);
+    if ([...named].every((id) => registered.has(id))) return;
+    registering = registering.then(async () => {
+      const fresh = [...named].filter((id) => !registered.has(id));
+      if (fresh.length === 0) return;
+      await registerBuyers(app.db, fresh, clock.now());
+      for (const id of fresh) registered.add(id);
+    });
+    await registering;
   });
   if (sandbox) app.payments.publicUrl = await http.listen({ port: 0, host: '127.0.0.1' });
   return {

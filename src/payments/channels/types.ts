@@ -142,8 +142,12 @@ export interface PaymentChannel {
    * fails verification throws AppError('notification_rejected'); nothing in it is trusted.
    */
   parseNotification(request: InboundRequest): Promise<ChannelNotice>;
-  /** The answer for a handled notification (accepted) or one to be sent again (rejected). */
-  answer(outcome: 'accepted' | 'rejected'): ChannelAnswer;
+  /**
+   * The answer for a handled notification (accepted), one to be sent again (rejected: we could
+   * not handle it), or one that failed verification (forged: a 4xx where the channel allows, so
+   * it does not count as our failure).
+   */
+  answer(outcome: 'accepted' | 'rejected' | 'forged'): ChannelAnswer;
   /** The channel's bill for a day (YYYY-MM-DD in China time), in the channel's own file format. */
   downloadBill(date: string): Promise<Uint8Array>;
   parseBill(file: Uint8Array): BillRecord[];

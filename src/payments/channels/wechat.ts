@@ -171,10 +171,11 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
     parseNotification: notificationParser(settings, ring, now),
 
     answer(outcome): ChannelAnswer {
-      // 200/204 without a body stops WeChat's retries; any 4xx/5xx keeps them coming.
-      return outcome === 'accepted'
-        ? { status: 204, contentType: 'application/json', body: '' }
-        : { status: 500, contentType: 'application/json', body: JSON.stringify({ code: 'FAIL', message: '失败' }) };
+      // 200/204 without a body stops WeChat's retries; any 4xx/5xx keeps them coming. A notification
+      // that fails verification is a 401 SIGN_ERROR (not our failure); one we could not handle a 500.
+      if (outcome === 'accepted') return { status: 204, contentType: 'application/json', body: '' };
+      if (outcome === 'forged') return { status: 401, contentType: 'application/json', body: JSON.stringify({ code: 'SIGN_ERROR', message: '签名错误' }) };
+      return { status: 500, contentType: 'application/json', body: JSON.stringify({ code: 'FAIL', message: '失败' }) };
     },
 
     async downloadBill(date) {
