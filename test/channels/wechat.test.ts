@@ -173,7 +173,11 @@ describe('notifications', () => {
   it('rejects forgeries: tampered, foreign key, unsigned, unknown or mismatched serial, stale, probe, wrong APIv3 key', async () => {
     const genuine = received.find((r) => r.notice?.kind === 'trade')!.request;
     const [current, certificate] = keys.platform as [WechatSandboxKeys['platform'][0], WechatSandboxKeys['platform'][0]];
-    const now_s = Math.floor(Date.now() / 1000);
+    // One instant for the signer and the verifier: read twice, a loaded machine would let the
+    // second read cross a second and turn "301 s in the future" into an accepted 300 s.
+    const at_ms = Date.now();
+    const now_s = Math.floor(at_ms / 1000);
+    const channel = wechatChannel(settings, () => at_ms);
     const signed = (body: string, o: { key?: string | KeyObject; serial?: string; ts?: number } = {}): InboundRequest => {
       const ts = String(o.ts ?? now_s);
       const nonce = randomBytes(16).toString('hex');
