@@ -28,6 +28,10 @@ export async function startSandbox(options: {
   const server = Fastify({ logger: false, bodyLimit: MAX_SANDBOX_BODY_BYTES });
   server.removeAllContentTypeParsers();
   server.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  // The cashier pages mark trades paid with one click: never inside someone else's frame.
+  server.addHook('onSend', async (_request, reply) => {
+    void reply.header('x-frame-options', 'DENY').header('x-content-type-options', 'nosniff').header('content-security-policy', "frame-ancestors 'none'");
+  });
   let url = '';
   const base = () => url;
   for (const { module, keys } of options.modules) module.register(server, core, keys, base);

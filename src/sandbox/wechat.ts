@@ -5,7 +5,7 @@ import type { MerchantIds } from './wechat/bodies.ts';
 import { routeMaker } from './wechat/http.ts';
 import { generateWechatKeys, type WechatSandboxKeys } from './wechat/keys.ts';
 import { wechatNotifier } from './wechat/notifier.ts';
-import { billRoutes, queryAndCloseRoutes, refundRoutes, tradeRoutes, type RouteContext } from './wechat/routes.ts';
+import { billRoutes, certificateRoutes, queryAndCloseRoutes, refundRoutes, tradeRoutes, type RouteContext } from './wechat/routes.ts';
 import { merchantIdentity, platformSigner } from './wechat/signing.ts';
 
 export type { WechatSandboxKeys } from './wechat/keys.ts';
@@ -26,6 +26,7 @@ function register(server: SandboxServer, core: SandboxCore, keys: WechatSandboxK
   queryAndCloseRoutes(context);
   refundRoutes(context);
   billRoutes(context);
+  certificateRoutes(context);
 }
 
 export const wechatSandbox: SandboxChannelModule<WechatSandboxKeys, WechatSettings> = {

@@ -1,4 +1,4 @@
-import { createCipheriv, createPublicKey, createSign, createVerify, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createCipheriv, createPrivateKey, createPublicKey, createSign, createVerify, generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -7,6 +7,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chinaDate, type ChannelNotice, type InboundRequest, type PaymentChannel } from '../../src/payments/channels/types.ts';
 import { wechatChannel, wechatSettingsFromEnv, type WechatSettings } from '../../src/payments/channels/wechat.ts';
+import { authorization, decryptResource } from '../../src/payments/channels/wechat/protocol.ts';
 import { isAppError } from '../../src/platform/errors.ts';
 import { cashierUrl } from '../../src/sandbox/module.ts';
 import { startSandbox, type SandboxHandle } from '../../src/sandbox/server.ts';
@@ -388,5 +389,54 @@ describe('settings from the environment', () => {
     expect(() => wechatSettingsFromEnv({ ...env, WECHATPAY_APP_ID: '' })).toThrow(/WECHATPAY_APP_ID/);
     expect(() => wechatSettingsFromEnv({ WECHATPAY_MCH_ID: keys.mchId, WECHATPAY_APP_ID: keys.appId })).toThrow();
     rmSync(dir, { recursive: true });
+  });
+});
+
+it('the cashier page may not be framed by another site', async () => {
+  const payNo = newPayNo();
+  await channel.create(order(payNo, 100));
+  const page = await fetch(cashierUrl(sandbox.url, 'wechat', payNo));
+  expect(page.status).toBe(200);
+  expect(page.headers.get('x-frame-options')).toBe('DENY');
+  expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+  expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+});
+
+describe('GET /v3/certificates, as official SDKs call it at start-up', () => {
+  const fetchCertificates = async (tamper?: (text: string) => string) => {
+    // Signed over the path as sent (the sandbox serves WeChat under /wechat).
+    const path = '/wechat/v3/certificates';
+    const auth = authorization({ mchId: keys.mchId, serialNo: keys.merchant.serialNo, key: createPrivateKey(keys.merchant.privateKeyPem), method: 'GET', pathWithQuery: path, body: '', timestamp_s: Math.floor(Date.now() / 1000) });
+    const response = await fetch(`${sandbox.url}${path}`, { headers: { authorization: auth, accept: 'application/json' } });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, text: tamper ? tamper(text) : text };
+  };
+
+  it('lists each platform certificate sealed with the APIv3 key, in an answer signed by that certificate', async () => {
+    const { status, headers, text } = await fetchCertificates();
+    expect(status).toBe(200);
+    const { data } = JSON.parse(text) as { data: Array<{ serial_no: string; effective_time: string; expire_time: string; encrypt_certificate: { algorithm: string; nonce: string; associated_data: string; ciphertext: string } }> };
+    const certified = keys.platform.filter((p) => p.publicKeyPem.includes('BEGIN CERTIFICATE'));
+    expect(data.map((d) => d.serial_no)).toEqual(certified.map((p) => p.serial));
+    const entry = data[0]!;
+    expect(entry.encrypt_certificate).toMatchObject({ algorithm: 'AEAD_AES_256_GCM', associated_data: 'certificate' });
+    expect(entry.effective_time).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+08:00$/);
+    // What an SDK does: open the certificate with the APIv3 key, then check the answer's signature with it.
+    const pem = decryptResource(keys.apiV3Key, entry.encrypt_certificate);
+    expect(pem).toBe(certified[0]!.publicKeyPem);
+    const certificate = new X509Certificate(pem);
+    expect(certificate.serialNumber).toBe(entry.serial_no);
+    expect(headers.get('wechatpay-serial')).toBe(entry.serial_no);
+    const message = `${headers.get('wechatpay-timestamp')}\n${headers.get('wechatpay-nonce')}\n${text}\n`;
+    expect(createVerify('RSA-SHA256').update(message).verify(certificate.publicKey, headers.get('wechatpay-signature')!, 'base64')).toBe(true);
+    // A changed answer does not verify.
+    const changed = text.replace(entry.serial_no, entry.serial_no.replace(/.$/, (c) => (c === '0' ? '1' : '0')));
+    expect(createVerify('RSA-SHA256').update(`${headers.get('wechatpay-timestamp')}\n${headers.get('wechatpay-nonce')}\n${changed}\n`).verify(certificate.publicKey, headers.get('wechatpay-signature')!, 'base64')).toBe(false);
+  });
+
+  it('refuses a caller whose Authorization is not the merchant’s', async () => {
+    const response = await fetch(`${sandbox.url}/wechat/v3/certificates`, { headers: { accept: 'application/json' } });
+    expect(response.status).toBe(401);
+    expect(await response.json()).toMatchObject({ code: 'SIGN_ERROR' });
   });
 });

@@ -1,12 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import type { SandboxCore } from '../core.ts';
 import { cashierUrl, type SandboxServer } from '../module.ts';
 import type { WechatSandboxKeys } from './keys.ts';
-import { refundBody, TRADE_TYPES, tradeBill, transactionBody, type MerchantIds } from './bodies.ts';
-import { authenticated, parseBody, sendSigned, wechatError, type Handler } from './http.ts';
-import type { MerchantIdentity, PlatformSigner } from './signing.ts';
+import { refundBody, rfc3339, TRADE_TYPES, tradeBill, transactionBody, type MerchantIds } from './bodies.ts';
+import { authenticated, parseBody, routeMaker, sendSigned, wechatError, type Handler } from './http.ts';
+import { platformSigner, type MerchantIdentity, type PlatformSigner } from './signing.ts';
 
 /** WeChat Pay API v3's routes as the sandbox plays them: orders, query and close; refunds; the trade bill. */
 
@@ -170,4 +170,33 @@ export function billRoutes({ server, core, ids, merchant, signer, base, route }:
     if (!entry || entry.expires_at_ms < core.now()) return sendSigned(reply, signer, { status: 400, body: { code: 'INVALID_REQUEST', message: '下载地址已失效' } }, core.now());
     return reply.status(200).type('application/octet-stream').send(entry.file);
   });
+}
+
+/**
+ * GET /v3/certificates: the platform certificates, each sealed with the APIv3 key
+ * (AEAD_AES_256_GCM, associated_data "certificate"), as official SDKs fetch them at start-up.
+ * The answer is signed with the certificate's own key, so a client that knows no key yet can
+ * check it with the certificate it just opened. Keys served as bare public keys have no certificate.
+ */
+export function certificateRoutes({ server, core, keys, merchant }: RouteContext): void {
+  const certified = keys.platform.filter((p) => p.publicKeyPem.includes('BEGIN CERTIFICATE'));
+  if (certified.length === 0) return;
+  const signer = platformSigner(certified[0]!.serial, certified[0]!.privateKeyPem);
+  routeMaker(server, core, merchant, signer)('GET', '/v3/certificates', () => ({
+    status: 200,
+    body: {
+      data: certified.map(({ serial, publicKeyPem }) => {
+        const certificate = new X509Certificate(publicKeyPem);
+        const nonce = randomBytes(6).toString('hex');
+        const cipher = createCipheriv('aes-256-gcm', Buffer.from(keys.apiV3Key, 'utf8'), Buffer.from(nonce, 'utf8')).setAAD(Buffer.from('certificate', 'utf8'));
+        const ciphertext = Buffer.concat([cipher.update(publicKeyPem, 'utf8'), cipher.final(), cipher.getAuthTag()]).toString('base64');
+        return {
+          serial_no: serial,
+          effective_time: rfc3339(Date.parse(certificate.validFrom)),
+          expire_time: rfc3339(Date.parse(certificate.validTo)),
+          encrypt_certificate: { algorithm: 'AEAD_AES_256_GCM', nonce, associated_data: 'certificate', ciphertext },
+        };
+      }),
+    },
+  }));
 }
