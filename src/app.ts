@@ -5,6 +5,8 @@ import { CART_HOLD_EXPIRE_JOB, expireCartHold, removeOrderedLines } from './cart
 import { DEFAULT_COUPON_REFUND_POLICY, returnCoupons, returnCouponsOnRefund, useCoupons } from './coupons/index.ts';
 import { returnPointsOnRefund, settlePoints } from './points/index.ts';
 import {
+  ChannelBreakers,
+  DEFAULT_BREAKER_SETTINGS,
   applyToOrder,
   channelSettingsFromEnv,
   closeOpenAttempts,
@@ -151,9 +153,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const upkeep_ms = options.flashSaleUpkeep_ms ?? FLASH_SALE_UPKEEP_INTERVAL_MS;
   const flashSaleUpkeep = platform.flashSale && upkeep_ms > 0 ? startFlashSaleUpkeep(platform.flashSale, db, now, upkeep_ms, onError) : undefined;
 
+  const channels = createChannels(options.channels ?? channelSettingsFromEnv(process.env), now);
   const payments: PaymentCentre = {
     p: platform,
-    channels: createChannels(options.channels ?? channelSettingsFromEnv(process.env), now),
+    channels,
+    breakers: new ChannelBreakers(channels.keys(), { ...DEFAULT_BREAKER_SETTINGS, ...config.channelBreaker }),
     publicUrl: config.publicUrl ?? `http://${config.host}:${config.port}`,
     couponRefundPolicy: DEFAULT_COUPON_REFUND_POLICY,
   };

@@ -102,6 +102,7 @@ const EXPECTED: Record<string, Row> = {
   // payments
   'POST /orders/{orderNo}/payments': buyerOnly(409, { otherBuyer: 404 }),
   'GET /orders/{orderNo}/payments': { ...buyerOnly(200, { otherBuyer: 404 }), admin: 200 },
+  'GET /payments/channels': open(200),
   'GET /payments/{payNo}': { ...buyerOnly(200, { otherBuyer: 404 }), admin: 200 },
   'POST /orders/{orderNo}/refunds': buyerOnly(201, { otherBuyer: 404 }),
   'POST /admin/orders/{orderNo}/refunds': { ...adminOnly(201), otherBuyer: 403 },

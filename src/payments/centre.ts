@@ -1,11 +1,14 @@
 import type { CouponRefundPolicy } from '../coupons/index.ts';
 import type { Platform } from '../platform/context.ts';
+import type { ChannelBreakers } from './breaker.ts';
 import type { ChannelName, PaymentChannel } from './channels/types.ts';
 
 /** What the payment flows need: the platform, the configured channels and our public address. */
 export interface PaymentCentre {
   p: Platform;
   channels: ReadonlyMap<ChannelName, PaymentChannel>;
+  /** Which channels the cashier offers now (熔断): starting a payment on one that keeps failing is refused. */
+  breakers: ChannelBreakers;
   /** Our address as the channels reach it, for their notifications (PUBLIC_URL). */
   publicUrl: string;
   couponRefundPolicy: CouponRefundPolicy;

@@ -1,4 +1,5 @@
 export type { PaymentCentre } from './centre.ts';
+export { BREAKER_TRANSITIONS, ChannelBreakers, DEFAULT_BREAKER_SETTINGS, type BreakerSettings, type ChannelHealth } from './breaker.ts';
 export { channelSettingsFromEnv, createChannels, CHANNELS, PAY_METHODS, type ChannelName, type ChannelSettings, type PaymentChannel, type PayMethod } from './channels/index.ts';
 export { handleNotification } from './notifications.ts';
 export { closeAttempt, closeOpenAttempts, followPayment, PAYMENT_QUERY_JOB, startPayment, type StartPayment } from './pay.ts';

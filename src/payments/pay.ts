@@ -43,6 +43,15 @@ export async function startPayment(pc: PaymentCentre, request: StartPayment): Pr
   const channel = pc.channels.get(request.channel);
   if (!channel) throw new AppError('channel_not_configured', { field: 'channel', details: { configured: [...pc.channels.keys()] } });
   if (!channel.methods.includes(request.method)) throw new AppError('pay_method_not_supported', { field: 'method', details: { methods: channel.methods } });
+  const health = pc.breakers.health(request.channel, p.now());
+  if (!health.available) {
+    const others = pc.breakers.all(p.now()).filter((h) => h.available && h.channel !== request.channel).map((h) => h.channel);
+    throw new AppError('channel_down', {
+      field: 'channel',
+      message: `${request.channel} keeps failing and is out of the cashier for now${others.length ? `; pay with ${others.join(' or ')}` : ''}.`,
+      details: { channel: request.channel, reason: health.reason, probeAt: new Date(health.probe_at_ms!).toISOString(), available: others },
+    });
+  }
   const order = await getOrder(p, request.orderNo, request.asBuyer);
   const db = p.shards.forOrderNo(order.orderNo)!;
   // A payment of 0 fen is no payment (the payments table refuses one): such an order is paid at checkout.
@@ -112,6 +121,7 @@ export async function startPayment(pc: PaymentCentre, request: StartPayment): Pr
         payerIp: request.payerIp,
         requested_at_ms: now_ms,
       });
+      pc.breakers.succeeded(request.channel);
       const created = (await findPayment(db, payNo))!;
       if (created.status === 'CREATED') await updatePayment(db, created, 'CREATED', { pay_action: JSON.stringify(action) }, p.now());
       else if (created.status === 'CLOSED') {
@@ -124,7 +134,9 @@ export async function startPayment(pc: PaymentCentre, request: StartPayment): Pr
     } catch (error) {
       // Refused: this attempt is over. Unreachable: the channel may have the trade, so it stays
       // open for the query job to settle, and the buyer may try again (which closes it first).
+      if (isAppError(error, 'channel_unavailable')) pc.breakers.failed(request.channel, error.message, p.now());
       if (isAppError(error, 'channel_refused')) {
+        pc.breakers.succeeded(request.channel);
         const failed = (await findPayment(db, payNo))!;
         if (failed.status === 'CREATED') await updatePayment(db, failed, 'FAILED', { closed_at_ms: p.now() }, p.now());
       }

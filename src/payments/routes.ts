@@ -94,6 +94,18 @@ const forRequest = (pc: PaymentCentre, log: Logger): PaymentCentre => ({ ...pc, 
 export const paymentRoutes: RouteModule = (server, app: App) => {
   const pc = app.payments;
 
+  // The cashier's list: every configured channel, its ways of paying, and whether it is offered now (熔断).
+  server.get('/payments/channels', { schema: { summary: 'The payment channels the cashier offers now, and why any is out', tags: ['payments'], security: [] } }, async () => ({
+    channels: pc.breakers.all(app.now()).map((h) => ({
+      channel: h.channel,
+      methods: pc.channels.get(h.channel)!.methods,
+      available: h.available,
+      state: h.state,
+      ...(h.reason !== undefined && { reason: h.reason }),
+      ...(h.probe_at_ms !== undefined && { probeAt: new Date(h.probe_at_ms).toISOString() }),
+    })),
+  }));
+
   server.post(
     '/orders/:orderNo/payments',
     {

@@ -24,6 +24,8 @@ export interface Config {
   publicUrl?: string | undefined;
   /** HTTP limits (defaults in platform/http/server.ts): a request must arrive whole within requestTimeout_ms. */
   http?: Partial<HttpLimits> | undefined;
+  /** 熔断: when a failing payment channel leaves the cashier and when it is probed (CHANNEL_BREAKER_*). */
+  channelBreaker?: { failures?: number; window_ms?: number; open_ms?: number } | undefined;
   /** Behind a TLS-terminating proxy: trust its X-Forwarded-* headers (TRUST_PROXY=1), so HSTS is sent on https. */
   trustProxy?: boolean | undefined;
   /**
@@ -88,6 +90,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(env.HTTP_CONNECTION_TIMEOUT_MS && { connectionTimeout_ms: intFromEnv(env.HTTP_CONNECTION_TIMEOUT_MS, 0, 'HTTP_CONNECTION_TIMEOUT_MS') }),
       ...(env.HTTP_KEEP_ALIVE_TIMEOUT_MS && { keepAliveTimeout_ms: intFromEnv(env.HTTP_KEEP_ALIVE_TIMEOUT_MS, 0, 'HTTP_KEEP_ALIVE_TIMEOUT_MS') }),
       ...(env.HTTP_MAX_CONNECTIONS && { maxConnections: intFromEnv(env.HTTP_MAX_CONNECTIONS, 0, 'HTTP_MAX_CONNECTIONS') }),
+    },
+    channelBreaker: {
+      ...(env.CHANNEL_BREAKER_FAILURES && { failures: intFromEnv(env.CHANNEL_BREAKER_FAILURES, 5, 'CHANNEL_BREAKER_FAILURES') }),
+      ...(env.CHANNEL_BREAKER_WINDOW_MS && { window_ms: intFromEnv(env.CHANNEL_BREAKER_WINDOW_MS, 30_000, 'CHANNEL_BREAKER_WINDOW_MS') }),
+      ...(env.CHANNEL_BREAKER_OPEN_MS && { open_ms: intFromEnv(env.CHANNEL_BREAKER_OPEN_MS, 30_000, 'CHANNEL_BREAKER_OPEN_MS') }),
     },
     trustProxy: ['1', 'true'].includes((env.TRUST_PROXY ?? '').toLowerCase()),
     ...returnUrlRules(env, dialectOfUrl(databaseUrl) === 'sqlite'),

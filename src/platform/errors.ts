@@ -54,6 +54,7 @@ export const ERROR_CODES = {
   refund_exceeds_paid: { status: 409, message: 'The refund would exceed what was paid.' },
   refund_not_allowed: { status: 409, message: 'This refund is not allowed by the refund policy.' },
   channel_refused: { status: 502, message: 'The payment channel refused the request.' },
+  channel_down: { status: 503, message: 'The payment channel keeps failing and is out of the cashier for now; pay with another.' },
   channel_unavailable: { status: 503, message: 'The payment channel did not answer; try again.' },
   event_replay_failed: { status: 409, message: 'The consumer failed on the event again; the dead letter stays open.' },
   flash_sale_not_ready: { status: 503, message: 'The flash sale’s stock is being loaded or its store is out of reach; try again in a moment.' },

@@ -88,9 +88,11 @@ export interface Faults {
    * leaves the old one payable (重复支付).
    */
   keepPayableOnClose: number;
+  /** Channels that are down: every call to their API is answered 503, unsigned (an outage). */
+  down: ChannelName[];
 }
 
-export const NO_FAULTS: Faults = { drop: 0, delay_ms: 0, duplicate: 0, reorder: false, misSign: 0, failRefund: 0, keepPayableOnClose: 0 };
+export const NO_FAULTS: Faults = { drop: 0, delay_ms: 0, duplicate: 0, reorder: false, misSign: 0, failRefund: 0, keepPayableOnClose: 0, down: [] };
 
 export class SandboxError extends Error {
   constructor(

@@ -28,6 +28,11 @@ export async function startSandbox(options: {
   const server = Fastify({ logger: false, bodyLimit: MAX_SANDBOX_BODY_BYTES });
   server.removeAllContentTypeParsers();
   server.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  // A channel that is down answers nothing useful on its API (the cashier and control routes stay up).
+  server.addHook('onRequest', async (request, reply) => {
+    const channel = core.faults.down.find((c) => request.url.startsWith(`/${c}/`));
+    if (channel) return reply.status(503).type('text/plain; charset=utf-8').send('Service Unavailable');
+  });
   // The cashier pages mark trades paid with one click: never inside someone else's frame.
   server.addHook('onSend', async (_request, reply) => {
     void reply.header('x-frame-options', 'DENY').header('x-content-type-options', 'nosniff').header('content-security-policy', "frame-ancestors 'none'");
@@ -66,6 +71,7 @@ const faultsBody = z
     misSign: z.number().int().min(0).max(1000),
     failRefund: z.number().int().min(0).max(1000),
     keepPayableOnClose: z.number().int().min(0).max(1000),
+    down: z.array(z.enum(CHANNELS)).max(CHANNELS.length),
   })
   .partial()
   .strict();
@@ -105,6 +111,9 @@ function registerControlRoutes(server: SandboxServer, core: SandboxCore, base: (
     const trade = core.finish(channel, payNo);
     return { state: trade.state };
   });
+
+  // Every trade with what was refunded of it: what a test run against a sandbox process checks its books against.
+  server.get('/sandbox/trades', async () => ({ trades: core.listTrades().map((trade) => ({ ...trade, refunded_fen: core.refunded_fen(trade) })) }));
 
   server.get('/sandbox/trades/:channel/:payNo', async (request, reply) => {
     const { channel, payNo } = channelParams.parse(request.params);
