@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,8 +36,21 @@ const SECRET = 'crash-secret-of-the-crash-test-32b';
 const PAYMENT_TIMEOUT_MS = 4_000;
 const CHECKOUT_LEASE_MS = 5_000;
 const SETTLE_DEADLINE_MS = 150_000;
-const BASE_PORT = 4100 + Math.floor(Math.random() * 400);
+/** The API's port, chosen free by the OS in beforeAll (a random one once landed on NATS's 4222). */
+let BASE_PORT = 0;
 const CHANNELS = ['alipay', 'wechat'] as const;
+
+/** A port nothing listens on now: the OS picks it for a moment's listener. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rand = (n: number) => Math.floor(Math.random() * n);
@@ -152,7 +166,8 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
     dataDir = mkdtempSync(join(tmpdir(), 'tuangou-crash-'));
     // Retries compressed a hundredfold: WeChat's 15 s is 150 ms, Alipay's 4 min is 2.4 s.
     sandboxKeysIn(dataDir);
-    const sandboxPort = BASE_PORT + 500;
+    BASE_PORT = await freePort();
+    const sandboxPort = await freePort();
     sandbox = new RemoteSandbox(new Process('sandbox', ['sandbox'], { TUANGOU_DATA_DIR: dataDir, SANDBOX_RETRY_SCALE: '0.01', LOG_LEVEL: 'silent' }, sandboxPort, '/sandbox'), sandboxPort);
     await sandbox.process.start();
     const env = {

@@ -85,6 +85,8 @@ export async function issueCoupons(
 ): Promise<{ issued: { buyerId: number; couponId: number }[]; refused: { buyerId: number; reason: IssueRefusal }[] }> {
   const issued: { buyerId: number; couponId: number }[] = [];
   const refused: { buyerId: number; reason: IssueRefusal }[] = [];
+  // No such template is no issue at all, not a list of refusals.
+  if (!(await db.selectFrom('coupon_templates').select('id').where('id', '=', templateId).executeTakeFirst())) throw new AppError('coupon_template_not_found');
   for (const buyerId of buyerIds.slice(0, MAX_BUYERS_PER_ISSUE)) {
     const outcome = await transact(db, async (trx) => {
       const template = await trx.selectFrom('coupon_templates').select(['per_buyer_limit']).where('id', '=', templateId).executeTakeFirst();

@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   unauthenticated: { status: 401, message: 'A valid bearer token is required.' },
   forbidden: { status: 403, message: 'This role may not do that.' },
   not_found: { status: 404, message: 'No such resource.' },
+  coupon_template_not_found: { status: 404, message: 'No such coupon template.' },
   order_not_found: { status: 404, message: 'No such order.' },
   buyer_not_found: { status: 404, message: 'No such buyer.' },
   payment_not_found: { status: 404, message: 'No such payment.' },
