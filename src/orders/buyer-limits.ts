@@ -1,7 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import { dialectOf, type Db } from '../platform/db/database.ts';
 import type { DB } from '../platform/db/schema.ts';
-import { AppError } from '../platform/errors.ts';
+import { AppError, isAppError } from '../platform/errors.ts';
 
 /**
  * What one buyer's unpaid orders may hold, so that a few unpaid orders cannot lock an activity's
@@ -80,4 +80,22 @@ export async function lockBuyerCheckouts(trx: Transaction<DB>, buyerId: number):
     return;
   }
   await insert.onConflict((oc) => oc.column('buyer_id').doUpdateSet({ placed_orders: sql`buyer_checkouts.placed_orders + 1` })).execute();
+}
+
+/** checkBuyerLimits for a checkout's items; a refusal over units names the item's line (`items.N.quantity`). */
+export async function checkCheckoutLimits(
+  db: Parameters<typeof checkBuyerLimits>[0],
+  buyerId: number,
+  items: ReadonlyArray<{ activitySkuId: number; quantity: number }>,
+  skus: ReadonlyMap<number, { purchaseLimit: number | null }>,
+  limits: BuyerLimits = DEFAULT_BUYER_LIMITS,
+): Promise<void> {
+  const lines: LimitedLine[] = items.map((i) => ({ activitySkuId: i.activitySkuId, quantity: i.quantity, purchaseLimit: skus.get(i.activitySkuId)!.purchaseLimit }));
+  try {
+    await checkBuyerLimits(db, buyerId, lines, limits);
+  } catch (error) {
+    if (!isAppError(error, 'unpaid_units_limit_reached')) throw error;
+    const index = items.findIndex((i) => i.activitySkuId === error.details?.activitySkuId);
+    throw new AppError(error.code, { field: `items.${index}.quantity`, details: error.details });
+  }
 }

@@ -17,7 +17,7 @@ import { slotOfBuyer } from '../platform/shards.ts';
 import { sumFen } from '../platform/money.ts';
 import { ORDER_EXPIRE_JOB, ORDER_PAY_WITHOUT_CHANNEL_JOB, ORDER_PLACED, expireJobKey, payWithoutChannelJobKey, type OrderPlaced } from './events.ts';
 import { payWithoutChannel } from './lifecycle.ts';
-import { checkBuyerLimits, DEFAULT_BUYER_LIMITS, lockBuyerCheckouts, type LimitedLine } from './buyer-limits.ts';
+import { checkCheckoutLimits, lockBuyerCheckouts } from './buyer-limits.ts';
 import {
   abandonIdempotencyKey,
   claimIdempotencyKey,
@@ -232,7 +232,7 @@ async function validateCheckout(p: Platform, buyerId: number, request: CheckoutR
   });
   // Early, without the buyer's lock: a buyer at their limits is refused before anything is reserved.
   // The order's transaction checks again, exactly.
-  await checkLimits(p, p.shards.forBuyer(buyerId), buyerId, request, skus);
+  await checkCheckoutLimits(p.shards.forBuyer(buyerId), buyerId, request.items, skus, p.buyerLimits);
   // A line that is visibly sold out is refused before anything is written: in a flash sale most
   // buyers arrive after the last unit. (A hold of the buyer's own may still cover it.) Hot lines
   // ask Redis, whose count is the gate; the database's lags behind it.
@@ -248,17 +248,6 @@ async function validateCheckout(p: Platform, buyerId: number, request: CheckoutR
   return { skus, levels };
 }
 
-/** The buyer's limits on unpaid orders (buyer-limits.ts); a refusal over units names its line. */
-async function checkLimits(p: Platform, db: Parameters<typeof checkBuyerLimits>[0], buyerId: number, request: CheckoutRequest, skus: Map<number, SellableSku>): Promise<void> {
-  const lines: LimitedLine[] = request.items.map((i) => ({ activitySkuId: i.activitySkuId, quantity: i.quantity, purchaseLimit: skus.get(i.activitySkuId)!.purchaseLimit }));
-  try {
-    await checkBuyerLimits(db, buyerId, lines, p.buyerLimits ?? DEFAULT_BUYER_LIMITS);
-  } catch (error) {
-    if (!isAppError(error, 'unpaid_units_limit_reached')) throw error;
-    const index = request.items.findIndex((i) => i.activitySkuId === error.details?.activitySkuId);
-    throw new AppError(error.code, { field: `items.${index}.quantity`, details: error.details });
-  }
-}
 
 /** 秒杀: a line of a hot activity is reserved through Redis when the platform has one. */
 function isFlashSaleLine(p: Platform, sku: SellableSku): boolean {
@@ -372,7 +361,7 @@ async function placeOrder(
   assert(sumFen(lineRows.map((l) => l.payable_fen)) === orderRow.payable_fen, 'order lines must add up to the order payable');
   await transact(p.shards.forBuyer(buyerId), async (trx) => {
     await lockBuyerCheckouts(trx, buyerId);
-    await checkLimits(p, trx, buyerId, request, skus);
+    await checkCheckoutLimits(trx, buyerId, request.items, skus, p.buyerLimits);
     for (const [i, { item, sku }] of lines.entries()) {
       if (!(await countPurchase(trx, buyerId, sku.activitySkuId, item.quantity, sku.purchaseLimit))) {
         throw new AppError('purchase_limit_exceeded', { field: `items.${i}.quantity`, details: { activitySkuId: sku.activitySkuId, limit: sku.purchaseLimit } });
