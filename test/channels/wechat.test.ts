@@ -13,6 +13,7 @@ import { cashierUrl } from '../../src/sandbox/module.ts';
 import { startSandbox, type SandboxHandle } from '../../src/sandbox/server.ts';
 import { wechatSandbox, type WechatSandboxKeys } from '../../src/sandbox/wechat.ts';
 import { WECHAT_RETRY_SCHEDULE_MS } from '../../src/sandbox/wechat/notifier.ts';
+import { MAX_CLOCK_SKEW_S } from '../../src/payments/channels/wechat/protocol.ts';
 
 /**
  * WeChat Pay API v3 against a started sandbox, no mocks: our adapter signs what it sends and
@@ -198,6 +199,9 @@ describe('notifications', () => {
     expect((await channel.parseNotification(signed(genuine.rawBody))).kind).toBe('trade');
     expect((await channel.parseNotification(signed(genuine.rawBody, { key: certificate.privateKeyPem, serial: certificate.serial }))).kind).toBe('trade');
     expect(await channel.parseNotification(signed(sealedWith(keys.apiV3Key)))).toMatchObject({ trade: { payNo: 'FORGED0001', amount_fen: 1 } });
+    // The skew limit itself is accepted, on either side.
+    expect((await channel.parseNotification(signed(genuine.rawBody, { ts: now_s - MAX_CLOCK_SKEW_S }))).kind).toBe('trade');
+    expect((await channel.parseNotification(signed(genuine.rawBody, { ts: now_s + MAX_CLOCK_SKEW_S }))).kind).toBe('trade');
 
     const { 'wechatpay-signature': _dropped, ...unsigned } = genuine.headers;
     const forgeries: Array<[string, InboundRequest]> = [
@@ -206,8 +210,8 @@ describe('notifications', () => {
       ['signature missing', { ...genuine, headers: unsigned }],
       ['unknown serial', signed(genuine.rawBody, { serial: 'PUB_KEY_ID_0000000000000000000000000000' })],
       ['serial of the other platform key', signed(genuine.rawBody, { serial: certificate.serial })],
-      ['stale timestamp', signed(genuine.rawBody, { ts: now_s - 301 })],
-      ['timestamp from the future', signed(genuine.rawBody, { ts: now_s + 301 })],
+      ['stale timestamp', signed(genuine.rawBody, { ts: now_s - MAX_CLOCK_SKEW_S - 1 })],
+      ['timestamp from the future', signed(genuine.rawBody, { ts: now_s + MAX_CLOCK_SKEW_S + 1 })],
       ['WeChat’s signature probe', { ...genuine, headers: { ...genuine.headers, 'wechatpay-signature': `WECHATPAY/SIGNTEST/${randomBytes(32).toString('base64')}` } }],
       ['sealed with another APIv3 key', signed(sealedWith(randomBytes(16).toString('hex')))],
       ['not a POST', { ...genuine, method: 'GET' }],
