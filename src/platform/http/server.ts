@@ -90,7 +90,7 @@ export async function buildServer(app: App, modules: RouteModule[], options: { l
   server.addHook('onSend', async (request, reply) => {
     if (request.protocol === 'https') void reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
     // Anything answered to a token is that person's: no cache keeps it.
-    if (request.headers.authorization !== undefined || request.principal) void reply.header('cache-control', 'no-store');
+    if (request.headers.authorization !== undefined) void reply.header('cache-control', 'no-store');
   });
   // Limits are per route (config.rateLimit; checkout's is per buyer). With REDIS_URL the counts live
   // in Redis, so every API process counts together; a Redis that does not answer limits nothing
