@@ -2,7 +2,7 @@ import { createBuyer, listBuyers, type Buyer } from '../buyers/index.ts';
 import { createMerchant, createProduct, insertActivity } from '../catalog/index.ts';
 import { createStock } from '../inventory/index.ts';
 import { createLeader, listLeaders, type Leader } from '../leaders/index.ts';
-import type { Db } from '../platform/db/database.ts';
+import type { MainDb } from '../tables.ts';
 import { transact } from '../platform/db/retry.ts';
 import { createCouponTemplate, issueCoupons } from '../coupons/index.ts';
 import { grantPoints } from '../points/index.ts';
@@ -21,7 +21,7 @@ export interface DemoData {
  * activities, two promotions, a coupon for every buyer and 1,000 welcome points each.
  * Does nothing when the catalog already has merchants.
  */
-export async function seedDemoData(db: Db, now_ms: number): Promise<DemoData> {
+export async function seedDemoData(db: MainDb, now_ms: number): Promise<DemoData> {
   const existing = await db.selectFrom('merchants').select('id').limit(1).execute();
   if (existing.length > 0) return { created: false, buyers: await listBuyers(db, 10), leaders: await listLeaders(db, 10) };
 

@@ -9,9 +9,9 @@ import { getLeader } from '../leaders/index.ts';
 import { returnCoupons, lockCoupons } from '../coupons/index.ts';
 import { freezePoints, settlePoints } from '../points/index.ts';
 import { priceForBuyer } from './pricing-step.ts';
-import type { Platform } from '../platform/context.ts';
+import type { OrdersPlatform } from './platform.ts';
 import { transact } from '../platform/db/retry.ts';
-import type { OrderLineRow, OrderRow } from '../platform/db/schema.ts';
+import type { OrderLineRow, OrderRow } from './tables.ts';
 import { AppError, assert, InvariantViolation, isAppError } from '../platform/errors.ts';
 import { slotOfBuyer } from '../platform/shards.ts';
 import { sumFen } from '../platform/money.ts';
@@ -65,7 +65,7 @@ export interface CheckoutResponse {
  * timeout job + the key's response in one transaction on the buyer's shard. If a later step
  * fails the earlier holds are undone. Cart lines are cleared by the order.placed subscriber.
  */
-export async function checkout(p: Platform, buyerId: number, idempotencyKey: string, request: CheckoutRequest): Promise<CheckoutResponse> {
+export async function checkout(p: OrdersPlatform, buyerId: number, idempotencyKey: string, request: CheckoutRequest): Promise<CheckoutResponse> {
   const shard = p.shards.forBuyer(buyerId);
   const key: KeyRef = { buyerId, key: idempotencyKey };
   const hash = requestHash(request);
@@ -147,7 +147,7 @@ export async function checkout(p: Platform, buyerId: number, idempotencyKey: str
  * repeat. Flash-sale units go back in Redis before the database: while Redis is out of reach this
  * throws `flash_sale_not_ready` and changes nothing, and the verification job tries again later.
  */
-async function undoHolds(p: Platform, orderNo: string): Promise<void> {
+async function undoHolds(p: OrdersPlatform, orderNo: string): Promise<void> {
   const now_ms = p.now();
   if (p.flashSale) await releaseFlashSaleReservations(p.flashSale, p.db, orderNo);
   await releaseReservation(p.db, orderNo, now_ms);
@@ -166,7 +166,7 @@ function inProgressResponse(): CheckoutResponse {
  * If the order exists there is nothing to do; otherwise it takes the key from the dead holder
  * (so nobody resumes this order number), releases the reservation and frees the key.
  */
-export async function verifyCheckoutReservation(p: Platform, orderNo: string): Promise<'order_placed' | 'released'> {
+export async function verifyCheckoutReservation(p: OrdersPlatform, orderNo: string): Promise<'order_placed' | 'released'> {
   const shard = p.shards.forOrderNo(orderNo);
   assert(shard, () => `reservation for a malformed order number ${orderNo}`);
   if (await findOrder(shard, orderNo)) return 'order_placed';
@@ -182,7 +182,7 @@ export async function verifyCheckoutReservation(p: Platform, orderNo: string): P
   return 'released';
 }
 
-async function completedResponse(p: Platform, key: KeyRef, hash: string): Promise<CheckoutResponse | undefined> {
+async function completedResponse(p: OrdersPlatform, key: KeyRef, hash: string): Promise<CheckoutResponse | undefined> {
   const row = await p.shards
     .forBuyer(key.buyerId)
     .selectFrom('idempotency_keys')
@@ -203,7 +203,7 @@ interface Checked {
   levels: Map<number, StockLevel>;
 }
 
-async function validateCheckout(p: Platform, buyerId: number, request: CheckoutRequest): Promise<Checked> {
+async function validateCheckout(p: OrdersPlatform, buyerId: number, request: CheckoutRequest): Promise<Checked> {
   if (request.items.length === 0 || request.items.length > MAX_CHECKOUT_LINES) {
     throw new AppError('invalid_field', { field: 'items', message: `An order has 1 to ${MAX_CHECKOUT_LINES} lines.` });
   }
@@ -248,14 +248,13 @@ async function validateCheckout(p: Platform, buyerId: number, request: CheckoutR
   return { skus, levels };
 }
 
-
 /** 秒杀: a line of a hot activity is reserved through Redis when the platform has one. */
-function isFlashSaleLine(p: Platform, sku: SellableSku): boolean {
+function isFlashSaleLine(p: OrdersPlatform, sku: SellableSku): boolean {
   return p.flashSale !== undefined && sku.activity.hot && sku.activity.inventoryMode === 'on_order' && sku.activityPriceUnits === null;
 }
 
 async function placeOrder(
-  p: Platform,
+  p: OrdersPlatform,
   c: { buyerId: number; orderNo: string; key: KeyRef; leaseToken: string; request: CheckoutRequest; progress: { holds: boolean } } & Checked,
 ): Promise<CheckoutResponse> {
   const { buyerId, orderNo, request, skus } = c;
@@ -385,7 +384,7 @@ async function placeOrder(
  * key keeps the answer as placed, so a replay shows it unpaid: the order itself says PAID). If
  * paying fails here the order is still placed (201 as written); the job written with it pays it.
  */
-async function payFreeOrder(p: Platform, orderNo: string, placed: CheckoutResponse): Promise<CheckoutResponse> {
+async function payFreeOrder(p: OrdersPlatform, orderNo: string, placed: CheckoutResponse): Promise<CheckoutResponse> {
   try {
     await payWithoutChannel(p, orderNo);
   } catch (error) {

@@ -17,6 +17,13 @@ import { MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency.ts';
 import { cancelOrder, getOrder } from './lifecycle.ts';
 import { listBuyerOrders, MAX_ORDERS_PAGE } from './store.ts';
 import { orderView } from './view.ts';
+import type { Config } from '../platform/config.ts';
+import type { OrdersPlatform } from './platform.ts';
+
+/** What the order routes use of the app: the platform orders run on, and the settings checkout answers with. */
+export interface OrderRouteDeps extends OrdersPlatform {
+  config: Pick<Config, 'checkoutRateLimit' | 'checkoutRateWindow_ms'>;
+}
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 
@@ -52,7 +59,7 @@ function checkoutRateLimit(config: { checkoutRateLimit?: number | undefined; che
 
 const orderNoParams = z.object({ orderNo: z.string().regex(/^\d{23}$/, 'an order number is 23 digits') });
 
-export const orderRoutes: RouteModule = (server, app) => {
+export const orderRoutes: RouteModule<OrderRouteDeps> = (server, app) => {
   server.post(
     '/orders',
     {
