@@ -1,6 +1,6 @@
 import Fastify from 'fastify';
 import { z } from 'zod';
-import { CHANNELS, type ChannelName } from '../payments/channels/types.ts';
+import { CHANNELS, type ChannelName } from '../../payments/channels/types.ts';
 import { SandboxCore, SandboxError, type BillEdit, type Faults, type SandboxCoreOptions } from './core.ts';
 import type { SandboxChannelModule, SandboxServer } from './module.ts';
 

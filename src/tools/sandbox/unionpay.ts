@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { chinaDate } from '../payments/channels/types.ts';
-import { billZip, encodeFileContent } from '../payments/channels/unionpay/bill.ts';
+import { chinaDate } from '../../payments/channels/types.ts';
+import { billZip, encodeFileContent } from '../../payments/channels/unionpay/bill.ts';
 import {
   ACP_SIGN_METHOD_RSA,
   ACP_VERSION,
@@ -11,8 +11,8 @@ import {
   responseEncode,
   signatureValid,
   type AcpFields,
-} from '../payments/channels/unionpay/protocol.ts';
-import { UNIONPAY_DEFAULT_TIMEOUT_MS, type UnionpaySettings } from '../payments/channels/unionpay/settings.ts';
+} from '../../payments/channels/unionpay/protocol.ts';
+import { UNIONPAY_DEFAULT_TIMEOUT_MS, type UnionpaySettings } from '../../payments/channels/unionpay/settings.ts';
 import { SandboxError, type SandboxCore, type SandboxTrade } from './core.ts';
 import { cashierUrl, type SandboxChannelModule, type SandboxServer } from './module.ts';
 import { issueMerchantSigner, issueMiddle, issueRoot, issueUnionpaySigner } from './unionpay/certs.ts';

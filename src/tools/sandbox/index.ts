@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensurePrivateDir } from '../platform/files.ts';
-import type { ChannelSettings } from '../payments/channels/index.ts';
+import { ensurePrivateDir } from '../../platform/files.ts';
+import type { ChannelSettings } from '../../payments/channels/index.ts';
 import { alipaySandbox, type AlipaySandboxKeys } from './alipay.ts';
 import { ccbSandbox, type CcbSandboxKeys } from './ccb.ts';
 import type { SandboxCoreOptions } from './core.ts';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chinaDate, type ChannelName } from '../payments/channels/types.ts';
+import { chinaDate, type ChannelName } from '../../payments/channels/types.ts';
 import { dayBill, type BillEdit, type BillRow } from './bills.ts';
 
 export type { BillEdit, BillRow } from './bills.ts';

@@ -1,8 +1,8 @@
 import { generateKeyPairSync, randomBytes, randomInt } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AlipaySettings } from '../payments/channels/alipay.ts';
-import { DEFAULT_ALIPAY_BILL_DOWNLOAD_TIMEOUT_MS, DEFAULT_ALIPAY_TIMEOUT_MS } from '../payments/channels/alipay/settings.ts';
-import { chinaDate } from '../payments/channels/types.ts';
+import type { AlipaySettings } from '../../payments/channels/alipay.ts';
+import { DEFAULT_ALIPAY_BILL_DOWNLOAD_TIMEOUT_MS, DEFAULT_ALIPAY_TIMEOUT_MS } from '../../payments/channels/alipay/settings.ts';
+import { chinaDate } from '../../payments/channels/types.ts';
 import { alipayBillFile } from './alipay/bill.ts';
 import { alipayNotifier } from './alipay/notify.ts';
 import { rsa2Verify, signContent, signedAnswer } from './alipay/protocol.ts';

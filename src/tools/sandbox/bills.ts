@@ -1,4 +1,4 @@
-import { chinaDate, type ChannelName } from '../payments/channels/types.ts';
+import { chinaDate, type ChannelName } from '../../payments/channels/types.ts';
 import type { SandboxTrade } from './core.ts';
 
 /** A change to one day's bill, to give reconciliation differences to find. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CHINA_OFFSET_MS } from '../../payments/channels/types.ts';
+import { CHINA_OFFSET_MS } from '../../../payments/channels/types.ts';
 import type { BillRow, SandboxRefund, SandboxTrade } from '../core.ts';
 
 /** What the WeChat Pay platform says about trades and refunds: answer bodies, notification resources and the trade bill. */
