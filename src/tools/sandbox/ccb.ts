@@ -6,7 +6,9 @@ import {
 } from '../../payments/channels/ccb/protocol.ts';
 import { chinaDate } from '../../payments/channels/types.ts';
 import { registerEbs } from './ccb/ebs.ts';
-import { SandboxError, type ChannelNotifier, type SandboxCore, type SandboxEvent } from './core.ts';
+import type { SandboxCore } from './core.ts';
+import type { ChannelNotifier } from './notifications.ts';
+import { SandboxError, type SandboxEvent } from './trades.ts';
 import { cashierUrl, type SandboxChannelModule, type SandboxServer } from './module.ts';
 
 /**

@@ -9,7 +9,9 @@ import { startSandbox, type SandboxHandle } from './server.ts';
 import { unionpaySandbox, type UnionpaySandboxKeys } from './unionpay.ts';
 import { wechatSandbox, type WechatSandboxKeys } from './wechat.ts';
 
-export { SandboxCore, type Faults, type BillEdit, type BillRow } from './core.ts';
+export type { BillEdit, BillRow } from './bills.ts';
+export { SandboxCore } from './core.ts';
+export type { Faults } from './faults.ts';
 export type { SandboxHandle } from './server.ts';
 
 /** Both parties' keys for every channel the sandbox plays. */

@@ -6,7 +6,8 @@ import {
   fenToYuan, parseEbsXml, yuanToFen, type EbsDocument, type XmlFields,
 } from '../../../payments/channels/ccb/protocol.ts';
 import { chinaDate } from '../../../payments/channels/types.ts';
-import { SandboxError, type SandboxCore, type SandboxTrade } from '../core.ts';
+import type { SandboxCore } from '../core.ts';
+import { SandboxError, type SandboxTrade } from '../trades.ts';
 import type { SandboxServer } from '../module.ts';
 
 /**
