@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkStructure, MAX_SOURCE_FILE_LINES, scanSource, tablesNamedBy, type StructureReport } from './support/structure.ts';
+import { scanSource } from './support/source-scan.ts';
+import { checkStructure, MAX_SOURCE_FILE_LINES, tablesNamedBy, type StructureReport } from './support/structure.ts';
 
 /**
  * The module boundaries hold by structure, not by comment (issue 11): each module names only
