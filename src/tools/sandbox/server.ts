@@ -1,7 +1,10 @@
 import Fastify from 'fastify';
 import { z } from 'zod';
-import { CHANNELS, type ChannelName } from '../payments/channels/types.ts';
-import { SandboxCore, SandboxError, type BillEdit, type Faults, type SandboxCoreOptions } from './core.ts';
+import { CHANNELS, type ChannelName } from '../../payments/channels/types.ts';
+import type { BillEdit } from './bills.ts';
+import { SandboxCore, type SandboxCoreOptions } from './core.ts';
+import type { Faults } from './faults.ts';
+import { SandboxError } from './trades.ts';
 import type { SandboxChannelModule, SandboxServer } from './module.ts';
 
 /** Largest request the sandbox takes, as the channels limit theirs. */
@@ -30,7 +33,7 @@ export async function startSandbox(options: {
   server.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
   // A channel that is down answers nothing useful on its API (the cashier and control routes stay up).
   server.addHook('onRequest', async (request, reply) => {
-    const channel = core.faults.down.find((c) => request.url.startsWith(`/${c}/`));
+    const channel = core.faults.down.find((downChannel) => request.url.startsWith(`/${downChannel}/`));
     if (channel) return reply.status(503).type('text/plain; charset=utf-8').send('Service Unavailable');
   });
   // The cashier pages mark trades paid with one click: never inside someone else's frame.
@@ -139,5 +142,5 @@ function page(title: string, body: string): string {
 }
 
 function escape(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return text.replace(/[&<>"']/g, (character) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[character]!);
 }

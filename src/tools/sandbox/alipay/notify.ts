@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { ChannelNotifier, SandboxEvent, SandboxTrade } from '../core.ts';
+import type { ChannelNotifier } from '../notifications.ts';
+import type { SandboxEvent, SandboxTrade } from '../trades.ts';
 import { rsa2Sign, signContent, chinaTime, yuan } from './protocol.ts';
 import { ALIPAY_STATUS, buyerOf } from './trade-api.ts';
 

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { ChannelNotifier, SandboxCore, SandboxEvent } from '../core.ts';
+import type { SandboxCore } from '../core.ts';
+import type { ChannelNotifier } from '../notifications.ts';
+import type { SandboxEvent } from '../trades.ts';
 import { refundNoticeResource, refundStatus, rfc3339, transactionBody, type MerchantIds } from './bodies.ts';
 import { platformHeaders, sealResource, type PlatformSigner } from './signing.ts';
 

@@ -1,4 +1,5 @@
-import type { SandboxCore, SandboxTrade } from '../core.ts';
+import type { SandboxCore } from '../core.ts';
+import type { SandboxTrade } from '../trades.ts';
 import { cashierUrl } from '../module.ts';
 import { chinaTime, digitsFrom, fenOf, parseChinaTime, yuan } from './protocol.ts';
 

@@ -1,5 +1,5 @@
-import { chinaDate, type ChannelName } from '../payments/channels/types.ts';
-import type { SandboxTrade } from './core.ts';
+import { chinaDate, type ChannelName } from '../../payments/channels/types.ts';
+import type { SandboxTrade } from './trades.ts';
 
 /** A change to one day's bill, to give reconciliation differences to find. */
 export type BillEdit =
@@ -24,13 +24,13 @@ export interface BillRow {
 /** One day's bill (China date) of a channel: payments completed and refunds succeeded that day, then the edits. */
 export function dayBill(trades: Iterable<SandboxTrade>, edits: readonly BillEdit[], channel: ChannelName, date: string): BillRow[] {
   const rows: BillRow[] = [];
-  for (const t of trades) {
-    if (t.channel !== channel) continue;
-    const base = { payNo: t.payNo, tradeNo: t.tradeNo, total_fen: t.amount_fen, subject: t.subject, created_at_ms: t.created_at_ms };
-    if (t.paid_at_ms !== undefined && chinaDate(t.paid_at_ms) === date) rows.push({ ...base, kind: 'payment', amount_fen: t.amount_fen, at_ms: t.paid_at_ms });
-    for (const r of t.refunds) {
-      if (r.state !== 'SUCCESS' || chinaDate(r.succeeded_at_ms!) !== date) continue;
-      rows.push({ ...base, kind: 'refund', refundNo: r.refundNo, channelRefundNo: r.channelRefundNo, amount_fen: r.amount_fen, at_ms: r.succeeded_at_ms! });
+  for (const trade of trades) {
+    if (trade.channel !== channel) continue;
+    const base = { payNo: trade.payNo, tradeNo: trade.tradeNo, total_fen: trade.amount_fen, subject: trade.subject, created_at_ms: trade.created_at_ms };
+    if (trade.paid_at_ms !== undefined && chinaDate(trade.paid_at_ms) === date) rows.push({ ...base, kind: 'payment', amount_fen: trade.amount_fen, at_ms: trade.paid_at_ms });
+    for (const refund of trade.refunds) {
+      if (refund.state !== 'SUCCESS' || chinaDate(refund.succeeded_at_ms!) !== date) continue;
+      rows.push({ ...base, kind: 'refund', refundNo: refund.refundNo, channelRefundNo: refund.channelRefundNo, amount_fen: refund.amount_fen, at_ms: refund.succeeded_at_ms! });
     }
   }
   for (const edit of edits) {
@@ -39,7 +39,7 @@ export function dayBill(trades: Iterable<SandboxTrade>, edits: readonly BillEdit
       rows.push(edit.row);
       continue;
     }
-    const at = rows.findIndex((r) => r.payNo === edit.payNo && r.refundNo === edit.refundNo);
+    const at = rows.findIndex((row) => row.payNo === edit.payNo && row.refundNo === edit.refundNo);
     if (at < 0) continue;
     if (edit.kind === 'omit') rows.splice(at, 1);
     else rows[at] = { ...rows[at]!, amount_fen: edit.amount_fen };

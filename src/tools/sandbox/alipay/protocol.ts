@@ -11,9 +11,9 @@ const CHINA_OFFSET_MS = 8 * 3600_000;
 /** Parameters except the excluded ones and empty values, sorted by key, joined raw as k=v&k=v. */
 export function signContent(params: Readonly<Record<string, string>>, exclude: readonly string[]): string {
   return Object.keys(params)
-    .filter((k) => !exclude.includes(k) && params[k] !== '')
+    .filter((name) => !exclude.includes(name) && params[name] !== '')
     .sort()
-    .map((k) => `${k}=${params[k]}`)
+    .map((name) => `${name}=${params[name]}`)
     .join('&');
 }
 
@@ -71,7 +71,7 @@ export function parseChinaTime(text: unknown): number | undefined {
 
 /** A 16-digit number from a seed, for the ids Alipay hands out (buyer ids, notify ids). */
 export function digitsFrom(seed: string, length: number): string {
-  let h = 1469598103934665603n;
-  for (const c of seed) h = BigInt.asUintN(64, (h ^ BigInt(c.charCodeAt(0))) * 1099511628211n);
-  return h.toString().padStart(20, '0').slice(-length);
+  let hash = 1469598103934665603n; // FNV-1a, 64 bits
+  for (const character of seed) hash = BigInt.asUintN(64, (hash ^ BigInt(character.charCodeAt(0))) * 1099511628211n);
+  return hash.toString().padStart(20, '0').slice(-length);
 }

@@ -1,4 +1,4 @@
-import { DEFAULT_WECHAT_TIMEOUT_MS, type WechatSettings } from '../payments/channels/wechat.ts';
+import { DEFAULT_WECHAT_TIMEOUT_MS, type WechatSettings } from '../../payments/channels/wechat.ts';
 import type { SandboxCore } from './core.ts';
 import type { SandboxChannelModule, SandboxServer } from './module.ts';
 import type { MerchantIds } from './wechat/bodies.ts';

@@ -1,12 +1,14 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, randomInt, sign } from 'node:crypto';
-import type { CcbSettings } from '../payments/channels/ccb.ts';
+import type { CcbSettings } from '../../payments/channels/ccb.ts';
 import {
   CURCODE_CNY, SANDBOX_NOTIFY_FIELD, SANDBOX_RETURN_FIELD, TXCODE_PAGE, TXCODE_QR, fenToYuan,
   notificationSignedText, parseChinaTime, pubOf, requestMac, yuanToFen,
-} from '../payments/channels/ccb/protocol.ts';
-import { chinaDate } from '../payments/channels/types.ts';
+} from '../../payments/channels/ccb/protocol.ts';
+import { chinaDate } from '../../payments/channels/types.ts';
 import { registerEbs } from './ccb/ebs.ts';
-import { SandboxError, type ChannelNotifier, type SandboxCore, type SandboxEvent } from './core.ts';
+import type { SandboxCore } from './core.ts';
+import type { ChannelNotifier } from './notifications.ts';
+import { SandboxError, type SandboxEvent } from './trades.ts';
 import { cashierUrl, type SandboxChannelModule, type SandboxServer } from './module.ts';
 
 /**

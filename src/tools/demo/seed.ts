@@ -1,12 +1,12 @@
-import { createBuyer, listBuyers, type Buyer } from '../buyers/index.ts';
-import { createMerchant, createProduct, insertActivity } from '../catalog/index.ts';
-import { createStock } from '../inventory/index.ts';
-import { createLeader, listLeaders, type Leader } from '../leaders/index.ts';
-import type { MainDb } from '../tables.ts';
-import { transact } from '../platform/db/retry.ts';
-import { createCouponTemplate, issueCoupons } from '../coupons/index.ts';
-import { grantPoints } from '../points/index.ts';
-import { createPromotion } from '../promotions/index.ts';
+import { createBuyer, listBuyers, type Buyer } from '../../buyers/index.ts';
+import { createMerchant, createProduct, insertActivity } from '../../catalog/index.ts';
+import { createStock } from '../../inventory/index.ts';
+import { createLeader, listLeaders, type Leader } from '../../leaders/index.ts';
+import type { MainDb } from '../../tables.ts';
+import { transact } from '../../platform/db/retry.ts';
+import { createCouponTemplate, issueCoupons } from '../../coupons/index.ts';
+import { grantPoints } from '../../points/index.ts';
+import { createPromotion } from '../../promotions/index.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
 

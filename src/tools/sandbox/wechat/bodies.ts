@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { CHINA_OFFSET_MS } from '../../payments/channels/types.ts';
-import type { BillRow, SandboxRefund, SandboxTrade } from '../core.ts';
+import { CHINA_OFFSET_MS } from '../../../payments/channels/types.ts';
+import type { BillRow } from '../bills.ts';
+import type { SandboxRefund, SandboxTrade } from '../trades.ts';
 
 /** What the WeChat Pay platform says about trades and refunds: answer bodies, notification resources and the trade bill. */
 
@@ -174,7 +175,7 @@ export function tradeBill(rows: readonly BillRow[], ids: MerchantIds, tradeOf: (
       申请退款金额: yuan(payment ? 0 : row.amount_fen),
       费率备注: '',
     };
-    lines.push(BILL_COLUMNS.map((c) => '`' + cells[c]).join(','));
+    lines.push(BILL_COLUMNS.map((column) => '`' + cells[column]).join(','));
     if (payment) {
       settled += row.amount_fen;
       ordered += row.amount_fen;

@@ -1,7 +1,8 @@
-import type { ZmRow } from '../../payments/channels/unionpay/bill.ts';
-import { TRADE_CODE_CONSUME, TRADE_CODE_REFUND } from '../../payments/channels/unionpay/bill.ts';
-import { ACP_ENCODING, ACP_SIGN_METHOD_RSA, ACP_VERSION, CURRENCY_CNY, chinaStamp, signFields, type AcpFields } from '../../payments/channels/unionpay/protocol.ts';
-import type { BillRow, SandboxRefund, SandboxTrade } from '../core.ts';
+import type { ZmRow } from '../../../payments/channels/unionpay/bill.ts';
+import { TRADE_CODE_CONSUME, TRADE_CODE_REFUND } from '../../../payments/channels/unionpay/bill.ts';
+import { ACP_ENCODING, ACP_SIGN_METHOD_RSA, ACP_VERSION, CURRENCY_CNY, chinaStamp, signFields, type AcpFields } from '../../../payments/channels/unionpay/protocol.ts';
+import type { BillRow } from '../bills.ts';
+import type { SandboxRefund, SandboxTrade } from '../trades.ts';
 
 /** What the sandbox says as UnionPay: responses, notifications and bill lines, signed with UnionPay's key. */
 

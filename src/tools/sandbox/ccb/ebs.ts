@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { formatBillZip, type BillFileRow } from '../../payments/channels/ccb/bill.ts';
+import { formatBillZip, type BillFileRow } from '../../../payments/channels/ccb/bill.ts';
 import {
   BILL_FILE_PATH, EBS_CODES, EBS_LANGUAGE, ORDER_STATUS, TX_BILL_FILE, TX_DOWNLOAD_FILE, TX_QUERY_PAYMENTS,
   TX_QUERY_REFUNDS, TX_REFUND, TX_SANDBOX_CLOSE, chinaStamp, decodeRequestXmlForm, ebsXml, encodeGb18030,
   fenToYuan, parseEbsXml, yuanToFen, type EbsDocument, type XmlFields,
-} from '../../payments/channels/ccb/protocol.ts';
-import { chinaDate } from '../../payments/channels/types.ts';
-import { SandboxError, type SandboxCore, type SandboxTrade } from '../core.ts';
+} from '../../../payments/channels/ccb/protocol.ts';
+import { chinaDate } from '../../../payments/channels/types.ts';
+import type { SandboxCore } from '../core.ts';
+import { SandboxError, type SandboxTrade } from '../trades.ts';
 import type { SandboxServer } from '../module.ts';
 
 /**

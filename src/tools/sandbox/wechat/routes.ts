@@ -179,7 +179,7 @@ export function billRoutes({ server, core, ids, merchant, signer, base, route }:
  * check it with the certificate it just opened. Keys served as bare public keys have no certificate.
  */
 export function certificateRoutes({ server, core, keys, merchant }: RouteContext): void {
-  const certified = keys.platform.filter((p) => p.publicKeyPem.includes('BEGIN CERTIFICATE'));
+  const certified = keys.platform.filter((platformKey) => platformKey.publicKeyPem.includes('BEGIN CERTIFICATE'));
   if (certified.length === 0) return;
   const signer = platformSigner(certified[0]!.serial, certified[0]!.privateKeyPem);
   routeMaker(server, core, merchant, signer)('GET', '/v3/certificates', () => ({

@@ -39,7 +39,7 @@ export function authorizationProblem(
   if (!header.startsWith(`${SCHEMA} `)) return '缺少认证信息或认证类型错误';
   const params = new Map<string, string>();
   for (const m of header.slice(SCHEMA.length + 1).matchAll(/(\w+)="([^"]*)"/g)) params.set(m[1]!, m[2]!);
-  const [mchid, nonce, timestamp, serial, signature] = ['mchid', 'nonce_str', 'timestamp', 'serial_no', 'signature'].map((k) => params.get(k));
+  const [mchid, nonce, timestamp, serial, signature] = ['mchid', 'nonce_str', 'timestamp', 'serial_no', 'signature'].map((name) => params.get(name));
   if (!mchid || !nonce || !timestamp || !serial || !signature) return '认证信息不完整';
   if (mchid !== merchant.mchId) return '商户号与认证信息不符';
   if (serial.toUpperCase() !== merchant.serialNo.toUpperCase()) return '商户证书序列号有误';

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { SandboxError, type SandboxCore } from '../core.ts';
+import type { SandboxCore } from '../core.ts';
+import { SandboxError } from '../trades.ts';
 import type { SandboxServer } from '../module.ts';
 import { authorizationProblem, platformHeaders, type MerchantIdentity, type PlatformSigner } from './signing.ts';
 

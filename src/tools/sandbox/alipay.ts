@@ -1,8 +1,8 @@
 import { generateKeyPairSync, randomBytes, randomInt } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AlipaySettings } from '../payments/channels/alipay.ts';
-import { DEFAULT_ALIPAY_BILL_DOWNLOAD_TIMEOUT_MS, DEFAULT_ALIPAY_TIMEOUT_MS } from '../payments/channels/alipay/settings.ts';
-import { chinaDate } from '../payments/channels/types.ts';
+import type { AlipaySettings } from '../../payments/channels/alipay.ts';
+import { DEFAULT_ALIPAY_BILL_DOWNLOAD_TIMEOUT_MS, DEFAULT_ALIPAY_TIMEOUT_MS } from '../../payments/channels/alipay/settings.ts';
+import { chinaDate } from '../../payments/channels/types.ts';
 import { alipayBillFile } from './alipay/bill.ts';
 import { alipayNotifier } from './alipay/notify.ts';
 import { rsa2Verify, signContent, signedAnswer } from './alipay/protocol.ts';
@@ -126,9 +126,9 @@ function collectParams(url: string, contentType: string, body: unknown): { param
   const params: Record<string, string> = {};
   let error: ApiBody | undefined;
   const add = (entries: Iterable<[string, string]>) => {
-    for (const [k, v] of entries) {
-      if (k in params && params[k] !== v) error = invalid('isv.invalid-parameter', `参数重复: ${k}`);
-      params[k] = v;
+    for (const [name, value] of entries) {
+      if (name in params && params[name] !== value) error = invalid('isv.invalid-parameter', `参数重复: ${name}`);
+      params[name] = value;
     }
   };
   add(new URL(url, 'http://gateway').searchParams);
@@ -200,5 +200,5 @@ function digits(n: number): string {
 }
 
 function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return text.replace(/[&<>"']/g, (character) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[character]!);
 }

@@ -1,6 +1,6 @@
 import { zipSync } from 'fflate';
 import iconv from 'iconv-lite';
-import type { BillRow } from '../core.ts';
+import type { BillRow } from '../bills.ts';
 import { chinaTime, yuan } from './protocol.ts';
 import { buyerOf } from './trade-api.ts';
 
@@ -54,7 +54,7 @@ function detailCsv(sellerId: string, date: string, rows: readonly BillRow[], now
       '退款批次号/请求号': row.refundNo ?? '',
       '服务费（元）': '0.00', '分润（元）': '0.00', 备注: '',
     };
-    lines.push(DETAIL_COLUMNS.map((c) => cell(cells[c])).join(','));
+    lines.push(DETAIL_COLUMNS.map((column) => cell(cells[column])).join(','));
   }
   lines.push(
     '#-----------------------------------------业务明细列表结束------------------------------------',

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
-import { UNIONPAY_CN_NAME } from '../../payments/channels/unionpay/protocol.ts';
+import { UNIONPAY_CN_NAME } from '../../../payments/channels/unionpay/protocol.ts';
 
 /**
  * The certificate hierarchy the sandbox plays: a root and a middle CA (CFCA's role), the

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { chinaDate } from '../payments/channels/types.ts';
-import { billZip, encodeFileContent } from '../payments/channels/unionpay/bill.ts';
+import { chinaDate } from '../../payments/channels/types.ts';
+import { billZip, encodeFileContent } from '../../payments/channels/unionpay/bill.ts';
 import {
   ACP_SIGN_METHOD_RSA,
   ACP_VERSION,
@@ -11,9 +11,10 @@ import {
   responseEncode,
   signatureValid,
   type AcpFields,
-} from '../payments/channels/unionpay/protocol.ts';
-import { UNIONPAY_DEFAULT_TIMEOUT_MS, type UnionpaySettings } from '../payments/channels/unionpay/settings.ts';
-import { SandboxError, type SandboxCore, type SandboxTrade } from './core.ts';
+} from '../../payments/channels/unionpay/protocol.ts';
+import { UNIONPAY_DEFAULT_TIMEOUT_MS, type UnionpaySettings } from '../../payments/channels/unionpay/settings.ts';
+import type { SandboxCore } from './core.ts';
+import { SandboxError, type SandboxTrade } from './trades.ts';
 import { cashierUrl, type SandboxChannelModule, type SandboxServer } from './module.ts';
 import { issueMerchantSigner, issueMiddle, issueRoot, issueUnionpaySigner } from './unionpay/certs.ts';
 import { misSignAsUnionpay, paidFields, queryIdOf, refundFields, signAsUnionpay, zmRowOf } from './unionpay/messages.ts';
@@ -133,9 +134,9 @@ function registerUnionpay(server: SandboxServer, core: SandboxCore, keys: Unionp
 
   function answer(request: AcpFields | undefined, fields: AcpFields): string {
     const echo: AcpFields = {};
-    for (const k of ['accessType', 'bizType', 'merId', 'orderId', 'txnTime', 'txnType', 'txnSubType', 'reqReserved']) {
-      const v = request?.[k];
-      if (v) echo[k] = v;
+    for (const name of ['accessType', 'bizType', 'merId', 'orderId', 'txnTime', 'txnType', 'txnSubType', 'reqReserved']) {
+      const value = request?.[name];
+      if (value) echo[name] = value;
     }
     return responseEncode(signAsUnionpay({ ...echo, ...fields }, signer));
   }

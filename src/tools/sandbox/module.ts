@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { ChannelName } from '../payments/channels/types.ts';
+import type { ChannelName } from '../../payments/channels/types.ts';
 import type { SandboxCore } from './core.ts';
 
 /** The sandbox's HTTP server. Every request body arrives as the raw string, since signatures cover raw bytes. */

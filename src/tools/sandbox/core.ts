@@ -1,114 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { chinaDate, type ChannelName } from '../payments/channels/types.ts';
+import { chinaDate, type ChannelName } from '../../payments/channels/types.ts';
 import { dayBill, type BillEdit, type BillRow } from './bills.ts';
-
-export type { BillEdit, BillRow } from './bills.ts';
+import { NO_FAULTS, type Faults } from './faults.ts';
+import { NotificationSender, type ChannelNotifier, type DeliveryAttempt, type OutgoingNotification } from './notifications.ts';
+import { SandboxError, type SandboxEvent, type SandboxRefund, type SandboxTrade } from './trades.ts';
 
 /**
- * The channel-neutral heart of the sandbox: trades, refunds, the buyer's Pay click,
- * notifications sent on each channel's retry schedule, fault switches and bill rows.
- * Each channel module (sandbox/alipay.ts, …) speaks its protocol on top of this.
- * It lives in memory: the sandbox plays a remote party, and a restart is a new party.
+ * The channel-neutral heart of the sandbox: trades, refunds, the buyer's Pay click, fault
+ * switches and bill rows; notifications go out through the NotificationSender. Each channel
+ * module (tools/sandbox/alipay.ts, …) speaks its protocol on top of this. It lives in memory:
+ * the sandbox plays a remote party, and a restart is a new party.
  */
-
-export type SandboxTradeState = 'WAIT_BUYER_PAY' | 'SUCCESS' | 'CLOSED' | 'FINISHED';
-export type SandboxRefundState = 'PROCESSING' | 'SUCCESS' | 'FAILED';
-
-export interface SandboxTrade {
-  channel: ChannelName;
-  /** The merchant's number for the trade (our pay number). */
-  payNo: string;
-  /** The channel's own trade number. */
-  tradeNo: string;
-  amount_fen: number;
-  subject: string;
-  method: string;
-  notifyUrl: string;
-  returnUrl: string | undefined;
-  state: SandboxTradeState;
-  created_at_ms: number;
-  expires_at_ms: number;
-  paid_at_ms: number | undefined;
-  closed_at_ms: number | undefined;
-  refunds: SandboxRefund[];
-  /** Channel-specific facts the protocol module wants to keep (openid, queryId, …). */
-  extra: Record<string, string>;
-}
-
-export interface SandboxRefund {
-  refundNo: string;
-  channelRefundNo: string;
-  amount_fen: number;
-  state: SandboxRefundState;
-  reason: string;
-  notifyUrl: string | undefined;
-  created_at_ms: number;
-  succeeded_at_ms: number | undefined;
-}
-
-/** What happened to a trade; a channel module decides whether and how it is notified. */
-export type SandboxEvent =
-  | { kind: 'paid'; trade: SandboxTrade }
-  | { kind: 'refunded'; trade: SandboxTrade; refund: SandboxRefund }
-  | { kind: 'closed'; trade: SandboxTrade }
-  | { kind: 'finished'; trade: SandboxTrade };
-
-export interface OutgoingNotification {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-}
-
-export interface ChannelNotifier {
-  /** The signed request for an event, or undefined when the channel sends none for it. misSign: spoil the signature. */
-  build(event: SandboxEvent, options: { misSign: boolean }): OutgoingNotification | undefined;
-  /** Whether the merchant's answer stops the retries (Alipay: exactly `success`; WeChat: 200/204; …). */
-  acknowledged(answer: { status: number; body: string }): boolean;
-  /** Delays before each retry after the first attempt, in real milliseconds before scaling. */
-  retrySchedule_ms: readonly number[];
-}
-
-/** Fault switches. Counters are used up one notification (or refund) at a time. */
-export interface Faults {
-  /** The next N notifications are never sent (lost): only an active query finds them. */
-  drop: number;
-  /** Every notification waits this long before its first attempt. */
-  delay_ms: number;
-  /** The next N notifications are each delivered twice at the same moment. */
-  duplicate: number;
-  /** While on, notifications are held; turning it off sends the held ones newest first. */
-  reorder: boolean;
-  /** The next N delivery attempts carry a spoiled signature; the retry after each is signed properly. */
-  misSign: number;
-  /** The next N refunds fail at the channel. */
-  failRefund: number;
-  /**
-   * The next N closes are answered 'closed' but leave the trade payable: the buyer was already
-   * at the cashier, or the channel's close had not taken effect — how a re-issued payment
-   * leaves the old one payable (重复支付).
-   */
-  keepPayableOnClose: number;
-  /** Channels that are down: every call to their API is answered 503, unsigned (an outage). */
-  down: ChannelName[];
-}
-
-export const NO_FAULTS: Faults = { drop: 0, delay_ms: 0, duplicate: 0, reorder: false, misSign: 0, failRefund: 0, keepPayableOnClose: 0, down: [] };
-
-export class SandboxError extends Error {
-  constructor(
-    readonly code: 'trade_not_found' | 'trade_exists' | 'not_payable' | 'not_refundable' | 'refund_exceeds' | 'refund_failed',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'SandboxError';
-  }
-}
 
 /** Most trades the sandbox keeps; the oldest go first. */
 export const MAX_SANDBOX_TRADES = 200_000;
-/** Most notifications waiting to be delivered at once. */
-export const MAX_PENDING_NOTIFICATIONS = 100_000;
-const DELIVERY_TIMEOUT_MS = 10_000;
 
 export interface SandboxCoreOptions {
   now?: () => number;
@@ -123,19 +28,16 @@ export class SandboxCore {
   faults: Faults = { ...NO_FAULTS };
   private readonly trades = new Map<string, SandboxTrade>();
   private readonly notifiers = new Map<ChannelName, ChannelNotifier>();
-  private readonly held: Array<() => void> = [];
-  private readonly inFlight = new Set<Promise<void>>();
-  private readonly timers = new Set<NodeJS.Timeout>();
   private readonly billEdits: BillEdit[] = [];
-  private readonly log: (message: string, fields?: Record<string, unknown>) => void;
-  private stopped = false;
+  private readonly sender: NotificationSender;
   /** Every delivery attempt, for tests and the operator: what was sent and what came back. */
-  readonly deliveries: Array<{ channel: ChannelName; url: string; status: number; acknowledged: boolean; misSigned: boolean; at_ms: number }> = [];
+  readonly deliveries: readonly DeliveryAttempt[];
 
   constructor(options: SandboxCoreOptions = {}) {
     this.now = options.now ?? Date.now;
     this.retryScale = options.retryScale ?? 1;
-    this.log = options.log ?? (() => {});
+    this.sender = new NotificationSender({ now: this.now, retryScale: this.retryScale, log: options.log ?? (() => {}), faults: () => this.faults });
+    this.deliveries = this.sender.deliveries;
   }
 
   registerNotifier(channel: ChannelName, notifier: ChannelNotifier): void {
@@ -186,21 +88,21 @@ export class SandboxCore {
       refunds: [],
       extra: { ...input.extra },
     };
-    this.trades.set(key(input.channel, input.payNo), trade);
+    this.trades.set(tradeKey(input.channel, input.payNo), trade);
     return trade;
   }
 
   trade(channel: ChannelName, payNo: string): SandboxTrade | undefined {
-    return this.trades.get(key(channel, payNo));
+    return this.trades.get(tradeKey(channel, payNo));
   }
 
   tradeByChannelNo(channel: ChannelName, tradeNo: string): SandboxTrade | undefined {
-    for (const t of this.trades.values()) if (t.channel === channel && t.tradeNo === tradeNo) return t;
+    for (const trade of this.trades.values()) if (trade.channel === channel && trade.tradeNo === tradeNo) return trade;
     return undefined;
   }
 
   listTrades(channel?: ChannelName): SandboxTrade[] {
-    return [...this.trades.values()].filter((t) => !channel || t.channel === channel);
+    return [...this.trades.values()].filter((trade) => !channel || trade.channel === channel);
   }
 
   private mustFind(channel: ChannelName, payNo: string): SandboxTrade {
@@ -249,7 +151,7 @@ export class SandboxCore {
   }
 
   refunded_fen(trade: SandboxTrade): number {
-    return trade.refunds.filter((r) => r.state !== 'FAILED').reduce((sum, r) => sum + r.amount_fen, 0);
+    return trade.refunds.filter((refund) => refund.state !== 'FAILED').reduce((sum, refund) => sum + refund.amount_fen, 0);
   }
 
   /**
@@ -258,7 +160,7 @@ export class SandboxCore {
    */
   refund(channel: ChannelName, payNo: string, input: { refundNo: string; amount_fen: number; reason?: string; notifyUrl?: string }): SandboxRefund {
     const trade = this.mustFind(channel, payNo);
-    const existing = trade.refunds.find((r) => r.refundNo === input.refundNo);
+    const existing = trade.refunds.find((refund) => refund.refundNo === input.refundNo);
     if (existing) return existing;
     if (trade.state !== 'SUCCESS' && !(trade.state === 'CLOSED' && trade.paid_at_ms !== undefined)) {
       throw new SandboxError('not_refundable', `the trade is ${trade.state}`);
@@ -296,7 +198,7 @@ export class SandboxCore {
   findRefund(channel: ChannelName, refundNo: string): { trade: SandboxTrade; refund: SandboxRefund } | undefined {
     for (const trade of this.trades.values()) {
       if (trade.channel !== channel) continue;
-      const refund = trade.refunds.find((r) => r.refundNo === refundNo);
+      const refund = trade.refunds.find((candidate) => candidate.refundNo === refundNo);
       if (refund) return { trade, refund };
     }
     return undefined;
@@ -311,8 +213,7 @@ export class SandboxCore {
 
   /** Sends the notifications held by the reorder switch, newest first. */
   releaseHeld(): void {
-    const held = this.held.splice(0).reverse();
-    for (const send of held) send();
+    this.sender.releaseHeld();
   }
 
   /** Re-sends the notification of an event, as a channel does when asked to (and as tests do). */
@@ -326,77 +227,17 @@ export class SandboxCore {
   }
 
   /** Waits until every notification is delivered, acknowledged or out of retries. */
-  async settled(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  settled(): Promise<void> {
+    return this.sender.settled();
   }
 
   stop(): void {
-    this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.sender.stop();
   }
 
   private emit(event: SandboxEvent): void {
     const notifier = this.notifiers.get(event.trade.channel);
-    if (!notifier || this.stopped) return;
-    if (!notifier.build(event, { misSign: false })) return;
-    if (this.faults.drop > 0) {
-      this.faults.drop--;
-      this.log('notification dropped (fault)', { channel: event.trade.channel, payNo: event.trade.payNo, kind: event.kind });
-      return;
-    }
-    const copies = this.faults.duplicate > 0 ? (this.faults.duplicate--, 2) : 1;
-    const start = () => {
-      for (let i = 0; i < copies; i++) this.track(this.deliver(event, notifier));
-    };
-    if (this.faults.reorder) this.held.push(start);
-    else start();
-  }
-
-  private track(delivery: Promise<void>): void {
-    if (this.inFlight.size >= MAX_PENDING_NOTIFICATIONS) {
-      this.log('notification queue full; notification dropped');
-      return;
-    }
-    this.inFlight.add(delivery);
-    void delivery.finally(() => this.inFlight.delete(delivery));
-  }
-
-  private async deliver(event: SandboxEvent, notifier: ChannelNotifier): Promise<void> {
-    if (this.faults.delay_ms > 0) await this.sleep(this.faults.delay_ms);
-    for (let attempt = 0; attempt <= notifier.retrySchedule_ms.length && !this.stopped; attempt++) {
-      if (attempt > 0) await this.sleep(notifier.retrySchedule_ms[attempt - 1]! * this.retryScale);
-      if (this.stopped) return;
-      const misSign = this.faults.misSign > 0 ? (this.faults.misSign--, true) : false;
-      const request = notifier.build(event, { misSign })!;
-      let answer = { status: 0, body: '' };
-      try {
-        const response = await fetch(request.url, {
-          method: 'POST',
-          headers: request.headers,
-          body: request.body,
-          signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
-        });
-        answer = { status: response.status, body: await response.text() };
-      } catch (error) {
-        this.log('notification delivery failed', { url: request.url, error: String(error) });
-      }
-      const acknowledged = notifier.acknowledged(answer);
-      this.deliveries.push({ channel: event.trade.channel, url: request.url, status: answer.status, acknowledged, misSigned: misSign, at_ms: this.now() });
-      if (this.deliveries.length > MAX_PENDING_NOTIFICATIONS) this.deliveries.splice(0, this.deliveries.length - MAX_PENDING_NOTIFICATIONS);
-      if (acknowledged) return;
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        resolve();
-      }, Math.max(0, Math.round(ms)));
-      timer.unref?.();
-      this.timers.add(timer);
-    });
+    if (notifier) this.sender.send(event, notifier);
   }
 
   editBill(edit: BillEdit): void {
@@ -409,6 +250,6 @@ export class SandboxCore {
   }
 }
 
-function key(channel: ChannelName, payNo: string): string {
+function tradeKey(channel: ChannelName, payNo: string): string {
   return `${channel}:${payNo}`;
 }

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensurePrivateDir } from '../platform/files.ts';
-import type { ChannelSettings } from '../payments/channels/index.ts';
+import { ensurePrivateDir } from '../../platform/files.ts';
+import type { ChannelSettings } from '../../payments/channels/index.ts';
 import { alipaySandbox, type AlipaySandboxKeys } from './alipay.ts';
 import { ccbSandbox, type CcbSandboxKeys } from './ccb.ts';
 import type { SandboxCoreOptions } from './core.ts';
@@ -9,7 +9,9 @@ import { startSandbox, type SandboxHandle } from './server.ts';
 import { unionpaySandbox, type UnionpaySandboxKeys } from './unionpay.ts';
 import { wechatSandbox, type WechatSandboxKeys } from './wechat.ts';
 
-export { SandboxCore, type Faults, type BillEdit, type BillRow } from './core.ts';
+export type { BillEdit, BillRow } from './bills.ts';
+export { SandboxCore } from './core.ts';
+export type { Faults } from './faults.ts';
 export type { SandboxHandle } from './server.ts';
 
 /** Both parties' keys for every channel the sandbox plays. */
