@@ -24,6 +24,7 @@ import type { DomainEvent } from './events/outbox.ts';
 import { EventBus, inTransaction } from './events/relay.ts';
 import type { ConsumerRetry } from './events/broker.ts';
 import { brokerSettings, startEventTransport, type EventTransport } from './events/transport.ts';
+import { deadLetterCount, deadOutboxEventCount, oldestUndeliveredEvent_ms } from './events/index.ts';
 import { confirmReservation, releaseReservation, reservationsOf, returnSoldStock } from './inventory/index.ts';
 import {
   applyPendingReservations,
@@ -36,7 +37,7 @@ import {
   startFlashSaleUpkeep,
   ungate,
 } from './inventory/flash-sale/index.ts';
-import { startJobRunner } from './jobs/index.ts';
+import { deadJobCount, oldestDueJob_ms, startJobRunner } from './jobs/index.ts';
 import { reconcileJobHandler, RECONCILE_INTERVAL_MS, RECONCILE_JOB, scheduleFirstPass } from './consistency/index.ts';
 import {
   ORDER_CANCELLED,
@@ -169,7 +170,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     refresh_ms: options.tokenRevocationRefresh_ms,
     onError,
   });
-  const metrics = createMetrics({ databases, now });
+  const metrics = createMetrics({
+    now,
+    oldestDueJob_ms: (now_ms) => oldestDueJob_ms(databases, now_ms),
+    oldestUndeliveredEvent_ms: () => oldestUndeliveredEvent_ms(databases),
+    deadLetters: { jobs: () => deadJobCount(databases), outbox: () => deadOutboxEventCount(databases), consumers: () => deadLetterCount(databases) },
+  });
   const reconcile_ms = options.reconcileInterval_ms ?? RECONCILE_INTERVAL_MS;
 
   subscribeDomainHandlers(bus, platform);

@@ -1,6 +1,7 @@
 import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager, RetentionPolicy, StorageType, type ConsumerConfig, type JetStreamClient, type JetStreamManager, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Db } from '../platform/db/database.ts';
+import type { OutboxEventRow } from '../platform/db/schema.ts';
 import { claimDue, completeDue, deferDue } from '../platform/due-rows.ts';
 import { STREAM_MAX_AGE_MS, type BrokerSettings, type ConsumerRetry } from './broker-settings.ts';
 import { pollingLoop, type PollingLoop } from '../platform/polling-loop.ts';
@@ -128,7 +129,7 @@ export function startBrokerRelay(options: BrokerRelayOptions): PollingLoop {
 }
 
 async function publishBatch(db: Db, { js, settings, owner, now, onError }: BrokerRelayOptions, failedPasses: number): Promise<{ sent: number; failed: boolean }> {
-  const rows = await claimDue(db, 'outbox_events', owner, now(), RELAY_BATCH_SIZE);
+  const rows = await claimDue<OutboxEventRow>(db, 'outbox_events', owner, now(), RELAY_BATCH_SIZE);
   if (rows.length === 0) return { sent: 0, failed: false };
   // Published in row order on one connection, so the stream keeps the outbox's order.
   const results = await Promise.allSettled(

@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import { dialectOf, type Db } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
-import type { DB } from '../platform/db/schema.ts';
+import type { DB, OutboxEventRow } from '../platform/db/schema.ts';
 import { claimDue, completeDue, failDue, type Claimed } from '../platform/due-rows.ts';
 import { pollingLoop, type PollingLoop } from '../platform/polling-loop.ts';
 import { applyOnce, consumeOnce, MAX_CONSUMER_ATTEMPTS, recordDeadLetter, type Consumer } from './inbox.ts';
@@ -91,7 +91,7 @@ async function applyTogether(events: DomainEvent[], bus: EventBus, now_ms: numbe
   return done;
 }
 
-export function eventOfRow(row: Pick<Claimed<'outbox_events'>, 'event_id' | 'event_type' | 'aggregate_id' | 'payload' | 'created_at_ms'>): DomainEvent {
+export function eventOfRow(row: Pick<Claimed<OutboxEventRow>, 'event_id' | 'event_type' | 'aggregate_id' | 'payload' | 'created_at_ms'>): DomainEvent {
   return { eventId: row.event_id, type: row.event_type, aggregateId: row.aggregate_id, payload: JSON.parse(row.payload), created_at_ms: row.created_at_ms };
 }
 
@@ -120,7 +120,7 @@ export function startRelay(options: RelayOptions): PollingLoop {
  * the broker's consumers, with the outbox row's attempts as the count.
  */
 async function relayBatch(db: Db, { bus, owner, now, onError }: RelayOptions): Promise<number> {
-  const rows = await claimDue(db, 'outbox_events', owner, now(), RELAY_BATCH_SIZE);
+  const rows = await claimDue<OutboxEventRow>(db, 'outbox_events', owner, now(), RELAY_BATCH_SIZE);
   const done: number[] = [];
   const events = rows.map(eventOfRow);
   const together = await applyTogether(events, bus, now());

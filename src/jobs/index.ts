@@ -1,12 +1,12 @@
 import type { Transaction } from 'kysely';
 import type { Db } from '../platform/db/database.ts';
-import type { DB } from '../platform/db/schema.ts';
+import type { DB, JobRow } from '../platform/db/schema.ts';
 import { ignoreDuplicates } from '../platform/db/sql.ts';
 import { claimDue, completeDue, failDue, type Claimed } from '../platform/due-rows.ts';
 import { pollingLoop, type PollingLoop } from '../platform/polling-loop.ts';
 
 /** Durable delayed work (order timeouts now; auto-confirm and payment polling later). */
-export type JobHandler = (payload: any, job: Claimed<'jobs'>) => Promise<void>;
+export type JobHandler = (payload: any, job: Claimed<JobRow>) => Promise<void>;
 
 export const JOB_BATCH_SIZE = 100;
 export const DEFAULT_MAX_JOB_ATTEMPTS = 20;
@@ -60,7 +60,7 @@ export function startJobRunner(options: JobRunnerOptions): PollingLoop {
 }
 
 export async function runDueJobs(db: Db, { handlers, owner, now, onError }: Omit<JobRunnerOptions, 'databases'>): Promise<number> {
-  const jobs = await claimDue(db, 'jobs', owner, now(), JOB_BATCH_SIZE);
+  const jobs = await claimDue<JobRow>(db, 'jobs', owner, now(), JOB_BATCH_SIZE);
   const done: number[] = [];
   for (const job of jobs) {
     const handler = handlers[job.kind];
@@ -76,3 +76,4 @@ export async function runDueJobs(db: Db, { handlers, owner, now, onError }: Omit
   await completeDue(db, 'jobs', owner, done);
   return jobs.length;
 }
+export { cancelDeadJobs, cancelJob, cancelJobs, deadJobCount, hasJobs, oldestDueJob_ms, waitingJobKeys } from './keys.ts';

@@ -5,7 +5,7 @@ export { handleNotification } from './notifications.ts';
 export { closeAttempt, closeOpenAttempts, followPayment, PAYMENT_QUERY_JOB, startPayment, type StartPayment } from './pay.ts';
 export { DIFFERENCE_KINDS, listReconciliations, reconcile, reconciliationReport, type Difference } from './reconciliation.ts';
 export { applyRefundResult, driveRefund, followRefund, insertRefund, payPriceProtection, priceProtectionRefundNo, REFUND_FOLLOW_JOB, requestRefund, withPayment } from './refunds.ts';
-export { applyToOrder, applyTradeResult, PAYMENT_APPLY_JOB } from './results.ts';
+export { applyJobKey, applyToOrder, applyTradeResult, PAYMENT_APPLY_JOB } from './results.ts';
 export { PAYMENT_TRANSITIONS, REFUND_TRANSITIONS, type PaymentStatus, type RefundStatus } from './state.ts';
 export { findPayment, findRefund, paymentsOfOrder, refundsOfOrder, refundsOfPayment, type Payment, type Refund } from './store.ts';
 export { paymentRoutes } from './routes.ts';
