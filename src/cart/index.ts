@@ -241,3 +241,4 @@ export function viewCart(lines: readonly CartLine[], skus: ReadonlyMap<number, S
   const payable = views.filter((v) => v.selected && v.availability === 'available');
   return { lines: views, selectedTotalFen: sumFen(payable.map((v) => v.subtotalFen ?? 0)), currency: 'CNY' as const };
 }
+export { linesLeftByOrders, type LeftInCart } from './stuck.ts';

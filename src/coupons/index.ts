@@ -235,3 +235,4 @@ export async function returnCouponsOnRefund(db: Db, orderNo: string, fullyRefund
     .executeTakeFirst();
   return affected(result);
 }
+export { lockedCoupons, type CouponPosition } from './stuck.ts';

@@ -314,3 +314,4 @@ export async function reservationsOf(db: Db, orderNo: string): Promise<{ activit
     .execute();
   return rows.map((r) => ({ activitySkuId: r.activity_sku_id, quantity: r.quantity, state: r.state as ReservationState }));
 }
+export { heldReservations, releaseHeldStock, type ReservationPosition } from './stuck.ts';

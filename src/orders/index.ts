@@ -25,3 +25,4 @@ export { orderView, type OrderView } from './view.ts';
 export { claimPriceProtection, PRICE_PROTECTION_DAYS, type PriceProtectionClaim } from './price-protection.ts';
 export { recordOrderRefund, refundableLines } from './refunds.ts';
 export { findOrder, orderStates } from './store.ts';
+export { overdueOrders, placedOrders, type OverduePosition, type PlacedOrder } from './stuck.ts';

@@ -9,3 +9,4 @@ export { applyJobKey, applyToOrder, applyTradeResult, PAYMENT_APPLY_JOB } from '
 export { PAYMENT_TRANSITIONS, REFUND_TRANSITIONS, type PaymentStatus, type RefundStatus } from './state.ts';
 export { findPayment, findRefund, paymentsOfOrder, refundsOfOrder, refundsOfPayment, type Payment, type Refund } from './store.ts';
 export { paymentRoutes } from './routes.ts';
+export { unappliedPayments, type PaymentPosition } from './stuck.ts';

@@ -156,3 +156,4 @@ export async function earnPoints(db: Db, buyerId: number, orderNo: string, paid_
     return points;
   });
 }
+export { accountsWithFrozenPoints, unsettledFreezes } from './stuck.ts';
