@@ -11,8 +11,8 @@ import { EventBus } from './events/relay.ts';
 import type { ConsumerRetry } from './events/broker.ts';
 import { brokerSettings, startEventTransport, type EventTransport } from './events/transport.ts';
 import { subscribeInventory } from './inventory/handlers.ts';
-import { closeFlashSale, FLASH_SALE_UPKEEP_INTERVAL_MS, gatingActivities, openFlashSale, startFlashSaleUpkeep, ungate } from './inventory/flash-sale/index.ts';
-import { deadJobCount, oldestDueJob_ms, startJobRunner } from './jobs/index.ts';
+import { closeFlashSale, FLASH_SALE_UPKEEP_INTERVAL_MS, openFlashSale, startFlashSaleUpkeep, takeBackGatedStock } from './inventory/flash-sale/index.ts';
+import { deadJobCount, jobHandlersOf, oldestDueJob_ms, startJobRunner } from './jobs/index.ts';
 import { ordersJobs } from './orders/handlers.ts';
 import { MAX_OPEN_ORDERS_PER_BUYER, MAX_UNPAID_UNITS_PER_BUYER_SKU } from './orders/index.ts';
 import { ChannelBreakers, DEFAULT_BREAKER_SETTINGS, channelSettingsFromEnv, createChannels, type ChannelSettings, type PaymentCentre } from './payments/index.ts';
@@ -106,12 +106,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     },
   };
   // Without Redis the database serves every activity: stock a Redis gate held is taken back.
-  if (!platform.flashSale) {
-    for (const activityId of await gatingActivities(db)) {
-      await ungate(db, activityId, now());
-      log.warn({ activityId }, 'flash sale: REDIS_URL is not set; the database takes back the stock Redis was serving');
-    }
-  }
+  if (!platform.flashSale) await takeBackGatedStock(db, now(), log);
   const upkeep_ms = options.flashSaleUpkeep_ms ?? FLASH_SALE_UPKEEP_INTERVAL_MS;
   const flashSaleUpkeep = platform.flashSale && upkeep_ms > 0 ? startFlashSaleUpkeep(platform.flashSale, db, now, upkeep_ms, onError) : undefined;
 
@@ -151,17 +146,17 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     owner,
     now,
     onError,
-    handlers: {
-      ...ordersJobs(platform),
-      ...cartJobs(platform),
-      ...paymentsJobs(payments),
-      ...consistencyJobs({
+    handlers: jobHandlersOf(
+      ordersJobs(platform),
+      cartJobs(platform),
+      paymentsJobs(payments),
+      consistencyJobs({
         platform,
         payments,
         interval_ms: reconcile_ms || RECONCILE_INTERVAL_MS,
         hooks: { onRepair: (check) => metrics.repairs.inc({ check }), onFailure: (check) => metrics.repairFailures.inc({ check }) },
       }),
-    },
+    ),
   });
 
   // The first pass schedules itself; each pass schedules the next (see consistency/pass.ts).

@@ -77,3 +77,4 @@ export async function runDueJobs(db: Db, { handlers, owner, now, onError }: Omit
   return jobs.length;
 }
 export { cancelDeadJobs, cancelJob, cancelJobs, deadJobCount, hasJobs, oldestDueJob_ms, waitingJobKeys } from './keys.ts';
+export { jobHandlersOf } from './compose.ts';
