@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateActivitySku } from '../src/catalog/index.ts';
 import { getOrder } from '../src/orders/index.ts';
 import { applyTradeResult, findPayment, refundsOfOrder, requestRefund, type ChannelName, type PaymentCentre } from '../src/payments/index.ts';
-import type { Db } from '../src/platform/db/database.ts';
+import type { TestDb as Db } from './support/db.ts';
 import { availableEngines } from './support/engines.ts';
 import { newKey, postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
 

@@ -1,13 +1,12 @@
 import type { EventsTables } from '../events/index.ts';
 import type { Platform } from '../platform/context.ts';
 import { orderStates, VERIFY_RESERVATION_AFTER_MS } from '../orders/index.ts';
-import type { PaymentCentre, PaymentsPlatform } from '../payments/index.ts';
+import type { OrdersMainTables, OrdersShardTables } from '../orders/index.ts';
+import type { PaymentCentre, PaymentsMainTables, PaymentsPlatform, PaymentsShardTables } from '../payments/index.ts';
 import type { ConsistencyTables } from './tables.ts';
 
 /** The consistency pass runs on what the payment centre runs on, and keeps its repairs beside. */
-export interface ConsistencyPlatform extends Platform<PaymentsMainTablesOf & ConsistencyTables & EventsTables, PaymentsShardTablesOf>, Pick<PaymentsPlatform, 'flashSale'> {}
-type PaymentsMainTablesOf = PaymentsPlatform extends Platform<infer Main, unknown> ? Main : never;
-type PaymentsShardTablesOf = PaymentsPlatform extends Platform<unknown, infer Shard> ? Shard : never;
+export interface ConsistencyPlatform extends Platform<OrdersMainTables & PaymentsMainTables & ConsistencyTables & EventsTables, OrdersShardTables & PaymentsShardTables>, Pick<PaymentsPlatform, 'flashSale'> {}
 type Db = ConsistencyPlatform['shards']['databases'][number];
 
 /**

@@ -5,3 +5,4 @@ export { listDeadLetters, replayDeadLetter, type DeadLetter } from './dead-lette
 export { DEFAULT_CONSUMER_RETRY, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, type BrokerSettings, type ConsumerRetry } from './broker-settings.ts';
 export type { BrokerConsumers } from './broker.ts';
 export type * from './tables.ts';
+export { deadLetterCount, deadOutboxEventCount, oldestUndeliveredEvent_ms } from './backlog.ts';

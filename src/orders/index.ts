@@ -27,3 +27,4 @@ export { recordOrderRefund, refundableLines } from './refunds.ts';
 export { findOrder, orderStates } from './store.ts';
 export type * from './tables.ts';
 export type * from './platform.ts';
+export { overdueOrders, placedOrders, type OverduePosition, type PlacedOrder } from './stuck.ts';

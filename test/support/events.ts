@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { App } from '../../src/app.ts';
 import { inTransaction, type EventBus } from '../../src/events/relay.ts';
-import type { Db } from '../../src/platform/db/database.ts';
+import type { TestDb as Db } from './db.ts';
 import { ORDER_PAID, ORDER_PLACED, paymentSucceeded } from '../../src/orders/index.ts';
 import { expect } from 'vitest';
 import { postCheckout, stockLedger, type Harness } from './harness.ts';
