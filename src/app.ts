@@ -59,12 +59,12 @@ import type { OrderPlaced, OrderPriceProtected, OrderRefunded } from './orders/e
 import type { Config } from './platform/config.ts';
 import type { Platform } from './platform/context.ts';
 import { openDatabase, type Db } from './platform/db/database.ts';
-import { migrateToLatest } from './platform/db/migrate.ts';
 import { checkTokenSecret } from './platform/http/tokens.ts';
 import { orderNumberGenerator } from './platform/ids.ts';
 import { createMetrics, type Metrics } from './platform/metrics.ts';
 import type { PollingLoop } from './platform/polling-loop.ts';
 import { orderShards } from './platform/shards.ts';
+import { migrateDatabases } from './migrations.ts';
 
 export interface App extends Platform {
   config: Config;
@@ -119,7 +119,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const db = byUrl.get(config.databaseUrl)!;
   const shards = orderShards(config.orderShardUrls.map((url) => byUrl.get(url)!));
   const databases = [...byUrl.values()];
-  if (options.migrate ?? true) for (const each of databases) await migrateToLatest(each);
+  if (options.migrate ?? true) await migrateDatabases(db, shards.databases);
 
   const now = options.now ?? Date.now;
   const owner = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;

@@ -1,5 +1,5 @@
 import { sql, type CreateTableBuilder, type Kysely } from 'kysely';
-import { dialectOf } from '../database.ts';
+import { dialectOf } from '../../platform/db/database.ts';
 
 /** An auto-incrementing BIGINT primary key on each engine. */
 export function withId(db: Kysely<any>, table: CreateTableBuilder<any, any>): CreateTableBuilder<any, any> {
