@@ -85,6 +85,8 @@ export async function startHarness(
     reconcileInterval_ms?: number;
     /** The app's logger (tests that read the log lines); silent by default. */
     log?: pino.Logger;
+    /** false: the app leaves the databases' schema alone (the upgrade test opens it on a legacy database). */
+    migrate?: boolean;
     /** Token secrets being rotated out, accepted beside TEST_TOKEN_SECRET. */
     previousTokenSecrets?: string[];
     /** Settings of the app's config beyond the harness's own (HTTP limits, returnUrl hosts, …). */
@@ -129,6 +131,7 @@ export async function startHarness(
     },
     {
       now: clock.now,
+      migrate: options.migrate,
       log: options.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
       channels: sandbox && channelSettingsForSandbox(sandboxKeys!, sandbox.url),
       // The flash-sale upkeep is run by hand in tests, so its repairs land where the test looks.
