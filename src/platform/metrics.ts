@@ -96,7 +96,7 @@ async function deadLetters(source: MetricsSource): Promise<Record<string, number
   for (const db of source.databases) {
     counts.jobs! += await countRows(db, 'jobs');
     counts.outbox! += await countRows(db, 'outbox_events');
-    // The consumers' dead letters (migration 0007), where the database has the table.
+    // The consumers' dead letters (the events module's table), where the database has the table.
     if (await hasDeadLetterTable(db)) {
       const row = await db.selectFrom('dead_letters').select((eb) => eb.fn.countAll<number>().as('n')).where('replayed_at_ms', 'is', null).executeTakeFirst();
       counts.consumers! += Number(row?.n ?? 0);
