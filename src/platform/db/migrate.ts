@@ -1,4 +1,5 @@
-import { Migrator, type Kysely, type Migration } from 'kysely';
+import { Migrator, sql, type Kysely, type Migration } from 'kysely';
+import { dialectOf } from './database.ts';
 
 /**
  * One migration history: the ordered migrations of one module (or one side of a module) and the
@@ -34,16 +35,23 @@ async function toLatest(migrator: Migrator): Promise<string[]> {
   return (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName);
 }
 
-/** Runs the history's migrations not yet applied on this database; returns the names it ran. */
+/**
+ * Runs the history's migrations not yet applied on this database; returns the names it ran. An
+ * up-to-date history is seen with two reads, without Kysely's Migrator: it would introspect and
+ * lock each of the many histories on every start, seconds on a server engine.
+ */
 export async function runMigrations(db: Kysely<any>, history: MigrationHistory): Promise<string[]> {
+  const applied = new Set(await appliedMigrations(db, history));
+  if (Object.keys(history.migrations).every((name) => applied.has(name))) return [];
   return toLatest(migratorFor(db, history, history.migrations));
 }
 
-/** Names of the history's migrations recorded as applied on this database (none if it has no history table). */
+/** Names of the history's migrations recorded as applied on this database, in order (none if it has no history table). */
 export async function appliedMigrations(db: Kysely<any>, history: MigrationHistory): Promise<string[]> {
   if (!(await hasTable(db, history.table))) return [];
-  const migrations = await migratorFor(db, history, history.migrations).getMigrations();
-  return migrations.filter((migration) => migration.executedAt !== undefined).map((migration) => migration.name);
+  // Kysely's history table: one row per applied migration, keyed by its name.
+  const rows = await db.selectFrom(history.table).select('name').orderBy('name').execute();
+  return rows.map((row) => String(row.name));
 }
 
 /**
@@ -62,7 +70,12 @@ export async function recordAsApplied(db: Kysely<any>, history: MigrationHistory
   return toLatest(migratorFor(db, history, skipped));
 }
 
+/** Whether the database has the table, by one indexed read of the engine's catalogue. */
 export async function hasTable(db: Kysely<any>, table: string): Promise<boolean> {
-  const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
-  return tables.some((each) => each.name === table);
+  const dialect = dialectOf(db);
+  const found =
+    dialect === 'sqlite'
+      ? await sql`select 1 as found from sqlite_master where type = 'table' and name = ${table}`.execute(db)
+      : await sql`select 1 as found from information_schema.tables where table_schema = ${dialect === 'postgres' ? sql`current_schema()` : sql`database()`} and table_name = ${table}`.execute(db);
+  return found.rows.length > 0;
 }
