@@ -21,7 +21,6 @@ import { subscribePoints } from './points/handlers.ts';
 import type { Config } from './platform/config.ts';
 import type { Platform } from './platform/context.ts';
 import { openDatabase, type AnyDb } from './platform/db/database.ts';
-import { migrateToLatest } from './platform/db/migrate.ts';
 import { checkTokenSecret } from './platform/http/tokens.ts';
 import { orderNumberGenerator } from './platform/ids.ts';
 import { createMetrics, type Metrics } from './platform/metrics.ts';
@@ -29,6 +28,7 @@ import type { PollingLoop } from './platform/polling-loop.ts';
 import { orderShards } from './platform/shards.ts';
 import type { FlashSale } from './inventory/index.ts';
 import type { MainDb, MainTables, ShardDb, ShardTables } from './tables.ts';
+import { migrateDatabases } from './migrations.ts';
 
 /** The platform every module's deps are cut from: the main database and the order shards, typed with all their tables. */
 export interface AppPlatform extends Platform<MainTables, ShardTables> {
@@ -88,7 +88,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const db: MainDb = byUrl.get(config.databaseUrl)!;
   const shards = orderShards<ShardTables>(config.orderShardUrls.map((url): ShardDb => byUrl.get(url)!));
   const databases = [...byUrl.values()];
-  if (options.migrate ?? true) for (const each of databases) await migrateToLatest(each);
+  if (options.migrate ?? true) await migrateDatabases(db, shards.databases);
 
   const now = options.now ?? Date.now;
   const owner = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;

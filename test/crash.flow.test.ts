@@ -11,7 +11,7 @@ import { createLeader } from '../src/leaders/index.ts';
 import { grantPoints } from '../src/points/index.ts';
 import { openDatabase } from '../src/platform/db/database.ts';
 import type { TestDb as Db } from './support/db.ts';
-import { migrateToLatest } from '../src/platform/db/migrate.ts';
+import { migrateDatabases } from '../src/migrations.ts';
 import { transact } from '../src/platform/db/retry.ts';
 import { signToken } from '../src/platform/http/tokens.ts';
 import pino from 'pino';
@@ -138,7 +138,7 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
   beforeAll(async () => {
     database = await postgres!.createDatabase();
     db = await openDatabase(database.url);
-    await migrateToLatest(db);
+    await migrateDatabases(db, [db]);
     const now = Date.now();
     const merchant = await createMerchant(db, { name: 'Crash Farm' }, now);
     leaderId = (await createLeader(db, { name: 'Leader', community: 'Crash', address: 'Gate' }, now)).id;

@@ -1,5 +1,6 @@
+// FROZEN legacy migration (see src/upgrade/legacy.ts): never edited, run only to bring a legacy database up to 0013.
 import { sql, type CreateTableBuilder, type Kysely } from 'kysely';
-import { dialectOf } from '../database.ts';
+import { dialectOf } from '../../platform/db/database.ts';
 
 /** An auto-incrementing BIGINT primary key on each engine. */
 export function withId(db: Kysely<any>, table: CreateTableBuilder<any, any>): CreateTableBuilder<any, any> {

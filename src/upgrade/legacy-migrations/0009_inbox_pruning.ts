@@ -1,3 +1,4 @@
+// FROZEN legacy migration (see src/upgrade/legacy.ts): never edited, run only to bring a legacy database up to 0013.
 import { type Kysely } from 'kysely';
 
 /** The inbox is pruned by age: an index on when each row was handled, so pruning seeks. */

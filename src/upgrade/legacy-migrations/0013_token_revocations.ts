@@ -1,3 +1,4 @@
+// FROZEN legacy migration (see src/upgrade/legacy.ts): never edited, run only to bring a legacy database up to 0013.
 import { sql, type Kysely } from 'kysely';
 
 /**
