@@ -1,4 +1,4 @@
-import { INBOX_RETENTION_MS, pruneInbox } from '../events/inbox.ts';
+import { INBOX_RETENTION_MS, pruneInbox } from '../events/index.ts';
 import { performance } from 'node:perf_hooks';
 import { cancelDeadJobs, hasJobs, scheduleJob, type JobHandler } from '../jobs/index.ts';
 import type { PaymentCentre } from '../payments/index.ts';

@@ -1,6 +1,6 @@
 
 import { releaseFlashSaleReservations, type FlashSale } from './flash-sale/index.ts';
-import { releaseReservation } from './index.ts';
+import { releaseReservation } from './reservations.ts';
 import type { InventoryDb } from './tables.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { assert } from '../platform/errors.ts';
-import type { JobHandler } from './index.ts';
+import type { JobHandler } from './runner.ts';
 
 /** The job handlers of every module as one map; a kind two modules claim is a wiring mistake, refused at start. */
 export function jobHandlersOf(...modules: Readonly<Record<string, JobHandler>>[]): Record<string, JobHandler> {

@@ -1,4 +1,4 @@
-import { recordEvent } from '../events/outbox.ts';
+import { recordEvent } from '../events/index.ts';
 import { cancelJob } from '../jobs/index.ts';
 import { deductOnPayment, returnSoldStock } from '../inventory/index.ts';
 import type { Kysely, Transaction } from 'kysely';
