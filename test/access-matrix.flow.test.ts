@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuyer } from '../src/buyers/index.ts';
 import { signToken, DEFAULT_TOKEN_TTL_S, type Principal } from '../src/platform/http/tokens.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, signClaims, startHarness, type CatalogFixture, type Harness } from './support/harness.ts';
+import { newKey, seedActivity, signClaims, startHarness, type CatalogFixture, type Harness } from './support/harness.ts';
 import { readOperations, urlOf, validSample, type Operation } from './support/openapi.ts';
+import { asBuyer } from './support/client.ts';
 
 /**
  * Who may call what, for every operation of the OpenAPI document: each is called with no token,
@@ -178,7 +179,7 @@ for (const engine of availableEngines()) {
     /** A paid order of a buyer of its own, the payment that paid it, and a line in the buyer's cart. */
     async function paidOrder(): Promise<Owned> {
       const buyerId = await freshBuyer();
-      const placed = await postCheckout(h, buyerId, { leaderId: catalog.leaderId, items: [{ activitySkuId: catalog.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: catalog.leaderId, items: [{ activitySkuId: catalog.activitySkuIds[0]!, quantity: 1 }] });
       expect(placed.status).toBe(201);
       const orderNo = placed.body.orderNo as string;
       const channel = 'alipay';

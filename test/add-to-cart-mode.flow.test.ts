@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CART_HOLD_TTL_MS, expireCartHold } from '../src/cart/index.ts';
 import { holdKeyOf, releaseReservation, reservationsOf, reserveStock } from '../src/inventory/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 for (const engine of availableEngines()) {
   describe(`on-add-to-cart inventory mode (加购减库存) on ${engine.name}`, () => {
@@ -64,15 +65,15 @@ for (const engine of availableEngines()) {
       await cart(99_820, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 2 });
       await cart(99_821, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 8 });
       expect(await level(sku)).toMatchObject({ available: 0, reserved: 10 });
-      const placed = await postCheckout(h, 99_820, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+      const placed = await asBuyer(h, 99_820).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
       expect(placed.status).toBe(201);
       expect(await level(sku)).toMatchObject({ available: 0, reserved: 10 });
       expect(await reservationsOf(h.app.db, placed.body.orderNo)).toEqual([{ activitySkuId: sku, quantity: 2, state: 'reserved' }]);
       // A buyer with no hold finds nothing left.
-      const none = await postCheckout(h, 99_822, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
+      const none = await asBuyer(h, 99_822).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
       expect(none.body.code).toBe('insufficient_stock');
       // More than was held: the rest must come from available stock.
-      const more = await postCheckout(h, 99_821, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 9 }] });
+      const more = await asBuyer(h, 99_821).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 9 }] });
       expect(more.body.code).toBe('insufficient_stock');
       expect(await level(sku)).toMatchObject({ available: 0, reserved: 10 });
       await h.app.drain();
@@ -111,7 +112,7 @@ for (const engine of availableEngines()) {
         const line = (await cart(buyer, 'GET')).json().lines[0];
         const expires_at_ms = Date.parse(line.heldUntil);
         const [placed] = await Promise.all([
-          postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] }),
+          asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] }),
           expireCartHold(h.app.db, { buyerId: buyer, activitySkuId: sku, expires_at_ms }, h.clock.now()),
         ]);
         await h.app.drain();

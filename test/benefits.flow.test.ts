@@ -4,7 +4,8 @@ import { stockLevels } from '../src/inventory/index.ts';
 import { getOrder, paymentSucceeded } from '../src/orders/index.ts';
 import { grantPoints, pointsAccount } from '../src/points/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 const DAY = 86_400_000;
 
@@ -32,14 +33,14 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1200, stock: 50 }] });
       const buyer = 97_001;
       const couponId = await couponFor(buyer);
-      const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 2 }], couponIds: [couponId] });
+      const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 2 }], couponIds: [couponId] });
       expect(placed.status).toBe(201);
       expect(placed.body).toMatchObject({ itemsTotalFen: 2400, discountTotalFen: 500, payableFen: 1900, couponIds: [couponId] });
       expect(placed.body.lines[0].discounts).toEqual([{ source: 'coupon', id: String(couponId), amountFen: 500 }]);
       expect((await stateOf(buyer, couponId)).state).toBe('locked');
 
       // The same coupon cannot be used by a second order meanwhile.
-      const second = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] });
+      const second = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] });
       expect([second.status, second.body.code]).toEqual([409, 'coupon_unavailable']);
 
       expect(await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: 'P-c1', amount_fen: 1900, paid_at_ms: h.clock.now() })).toBe('paid');
@@ -51,13 +52,13 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1200, stock: 50 }] });
       const buyer = 97_002;
       const cancelled = await couponFor(buyer);
-      const a = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [cancelled] });
+      const a = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [cancelled] });
       await h.http.inject({ method: 'POST', url: `/orders/${a.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
       await h.app.drain();
       expect((await stateOf(buyer, cancelled)).state).toBe('available');
 
       const shortLived = await couponFor(buyer, undefined, 10 * 60_000);
-      const b = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
+      const b = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
       expect(b.status).toBe(201);
       h.clock.advance(16 * 60_000);
       await h.app.drain();
@@ -66,7 +67,7 @@ for (const engine of availableEngines()) {
       expect([back.state, back.expired]).toEqual(['available', true]);
       const listed = (await h.http.inject({ method: 'GET', url: '/coupons', headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } })).json();
       expect(listed.coupons.find((c: any) => c.couponId === shortLived).state).toBe('expired');
-      const again = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
+      const again = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
       expect([again.status, again.body.code, again.body.details?.reason]).toEqual([422, 'coupon_not_applicable', 'expired']);
     });
 
@@ -74,7 +75,7 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 400, stock: 50 }] });
       const buyer = 97_003;
       const couponId = await couponFor(buyer);
-      const refused = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] });
+      const refused = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] });
       expect(refused).toMatchObject({ status: 422, body: { code: 'coupon_not_applicable', field: 'couponIds.0', details: { reason: 'threshold_not_reached' } } });
       expect((await stateOf(buyer, couponId)).state).toBe('available');
       expect((await stockLevels(h.app.db, f.activitySkuIds)).get(f.activitySkuIds[0]!)).toMatchObject({ available: 50, reserved: 0 });
@@ -85,7 +86,7 @@ for (const engine of availableEngines()) {
       const buyer = 97_004;
       const couponId = await couponFor(buyer);
       const results = await Promise.all(
-        Array.from({ length: 100 }, () => postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] })),
+        Array.from({ length: 100 }, () => asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] })),
       );
       const placed = results.filter((r) => r.status === 201);
       expect(placed).toHaveLength(1);
@@ -99,7 +100,7 @@ for (const engine of availableEngines()) {
       const buyer = 97_005;
       await grantPoints(h.app.db, buyer, 1000, 'welcome-97005', 'welcome', h.clock.now());
       const results = await Promise.all(
-        Array.from({ length: 100 }, () => postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], points: 100 })),
+        Array.from({ length: 100 }, () => asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], points: 100 })),
       );
       const placed = results.filter((r) => r.status === 201);
       expect(placed).toHaveLength(10);
@@ -126,7 +127,7 @@ for (const engine of availableEngines()) {
         const buyer = 97_100 + round;
         await grantPoints(h.app.db, buyer, 500, `race-${buyer}`, 'race', h.clock.now());
         const couponId = await couponFor(buyer);
-        const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId], points: 200 });
+        const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId], points: 200 });
         expect(placed.status).toBe(201);
         const [, outcome] = await Promise.all([
           h.http.inject({ method: 'POST', url: `/orders/${placed.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } }),
@@ -153,15 +154,15 @@ for (const engine of availableEngines()) {
       });
       expect(rule.statusCode).toBe(201);
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }, { activitySkuId: f.activitySkuIds[1]!, quantity: 2 }], fulfilment: 'delivery', region: 'SH' };
-      const placed = await postCheckout(h, 97_300, body);
+      const placed = await asBuyer(h, 97_300).checkout(body);
       expect(placed.status).toBe(201);
       expect(placed.body.shippingFen).toBe(600 + 2 * 201); // 5 × 500 g = 2.5 kg
       expect(placed.body.lines.reduce((s: number, l: any) => s + l.payableFen, 0)).toBe(placed.body.payableFen);
       expect(placed.body.lines.reduce((s: number, l: any) => s + l.shippingFen, 0)).toBe(placed.body.shippingFen);
-      const nowhere = await postCheckout(h, 97_301, { ...body, region: 'XZ' });
+      const nowhere = await asBuyer(h, 97_301).checkout({ ...body, region: 'XZ' });
       expect(nowhere.status).toBe(201); // the default rule has no region list: it serves everywhere
       const otherMerchant = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 10 }] });
-      const refused = await postCheckout(h, 97_302, { leaderId: otherMerchant.leaderId, items: [{ activitySkuId: otherMerchant.activitySkuIds[0]!, quantity: 1 }], fulfilment: 'delivery', region: 'SH' });
+      const refused = await asBuyer(h, 97_302).checkout({ leaderId: otherMerchant.leaderId, items: [{ activitySkuId: otherMerchant.activitySkuIds[0]!, quantity: 1 }], fulfilment: 'delivery', region: 'SH' });
       expect([refused.status, refused.body.field]).toEqual([400, 'fulfilment']);
     });
 
@@ -185,7 +186,7 @@ for (const engine of availableEngines()) {
       const auth = { authorization: `Bearer ${h.buyerToken(buyer)}` };
       await h.http.inject({ method: 'POST', url: '/cart/lines', headers: auth, payload: { activitySkuId: f.activitySkuIds[0], quantity: 3 } });
       const preview = (await h.http.inject({ method: 'POST', url: '/cart/preview', headers: auth, payload: {} })).json();
-      const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }] });
+      const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }] });
       expect(placed.body.payableFen).toBe(preview.payableFen);
       expect(placed.body.discountTotalFen).toBeGreaterThanOrEqual(500);
       expect(preview.applied.some((a: any) => a.id === made.json().id)).toBe(true);

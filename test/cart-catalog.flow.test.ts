@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_CART_LINES, MAX_LINE_QUANTITY } from '../src/cart/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 for (const engine of availableEngines()) {
   describe(`cart and catalog on ${engine.name}`, () => {
@@ -44,7 +45,7 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 1 }, { price_fen: 200, stock: 5 }] });
       const buyer = 90_002;
       for (const id of f.activitySkuIds) await h.http.inject({ method: 'POST', url: '/cart/lines', headers: as(buyer), payload: { activitySkuId: id, quantity: 1 } });
-      expect((await postCheckout(h, 90_003, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] })).status).toBe(201);
+      expect((await asBuyer(h, 90_003).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] })).status).toBe(201);
       const cart = (await h.http.inject({ method: 'GET', url: '/cart', headers: as(buyer) })).json();
       expect(cart.lines.map((l: any) => l.availability)).toEqual(['sold_out', 'available']);
       h.clock.advance(25 * 3600_000);
@@ -88,7 +89,7 @@ for (const engine of availableEngines()) {
       const renamed = await h.http.inject({ method: 'PATCH', url: `/admin/activities/${activity.id}`, headers: admin, payload: { title: 'Pear fortnight' } });
       expect(renamed.json().title).toBe('Pear fortnight');
 
-      const order = await postCheckout(h, 90_010, { leaderId: leader.json().id, items: [{ activitySkuId, quantity: 3 }] });
+      const order = await asBuyer(h, 90_010).checkout({ leaderId: leader.json().id, items: [{ activitySkuId, quantity: 3 }] });
       expect(order.status).toBe(201);
       expect(order.body).toMatchObject({ payableFen: 2970, lines: [{ unitPriceFen: 990, title: 'Pears 1kg' }] });
       const listed = (await h.http.inject({ method: 'GET', url: '/activities' })).json();

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getOrder } from '../src/orders/index.ts';
 import { findPayment } from '../src/payments/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type CatalogFixture, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, type CatalogFixture, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 const FAILURES = 3;
 const OPEN_MS = 20_000;
@@ -28,7 +29,7 @@ for (const engine of availableEngines()) {
     const sandbox = () => h.sandbox!;
     const auth = (buyerId: number) => ({ authorization: `Bearer ${h.buyerToken(buyerId)}` });
     const place = async (buyerId: number) => {
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       expect(placed.status).toBe(201);
       return placed.body.orderNo as string;
     };

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reservationsOf } from '../src/inventory/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, startHarness, writtenRows, type CatalogFixture, stockLedger, type Harness } from './support/harness.ts';
+import { newKey, seedActivity, startHarness, writtenRows, type CatalogFixture, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 for (const engine of availableEngines()) {
   describe(`checkout on ${engine.name}`, () => {
@@ -17,7 +18,7 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 990, stock: 50 }] });
       const sku = f.activitySkuIds[0]!;
       const results = await Promise.all(
-        Array.from({ length: 200 }, (_, i) => postCheckout(h, 10_000 + i, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] })),
+        Array.from({ length: 200 }, (_, i) => asBuyer(h, 10_000 + i).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] })),
       );
       const placed = results.filter((r) => r.status === 201);
       const refused = results.filter((r) => r.status !== 201);
@@ -35,7 +36,7 @@ for (const engine of availableEngines()) {
       const sku = f.activitySkuIds[0]!;
       const key = newKey();
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] };
-      const results = await Promise.all(Array.from({ length: 20 }, () => postCheckout(h, 20_001, body, key)));
+      const results = await Promise.all(Array.from({ length: 20 }, () => asBuyer(h, 20_001).checkout(body, { key: key })));
       for (const r of results) expect(r.status).toBe(201);
       expect(new Set(results.map((r) => r.body.orderNo)).size).toBe(1);
       const orders = await h.app.shards.forBuyer(20_001).selectFrom('orders').select('order_no').where('buyer_id', '=', 20_001).execute();
@@ -43,12 +44,12 @@ for (const engine of availableEngines()) {
       expect(await ledger(sku)).toMatchObject({ available: 97, reserved: 3 });
 
       // The same key later answers the same; with another body it is refused.
-      const again = await postCheckout(h, 20_001, body, key);
+      const again = await asBuyer(h, 20_001).checkout(body, { key: key });
       expect(again).toEqual({ status: 201, body: results[0]!.body });
-      const other = await postCheckout(h, 20_001, { ...body, items: [{ activitySkuId: sku, quantity: 4 }] }, key);
+      const other = await asBuyer(h, 20_001).checkout({ ...body, items: [{ activitySkuId: sku, quantity: 4 }] }, { key: key });
       expect(other).toMatchObject({ status: 409, body: { code: 'idempotency_key_reused' } });
       // The key is the buyer's own: another buyer may use the same string.
-      const otherBuyer = await postCheckout(h, 20_002, body, key);
+      const otherBuyer = await asBuyer(h, 20_002).checkout(body, { key: key });
       expect(otherBuyer.status).toBe(201);
       expect(otherBuyer.body.orderNo).not.toBe(results[0]!.body.orderNo);
     });
@@ -59,7 +60,7 @@ for (const engine of availableEngines()) {
       const results = await Promise.all(
         Array.from({ length: 100 }, (_, i) => {
           const ids = i % 2 === 0 ? [a, b, c] : [c, b, a];
-          return postCheckout(h, 30_000 + i, { leaderId: f.leaderId, items: ids.map((id) => ({ activitySkuId: id, quantity: 2 })) });
+          return asBuyer(h, 30_000 + i).checkout({ leaderId: f.leaderId, items: ids.map((id) => ({ activitySkuId: id, quantity: 2 })) });
         }),
       );
       expect(results.filter((r) => r.status !== 201)).toEqual([]);
@@ -69,10 +70,10 @@ for (const engine of availableEngines()) {
     it('reserves a whole cart or nothing: one short line refuses the order and takes no stock', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 10 }, { price_fen: 100, stock: 2 }, { price_fen: 100, stock: 10 }] });
       const [a, b, c] = f.activitySkuIds as [number, number, number];
-      const refused = await postCheckout(h, 35_001, { leaderId: f.leaderId, items: [{ activitySkuId: c, quantity: 1 }, { activitySkuId: b, quantity: 3 }, { activitySkuId: a, quantity: 1 }] });
+      const refused = await asBuyer(h, 35_001).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: c, quantity: 1 }, { activitySkuId: b, quantity: 3 }, { activitySkuId: a, quantity: 1 }] });
       expect(refused.body).toMatchObject({ code: 'insufficient_stock', field: 'items.1.quantity' });
       for (const id of [a, b, c]) expect(await ledger(id)).toMatchObject({ reserved: 0 });
-      const placed = await postCheckout(h, 35_002, { leaderId: f.leaderId, items: [{ activitySkuId: c, quantity: 1 }, { activitySkuId: b, quantity: 2 }, { activitySkuId: a, quantity: 1 }] });
+      const placed = await asBuyer(h, 35_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: c, quantity: 1 }, { activitySkuId: b, quantity: 2 }, { activitySkuId: a, quantity: 1 }] });
       expect(placed.status).toBe(201);
       expect([await ledger(a), await ledger(b), await ledger(c)].map((l) => l.reserved)).toEqual([1, 2, 1]);
     });
@@ -82,7 +83,7 @@ for (const engine of availableEngines()) {
       const sku = f.activitySkuIds[0]!;
       const buyer = 40_001;
       const item = (quantity: number) => ({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity }] });
-      const results = await Promise.all(Array.from({ length: 10 }, () => postCheckout(h, buyer, item(1))));
+      const results = await Promise.all(Array.from({ length: 10 }, () => asBuyer(h, buyer).checkout(item(1))));
       expect(results.filter((r) => r.status === 201)).toHaveLength(3);
       for (const r of results.filter((r) => r.status !== 201)) expect(r.body).toMatchObject({ code: 'purchase_limit_exceeded', field: 'items.0.quantity' });
       // The refused checkouts gave their reservations back.
@@ -92,8 +93,8 @@ for (const engine of availableEngines()) {
       const first = results.find((r) => r.status === 201)!;
       const cancel = await h.http.inject({ method: 'POST', url: `/orders/${first.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
       expect(cancel.statusCode).toBe(200);
-      expect((await postCheckout(h, buyer, item(1))).status).toBe(201);
-      expect((await postCheckout(h, buyer, item(1))).body.code).toBe('purchase_limit_exceeded');
+      expect((await asBuyer(h, buyer).checkout(item(1))).status).toBe(201);
+      expect((await asBuyer(h, buyer).checkout(item(1))).body.code).toBe('purchase_limit_exceeded');
     });
 
     it('clears the ordered lines from the cart after checkout, and keeps the others', async () => {
@@ -105,7 +106,7 @@ for (const engine of availableEngines()) {
         const added = await h.http.inject({ method: 'POST', url: '/cart/lines', headers: auth, payload: { activitySkuId: id, quantity: 2 } });
         expect(added.statusCode).toBe(200);
       }
-      expect((await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 2 }] })).status).toBe(201);
+      expect((await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 2 }] })).status).toBe(201);
       await h.app.drain();
       const cart = (await h.http.inject({ method: 'GET', url: '/cart', headers: auth })).json();
       expect(cart.lines.map((l: any) => l.activitySkuId)).toEqual([b]);
@@ -113,7 +114,7 @@ for (const engine of availableEngines()) {
 
     it('gives another buyer’s order as 404', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 700, stock: 5 }] });
-      const placed = await postCheckout(h, 60_001, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, 60_001).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const mine = await h.http.inject({ method: 'GET', url: `/orders/${placed.body.orderNo}`, headers: { authorization: `Bearer ${h.buyerToken(60_001)}` } });
       expect(mine.statusCode).toBe(200);
       const theirs = await h.http.inject({ method: 'GET', url: `/orders/${placed.body.orderNo}`, headers: { authorization: `Bearer ${h.buyerToken(60_002)}` } });

@@ -8,7 +8,8 @@ import { findPayment } from '../src/payments/index.ts';
 import { grantPoints, pointsAccount } from '../src/points/index.ts';
 import { slotOfBuyer } from '../src/platform/shards.ts';
 import { availableEngines } from './support/engines.ts';
-import { HOUR_MS, newKey, postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { HOUR_MS, newKey, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 /**
  * The consistency reconciler, on every engine. Each invariant is broken in the database the way
@@ -35,7 +36,7 @@ for (const engine of availableEngines()) {
       const db = h.app.db;
       const item = (quantity = 1) => ({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity }] });
       const place = async (buyerId: number, body: object = item()) => {
-        const placed = await postCheckout(h, buyerId, body);
+        const placed = await asBuyer(h, buyerId).checkout(body);
         expect(placed.status).toBe(201);
         return placed.body.orderNo as string;
       };

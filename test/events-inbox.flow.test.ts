@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumeOnce, MAX_CONSUMER_ATTEMPTS } from '../src/events/inbox.ts';
 import { ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED } from '../src/orders/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { cartCheckout, createEffectsTable, drainTogether, effectAggregates, effectCounts, expectEachEffectOnce, subscribeCounters } from './support/events.ts';
+import { cartCheckout, createEffectsTable, effectAggregates, effectCounts, expectEachEffectOnce, subscribeCounters } from './support/events.ts';
 import { HOUR_MS, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const COUNTED = [ORDER_PLACED, ORDER_PAID, ORDER_CANCELLED];
 
@@ -118,10 +119,10 @@ for (const engine of availableEngines()) {
           return { orderNo: await cartCheckout(i % 2 ? a : b, f.leaderId, sku, buyerId, paid), buyerId, paid };
         }),
       );
-      await drainTogether(a.app, b.app);
+      await untilQuiet(a.app, b.app);
       // The unpaid ones time out: a job each, claimed by one of the two processes.
       a.clock.advance(2 * HOUR_MS);
-      await drainTogether(a.app, b.app);
+      await untilQuiet(a.app, b.app);
       await expectEachEffectOnce(a, sku, orders);
       const cancelled = orders.filter((o) => !o.paid).map((o) => o.orderNo).sort();
       expect((await effectAggregates(a.app, `test.count.${ORDER_CANCELLED}`)).filter((n) => cancelled.includes(n))).toEqual(cancelled);

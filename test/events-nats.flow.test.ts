@@ -13,8 +13,9 @@ import { MAX_CONSUMER_ATTEMPTS } from '../src/events/inbox.ts';
 import { subjectOf } from '../src/events/broker.ts';
 import { ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED } from '../src/orders/index.ts';
 import { availableEngines, testNatsUrl } from './support/engines.ts';
-import { cartCheckout, createEffectsTable, drainTogether, effectAggregates, effectCounts, expectEachEffectOnce, subscribeCounters, waitFor } from './support/events.ts';
+import { cartCheckout, createEffectsTable, effectAggregates, effectCounts, expectEachEffectOnce, subscribeCounters, waitFor } from './support/events.ts';
 import { seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const NATS_URL = testNatsUrl();
 const COUNTED = [ORDER_PLACED, ORDER_PAID, ORDER_CANCELLED];
@@ -123,7 +124,7 @@ for (const engine of availableEngines()) {
         Array.from({ length: 40 }, async (_, i) => ({ orderNo: await cartCheckout(api, f.leaderId, sku, 50_000 + i, i % 4 !== 0), buyerId: 50_000 + i, paid: i % 4 !== 0 })),
       );
       api.clock.advance(2 * 3600_000); // the unpaid ones time out: jobs claimed by one worker each
-      await drainTogether(w1.app, w2.app);
+      await untilQuiet(w1.app, w2.app);
       await expectEachEffectOnce(api, sku, orders);
       const cancelled = orders.filter((o) => !o.paid).map((o) => o.orderNo).sort();
       expect((await effectAggregates(api.app, `test.count.${ORDER_CANCELLED}`)).filter((n) => cancelled.includes(n))).toEqual(cancelled);

@@ -21,7 +21,8 @@ import { isAppError } from '../src/platform/errors.ts';
 import { slotOfBuyer } from '../src/platform/shards.ts';
 import { testRedis } from './support/redis.ts';
 import { availableEngines, testRedisUrl } from './support/engines.ts';
-import { HOUR_MS, newKey, postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { HOUR_MS, newKey, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 const REDIS_URL = testRedisUrl();
 const BUYERS = 2_000;
@@ -108,7 +109,7 @@ for (const engine of availableEngines()) {
     it(`${BUYERS} concurrent buyers for ${UNITS} units: exactly ${UNITS} orders, the ledger balanced, Redis and the database agree`, async () => {
       const f = await hotActivity([{ price_fen: 990, stock: UNITS }]);
       const sku = f.activitySkuIds[0]!;
-      const answers = await Promise.all(Array.from({ length: BUYERS }, (_, b) => postCheckout(h, 100_000 + b, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] })));
+      const answers = await Promise.all(Array.from({ length: BUYERS }, (_, b) => asBuyer(h, 100_000 + b).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] })));
       const placed = answers.filter((a) => a.status === 201);
       expect(placed).toHaveLength(UNITS);
       // Every refusal is the sold-out answer; anything else is printed whole, with its count.
@@ -133,7 +134,7 @@ for (const engine of availableEngines()) {
       let restart: Promise<void> | undefined;
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] };
       const answers = await runLimited(BUYERS, RESTART_RACE_CONCURRENCY, async (b) => {
-        const answer = await postCheckout(h, 200_000 + b, body);
+        const answer = await asBuyer(h, 200_000 + b).checkout(body);
         if (answer.status === 201 && ++placed === UNITS / 4) restart = restartRedis(REDIS_URL!);
         return answer;
       });
@@ -153,7 +154,7 @@ for (const engine of availableEngines()) {
       h.clock.advance(VERIFY_RESERVATION_AFTER_MS + 1);
       await h.app.drain();
       await flashSaleUpkeep(fs, h.app.db, h.clock.now());
-      const more = await Promise.all(Array.from({ length: 300 }, (_, b) => postCheckout(h, 260_000 + b, body)));
+      const more = await Promise.all(Array.from({ length: 300 }, (_, b) => asBuyer(h, 260_000 + b).checkout(body)));
       await h.app.drain();
       expect(during + more.filter((a) => a.status === 201).length).toBe(UNITS);
       expect(await countOrders(sku)).toBe(UNITS);
@@ -193,7 +194,7 @@ for (const engine of availableEngines()) {
 
       const buyer = 300_011;
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] };
-      const answers = await Promise.all(Array.from({ length: 6 }, () => postCheckout(h, buyer, body)));
+      const answers = await Promise.all(Array.from({ length: 6 }, () => asBuyer(h, buyer).checkout(body)));
       expect(answers.filter((a) => a.status === 201)).toHaveLength(2);
       expect(answers.filter((a) => a.status === 409).every((a) => a.body.code === 'purchase_limit_exceeded')).toBe(true);
       expect(Number(await redis.hget(keysOf(fs, f.activityId).bought, `${sku}:${buyer}`))).toBe(2);
@@ -202,15 +203,15 @@ for (const engine of availableEngines()) {
       const cancel = await h.http.inject({ method: 'POST', url: `/orders/${orderToCancel}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
       expect(cancel.statusCode).toBe(200);
       await h.app.drain();
-      expect((await postCheckout(h, buyer, body)).status).toBe(201);
+      expect((await asBuyer(h, buyer).checkout(body)).status).toBe(201);
     });
 
     it('cancel and timeout give the units back in Redis and in the database', async () => {
       const f = await hotActivity([{ price_fen: 500, stock: 10 }]);
       const sku = f.activitySkuIds[0]!;
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] };
-      const cancelled = await postCheckout(h, 300_020, body);
-      const timedOut = await postCheckout(h, 300_021, body);
+      const cancelled = await asBuyer(h, 300_020).checkout(body);
+      const timedOut = await asBuyer(h, 300_021).checkout(body);
       await h.app.drain();
       expect(await redisAvailable(f.activityId, sku)).toBe(4);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 4, reserved: 6 });
@@ -255,13 +256,13 @@ for (const engine of availableEngines()) {
       expect(isAppError(late, 'flash_sale_not_ready')).toBe(true);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
       // The client's retry with the same key places the order.
-      expect((await postCheckout(h, buyerId, request, key)).status).toBe(201);
+      expect((await asBuyer(h, buyerId).checkout(request, { key: key })).status).toBe(201);
     });
 
     it('the reconciler finds drift either way, repairs it and says so', async () => {
       const f = await hotActivity([{ price_fen: 500, stock: 20 }, { price_fen: 500, stock: 20 }]);
       const [a, b] = f.activitySkuIds as [number, number];
-      await postCheckout(h, 300_040, { leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 2 }, { activitySkuId: b, quantity: 1 }] });
+      await asBuyer(h, 300_040).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 2 }, { activitySkuId: b, quantity: 1 }] });
       await h.app.drain();
       // A lost Redis write on one SKU; sold units returned to the database (a refund) on the other.
       await redis.hincrby(keysOf(fs, f.activityId).avail, String(a), 5);
@@ -276,7 +277,7 @@ for (const engine of availableEngines()) {
       const f = await hotActivity([{ price_fen: 500, stock: 10 }]);
       const sku = f.activitySkuIds[0]!;
       const admin = { authorization: `Bearer ${h.adminToken()}` };
-      await postCheckout(h, 300_050, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 4 }] });
+      await asBuyer(h, 300_050).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 4 }] });
       const adjust = (delta: number, requestId: string) => h.http.inject({ method: 'POST', url: `/admin/activity-skus/${sku}/stock-adjustments`, headers: admin, payload: { delta, reason: 'count', requestId } });
       expect((await adjust(5, 'adj-1')).statusCode).toBe(201);
       expect(await redisAvailable(f.activityId, sku)).toBe(11);
@@ -290,7 +291,7 @@ for (const engine of availableEngines()) {
       expect(off.json()).toMatchObject({ hot: false });
       expect(await isLoaded(fs, f.activityId)).toBe(false);
       expect((await adjust(3, 'adj-4')).statusCode).toBe(201);
-      const placed = await postCheckout(h, 300_051, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] });
+      const placed = await asBuyer(h, 300_051).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] });
       expect(placed.status).toBe(201);
       expect(await stockLedger(h.app, sku)).toMatchObject({ total: 7, available: 0, reserved: 7 });
     });
@@ -305,14 +306,14 @@ describe.skipIf(!REDIS_URL)('flash sale without Redis', () => {
     const f = await seedActivity(withRedis.app, { skus: [{ price_fen: 500, stock: 10 }], closesIn_ms: 2 * HOUR_MS });
     await withRedis.app.db.updateTable('activities').set({ hot: 1 }).where('id', '=', f.activityId).execute();
     const sku = f.activitySkuIds[0]!;
-    const viaRedis = await postCheckout(withRedis, 400_001, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+    const viaRedis = await asBuyer(withRedis, 400_001).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
     expect(viaRedis.status).toBe(201);
     await withRedis.close({ keepDatabases: true });
 
     const plain = await startHarness(engine, { databases: [database] });
     try {
       expect(plain.app.flashSale).toBeUndefined();
-      const placed = await postCheckout(plain, 400_002, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] });
+      const placed = await asBuyer(plain, 400_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] });
       expect(placed.status).toBe(201);
       await plain.app.drain();
       expect(await stockLedger(plain.app, sku)).toMatchObject({ available: 5, reserved: 5 });

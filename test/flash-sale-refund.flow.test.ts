@@ -13,7 +13,8 @@ import { flashSaleUpkeep, isLoaded, keysOf, reconcileActivity, returnFlashSaleSt
 import { getOrder } from '../src/orders/index.ts';
 import { testRedis } from './support/redis.ts';
 import { availableEngines, testRedisUrl } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 const REDIS_URL = testRedisUrl();
 
@@ -62,7 +63,7 @@ for (const engine of availableEngines()) {
     /** Checks out the items through Redis and pays the order at the sandbox's cashier. */
     async function paidOrder(items: { activitySkuId: number; quantity: number }[], leaderId: number) {
       const buyerId = ++buyer;
-      const placed = await postCheckout(h, buyerId, { leaderId, items });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId, items });
       expect(placed.status).toBe(201);
       const orderNo = placed.body.orderNo as string;
       await h.app.drain();
@@ -113,7 +114,7 @@ for (const engine of availableEngines()) {
       // The rest of the order refunded too; then all ten units of a sell again, through Redis.
       await refund(orderNo);
       expect([await redisAvailable(f.activityId, b), (await ledger(b)).available]).toEqual([10, 10]);
-      const again = await postCheckout(h, ++buyer, { leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 10 }] });
+      const again = await asBuyer(h, ++buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 10 }] });
       expect(again.status).toBe(201);
       await h.app.drain();
       expect(await redisAvailable(f.activityId, a)).toBe(0);
@@ -170,7 +171,7 @@ for (const engine of availableEngines()) {
       expect(off.json()).toMatchObject({ hot: false });
       expect(await returnFlashSaleStock(fs, h.app.db, orderNo, h.clock.now())).toBe(0);
       expect(await states(orderNo)).toEqual([[sku, 'returned']]);
-      const placed = await postCheckout(h, ++buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }] });
+      const placed = await asBuyer(h, ++buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }] });
       expect(placed.status).toBe(201);
       expect(await ledger(sku)).toEqual({ available: 0, reserved: 5, sold: 0 });
     });

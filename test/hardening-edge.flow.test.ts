@@ -2,7 +2,8 @@ import { connect, type Socket } from 'node:net';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, writtenRows, type CatalogFixture, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, writtenRows, type CatalogFixture, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 /**
  * Issue 10's defects at the HTTP edge, one regression each: request and connection limits (5),
@@ -96,7 +97,7 @@ for (const engine of availableEngines()) {
         expect(r.statusCode, JSON.stringify(name)).toBe(400);
         expect(r.json()).toMatchObject({ code: 'unsafe_text', field: 'name' });
       }
-      const remark = await postCheckout(h, 2, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], remark: 'leave at door\u202e' });
+      const remark = await asBuyer(h, 2).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], remark: 'leave at door\u202e' });
       expect(remark.status).toBe(400);
       expect(await writtenRows(h.app)).toEqual(before);
       // Ordinary text, new lines and every script still pass.
@@ -105,7 +106,7 @@ for (const engine of availableEngines()) {
     });
 
     it('12: a returnUrl is https to a configured host; javascript: and other hosts are refused', async () => {
-      const placed = await postCheckout(h, 3, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, 3).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const pay = (returnUrl: string) =>
         h.http.inject({ method: 'POST', url: `/orders/${placed.body.orderNo}/payments`, headers: { authorization: `Bearer ${h.buyerToken(3)}` }, payload: { channel: 'alipay', method: 'page', returnUrl } });
       for (const bad of ['javascript:alert(1)', 'https://evil.example/paid', 'http://shop.example/paid', 'https://user:pw@shop.example/', 'data:text/html,hi', 'https://shop.example.evil.example/']) {

@@ -2,7 +2,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildHttp } from '../src/http.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 /**
  * Metrics and logs, on every engine: GET /metrics exposes the named metrics from the app's own
@@ -58,7 +59,7 @@ for (const engine of availableEngines()) {
       });
       expect(placed.statusCode).toBe(201);
       const orderNo = placed.json().orderNo as string;
-      const refused = await postCheckout(h, 97_002, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const refused = await asBuyer(h, 97_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       expect(refused.body.code).toBe('insufficient_stock');
 
       const after = await scrape();
@@ -77,7 +78,7 @@ for (const engine of availableEngines()) {
 
     it('counts payment notifications by channel and outcome', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 5 }] });
-      const placed = await postCheckout(h, 97_003, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, 97_003).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const orderNo = placed.body.orderNo as string;
       const before = await scrape();
       const method = h.app.payments.channels.get('alipay')!.methods[0]!;

@@ -4,7 +4,8 @@ import { runDueJobs } from '../src/jobs/index.ts';
 import { expireOrder, getOrder, paymentSucceeded, purchasedQuantity } from '../src/orders/index.ts';
 import { slotOfOrderNo } from '../src/platform/shards.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, stockLedger, TestClock, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, stockLedger, TestClock, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 const TIMEOUT_MS = 15 * 60_000;
 
@@ -18,7 +19,7 @@ for (const engine of availableEngines()) {
 
     async function placeOrder(buyerId: number, quantity = 2, stock = 100) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1234, stock, purchaseLimit: 10 }] });
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity }] });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity }] });
       expect(placed.status).toBe(201);
       return { orderNo: placed.body.orderNo as string, sku: f.activitySkuIds[0]!, payable_fen: placed.body.payableFen as number };
     }
@@ -151,8 +152,8 @@ describe('orders sharded by buyer over two databases', () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 100 }] });
       const low = 1; // slot 1 → shard 0
       const high = 1000; // slot 1000 → shard 1
-      const a = await postCheckout(h, low, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
-      const b = await postCheckout(h, high, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const a = await asBuyer(h, low).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const b = await asBuyer(h, high).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const [shard0, shard1] = h.app.shards.databases as [any, any];
       expect(shard0).not.toBe(shard1);
       const on = async (db: any) => (await db.selectFrom('orders').select('order_no').execute()).map((r: any) => r.order_no);

@@ -5,7 +5,8 @@ import { getOrder } from '../src/orders/index.ts';
 import { applyTradeResult, findPayment, refundsOfOrder, requestRefund, type ChannelName, type PaymentCentre } from '../src/payments/index.ts';
 import type { Db } from '../src/platform/db/database.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { newKey, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 /** A gate a test opens by hand, and a promise that says when someone started waiting at it. */
 function gate() {
@@ -76,7 +77,7 @@ for (const engine of availableEngines()) {
     async function paidOrder(channel: ChannelName = 'alipay', skus = [{ price_fen: 1200, stock: 10 }, { price_fen: 800, stock: 10 }]) {
       const f = await seedActivity(h.app, { skus });
       const buyerId = ++buyer;
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: f.activitySkuIds.map((id) => ({ activitySkuId: id, quantity: 1 })) });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: f.activitySkuIds.map((id) => ({ activitySkuId: id, quantity: 1 })) });
       expect(placed.status).toBe(201);
       const orderNo = placed.body.orderNo as string;
       const method = h.app.payments.channels.get(channel)!.methods[0]!;
@@ -141,7 +142,7 @@ for (const engine of availableEngines()) {
     it('a buyer cancel closes the open channel trade, so it can no longer be paid', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 5 }] });
       const buyerId = ++buyer;
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const orderNo = placed.body.orderNo as string;
       const started = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: auth(buyerId), payload: { channel: 'wechat', method: 'qr' } });
       const payNo = started.json().payNo as string;
@@ -194,7 +195,7 @@ for (const engine of availableEngines()) {
     it('a success for another amount than asked is refunded, never applied, even when the process stops right after recording it', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 900, stock: 5 }] });
       const buyerId = ++buyer;
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const orderNo = placed.body.orderNo as string;
       const started = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: auth(buyerId), payload: { channel: 'alipay', method: 'qr' } });
       const payNo = started.json().payNo as string;

@@ -4,7 +4,8 @@ import { getOrder } from '../src/orders/index.ts';
 import { CHANNELS, findPayment, paymentsOfOrder, refundsOfOrder, type ChannelName } from '../src/payments/index.ts';
 import type { SandboxEvent } from '../src/sandbox/core.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { newKey, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 /**
  * The payment centre against the channel sandbox, on every engine. Invariants: a success is
@@ -29,7 +30,7 @@ for (const engine of availableEngines()) {
     async function placeOrder(skus: { price_fen: number; stock: number }[] = [{ price_fen: 1200, stock: 10 }, { price_fen: 800, stock: 10 }]) {
       const f = await seedActivity(h.app, { skus });
       const buyerId = ++buyer;
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: f.activitySkuIds.map((id) => ({ activitySkuId: id, quantity: 1 })) });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: f.activitySkuIds.map((id) => ({ activitySkuId: id, quantity: 1 })) });
       expect(placed.status).toBe(201);
       return { f, buyerId, orderNo: placed.body.orderNo as string, payable_fen: placed.body.payableFen as number };
     }

@@ -5,7 +5,8 @@ import type { DomainEvent } from '../src/events/outbox.ts';
 import { ORDER_PRICE_PROTECTED, paymentSucceeded, PRICE_PROTECTION_DAYS } from '../src/orders/index.ts';
 import { earnPoints, grantPoints, pointsAccount, returnPointsOnRefund } from '../src/points/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 const DAY = 86_400_000;
 
@@ -21,7 +22,7 @@ for (const engine of availableEngines()) {
 
     async function paidOrder(buyerId: number, quantity: number, extra: Record<string, unknown> = {}) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 100 }] });
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity }], ...extra });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity }], ...extra });
       expect(placed.status).toBe(201);
       expect(await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: `P-${placed.body.orderNo}`, amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() })).toBe('paid');
       await h.app.drain();
@@ -47,7 +48,7 @@ for (const engine of availableEngines()) {
 
     it('refuses unpaid orders and claims after the window', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 10 }] });
-      const unpaid = await postCheckout(h, 98_002, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const unpaid = await asBuyer(h, 98_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       await updateActivitySku(h.app.db, f.activitySkuIds[0]!, { price_fen: 500 }, h.clock.now());
       expect((await claim(98_002, unpaid.body.orderNo)).json().details.reason).toBe('not_paid');
 
@@ -77,7 +78,7 @@ for (const engine of availableEngines()) {
       const sku = f.activitySkuIds[0]!;
       const merchantId = (await h.http.inject({ method: 'GET', url: `/activities/${f.activityId}` })).json().skus[0].merchantId;
       await h.http.inject({ method: 'POST', url: '/admin/shipping-rules', headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { merchantId, fulfilment: 'delivery', charge: { kind: 'flat', fee_fen: 800 } } });
-      const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }], fulfilment: 'delivery', region: 'SH' });
+      const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }], fulfilment: 'delivery', region: 'SH' });
       expect(placed.body.payableFen).toBe(2 * 1000 + 3 * 2000 + 800);
       await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: 'P-pp', amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() });
       expect((await claim(buyer, placed.body.orderNo)).json().details.reason).toBe('no_price_drop');

@@ -3,7 +3,8 @@ import { getOrder } from '../src/orders/index.ts';
 import { findPayment, reconcile, refundsOfOrder, type ChannelName } from '../src/payments/index.ts';
 import { CHINA_OFFSET_MS, chinaDate } from '../src/payments/channels/types.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { newKey, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 const DAY_MS = 24 * 3600_000;
 
@@ -39,7 +40,7 @@ for (const engine of availableEngines()) {
     async function paidOrder(options: { lostNotification?: boolean } = {}) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1500, stock: 10 }] });
       const buyerId = ++buyer;
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const started = await h.http.inject({
         method: 'POST',
         url: `/orders/${placed.body.orderNo}/payments`,

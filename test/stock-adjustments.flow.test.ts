@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 for (const engine of availableEngines()) {
   describe(`stock adjustments on ${engine.name}`, () => {
@@ -19,7 +20,7 @@ for (const engine of availableEngines()) {
       const sku = f.activitySkuIds[0]!;
       expect((await adjust(sku, 10, 'a1', 'second truck arrived')).json()).toMatchObject({ delta: 10, totalAfter: 60, availableAfter: 60, actor: 'admin' });
       expect((await adjust(sku, 10, 'a1', 'second truck arrived')).json()).toMatchObject({ totalAfter: 60 });
-      expect((await postCheckout(h, 99_500, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 20 }] })).status).toBe(201);
+      expect((await asBuyer(h, 99_500).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 20 }] })).status).toBe(201);
       expect((await adjust(sku, -5, 'a2', 'damaged in transit')).statusCode).toBe(201);
       const refused = await adjust(sku, -36, 'a3');
       expect([refused.statusCode, refused.json().code]).toEqual([409, 'stock_adjustment_refused']);
@@ -34,7 +35,7 @@ for (const engine of availableEngines()) {
       const sku = f.activitySkuIds[0]!;
       const [adjustments, checkouts] = await Promise.all([
         Promise.all(Array.from({ length: 15 }, (_, i) => adjust(sku, -1, `race-${engine.name}-${i}`))),
-        Promise.all(Array.from({ length: 15 }, (_, i) => postCheckout(h, 99_600 + i, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] }))),
+        Promise.all(Array.from({ length: 15 }, (_, i) => asBuyer(h, 99_600 + i).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] }))),
       ]);
       const taken = adjustments.filter((r) => r.statusCode === 201).length;
       const placed = checkouts.filter((r) => r.status === 201).length;

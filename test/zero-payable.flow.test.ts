@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buyerCoupons, createCouponTemplate, issueCoupons } from '../src/coupons/index.ts';
 import { getOrder } from '../src/orders/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 
 const DAY = 86_400_000;
 
@@ -37,7 +38,7 @@ for (const engine of availableEngines()) {
         const sku = f.activitySkuIds[0]!;
         const buyer = inventoryMode === 'on_order' ? 96_101 : 96_102;
         const couponId = await wholeOrderCoupon(buyer, 500);
-        const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }], couponIds: [couponId] });
+        const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }], couponIds: [couponId] });
         expect(placed.status).toBe(201);
         expect(placed.body).toMatchObject({ payableFen: 0, status: 'PAID' });
         const pay = await startPay(buyer, placed.body.orderNo);
