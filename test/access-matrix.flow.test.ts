@@ -4,7 +4,8 @@ import { signToken, DEFAULT_TOKEN_TTL_S, type Principal } from '../src/platform/
 import { availableEngines } from './support/engines.ts';
 import { newKey, seedActivity, signClaims, startHarness, type CatalogFixture, type Harness } from './support/harness.ts';
 import { readOperations, urlOf, validSample, type Operation } from './support/openapi.ts';
-import { asBuyer } from './support/client.ts';
+import { asBuyer, payAtCashier } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 /**
  * Who may call what, for every operation of the OpenAPI document: each is called with no token,
@@ -184,19 +185,19 @@ for (const engine of availableEngines()) {
       const orderNo = placed.body.orderNo as string;
       const channel = 'alipay';
       const method = h.app.payments.channels.get(channel)!.methods[0]!;
-      const started = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` }, payload: { channel, method } });
-      expect(started.statusCode).toBe(201);
-      const payNo = started.json().payNo as string;
-      expect((await fetch(`${h.sandbox!.url}/sandbox/cashier/${channel}/${payNo}/pay`, { method: 'POST' })).status).toBe(200);
+      const started = await asBuyer(h, buyerId).startPayment(orderNo, channel, method);
+      expect(started.status).toBe(201);
+      const payNo = started.body.payNo as string;
+      expect((await payAtCashier(h, channel, payNo))).toBe(200);
       for (let i = 0; i < 3; i++) {
         await h.sandbox!.core.settled();
-        await h.app.drain();
+        await untilQuiet(h);
       }
-      const order = await h.http.inject({ method: 'GET', url: `/orders/${orderNo}`, headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` } });
-      expect(order.json().status).toBe('PAID');
+      const order = await asBuyer(h, buyerId).order(orderNo);
+      expect(order.body.status).toBe('PAID');
       const activitySkuId = catalog.activitySkuIds[0]!;
-      const added = await h.http.inject({ method: 'POST', url: '/cart/lines', headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` }, payload: { activitySkuId, quantity: 1 } });
-      expect(added.statusCode).toBe(200);
+      const added = await asBuyer(h, buyerId).cart.add(activitySkuId, 1);
+      expect(added.status).toBe(200);
       return { buyerId, orderNo, payNo, activitySkuId };
     }
 

@@ -5,7 +5,8 @@ import { getOrder, paymentSucceeded } from '../src/orders/index.ts';
 import { grantPoints, pointsAccount } from '../src/points/index.ts';
 import { availableEngines } from './support/engines.ts';
 import { seedActivity, startHarness, type Harness } from './support/harness.ts';
-import { asBuyer } from './support/client.ts';
+import { asAdmin, asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const DAY = 86_400_000;
 
@@ -44,7 +45,7 @@ for (const engine of availableEngines()) {
       expect([second.status, second.body.code]).toEqual([409, 'coupon_unavailable']);
 
       expect(await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: 'P-c1', amount_fen: 1900, paid_at_ms: h.clock.now() })).toBe('paid');
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await stateOf(buyer, couponId)).state).toBe('used');
     });
 
@@ -53,19 +54,19 @@ for (const engine of availableEngines()) {
       const buyer = 97_002;
       const cancelled = await couponFor(buyer);
       const a = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [cancelled] });
-      await h.http.inject({ method: 'POST', url: `/orders/${a.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
-      await h.app.drain();
+      await asBuyer(h, buyer).cancel(a.body.orderNo);
+      await untilQuiet(h);
       expect((await stateOf(buyer, cancelled)).state).toBe('available');
 
       const shortLived = await couponFor(buyer, undefined, 10 * 60_000);
       const b = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
       expect(b.status).toBe(201);
       h.clock.advance(16 * 60_000);
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await getOrder(h.app, b.body.orderNo)).status).toBe('CANCELLED');
       const back = await stateOf(buyer, shortLived);
       expect([back.state, back.expired]).toEqual(['available', true]);
-      const listed = (await h.http.inject({ method: 'GET', url: '/coupons', headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } })).json();
+      const listed = (await asBuyer(h, buyer).coupons()).body;
       expect(listed.coupons.find((c: any) => c.couponId === shortLived).state).toBe('expired');
       const again = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
       expect([again.status, again.body.code, again.body.details?.reason]).toEqual([422, 'coupon_not_applicable', 'expired']);
@@ -112,11 +113,11 @@ for (const engine of availableEngines()) {
       // Paying one deducts its points; cancelling another unfreezes them.
       const [paid, cancelled] = placed as [any, any];
       await paymentSucceeded(h.app, paid.body.orderNo, { paymentNo: 'P-pts', amount_fen: 900, paid_at_ms: h.clock.now() });
-      await h.http.inject({ method: 'POST', url: `/orders/${cancelled.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
-      await h.app.drain();
-      await h.app.drain();
+      await asBuyer(h, buyer).cancel(cancelled.body.orderNo);
+      await untilQuiet(h);
+      await untilQuiet(h);
       expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 900, frozen: 800, available: 100 });
-      const journal = (await h.http.inject({ method: 'GET', url: '/points?limit=100', headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } })).json();
+      const journal = (await asBuyer(h, buyer).points('?limit=100')).body;
       const count = (m: string) => journal.journal.filter((j: any) => j.movement === m).length;
       expect([count('grant'), count('freeze'), count('deduct'), count('unfreeze')]).toEqual([1, 10, 1, 1]);
     });
@@ -130,11 +131,11 @@ for (const engine of availableEngines()) {
         const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId], points: 200 });
         expect(placed.status).toBe(201);
         const [, outcome] = await Promise.all([
-          h.http.inject({ method: 'POST', url: `/orders/${placed.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } }),
+          asBuyer(h, buyer).cancel(placed.body.orderNo),
           paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: `P-r${round}`, amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() }),
         ]);
-        await h.app.drain();
-        await h.app.drain();
+        await untilQuiet(h);
+        await untilQuiet(h);
         const coupon = await stateOf(buyer, couponId);
         const points = await pointsAccount(h.app.db, buyer);
         if (outcome === 'paid') {
@@ -148,11 +149,8 @@ for (const engine of availableEngines()) {
     it('delivery goes through the merchant’s shipping rule; the lines, shipping share included, add up to the order', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 700, stock: 100 }, { price_fen: 1300, stock: 100 }] });
       const merchantId = (await h.http.inject({ method: 'GET', url: `/activities/${f.activityId}` })).json().skus[0].merchantId;
-      const rule = await h.http.inject({
-        method: 'POST', url: '/admin/shipping-rules', headers: { authorization: `Bearer ${h.adminToken()}` },
-        payload: { merchantId, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g: 1000, first_fen: 600, additional_g: 1000, additional_fen: 201 }, freeAboveFen: 99_900 },
-      });
-      expect(rule.statusCode).toBe(201);
+      const rule = await asAdmin(h).createShippingRule({ merchantId, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g: 1000, first_fen: 600, additional_g: 1000, additional_fen: 201 }, freeAboveFen: 99_900 });
+      expect(rule.status).toBe(201);
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }, { activitySkuId: f.activitySkuIds[1]!, quantity: 2 }], fulfilment: 'delivery', region: 'SH' };
       const placed = await asBuyer(h, 97_300).checkout(body);
       expect(placed.status).toBe(201);
@@ -168,35 +166,27 @@ for (const engine of availableEngines()) {
 
     it('promotions made through the admin API price the checkout and the cart preview alike', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 100 }] });
-      const admin = { authorization: `Bearer ${h.adminToken()}` };
       const now = h.clock.now();
-      const made = await h.http.inject({
-        method: 'POST', url: '/admin/promotions', headers: admin,
-        payload: { name: '满30减5', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 3000, off_fen: 500 }, startsAt: new Date(now - DAY).toISOString(), endsAt: new Date(now + DAY).toISOString() },
-      });
-      expect(made.statusCode).toBe(201);
+      const made = await asAdmin(h).createPromotion({ name: '满30减5', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 3000, off_fen: 500 }, startsAt: new Date(now - DAY).toISOString(), endsAt: new Date(now + DAY).toISOString() });
+      expect(made.status).toBe(201);
       // Promotions of other merchants, and ones starting next month, hide nothing that is live.
       for (let i = 0; i < 30; i++) {
-        await h.http.inject({
-          method: 'POST', url: '/admin/promotions', headers: admin,
-          payload: { name: `later ${i}`, scope: { kind: 'merchant', merchantId: 9_000 + i }, rule: { kind: 'amount_off', threshold_fen: 100, off_fen: 1 }, startsAt: new Date(now + 30 * DAY).toISOString(), endsAt: new Date(now + 60 * DAY).toISOString() },
-        });
+        await asAdmin(h).createPromotion({ name: `later ${i}`, scope: { kind: 'merchant', merchantId: 9_000 + i }, rule: { kind: 'amount_off', threshold_fen: 100, off_fen: 1 }, startsAt: new Date(now + 30 * DAY).toISOString(), endsAt: new Date(now + 60 * DAY).toISOString() });
       }
       const buyer = 97_200;
-      const auth = { authorization: `Bearer ${h.buyerToken(buyer)}` };
-      await h.http.inject({ method: 'POST', url: '/cart/lines', headers: auth, payload: { activitySkuId: f.activitySkuIds[0], quantity: 3 } });
-      const preview = (await h.http.inject({ method: 'POST', url: '/cart/preview', headers: auth, payload: {} })).json();
+      await asBuyer(h, buyer).cart.add(f.activitySkuIds[0], 3);
+      const preview = (await asBuyer(h, buyer).cart.preview()).body;
       const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }] });
       expect(placed.body.payableFen).toBe(preview.payableFen);
       expect(placed.body.discountTotalFen).toBeGreaterThanOrEqual(500);
-      expect(preview.applied.some((a: any) => a.id === made.json().id)).toBe(true);
+      expect(preview.applied.some((a: any) => a.id === made.body.id)).toBe(true);
       const body = { name: '满30减5', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 3000, off_fen: 500 }, startsAt: new Date(now - DAY).toISOString(), endsAt: new Date(now + DAY).toISOString() };
-      const disabled = await h.http.inject({ method: 'PUT', url: `/admin/promotions/${made.json().id}`, headers: admin, payload: { ...body, enabled: false } });
-      expect(disabled.statusCode).toBe(200);
-      await h.app.drain(); // the placed order's cart clearing is done before the line is added again
-      await h.http.inject({ method: 'POST', url: '/cart/lines', headers: auth, payload: { activitySkuId: f.activitySkuIds[0], quantity: 3 } });
-      const after = (await h.http.inject({ method: 'POST', url: '/cart/preview', headers: auth, payload: {} })).json();
-      expect(after.applied.some((a: any) => a.id === made.json().id)).toBe(false);
+      const disabled = await asAdmin(h).replacePromotion(made.body.id, { ...body, enabled: false });
+      expect(disabled.status).toBe(200);
+      await untilQuiet(h); // the placed order's cart clearing is done before the line is added again
+      await asBuyer(h, buyer).cart.add(f.activitySkuIds[0], 3);
+      const after = (await asBuyer(h, buyer).cart.preview()).body;
+      expect(after.applied.some((a: any) => a.id === made.body.id)).toBe(false);
     });
   });
 }

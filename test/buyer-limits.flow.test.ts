@@ -5,6 +5,7 @@ import { availableEngines, testRedisUrl } from './support/engines.ts';
 import { testRedis } from './support/redis.ts';
 import { seedActivity, startHarness, stockLedger, writtenRows, type Harness } from './support/harness.ts';
 import { asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 /**
  * One buyer cannot lock an activity's stock: unpaid orders per buyer and unpaid units per SKU
@@ -27,8 +28,6 @@ for (const engine of availableEngines()) {
       const { orders, order_lines, stock_reservations, purchase_counters } = await writtenRows(h.app);
       return { orders, order_lines, stock_reservations, purchase_counters };
     };
-    const cart = (buyer: number, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url = '/cart', payload?: object) =>
-      h.http.inject({ method, url, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` }, ...(payload && { payload }) });
 
     it('a buyer may have MAX_OPEN_ORDERS_PER_BUYER unpaid orders; one more is 409 open_orders_limit_reached until one is paid or cancelled', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 1000 }] });
@@ -48,7 +47,7 @@ for (const engine of availableEngines()) {
       expect(await paymentSucceeded(h.app, placed[0]!.body.orderNo, { paymentNo: 'P-limit-1', amount_fen: 100, paid_at_ms: h.clock.now() })).toBe('paid');
       expect((await asBuyer(h, buyer).checkout(order)).status).toBe(201);
       expect((await asBuyer(h, buyer).checkout(order)).body.code).toBe('open_orders_limit_reached');
-      await h.http.inject({ method: 'POST', url: `/orders/${placed[1]!.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
+      await asBuyer(h, buyer).cancel(placed[1]!.body.orderNo);
       expect((await asBuyer(h, buyer).checkout(order)).status).toBe(201);
     });
 
@@ -60,7 +59,7 @@ for (const engine of availableEngines()) {
       const results = await Promise.all(Array.from({ length: 12 }, () => asBuyer(h, buyer).checkout(order)));
       expect(results.filter((r) => r.status === 201)).toHaveLength(2);
       for (const r of results.filter((r) => r.status !== 201)) expect(r.body.code).toBe('open_orders_limit_reached');
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await stockLedger(h.app, f.activitySkuIds[0]!)).toMatchObject({ available: 1000 - MAX_OPEN_ORDERS_PER_BUYER, reserved: MAX_OPEN_ORDERS_PER_BUYER });
     });
 
@@ -88,15 +87,15 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_add_to_cart' });
       const sku = f.activitySkuIds[0]!;
       const buyer = 93_031;
-      const first = (await cart(buyer, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 4 })).json();
+      const first = (await asBuyer(h, buyer).cart.add(sku, 4)).body;
       const made_ms = Date.parse(first.lines[0].heldUntil) - CART_HOLD_TTL_MS;
       const ends_ms = made_ms + MAX_CART_HOLD_LIFETIME_MS;
       // Renewed every half TTL: each renewal holds for a full TTL, until the end of the lifetime.
       let heldUntil_ms = 0;
       while (h.clock.now() + CART_HOLD_TTL_MS / 2 < ends_ms) {
         h.clock.advance(CART_HOLD_TTL_MS / 2);
-        await h.app.drain();
-        const view = (await cart(buyer, 'PATCH', `/cart/lines/${sku}`, { quantity: 4 })).json();
+        await untilQuiet(h);
+        const view = (await asBuyer(h, buyer).cart.setQuantity(sku, 4)).body;
         heldUntil_ms = Date.parse(view.lines[0].heldUntil);
         expect(heldUntil_ms).toBeLessThanOrEqual(ends_ms);
         expect(await stockLedger(h.app, sku)).toMatchObject({ available: 6, reserved: 4 });
@@ -104,11 +103,11 @@ for (const engine of availableEngines()) {
       expect(heldUntil_ms).toBe(ends_ms);
       // At the end of its lifetime the hold goes, and touching, or removing and adding again, brings it back no more.
       h.clock.advance(ends_ms - h.clock.now());
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0 });
-      expect((await cart(buyer, 'PATCH', `/cart/lines/${sku}`, { quantity: 4 })).json().lines[0].heldUntil).toBeNull();
-      await cart(buyer, 'DELETE', `/cart/lines/${sku}`);
-      expect((await cart(buyer, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 4 })).json().lines[0].heldUntil).toBeNull();
+      expect((await asBuyer(h, buyer).cart.setQuantity(sku, 4)).body.lines[0].heldUntil).toBeNull();
+      await asBuyer(h, buyer).cart.remove(sku);
+      expect((await asBuyer(h, buyer).cart.add(sku, 4)).body.lines[0].heldUntil).toBeNull();
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0 });
       // The line can still be bought, from what is available.
       const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 4 }] });
@@ -135,8 +134,8 @@ for (const engine of availableEngines()) {
         return { orders, order_lines, idempotency_keys, stock_reservations, purchase_counters };
       };
       const before = await written();
-      const limited = await h.http.inject({ method: 'POST', url: '/orders', headers: { authorization: `Bearer ${h.buyerToken(buyer)}`, 'idempotency-key': 'rate-limited-1' }, payload: order });
-      expect([limited.statusCode, limited.json().code]).toEqual([429, 'checkout_rate_limited']);
+      const limited = await asBuyer(h, buyer).checkout(order, { key: 'rate-limited-1' });
+      expect([limited.status, limited.body.code]).toEqual([429, 'checkout_rate_limited']);
       expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
       expect(await written()).toEqual(before);
       expect((await asBuyer(h, 93_102).checkout(order)).status).toBe(201);

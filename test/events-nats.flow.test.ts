@@ -16,6 +16,7 @@ import { availableEngines, testNatsUrl } from './support/engines.ts';
 import { cartCheckout, createEffectsTable, effectAggregates, effectCounts, expectEachEffectOnce, subscribeCounters, waitFor } from './support/events.ts';
 import { seedActivity, startHarness, type Harness } from './support/harness.ts';
 import { untilQuiet } from './support/quiet.ts';
+import { asAdmin } from './support/client.ts';
 
 const NATS_URL = testNatsUrl();
 const COUNTED = [ORDER_PLACED, ORDER_PAID, ORDER_CANCELLED];
@@ -53,7 +54,7 @@ for (const engine of availableEngines()) {
         const paid = i % 3 !== 0;
         orders.push({ orderNo: await cartCheckout(h, f.leaderId, f.activitySkuIds[0]!, 40_000 + i, paid), buyerId: 40_000 + i, paid });
       }
-      await h.app.drain();
+      await untilQuiet(h);
       await expectEachEffectOnce(h, f.activitySkuIds[0]!, orders);
     });
 
@@ -67,7 +68,7 @@ for (const engine of availableEngines()) {
       // Past it (another message id, the same event): delivered, and the inbox skips it.
       const late = await js.publish(subjectOf(nats, ORDER_PLACED), body, { msgID: `${event!.event_id}-late` });
       expect(late.duplicate).toBe(false);
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await effectCounts(h.app)).get(`test.count.${ORDER_PLACED} ${event!.event_id}`)).toBe(1);
       for (const [key, n] of await effectCounts(h.app)) expect(n, key).toBe(1);
     });
@@ -78,20 +79,19 @@ for (const engine of availableEngines()) {
       failing = new Set();
       const orderNo = await cartCheckout(h, f.leaderId, f.activitySkuIds[0]!, buyer, false);
       failing.add(orderNo);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await h.app.db.selectFrom('cart_lines').select('buyer_id').where('buyer_id', '=', buyer).execute()).toEqual([]);
-      const auth = { authorization: `Bearer ${h.adminToken()}` };
       let letter: any;
       await waitFor('the dead letter', async () => {
-        const listed = (await h.http.inject({ method: 'GET', url: '/admin/dead-letters', headers: auth })).json().deadLetters;
+        const listed = (await asAdmin(h).deadLetters()).body.deadLetters;
         letter = listed.find((d: any) => d.aggregateId === orderNo);
         return letter !== undefined;
       });
       expect(letter).toMatchObject({ consumer: `test.count.${ORDER_PLACED}`, attempts: MAX_CONSUMER_ATTEMPTS, replayedAt: null });
       expect(await effectAggregates(h.app, `test.count.${ORDER_PLACED}`)).not.toContain(orderNo);
       failing = new Set();
-      const replayed = await h.http.inject({ method: 'POST', url: `/admin/dead-letters/${letter.id}/replay`, headers: auth });
-      expect(replayed.json()).toMatchObject({ outcome: 'applied' });
+      const replayed = await asAdmin(h).replayDeadLetter(letter.id);
+      expect(replayed.body).toMatchObject({ outcome: 'applied' });
       expect((await effectAggregates(h.app, `test.count.${ORDER_PLACED}`)).filter((a) => a === orderNo)).toHaveLength(1);
     });
   });

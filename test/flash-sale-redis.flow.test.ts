@@ -23,6 +23,7 @@ import { testRedis } from './support/redis.ts';
 import { availableEngines, testRedisUrl } from './support/engines.ts';
 import { HOUR_MS, newKey, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
 import { asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const REDIS_URL = testRedisUrl();
 const BUYERS = 2_000;
@@ -119,7 +120,7 @@ for (const engine of availableEngines()) {
         unexpected.set(what, (unexpected.get(what) ?? 0) + 1);
       }
       expect(Object.fromEntries(unexpected)).toEqual({});
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await countOrders(sku)).toBe(UNITS);
       expect(await stockLedger(h.app, sku)).toMatchObject({ total: UNITS, available: 0, reserved: UNITS, sold: 0 });
       expect(await redisAvailable(f.activityId, sku)).toBe(0);
@@ -141,7 +142,7 @@ for (const engine of availableEngines()) {
       await restart;
       const codes = new Set(answers.filter((a) => a.status !== 201).map((a) => a.body.code));
       expect([...codes].every((c) => c === 'insufficient_stock' || c === 'flash_sale_not_ready')).toBe(true);
-      await h.app.drain();
+      await untilQuiet(h);
       const during = await countOrders(sku);
       expect(during).toBeLessThanOrEqual(UNITS);
       expect(during).toBeGreaterThanOrEqual(UNITS / 4);
@@ -152,10 +153,10 @@ for (const engine of availableEngines()) {
       // Checkouts Redis answered just before it went away are in doubt: their units stay taken
       // until the verification job has seen that no order was written for them.
       h.clock.advance(VERIFY_RESERVATION_AFTER_MS + 1);
-      await h.app.drain();
+      await untilQuiet(h);
       await flashSaleUpkeep(fs, h.app.db, h.clock.now());
       const more = await Promise.all(Array.from({ length: 300 }, (_, b) => asBuyer(h, 260_000 + b).checkout(body)));
-      await h.app.drain();
+      await untilQuiet(h);
       expect(during + more.filter((a) => a.status === 201).length).toBe(UNITS);
       expect(await countOrders(sku)).toBe(UNITS);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 0, reserved: UNITS, sold: 0 });
@@ -202,7 +203,7 @@ for (const engine of availableEngines()) {
       const orderToCancel = answers.find((a) => a.status === 201)!.body.orderNo;
       const cancel = await h.http.inject({ method: 'POST', url: `/orders/${orderToCancel}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
       expect(cancel.statusCode).toBe(200);
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await asBuyer(h, buyer).checkout(body)).status).toBe(201);
     });
 
@@ -212,17 +213,17 @@ for (const engine of availableEngines()) {
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] };
       const cancelled = await asBuyer(h, 300_020).checkout(body);
       const timedOut = await asBuyer(h, 300_021).checkout(body);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await redisAvailable(f.activityId, sku)).toBe(4);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 4, reserved: 6 });
 
       await h.http.inject({ method: 'POST', url: `/orders/${cancelled.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(300_020)}` } });
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await redisAvailable(f.activityId, sku)).toBe(7);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 7, reserved: 3 });
 
       h.clock.advance(h.app.paymentTimeout_ms + 1);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0 });
       expect(await reservationsOf(h.app.db, timedOut.body.orderNo)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'released' }]);
@@ -247,7 +248,7 @@ for (const engine of availableEngines()) {
       expect(await redisAvailable(f.activityId, sku)).toBe(6);
 
       h.clock.advance(VERIFY_RESERVATION_AFTER_MS + 1);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0 });
       expect(await reservationsOf(h.app.db, claim.orderNo)).toEqual([{ activitySkuId: sku, quantity: 4, state: 'released' }]);
@@ -256,14 +257,14 @@ for (const engine of availableEngines()) {
       expect(isAppError(late, 'flash_sale_not_ready')).toBe(true);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
       // The client's retry with the same key places the order.
-      expect((await asBuyer(h, buyerId).checkout(request, { key: key })).status).toBe(201);
+      expect((await asBuyer(h, buyerId).checkout(request, { key })).status).toBe(201);
     });
 
     it('the reconciler finds drift either way, repairs it and says so', async () => {
       const f = await hotActivity([{ price_fen: 500, stock: 20 }, { price_fen: 500, stock: 20 }]);
       const [a, b] = f.activitySkuIds as [number, number];
       await asBuyer(h, 300_040).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 2 }, { activitySkuId: b, quantity: 1 }] });
-      await h.app.drain();
+      await untilQuiet(h);
       // A lost Redis write on one SKU; sold units returned to the database (a refund) on the other.
       await redis.hincrby(keysOf(fs, f.activityId).avail, String(a), 5);
       await h.app.db.updateTable('stock').set((eb) => ({ total: eb('total', '+', 3), available: eb('available', '+', 3) })).where('activity_sku_id', '=', b).execute();
@@ -285,7 +286,7 @@ for (const engine of availableEngines()) {
       expect((await adjust(-12, 'adj-2')).json()).toMatchObject({ code: 'stock_adjustment_refused' });
       expect((await adjust(-11, 'adj-3')).statusCode).toBe(201);
       expect(await redisAvailable(f.activityId, sku)).toBe(0);
-      await h.app.drain();
+      await untilQuiet(h);
 
       const off = await h.http.inject({ method: 'PATCH', url: `/admin/activities/${f.activityId}`, headers: admin, payload: { hot: false } });
       expect(off.json()).toMatchObject({ hot: false });
@@ -315,7 +316,7 @@ describe.skipIf(!REDIS_URL)('flash sale without Redis', () => {
       expect(plain.app.flashSale).toBeUndefined();
       const placed = await asBuyer(plain, 400_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] });
       expect(placed.status).toBe(201);
-      await plain.app.drain();
+      await untilQuiet(plain);
       expect(await stockLedger(plain.app, sku)).toMatchObject({ available: 5, reserved: 5 });
     } finally {
       await plain.close();

@@ -4,7 +4,8 @@ import { deductOnPayment } from '../src/inventory/index.ts';
 import { getOrder, paymentSucceeded } from '../src/orders/index.ts';
 import { availableEngines } from './support/engines.ts';
 import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
-import { asBuyer } from './support/client.ts';
+import { asAdmin, asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 for (const engine of availableEngines()) {
   describe(`on-payment inventory mode (支付减库存) on ${engine.name}`, () => {
@@ -33,7 +34,7 @@ for (const engine of availableEngines()) {
       expect(await pay(first.body.orderNo, 900)).toBe('paid');
       expect(await level(sku)).toMatchObject({ available: 0, sold: 1 });
       expect(await pay(second.body.orderNo, 800)).toBe('stock_unavailable');
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await getOrder(h.app, second.body.orderNo)).toMatchObject({ status: 'CANCELLED', cancelReason: 'sold_out_at_payment' });
       expect((await buyerCoupons(h.app.db, 99_701, h.clock.now())).find((c) => c.couponId === couponId)!.state).toBe('available');
       expect(await level(sku)).toMatchObject({ available: 0, sold: 1 });
@@ -59,10 +60,10 @@ for (const engine of availableEngines()) {
         const buyer = 99_720 + round;
         const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
         const [, outcome] = await Promise.all([
-          h.http.inject({ method: 'POST', url: `/orders/${placed.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } }),
+          asBuyer(h, buyer).cancel(placed.body.orderNo),
           pay(placed.body.orderNo, 1000),
         ]);
-        await h.app.drain();
+        await untilQuiet(h);
         const order = await getOrder(h.app, placed.body.orderNo);
         if (outcome === 'paid') {
           expect(order.status).toBe('PAID');
@@ -81,7 +82,7 @@ for (const engine of availableEngines()) {
       await deductOnPayment(h.app.db, placed.body.orderNo, [{ activitySkuId: sku, quantity: 2 }], h.clock.now()); // then the process dies
       expect(await level(sku)).toMatchObject({ available: 8, sold: 2 });
       h.clock.advance(16 * 60_000);
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await getOrder(h.app, placed.body.orderNo)).status).toBe('CANCELLED');
       expect(await level(sku)).toMatchObject({ available: 10, sold: 0 });
       expect(await pay(placed.body.orderNo, 1000)).toBe('order_cancelled');
@@ -90,10 +91,10 @@ for (const engine of availableEngines()) {
 
     it('refuses stock-linked prices on on-payment activities', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
-      const made = await h.http.inject({ method: 'PATCH', url: `/admin/activity-skus/${f.activitySkuIds[0]}`, headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { activityPriceUnits: 3 } });
-      expect(made.statusCode).toBe(200);
-      const switched = await h.http.inject({ method: 'PATCH', url: `/admin/activities/${f.activityId}`, headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { inventoryMode: 'on_payment' } });
-      expect([switched.statusCode, switched.json().field]).toEqual([400, 'inventoryMode']);
+      const made = await asAdmin(h).updateActivitySku(f.activitySkuIds[0]!, { activityPriceUnits: 3 });
+      expect(made.status).toBe(200);
+      const switched = await asAdmin(h).updateActivity(f.activityId, { inventoryMode: 'on_payment' });
+      expect([switched.status, switched.body.field]).toEqual([400, 'inventoryMode']);
     });
 
     it('a cart mixing both modes reserves one at checkout and deducts the other at payment', async () => {
@@ -104,7 +105,7 @@ for (const engine of availableEngines()) {
       expect(await level(reserved.activitySkuIds[0]!)).toMatchObject({ reserved: 1 });
       expect(await level(deducted.activitySkuIds[0]!)).toMatchObject({ reserved: 0, sold: 0 });
       expect(await pay(placed.body.orderNo, 1000)).toBe('paid');
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await level(reserved.activitySkuIds[0]!)).toMatchObject({ reserved: 0, sold: 1 });
       expect(await level(deducted.activitySkuIds[0]!)).toMatchObject({ available: 9, sold: 1 });
     });

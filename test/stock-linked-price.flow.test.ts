@@ -3,6 +3,7 @@ import { releaseReservation, reserveStock, stockLevels } from '../src/inventory/
 import { availableEngines } from './support/engines.ts';
 import { seedActivity, startHarness, type Harness } from './support/harness.ts';
 import { asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 for (const engine of availableEngines()) {
   describe(`stock-linked activity price through checkout on ${engine.name}`, () => {
@@ -25,9 +26,9 @@ for (const engine of availableEngines()) {
       const second = await asBuyer(h, 99_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
       expect(second.body.payableFen).toBe(2000);
 
-      const cancel = await h.http.inject({ method: 'POST', url: `/orders/${first.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(99_001)}` } });
-      expect(cancel.statusCode).toBe(200);
-      await h.app.drain();
+      const cancel = await asBuyer(h, 99_001).cancel(first.body.orderNo);
+      expect(cancel.status).toBe(200);
+      await untilQuiet(h);
       expect(await taken(sku)).toBe(0);
       const third = await asBuyer(h, 99_003).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
       expect(third.body.payableFen).toBe(1000);

@@ -12,6 +12,11 @@ export interface Reply {
   status: number;
   /** The JSON body; undefined when the answer has none (or is not JSON). */
   body: any;
+  /**
+   * The answer's headers. Not enumerable, so a reply still equals `{ status, body }` (tests
+   * compare a repeated checkout's whole reply with the first one's).
+   */
+  readonly headers: Record<string, string | string[] | number | undefined>;
 }
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
@@ -35,7 +40,9 @@ async function send(h: Harness, token: (() => string) | undefined, method: Metho
   } catch {
     body = undefined;
   }
-  return { status: response.statusCode, body };
+  const reply = { status: response.statusCode, body };
+  Object.defineProperty(reply, 'headers', { value: response.headers, enumerable: false });
+  return reply as Reply;
 }
 
 /** The Idempotency-Key header: a fresh key unless one is given; null sends none. */
@@ -65,15 +72,6 @@ function clientWith(h: Harness, token: (() => string) | undefined): Client {
   };
 }
 
-/** Requests carrying the given token as it is (a forged, expired or other principal's token). */
-export function withToken(h: Harness, token: string): Client {
-  return clientWith(h, () => token);
-}
-
-/** Requests with no token at all. */
-export function anonymous(h: Harness): Client {
-  return clientWith(h, undefined);
-}
 
 export interface CheckoutOptions {
   /** The Idempotency-Key: a fresh one unless given; null sends none. */
@@ -92,11 +90,30 @@ export async function payAtCashier(h: Harness, channel: ChannelName | string, pa
   return response.status;
 }
 
+/** A buyer, registered before the first request (as the harness registers every buyer a test names). */
 export function asBuyer(h: Harness, buyerId: number) {
-  const client = clientWith(h, () => h.buyerToken(buyerId));
+  return buyerCalls(h, () => h.buyerToken(buyerId));
+}
+
+/** A buyer token whose subject the platform has no record of. */
+export function asUnknownBuyer(h: Harness, buyerId: number) {
+  return buyerCalls(h, () => h.unknownBuyerToken(buyerId));
+}
+
+/** The buyer's calls carrying the given token as it is (a forged, expired, revoked or other principal's token). */
+export function withToken(h: Harness, token: string) {
+  return buyerCalls(h, () => token);
+}
+
+/** The buyer's calls with no token at all. */
+export function anonymous(h: Harness) {
+  return buyerCalls(h, undefined);
+}
+
+function buyerCalls(h: Harness, token: (() => string) | undefined) {
+  const client = clientWith(h, token);
   return {
     ...client,
-    buyerId,
     checkout: (body: unknown, options: CheckoutOptions = {}) =>
       client.request('POST', '/orders', { payload: body, headers: { ...keyHeader(options.key), ...options.headers } }),
     orders: (query = '') => client.get(`/orders${query}`),
@@ -114,7 +131,7 @@ export function asBuyer(h: Harness, buyerId: number) {
     /** A refund of the given lines (of the whole order without them). */
     refund: (orderNo: string, lineNos?: number[], options: { key?: string | null } = {}) =>
       client.post(`/orders/${orderNo}/refunds`, lineNos ? { lineNos } : {}, keyHeader(options.key)),
-    claimPriceProtection: (orderNo: string, lineNo: number) => client.post(`/orders/${orderNo}/lines/${lineNo}/price-protection`),
+    claimPriceProtection: (orderNo: string, lineNo: number | string) => client.post(`/orders/${orderNo}/lines/${lineNo}/price-protection`),
     points: (query = '') => client.get(`/points${query}`),
     coupons: () => client.get('/coupons'),
     cart: {
@@ -128,7 +145,7 @@ export function asBuyer(h: Harness, buyerId: number) {
   };
 }
 
-export type BuyerClient = ReturnType<typeof asBuyer>;
+export type BuyerClient = ReturnType<typeof buyerCalls>;
 
 export function asAdmin(h: Harness) {
   const client = clientWith(h, () => h.adminToken());
