@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_REQUEST_ID_LENGTH } from '../src/platform/http/server.ts';
 import { availableEngines } from './support/engines.ts';
 import { seedActivity, startHarness, writtenRows, type CatalogFixture, type Harness } from './support/harness.ts';
 import { asAdmin, asBuyer } from './support/client.ts';
@@ -141,6 +142,21 @@ for (const engine of availableEngines()) {
       expect(ids).toHaveLength(4);
       expect(ids.filter((id) => id.length > 64 || id.includes(' '))).toEqual([]);
       expect(ids).toContain('req-edge-1');
+    });
+
+    it('15: an x-request-id of MAX_REQUEST_ID_LENGTH characters is kept; one character more is replaced', async () => {
+      lines.length = 0;
+      const atLimit = 'a'.repeat(MAX_REQUEST_ID_LENGTH);
+      const past = 'b'.repeat(MAX_REQUEST_ID_LENGTH + 1);
+      for (const requestId of [atLimit, past]) {
+        const placed = await asBuyer(h, 5).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] }, { headers: { 'x-request-id': requestId } });
+        expect(placed.status).toBe(201);
+      }
+      const ids = lines.filter((l) => l.msg === 'checkout answered').map((l) => String(l.reqId));
+      expect(ids).toHaveLength(2);
+      expect(ids[0]).toBe(atLimit);
+      expect(ids[1]).not.toBe(past);
+      expect(ids[1]!.length).toBeLessThanOrEqual(MAX_REQUEST_ID_LENGTH);
     });
 
     it("15: Fastify's and Node's own refusals use the error table and never echo the path", async () => {

@@ -1,0 +1,180 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_ACTIVITY_SKUS, MAX_PRODUCT_SKUS, createMerchant, createProduct } from '../src/catalog/index.ts';
+import { MAX_REPAIRS_LISTED } from '../src/consistency/index.ts';
+import { MAX_BUYERS_PER_ISSUE, MAX_COUPONS_PER_ORDER } from '../src/coupons/index.ts';
+import { MAX_DEAD_LETTERS_PAGE } from '../src/events/dead-letters.ts';
+import { MAX_ADJUSTMENTS_LISTED } from '../src/inventory/index.ts';
+import { MAX_CHECKOUT_LINES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_ORDERS_PAGE, MAX_REMARK_LENGTH } from '../src/orders/index.ts';
+import { MAX_PAYMENT_ATTEMPTS } from '../src/payments/pay.ts';
+import { MAX_JOURNAL_PAGE } from '../src/points/index.ts';
+import { MAX_SHIPPING_STEP_UNITS } from '../src/promotions/index.ts';
+import { MAX_REVOCATION_REASON_LENGTH } from '../src/access/routes.ts';
+import { availableEngines } from './support/engines.ts';
+import { asAdmin, asBuyer } from './support/client.ts';
+import { HOUR_MS, registerBuyers, seedActivity, startHarness, writtenRows, type CatalogFixture, type Harness } from './support/harness.ts';
+import { untilQuiet } from './support/quiet.ts';
+
+/**
+ * Every named limit a request can reach, at the limit and one past it, by its name: at the limit
+ * the request is served; one past it is refused with the field that broke it, and writes nothing.
+ * (Limits tested elsewhere: see the list in the issue's closing note.)
+ */
+for (const engine of availableEngines()) {
+  describe(`named limits at and past them on ${engine.name}`, () => {
+    let h: Harness;
+    let f: CatalogFixture;
+    beforeAll(async () => {
+      h = await startHarness(engine);
+      f = await seedActivity(h.app, { skus: Array.from({ length: MAX_CHECKOUT_LINES }, () => ({ price_fen: 100, stock: 100 })) });
+    });
+    afterAll(async () => h?.close());
+
+    const one = () => ({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+    const refusedField = (reply: { status: number; body: any }) => [reply.status, reply.body.code, reply.body.field];
+
+    it('MAX_CHECKOUT_LINES lines are one order; one more line is refused and writes nothing', async () => {
+      const lines = f.activitySkuIds.map((activitySkuId) => ({ activitySkuId, quantity: 1 }));
+      expect(lines).toHaveLength(MAX_CHECKOUT_LINES);
+      const atLimit = await asBuyer(h, 110_001).checkout({ leaderId: f.leaderId, items: lines });
+      expect([atLimit.status, atLimit.body.lines.length]).toEqual([201, MAX_CHECKOUT_LINES]);
+      await untilQuiet(h);
+      const before = await writtenRows(h.app);
+      const past = await asBuyer(h, 110_002).checkout({ leaderId: f.leaderId, items: [...lines, { activitySkuId: 9_999_999, quantity: 1 }] });
+      expect(refusedField(past)).toEqual([400, 'invalid_field', 'items']);
+      await untilQuiet(h);
+      expect(await writtenRows(h.app)).toEqual(before);
+    });
+
+    it('a remark of MAX_REMARK_LENGTH characters is kept; one more is refused', async () => {
+      const atLimit = await asBuyer(h, 110_011).checkout({ ...one(), remark: 'r'.repeat(MAX_REMARK_LENGTH) });
+      expect(atLimit.status).toBe(201);
+      const past = await asBuyer(h, 110_011).checkout({ ...one(), remark: 'r'.repeat(MAX_REMARK_LENGTH + 1) });
+      expect(refusedField(past)).toEqual([400, 'invalid_field', 'remark']);
+    });
+
+    it('an Idempotency-Key of MAX_IDEMPOTENCY_KEY_LENGTH characters is used; one more is refused', async () => {
+      const atLimit = await asBuyer(h, 110_021).checkout(one(), { key: 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH) });
+      expect(atLimit.status).toBe(201);
+      const again = await asBuyer(h, 110_021).checkout(one(), { key: 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH) });
+      expect(again.body.orderNo).toBe(atLimit.body.orderNo);
+      const past = await asBuyer(h, 110_021).checkout(one(), { key: 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH + 1) });
+      expect(refusedField(past)).toEqual([400, 'invalid_field', 'Idempotency-Key']);
+    });
+
+    it('MAX_COUPONS_PER_ORDER coupon ids pass the request check; one more is refused before any coupon is read', async () => {
+      const ids = (n: number) => Array.from({ length: n }, (_, i) => 9_000_000 + i);
+      const atLimit = await asBuyer(h, 110_031).checkout({ ...one(), couponIds: ids(MAX_COUPONS_PER_ORDER) });
+      // Past the count check, the first (unknown) coupon is what is refused.
+      expect(refusedField(atLimit)).toEqual([409, 'coupon_unavailable', 'couponIds.0']);
+      const past = await asBuyer(h, 110_031).checkout({ ...one(), couponIds: ids(MAX_COUPONS_PER_ORDER + 1) });
+      expect(refusedField(past)).toEqual([400, 'invalid_field', 'couponIds']);
+    });
+
+    it('pages: MAX_ORDERS_PAGE, MAX_JOURNAL_PAGE, MAX_DEAD_LETTERS_PAGE and MAX_REPAIRS_LISTED are served; one more is refused', async () => {
+      const buyer = asBuyer(h, 110_041);
+      const admin = asAdmin(h);
+      const pages = [
+        { limit: MAX_ORDERS_PAGE, get: (limit: number) => buyer.orders(`?limit=${limit}`) },
+        { limit: MAX_JOURNAL_PAGE, get: (limit: number) => buyer.points(`?limit=${limit}`) },
+        { limit: MAX_DEAD_LETTERS_PAGE, get: (limit: number) => admin.deadLetters(`?limit=${limit}`) },
+        { limit: MAX_REPAIRS_LISTED, get: (limit: number) => admin.repairs(`?limit=${limit}`) },
+      ];
+      for (const page of pages) {
+        expect((await page.get(page.limit)).status, String(page.limit)).toBe(200);
+        expect(refusedField(await page.get(page.limit + 1)), String(page.limit)).toEqual([400, 'invalid_field', 'querystring.limit']);
+      }
+    });
+
+    it('a SKU lists its newest MAX_ADJUSTMENTS_LISTED stock adjustments', async () => {
+      const g = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 10 }] });
+      const sku = g.activitySkuIds[0]!;
+      for (let i = 0; i <= MAX_ADJUSTMENTS_LISTED; i++) expect((await asAdmin(h).adjustStock(sku, { delta: 1, reason: `count ${i}`, requestId: `limit-${i}` })).status).toBe(201);
+      const listed = (await asAdmin(h).stockAdjustments(sku)).body.adjustments;
+      expect(listed).toHaveLength(MAX_ADJUSTMENTS_LISTED);
+      expect(listed[0].reason).toBe(`count ${MAX_ADJUSTMENTS_LISTED}`);
+      expect(listed.map((a: any) => a.reason)).not.toContain('count 0');
+    });
+
+    it('a revocation reason of MAX_REVOCATION_REASON_LENGTH characters is recorded; one more is refused', async () => {
+      const atLimit = await asAdmin(h).revokeToken({ tokenId: 'limit-token-1', reason: 'x'.repeat(MAX_REVOCATION_REASON_LENGTH) });
+      expect(atLimit.status).toBe(201);
+      const past = await asAdmin(h).revokeToken({ tokenId: 'limit-token-2', reason: 'x'.repeat(MAX_REVOCATION_REASON_LENGTH + 1) });
+      expect(refusedField(past)).toEqual([400, 'invalid_field', 'reason']);
+    });
+
+    it('a product of MAX_PRODUCT_SKUS SKUs is created; one more SKU is refused', async () => {
+      const merchant = (await asAdmin(h).createMerchant({ name: 'Limit Farm' })).body;
+      const skus = (n: number) => Array.from({ length: n }, (_, i) => ({ title: `pack ${i}`, listPriceFen: 100, weightG: 100 }));
+      const atLimit = await asAdmin(h).createProduct({ merchantId: merchant.id, title: 'Plums', skus: skus(MAX_PRODUCT_SKUS) });
+      expect([atLimit.status, atLimit.body.skus.length]).toEqual([201, MAX_PRODUCT_SKUS]);
+      const past = await asAdmin(h).createProduct({ merchantId: merchant.id, title: 'Plums', skus: skus(MAX_PRODUCT_SKUS + 1) });
+      expect(refusedField(past)).toEqual([400, 'invalid_field', 'skus']);
+    });
+
+    it('an activity of MAX_ACTIVITY_SKUS SKUs is created; one more SKU is refused', async () => {
+      const now = h.clock.now();
+      const merchant = await createMerchant(h.app.db, { name: 'Many SKUs' }, now);
+      const skuIds: number[] = [];
+      while (skuIds.length <= MAX_ACTIVITY_SKUS) {
+        const product = await createProduct(h.app.db, { merchantId: merchant.id, title: 'Beans', category: 'veg', skus: Array.from({ length: MAX_PRODUCT_SKUS }, (_, i) => ({ title: `bag ${i}`, listPrice_fen: 100, weight_g: 100 })) }, now);
+        skuIds.push(...product.skus.map((s) => s.id));
+      }
+      const activity = (n: number) => ({
+        title: 'Bean week', startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 24 * HOUR_MS).toISOString(),
+        orderCutoffAt: new Date(now + 12 * HOUR_MS).toISOString(), pickupDate: '2026-12-03',
+        skus: skuIds.slice(0, n).map((skuId) => ({ skuId, priceFen: 90, stock: 1 })),
+      });
+      const atLimit = await asAdmin(h).createActivity(activity(MAX_ACTIVITY_SKUS));
+      expect([atLimit.status, atLimit.body.skus.length]).toEqual([201, MAX_ACTIVITY_SKUS]);
+      const past = await asAdmin(h).createActivity(activity(MAX_ACTIVITY_SKUS + 1));
+      expect(refusedField(past)).toEqual([400, 'invalid_field', 'skus']);
+    });
+
+    it('a coupon is issued to MAX_BUYERS_PER_ISSUE buyers at once; one more buyer is refused', async () => {
+      const buyerIds = Array.from({ length: MAX_BUYERS_PER_ISSUE + 1 }, (_, i) => 120_000 + i);
+      await registerBuyers(h.app.db, buyerIds, h.clock.now());
+      const now = h.clock.now();
+      const template = await asAdmin(h).createCouponTemplate({
+        name: 'for many', scope: { kind: 'platform' }, rule: { kind: 'fixed', off_fen: 100, threshold_fen: 500 },
+        validFrom: new Date(now - HOUR_MS).toISOString(), validUntil: new Date(now + 24 * HOUR_MS).toISOString(), perBuyerLimit: 1,
+      });
+      expect(template.status).toBe(201);
+      const issue = (ids: number[]) => asAdmin(h).post(`/admin/coupon-templates/${template.body.id}/issue`, { buyerIds: ids });
+      const past = await issue(buyerIds);
+      expect(refusedField(past)).toEqual([400, 'invalid_field', 'buyerIds']);
+      const atLimit = await issue(buyerIds.slice(0, MAX_BUYERS_PER_ISSUE));
+      expect(atLimit.status).toBeLessThan(300);
+      const issued = await h.app.db.selectFrom('coupons').select('buyer_id').where('template_id', '=', template.body.id).execute();
+      expect(issued).toHaveLength(MAX_BUYERS_PER_ISSUE);
+    });
+
+    it('a shipping step of MAX_SHIPPING_STEP_UNITS is taken; one more unit is refused', async () => {
+      const merchant = (await asAdmin(h).createMerchant({ name: 'Heavy Goods' })).body;
+      const rule = (first_g: number) => ({ merchantId: merchant.id, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g, first_fen: 100, additional_g: 1000, additional_fen: 100 } });
+      expect((await asAdmin(h).createShippingRule(rule(MAX_SHIPPING_STEP_UNITS))).status).toBe(201);
+      expect(refusedField(await asAdmin(h).createShippingRule(rule(MAX_SHIPPING_STEP_UNITS + 1)))).toEqual([400, 'invalid_field', 'charge.first_g']);
+    });
+  });
+
+  describe(`payment attempts at and past MAX_PAYMENT_ATTEMPTS on ${engine.name}`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startHarness(engine, { sandbox: {} });
+    });
+    afterAll(async () => h?.close());
+
+    it('an order takes MAX_PAYMENT_ATTEMPTS payment attempts; one more is 409 order_not_payable', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 10 }] });
+      const buyer = asBuyer(h, 110_101);
+      const placed = await buyer.checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      expect(placed.status).toBe(201);
+      // Switching channels closes the open attempt and starts another.
+      const channelOf = (attempt: number) => (attempt % 2 === 0 ? 'alipay' : 'wechat');
+      for (let attempt = 0; attempt < MAX_PAYMENT_ATTEMPTS; attempt++) {
+        expect((await buyer.startPayment(placed.body.orderNo, channelOf(attempt))).status, `attempt ${attempt + 1}`).toBe(201);
+      }
+      const past = await buyer.startPayment(placed.body.orderNo, channelOf(MAX_PAYMENT_ATTEMPTS));
+      expect([past.status, past.body.code]).toEqual([409, 'order_not_payable']);
+    });
+  });
+}
