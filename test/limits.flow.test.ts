@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_ACTIVITY_SKUS, MAX_PRODUCT_SKUS, createMerchant, createProduct } from '../src/catalog/index.ts';
 import { MAX_REPAIRS_LISTED } from '../src/consistency/index.ts';
-import { MAX_BUYERS_PER_ISSUE, MAX_COUPONS_PER_ORDER } from '../src/coupons/index.ts';
+import { createCouponTemplate, issueCoupons, MAX_BUYERS_PER_ISSUE, MAX_COUPONS_LISTED, MAX_COUPONS_PER_ORDER } from '../src/coupons/index.ts';
+import { hotActivities, MAX_HOT_ACTIVITIES } from '../src/catalog/activities.ts';
+import { DEFAULT_MAX_JOB_ATTEMPTS, runDueJobs, scheduleJob } from '../src/jobs/index.ts';
 import { MAX_DEAD_LETTERS_PAGE } from '../src/events/dead-letters.ts';
 import { MAX_ADJUSTMENTS_LISTED } from '../src/inventory/index.ts';
 import { MAX_CHECKOUT_LINES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_ORDERS_PAGE, MAX_REMARK_LENGTH } from '../src/orders/index.ts';
@@ -153,6 +155,71 @@ for (const engine of availableEngines()) {
       const rule = (first_g: number) => ({ merchantId: merchant.id, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g, first_fen: 100, additional_g: 1000, additional_fen: 100 } });
       expect((await asAdmin(h).createShippingRule(rule(MAX_SHIPPING_STEP_UNITS))).status).toBe(201);
       expect(refusedField(await asAdmin(h).createShippingRule(rule(MAX_SHIPPING_STEP_UNITS + 1)))).toEqual([400, 'invalid_field', 'charge.first_g']);
+    });
+  });
+
+  describe(`limits read straight from the modules on ${engine.name}`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      // No background jobs here: the test runs the job passes itself.
+      h = await startHarness(engine, { worker: false });
+    });
+    afterAll(async () => h?.close());
+
+    it('a buyer sees their newest MAX_COUPONS_LISTED coupons: all of that many, and no more when they hold one more', async () => {
+      const buyerId = 110_201;
+      await registerBuyers(h.app.db, [buyerId], h.clock.now());
+      const now = h.clock.now();
+      const perTemplate = 100; // the most coupons of one template a buyer may hold
+      const issueOne = async (n: number) => {
+        if (n % perTemplate === 0) {
+          templateId = (await createCouponTemplate(h.app.db, { name: `many ${n}`, scope: { kind: 'platform' }, rule: { kind: 'fixed', off_fen: 1, threshold_fen: 100 }, validFrom: new Date(now - HOUR_MS).toISOString(), validUntil: new Date(now + 24 * HOUR_MS).toISOString(), perBuyerLimit: perTemplate }, now)).id;
+        }
+        expect((await issueCoupons(h.app.db, templateId, [buyerId], now)).issued).toHaveLength(1);
+      };
+      let templateId = 0;
+      for (let n = 0; n < MAX_COUPONS_LISTED; n++) await issueOne(n);
+      const atLimit = await asBuyer(h, buyerId).coupons();
+      expect(atLimit.body.coupons).toHaveLength(MAX_COUPONS_LISTED);
+      await issueOne(MAX_COUPONS_LISTED);
+      const past = await asBuyer(h, buyerId).coupons();
+      expect(past.body.coupons).toHaveLength(MAX_COUPONS_LISTED);
+      const oldest = Math.min(...atLimit.body.coupons.map((c: any) => c.couponId));
+      expect(past.body.coupons.map((c: any) => c.couponId)).not.toContain(oldest);
+    });
+
+    it('the flash-sale upkeep looks at MAX_HOT_ACTIVITIES hot activities, soonest ending first; one more waits its turn', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 1 }] });
+      const { id: _id, ...row } = await h.app.db.selectFrom('activities').selectAll().where('id', '=', f.activityId).executeTakeFirstOrThrow();
+      await h.app.db.deleteFrom('activities').where('id', '=', f.activityId).execute();
+      const copies = (from: number, count: number) => Array.from({ length: count }, (_, i) => ({ ...row, hot: 1, ends_at_ms: row.ends_at_ms + from + i }));
+      for (let from = 0; from < MAX_HOT_ACTIVITIES; from += 50) await h.app.db.insertInto('activities').values(copies(from, 50)).execute();
+      const atLimit = await hotActivities(h.app.db, h.clock.now());
+      expect(atLimit).toHaveLength(MAX_HOT_ACTIVITIES);
+      // One more, ending last: it is the one left for a later pass.
+      await h.app.db.insertInto('activities').values(copies(MAX_HOT_ACTIVITIES, 1)).execute();
+      const past = await hotActivities(h.app.db, h.clock.now());
+      expect(past).toHaveLength(MAX_HOT_ACTIVITIES);
+      expect(past.map((a) => a.id)).toEqual(atLimit.map((a) => a.id));
+    });
+
+    it('a job is tried DEFAULT_MAX_JOB_ATTEMPTS times: still due after one less, dead after the last, and not tried again', async () => {
+      const now = h.clock.now();
+      await h.app.db.transaction().execute((trx) => scheduleJob(trx, { kind: 'test.always-fails', key: 'test.always-fails:1', payload: {}, due_at_ms: now }, now));
+      let tries = 0;
+      const handlers = { 'test.always-fails': async () => { tries += 1; throw new Error('fails on purpose'); } };
+      const job = () => h.app.db.selectFrom('jobs').select(['attempts', 'dead_at_ms']).where('job_key', '=', 'test.always-fails:1').executeTakeFirstOrThrow();
+      // A day apart: past any retry backoff.
+      const pass = (n: number) => runDueJobs(h.app.db, { handlers, owner: 'limits-test', now: () => now + n * 24 * HOUR_MS, onError: () => undefined });
+      for (let n = 1; n < DEFAULT_MAX_JOB_ATTEMPTS; n++) await pass(n);
+      expect(await job()).toMatchObject({ attempts: DEFAULT_MAX_JOB_ATTEMPTS - 1, dead_at_ms: null });
+      await pass(DEFAULT_MAX_JOB_ATTEMPTS);
+      const dead = await job();
+      expect(dead.attempts).toBe(DEFAULT_MAX_JOB_ATTEMPTS);
+      expect(dead.dead_at_ms).not.toBeNull();
+      await pass(DEFAULT_MAX_JOB_ATTEMPTS + 1);
+      expect(tries).toBe(DEFAULT_MAX_JOB_ATTEMPTS);
+      expect((await job()).attempts).toBe(DEFAULT_MAX_JOB_ATTEMPTS);
     });
   });
 
