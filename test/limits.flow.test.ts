@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MAX_ACTIVITY_SKUS, MAX_PRODUCT_SKUS, createMerchant, createProduct } from '../src/catalog/index.ts';
 import { MAX_REPAIRS_LISTED } from '../src/consistency/index.ts';
 import { createCouponTemplate, issueCoupons, MAX_BUYERS_PER_ISSUE, MAX_COUPONS_LISTED, MAX_COUPONS_PER_ORDER } from '../src/coupons/index.ts';
@@ -9,7 +9,7 @@ import { MAX_ADJUSTMENTS_LISTED } from '../src/inventory/index.ts';
 import { MAX_CHECKOUT_LINES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_ORDERS_PAGE, MAX_REMARK_LENGTH } from '../src/orders/index.ts';
 import { MAX_PAYMENT_ATTEMPTS } from '../src/payments/pay.ts';
 import { MAX_JOURNAL_PAGE } from '../src/points/index.ts';
-import { MAX_SHIPPING_STEP_UNITS } from '../src/promotions/index.ts';
+import { livePromotions, MAX_LIVE_PROMOTIONS, MAX_SHIPPING_STEP_UNITS, PRICING_RULES_CACHE_MS } from '../src/promotions/index.ts';
 import { MAX_REVOCATION_REASON_LENGTH } from '../src/access/routes.ts';
 import { availableEngines } from './support/engines.ts';
 import { asAdmin, asBuyer } from './support/client.ts';
@@ -201,6 +201,32 @@ for (const engine of availableEngines()) {
       const past = await hotActivities(h.app.db, h.clock.now());
       expect(past).toHaveLength(MAX_HOT_ACTIVITIES);
       expect(past.map((a) => a.id)).toEqual(atLimit.map((a) => a.id));
+    });
+
+    it('pricing reads MAX_LIVE_PROMOTIONS live promotions; with one more live it reads that many and warns', async () => {
+      const now = h.clock.now();
+      const made = await asAdmin(h).createPromotion({ name: 'many', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 1_000_000, off_fen: 1 }, startsAt: new Date(now - HOUR_MS).toISOString(), endsAt: new Date(now + 24 * HOUR_MS).toISOString() });
+      expect(made.status).toBe(201);
+      const { id: _id, ...row } = await h.app.db.selectFrom('promotions').selectAll().where('id', '=', Number(made.body.id)).executeTakeFirstOrThrow();
+      const addCopies = async (count: number) => {
+        for (let done = 0; done < count; done += 50) await h.app.db.insertInto('promotions').values(Array.from({ length: Math.min(50, count - done) }, () => ({ ...row }))).execute();
+      };
+      const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+      try {
+        // Each read a cache period later, so it reads the table again.
+        let reads = 0;
+        const read = () => livePromotions(h.app.db, [1], now + ++reads * PRICING_RULES_CACHE_MS);
+        await addCopies(MAX_LIVE_PROMOTIONS - 2);
+        expect(await read()).toHaveLength(MAX_LIVE_PROMOTIONS - 1);
+        expect(warn).not.toHaveBeenCalled();
+        await addCopies(1);
+        expect(await read()).toHaveLength(MAX_LIVE_PROMOTIONS);
+        await addCopies(1);
+        expect(await read()).toHaveLength(MAX_LIVE_PROMOTIONS);
+        expect(warn).toHaveBeenCalledWith(expect.stringContaining(`more than ${MAX_LIVE_PROMOTIONS} promotions are live`));
+      } finally {
+        warn.mockRestore();
+      }
     });
 
     it('a job is tried DEFAULT_MAX_JOB_ATTEMPTS times: still due after one less, dead after the last, and not tried again', async () => {
