@@ -11,6 +11,7 @@ import { MAX_PAYMENT_ATTEMPTS } from '../src/payments/pay.ts';
 import { MAX_JOURNAL_PAGE } from '../src/points/index.ts';
 import { livePromotions, MAX_LIVE_PROMOTIONS, MAX_SHIPPING_STEP_UNITS, PRICING_RULES_CACHE_MS } from '../src/promotions/index.ts';
 import { MAX_REVOCATION_REASON_LENGTH } from '../src/access/routes.ts';
+import { MAX_BODY_BYTES } from '../src/platform/http/server.ts';
 import { availableEngines } from './support/engines.ts';
 import { asAdmin, asBuyer } from './support/client.ts';
 import { HOUR_MS, registerBuyers, seedActivity, startHarness, writtenRows, type CatalogFixture, type Harness } from './support/harness.ts';
@@ -45,6 +46,19 @@ for (const engine of availableEngines()) {
       expect(refusedField(past)).toEqual([400, 'invalid_field', 'items']);
       await untilQuiet(h);
       expect(await writtenRows(h.app)).toEqual(before);
+    });
+
+    it('a request body of MAX_BODY_BYTES bytes is read; one byte more is 413 payload_too_large', async () => {
+      // JSON padded with spaces to an exact size: only its length differs.
+      const sized = (bytes: number) => {
+        const json = JSON.stringify(one());
+        return json + ' '.repeat(bytes - Buffer.byteLength(json));
+      };
+      const headers = { 'content-type': 'application/json' };
+      const atLimit = await asBuyer(h, 110_051).checkout(sized(MAX_BODY_BYTES), { headers });
+      expect(atLimit.status).toBe(201);
+      const past = await asBuyer(h, 110_051).checkout(sized(MAX_BODY_BYTES + 1), { headers });
+      expect([past.status, past.body.code]).toEqual([413, 'payload_too_large']);
     });
 
     it('a remark of MAX_REMARK_LENGTH characters is kept; one more is refused', async () => {
