@@ -62,8 +62,11 @@ for (const engine of availableEngines()) {
       const buyer = 20_001;
       const orderNo = await cartCheckout(h, f.leaderId, f.activitySkuIds[0]!, buyer, false);
       failing = new Set([orderNo]);
+      const deadLettersOfOrder = () => h.app.db.selectFrom('dead_letters').select('attempts').where('aggregate_id', '=', orderNo).execute();
       for (let attempt = 1; attempt <= MAX_CONSUMER_ATTEMPTS; attempt++) {
         await untilQuiet(h);
+        // One attempt short of MAX_CONSUMER_ATTEMPTS the event is still retried, not yet a dead letter.
+        if (attempt === MAX_CONSUMER_ATTEMPTS - 1) expect(await deadLettersOfOrder()).toEqual([]);
         h.clock.advance(HOUR_MS); // past the retry backoff
       }
       await untilQuiet(h);
