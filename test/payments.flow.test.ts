@@ -164,8 +164,7 @@ for (const engine of availableEngines()) {
 
     it('a refund the channel fails gives its amount back to what can be refunded', async () => {
       const { buyerId, orderNo, payable_fen } = await placeOrder();
-      const started = await asBuyer(h, buyerId).startPayment(orderNo, 'alipay');
-      await payAtCashier(h, 'alipay', started.body.payNo);
+      const { started } = await asBuyer(h, buyerId).pay(orderNo, 'alipay');
       await untilQuiet(h);
       sandbox().core.setFaults({ failRefund: 1 });
       const failed = await refund(orderNo, {});
@@ -300,8 +299,7 @@ for (const engine of availableEngines()) {
 
     it('a 价保 claim is paid out as a refund; refunding the line later returns only what is left of it', async () => {
       const { f, buyerId, orderNo, payable_fen } = await placeOrder([{ price_fen: 1000, stock: 10 }]);
-      const started = await asBuyer(h, buyerId).startPayment(orderNo, 'wechat');
-      await payAtCashier(h, 'wechat', started.body.payNo);
+      const { started } = await asBuyer(h, buyerId).pay(orderNo, 'wechat');
       await untilQuiet(h);
       await updateActivitySku(h.app.db, f.activitySkuIds[0]!, { price_fen: 700 }, h.clock.now());
       const claimed = await asBuyer(h, buyerId).claimPriceProtection(orderNo, '1');
@@ -317,8 +315,7 @@ for (const engine of availableEngines()) {
 
     it('an Idempotency-Key reused with another refund request is 409 idempotency_key_reused and writes nothing', async () => {
       const { buyerId, orderNo } = await placeOrder();
-      const started = await asBuyer(h, buyerId).startPayment(orderNo, 'alipay');
-      await payAtCashier(h, 'alipay', started.body.payNo);
+      const { started } = await asBuyer(h, buyerId).pay(orderNo, 'alipay');
       await untilQuiet(h);
       const key = newKey();
       const first = await refund(orderNo, { buyerId }, [1], key);
