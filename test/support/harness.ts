@@ -236,16 +236,6 @@ export function newKey(): string {
   return `key-${process.pid}-${Date.now()}-${keySequence}`;
 }
 
-export async function postCheckout(h: Harness, buyerId: number, body: unknown, key: string | undefined = newKey()) {
-  const response = await h.http.inject({
-    method: 'POST',
-    url: '/orders',
-    headers: { authorization: `Bearer ${h.buyerToken(buyerId)}`, ...(key !== undefined && { 'idempotency-key': key }) },
-    payload: body as object,
-  });
-  return { status: response.statusCode, body: response.json() as any };
-}
-
 /** Counts rows of the tables a checkout writes, across every database that holds them (a fresh order shard has no stock_reservations). */
 export async function writtenRows(app: App): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
