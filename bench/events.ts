@@ -14,7 +14,7 @@ import pino from 'pino';
 import { createApp } from '../src/app.ts';
 import { recordEvent } from '../src/events/outbox.ts';
 import { inTransaction } from '../src/events/relay.ts';
-import { transact } from '../src/platform/db/retry.ts';
+import { transaction } from '../src/platform/db/retry.ts';
 import { onEachBenchEngine, pct } from './support.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -75,7 +75,7 @@ await onEachBenchEngine(async (engine) => {
           inFlight += 1;
           const n = produced;
           writes.push(
-            transact(app.db, async (trx) => void (await recordEvent(trx, { type: BENCH_EVENT, aggregateId: `agg-${n % 64}`, payload: { n } }, Date.now()))).finally(() => {
+            transaction(app.db, async (trx) => void (await recordEvent(trx, { type: BENCH_EVENT, aggregateId: `agg-${n % 64}`, payload: { n } }, Date.now()))).finally(() => {
               inFlight -= 1;
             }),
           );

@@ -7,7 +7,7 @@ import { createStock } from '../src/inventory/index.ts';
 import { createLeader } from '../src/leaders/index.ts';
 import { openDatabase } from '../src/platform/db/database.ts';
 import { migrateDatabases } from '../src/migrations.ts';
-import { transact } from '../src/platform/db/retry.ts';
+import { transaction } from '../src/platform/db/retry.ts';
 import { ignoreDuplicates } from '../src/platform/db/sql.ts';
 import { availableEngines, type Engine } from '../test/support/engines.ts';
 
@@ -39,7 +39,7 @@ export async function seed(url: string, stock = 100_000_000, options: { hot?: bo
   const merchant = await createMerchant(db, { name: 'Bench Farm' }, now);
   const leader = await createLeader(db, { name: 'Bench Leader', community: 'Bench', address: 'Gate' }, now);
   const product = await createProduct(db, { merchantId: merchant.id, title: 'Rice', category: null, skus: [{ title: '5kg', listPrice_fen: 4990, weight_g: 5000 }] }, now);
-  const activitySkuId = await transact(db, async (trx) => {
+  const activitySkuId = await transaction(db, async (trx) => {
     const a = await insertActivity(
       trx,
       { title: 'Bench', starts_at_ms: now - 60_000, ends_at_ms: now + 86_400_000, order_cutoff_at_ms: now + 86_400_000, pickupDate: '2026-12-31', inventoryMode: 'on_order', hot: options.hot ?? false },

@@ -1,3 +1,4 @@
+import { transaction } from '../src/platform/db/retry.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CART_HOLD_TTL_MS, expireCartHold } from '../src/cart/index.ts';
 import { holdKeyOf, releaseReservation, reservationsOf, reserveStock } from '../src/inventory/index.ts';
@@ -89,7 +90,7 @@ for (const engine of availableEngines()) {
       const orderNo = '00000000000000000099850';
       await reserveStock(h.app.db, orderNo, [{ activitySkuId: sku, quantity: 3, fromHold: holdKey }], h.clock.now(), { firstAttempt: true });
       expect(await reservationsOf(h.app.db, holdKey)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'transferred' }]);
-      await releaseReservation(h.app.db, orderNo, h.clock.now());
+      await transaction(h.app.db, (trx) => releaseReservation(trx, orderNo, h.clock.now()));
       expect(await reservationsOf(h.app.db, holdKey)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'reserved' }]);
       expect(await level(sku)).toMatchObject({ available: 2, reserved: 3 });
       // Taken again, the hold expires meanwhile, then the undo: nothing goes back to the expired hold.
@@ -97,7 +98,7 @@ for (const engine of availableEngines()) {
       await reserveStock(h.app.db, again, [{ activitySkuId: sku, quantity: 3, fromHold: holdKey }], h.clock.now(), { firstAttempt: true });
       const line = (await asBuyer(h, buyer).cart.get()).body.lines[0];
       await expireCartHold(h.app.db, { buyerId: buyer, activitySkuId: sku, expires_at_ms: Date.parse(line.heldUntil) }, h.clock.now());
-      await releaseReservation(h.app.db, again, h.clock.now());
+      await transaction(h.app.db, (trx) => releaseReservation(trx, again, h.clock.now()));
       expect((await reservationsOf(h.app.db, holdKey))[0]!.state).toBe('released');
       expect(await level(sku)).toMatchObject({ available: 5, reserved: 0 });
     });

@@ -3,7 +3,7 @@ import { releaseReservation, reservationsOf, reserveStock } from '../src/invento
 import { scheduleJob } from '../src/jobs/index.ts';
 import { IDEMPOTENCY_LEASE_MS, paymentSucceeded, VERIFY_RESERVATION_AFTER_MS, VERIFY_RESERVATION_JOB } from '../src/orders/index.ts';
 import { freezePoints, grantPoints, pointsAccount } from '../src/points/index.ts';
-import { transact } from '../src/platform/db/retry.ts';
+import { transaction } from '../src/platform/db/retry.ts';
 import { abandonIdempotencyKey, claimIdempotencyKey, completeIdempotencyKey, requestHash } from '../src/orders/idempotency.ts';
 import { slotOfBuyer } from '../src/platform/shards.ts';
 import { availableEngines } from './support/engines.ts';
@@ -78,7 +78,7 @@ for (const engine of availableEngines()) {
       const key = newKey();
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], points: 300 };
       const died = await claimAndReserve(buyerId, key, body);
-      await transact(h.app.db, (trx) => freezePoints(trx, buyerId, died.claim.orderNo, 300, h.clock.now()));
+      await transaction(h.app.db, (trx) => freezePoints(trx, buyerId, died.claim.orderNo, 300, h.clock.now()));
       expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 300, frozen: 300, available: 0 });
 
       h.clock.advance(IDEMPOTENCY_LEASE_MS + 1);
@@ -139,13 +139,13 @@ for (const engine of availableEngines()) {
       const sku = f.activitySkuIds[0]!;
       const orderNo = h.app.nextOrderNo(slotOfBuyer(95_004), h.clock.now());
       await reserveStock(h.app.db, orderNo, [{ activitySkuId: sku, quantity: 3 }], h.clock.now(), { firstAttempt: true });
-      await releaseReservation(h.app.db, orderNo, h.clock.now());
+      await transaction(h.app.db, (trx) => releaseReservation(trx, orderNo, h.clock.now()));
       const attempts = await Promise.allSettled(
         Array.from({ length: 4 }, () => reserveStock(h.app.db, orderNo, [{ activitySkuId: sku, quantity: 3 }], h.clock.now(), { firstAttempt: false })),
       );
       expect(attempts.some((a) => a.status === 'fulfilled')).toBe(true);
       expect(await level(sku)).toMatchObject({ available: 17, reserved: 3 });
-      await releaseReservation(h.app.db, orderNo, h.clock.now());
+      await transaction(h.app.db, (trx) => releaseReservation(trx, orderNo, h.clock.now()));
       expect(await level(sku)).toMatchObject({ available: 20, reserved: 0 });
     });
 

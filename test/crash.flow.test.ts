@@ -12,7 +12,7 @@ import { grantPoints } from '../src/points/index.ts';
 import { openDatabase } from '../src/platform/db/database.ts';
 import type { TestDb as Db } from './support/db.ts';
 import { migrateDatabases } from '../src/migrations.ts';
-import { transact } from '../src/platform/db/retry.ts';
+import { transaction } from '../src/platform/db/retry.ts';
 import { signToken } from '../src/platform/http/tokens.ts';
 import pino from 'pino';
 import { createApp } from '../src/app.ts';
@@ -144,7 +144,7 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
     const merchant = await createMerchant(db, { name: 'Crash Farm' }, now);
     leaderId = (await createLeader(db, { name: 'Leader', community: 'Crash', address: 'Gate' }, now)).id;
     const product = await createProduct(db, { merchantId: merchant.id, title: 'Eggs', category: 'fresh', skus: [0, 1, 2].map((i) => ({ title: `box ${i}`, listPrice_fen: 2000, weight_g: 500 })) }, now);
-    activitySkuIds = await transact(db, async (trx) => {
+    activitySkuIds = await transaction(db, async (trx) => {
       const a = await insertActivity(
         trx,
         { title: 'Crash sale', starts_at_ms: now - 60_000, ends_at_ms: now + 86_400_000, order_cutoff_at_ms: now + 86_400_000, pickupDate: '2026-12-31', inventoryMode: 'on_order' },

@@ -16,7 +16,7 @@ import { redisCall } from '../src/inventory/flash-sale/redis.ts';
 import { scheduleJob } from '../src/jobs/index.ts';
 import { VERIFY_RESERVATION_AFTER_MS, VERIFY_RESERVATION_JOB } from '../src/orders/index.ts';
 import { claimIdempotencyKey, requestHash } from '../src/orders/idempotency.ts';
-import { transact } from '../src/platform/db/retry.ts';
+import { transaction } from '../src/platform/db/retry.ts';
 import { isAppError } from '../src/platform/errors.ts';
 import { slotOfBuyer } from '../src/platform/shards.ts';
 import { testRedis } from './support/redis.ts';
@@ -169,7 +169,7 @@ for (const engine of availableEngines()) {
       const sku = f.activitySkuIds[0]!;
       const items = [{ activityId: f.activityId, activitySkuId: sku, quantity: 3, purchaseLimit: null }];
       const orderNo = h.app.nextOrderNo(slotOfBuyer(300_001), h.clock.now());
-      await transact(h.app.db, (trx) => recordPendingReservations(trx, orderNo, 300_001, items, h.clock.now()));
+      await transaction(h.app.db, (trx) => recordPendingReservations(trx, orderNo, 300_001, items, h.clock.now()));
       await grantFlashSale(fs, h.app.db, orderNo, 300_001, items, h.clock.now());
       await grantFlashSale(fs, h.app.db, orderNo, 300_001, items, h.clock.now());
       expect(await redisAvailable(f.activityId, sku)).toBe(2);
@@ -189,7 +189,7 @@ for (const engine of availableEngines()) {
       // The script alone refuses: no order exists for the database's counter to look at.
       const orderNo = h.app.nextOrderNo(slotOfBuyer(300_010), h.clock.now());
       const over = [{ activityId: f.activityId, activitySkuId: sku, quantity: 3, purchaseLimit: 2 }];
-      await transact(h.app.db, (trx) => recordPendingReservations(trx, orderNo, 300_010, over, h.clock.now()));
+      await transaction(h.app.db, (trx) => recordPendingReservations(trx, orderNo, 300_010, over, h.clock.now()));
       const refused = await grantFlashSale(fs, h.app.db, orderNo, 300_010, over, h.clock.now()).catch((e) => e);
       expect(isAppError(refused, 'purchase_limit_exceeded')).toBe(true);
 
@@ -239,7 +239,7 @@ for (const engine of availableEngines()) {
       if (claim.kind === 'replay') throw new Error('unexpected replay');
       const now = h.clock.now();
       const items = [{ activityId: f.activityId, activitySkuId: sku, quantity: 4, purchaseLimit: null }];
-      await transact(h.app.db, async (trx) => {
+      await transaction(h.app.db, async (trx) => {
         await recordPendingReservations(trx, claim.orderNo, buyerId, items, now);
         await scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: `${VERIFY_RESERVATION_JOB}:${claim.orderNo}`, payload: { orderNo: claim.orderNo }, due_at_ms: now + VERIFY_RESERVATION_AFTER_MS }, now);
       });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cancelDeadJobs, cancelJob, cancelJobs, hasJobs, scheduleJob, waitingJobKeys } from '../src/jobs/index.ts';
-import { transact } from '../src/platform/db/retry.ts';
+import { transaction } from '../src/platform/db/retry.ts';
 import { availableEngines } from './support/engines.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
@@ -20,7 +20,7 @@ for (const engine of availableEngines()) {
     const keys = ['test.kind:P1:1', 'test.kind:P1:2', 'test.kind:P10:1', 'test.kind:P1', 'test.kind;P1:1', 'test.other:P1:1'];
     const schedule = async () => {
       const now_ms = h.clock.now();
-      await transact(h.app.db, async (trx) => {
+      await transaction(h.app.db, async (trx) => {
         for (const key of keys) await scheduleJob(trx, { kind: 'test.kind', key, payload: {}, due_at_ms: now_ms + 3600_000 }, now_ms);
       });
     };

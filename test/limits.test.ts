@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EventBus, MAX_CONSUMERS } from '../src/events/relay.ts';
-import type { Db } from '../src/platform/db/database.ts';
+import type { TestDb as Db } from './support/db.ts';
 import { MAX_TRANSACTION_ATTEMPTS, withTransientRetry } from '../src/platform/db/retry.ts';
 import { MAX_TOKEN_TTL_S, signToken, verifyToken } from '../src/platform/http/tokens.ts';
 import { MAX_DRAIN_PASSES, pollingLoop } from '../src/platform/polling-loop.ts';

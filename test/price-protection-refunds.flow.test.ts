@@ -1,3 +1,4 @@
+import { transaction } from '../src/platform/db/retry.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateActivitySku } from '../src/catalog/index.ts';
 import { buyerCoupons, createCouponTemplate, issueCoupons, returnCouponsOnRefund } from '../src/coupons/index.ts';
@@ -66,10 +67,10 @@ for (const engine of availableEngines()) {
       const { orderNo, payable } = await paidOrder(buyer, 3, { points: 300 });
       expect(payable).toBe(2700);
       expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 700, frozen: 0, available: 700 });
-      expect(await returnPointsOnRefund(h.app.db, orderNo, 'R1', 900, payable, h.clock.now())).toBe(100);
-      expect(await returnPointsOnRefund(h.app.db, orderNo, 'R1', 900, payable, h.clock.now())).toBe(0);
-      expect(await returnPointsOnRefund(h.app.db, orderNo, 'R2', 1000, payable, h.clock.now())).toBe(11);
-      expect(await returnPointsOnRefund(h.app.db, orderNo, 'R3', payable, payable, h.clock.now())).toBe(189);
+      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, orderNo, 'R1', 900, payable, h.clock.now()))).toBe(100);
+      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, orderNo, 'R1', 900, payable, h.clock.now()))).toBe(0);
+      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, orderNo, 'R2', 1000, payable, h.clock.now()))).toBe(11);
+      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, orderNo, 'R3', payable, payable, h.clock.now()))).toBe(189);
       expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 1000, frozen: 0, available: 1000 });
     });
 
@@ -92,7 +93,7 @@ for (const engine of availableEngines()) {
       await grantPoints(h.app.db, buyer, 1000, 'g-98011', 'test', h.clock.now());
       const { orderNo, payable } = await paidOrder(buyer, 3, { points: 300 });
       const returned = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => returnPointsOnRefund(h.app.db, orderNo, `R${i}`, payable, payable, h.clock.now())),
+        Array.from({ length: 8 }, (_, i) => transaction(h.app.db, (trx) => returnPointsOnRefund(trx, orderNo, `R${i}`, payable, payable, h.clock.now()))),
       );
       expect(returned.reduce((a, b) => a + b, 0)).toBe(300);
       expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 1000, frozen: 0, available: 1000 });

@@ -1,3 +1,4 @@
+import { transaction } from '../src/platform/db/retry.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { releaseReservation, reserveStock, stockLevels } from '../src/inventory/index.ts';
 import { availableEngines } from './support/engines.ts';
@@ -47,10 +48,10 @@ for (const engine of availableEngines()) {
       const sku = f.activitySkuIds[0]!;
       const [a, b] = [h.app.nextOrderNo(1, h.clock.now()), h.app.nextOrderNo(2, h.clock.now())];
       await reserveStock(h.app.db, a, [{ activitySkuId: sku, quantity: 2, activityPrice: { limit: 2, units: 2 } }], h.clock.now(), { firstAttempt: true });
-      await releaseReservation(h.app.db, a, h.clock.now());
+      await transaction(h.app.db, (trx) => releaseReservation(trx, a, h.clock.now()));
       await reserveStock(h.app.db, b, [{ activitySkuId: sku, quantity: 2, activityPrice: { limit: 2, units: 2 } }], h.clock.now(), { firstAttempt: true });
       await reserveStock(h.app.db, a, [{ activitySkuId: sku, quantity: 2, activityPrice: { limit: 2, units: 0 } }], h.clock.now(), { firstAttempt: false });
-      await releaseReservation(h.app.db, a, h.clock.now());
+      await transaction(h.app.db, (trx) => releaseReservation(trx, a, h.clock.now()));
       expect(await taken(sku)).toBe(2);
     });
 

@@ -9,7 +9,8 @@ import { appliedMigrations, runMigrations } from '../src/platform/db/migrate.ts'
 import { grantPoints, pointsAccount } from '../src/points/index.ts';
 import { LEGACY_HISTORY } from '../src/upgrade/legacy.ts';
 import { availableEngines, type Engine, type TestDatabase } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, startHarness, stockLedger, writtenRows, type Harness } from './support/harness.ts';
+import { newKey, seedActivity, startHarness, stockLedger, writtenRows, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
 import { describeSchema, everyRow, tablesOf } from './support/schema.ts';
 
 const DAY_MS = 86_400_000;
@@ -162,7 +163,7 @@ for (const engine of availableEngines()) {
         const pendingCoupon = await couponFor(before, buyers.pending);
         const cancelledCoupon = await couponFor(before, buyers.cancelled);
         const place = async (buyerId: number, body: object) => {
-          const placed = await postCheckout(before, buyerId, { leaderId: f.leaderId, ...body });
+          const placed = await asBuyer(before, buyerId).checkout({ leaderId: f.leaderId, ...body });
           expect(placed.status, JSON.stringify(placed.body)).toBe(201);
           return placed.body.orderNo as string;
         };
@@ -248,7 +249,7 @@ for (const engine of availableEngines()) {
 
         // A new checkout → pay → refund, with the coupon the legacy cancelled order gave back.
         const ledgerBefore = await stockLedger(h.app, f.activitySkuIds[0]!);
-        const placed = await postCheckout(h, buyers.cancelled, { leaderId: f.leaderId, items: first, couponIds: [cancelledCoupon] });
+        const placed = await asBuyer(h, buyers.cancelled).checkout({ leaderId: f.leaderId, items: first, couponIds: [cancelledCoupon] });
         expect(placed.status, JSON.stringify(placed.body)).toBe(201);
         const orderNo = placed.body.orderNo as string;
         const payNo = await pay(h, buyers.cancelled, orderNo);

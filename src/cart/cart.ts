@@ -6,7 +6,7 @@ import { scheduleJob } from '../jobs/index.ts';
 import type { Transaction } from 'kysely';
 
 import { dialectOf } from '../platform/db/database.ts';
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 import { affected } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
 import { multiplyFen, sumFen } from '../platform/money.ts';
@@ -72,7 +72,7 @@ async function holdLine(trx: CartTransaction, buyerId: number, activitySkuId: nu
 
 /** The hold expiry job: releases the hold unless the line was touched (renewed) or removed since. */
 export async function expireCartHold(db: CartDb, job: { buyerId: number; activitySkuId: number; expires_at_ms: number }, now_ms: number): Promise<boolean> {
-  return transact(db, async (trx) => {
+  return transaction(db, async (trx) => {
     let query = trx.selectFrom('cart_lines').select('hold_expires_at_ms').where('buyer_id', '=', job.buyerId).where('activity_sku_id', '=', job.activitySkuId);
     // Locked, so a renewal cannot slip in between this comparison and the release.
     if (dialectOf(trx) !== 'sqlite') query = query.forUpdate();
@@ -86,7 +86,7 @@ export async function expireCartHold(db: CartDb, job: { buyerId: number; activit
 
 /** Adds units to the line of this activity SKU, creating it (selected) if needed. */
 export async function addToCart(db: CartDb, buyerId: number, activitySkuId: number, quantity: number, now_ms: number, holds = false): Promise<void> {
-  await transact(db, async (trx) => {
+  await transaction(db, async (trx) => {
     const line = await trx
       .selectFrom('cart_lines')
       .select('quantity')
@@ -134,7 +134,7 @@ export async function changeCartLine(
   if (change.quantity !== undefined && change.quantity > MAX_LINE_QUANTITY) {
     throw new AppError('line_quantity_exceeded', { field: 'quantity', details: { max: MAX_LINE_QUANTITY } });
   }
-  await transact(db, async (trx) => {
+  await transaction(db, async (trx) => {
     const result = await trx
       .updateTable('cart_lines')
       .set({
@@ -161,7 +161,7 @@ export async function selectCartLines(db: CartDb, buyerId: number, activitySkuId
 
 /** Removes the line and gives back whatever it held. */
 export async function removeCartLine(db: CartDb, buyerId: number, activitySkuId: number, now_ms: number): Promise<void> {
-  await transact(db, async (trx) => {
+  await transaction(db, async (trx) => {
     const result = await trx.deleteFrom('cart_lines').where('buyer_id', '=', buyerId).where('activity_sku_id', '=', activitySkuId).executeTakeFirst();
     if (affected(result) === 0) throw new AppError('not_found', { message: `No cart line for activity SKU ${activitySkuId}.` });
     await setHold(trx, holdKeyOf(buyerId, activitySkuId), activitySkuId, 0, now_ms);
@@ -170,24 +170,22 @@ export async function removeCartLine(db: CartDb, buyerId: number, activitySkuId:
 
 /**
  * After an order is placed its SKUs leave the cart. Safe to repeat: deleting what is gone
- * deletes nothing. A line re-added after the order was placed is kept.
+ * deletes nothing. A line re-added after the order was placed is kept. In the caller's transaction.
  */
-export async function removeOrderedLines(db: CartDb | CartTransaction, buyerId: number, activitySkuIds: readonly number[], placed_at_ms: number): Promise<number> {
+export async function removeOrderedLines(trx: CartTransaction, buyerId: number, activitySkuIds: readonly number[], placed_at_ms: number): Promise<number> {
   if (activitySkuIds.length === 0) return 0;
-  return transact(db, async (trx) => {
-    const result = await trx
-      .deleteFrom('cart_lines')
-      .where('buyer_id', '=', buyerId)
-      .where('activity_sku_id', 'in', [...activitySkuIds])
-      .where('updated_at_ms', '<=', placed_at_ms)
-      .executeTakeFirst();
-    // Units the order did not take from a removed line's hold go back.
-    const kept = new Set(
-      (await trx.selectFrom('cart_lines').select('activity_sku_id').where('buyer_id', '=', buyerId).where('activity_sku_id', 'in', [...activitySkuIds]).execute()).map((r) => r.activity_sku_id),
-    );
-    for (const id of activitySkuIds) if (!kept.has(id)) await setHold(trx, holdKeyOf(buyerId, id), id, 0, placed_at_ms);
-    return affected(result);
-  });
+  const result = await trx
+    .deleteFrom('cart_lines')
+    .where('buyer_id', '=', buyerId)
+    .where('activity_sku_id', 'in', [...activitySkuIds])
+    .where('updated_at_ms', '<=', placed_at_ms)
+    .executeTakeFirst();
+  // Units the order did not take from a removed line's hold go back.
+  const kept = new Set(
+    (await trx.selectFrom('cart_lines').select('activity_sku_id').where('buyer_id', '=', buyerId).where('activity_sku_id', 'in', [...activitySkuIds]).execute()).map((r) => r.activity_sku_id),
+  );
+  for (const id of activitySkuIds) if (!kept.has(id)) await setHold(trx, holdKeyOf(buyerId, id), id, 0, placed_at_ms);
+  return affected(result);
 }
 
 export type Availability = 'available' | 'not_started' | 'activity_closed' | 'sold_out' | 'not_enough_stock' | 'withdrawn';

@@ -1,5 +1,5 @@
 
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 import { insertReturningId } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
 import type { CatalogDb } from './tables.ts';
@@ -46,7 +46,7 @@ export async function createProduct(
   if (!(await merchantExists(db, input.merchantId))) {
     throw new AppError('invalid_field', { field: 'merchantId', message: `No merchant ${input.merchantId}.` });
   }
-  return transact(db, async (trx) => {
+  return transaction(db, async (trx) => {
     const productId = await insertReturningId(
       trx,
       trx.insertInto('products').values({

@@ -4,7 +4,7 @@ import { adjustStock, createStock, MAX_ADJUSTMENTS_LISTED, stockAdjustments, sto
 import { adjustFlashSaleStock, flashSaleHotChanged } from '../inventory/index.ts';
 import { createLeader, listLeaders } from '../leaders/index.ts';
 
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 import { AppError } from '../platform/errors.ts';
 import { authorize } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
@@ -218,7 +218,7 @@ export const catalogRoutes: RouteModule<CatalogRouteDeps> = (server, app) => {
         seen.add(s.skuId);
       });
       const now_ms = app.now();
-      const created = await transact(app.db, async (trx) => {
+      const created = await transaction(app.db, async (trx) => {
         const result = await insertActivity(
           trx,
           { title: b.title, starts_at_ms: Date.parse(b.startsAt), ends_at_ms: Date.parse(b.endsAt), order_cutoff_at_ms: Date.parse(b.orderCutoffAt), pickupDate: b.pickupDate, inventoryMode: b.inventoryMode, hot: b.hot },

@@ -1,3 +1,4 @@
+import { transaction } from '../platform/db/retry.ts';
 /**
  * What a checkout holds before its order exists — reserved stock, locked coupons, frozen points —
  * and what must be given back when the order never appeared or was cancelled. Each owning module
@@ -9,7 +10,7 @@
 import { lockedCoupons as lockedCouponsOf, returnCoupons } from '../coupons/index.ts';
 import { heldReservations, releaseHeldStock } from '../inventory/index.ts';
 import { verifyCheckoutReservation } from '../orders/index.ts';
-import { accountsWithFrozenPoints, settlePoints, unsettledFreezes } from '../points/index.ts';
+import { accountsWithFrozenPoints, endPointsFreeze, unsettledFreezes } from '../points/index.ts';
 import { orderFates, ORPHAN_GRACE_MS, parsePosition, position, walk, type Check, type Fate, type ReconcileContext, type RepairDone } from './check.ts';
 
 interface HoldFinding {
@@ -88,7 +89,7 @@ export const frozenPoints: Check<HoldFinding> = {
     ),
   async repair(ctx, f) {
     if (f.fate === 'never_placed') return undoNeverPlaced(ctx, f.key);
-    const points = await settlePoints(ctx.p.db, f.key, 'unfreeze', ctx.now_ms);
+    const points = await transaction(ctx.p.db, (trx) => endPointsFreeze(trx, f.key, 'unfreeze', ctx.now_ms));
     return points > 0 ? { action: 'unfroze_points', detail: `${points} points of a cancelled order` } : undefined;
   },
 };

@@ -1,3 +1,4 @@
+import { transaction } from '../platform/db/retry.ts';
 /**
  * Orders and payments on the order shards: a recorded success never taken to its order, an
  * unpaid order past its deadline that no timeout job will cancel, and cart lines an order
@@ -98,7 +99,7 @@ export const orderedCartLines: Check<CartFinding> = {
     return found;
   },
   async repair(ctx, f) {
-    const removed = await removeOrderedLines(ctx.p.db, f.buyerId, f.activitySkuIds, f.placed_at_ms);
+    const removed = await transaction(ctx.p.db, (trx) => removeOrderedLines(trx, f.buyerId, f.activitySkuIds, f.placed_at_ms));
     return removed > 0 ? { action: 'removed_cart_lines', detail: `${removed} lines` } : undefined;
   },
 };

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { cancelDeadJobs, hasJobs, scheduleJob, type JobHandler } from '../jobs/index.ts';
 import type { PaymentCentre } from '../payments/index.ts';
 import type { ConsistencyPlatform } from './check.ts';
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 import { LEASE_MS } from '../platform/due-rows.ts';
 import type { Check, CheckName, Finding, ReconcileContext } from './check.ts';
 import { frozenPoints, lockedCoupons, orphanReservations } from './holds.ts';
@@ -120,7 +120,7 @@ export function reconcileJobHandler(p: ConsistencyPlatform, pc: PaymentCentre, i
       p.log.error({ err: error }, 'events: inbox pruning failed');
     }
     const now_ms = p.now();
-    await transact(p.db, (trx) =>
+    await transaction(p.db, (trx) =>
       scheduleJob(trx, { kind: RECONCILE_JOB, key: `${RECONCILE_JOB}:after:${job.id}`, payload: { cursors }, due_at_ms: now_ms + interval_ms, maxAttempts: RECONCILE_JOB_ATTEMPTS }, now_ms),
     );
   };
@@ -136,7 +136,7 @@ export async function scheduleFirstPass(p: ConsistencyPlatform, interval_ms: num
   await cancelDeadJobs(p.db, `${RECONCILE_JOB}:`);
   if (await hasJobs(p.db, `${RECONCILE_JOB}:`)) return false;
   const now_ms = p.now();
-  await transact(p.db, (trx) =>
+  await transaction(p.db, (trx) =>
     scheduleJob(trx, { kind: RECONCILE_JOB, key: `${RECONCILE_JOB}:seed`, payload: { cursors: {} }, due_at_ms: now_ms + interval_ms, maxAttempts: RECONCILE_JOB_ATTEMPTS }, now_ms),
   );
   return true;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { MAX_RULE_AMOUNT_FEN, type Coupon } from '../pricing/index.ts';
 import { scopeSchema } from '../promotions/index.ts';
 
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 
 import { affected, ignoreDuplicates, insertReturningId } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
@@ -90,7 +90,7 @@ export async function issueCoupons(
   // No such template is no issue at all, not a list of refusals.
   if (!(await db.selectFrom('coupon_templates').select('id').where('id', '=', templateId).executeTakeFirst())) throw new AppError('coupon_template_not_found');
   for (const buyerId of buyerIds.slice(0, MAX_BUYERS_PER_ISSUE)) {
-    const outcome = await transact(db, async (trx) => {
+    const outcome = await transaction(db, async (trx) => {
       const template = await trx.selectFrom('coupon_templates').select(['per_buyer_limit']).where('id', '=', templateId).executeTakeFirst();
       if (!template) return 'template_not_found' as const;
       await trx.insertInto('coupon_issuance').values({ template_id: templateId, buyer_id: buyerId, issued: 0 }).$call(ignoreDuplicates(trx)).execute();

@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import { dialectOf } from '../platform/db/database.ts';
 import { STREAM_MAX_AGE_MS } from './broker-settings.ts';
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import type { DomainEvent } from './outbox.ts';
@@ -31,7 +31,7 @@ export type Delivery = 'applied' | 'duplicate';
 
 /** Runs the consumer on the event unless its inbox says it already did. */
 export async function consumeOnce(consumer: Consumer, event: DomainEvent, now_ms: number): Promise<Delivery> {
-  if ('apply' in consumer) return transact(consumer.db, (trx) => applyOnce(trx, consumer, event, now_ms));
+  if ('apply' in consumer) return transaction(consumer.db, (trx) => applyOnce(trx, consumer, event, now_ms));
   if (await handled(consumer.db, consumer.name, event.eventId)) return 'duplicate';
   await consumer.handle(event);
   await consumer.db

@@ -1,6 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import { dialectOf } from '../platform/db/database.ts';
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 
 import { claimDue, completeDue, failDue, type Claimed } from '../platform/due-rows.ts';
 import { pollingLoop, type PollingLoop } from '../platform/polling-loop.ts';
@@ -82,7 +82,7 @@ async function applyTogether(events: DomainEvent[], bus: EventBus, now_ms: numbe
   for (const [db, group] of byDb) {
     if (group.length < 2) continue;
     try {
-      await transact(db, async (trx) => {
+      await transaction(db, async (trx) => {
         for (const { consumer, event } of group) await applyOnce(trx, consumer, event, now_ms);
       });
       for (const { consumer, event } of group) done.add(`${consumer.name}\u0000${event.eventId}`);

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
 import type { InventoryDb } from './tables.ts';
@@ -31,7 +31,7 @@ export async function adjustStock(
   keepAvailable = 0,
 ): Promise<StockAdjustment> {
   assert(Number.isSafeInteger(input.delta) && input.delta !== 0, 'a stock adjustment moves a non-zero whole number of units');
-  return transact(db, async (trx) => {
+  return transaction(db, async (trx) => {
     const earlier = await trx.selectFrom('stock_adjustments').selectAll().where('request_id', '=', input.requestId).executeTakeFirst();
     if (earlier) return view(earlier);
     const changed = await trx

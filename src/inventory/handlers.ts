@@ -1,3 +1,4 @@
+import { transaction } from '../platform/db/retry.ts';
 import { inTransaction, type DomainEvent, type EventBus } from '../events/index.ts';
 import { ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED, ORDER_REFUNDED, type OrderCancelled, type OrderPaid, type OrderPlaced, type OrderRefunded } from '../orders/index.ts';
 import type { Kysely } from 'kysely';
@@ -41,7 +42,7 @@ export function subscribeInventory(bus: EventBus, deps: InventoryDeps): void {
     const { orderNo } = event.payload;
     // Redis gives a flash sale's units back first; while it is out of reach this fails and the event is retried.
     if (deps.flashSale) await releaseFlashSaleReservations(deps.flashSale, deps.db, orderNo);
-    await releaseReservation(deps.db, orderNo, deps.now());
+    await transaction(deps.db, (trx) => releaseReservation(trx, orderNo, deps.now()));
     // Units a payment deducted (on-payment lines) for an order that ended cancelled go back too.
     await returnSoldStock(deps.db, orderNo, 'all', deps.now());
     if (deps.flashSale) await returnFlashSaleStock(deps.flashSale, deps.db, orderNo, deps.now());
@@ -55,7 +56,7 @@ export function subscribeInventory(bus: EventBus, deps: InventoryDeps): void {
     // Consumers are not ordered across event types (a backlog, a retry, a broker's subjects): the
     // refund may come before order.paid's confirmation. Confirming is what payment does anyway
     // (idempotent), so confirm first and every refunded unit is found and given back.
-    await confirmReservation(deps.db, orderNo, deps.now());
+    await transaction(deps.db, (trx) => confirmReservation(trx, orderNo, deps.now()));
     await returnSoldStock(deps.db, orderNo, lines.map((line) => line.activitySkuId), deps.now());
     if (deps.flashSale) await returnFlashSaleStock(deps.flashSale, deps.db, orderNo, deps.now());
   });

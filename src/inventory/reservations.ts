@@ -1,6 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import { dialectOf } from '../platform/db/database.ts';
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 
 import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
@@ -69,7 +69,7 @@ export async function reserveStock(
 ): Promise<void> {
   for (const item of items) assert(Number.isSafeInteger(item.quantity) && item.quantity > 0, 'reserve a positive quantity');
   const batch = dialectOf(db) !== 'sqlite';
-  await transact(db, async (trx) => {
+  await transaction(db, async (trx) => {
     const earlier = options.firstAttempt
       ? []
       : await trx.selectFrom('stock_reservations').select(['activity_sku_id', 'state']).where('order_no', '=', orderNo).execute();
@@ -228,51 +228,49 @@ async function takeActivityPriceUnits(trx: InventoryTransaction, orderNo: string
 }
 
 /**
- * Moves every reservation of the order that is still `reserved` (or `pending`) to `to`, once: each
- * row's state change is a compare-and-set, and only the winner moves the stock.
- * Returns the number of units moved.
+ * Ends every reservation of the order that is still `reserved` (or `pending`), in the caller's
+ * transaction: confirmed at payment, released otherwise; once, since each row's state change is
+ * a compare-and-set and only the winner moves the stock. Returns the number of units moved.
  */
-async function settleReservations(db: InventoryDb, orderNo: string, to: 'confirmed' | 'released', now_ms: number): Promise<number> {
-  return transact(db, async (trx) => {
-    const open = await trx
-      .selectFrom('stock_reservations')
-      .select(['activity_sku_id', 'quantity', 'activity_price_units', 'state', 'hold_key', 'from_hold'])
-      .where('order_no', '=', orderNo)
-      .where('state', 'in', ['reserved', 'pending'])
-      .orderBy('activity_sku_id')
-      .execute();
-    let moved = 0;
-    for (const r of open) {
-      if (!(await moveReservation(trx, orderNo, r.activity_sku_id, r.state as ReservationState, to, now_ms))) continue;
-      if (r.state === 'pending') {
-        // A flash-sale reservation the stock row never saw: given up, nothing moves back; paid
-        // before the order.placed subscriber applied it, its units go from available to sold.
-        if (to === 'confirmed') await moveUnits(trx, r.activity_sku_id, r.quantity, 'available', 'sold', now_ms);
-        moved += r.quantity;
-        continue;
-      }
-      // Units the order took from the buyer's cart hold go back to it if it is still theirs
-      // (a failed checkout; after a placed order the hold is gone); they stay reserved.
-      const backToHold =
-        to === 'released' && r.hold_key && Number(r.from_hold) > 0 ? await giveBackToHold(trx, r.hold_key, r.activity_sku_id, Math.min(Number(r.from_hold), r.quantity), now_ms) : 0;
-      const freed = r.quantity - backToHold;
-      // A release also gives its activity-price units back to the next buyers.
-      const bucket =
-        to === 'confirmed'
-          ? { sold: sql<number>`sold + ${r.quantity}` }
-          : { available: sql<number>`available + ${freed}`, activity_price_taken: sql<number>`activity_price_taken - ${r.activity_price_units}` };
-      const changed = await trx
-        .updateTable('stock')
-        .set({ ...bucket, reserved: sql`reserved - ${to === 'confirmed' ? r.quantity : freed}`, updated_at_ms: now_ms })
-        .where('activity_sku_id', '=', r.activity_sku_id)
-        .where('reserved', '>=', r.quantity)
-        .where('activity_price_taken', '>=', to === 'released' ? r.activity_price_units : 0)
-        .executeTakeFirst();
-      assert(affected(changed) === 1, () => `reservation ${orderNo}/${r.activity_sku_id} exceeds the reserved stock`);
+async function endReservations(trx: InventoryTransaction, orderNo: string, to: 'confirmed' | 'released', now_ms: number): Promise<number> {
+  const open = await trx
+    .selectFrom('stock_reservations')
+    .select(['activity_sku_id', 'quantity', 'activity_price_units', 'state', 'hold_key', 'from_hold'])
+    .where('order_no', '=', orderNo)
+    .where('state', 'in', ['reserved', 'pending'])
+    .orderBy('activity_sku_id')
+    .execute();
+  let moved = 0;
+  for (const r of open) {
+    if (!(await moveReservation(trx, orderNo, r.activity_sku_id, r.state as ReservationState, to, now_ms))) continue;
+    if (r.state === 'pending') {
+      // A flash-sale reservation the stock row never saw: given up, nothing moves back; paid
+      // before the order.placed subscriber applied it, its units go from available to sold.
+      if (to === 'confirmed') await moveUnits(trx, r.activity_sku_id, r.quantity, 'available', 'sold', now_ms);
       moved += r.quantity;
+      continue;
     }
-    return moved;
-  });
+    // Units the order took from the buyer's cart hold go back to it if it is still theirs
+    // (a failed checkout; after a placed order the hold is gone); they stay reserved.
+    const backToHold =
+      to === 'released' && r.hold_key && Number(r.from_hold) > 0 ? await giveBackToHold(trx, r.hold_key, r.activity_sku_id, Math.min(Number(r.from_hold), r.quantity), now_ms) : 0;
+    const freed = r.quantity - backToHold;
+    // A release also gives its activity-price units back to the next buyers.
+    const bucket =
+      to === 'confirmed'
+        ? { sold: sql<number>`sold + ${r.quantity}` }
+        : { available: sql<number>`available + ${freed}`, activity_price_taken: sql<number>`activity_price_taken - ${r.activity_price_units}` };
+    const changed = await trx
+      .updateTable('stock')
+      .set({ ...bucket, reserved: sql`reserved - ${to === 'confirmed' ? r.quantity : freed}`, updated_at_ms: now_ms })
+      .where('activity_sku_id', '=', r.activity_sku_id)
+      .where('reserved', '>=', r.quantity)
+      .where('activity_price_taken', '>=', to === 'released' ? r.activity_price_units : 0)
+      .executeTakeFirst();
+    assert(affected(changed) === 1, () => `reservation ${orderNo}/${r.activity_sku_id} exceeds the reserved stock`);
+    moved += r.quantity;
+  }
+  return moved;
 }
 
 /**
@@ -297,13 +295,13 @@ export async function moveUnits(
 }
 
 /** 库存扣减 at payment: reserved → sold. */
-export function confirmReservation(db: InventoryDb | InventoryTransaction, orderNo: string, now_ms: number): Promise<number> {
-  return settleReservations(db, orderNo, 'confirmed', now_ms);
+export function confirmReservation(trx: InventoryTransaction, orderNo: string, now_ms: number): Promise<number> {
+  return endReservations(trx, orderNo, 'confirmed', now_ms);
 }
 
 /** At cancel, timeout or a failed checkout: reserved → available. */
-export function releaseReservation(db: InventoryDb | InventoryTransaction, orderNo: string, now_ms: number): Promise<number> {
-  return settleReservations(db, orderNo, 'released', now_ms);
+export function releaseReservation(trx: InventoryTransaction, orderNo: string, now_ms: number): Promise<number> {
+  return endReservations(trx, orderNo, 'released', now_ms);
 }
 
 export async function reservationsOf(db: InventoryDb | InventoryTransaction, orderNo: string): Promise<{ activitySkuId: number; quantity: number; state: ReservationState }[]> {

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
 import { inLockOrder, moveReservation, type StockItem } from './stock-items.ts';
@@ -12,7 +12,7 @@ import type { InventoryDb } from './tables.ts';
  * nothing twice. Fails with `insufficient_stock` (details.activitySkuId) and changes nothing.
  */
 export async function deductOnPayment(db: InventoryDb, orderNo: string, items: readonly StockItem[], now_ms: number): Promise<void> {
-  await transact(db, async (trx) => {
+  await transaction(db, async (trx) => {
     const earlier = new Set(
       (await trx.selectFrom('stock_reservations').select('activity_sku_id').where('order_no', '=', orderNo).execute()).map((r) => r.activity_sku_id),
     );
@@ -45,7 +45,7 @@ export async function deductOnPayment(db: InventoryDb, orderNo: string, items: r
  */
 export async function returnSoldStock(db: InventoryDb, orderNo: string, activitySkuIds: readonly number[] | 'all', now_ms: number): Promise<number> {
   if (activitySkuIds !== 'all' && activitySkuIds.length === 0) return 0;
-  return transact(db, async (trx) => {
+  return transaction(db, async (trx) => {
     let query = trx
       .selectFrom('stock_reservations')
       .select(['activity_sku_id', 'quantity'])

@@ -1,3 +1,4 @@
+import { transaction } from '../platform/db/retry.ts';
 
 import { releaseFlashSaleReservations, type FlashSale } from './flash-sale/index.ts';
 import { releaseReservation } from './reservations.ts';
@@ -46,5 +47,5 @@ export async function heldReservations(
  */
 export async function releaseHeldStock(flashSale: FlashSale | undefined, db: InventoryDb, orderNo: string, now_ms: number): Promise<number> {
   if (flashSale) await releaseFlashSaleReservations(flashSale, db, orderNo);
-  return releaseReservation(db, orderNo, now_ms);
+  return transaction(db, (trx) => releaseReservation(trx, orderNo, now_ms));
 }

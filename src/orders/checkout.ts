@@ -7,10 +7,10 @@ import { scheduleJob } from '../jobs/index.ts';
 import { unknownBuyers } from '../buyers/index.ts';
 import { getLeader } from '../leaders/index.ts';
 import { returnCoupons, lockCoupons } from '../coupons/index.ts';
-import { freezePoints, settlePoints } from '../points/index.ts';
+import { freezePoints, endPointsFreeze } from '../points/index.ts';
 import { priceForBuyer } from './pricing-step.ts';
 import type { OrdersPlatform } from './platform.ts';
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 import type { OrderLineRow, OrderRow } from './tables.ts';
 import { AppError, assert, InvariantViolation, isAppError } from '../platform/errors.ts';
 import { slotOfBuyer } from '../platform/shards.ts';
@@ -150,9 +150,9 @@ export async function checkout(p: OrdersPlatform, buyerId: number, idempotencyKe
 async function undoHolds(p: OrdersPlatform, orderNo: string): Promise<void> {
   const now_ms = p.now();
   if (p.flashSale) await releaseFlashSaleReservations(p.flashSale, p.db, orderNo);
-  await releaseReservation(p.db, orderNo, now_ms);
+  await transaction(p.db, (trx) => releaseReservation(trx, orderNo, now_ms));
   await returnCoupons(p.db, orderNo, now_ms);
-  await settlePoints(p.db, orderNo, 'unfreeze', now_ms);
+  await transaction(p.db, (trx) => endPointsFreeze(trx, orderNo, 'unfreeze', now_ms));
 }
 
 function inProgressResponse(): CheckoutResponse {
@@ -296,7 +296,7 @@ async function placeOrder(
     throw error;
   }
   if (couponIds.length > 0 || priced.points.used > 0) {
-    await transact(p.db, async (trx) => {
+    await transaction(p.db, async (trx) => {
       await lockCoupons(trx, buyerId, couponIds, orderNo, now_ms);
       await freezePoints(trx, buyerId, orderNo, priced.points.used, now_ms);
     });
@@ -358,7 +358,7 @@ async function placeOrder(
   };
 
   assert(sumFen(lineRows.map((l) => l.payable_fen)) === orderRow.payable_fen, 'order lines must add up to the order payable');
-  await transact(p.shards.forBuyer(buyerId), async (trx) => {
+  await transaction(p.shards.forBuyer(buyerId), async (trx) => {
     await lockBuyerCheckouts(trx, buyerId);
     await checkCheckoutLimits(trx, buyerId, request.items, skus, p.buyerLimits);
     for (const [i, { item, sku }] of lines.entries()) {

@@ -5,7 +5,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { OrderShards } from '../platform/shards.ts';
 import type { OrdersPlatform, OrdersShardTables } from './platform.ts';
 
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 import { AppError, isAppError } from '../platform/errors.ts';
 import { ORDER_CANCELLED, ORDER_PAID, expireJobKey, noChannelPaymentNo, type OrderCancelled, type OrderPaid } from './events.ts';
 import type { CancelReason } from './state.ts';
@@ -38,7 +38,7 @@ export async function cancelOrder(p: OrdersPlatform, orderNo: string, reason: Ca
   const order = await getOrder(p, orderNo, asBuyer);
   if (order.status !== 'PENDING_PAYMENT') throw new AppError('order_not_cancellable', { details: { status: order.status } });
   const now_ms = p.now();
-  await transact(db, async (trx) => {
+  await transaction(db, async (trx) => {
     await transitionOrder(trx, order, 'CANCELLED', { cancel_reason: reason, cancelled_at_ms: now_ms }, now_ms);
     for (const line of order.lines) await uncountPurchase(trx, order.buyerId, line.activitySkuId, line.quantity);
     const event: OrderCancelled = { orderNo, buyerId: order.buyerId, reason };
@@ -128,7 +128,7 @@ export async function paymentSucceeded(
     }
     const now_ms = p.now();
     try {
-      await transact(db, async (trx) => {
+      await transaction(db, async (trx) => {
         await transitionOrder(
           trx,
           order,

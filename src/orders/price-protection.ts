@@ -1,7 +1,7 @@
 import { loadSellableSkus } from '../catalog/index.ts';
 import { recordEvent } from '../events/index.ts';
 import type { OrdersPlatform } from './platform.ts';
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
 import { multiplyFen, sumFen } from '../platform/money.ts';
@@ -60,7 +60,7 @@ export async function claimPriceProtection(p: OrdersPlatform, buyerId: number, o
     amount_fen: paidForGoods_fen - costsNow_fen,
   };
   const shard = p.shards.forOrderNo(orderNo)!;
-  await transact(shard, async (trx) => {
+  await transaction(shard, async (trx) => {
     const inserted = await trx
       .insertInto('price_protection_claims')
       .values({

@@ -1,6 +1,6 @@
 import { scheduleJob } from '../jobs/index.ts';
 import { getOrder } from '../orders/index.ts';
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 import { isUniqueViolation } from '../platform/db/sql.ts';
 import { AppError, isAppError } from '../platform/errors.ts';
 import { slotOfOrderNo } from '../platform/shards.ts';
@@ -72,7 +72,7 @@ export async function startPayment(pc: PaymentCentre, request: StartPayment): Pr
     const now_ms = p.now();
     const payNo = `P${p.nextOrderNo(slotOfOrderNo(order.orderNo)!, now_ms)}`;
     try {
-      await transact(db, async (trx) => {
+      await transaction(db, async (trx) => {
         await trx
           .insertInto('payment_orders')
           .values({
@@ -215,5 +215,5 @@ export async function followPayment(pc: PaymentCentre, payload: { payNo: string;
     if (!isAppError(error, 'channel_unavailable')) throw error;
     pc.p.log.warn({ payNo: payment.payNo, err: error }, 'payment query: the channel did not answer; asking again later');
   }
-  if (!settled) await transact(db, (trx) => scheduleQuery(trx, payment.payNo, payload.attempt + 1, pc.p.now()));
+  if (!settled) await transaction(db, (trx) => scheduleQuery(trx, payment.payNo, payload.attempt + 1, pc.p.now()));
 }

@@ -4,7 +4,7 @@ import { getActivity } from '../catalog/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
 import { getOrder, recordOrderRefund, refundableLines } from '../orders/index.ts';
 
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 
 import { affected, ignoreDuplicates, isUniqueViolation } from '../platform/db/sql.ts';
 import { AppError, assert, isAppError } from '../platform/errors.ts';
@@ -101,7 +101,7 @@ async function scheduleFollow(trx: PaymentsShardTransaction, payNo: string, refu
 export async function withPayment<T>(db: PaymentsShardDb, payNo: string, work: (trx: PaymentsShardTransaction, payment: Payment) => Promise<T>): Promise<T> {
   for (let round = 0; round < MAX_REFUND_RACE_ROUNDS; round++) {
     try {
-      return await transact(db, async (trx) => {
+      return await transaction(db, async (trx) => {
         const payment = await findPayment(trx, payNo);
         if (!payment) throw new AppError('payment_not_found');
         return work(trx, payment);
@@ -376,5 +376,5 @@ export async function followRefund(pc: PaymentCentre, payload: { payNo: string; 
     return;
   }
   const db = mustShard(pc.p, payload.payNo);
-  await transact(db, (trx) => scheduleFollow(trx, payload.payNo, payload.refundNo, payload.attempt + 1, pc.p.now()));
+  await transaction(db, (trx) => scheduleFollow(trx, payload.payNo, payload.refundNo, payload.attempt + 1, pc.p.now()));
 }

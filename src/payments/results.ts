@@ -1,7 +1,7 @@
 import { cancelJob, cancelJobs, scheduleJob } from '../jobs/index.ts';
 import { paymentSucceeded } from '../orders/index.ts';
 import type { Transaction } from 'kysely';
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 
 import { AppError, isAppError } from '../platform/errors.ts';
 import { PAYMENT_QUERY_JOB, type PaymentCentre } from './centre.ts';
@@ -68,7 +68,7 @@ async function recordSuccess(pc: PaymentCentre, first: Payment, trade: ChannelTr
     if (payment.status === 'CREATED' || payment.status === 'CLOSED' || payment.status === 'FAILED') {
       const now_ms = pc.p.now();
       const changes = { channel_trade_no: trade.channelTradeNo ?? payment.channelTradeNo, succeeded_at_ms: trade.paid_at_ms ?? now_ms };
-      const moved = await transact(db, async (trx) => {
+      const moved = await transaction(db, async (trx) => {
         // Another amount is decided in this commit: nothing read later (the apply job, the active
         // query) knows the channel's amount, and would take it to the order as a payment.
         const won = await updatePayment(trx, payment, 'SUCCEEDED', mismatch ? { ...changes, disposition: 'amount_mismatch' } : changes, now_ms);

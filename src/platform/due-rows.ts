@@ -1,6 +1,6 @@
 import { sql, type Generated, type Kysely, type Selectable } from 'kysely';
 import { dialectOf, type AnyDb } from './db/database.ts';
-import { transact } from './db/retry.ts';
+import { transaction } from './db/retry.ts';
 
 /**
  * "Rows with a due time" (graphile-worker style), the shape the outbox and the jobs table share:
@@ -34,7 +34,7 @@ const RETRY_CAP_MS = 5 * 60_000;
 
 export async function claimDue<Row extends DueColumns>(db: AnyDb, table: string, owner: string, now_ms: number, limit: number): Promise<Claimed<Row>[]> {
   const dialect = dialectOf(db);
-  return transact(db, async (trx) => {
+  return transaction(db, async (trx) => {
     const due = asDue(trx);
     let query = due
       .selectFrom(named(table))

@@ -1,6 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import { dialectOf } from '../platform/db/database.ts';
-import { transact } from '../platform/db/retry.ts';
+import { transaction } from '../platform/db/retry.ts';
 
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
@@ -47,7 +47,7 @@ async function journal(trx: PointsTransaction, buyerId: number, movement: Moveme
 
 export async function grantPoints(db: PointsDb, buyerId: number, points: number, dedupeKey: string, note: string, now_ms: number): Promise<void> {
   assert(Number.isSafeInteger(points) && points > 0, 'grant a positive number of points');
-  await transact(db, async (trx) => {
+  await transaction(db, async (trx) => {
     if (await alreadyMoved(trx, `grant:${dedupeKey}`)) return;
     await trx.insertInto('points_accounts').values({ buyer_id: buyerId, balance: 0, frozen: 0, updated_at_ms: now_ms }).$call(ignoreDuplicates(trx)).execute();
     await trx.updateTable('points_accounts').set({ balance: sql`balance + ${points}`, updated_at_ms: now_ms }).where('buyer_id', '=', buyerId).execute();
@@ -69,29 +69,27 @@ export async function freezePoints(trx: PointsTransaction, buyerId: number, orde
 }
 
 /**
- * Settles what an order froze: `deduct` at payment (frozen and balance both go down),
- * `unfreeze` at cancel or timeout. An order is paid or cancelled, never both, so only one
- * kind is ever asked for; a repeat finds its journal row and does nothing.
+ * Ends what an order froze, in the caller's transaction: `deduct` at payment (frozen and
+ * balance both go down), `unfreeze` at cancel or timeout. An order is paid or cancelled, never
+ * both, so only one kind is ever asked for; a repeat finds its journal row and does nothing.
  */
-export async function settlePoints(db: PointsDb | PointsTransaction, orderNo: string, movement: 'deduct' | 'unfreeze', now_ms: number): Promise<number> {
-  return transact(db, async (trx) => {
-    const freeze = await trx.selectFrom('points_journal').select(['buyer_id', 'points']).where('dedupe_key', '=', `freeze:${orderNo}`).executeTakeFirst();
-    if (!freeze) return 0;
-    if ((await alreadyMoved(trx, `deduct:${orderNo}`)) || (await alreadyMoved(trx, `unfreeze:${orderNo}`))) return 0;
-    const changed = await trx
-      .updateTable('points_accounts')
-      .set({
-        frozen: sql`frozen - ${freeze.points}`,
-        ...(movement === 'deduct' && { balance: sql`balance - ${freeze.points}` }),
-        updated_at_ms: now_ms,
-      })
-      .where('buyer_id', '=', freeze.buyer_id)
-      .where('frozen', '>=', freeze.points)
-      .executeTakeFirst();
-    assert(affected(changed) === 1, () => `points frozen by ${orderNo} are missing from the account`);
-    await journal(trx, freeze.buyer_id, movement, freeze.points, `${movement}:${orderNo}`, orderNo, null, now_ms);
-    return freeze.points;
-  });
+export async function endPointsFreeze(trx: PointsTransaction, orderNo: string, movement: 'deduct' | 'unfreeze', now_ms: number): Promise<number> {
+  const freeze = await trx.selectFrom('points_journal').select(['buyer_id', 'points']).where('dedupe_key', '=', `freeze:${orderNo}`).executeTakeFirst();
+  if (!freeze) return 0;
+  if ((await alreadyMoved(trx, `deduct:${orderNo}`)) || (await alreadyMoved(trx, `unfreeze:${orderNo}`))) return 0;
+  const changed = await trx
+    .updateTable('points_accounts')
+    .set({
+      frozen: sql`frozen - ${freeze.points}`,
+      ...(movement === 'deduct' && { balance: sql`balance - ${freeze.points}` }),
+      updated_at_ms: now_ms,
+    })
+    .where('buyer_id', '=', freeze.buyer_id)
+    .where('frozen', '>=', freeze.points)
+    .executeTakeFirst();
+  assert(affected(changed) === 1, () => `points frozen by ${orderNo} are missing from the account`);
+  await journal(trx, freeze.buyer_id, movement, freeze.points, `${movement}:${orderNo}`, orderNo, null, now_ms);
+  return freeze.points;
 }
 
 export async function pointsJournal(db: PointsDb, buyerId: number, limit: number) {
@@ -115,12 +113,12 @@ export async function pointsJournal(db: PointsDb, buyerId: number, limit: number
 }
 
 /**
- * For the refund path: returns the points an order spent in proportion to what has been
+ * For the refund path, in the caller's transaction: returns the points an order spent in proportion to what has been
  * refunded so far. Each refund is applied once (by its id); the returns of all refunds of an
  * order add up to exactly the points spent once it is refunded in full.
  */
 export async function returnPointsOnRefund(
-  db: PointsDb | PointsTransaction,
+  trx: PointsTransaction,
   orderNo: string,
   refundId: string,
   refundedSoFar_fen: number,
@@ -128,29 +126,27 @@ export async function returnPointsOnRefund(
   now_ms: number,
 ): Promise<number> {
   assert(refundedSoFar_fen >= 0 && refundedSoFar_fen <= orderPayable_fen && orderPayable_fen > 0, 'refunded amount out of range');
-  const locking = dialectOf(db) !== 'sqlite';
-  return transact(db, async (trx) => {
-    // Refunds of one order take turns on its deduction row, so each sees the ones before it.
-    let deductedQuery = trx.selectFrom('points_journal').select(['buyer_id', 'points']).where('dedupe_key', '=', `deduct:${orderNo}`);
-    if (locking) deductedQuery = deductedQuery.forUpdate();
-    const deducted = await deductedQuery.executeTakeFirst();
-    if (!deducted || (await alreadyMoved(trx, `refund:${orderNo}:${refundId}`))) return 0;
-    let earlierQuery = trx.selectFrom('points_journal').select('points').where('order_no', '=', orderNo).where('movement', '=', 'refund');
-    if (locking) earlierQuery = earlierQuery.forUpdate();
-    const earlier = { returned: (await earlierQuery.execute()).reduce((sum, r) => sum + r.points, 0) };
-    const due = Math.floor((deducted.points * refundedSoFar_fen) / orderPayable_fen) - Number(earlier.returned);
-    if (due <= 0) return 0;
-    await trx.updateTable('points_accounts').set({ balance: sql`balance + ${due}`, updated_at_ms: now_ms }).where('buyer_id', '=', deducted.buyer_id).execute();
-    await journal(trx, deducted.buyer_id, 'refund', due, `refund:${orderNo}:${refundId}`, orderNo, null, now_ms);
-    return due;
-  });
+  const locking = dialectOf(trx) !== 'sqlite';
+  // Refunds of one order take turns on its deduction row, so each sees the ones before it.
+  let deductedQuery = trx.selectFrom('points_journal').select(['buyer_id', 'points']).where('dedupe_key', '=', `deduct:${orderNo}`);
+  if (locking) deductedQuery = deductedQuery.forUpdate();
+  const deducted = await deductedQuery.executeTakeFirst();
+  if (!deducted || (await alreadyMoved(trx, `refund:${orderNo}:${refundId}`))) return 0;
+  let earlierQuery = trx.selectFrom('points_journal').select('points').where('order_no', '=', orderNo).where('movement', '=', 'refund');
+  if (locking) earlierQuery = earlierQuery.forUpdate();
+  const earlier = { returned: (await earlierQuery.execute()).reduce((sum, r) => sum + r.points, 0) };
+  const due = Math.floor((deducted.points * refundedSoFar_fen) / orderPayable_fen) - Number(earlier.returned);
+  if (due <= 0) return 0;
+  await trx.updateTable('points_accounts').set({ balance: sql`balance + ${due}`, updated_at_ms: now_ms }).where('buyer_id', '=', deducted.buyer_id).execute();
+  await journal(trx, deducted.buyer_id, 'refund', due, `refund:${orderNo}:${refundId}`, orderNo, null, now_ms);
+  return due;
 }
 
 /** Points earned when an order is completed: once per order. */
 export async function earnPoints(db: PointsDb, buyerId: number, orderNo: string, paid_fen: number, now_ms: number): Promise<number> {
   const points = Math.floor(paid_fen / 100) * POINTS_EARNED_PER_YUAN;
   if (points <= 0) return 0;
-  return transact(db, async (trx) => {
+  return transaction(db, async (trx) => {
     if (await alreadyMoved(trx, `earn:${orderNo}`)) return 0;
     await trx.insertInto('points_accounts').values({ buyer_id: buyerId, balance: 0, frozen: 0, updated_at_ms: now_ms }).$call(ignoreDuplicates(trx)).execute();
     await trx.updateTable('points_accounts').set({ balance: sql`balance + ${points}`, updated_at_ms: now_ms }).where('buyer_id', '=', buyerId).execute();

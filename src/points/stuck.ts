@@ -4,7 +4,7 @@ import type { PointsDb } from './tables.ts';
 /**
  * What of the points' can be left stuck by a crash, for the consistency pass: points frozen by an
  * order long ago that no deduct or unfreeze settled. Whether that order ended is the orders
- * module's to say; `settlePoints(…, 'unfreeze')` gives them back.
+ * module's to say; `endPointsFreeze(…, 'unfreeze')` gives them back.
  */
 
 /** Accounts holding frozen points (few: only unpaid orders freeze), in buyer order after `afterBuyerId`. */

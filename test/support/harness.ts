@@ -5,7 +5,7 @@ import { createApp, type App } from '../../src/app.ts';
 import { createStock, stockLevels, type StockLevel } from '../../src/inventory/index.ts';
 import { createProduct, createMerchant, insertActivity, type InventoryMode } from '../../src/catalog/index.ts';
 import { createLeader } from '../../src/leaders/index.ts';
-import { transact } from '../../src/platform/db/retry.ts';
+import { transaction } from '../../src/platform/db/retry.ts';
 import { ignoreDuplicates } from '../../src/platform/db/sql.ts';
 import { keyId, signToken, type Principal } from '../../src/platform/http/tokens.ts';
 import { createHmac } from 'node:crypto';
@@ -207,7 +207,7 @@ export async function seedActivity(
   );
   const starts = now + (options.opensIn_ms ?? -HOUR_MS);
   const ends = now + (options.closesIn_ms ?? 24 * HOUR_MS);
-  const created = await transact(app.db, async (trx) => {
+  const created = await transaction(app.db, async (trx) => {
     const result = await insertActivity(
       trx,
       { title: 'Test group-buy', starts_at_ms: starts, ends_at_ms: ends, order_cutoff_at_ms: ends, pickupDate: '2026-12-01', inventoryMode: options.inventoryMode ?? 'on_order' },

@@ -6,7 +6,7 @@
  */
 import type { Transaction } from 'kysely';
 import { dialectOf } from '../../platform/db/database.ts';
-import { transact } from '../../platform/db/retry.ts';
+import { transaction } from '../../platform/db/retry.ts';
 
 import { affected } from '../../platform/db/sql.ts';
 import { assert } from '../../platform/errors.ts';
@@ -44,25 +44,23 @@ export async function recordPendingReservations(trx: InventoryTransaction, order
 
 /**
  * The order exists (order.placed): its pending units move from available to reserved in the stock
- * row, once. Runs in the relay, one order after another, so the hot row sees no contention.
+ * row, once, in the caller's transaction. Runs in the relay, one order after another, so the hot row sees no contention.
  */
-export async function applyPendingReservations(db: InventoryDb | InventoryTransaction, orderNo: string, now_ms: number): Promise<number> {
-  return transact(db, async (trx) => {
-    const pending = await trx
-      .selectFrom('stock_reservations')
-      .select(['activity_sku_id', 'quantity'])
-      .where('order_no', '=', orderNo)
-      .where('state', '=', 'pending')
-      .orderBy('activity_sku_id')
-      .execute();
-    let moved = 0;
-    for (const r of pending) {
-      if (!(await moveReservation(trx, orderNo, r.activity_sku_id, 'pending', 'reserved', now_ms))) continue;
-      await moveUnits(trx, r.activity_sku_id, r.quantity, 'available', 'reserved', now_ms);
-      moved += r.quantity;
-    }
-    return moved;
-  });
+export async function applyPendingReservations(trx: InventoryTransaction, orderNo: string, now_ms: number): Promise<number> {
+  const pending = await trx
+    .selectFrom('stock_reservations')
+    .select(['activity_sku_id', 'quantity'])
+    .where('order_no', '=', orderNo)
+    .where('state', '=', 'pending')
+    .orderBy('activity_sku_id')
+    .execute();
+  let moved = 0;
+  for (const r of pending) {
+    if (!(await moveReservation(trx, orderNo, r.activity_sku_id, 'pending', 'reserved', now_ms))) continue;
+    await moveUnits(trx, r.activity_sku_id, r.quantity, 'available', 'reserved', now_ms);
+    moved += r.quantity;
+  }
+  return moved;
 }
 
 /** The order's reservations that Redis holds too: open ones on SKUs gated by a flash sale, by activity. */
@@ -100,7 +98,7 @@ export interface LoadSnapshot {
  */
 export async function gateAndSnapshot(db: InventoryDb, activityId: number, activitySkuIds: readonly number[]): Promise<LoadSnapshot> {
   if (activitySkuIds.length === 0) return { available: new Map(), open: [] };
-  return transact(db, async (trx) => {
+  return transaction(db, async (trx) => {
     await trx.updateTable('stock').set({ flash_sale_activity_id: activityId }).where('activity_sku_id', 'in', [...activitySkuIds]).execute();
     const stock = await trx.selectFrom('stock').select(['activity_sku_id', 'available']).where('activity_sku_id', 'in', [...activitySkuIds]).execute();
     const open = await trx
@@ -199,7 +197,7 @@ export async function gatingActivities(db: InventoryDb): Promise<number[]> {
  * its units; if not, the checkout's verification releases them — and the gate opens.
  */
 export async function ungate(db: InventoryDb, activityId: number, now_ms: number): Promise<number> {
-  return transact(db, async (trx) => {
+  return transaction(db, async (trx) => {
     let locked = trx.selectFrom('stock').select('activity_sku_id').where('flash_sale_activity_id', '=', activityId).orderBy('activity_sku_id');
     if (dialectOf(trx) !== 'sqlite') locked = locked.forUpdate();
     const skuIds = (await locked.execute()).map((r) => r.activity_sku_id);

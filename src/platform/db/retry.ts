@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { assert } from '../errors.ts';
 
 /** Deadlocks and serialization failures are retried this many times in all. */
 export const MAX_TRANSACTION_ATTEMPTS = 8;
@@ -31,12 +32,12 @@ export async function withTransientRetry<T>(work: () => Promise<T>): Promise<T> 
 }
 
 /**
- * One transaction per command, retried as a whole on a deadlock or serialization error.
- * Given a transaction instead of a database, the work joins it (no retry of its own: the
- * owner of the outer transaction retries the whole), so an event consumer can run a
- * module's command and record its inbox row in one commit.
+ * Opens a command's one transaction, retried as a whole on a deadlock or serialization error.
+ * It is opened at the edge (a route, a job, a consumer) and passed down as a `Transaction`;
+ * handed a transaction instead of a database it refuses, rather than silently join an outer
+ * one whose retry and commit it cannot see.
  */
-export function transact<T, Tables>(db: Kysely<Tables>, work: (trx: Transaction<Tables>) => Promise<T>): Promise<T> {
-  if (db.isTransaction) return work(db as Transaction<Tables>);
+export function transaction<T, Tables>(db: Kysely<Tables>, work: (trx: Transaction<Tables>) => Promise<T>): Promise<T> {
+  assert(!db.isTransaction, 'a transaction is opened once, at the edge: pass the open transaction down instead of opening another in it');
   return withTransientRetry(() => db.transaction().execute(work));
 }

@@ -3,7 +3,7 @@ import { createMerchant, createProduct, insertActivity } from '../../catalog/ind
 import { createStock } from '../../inventory/index.ts';
 import { createLeader, listLeaders, type Leader } from '../../leaders/index.ts';
 import type { MainDb } from '../../tables.ts';
-import { transact } from '../../platform/db/retry.ts';
+import { transaction } from '../../platform/db/retry.ts';
 import { createCouponTemplate, issueCoupons } from '../../coupons/index.ts';
 import { grantPoints } from '../../points/index.ts';
 import { createPromotion } from '../../promotions/index.ts';
@@ -49,7 +49,7 @@ export async function seedDemoData(db: MainDb, now_ms: number): Promise<DemoData
   }, now_ms);
 
   const tomorrow = new Date(now_ms + DAY_MS).toISOString().slice(0, 10);
-  await transact(db, async (trx) => {
+  await transaction(db, async (trx) => {
     const fruit = await insertActivity(trx, {
       title: '今日鲜果团 Fresh fruit today', starts_at_ms: now_ms - 3600_000, ends_at_ms: now_ms + 2 * DAY_MS,
       order_cutoff_at_ms: now_ms + DAY_MS, pickupDate: tomorrow, inventoryMode: 'on_order',
