@@ -78,14 +78,8 @@ export async function reserveStock(
       const state = earlierState.get(item.activitySkuId);
       if (state === 'reserved' || state === 'confirmed' || state === 'pending') continue;
       if (state === 'released') {
-        const reclaimed = await trx
-          .updateTable('stock_reservations')
-          .set({ state: 'reserved', quantity: item.quantity, activity_price_units: 0, updated_at_ms: now_ms })
-          .where('order_no', '=', orderNo)
-          .where('activity_sku_id', '=', item.activitySkuId)
-          .where('state', '=', 'released')
-          .executeTakeFirst();
-        if (affected(reclaimed) === 0) continue; // another attempt reclaimed it first
+        const reclaimed = await moveReservation(trx, orderNo, item.activitySkuId, 'released', 'reserved', now_ms, { quantity: item.quantity, activity_price_units: 0 });
+        if (!reclaimed) continue; // another attempt reclaimed it first
       }
       toTake.push({ item, reclaimed: state === 'released' });
     }

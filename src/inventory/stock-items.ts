@@ -1,19 +1,39 @@
 import type { Transaction } from 'kysely';
+import { compareAndSet, type StateTable } from '../platform/db/compare-and-set.ts';
 import type { DB } from '../platform/db/schema.ts';
-import { affected } from '../platform/db/sql.ts';
+import { statesOf } from '../platform/state-machine.ts';
 /** What the inventory files share: reservation states, stock levels, items, lock order. */
 
 /**
- * reserved → confirmed | released | transferred; confirmed → returned (sold units given back).
- * A cart hold (加购减库存) is a reservation under the hold's key; `transferred` means its units
- * moved into an order's reservation. `pending` (秒杀): the units were taken in Redis, or are about
- * to be, and have not yet moved in the stock row: pending → reserved when the order is placed,
- * → confirmed at payment, → released (nothing to move back) when given up. `returning` (秒杀): sold
- * units of a SKU Redis serves went back to available in the stock row, and Redis has not yet
- * counted them; → returned once it has (flash-sale/returns.ts).
+ * A reservation row's states, as data. A cart hold (加购减库存) is a reservation under the hold's
+ * key; `transferred` means its units moved into an order's reservation, and they may come back to
+ * it (a failed checkout). `pending` (秒杀): the units were taken in Redis, or are about to be, and
+ * have not yet moved in the stock row: pending → reserved when the order is placed, → confirmed at
+ * payment, → released (nothing to move back) when given up. `released` → reserved: a retry of the
+ * same order (or the buyer's hold) takes the units again. Sold units given back pass through
+ * `returning` (the stock row has them back; Redis, on a SKU it serves, has not yet counted them —
+ * flash-sale/returns.ts) to `returned`. A hold's quantity changes in place (reserved → reserved).
  */
-export const RESERVATION_STATES = ['pending', 'reserved', 'confirmed', 'released', 'returning', 'returned', 'transferred'] as const;
-export type ReservationState = (typeof RESERVATION_STATES)[number];
+export const RESERVATION_TRANSITIONS = {
+  pending: ['reserved', 'confirmed', 'released'],
+  reserved: ['confirmed', 'released', 'transferred', 'reserved'],
+  transferred: ['reserved', 'released'],
+  released: ['reserved'],
+  confirmed: ['returning'],
+  returning: ['returned'],
+  returned: [],
+} as const satisfies Record<string, readonly string[]>;
+export type ReservationState = keyof typeof RESERVATION_TRANSITIONS;
+export const RESERVATION_STATES = statesOf<ReservationState>(RESERVATION_TRANSITIONS);
+
+/** stock_reservations as the compare-and-set sees it: no version column, the state guards each write. */
+export const RESERVATION_STATE_TABLE: StateTable<ReservationState> = {
+  table: 'stock_reservations',
+  what: 'stock reservation',
+  stateColumn: 'state',
+  transitions: RESERVATION_TRANSITIONS,
+  versioned: false,
+};
 
 export interface StockLevel {
   activitySkuId: number;
@@ -47,13 +67,14 @@ export function inLockOrder<T extends { activitySkuId: number }>(items: readonly
  * A reservation row's state changes by compare-and-set from the state it was read in: false
  * when another writer moved it first (the caller then leaves its units alone).
  */
-export async function moveReservation(trx: Transaction<DB>, orderNo: string, activitySkuId: number, from: ReservationState, to: ReservationState, now_ms: number): Promise<boolean> {
-  const won = await trx
-    .updateTable('stock_reservations')
-    .set({ state: to, updated_at_ms: now_ms })
-    .where('order_no', '=', orderNo)
-    .where('activity_sku_id', '=', activitySkuId)
-    .where('state', '=', from)
-    .executeTakeFirst();
-  return affected(won) === 1;
+export function moveReservation(
+  trx: Transaction<DB>,
+  orderNo: string,
+  activitySkuId: number,
+  from: ReservationState,
+  to: ReservationState,
+  now_ms: number,
+  changes: { quantity?: number; activity_price_units?: number } = {},
+): Promise<boolean> {
+  return compareAndSet(trx, RESERVATION_STATE_TABLE, { order_no: orderNo, activity_sku_id: activitySkuId }, { state: from }, to, { ...changes, updated_at_ms: now_ms });
 }

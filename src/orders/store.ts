@@ -3,7 +3,8 @@ import { dialectOf, type Db } from '../platform/db/database.ts';
 import type { DB, OrderLineRow, OrderRow } from '../platform/db/schema.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
-import { canTransition, type OrderStatus } from './state.ts';
+import { compareAndSet } from '../platform/db/compare-and-set.ts';
+import { ORDER_STATE_TABLE, type OrderStatus } from './state.ts';
 
 /** Most orders one page of "my orders" returns. */
 export const MAX_ORDERS_PAGE = 50;
@@ -148,15 +149,8 @@ export async function transitionOrder(
   changes: Partial<Pick<OrderRow, 'payment_no' | 'paid_fen' | 'paid_at_ms' | 'cancel_reason' | 'cancelled_at_ms'>>,
   now_ms: number,
 ): Promise<void> {
-  assert(canTransition(order.status, to), () => `order may not move from ${order.status} to ${to}`);
-  const result = await trx
-    .updateTable('orders')
-    .set({ ...changes, status: to, version: order.version + 1, updated_at_ms: now_ms })
-    .where('order_no', '=', order.orderNo)
-    .where('status', '=', order.status)
-    .where('version', '=', order.version)
-    .executeTakeFirst();
-  if (affected(result) === 0) throw new AppError('order_state_conflict', { details: { orderNo: order.orderNo } });
+  const changed = await compareAndSet(trx, ORDER_STATE_TABLE, { order_no: order.orderNo }, { state: order.status, version: order.version }, to, { ...changes, updated_at_ms: now_ms });
+  if (!changed) throw new AppError('order_state_conflict', { details: { orderNo: order.orderNo } });
 }
 
 /**
