@@ -37,6 +37,7 @@ import {
   ungate,
 } from './inventory/flash-sale/index.ts';
 import { startJobRunner } from './jobs/index.ts';
+import { VERIFY_RESERVATION_JOB, verifyCheckoutReservation } from './checkout/index.ts';
 import { reconcileJobHandler, RECONCILE_INTERVAL_MS, RECONCILE_JOB, scheduleFirstPass } from './consistency/index.ts';
 import {
   ORDER_CANCELLED,
@@ -46,12 +47,10 @@ import {
   ORDER_PLACED,
   ORDER_PRICE_PROTECTED,
   ORDER_REFUNDED,
-  VERIFY_RESERVATION_JOB,
   expireOrder,
   MAX_OPEN_ORDERS_PER_BUYER,
   MAX_UNPAID_UNITS_PER_BUYER_SKU,
   payWithoutChannel,
-  verifyCheckoutReservation,
   type OrderCancelled,
   type OrderPaid,
 } from './orders/index.ts';

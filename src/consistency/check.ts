@@ -1,4 +1,5 @@
-import { orderStates, VERIFY_RESERVATION_AFTER_MS } from '../orders/index.ts';
+import { VERIFY_RESERVATION_AFTER_MS } from '../checkout/index.ts';
+import { orderStates } from '../orders/index.ts';
 import type { PaymentCentre } from '../payments/index.ts';
 import type { Platform } from '../platform/context.ts';
 import type { Db } from '../platform/db/database.ts';

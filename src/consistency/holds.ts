@@ -9,7 +9,7 @@ import { sql } from 'kysely';
 import { returnCoupons } from '../coupons/index.ts';
 import { releaseReservation } from '../inventory/index.ts';
 import { releaseFlashSaleReservations } from '../inventory/flash-sale/index.ts';
-import { verifyCheckoutReservation } from '../orders/index.ts';
+import { verifyCheckoutReservation } from '../checkout/index.ts';
 import { settlePoints } from '../points/index.ts';
 import { orderFates, ORPHAN_GRACE_MS, parsePosition, position, walk, type Check, type Fate, type ReconcileContext, type RepairDone } from './check.ts';
 
