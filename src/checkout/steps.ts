@@ -24,6 +24,7 @@ import {
   type OrderPlaced,
 } from '../orders/index.ts';
 import { freezePoints, settlePoints } from '../points/index.ts';
+import type { SellableSku } from '../catalog/index.ts';
 import type { PricedCart } from '../pricing/index.ts';
 import type { Platform } from '../platform/context.ts';
 import { transact } from '../platform/db/retry.ts';
@@ -159,7 +160,22 @@ async function planOrder(attempt: Attempt): Promise<PlannedOrder> {
       const fromHold = sku.activity.inventoryMode === 'on_add_to_cart' ? { fromHold: holdKeyOf(buyerId, item.activitySkuId) } : {};
       return { ...item, ...fromHold, ...(price && { activityPrice: price }) };
     });
-  const order: OrderRow = {
+  const order = orderRowOf(attempt, priced, couponIds, now_ms);
+  const lineRows = lineRowsOf(orderNo, lines.map(({ sku }) => sku), priced);
+  assert(sumFen(lineRows.map((l) => l.payable_fen)) === order.payable_fen, 'order lines must add up to the order payable');
+  const placed: OrderPlaced = {
+    orderNo,
+    buyerId,
+    placed_at_ms: now_ms,
+    lines: request.items.map((item) => ({ activitySkuId: item.activitySkuId, quantity: item.quantity })),
+  };
+  return { now_ms, priced, couponIds, reserved, flash, order, lines: lineRows, placed, response: { status: 201, body: orderView(toOrder(order, lineRows)) } };
+}
+
+/** The order's row as placed: unpaid, priced as planned. */
+function orderRowOf(attempt: Attempt, priced: PricedCart, couponIds: number[], now_ms: number): OrderRow {
+  const { platform, buyerId, orderNo, request } = attempt;
+  return {
     order_no: orderNo,
     buyer_id: buyerId,
     leader_id: request.leaderId,
@@ -183,7 +199,11 @@ async function planOrder(attempt: Attempt): Promise<PlannedOrder> {
     cancelled_at_ms: null,
     refunded_fen: 0,
   };
-  const lineRows: OrderLineRow[] = lines.map(({ sku }, i) => {
+}
+
+/** One row per line, in the request's order, with its discount breakdown and price segments. */
+function lineRowsOf(orderNo: string, skus: readonly SellableSku[], priced: PricedCart): OrderLineRow[] {
+  return skus.map((sku, i) => {
     const price = priced.lines[i]!;
     return {
       order_no: orderNo,
@@ -206,14 +226,6 @@ async function planOrder(attempt: Attempt): Promise<PlannedOrder> {
       refunded_at_ms: null,
     };
   });
-  assert(sumFen(lineRows.map((l) => l.payable_fen)) === order.payable_fen, 'order lines must add up to the order payable');
-  const placed: OrderPlaced = {
-    orderNo,
-    buyerId,
-    placed_at_ms: now_ms,
-    lines: request.items.map((item) => ({ activitySkuId: item.activitySkuId, quantity: item.quantity })),
-  };
-  return { now_ms, priced, couponIds, reserved, flash, order, lines: lineRows, placed, response: { status: 201, body: orderView(toOrder(order, lineRows)) } };
 }
 
 /**
