@@ -36,7 +36,7 @@ export async function deductOnPayment(db: Db, orderNo: string, items: readonly S
 }
 
 /**
- * Gives the order's sold units (of these SKUs, or all) back to the activity (confirmed → returned),
+ * Gives the order's sold units (of these SKUs, or all) back to the activity (confirmed → returning → returned),
  * once. A SKU that Redis serves (秒杀) gets them in the stock row here and in Redis afterwards:
  * its row stays `returning`, which returnFlashSaleStock turns into `returned` once Redis has
  * counted the units — the caller runs it after this commits, and the flash-sale upkeep finishes
