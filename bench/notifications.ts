@@ -17,8 +17,8 @@ import { Pool } from 'undici';
 import { openDatabase, sqlitePath } from '../src/platform/db/database.ts';
 import { signToken } from '../src/platform/http/tokens.ts';
 import type { ChannelName } from '../src/payments/channels/types.ts';
-import type { OutgoingNotification } from '../src/sandbox/core.ts';
-import { sandboxKeysIn, startChannelSandbox } from '../src/sandbox/index.ts';
+import type { OutgoingNotification } from '../src/tools/sandbox/notifications.ts';
+import { sandboxKeysIn, startChannelSandbox } from '../src/tools/sandbox/index.ts';
 import { onEachBenchEngine, pct, peakRss_mb, PORT, SECRET, seed, startServer } from './support.ts';
 
 const COUNT = Number(process.env.BENCH_NOTIFICATIONS ?? 5_000);

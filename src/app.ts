@@ -57,18 +57,25 @@ import {
 import type { OrderPlaced, OrderPriceProtected, OrderRefunded } from './orders/events.ts';
 import type { Config } from './platform/config.ts';
 import type { Platform } from './platform/context.ts';
-import { openDatabase, type Db } from './platform/db/database.ts';
+import { openDatabase, type AnyDb } from './platform/db/database.ts';
 import { migrateToLatest } from './platform/db/migrate.ts';
 import { checkTokenSecret } from './platform/http/tokens.ts';
 import { orderNumberGenerator } from './platform/ids.ts';
 import { createMetrics, type Metrics } from './platform/metrics.ts';
 import type { PollingLoop } from './platform/polling-loop.ts';
 import { orderShards } from './platform/shards.ts';
+import type { FlashSale } from './inventory/index.ts';
+import type { MainDb, MainTables, ShardDb, ShardTables } from './tables.ts';
 
-export interface App extends Platform {
+/** The platform every module's deps are cut from: the main database and the order shards, typed with all their tables. */
+export interface AppPlatform extends Platform<MainTables, ShardTables> {
+  flashSale?: FlashSale | undefined;
+}
+
+export interface App extends AppPlatform {
   config: Config;
   /** Every distinct database: the main one and the order shards. */
-  databases: Db[];
+  databases: AnyDb[];
   bus: EventBus;
   relay: PollingLoop;
   jobs: PollingLoop;
@@ -111,12 +118,12 @@ export interface AppOptions {
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   for (const secret of [config.tokenSecret, ...(config.previousTokenSecrets ?? [])]) checkTokenSecret(secret);
   const log = options.log ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
-  const byUrl = new Map<string, Db>();
+  const byUrl = new Map<string, AnyDb>();
   for (const url of [config.databaseUrl, ...config.orderShardUrls]) {
     if (!byUrl.has(url)) byUrl.set(url, await openDatabase(url));
   }
-  const db = byUrl.get(config.databaseUrl)!;
-  const shards = orderShards(config.orderShardUrls.map((url) => byUrl.get(url)!));
+  const db: MainDb = byUrl.get(config.databaseUrl)!;
+  const shards = orderShards<ShardTables>(config.orderShardUrls.map((url): ShardDb => byUrl.get(url)!));
   const databases = [...byUrl.values()];
   if (options.migrate ?? true) for (const each of databases) await migrateToLatest(each);
 
@@ -127,7 +134,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   let relay: PollingLoop | undefined;
   let jobs: PollingLoop | undefined;
-  const platform: Platform = {
+  const platform: AppPlatform = {
     db,
     shards,
     now,
@@ -248,7 +255,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
  * consumers on the broker). The handlers are only registered here, never run, so no platform is needed.
  */
 export function eventConsumerNames(): { name: string; type: string }[] {
-  const nothing = {} as Platform;
+  const nothing = {} as AppPlatform;
   const bus = new EventBus(nothing.db);
   subscribeDomainHandlers(bus, nothing);
   subscribePaymentHandlers(bus, { p: nothing } as PaymentCentre);
@@ -269,7 +276,7 @@ function stoppedLoop(): PollingLoop {
  * the main database runs in one transaction with its inbox row (inTransaction), so it applies once;
  * the others (Redis, payment channels) are idempotent by themselves and recorded after.
  */
-function subscribeDomainHandlers(bus: EventBus, p: Platform): void {
+function subscribeDomainHandlers(bus: EventBus, p: AppPlatform): void {
   bus.subscribe(ORDER_PLACED, 'cart.remove-ordered-lines', inTransaction(p.db, async (trx, e: DomainEvent<OrderPlaced>) => {
     await removeOrderedLines(trx, e.payload.buyerId, e.payload.lines.map((l) => l.activitySkuId), e.payload.placed_at_ms);
   }));

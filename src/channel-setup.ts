@@ -1,7 +1,7 @@
 import { channelSettingsFromEnv, type ChannelSettings } from './payments/index.ts';
 import type { Config } from './platform/config.ts';
 import { dialectOfUrl } from './platform/db/database.ts';
-import { channelSettingsForSandbox, sandboxKeysIn, startChannelSandbox, type SandboxHandle } from './sandbox/index.ts';
+import { channelSettingsForSandbox, sandboxKeysIn, startChannelSandbox, type SandboxHandle } from './tools/sandbox/index.ts';
 
 /** The in-process sandbox listens here whatever HOST says: whoever reaches it can mark any order paid. */
 export const SANDBOX_HOST = '127.0.0.1';

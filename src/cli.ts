@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createApp, eventConsumerNames } from './app.ts';
 import { brokerSettings } from './events/transport.ts';
-import { seedDemoData } from './demo/seed.ts';
+import { seedDemoData } from './tools/demo/seed.ts';
 import { loadConfig } from './platform/config.ts';
 import { dialectOfUrl, openDatabase } from './platform/db/database.ts';
 import { migrateToLatest } from './platform/db/migrate.ts';
@@ -10,7 +10,7 @@ import { defaultTtl_s, ROLES, signToken, type Role } from './platform/http/token
 import { startHttp } from './http.ts';
 import { channelSetup, SANDBOX_HOST } from './channel-setup.ts';
 import { CHANNELS, reconcile, type ChannelName } from './payments/index.ts';
-import { sandboxKeysIn, startChannelSandbox } from './sandbox/index.ts';
+import { sandboxKeysIn, startChannelSandbox } from './tools/sandbox/index.ts';
 
 /** The sandbox's port for `tuangou sandbox` when SANDBOX_PORT is not set. */
 const DEFAULT_SANDBOX_PORT = 3100;

@@ -16,7 +16,7 @@ import { signToken } from '../src/platform/http/tokens.ts';
 import pino from 'pino';
 import { createApp } from '../src/app.ts';
 import { runReconcilePass } from '../src/consistency/index.ts';
-import { channelSettingsForSandbox, sandboxKeysIn } from '../src/sandbox/index.ts';
+import { channelSettingsForSandbox, sandboxKeysIn } from '../src/tools/sandbox/index.ts';
 import { availableEngines, type TestDatabase } from './support/engines.ts';
 import { registerBuyers } from './support/harness.ts';
 

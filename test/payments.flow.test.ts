@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateActivitySku } from '../src/catalog/index.ts';
 import { getOrder } from '../src/orders/index.ts';
 import { CHANNELS, findPayment, paymentsOfOrder, refundsOfOrder, type ChannelName } from '../src/payments/index.ts';
-import type { SandboxEvent } from '../src/sandbox/core.ts';
+import type { SandboxEvent } from '../src/tools/sandbox/trades.ts';
 import { availableEngines } from './support/engines.ts';
 import { newKey, postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
 

@@ -2,11 +2,18 @@ import { z } from 'zod';
 import { authorize } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { MAX_TOKEN_TTL_S } from '../platform/http/tokens.ts';
+import type { TokenGate } from './token-gate.ts';
+
+/** What the access routes use of the app. */
+export interface AccessRouteDeps {
+  now: () => number;
+  tokens: Pick<TokenGate, 'revoke'>;
+}
 
 /** Room for why, in the denylist row. */
 export const MAX_REVOCATION_REASON_LENGTH = 200;
 
-export const accessRoutes: RouteModule = (server, app) => {
+export const accessRoutes: RouteModule<AccessRouteDeps> = (server, app) => {
   server.post(
     '/admin/token-revocations',
     {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SellableSku } from '../catalog/index.ts';
 import { openness } from '../catalog/index.ts';
-import { viewCart } from './index.ts';
+import { viewCart } from './cart.ts';
 
 const now = Date.UTC(2026, 10, 24, 12);
 const HOUR = 3600_000;

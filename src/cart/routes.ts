@@ -6,7 +6,20 @@ import { stockLevels } from '../inventory/index.ts';
 import { AppError } from '../platform/errors.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
-import { addToCart, cartLines, changeCartLine, MAX_CART_LINES, MAX_LINE_QUANTITY, removeCartLine, selectCartLines, viewCart } from './index.ts';
+import { addToCart, cartLines, changeCartLine, MAX_CART_LINES, MAX_LINE_QUANTITY, removeCartLine, selectCartLines, viewCart } from './cart.ts';
+import type { Kysely } from 'kysely';
+import type { BuyersTables } from '../buyers/index.ts';
+import type { CatalogTables } from '../catalog/index.ts';
+import type { OutboxTables } from '../events/index.ts';
+import type { InventoryTables } from '../inventory/index.ts';
+import type { JobsTables } from '../jobs/index.ts';
+import type { CartTables } from './tables.ts';
+
+/** What the cart routes use of the app: the cart, and the catalog, stock and buyers it shows or checks. */
+export interface CartRouteDeps {
+  db: Kysely<CartTables & CatalogTables & InventoryTables & BuyersTables & OutboxTables & JobsTables>;
+  now: () => number;
+}
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const lineParams = z.object({ activitySkuId: pathId });
@@ -16,7 +29,7 @@ function holdsOnAdd(sku: SellableSku, now_ms: number): boolean {
   return sku.activity.inventoryMode === 'on_add_to_cart' && openness(sku.activity, now_ms) === 'open';
 }
 
-export const cartRoutes: RouteModule = (server, app) => {
+export const cartRoutes: RouteModule<CartRouteDeps> = (server, app) => {
   const show = async (buyerId: number) => {
     const lines = await cartLines(app.db, buyerId);
     const ids = lines.map((l) => l.activitySkuId);

@@ -1,16 +1,12 @@
 import type { Transaction } from 'kysely';
-import type { Db } from '../platform/db/database.ts';
-import type { DB } from '../platform/db/schema.ts';
+
 import { AppError, assert } from '../platform/errors.ts';
 import { assertFen } from '../platform/money.ts';
 import { insertReturningId } from '../platform/db/sql.ts';
 
-/** 库存扣减模式, per activity. */
-export const INVENTORY_MODES = ['on_order', 'on_add_to_cart', 'on_payment'] as const;
-export type InventoryMode = (typeof INVENTORY_MODES)[number];
-export const DEFAULT_INVENTORY_MODE: InventoryMode = 'on_order';
-/** The modes checkout can serve. */
-export const SUPPORTED_INVENTORY_MODES: readonly InventoryMode[] = ['on_order', 'on_add_to_cart', 'on_payment'];
+import { DEFAULT_INVENTORY_MODE, INVENTORY_MODES, SUPPORTED_INVENTORY_MODES, type InventoryMode } from './inventory-modes.ts';
+import type { CatalogDb, CatalogTransaction } from './tables.ts';
+export { DEFAULT_INVENTORY_MODE, INVENTORY_MODES, SUPPORTED_INVENTORY_MODES, type InventoryMode };
 
 /** Most SKUs in one activity. */
 export const MAX_ACTIVITY_SKUS = 200;
@@ -101,7 +97,7 @@ function stockLinkedOnPayment(field: string): AppError {
 }
 
 export async function insertActivity(
-  trx: Transaction<DB>,
+  trx: CatalogTransaction,
   input: ActivityInput,
   skus: { skuId: number; price_fen: number; purchaseLimit: number | null; activityPriceUnits?: number | null }[],
   now_ms: number,
@@ -145,7 +141,7 @@ export async function insertActivity(
   return { activity: { id, ...input, hot: input.hot ?? false }, skus: created };
 }
 
-export async function updateActivity(db: Db, id: number, patch: Partial<ActivityInput>, now_ms: number): Promise<Activity> {
+export async function updateActivity(db: CatalogDb, id: number, patch: Partial<ActivityInput>, now_ms: number): Promise<Activity> {
   const current = await getActivity(db, id);
   if (!current) throw new AppError('not_found', { message: `No activity ${id}.` });
   const next = { ...current, ...patch };
@@ -174,7 +170,7 @@ export async function updateActivity(db: Db, id: number, patch: Partial<Activity
 }
 
 export async function updateActivitySku(
-  db: Db,
+  db: CatalogDb,
   id: number,
   patch: { price_fen?: number; purchaseLimit?: number | null; activityPriceUnits?: number | null },
   now_ms: number,
@@ -212,13 +208,13 @@ function toActivity(row: { id: number; title: string; starts_at_ms: number; ends
   };
 }
 
-export async function getActivity(db: Db, id: number): Promise<Activity | undefined> {
+export async function getActivity(db: CatalogDb, id: number): Promise<Activity | undefined> {
   const row = await db.selectFrom('activities').select(activityColumns).where('id', '=', id).executeTakeFirst();
   return row && toActivity(row);
 }
 
 /** Activities that have not ended, newest first, with their SKUs. */
-export async function listCurrentActivities(db: Db, now_ms: number, limit: number): Promise<{ activity: Activity; skus: SellableSku[] }[]> {
+export async function listCurrentActivities(db: CatalogDb, now_ms: number, limit: number): Promise<{ activity: Activity; skus: SellableSku[] }[]> {
   const activities = (
     await db.selectFrom('activities').select(activityColumns).where('ends_at_ms', '>', now_ms).orderBy('starts_at_ms', 'desc').limit(limit).execute()
   ).map(toActivity);
@@ -227,7 +223,7 @@ export async function listCurrentActivities(db: Db, now_ms: number, limit: numbe
   return activities.map((activity) => ({ activity, skus: skus.filter((s) => s.activity_id === activity.id).map(toSellable) }));
 }
 
-function sellableSkuQuery(db: Db) {
+function sellableSkuQuery(db: CatalogDb) {
   return db
     .selectFrom('activity_skus as s')
     .innerJoin('activities as a', 'a.id', 's.activity_id')
@@ -285,15 +281,14 @@ function toSellable(r: SellableRow): SellableSku {
 }
 
 /** One query for all the activity SKUs a cart or checkout names; unknown ids are absent. */
-export async function loadSellableSkus(db: Db, activitySkuIds: readonly number[]): Promise<Map<number, SellableSku>> {
+export async function loadSellableSkus(db: CatalogDb, activitySkuIds: readonly number[]): Promise<Map<number, SellableSku>> {
   if (activitySkuIds.length === 0) return new Map();
   const rows = await sellableSkuQuery(db).where('s.id', 'in', [...activitySkuIds]).execute();
   return new Map(rows.map((r) => [r.activity_sku_id, toSellable(r)]));
 }
 
-
 /** The activity SKU ids of one activity, ascending. */
-export async function activitySkuIdsOf(db: Db, activityId: number): Promise<number[]> {
+export async function activitySkuIdsOf(db: CatalogDb, activityId: number): Promise<number[]> {
   const rows = await db.selectFrom('activity_skus').select('id').where('activity_id', '=', activityId).orderBy('id').execute();
   return rows.map((r) => r.id);
 }
@@ -302,7 +297,7 @@ export async function activitySkuIdsOf(db: Db, activityId: number): Promise<numb
 export const MAX_HOT_ACTIVITIES = 500;
 
 /** Hot activities that have not ended, soonest ending first. */
-export async function hotActivities(db: Db, now_ms: number): Promise<Activity[]> {
+export async function hotActivities(db: CatalogDb, now_ms: number): Promise<Activity[]> {
   const rows = await db.selectFrom('activities').select(activityColumns).where('hot', '=', 1).where('ends_at_ms', '>', now_ms).orderBy('ends_at_ms').limit(MAX_HOT_ACTIVITIES).execute();
   return rows.map(toActivity);
 }

@@ -1,2 +1,3 @@
 export * from './activities.ts';
 export * from './products.ts';
+export type * from './tables.ts';

@@ -1,7 +1,8 @@
-import type { Db } from '../platform/db/database.ts';
+
 import { transact } from '../platform/db/retry.ts';
 import { insertReturningId } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
+import type { CatalogDb } from './tables.ts';
 
 /** Most SKUs (规格) under one product. */
 export const MAX_PRODUCT_SKUS = 50;
@@ -28,17 +29,17 @@ export interface Product {
   skus: Sku[];
 }
 
-export async function createMerchant(db: Db, input: { name: string }, now_ms: number): Promise<Merchant> {
+export async function createMerchant(db: CatalogDb, input: { name: string }, now_ms: number): Promise<Merchant> {
   const id = await insertReturningId(db, db.insertInto('merchants').values({ name: input.name, created_at_ms: now_ms }));
   return { id, name: input.name };
 }
 
-export async function merchantExists(db: Db, id: number): Promise<boolean> {
+export async function merchantExists(db: CatalogDb, id: number): Promise<boolean> {
   return (await db.selectFrom('merchants').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
 }
 
 export async function createProduct(
-  db: Db,
+  db: CatalogDb,
   input: { merchantId: number; title: string; category: string | null; skus: { title: string; listPrice_fen: number; weight_g: number }[] },
   now_ms: number,
 ): Promise<Product> {
@@ -76,12 +77,12 @@ export async function createProduct(
   });
 }
 
-export async function getSku(db: Db, id: number): Promise<Sku | undefined> {
+export async function getSku(db: CatalogDb, id: number): Promise<Sku | undefined> {
   const r = await db.selectFrom('skus').selectAll().where('id', '=', id).executeTakeFirst();
   return r && { id: r.id, productId: r.product_id, merchantId: r.merchant_id, title: r.title, listPrice_fen: r.list_price_fen, weight_g: r.weight_g };
 }
 
-export async function updateSku(db: Db, id: number, patch: { title?: string; listPrice_fen?: number; weight_g?: number }, now_ms: number): Promise<Sku> {
+export async function updateSku(db: CatalogDb, id: number, patch: { title?: string; listPrice_fen?: number; weight_g?: number }, now_ms: number): Promise<Sku> {
   const current = await getSku(db, id);
   if (!current) throw new AppError('not_found', { message: `No SKU ${id}.` });
   const next = { ...current, ...patch };

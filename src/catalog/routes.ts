@@ -3,7 +3,7 @@ import { pathId } from '../platform/http/inputs.ts';
 import { adjustStock, createStock, MAX_ADJUSTMENTS_LISTED, stockAdjustments, stockLevels } from '../inventory/index.ts';
 import { adjustFlashSaleStock, flashSaleHotChanged } from '../inventory/flash-sale/index.ts';
 import { createLeader, listLeaders } from '../leaders/index.ts';
-import type { Db } from '../platform/db/database.ts';
+
 import { transact } from '../platform/db/retry.ts';
 import { AppError } from '../platform/errors.ts';
 import { authorize } from '../platform/http/auth.ts';
@@ -25,6 +25,20 @@ import {
   type Activity,
   type SellableSku,
 } from './index.ts';
+import type { CatalogDb } from './tables.ts';
+import type { Kysely } from 'kysely';
+import type { OutboxTables } from '../events/index.ts';
+import type { FlashSale, InventoryTables } from '../inventory/index.ts';
+import type { JobsTables } from '../jobs/index.ts';
+import type { LeadersTables } from '../leaders/index.ts';
+import type { CatalogTables } from './tables.ts';
+
+/** What the catalog routes use of the app: the catalog, and the stock and leaders they create and show. */
+export interface CatalogRouteDeps {
+  db: Kysely<CatalogTables & InventoryTables & LeadersTables & OutboxTables & JobsTables>;
+  now: () => number;
+  flashSale?: FlashSale | undefined;
+}
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const idParams = z.object({ id: pathId });
@@ -74,7 +88,7 @@ function activityView(activity: Activity, skus: SellableSku[], stock: Map<number
   };
 }
 
-async function showActivity(db: Db, activityId: number, now_ms: number) {
+async function showActivity(db: CatalogRouteDeps['db'], activityId: number, now_ms: number) {
   const activity = await getActivity(db, activityId);
   if (!activity) throw new AppError('not_found', { message: `No activity ${activityId}.` });
   const ids = (await db.selectFrom('activity_skus').select('id').where('activity_id', '=', activityId).orderBy('id').execute()).map((r) => r.id);
@@ -82,7 +96,7 @@ async function showActivity(db: Db, activityId: number, now_ms: number) {
   return activityView(activity, ids.map((i) => skus.get(i)!).filter(Boolean), stock, now_ms);
 }
 
-export const catalogRoutes: RouteModule = (server, app) => {
+export const catalogRoutes: RouteModule<CatalogRouteDeps> = (server, app) => {
   server.get('/activities', { schema: { summary: 'Group-buy activities that have not ended, with prices and stock', tags: ['catalog'], security: [] } }, async () => {
     const now_ms = app.now();
     const current = await listCurrentActivities(app.db, now_ms, MAX_ACTIVITIES_LISTED);

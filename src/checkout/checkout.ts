@@ -11,7 +11,7 @@ import {
   seizeAbandonedKey,
   type KeyRef,
 } from '../orders/index.ts';
-import type { Platform } from '../platform/context.ts';
+import type { OrdersPlatform as Platform } from '../orders/index.ts';
 import { AppError, assert, isAppError } from '../platform/errors.ts';
 import { slotOfBuyer } from '../platform/shards.ts';
 import { runCheckoutSteps, undoHolds, type Attempt, type CheckoutResponse, type StepsOutcome } from './steps.ts';

@@ -5,7 +5,7 @@ import { stockLevels, type StockLevel } from '../inventory/index.ts';
 import { POINTS_POLICY, pointsAccount } from '../points/index.ts';
 import { MAX_ORDER_PAYABLE_FEN, MAX_SHIPPING_FEE_FEN, priceCart, PricingError, ShippingFeeTooHigh, type Fulfilment, type PricedCart } from '../pricing/index.ts';
 import { livePromotions, shippingRulesOf } from '../promotions/index.ts';
-import type { Platform } from '../platform/context.ts';
+import type { OrdersPlatform } from '../orders/index.ts';
 import { AppError } from '../platform/errors.ts';
 
 export interface PricingChoices {
@@ -21,7 +21,7 @@ export interface PricingChoices {
  * A chosen coupon the engine does not apply is refused with its reason, never dropped silently.
  */
 export async function priceForBuyer(
-  p: Platform,
+  p: OrdersPlatform,
   buyerId: number,
   lines: readonly { sku: SellableSku; quantity: number }[],
   choices: PricingChoices,

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { cartLines, MAX_LINE_QUANTITY } from '../cart/index.ts';
 import { loadSellableSkus, openness } from '../catalog/index.ts';
 import { MAX_COUPONS_PER_ORDER } from '../coupons/index.ts';
-import { CHECKOUT_RATE_LIMIT, CHECKOUT_RATE_WINDOW_MS, MAX_IDEMPOTENCY_KEY_LENGTH } from '../orders/index.ts';
+import { CHECKOUT_RATE_LIMIT, CHECKOUT_RATE_WINDOW_MS, MAX_IDEMPOTENCY_KEY_LENGTH, type OrdersPlatform } from '../orders/index.ts';
+import type { Config } from '../platform/config.ts';
 import type { PricedCart } from '../pricing/index.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import { requestLog, withLog } from '../platform/http/observability.ts';
@@ -45,7 +46,12 @@ function checkoutRateLimit(config: { checkoutRateLimit?: number | undefined; che
   };
 }
 
-export const checkoutRoutes: RouteModule = (server, app) => {
+/** What the checkout routes use of the app: the platform orders run on, and the settings checkout answers with. */
+export interface CheckoutRouteDeps extends OrdersPlatform {
+  config: Pick<Config, 'checkoutRateLimit' | 'checkoutRateWindow_ms'>;
+}
+
+export const checkoutRoutes: RouteModule<CheckoutRouteDeps> = (server, app) => {
   server.post(
     '/orders',
     {

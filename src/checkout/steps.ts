@@ -26,9 +26,10 @@ import {
 import { freezePoints, settlePoints } from '../points/index.ts';
 import type { SellableSku } from '../catalog/index.ts';
 import type { PricedCart } from '../pricing/index.ts';
-import type { Platform } from '../platform/context.ts';
+import type { OrdersPlatform as Platform } from '../orders/index.ts';
 import { transact } from '../platform/db/retry.ts';
-import type { OrderLineRow, OrderRow } from '../platform/db/schema.ts';
+import type { OrderLineRow, OrderRow, OrdersMainTables } from '../orders/index.ts';
+import type { Transaction } from 'kysely';
 import { AppError, assert, InvariantViolation, isAppError } from '../platform/errors.ts';
 import { sumFen } from '../platform/money.ts';
 import { priceForBuyer } from './pricing-step.ts';
@@ -239,8 +240,11 @@ async function holdStockCouponsPoints(attempt: Attempt, plan: PlannedOrder): Pro
   await onLines(attempt.request, () =>
     reserveStock(platform.db, orderNo, plan.reserved, now_ms, {
       firstAttempt: true, // every attempt has an order number of its own
-      alsoInTransaction: async (trx) => {
-        await recordPendingReservations(trx, orderNo, buyerId, plan.flash, now_ms);
+      alsoInTransaction: async (inventoryTransaction) => {
+        // One transaction on the main database, which holds the coupons and points too; inventory's
+        // handle names only its own tables.
+        const trx = inventoryTransaction as unknown as Transaction<OrdersMainTables>;
+        await recordPendingReservations(inventoryTransaction, orderNo, buyerId, plan.flash, now_ms);
         await scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: verifyReservationJobKey(orderNo), payload: { orderNo }, due_at_ms: now_ms + VERIFY_RESERVATION_AFTER_MS }, now_ms);
         if (plan.couponIds.length > 0 || plan.priced.points.used > 0) {
           await lockCoupons(trx, buyerId, plan.couponIds, orderNo, now_ms);

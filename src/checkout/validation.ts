@@ -5,7 +5,7 @@ import { getLeader } from '../leaders/index.ts';
 import { stockLevels, type StockLevel } from '../inventory/index.ts';
 import { flashSaleAvailable } from '../inventory/flash-sale/index.ts';
 import { checkCheckoutLimits } from '../orders/index.ts';
-import type { Platform } from '../platform/context.ts';
+import type { OrdersPlatform as Platform } from '../orders/index.ts';
 import { AppError, assert } from '../platform/errors.ts';
 
 /** Most lines in one order. */

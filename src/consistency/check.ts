@@ -1,8 +1,13 @@
+import type { EventsTables } from '../events/index.ts';
+import type { Platform } from '../platform/context.ts';
 import { VERIFY_RESERVATION_AFTER_MS } from '../checkout/index.ts';
 import { orderStates } from '../orders/index.ts';
-import type { PaymentCentre } from '../payments/index.ts';
-import type { Platform } from '../platform/context.ts';
-import type { Db } from '../platform/db/database.ts';
+import type { PaymentCentre, PaymentsPlatform, PaymentsPlatformMainTables, PaymentsPlatformShardTables } from '../payments/index.ts';
+import type { ConsistencyTables } from './tables.ts';
+
+/** The consistency pass runs on what the payment centre runs on, and keeps its repairs beside. */
+export interface ConsistencyPlatform extends Platform<PaymentsPlatformMainTables & ConsistencyTables & EventsTables, PaymentsPlatformShardTables>, Pick<PaymentsPlatform, 'flashSale'> {}
+type Db = ConsistencyPlatform['shards']['databases'][number];
 
 /**
  * What a check is: one query (per database) that finds what is broken, and a repair for each
@@ -31,7 +36,7 @@ export interface RepairDone {
 }
 
 export interface ReconcileContext {
-  p: Platform;
+  p: ConsistencyPlatform;
   pc: PaymentCentre;
   now_ms: number;
   /** Where scans that walk forward through time got to, per check and database (kept between passes). */
@@ -59,7 +64,7 @@ export const MAX_CANDIDATES_PER_CHECK = 2_000;
 export const MAX_REPAIRS_PER_CHECK = 100;
 
 /** The distinct order databases (a URL listed twice is one database). */
-export function orderDatabases(p: Platform): Db[] {
+export function orderDatabases(p: ConsistencyPlatform): Db[] {
   return [...new Set(p.shards.databases)];
 }
 

@@ -7,4 +7,4 @@ export { CANDIDATE_BATCH, CHECK_NAMES, EVENT_FOLLOW_UP_GRACE_MS, MAX_CANDIDATES_
 export { CART_CHECK_LOOKBACK_MS, CART_SCAN_BATCH, MAX_ORDERS_SCANNED_PER_PASS } from './orders.ts';
 export { CHECKS, MAX_PASS_MS, RECONCILE_INTERVAL_MS, RECONCILE_JOB, reconcileJobHandler, runReconcilePass, scheduleFirstPass, type PassHooks, type PassReport } from './pass.ts';
 export { MAX_REPAIRS_LISTED, recentRepairs, type Repair } from './repairs.ts';
-export { consistencyRoutes } from './routes.ts';
+export type * from './tables.ts';

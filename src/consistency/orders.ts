@@ -6,7 +6,8 @@
 import { removeOrderedLines } from '../cart/index.ts';
 import { expireJobKey, expireOrder } from '../orders/index.ts';
 import { applyToOrder, PAYMENT_APPLY_JOB } from '../payments/index.ts';
-import type { Db } from '../platform/db/database.ts';
+import type { ConsistencyPlatform } from './check.ts';
+type Db = ConsistencyPlatform['shards']['databases'][number];
 import { orderNoFloor } from '../platform/ids.ts';
 import {
   EVENT_FOLLOW_UP_GRACE_MS,

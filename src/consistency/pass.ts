@@ -2,7 +2,7 @@ import { INBOX_RETENTION_MS, pruneInbox } from '../events/inbox.ts';
 import { performance } from 'node:perf_hooks';
 import { scheduleJob, type JobHandler } from '../jobs/index.ts';
 import type { PaymentCentre } from '../payments/index.ts';
-import type { Platform } from '../platform/context.ts';
+import type { ConsistencyPlatform } from './check.ts';
 import { transact } from '../platform/db/retry.ts';
 import { LEASE_MS } from '../platform/due-rows.ts';
 import type { Check, CheckName, Finding, ReconcileContext } from './check.ts';
@@ -42,7 +42,7 @@ export interface PassHooks {
 }
 
 /** One pass of every check: finds, repairs through the owning modules, logs each repair as a row. */
-export async function runReconcilePass(p: Platform, pc: PaymentCentre, options: { cursors?: Record<string, string>; hooks?: PassHooks } = {}): Promise<PassReport> {
+export async function runReconcilePass(p: ConsistencyPlatform, pc: PaymentCentre, options: { cursors?: Record<string, string>; hooks?: PassHooks } = {}): Promise<PassReport> {
   const deadline = performance.now() + MAX_PASS_MS;
   const ctx: ReconcileContext = { p, pc, now_ms: p.now(), cursors: { ...options.cursors } };
   const report: PassReport = { repairs: [], failures: [], unfinished: [], cursors: ctx.cursors };
@@ -100,7 +100,7 @@ function orderNoOf(key: string): { orderNo?: string } {
  * worker run it at a time; at its end it schedules its successor, keyed by its own id, so a run
  * that is retried (it crashed after scheduling) schedules the same successor, never a second chain.
  */
-export function reconcileJobHandler(p: Platform, pc: PaymentCentre, interval_ms: number, hooks?: PassHooks): JobHandler {
+export function reconcileJobHandler(p: ConsistencyPlatform, pc: PaymentCentre, interval_ms: number, hooks?: PassHooks): JobHandler {
   return async (payload: { cursors?: Record<string, string> }, job) => {
     let cursors = payload.cursors ?? {};
     try {
@@ -131,7 +131,7 @@ export function reconcileJobHandler(p: Platform, pc: PaymentCentre, interval_ms:
  * seed's fixed key lets only one of several starting at once insert it; a chain that died (its
  * last job dead after every attempt) is cleared and started again.
  */
-export async function scheduleFirstPass(p: Platform, interval_ms: number): Promise<boolean> {
+export async function scheduleFirstPass(p: ConsistencyPlatform, interval_ms: number): Promise<boolean> {
   await p.db.deleteFrom('jobs').where('kind', '=', RECONCILE_JOB).where('dead_at_ms', 'is not', null).execute();
   const live = await p.db.selectFrom('jobs').select('id').where('kind', '=', RECONCILE_JOB).limit(1).executeTakeFirst();
   if (live) return false;

@@ -1,4 +1,4 @@
-import type { Db } from '../platform/db/database.ts';
+import type { ConsistencyDb } from './tables.ts';
 import type { CheckName } from './check.ts';
 
 /** Most repairs one page of the admin list returns. */
@@ -16,7 +16,7 @@ export interface Repair {
 const MAX_DETAIL_LENGTH = 500;
 
 /** One row per repair, on the main database: what the reconciler found and did, for people to read. */
-export async function recordRepair(db: Db, repair: { check: CheckName; key: string; action: string; detail?: string | undefined }, now_ms: number): Promise<void> {
+export async function recordRepair(db: ConsistencyDb, repair: { check: CheckName; key: string; action: string; detail?: string | undefined }, now_ms: number): Promise<void> {
   await db
     .insertInto('consistency_repairs')
     .values({ check_name: repair.check, item_key: repair.key, action: repair.action, detail: repair.detail?.slice(0, MAX_DETAIL_LENGTH) ?? null, repaired_at_ms: now_ms })
@@ -24,7 +24,7 @@ export async function recordRepair(db: Db, repair: { check: CheckName; key: stri
 }
 
 /** Newest first; `beforeId` pages on. */
-export async function recentRepairs(db: Db, query: { limit: number; check?: string | undefined; beforeId?: number | undefined }): Promise<Repair[]> {
+export async function recentRepairs(db: ConsistencyDb, query: { limit: number; check?: string | undefined; beforeId?: number | undefined }): Promise<Repair[]> {
   let select = db.selectFrom('consistency_repairs').selectAll().orderBy('id', 'desc').limit(Math.min(query.limit, MAX_REPAIRS_LISTED));
   if (query.check) select = select.where('check_name', '=', query.check);
   if (query.beforeId !== undefined) select = select.where('id', '<', query.beforeId);

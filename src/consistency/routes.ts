@@ -4,8 +4,13 @@ import { authorize } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { CHECK_NAMES } from './check.ts';
 import { MAX_REPAIRS_LISTED, recentRepairs } from './repairs.ts';
+import type { ConsistencyDb } from './tables.ts';
 
-export const consistencyRoutes: RouteModule = (server, app) => {
+export interface ConsistencyRouteDeps {
+  db: ConsistencyDb;
+}
+
+export const consistencyRoutes: RouteModule<ConsistencyRouteDeps> = (server, app) => {
   server.get(
     '/admin/consistency/repairs',
     {

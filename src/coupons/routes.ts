@@ -3,12 +3,23 @@ import { pathId } from '../platform/http/inputs.ts';
 import { assertBuyersExist } from '../buyers/index.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
-import { buyerCoupons, couponTemplateInput, createCouponTemplate, issueCoupons, listCouponTemplates, MAX_BUYERS_PER_ISSUE } from './index.ts';
+import { buyerCoupons, couponTemplateInput, createCouponTemplate, issueCoupons, listCouponTemplates, MAX_BUYERS_PER_ISSUE } from './coupons.ts';
+import type { Kysely } from 'kysely';
+import type { BuyersTables } from '../buyers/index.ts';
+import type { OutboxTables } from '../events/index.ts';
+import type { JobsTables } from '../jobs/index.ts';
+import type { CouponsTables } from './tables.ts';
+
+/** What the coupon routes use of the app: coupons, and the buyers they are issued to. */
+export interface CouponRouteDeps {
+  db: Kysely<CouponsTables & BuyersTables & OutboxTables & JobsTables>;
+  now: () => number;
+}
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const idParams = z.object({ id: pathId });
 
-export const couponRoutes: RouteModule = (server, app) => {
+export const couponRoutes: RouteModule<CouponRouteDeps> = (server, app) => {
   server.get('/admin/coupon-templates', { schema: { summary: 'Coupon templates, newest first, with how many were issued', tags: ['admin'] } }, async (request) => {
     authorize(request, 'admin');
     return { templates: await listCouponTemplates(app.db, 200) };

@@ -1,12 +1,13 @@
 import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager, RetentionPolicy, StorageType, type ConsumerConfig, type JetStreamClient, type JetStreamManager, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { Db } from '../platform/db/database.ts';
+
 import { claimDue, completeDue, deferDue } from '../platform/due-rows.ts';
 import { STREAM_MAX_AGE_MS, type BrokerSettings, type ConsumerRetry } from './broker-settings.ts';
 import { pollingLoop, type PollingLoop } from '../platform/polling-loop.ts';
 import { consumeOnce, MAX_CONSUMER_ATTEMPTS, recordDeadLetter, type Consumer } from './inbox.ts';
 import { eventOfRow, RELAY_BATCH_SIZE } from './relay.ts';
 import type { DomainEvent } from './outbox.ts';
+import type { EventsDb, OutboxEventRow } from './tables.ts';
 
 /**
  * NATS JetStream as the bus (production). The relay publishes each outbox row with the event id
@@ -100,7 +101,7 @@ async function exists(info: () => Promise<unknown>): Promise<boolean> {
 }
 
 export interface BrokerRelayOptions {
-  databases: readonly Db[];
+  databases: readonly EventsDb[];
   js: JetStreamClient;
   settings: BrokerSettings;
   owner: string;
@@ -127,8 +128,8 @@ export function startBrokerRelay(options: BrokerRelayOptions): PollingLoop {
   return pollingLoop(pass, { idle_ms: RELAY_IDLE_MS, batch_ms: RELAY_BATCH_MS }, options.onError);
 }
 
-async function publishBatch(db: Db, { js, settings, owner, now, onError }: BrokerRelayOptions, failedPasses: number): Promise<{ sent: number; failed: boolean }> {
-  const rows = await claimDue(db, 'outbox_events', owner, now(), RELAY_BATCH_SIZE);
+async function publishBatch(db: EventsDb, { js, settings, owner, now, onError }: BrokerRelayOptions, failedPasses: number): Promise<{ sent: number; failed: boolean }> {
+  const rows = await claimDue<OutboxEventRow>(db, 'outbox_events', owner, now(), RELAY_BATCH_SIZE);
   if (rows.length === 0) return { sent: 0, failed: false };
   // Published in row order on one connection, so the stream keeps the outbox's order.
   const results = await Promise.allSettled(
@@ -147,13 +148,12 @@ async function publishBatch(db: Db, { js, settings, owner, now, onError }: Broke
   return { sent: sent.length, failed: true };
 }
 
-
 export interface BrokerConsumersOptions {
   js: JetStreamClient;
   settings: BrokerSettings;
   consumers: readonly Consumer[];
   /** Where dead letters are written (the main database). */
-  deadLetterDb: Db;
+  deadLetterDb: EventsDb;
   retry: ConsumerRetry;
   now: () => number;
   onError: (error: unknown) => void;

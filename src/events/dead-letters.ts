@@ -1,7 +1,8 @@
-import type { Db } from '../platform/db/database.ts';
+
 import { AppError } from '../platform/errors.ts';
 import { consumeOnce, errorText } from './inbox.ts';
 import type { EventBus } from './relay.ts';
+import type { EventsDb } from './tables.ts';
 
 /** Dead letters listed per request, at most. */
 export const MAX_DEAD_LETTERS_PAGE = 100;
@@ -21,7 +22,7 @@ export interface DeadLetter {
 }
 
 type Row = Awaited<ReturnType<typeof selectRows>>[number];
-function selectRows(db: Db) {
+function selectRows(db: EventsDb) {
   return db.selectFrom('dead_letters').selectAll().execute();
 }
 
@@ -42,7 +43,7 @@ function toDeadLetter(row: Row): DeadLetter {
 }
 
 /** Newest first; `open` ones wait for a replay, `replayed` ones were handled by one. */
-export async function listDeadLetters(db: Db, filter: { state: 'open' | 'replayed' | 'all'; consumer?: string | undefined; limit: number }): Promise<DeadLetter[]> {
+export async function listDeadLetters(db: EventsDb, filter: { state: 'open' | 'replayed' | 'all'; consumer?: string | undefined; limit: number }): Promise<DeadLetter[]> {
   let query = db.selectFrom('dead_letters').selectAll().orderBy('id', 'desc').limit(Math.min(filter.limit, MAX_DEAD_LETTERS_PAGE));
   if (filter.state === 'open') query = query.where('replayed_at_ms', 'is', null);
   if (filter.state === 'replayed') query = query.where('replayed_at_ms', 'is not', null);

@@ -1,10 +1,11 @@
 import type { Transaction } from 'kysely';
-import { dialectOf, type Db } from '../platform/db/database.ts';
+import { dialectOf } from '../platform/db/database.ts';
 import { STREAM_MAX_AGE_MS } from './broker-settings.ts';
 import { transact } from '../platform/db/retry.ts';
-import type { DB } from '../platform/db/schema.ts';
+
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import type { DomainEvent } from './outbox.ts';
+import type { EventsDb, EventsTables } from './tables.ts';
 
 /**
  * A consumer's effect, in one of two kinds:
@@ -18,8 +19,8 @@ import type { DomainEvent } from './outbox.ts';
  *   idempotent by itself (it keys its work by the event, e.g. a refund number derived from it).
  */
 export type Consumer =
-  | { name: string; type: string; db: Db; apply: (trx: Transaction<DB>, event: DomainEvent<any>) => Promise<void> }
-  | { name: string; type: string; db: Db; handle: (event: DomainEvent<any>) => Promise<void> };
+  | { name: string; type: string; db: EventsDb; apply: (trx: Transaction<EventsTables>, event: DomainEvent<any>) => Promise<void> }
+  | { name: string; type: string; db: EventsDb; handle: (event: DomainEvent<any>) => Promise<void> };
 
 /** A consumer failing on one event is tried this many times, then the event is dead-lettered. */
 export const MAX_CONSUMER_ATTEMPTS = 10;
@@ -42,7 +43,7 @@ export async function consumeOnce(consumer: Consumer, event: DomainEvent, now_ms
 }
 
 /** A transactional consumer's effect and its inbox row, inside the caller's transaction. */
-export async function applyOnce(trx: Transaction<DB>, consumer: Extract<Consumer, { apply: unknown }>, event: DomainEvent, now_ms: number): Promise<Delivery> {
+export async function applyOnce(trx: Transaction<EventsTables>, consumer: Extract<Consumer, { apply: unknown }>, event: DomainEvent, now_ms: number): Promise<Delivery> {
   // The inbox row first: a second delivery racing this one waits on its key, then finds it taken.
   const claimed = await trx
     .insertInto('event_inbox')
@@ -64,7 +65,7 @@ export const INBOX_RETENTION_MS = STREAM_MAX_AGE_MS + 24 * 3600_000;
 export const MAX_PRUNED_PER_PASS = 10_000;
 
 /** Deletes up to `limit` inbox rows handled before `before_ms`, oldest first; returns how many. */
-export async function pruneInbox(db: Db, before_ms: number, limit = MAX_PRUNED_PER_PASS): Promise<number> {
+export async function pruneInbox(db: EventsDb, before_ms: number, limit = MAX_PRUNED_PER_PASS): Promise<number> {
   if (dialectOf(db) === 'mysql') {
     return affected(await db.deleteFrom('event_inbox').where('handled_at_ms', '<', before_ms).orderBy('handled_at_ms').limit(limit).executeTakeFirst());
   }
@@ -83,7 +84,7 @@ export async function pruneInbox(db: Db, before_ms: number, limit = MAX_PRUNED_P
   );
 }
 
-export async function handled(db: Db, consumer: string, eventId: string): Promise<boolean> {
+export async function handled(db: EventsDb, consumer: string, eventId: string): Promise<boolean> {
   const row = await db.selectFrom('event_inbox').select('event_id').where('consumer', '=', consumer).where('event_id', '=', eventId).executeTakeFirst();
   return row !== undefined;
 }
@@ -94,7 +95,7 @@ export function errorText(error: unknown): string {
 }
 
 /** Sets the event aside for this consumer; a second report of the same pair is ignored. */
-export async function recordDeadLetter(db: Db, consumer: string, event: DomainEvent, attempts: number, error: unknown, now_ms: number): Promise<void> {
+export async function recordDeadLetter(db: EventsDb, consumer: string, event: DomainEvent, attempts: number, error: unknown, now_ms: number): Promise<void> {
   await db
     .insertInto('dead_letters')
     .values({

@@ -4,4 +4,4 @@ export { consumeOnce, handled, MAX_CONSUMER_ATTEMPTS, type Consumer } from './in
 export { listDeadLetters, replayDeadLetter, type DeadLetter } from './dead-letters.ts';
 export { DEFAULT_CONSUMER_RETRY, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, type BrokerSettings, type ConsumerRetry } from './broker-settings.ts';
 export type { BrokerConsumers } from './broker.ts';
-export { eventRoutes } from './routes.ts';
+export type * from './tables.ts';

@@ -1,6 +1,7 @@
 import type { Transaction } from 'kysely';
-import type { DB } from '../platform/db/schema.ts';
+
 import { newEventId } from '../platform/ids.ts';
+import type { OutboxTables } from './tables.ts';
 
 /** An event as subscribers see it. */
 export interface DomainEvent<P = unknown> {
@@ -16,7 +17,7 @@ export interface DomainEvent<P = unknown> {
  * if and only if the change it reports was committed. The relay delivers it afterwards.
  */
 export async function recordEvent<P>(
-  trx: Transaction<DB>,
+  trx: Transaction<OutboxTables>,
   event: { type: string; aggregateId: string; payload: P },
   now_ms: number,
 ): Promise<string> {

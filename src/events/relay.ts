@@ -1,21 +1,23 @@
-import type { Transaction } from 'kysely';
-import { dialectOf, type Db } from '../platform/db/database.ts';
+import type { Kysely, Transaction } from 'kysely';
+import { dialectOf } from '../platform/db/database.ts';
 import { transact } from '../platform/db/retry.ts';
-import type { DB } from '../platform/db/schema.ts';
+
 import { claimDue, completeDue, failDue, type Claimed } from '../platform/due-rows.ts';
 import { pollingLoop, type PollingLoop } from '../platform/polling-loop.ts';
 import { applyOnce, consumeOnce, MAX_CONSUMER_ATTEMPTS, recordDeadLetter, type Consumer } from './inbox.ts';
 import type { DomainEvent } from './outbox.ts';
+import type { EventsDb, EventsTables, OutboxEventRow } from './tables.ts';
 
 export type EventHandler = (event: DomainEvent<any>) => Promise<void>;
 /** A handler whose effect is rows in `db`: it runs in the transaction that records it in the inbox. */
 export interface TransactionalHandler {
-  db: Db;
-  apply: (trx: Transaction<DB>, event: DomainEvent<any>) => Promise<void>;
+  db: EventsDb;
+  apply: (trx: Transaction<EventsTables>, event: DomainEvent<any>) => Promise<void>;
 }
 
-export function inTransaction<P>(db: Db, apply: (trx: Transaction<DB>, event: DomainEvent<P>) => Promise<void>): TransactionalHandler {
-  return { db, apply };
+/** `db` is the handle of the module whose rows the handler changes; the transaction it gets is on that handle, with the inbox row in it. */
+export function inTransaction<Tables, P>(db: Kysely<Tables & EventsTables>, apply: (trx: Transaction<Tables & EventsTables>, event: DomainEvent<P>) => Promise<void>): TransactionalHandler {
+  return { db: db as unknown as EventsDb, apply: apply as TransactionalHandler['apply'] };
 }
 
 /** Events claimed per database per pass. */
@@ -38,7 +40,7 @@ const RELAY_BATCH_MS = 5;
  */
 export class EventBus {
   private readonly list: Consumer[] = [];
-  constructor(readonly db: Db) {}
+  constructor(readonly db: EventsDb) {}
 
   subscribe(type: string, name: string, handler: EventHandler | TransactionalHandler): void {
     if (this.list.some((c) => c.name === name)) throw new Error(`consumer ${name} is subscribed twice`);
@@ -68,7 +70,7 @@ export class EventBus {
  */
 async function applyTogether(events: DomainEvent[], bus: EventBus, now_ms: number): Promise<Set<string>> {
   const done = new Set<string>();
-  const byDb = new Map<Db, { consumer: Extract<Consumer, { apply: unknown }>; event: DomainEvent }[]>();
+  const byDb = new Map<EventsDb, { consumer: Extract<Consumer, { apply: unknown }>; event: DomainEvent }[]>();
   for (const event of events) {
     for (const consumer of bus.consumersOf(event.type)) {
       if (!('apply' in consumer) || dialectOf(consumer.db) !== 'sqlite') continue;
@@ -91,12 +93,12 @@ async function applyTogether(events: DomainEvent[], bus: EventBus, now_ms: numbe
   return done;
 }
 
-export function eventOfRow(row: Pick<Claimed<'outbox_events'>, 'event_id' | 'event_type' | 'aggregate_id' | 'payload' | 'created_at_ms'>): DomainEvent {
+export function eventOfRow(row: Pick<Claimed<OutboxEventRow>, 'event_id' | 'event_type' | 'aggregate_id' | 'payload' | 'created_at_ms'>): DomainEvent {
   return { eventId: row.event_id, type: row.event_type, aggregateId: row.aggregate_id, payload: JSON.parse(row.payload), created_at_ms: row.created_at_ms };
 }
 
 export interface RelayOptions {
-  databases: readonly Db[];
+  databases: readonly EventsDb[];
   bus: EventBus;
   owner: string;
   now: () => number;
@@ -119,8 +121,8 @@ export function startRelay(options: RelayOptions): PollingLoop {
  * last attempt dead-letters the event for itself and the others go on; the same semantics as
  * the broker's consumers, with the outbox row's attempts as the count.
  */
-async function relayBatch(db: Db, { bus, owner, now, onError }: RelayOptions): Promise<number> {
-  const rows = await claimDue(db, 'outbox_events', owner, now(), RELAY_BATCH_SIZE);
+async function relayBatch(db: EventsDb, { bus, owner, now, onError }: RelayOptions): Promise<number> {
+  const rows = await claimDue<OutboxEventRow>(db, 'outbox_events', owner, now(), RELAY_BATCH_SIZE);
   const done: number[] = [];
   const events = rows.map(eventOfRow);
   const together = await applyTogether(events, bus, now());

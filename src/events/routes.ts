@@ -3,6 +3,15 @@ import { pathId, paramInt } from '../platform/http/inputs.ts';
 import { authorize } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import { listDeadLetters, MAX_DEAD_LETTERS_PAGE, replayDeadLetter, type DeadLetter } from './dead-letters.ts';
+import type { EventBus } from './relay.ts';
+import type { EventsDb } from './tables.ts';
+
+/** What the dead-letter routes use of the app: the bus whose consumers replay, and its database. */
+export interface EventRouteDeps {
+  db: EventsDb;
+  bus: EventBus;
+  now: () => number;
+}
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -23,7 +32,7 @@ function deadLetterView(d: DeadLetter) {
 }
 
 /** Events a consumer gave up on after its last attempt, and their replay. */
-export const eventRoutes: RouteModule = (server, app) => {
+export const eventRoutes: RouteModule<EventRouteDeps> = (server, app) => {
   server.get(
     '/admin/dead-letters',
     {

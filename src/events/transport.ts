@@ -1,9 +1,10 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Db } from '../platform/db/database.ts';
+
 import type { PollingLoop } from '../platform/polling-loop.ts';
 import type { BrokerConsumers } from './broker.ts';
 import { DEFAULT_CONSUMER_RETRY, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, type BrokerSettings, type ConsumerRetry } from './broker-settings.ts';
 import { startRelay, type EventBus } from './relay.ts';
+import type { EventsDb } from './tables.ts';
 
 /** How events travel from the outboxes to the consumers in a process that does background work. */
 export interface EventTransport {
@@ -15,7 +16,7 @@ export interface EventTransport {
 
 export interface TransportOptions {
   broker: BrokerSettings | undefined;
-  databases: readonly Db[];
+  databases: readonly EventsDb[];
   bus: EventBus;
   owner: string;
   now: () => number;

@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
-import type { Db } from '../platform/db/database.ts';
+
 import { transact } from '../platform/db/retry.ts';
 import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
+import type { InventoryDb } from './tables.ts';
 
 export const MAX_ADJUSTMENTS_LISTED = 100;
 
@@ -23,7 +24,7 @@ export interface StockAdjustment {
  * Each adjustment is a row with its reason; the same request id twice is applied once.
  */
 export async function adjustStock(
-  db: Db,
+  db: InventoryDb,
   input: { activitySkuId: number; delta: number; reason: string; actor: string; requestId: string },
   now_ms: number,
   /** Units that must stay available after a take-away: flash-sale units already promised in Redis. */
@@ -62,7 +63,7 @@ export async function adjustStock(
   });
 }
 
-export async function stockAdjustments(db: Db, activitySkuId: number, limit: number): Promise<StockAdjustment[]> {
+export async function stockAdjustments(db: InventoryDb, activitySkuId: number, limit: number): Promise<StockAdjustment[]> {
   assert(limit > 0 && limit <= MAX_ADJUSTMENTS_LISTED, 'adjustment page size out of range');
   const rows = await db.selectFrom('stock_adjustments').selectAll().where('activity_sku_id', '=', activitySkuId).orderBy('id', 'desc').limit(limit).execute();
   return rows.map(view);

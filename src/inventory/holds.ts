@@ -1,9 +1,10 @@
 import { sql, type Transaction } from 'kysely';
 import { dialectOf } from '../platform/db/database.ts';
-import type { DB } from '../platform/db/schema.ts';
+
 import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
 import { moveReservation, type ReservationState, type StockItem } from './stock-items.ts';
+import type { InventoryTransaction } from './tables.ts';
 
 /** Cart holds live in the reservation table under a key of their own. */
 export function holdKeyOf(buyerId: number, activitySkuId: number): string {
@@ -12,7 +13,7 @@ export function holdKeyOf(buyerId: number, activitySkuId: number): string {
   return key;
 }
 
-async function holdRow(trx: Transaction<DB>, holdKey: string, activitySkuId: number) {
+async function holdRow(trx: InventoryTransaction, holdKey: string, activitySkuId: number) {
   let query = trx
     .selectFrom('stock_reservations')
     .select(['quantity', 'state'])
@@ -27,7 +28,7 @@ async function holdRow(trx: Transaction<DB>, holdKey: string, activitySkuId: num
  * (FOR UPDATE; SQLite's writer is alone), so it cannot lose: losing would be a broken lock.
  */
 async function moveLockedHold(
-  trx: Transaction<DB>,
+  trx: InventoryTransaction,
   holdKey: string,
   activitySkuId: number,
   from: ReservationState,
@@ -40,7 +41,7 @@ async function moveLockedHold(
 }
 
 /** When the buyer first held this SKU (the hold's row is made once and kept, released or not); undefined if never. */
-export async function holdCreatedAt(trx: Transaction<DB>, holdKey: string, activitySkuId: number): Promise<number | undefined> {
+export async function holdCreatedAt(trx: InventoryTransaction, holdKey: string, activitySkuId: number): Promise<number | undefined> {
   const row = await trx.selectFrom('stock_reservations').select('created_at_ms').where('order_no', '=', holdKey).where('activity_sku_id', '=', activitySkuId).executeTakeFirst();
   return row === undefined ? undefined : Number(row.created_at_ms);
 }
@@ -50,7 +51,7 @@ export async function holdCreatedAt(trx: Transaction<DB>, holdKey: string, activ
  * transaction: the units stay reserved throughout, so no other buyer can take them between.
  * Returns how many moved.
  */
-export async function takeFromHold(trx: Transaction<DB>, holdKey: string, item: StockItem, now_ms: number): Promise<number> {
+export async function takeFromHold(trx: InventoryTransaction, holdKey: string, item: StockItem, now_ms: number): Promise<number> {
   const hold = await holdRow(trx, holdKey, item.activitySkuId);
   if (!hold || hold.state !== 'reserved') return 0;
   const moved = Math.min(hold.quantity, item.quantity);
@@ -64,7 +65,7 @@ export async function takeFromHold(trx: Transaction<DB>, holdKey: string, item: 
  * the buyer's (reserved, or wholly taken by that checkout); a hold that expired or was let go
  * takes nothing back. The units stay reserved either way; returns how many went back.
  */
-export async function giveBackToHold(trx: Transaction<DB>, holdKey: string, activitySkuId: number, quantity: number, now_ms: number): Promise<number> {
+export async function giveBackToHold(trx: InventoryTransaction, holdKey: string, activitySkuId: number, quantity: number, now_ms: number): Promise<number> {
   const hold = await holdRow(trx, holdKey, activitySkuId);
   if (!hold || (hold.state !== 'reserved' && hold.state !== 'transferred')) return 0;
   const held = hold.state === 'reserved' ? hold.quantity : 0;
@@ -76,7 +77,7 @@ export async function giveBackToHold(trx: Transaction<DB>, holdKey: string, acti
  * 加购减库存: sets how many units a cart hold keeps reserved, taking the difference from
  * available stock or giving it back. `insufficient_stock` when there is not enough; 0 releases.
  */
-export async function setHold(trx: Transaction<DB>, holdKey: string, activitySkuId: number, quantity: number, now_ms: number): Promise<void> {
+export async function setHold(trx: InventoryTransaction, holdKey: string, activitySkuId: number, quantity: number, now_ms: number): Promise<void> {
   assert(Number.isSafeInteger(quantity) && quantity >= 0, 'a hold is a whole number of units');
   {
     const hold = await holdRow(trx, holdKey, activitySkuId);
@@ -106,6 +107,6 @@ export async function setHold(trx: Transaction<DB>, holdKey: string, activitySku
         .execute();
       return;
     }
-    await moveLockedHold(trx, holdKey, activitySkuId, hold.state as ReservationState, quantity === 0 ? { to: 'released' } : { to: 'reserved', quantity, activity_price_units: 0 }, now_ms);
+    await moveLockedHold(trx, holdKey, activitySkuId, hold.state, quantity === 0 ? { to: 'released' } : { to: 'reserved', quantity, activity_price_units: 0 }, now_ms);
   }
 }

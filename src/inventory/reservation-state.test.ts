@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { canTransition, isTerminal } from '../platform/state-machine.ts';
-import { RESERVATION_STATES, RESERVATION_TRANSITIONS, type ReservationState } from './stock-items.ts';
+import { RESERVATION_STATES, RESERVATION_TRANSITIONS, type ReservationState } from './reservation-state.ts';
 
 describe('stock reservation state machine', () => {
   const allowed: [ReservationState, ReservationState][] = [

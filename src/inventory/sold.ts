@@ -1,16 +1,17 @@
 import { sql } from 'kysely';
-import type { Db } from '../platform/db/database.ts';
+
 import { transact } from '../platform/db/retry.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
 import { inLockOrder, moveReservation, type StockItem } from './stock-items.ts';
+import type { InventoryDb } from './tables.ts';
 
 /**
  * 支付减库存: on-payment SKUs are taken straight from available to sold when the order is paid,
  * all or nothing, recorded as confirmed reservation rows of the order so a repeat takes
  * nothing twice. Fails with `insufficient_stock` (details.activitySkuId) and changes nothing.
  */
-export async function deductOnPayment(db: Db, orderNo: string, items: readonly StockItem[], now_ms: number): Promise<void> {
+export async function deductOnPayment(db: InventoryDb, orderNo: string, items: readonly StockItem[], now_ms: number): Promise<void> {
   await transact(db, async (trx) => {
     const earlier = new Set(
       (await trx.selectFrom('stock_reservations').select('activity_sku_id').where('order_no', '=', orderNo).execute()).map((r) => r.activity_sku_id),
@@ -42,7 +43,7 @@ export async function deductOnPayment(db: Db, orderNo: string, items: readonly S
  * counted the units — the caller runs it after this commits, and the flash-sale upkeep finishes
  * whatever a crash left.
  */
-export async function returnSoldStock(db: Db, orderNo: string, activitySkuIds: readonly number[] | 'all', now_ms: number): Promise<number> {
+export async function returnSoldStock(db: InventoryDb, orderNo: string, activitySkuIds: readonly number[] | 'all', now_ms: number): Promise<number> {
   if (activitySkuIds !== 'all' && activitySkuIds.length === 0) return 0;
   return transact(db, async (trx) => {
     let query = trx

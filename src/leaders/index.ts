@@ -1,23 +1,2 @@
-import type { Db } from '../platform/db/database.ts';
-import { insertReturningId } from '../platform/db/sql.ts';
-
-/** 团长: the neighbourhood group leader whose place is the pickup point. */
-export interface Leader {
-  id: number;
-  name: string;
-  community: string;
-  address: string;
-}
-
-export async function createLeader(db: Db, input: Omit<Leader, 'id'>, now_ms: number): Promise<Leader> {
-  const id = await insertReturningId(db, db.insertInto('leaders').values({ ...input, created_at_ms: now_ms }));
-  return { id, ...input };
-}
-
-export async function getLeader(db: Db, id: number): Promise<Leader | undefined> {
-  return db.selectFrom('leaders').select(['id', 'name', 'community', 'address']).where('id', '=', id).executeTakeFirst();
-}
-
-export async function listLeaders(db: Db, limit: number): Promise<Leader[]> {
-  return db.selectFrom('leaders').select(['id', 'name', 'community', 'address']).orderBy('id').limit(limit).execute();
-}
+export * from './leaders.ts';
+export type * from './tables.ts';

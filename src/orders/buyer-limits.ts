@@ -1,7 +1,8 @@
 import { sql, type Transaction } from 'kysely';
-import { dialectOf, type Db } from '../platform/db/database.ts';
-import type { DB } from '../platform/db/schema.ts';
+import { dialectOf } from '../platform/db/database.ts';
+
 import { AppError, isAppError } from '../platform/errors.ts';
+import type { OrdersDb, OrdersTransaction } from './tables.ts';
 
 /**
  * What one buyer's unpaid orders may hold, so that a few unpaid orders cannot lock an activity's
@@ -37,7 +38,7 @@ export interface LimitedLine {
  * line. Exact when run after lockBuyerCheckouts in the order's transaction; before it, an early
  * check that spares a doomed checkout its reservations.
  */
-export async function checkBuyerLimits(db: Db | Transaction<DB>, buyerId: number, lines: readonly LimitedLine[], limits: BuyerLimits): Promise<void> {
+export async function checkBuyerLimits(db: OrdersDb | OrdersTransaction, buyerId: number, lines: readonly LimitedLine[], limits: BuyerLimits): Promise<void> {
   const open = await db
     .selectFrom('orders')
     .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -73,7 +74,7 @@ export async function checkBuyerLimits(db: Db | Transaction<DB>, buyerId: number
  * The first write of an order's transaction: raises the buyer's count of placed orders, taking
  * the row's lock until commit, so two checkouts of one buyer check their limits one after the other.
  */
-export async function lockBuyerCheckouts(trx: Transaction<DB>, buyerId: number): Promise<void> {
+export async function lockBuyerCheckouts(trx: OrdersTransaction, buyerId: number): Promise<void> {
   const insert = trx.insertInto('buyer_checkouts').values({ buyer_id: buyerId, placed_orders: 1 });
   if (dialectOf(trx) === 'mysql') {
     await insert.onDuplicateKeyUpdate({ placed_orders: sql`placed_orders + 1` }).execute();

@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { ExpressionBuilder, Transaction } from 'kysely';
-import type { Db } from '../platform/db/database.ts';
-import type { DB } from '../platform/db/schema.ts';
+
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
+import type { OrdersDb, OrdersTables, OrdersTransaction } from './tables.ts';
 
 /**
  * Idempotent submission, scoped to the buyer. The first request with a key claims it and
@@ -66,7 +66,7 @@ function canonicalJson(value: unknown): string {
 }
 
 export async function claimIdempotencyKey(
-  db: Db,
+  db: OrdersDb,
   claim: { buyerId: number; key: string; hash: string; orderNo: string },
   now: () => number,
 ): Promise<Claim> {
@@ -120,7 +120,7 @@ export async function claimIdempotencyKey(
 
 /** The key's row, while this claim holds it. */
 function heldBy(key: KeyRef, leaseToken: string) {
-  return (eb: ExpressionBuilder<DB, 'idempotency_keys'>) =>
+  return (eb: ExpressionBuilder<OrdersTables, 'idempotency_keys'>) =>
     eb.and([eb('buyer_id', '=', key.buyerId), eb('idem_key', '=', key.key), eb('state', '=', 'in_progress'), eb('lease_token', '=', leaseToken)]);
 }
 
@@ -129,7 +129,7 @@ function heldBy(key: KeyRef, leaseToken: string) {
  * when the order was placed. Returns false when the lease was lost.
  */
 export async function completeIdempotencyKey(
-  db: Db | Transaction<DB>,
+  db: OrdersDb | OrdersTransaction,
   key: KeyRef,
   leaseToken: string,
   response: { status: number; body: unknown },
@@ -143,7 +143,7 @@ export async function completeIdempotencyKey(
 }
 
 /** A resumed claim starts over under a fresh order number; false if the lease was lost. */
-export async function moveIdempotencyKey(db: Db, key: KeyRef, leaseToken: string, orderNo: string): Promise<boolean> {
+export async function moveIdempotencyKey(db: OrdersDb, key: KeyRef, leaseToken: string, orderNo: string): Promise<boolean> {
   const result = await db
     .updateTable('idempotency_keys')
     .set({ order_no: orderNo })
@@ -153,7 +153,7 @@ export async function moveIdempotencyKey(db: Db, key: KeyRef, leaseToken: string
 }
 
 /** After a failure that placed nothing, the key is freed so the client may retry; false if the lease was lost. */
-export async function abandonIdempotencyKey(db: Db, key: KeyRef, leaseToken: string): Promise<boolean> {
+export async function abandonIdempotencyKey(db: OrdersDb, key: KeyRef, leaseToken: string): Promise<boolean> {
   const result = await db
     .deleteFrom('idempotency_keys')
     .where(heldBy(key, leaseToken))
@@ -166,7 +166,7 @@ export async function abandonIdempotencyKey(db: Db, key: KeyRef, leaseToken: str
  * that order number: returns the key, or undefined if a live holder still has it.
  */
 export async function seizeAbandonedKey(
-  db: Db,
+  db: OrdersDb,
   orderNo: string,
   now_ms: number,
 ): Promise<{ found: false } | { found: true; seized: KeyRef & { leaseToken: string } } | { found: true; seized: undefined; state: string }> {
@@ -191,7 +191,7 @@ export async function seizeAbandonedKey(
 }
 
 /** What the key holds for a submission now: its request's hash, and the answer if one was recorded; undefined if unused. */
-export async function keyAnswer(db: Db, key: KeyRef): Promise<{ hash: string; inProgress: boolean; status: number; body: unknown } | undefined> {
+export async function keyAnswer(db: OrdersDb, key: KeyRef): Promise<{ hash: string; inProgress: boolean; status: number; body: unknown } | undefined> {
   const row = await db
     .selectFrom('idempotency_keys')
     .select(['request_hash', 'state', 'response_status', 'response_body'])

@@ -29,3 +29,5 @@ export { orderView, type OrderView } from './view.ts';
 export { claimPriceProtection, PRICE_PROTECTION_DAYS, type PriceProtectionClaim } from './price-protection.ts';
 export { recordOrderRefund, refundableLines } from './refunds.ts';
 export { countPurchases, findOrder, insertOrder, orderStates, toOrder, type CountedLine } from './store.ts';
+export type * from './tables.ts';
+export type * from './platform.ts';

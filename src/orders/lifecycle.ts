@@ -1,26 +1,27 @@
 import { recordEvent } from '../events/outbox.ts';
 import { deductOnPayment, returnSoldStock } from '../inventory/index.ts';
-import type { Transaction } from 'kysely';
-import type { Platform } from '../platform/context.ts';
-import type { DB } from '../platform/db/schema.ts';
-import type { Db } from '../platform/db/database.ts';
+import type { Kysely, Transaction } from 'kysely';
+import type { OrderShards } from '../platform/shards.ts';
+import type { OrdersPlatform, OrdersShardTables } from './platform.ts';
+
 import { transact } from '../platform/db/retry.ts';
 import { AppError, isAppError } from '../platform/errors.ts';
 import { ORDER_CANCELLED, ORDER_PAID, expireJobKey, noChannelPaymentNo, type OrderCancelled, type OrderPaid } from './events.ts';
 import type { CancelReason } from './state.ts';
 import { findOrder, transitionOrder, uncountPurchase, type Order } from './store.ts';
+import type { OrdersDb, OrdersTransaction } from './tables.ts';
 
 /** A lost compare-and-set is re-read and decided again at most this many times. */
 const MAX_PAYMENT_RACE_ROUNDS = 5;
 
-function shardOf(p: Platform, orderNo: string): Db {
+function shardOf<Tables>(p: { shards: OrderShards<Tables> }, orderNo: string): Kysely<Tables> {
   const db = p.shards.forOrderNo(orderNo);
   if (!db) throw new AppError('order_not_found');
   return db;
 }
 
 /** Reads an order; a buyer asking for someone else's order is told it does not exist. */
-export async function getOrder(p: Platform, orderNo: string, asBuyer?: number): Promise<Order> {
+export async function getOrder(p: OrdersPlatform, orderNo: string, asBuyer?: number): Promise<Order> {
   const order = await findOrder(shardOf(p, orderNo), orderNo);
   if (!order || (asBuyer !== undefined && order.buyerId !== asBuyer)) throw new AppError('order_not_found');
   return order;
@@ -31,7 +32,7 @@ export async function getOrder(p: Platform, orderNo: string, asBuyer?: number): 
  * go down in the same transaction; stock, coupons and points are returned by the
  * subscribers of order.cancelled. A lost race is `order_state_conflict`.
  */
-export async function cancelOrder(p: Platform, orderNo: string, reason: CancelReason, asBuyer?: number): Promise<Order> {
+export async function cancelOrder(p: OrdersPlatform, orderNo: string, reason: CancelReason, asBuyer?: number): Promise<Order> {
   const db = shardOf(p, orderNo);
   const order = await getOrder(p, orderNo, asBuyer);
   if (order.status !== 'PENDING_PAYMENT') throw new AppError('order_not_cancellable', { details: { status: order.status } });
@@ -48,7 +49,7 @@ export async function cancelOrder(p: Platform, orderNo: string, reason: CancelRe
 }
 
 /** The order.expire job: 超时取消 of an order still unpaid. Anything else is left as it is. */
-export async function expireOrder(p: Platform, orderNo: string): Promise<'cancelled' | 'not_pending'> {
+export async function expireOrder(p: OrdersPlatform, orderNo: string): Promise<'cancelled' | 'not_pending'> {
   try {
     await cancelOrder(p, orderNo, 'payment_timeout');
     return 'cancelled';
@@ -64,7 +65,7 @@ export async function expireOrder(p: Platform, orderNo: string): Promise<'cancel
  * removed; on-payment lines are deducted, or the order is closed if they sold out). Safe to
  * repeat: a second call finds it paid by the same payment number.
  */
-export async function payWithoutChannel(p: Platform, orderNo: string): Promise<PaymentOutcome | 'not_free'> {
+export async function payWithoutChannel(p: OrdersPlatform, orderNo: string): Promise<PaymentOutcome | 'not_free'> {
   const order = await getOrder(p, orderNo);
   if (order.payable_fen !== 0) return 'not_free';
   return paymentSucceeded(p, orderNo, { paymentNo: noChannelPaymentNo(orderNo), amount_fen: 0, paid_at_ms: p.now() });
@@ -94,10 +95,10 @@ export type PaymentOutcome = 'paid' | 'already_paid' | 'duplicate_payment' | 'or
  * so the payment centre can record its side in the same commit; if it throws, nothing is paid.
  */
 export async function paymentSucceeded(
-  p: Platform,
+  p: OrdersPlatform,
   orderNo: string,
   payment: SucceededPayment,
-  options: { inPaidTransaction?: (trx: Transaction<DB>) => Promise<void> } = {},
+  options: { inPaidTransaction?: (trx: OrdersTransaction) => Promise<void> } = {},
 ): Promise<PaymentOutcome> {
   const db = shardOf(p, orderNo);
   for (let round = 0; round < MAX_PAYMENT_RACE_ROUNDS; round++) {

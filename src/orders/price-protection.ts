@@ -1,6 +1,6 @@
 import { loadSellableSkus } from '../catalog/index.ts';
 import { recordEvent } from '../events/outbox.ts';
-import type { Platform } from '../platform/context.ts';
+import type { OrdersPlatform } from './platform.ts';
 import { transact } from '../platform/db/retry.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
@@ -30,7 +30,7 @@ export interface PriceProtectionClaim {
  * transaction on the order's shard; a line refund takes off the 价保 paid out on the line, and
  * a payout after a refund of its line is not made.
  */
-export async function claimPriceProtection(p: Platform, buyerId: number, orderNo: string, lineNo: number): Promise<PriceProtectionClaim> {
+export async function claimPriceProtection(p: OrdersPlatform, buyerId: number, orderNo: string, lineNo: number): Promise<PriceProtectionClaim> {
   const order = await getOrder(p, orderNo, buyerId);
   const line = order.lines.find((l) => l.lineNo === lineNo);
   if (!line) throw new AppError('not_found', { message: `Order ${orderNo} has no line ${lineNo}.` });

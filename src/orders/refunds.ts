@@ -1,10 +1,11 @@
 import { sql, type Transaction } from 'kysely';
 import { recordEvent } from '../events/outbox.ts';
-import type { DB } from '../platform/db/schema.ts';
+
 import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
 import { ORDER_REFUNDED, type OrderRefunded } from './events.ts';
 import { findOrder, transitionOrder, type Order } from './store.ts';
+import type { OrdersTransaction } from './tables.ts';
 
 /**
  * The lines a refund may cover, each with its payable. The payment centre takes off the 价保 it
@@ -27,7 +28,7 @@ export function refundableLines(order: Order, lineNos: readonly number[]): { lin
  * points. A refund of an amount only (价保) adds to the amount and touches no line.
  */
 export async function recordOrderRefund(
-  trx: Transaction<DB>,
+  trx: OrdersTransaction,
   orderNo: string,
   refund: { refundNo: string; reason: string; lineNos: readonly number[] | null; amount_fen: number },
   now_ms: number,

@@ -7,10 +7,11 @@ import type { RouteModule } from '../platform/http/server.ts';
 import { cancelOrder, getOrder } from './lifecycle.ts';
 import { listBuyerOrders, MAX_ORDERS_PAGE } from './store.ts';
 import { orderView } from './view.ts';
+import type { OrdersPlatform } from './platform.ts';
 
 const orderNoParams = z.object({ orderNo: z.string().regex(/^\d{23}$/, 'an order number is 23 digits') });
 
-export const orderRoutes: RouteModule = (server, app) => {
+export const orderRoutes: RouteModule<OrdersPlatform> = (server, app) => {
   server.get(
     '/orders',
     {

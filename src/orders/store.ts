@@ -1,10 +1,11 @@
 import { sql, type Transaction } from 'kysely';
-import { dialectOf, type Db } from '../platform/db/database.ts';
-import type { DB, OrderLineRow, OrderRow } from '../platform/db/schema.ts';
+import { dialectOf } from '../platform/db/database.ts';
+import type { OrderLineRow, OrderRow } from './tables.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
 import { compareAndSet } from '../platform/db/compare-and-set.ts';
 import { ORDER_STATE_TABLE, type OrderStatus } from './state.ts';
+import type { OrdersDb, OrdersTransaction } from './tables.ts';
 
 /** Most orders one page of "my orders" returns. */
 export const MAX_ORDERS_PAGE = 50;
@@ -99,12 +100,12 @@ export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
   };
 }
 
-export async function insertOrder(trx: Transaction<DB>, order: OrderRow, lines: OrderLineRow[]): Promise<void> {
+export async function insertOrder(trx: OrdersTransaction, order: OrderRow, lines: OrderLineRow[]): Promise<void> {
   await trx.insertInto('orders').values(order).execute();
   await trx.insertInto('order_lines').values(lines).execute();
 }
 
-export async function findOrder(db: Db | Transaction<DB>, orderNo: string): Promise<Order | undefined> {
+export async function findOrder(db: OrdersDb | OrdersTransaction, orderNo: string): Promise<Order | undefined> {
   const row = await db.selectFrom('orders').selectAll().where('order_no', '=', orderNo).executeTakeFirst();
   if (!row) return undefined;
   const lines = await db.selectFrom('order_lines').selectAll().where('order_no', '=', orderNo).orderBy('line_no').execute();
@@ -113,7 +114,7 @@ export async function findOrder(db: Db | Transaction<DB>, orderNo: string): Prom
 
 /** Status and times of many orders on one shard at once, by order number (the reconciler's batch look-up). */
 export async function orderStates(
-  db: Db,
+  db: OrdersDb,
   orderNos: readonly string[],
 ): Promise<Map<string, { status: string; updated_at_ms: number; cancelled_at_ms: number | null }>> {
   if (orderNos.length === 0) return new Map();
@@ -122,7 +123,7 @@ export async function orderStates(
 }
 
 /** Newest first. Order numbers are time-ordered and unique, so the last one seen is the cursor. */
-export async function listBuyerOrders(db: Db, buyerId: number, page: { limit: number; beforeOrderNo?: string }): Promise<Order[]> {
+export async function listBuyerOrders(db: OrdersDb, buyerId: number, page: { limit: number; beforeOrderNo?: string }): Promise<Order[]> {
   assert(page.limit > 0 && page.limit <= MAX_ORDERS_PAGE, 'order page size out of range');
   let query = db.selectFrom('orders').selectAll().where('buyer_id', '=', buyerId);
   if (page.beforeOrderNo !== undefined) query = query.where('order_no', '<', page.beforeOrderNo);
@@ -143,7 +144,7 @@ export async function listBuyerOrders(db: Db, buyerId: number, page: { limit: nu
  * version. Losing the race is the named `order_state_conflict`, never a silent overwrite.
  */
 export async function transitionOrder(
-  trx: Transaction<DB>,
+  trx: OrdersTransaction,
   order: Pick<Order, 'orderNo' | 'status' | 'version'>,
   to: OrderStatus,
   changes: Partial<Pick<OrderRow, 'payment_no' | 'paid_fen' | 'paid_at_ms' | 'cancel_reason' | 'cancelled_at_ms'>>,
@@ -166,7 +167,7 @@ export interface CountedLine {
  * cart is counted at once; returns the index of the first line whose limit would be passed
  * (the caller's transaction is then rolled back, undoing the rest), or undefined.
  */
-export async function countPurchases(trx: Transaction<DB>, buyerId: number, lines: readonly CountedLine[]): Promise<number | undefined> {
+export async function countPurchases(trx: OrdersTransaction, buyerId: number, lines: readonly CountedLine[]): Promise<number | undefined> {
   // A first purchase is inserted unchecked, so a line over its limit on its own is refused here.
   const overAlone = lines.map((line) => line.limit !== null && line.quantity > line.limit);
   const counted = lines.filter((_, i) => !overAlone[i]);
@@ -176,7 +177,7 @@ export async function countPurchases(trx: Transaction<DB>, buyerId: number, line
 }
 
 /** Counts the lines in one statement (three on MySQL, which has no upsert that returns); the activity SKUs whose limit refused them. */
-async function refusedLines(trx: Transaction<DB>, buyerId: number, lines: readonly CountedLine[]): Promise<Set<number>> {
+async function refusedLines(trx: OrdersTransaction, buyerId: number, lines: readonly CountedLine[]): Promise<Set<number>> {
   const limited = lines.filter((line) => line.limit !== null);
   const limitOf = (column: string) =>
     sql`case ${sql.ref(column)} ${sql.join(limited.map((line) => sql`when ${line.activitySkuId} then cast(${line.limit} as bigint)`), sql` `)} end`;
@@ -216,7 +217,7 @@ async function refusedLines(trx: Transaction<DB>, buyerId: number, lines: readon
   return refused;
 }
 
-export async function uncountPurchase(trx: Transaction<DB>, buyerId: number, activitySkuId: number, quantity: number): Promise<void> {
+export async function uncountPurchase(trx: OrdersTransaction, buyerId: number, activitySkuId: number, quantity: number): Promise<void> {
   const result = await trx
     .updateTable('purchase_counters')
     .set({ quantity: sql`quantity - ${quantity}` })
@@ -227,7 +228,7 @@ export async function uncountPurchase(trx: Transaction<DB>, buyerId: number, act
   assert(affected(result) === 1, () => `purchase counter of buyer ${buyerId} for ${activitySkuId} would go negative`);
 }
 
-export async function purchasedQuantity(db: Db, buyerId: number, activitySkuId: number): Promise<number> {
+export async function purchasedQuantity(db: OrdersDb, buyerId: number, activitySkuId: number): Promise<number> {
   const row = await db
     .selectFrom('purchase_counters')
     .select('quantity')

@@ -1,11 +1,18 @@
 import type { CouponRefundPolicy } from '../coupons/index.ts';
+import type { OrdersMainTables, OrdersPlatform, OrdersShardTables } from '../orders/index.ts';
 import type { Platform } from '../platform/context.ts';
+import type { PaymentsMainTables, PaymentsShardTables } from './tables.ts';
 import type { ChannelBreakers } from './breaker.ts';
 import type { ChannelName, PaymentChannel } from './channels/types.ts';
 
+/** Payments keep their rows beside the orders they pay, and ask orders (which asks the rest) to apply them. */
+export type PaymentsPlatformMainTables = OrdersMainTables & PaymentsMainTables;
+export type PaymentsPlatformShardTables = OrdersShardTables & PaymentsShardTables;
+export type PaymentsPlatform = Platform<PaymentsPlatformMainTables, PaymentsPlatformShardTables> & Pick<OrdersPlatform, 'flashSale'>;
+
 /** What the payment flows need: the platform, the configured channels and our public address. */
 export interface PaymentCentre {
-  p: Platform;
+  p: PaymentsPlatform;
   channels: ReadonlyMap<ChannelName, PaymentChannel>;
   /** Which channels the cashier offers now (熔断): starting a payment on one that keeps failing is refused. */
   breakers: ChannelBreakers;

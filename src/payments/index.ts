@@ -1,4 +1,4 @@
-export type { PaymentCentre } from './centre.ts';
+export type { PaymentCentre, PaymentsPlatform, PaymentsPlatformMainTables, PaymentsPlatformShardTables } from './centre.ts';
 export { BREAKER_TRANSITIONS, ChannelBreakers, DEFAULT_BREAKER_SETTINGS, type BreakerSettings, type ChannelHealth } from './breaker.ts';
 export { channelSettingsFromEnv, createChannels, CHANNELS, PAY_METHODS, type ChannelName, type ChannelSettings, type PaymentChannel, type PayMethod } from './channels/index.ts';
 export { handleNotification } from './notifications.ts';
@@ -8,4 +8,4 @@ export { applyRefundResult, driveRefund, followRefund, insertRefund, payPricePro
 export { applyToOrder, applyTradeResult, PAYMENT_APPLY_JOB } from './results.ts';
 export { PAYMENT_TRANSITIONS, REFUND_TRANSITIONS, type PaymentStatus, type RefundStatus } from './state.ts';
 export { findPayment, findRefund, paymentsOfOrder, refundsOfOrder, refundsOfPayment, type Payment, type Refund } from './store.ts';
-export { paymentRoutes } from './routes.ts';
+export type * from './tables.ts';

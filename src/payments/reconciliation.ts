@@ -1,4 +1,4 @@
-import type { Db } from '../platform/db/database.ts';
+
 import { insertReturningId } from '../platform/db/sql.ts';
 import { AppError, isAppError } from '../platform/errors.ts';
 import type { PaymentCentre } from './centre.ts';
@@ -8,15 +8,9 @@ import { applyTradeResult } from './results.ts';
 import { PAID_STATUSES } from './state.ts';
 import { shardOfNumber, toPayment, toRefund, type Payment, type Refund } from './store.ts';
 
-/**
- * 对账 differences, seen from the money: 长款 (long) — the channel holds more than our books
- * say (a payment it has that we never recorded, a refund we recorded that it never made);
- * 短款 (short) — less (a success of ours missing from its bill, a refund it made that we never
- * asked for); an amount that differs; a status that differs for an item both sides have; and
- * an item near midnight that landed on the other side's other day (carried to the next run).
- */
-export const DIFFERENCE_KINDS = ['long', 'short', 'amount_mismatch', 'status_mismatch', 'cross_day'] as const;
-export type DifferenceKind = (typeof DIFFERENCE_KINDS)[number];
+import { DIFFERENCE_KINDS, type DifferenceKind } from './difference-kinds.ts';
+import type { PaymentsMainDb, PaymentsShardDb } from './tables.ts';
+export { DIFFERENCE_KINDS, type DifferenceKind };
 
 export interface Difference {
   kind: DifferenceKind;
@@ -245,7 +239,7 @@ async function loadOurSide(pc: PaymentCentre, channel: ChannelName, bill: BillRe
     for (const r of refunded) refunds.set(r.refund_no, toRefund(r));
   }
   // The bill's items we did not load by time (a success we never recorded, one recorded on another day).
-  const byShard = new Map<Db, { payNos: string[]; refundNos: string[] }>();
+  const byShard = new Map<PaymentsShardDb, { payNos: string[]; refundNos: string[] }>();
   for (const row of bill) {
     const db = shardOfNumber(pc.p, row.payNo);
     if (!db) continue;
@@ -268,7 +262,7 @@ async function loadOurSide(pc: PaymentCentre, channel: ChannelName, bill: BillRe
 }
 
 async function storeRun(
-  db: Db,
+  db: PaymentsMainDb,
   run: { channel: string; date: string; source: string; billRows: number; matched: number; differences: Difference[]; started_at_ms: number; finished_at_ms: number },
 ): Promise<number> {
   return db.transaction().execute(async (trx) => {
@@ -310,7 +304,7 @@ async function storeRun(
   });
 }
 
-export async function listReconciliations(db: Db, query: { channel?: ChannelName; limit: number }) {
+export async function listReconciliations(db: PaymentsMainDb, query: { channel?: ChannelName; limit: number }) {
   let select = db.selectFrom('reconciliation_runs').selectAll();
   if (query.channel) select = select.where('channel', '=', query.channel);
   const rows = await select.orderBy('id', 'desc').limit(query.limit).execute();
@@ -327,7 +321,7 @@ export async function listReconciliations(db: Db, query: { channel?: ChannelName
   }));
 }
 
-export async function reconciliationReport(db: Db, id: number) {
+export async function reconciliationReport(db: PaymentsMainDb, id: number) {
   const run = await db.selectFrom('reconciliation_runs').selectAll().where('id', '=', id).executeTakeFirst();
   if (!run) return undefined;
   const rows = await db.selectFrom('reconciliation_differences').selectAll().where('run_id', '=', id).orderBy('id').execute();

@@ -3,9 +3,9 @@ import type { Transaction } from 'kysely';
 import { getActivity } from '../catalog/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
 import { getOrder, recordOrderRefund, refundableLines } from '../orders/index.ts';
-import type { Db } from '../platform/db/database.ts';
+
 import { transact } from '../platform/db/retry.ts';
-import type { DB } from '../platform/db/schema.ts';
+
 import { affected, ignoreDuplicates, isUniqueViolation } from '../platform/db/sql.ts';
 import { AppError, assert, isAppError } from '../platform/errors.ts';
 import { slotOfOrderNo } from '../platform/shards.ts';
@@ -13,6 +13,7 @@ import { notifyUrl, type PaymentCentre } from './centre.ts';
 import type { ChannelRefund } from './channels/types.ts';
 import type { RefundReason } from './state.ts';
 import { findPayment, findRefund, mustShard, refundsOfPayment, shardOfNumber, updatePayment, updateRefund, type Payment, type Refund } from './store.ts';
+import type { PaymentsShardDb, PaymentsShardTransaction } from './tables.ts';
 
 /** Follows a refund the channel has not settled yet: asks again on this schedule, the last step repeating. */
 export const REFUND_FOLLOW_JOB = 'payment.refund.follow';
@@ -56,7 +57,7 @@ export interface NewRefund {
  * never add up past the payment, and two refunds of one line cannot both pass.
  * Returns false when the refund number (or request key) exists already.
  */
-export async function insertRefund(trx: Transaction<DB>, payment: Payment, refund: NewRefund, now_ms: number): Promise<boolean> {
+export async function insertRefund(trx: PaymentsShardTransaction, payment: Payment, refund: NewRefund, now_ms: number): Promise<boolean> {
   assert(Number.isSafeInteger(refund.amount_fen) && refund.amount_fen > 0, 'refund amount must be a positive integer of fen');
   const inserted = await trx
     .insertInto('payment_refunds')
@@ -91,13 +92,13 @@ export async function insertRefund(trx: Transaction<DB>, payment: Payment, refun
   return true;
 }
 
-async function scheduleFollow(trx: Transaction<DB>, payNo: string, refundNo: string, attempt: number, now_ms: number): Promise<void> {
+async function scheduleFollow(trx: PaymentsShardTransaction, payNo: string, refundNo: string, attempt: number, now_ms: number): Promise<void> {
   const delay_ms = REFUND_FOLLOW_BACKOFF_MS[Math.min(attempt, REFUND_FOLLOW_BACKOFF_MS.length - 1)]!;
   await scheduleJob(trx, { kind: REFUND_FOLLOW_JOB, key: `${REFUND_FOLLOW_JOB}:${refundNo}:${attempt}`, payload: { payNo, refundNo, attempt }, due_at_ms: now_ms + delay_ms }, now_ms);
 }
 
 /** Runs work against a fresh read of the payment, again when another writer changed it first. */
-export async function withPayment<T>(db: Db, payNo: string, work: (trx: Transaction<DB>, payment: Payment) => Promise<T>): Promise<T> {
+export async function withPayment<T>(db: PaymentsShardDb, payNo: string, work: (trx: PaymentsShardTransaction, payment: Payment) => Promise<T>): Promise<T> {
   for (let round = 0; round < MAX_REFUND_RACE_ROUNDS; round++) {
     try {
       return await transact(db, async (trx) => {
@@ -194,10 +195,10 @@ export async function refundUnappliedPayment(pc: PaymentCentre, request: { payNo
  */
 async function refundOnce(
   pc: PaymentCentre,
-  db: Db,
+  db: PaymentsShardDb,
   payNo: string,
   request: { orderNo: string; requestKey: string; requestHash: string; requestedBy: string },
-  decide: (trx: Transaction<DB>, payment: Payment) => Promise<Pick<NewRefund, 'amount_fen' | 'reason' | 'lineNos'>>,
+  decide: (trx: PaymentsShardTransaction, payment: Payment) => Promise<Pick<NewRefund, 'amount_fen' | 'reason' | 'lineNos'>>,
 ): Promise<Refund> {
   const { p } = pc;
   const newRefundNo = `R${p.nextOrderNo(slotOfOrderNo(request.orderNo)!, p.now())}`;
@@ -223,7 +224,7 @@ async function refundOnce(
  * The refund an earlier request with this key wrote, if any. The same key with another request
  * (other lines, another payment, another caller) is `idempotency_key_reused`, as at checkout.
  */
-async function refundOfRequest(db: Db | Transaction<DB>, orderNo: string, requestKey: string, requestHash: string): Promise<string | undefined> {
+async function refundOfRequest(db: PaymentsShardDb | PaymentsShardTransaction, orderNo: string, requestKey: string, requestHash: string): Promise<string | undefined> {
   const row = await db
     .selectFrom('payment_refunds')
     .select(['refund_no', 'request_hash'])

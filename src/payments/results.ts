@@ -2,13 +2,14 @@ import { scheduleJob } from '../jobs/index.ts';
 import { paymentSucceeded } from '../orders/index.ts';
 import type { Transaction } from 'kysely';
 import { transact } from '../platform/db/retry.ts';
-import type { DB } from '../platform/db/schema.ts';
+
 import { AppError, isAppError } from '../platform/errors.ts';
 import { PAYMENT_QUERY_JOB, type PaymentCentre } from './centre.ts';
 import type { ChannelTrade } from './channels/types.ts';
 import { automaticRefundNo, driveRefund, insertRefund, LostRace, withPayment } from './refunds.ts';
 import type { Disposition } from './state.ts';
 import { findPayment, refundsOfPayment, shardOfNumber, updatePayment, type Payment } from './store.ts';
+import type { PaymentsShardTransaction } from './tables.ts';
 
 /**
  * Safety net for a success recorded but not yet taken to the order (a crash in between):
@@ -109,8 +110,10 @@ async function payInOneCommit(pc: PaymentCentre, payment: Payment, trade: Channe
       payment.orderNo,
       { paymentNo: payment.payNo, amount_fen: payment.amount_fen, paid_at_ms },
       {
-        inPaidTransaction: async (trx) => {
-          const changes = { channel_trade_no: trade.channelTradeNo ?? payment.channelTradeNo, succeeded_at_ms: paid_at_ms, disposition: 'applied' };
+        inPaidTransaction: async (orderTransaction) => {
+          // The order's shard holds its payments: orders opens the transaction that pays the order, and the payment's row moves in it.
+          const trx = orderTransaction as unknown as PaymentsShardTransaction;
+          const changes = { channel_trade_no: trade.channelTradeNo ?? payment.channelTradeNo, succeeded_at_ms: paid_at_ms, disposition: 'applied' as const };
           if (!(await updatePayment(trx, payment, 'SUCCEEDED', changes, now_ms))) throw new AppError('payment_state_conflict');
           await deleteQueryJobs(trx, payment.payNo);
         },
@@ -124,7 +127,7 @@ async function payInOneCommit(pc: PaymentCentre, payment: Payment, trade: Channe
 }
 
 /** The active query's jobs of a payment that needs no more asking (keys payment.query:{payNo}:{attempt}). */
-async function deleteQueryJobs(trx: Transaction<DB>, payNo: string): Promise<void> {
+async function deleteQueryJobs(trx: PaymentsShardTransaction, payNo: string): Promise<void> {
   const prefix = `${PAYMENT_QUERY_JOB}:${payNo}:`;
   // A key range rather than LIKE, so every engine walks the unique index.
   await trx.deleteFrom('jobs').where('job_key', '>=', prefix).where('job_key', '<', `${prefix.slice(0, -1)};`).execute();

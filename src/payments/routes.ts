@@ -1,7 +1,7 @@
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { pathId, paramInt } from '../platform/http/inputs.ts';
-import type { App } from '../app.ts';
+import type { Metrics } from '../platform/metrics.ts';
 import type { Config } from '../platform/config.ts';
 import { getOrder } from '../orders/index.ts';
 import type { Logger } from 'pino';
@@ -11,7 +11,7 @@ import type { RouteModule } from '../platform/http/server.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Principal } from '../platform/http/tokens.ts';
 import { CHANNELS, PAY_METHODS } from './channels/types.ts';
-import type { PaymentCentre } from './centre.ts';
+import type { PaymentCentre, PaymentsPlatform } from './centre.ts';
 import { handleNotification } from './notifications.ts';
 import { startPayment } from './pay.ts';
 import { listReconciliations, reconciliationReport } from './reconciliation.ts';
@@ -89,9 +89,16 @@ function requestKey(header: unknown): string {
 const refundBody = z.object({ lineNos: z.array(z.number().int().min(1).max(1000)).min(1).max(100).optional() }).strict();
 
 /** The payment centre logging through one request's logger (reqId, and the order number where known). */
+/** What the payment routes use of the app: the payment centre and its platform, the return-URL settings and the notification counter. */
+export interface PaymentRouteDeps extends PaymentsPlatform {
+  payments: PaymentCentre;
+  config: Pick<Config, 'returnUrlHosts' | 'allowHttpReturnUrls'>;
+  metrics: Pick<Metrics, 'notifications'>;
+}
+
 const forRequest = (pc: PaymentCentre, log: Logger): PaymentCentre => ({ ...pc, p: withLog(pc.p, log) });
 
-export const paymentRoutes: RouteModule = (server, app: App) => {
+export const paymentRoutes: RouteModule<PaymentRouteDeps> = (server, app) => {
   const pc = app.payments;
 
   // The cashier's list: every configured channel, its ways of paying, and whether it is offered now (熔断).

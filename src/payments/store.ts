@@ -1,11 +1,11 @@
 import type { Transaction } from 'kysely';
-import type { Platform } from '../platform/context.ts';
-import type { Db } from '../platform/db/database.ts';
-import type { DB, PaymentOrderRow, PaymentRefundRow } from '../platform/db/schema.ts';
+import type { PaymentsPlatform } from './centre.ts';
+import type { PaymentOrderRow, PaymentRefundRow } from './tables.ts';
 import { compareAndSet } from '../platform/db/compare-and-set.ts';
 import { AppError } from '../platform/errors.ts';
 import type { ChannelName, PayAction, PayMethod } from './channels/types.ts';
 import { PAYMENT_STATE_TABLE, REFUND_STATE_TABLE, type Disposition, type PaymentStatus, type RefundReason, type RefundStatus } from './state.ts';
+import type { PaymentsShardDb, PaymentsShardTransaction } from './tables.ts';
 
 export interface Payment {
   payNo: string;
@@ -50,11 +50,11 @@ export interface Refund {
 const NUMBER = /^[A-Z]\d{23}$/;
 
 /** The order shard a pay number (or refund number) lives on; undefined for one that cannot be ours. */
-export function shardOfNumber(p: Platform, no: string): Db | undefined {
+export function shardOfNumber(p: PaymentsPlatform, no: string): PaymentsShardDb | undefined {
   return NUMBER.test(no) ? p.shards.forOrderNo(no.slice(1)) : undefined;
 }
 
-export function mustShard(p: Platform, payNo: string): Db {
+export function mustShard(p: PaymentsPlatform, payNo: string): PaymentsShardDb {
   const db = shardOfNumber(p, payNo);
   if (!db) throw new AppError('payment_not_found');
   return db;
@@ -103,28 +103,28 @@ export function toRefund(r: PaymentRefundRow): Refund {
   };
 }
 
-export async function findPayment(db: Db | Transaction<DB>, payNo: string): Promise<Payment | undefined> {
+export async function findPayment(db: PaymentsShardDb | PaymentsShardTransaction, payNo: string): Promise<Payment | undefined> {
   const row = await db.selectFrom('payment_orders').selectAll().where('pay_no', '=', payNo).executeTakeFirst();
   return row && toPayment(row);
 }
 
 /** Every payment attempt of an order, oldest first (an order has a handful at most). */
-export async function paymentsOfOrder(db: Db | Transaction<DB>, orderNo: string): Promise<Payment[]> {
+export async function paymentsOfOrder(db: PaymentsShardDb | PaymentsShardTransaction, orderNo: string): Promise<Payment[]> {
   const rows = await db.selectFrom('payment_orders').selectAll().where('order_no', '=', orderNo).orderBy('pay_no').execute();
   return rows.map(toPayment);
 }
 
-export async function findRefund(db: Db | Transaction<DB>, refundNo: string): Promise<Refund | undefined> {
+export async function findRefund(db: PaymentsShardDb | PaymentsShardTransaction, refundNo: string): Promise<Refund | undefined> {
   const row = await db.selectFrom('payment_refunds').selectAll().where('refund_no', '=', refundNo).executeTakeFirst();
   return row && toRefund(row);
 }
 
-export async function refundsOfPayment(db: Db | Transaction<DB>, payNo: string): Promise<Refund[]> {
+export async function refundsOfPayment(db: PaymentsShardDb | PaymentsShardTransaction, payNo: string): Promise<Refund[]> {
   const rows = await db.selectFrom('payment_refunds').selectAll().where('pay_no', '=', payNo).orderBy('refund_no').execute();
   return rows.map(toRefund);
 }
 
-export async function refundsOfOrder(db: Db | Transaction<DB>, orderNo: string): Promise<Refund[]> {
+export async function refundsOfOrder(db: PaymentsShardDb | PaymentsShardTransaction, orderNo: string): Promise<Refund[]> {
   const rows = await db.selectFrom('payment_refunds').selectAll().where('order_no', '=', orderNo).orderBy('created_at_ms').execute();
   return rows.map(toRefund);
 }
@@ -139,7 +139,7 @@ type PaymentChanges = Partial<
  * Returns false when another writer got there first (the compare-and-set's one convention).
  */
 export async function updatePayment(
-  trx: Transaction<DB> | Db,
+  trx: PaymentsShardTransaction | PaymentsShardDb,
   payment: Pick<Payment, 'payNo' | 'status' | 'version'>,
   to: PaymentStatus,
   changes: PaymentChanges,
@@ -153,7 +153,7 @@ type RefundChanges = Partial<Pick<PaymentRefundRow, 'channel_refund_no' | 'failu
 
 /** The only way a refund changes: as a payment does; false when another writer got there first. */
 export async function updateRefund(
-  trx: Transaction<DB> | Db,
+  trx: PaymentsShardTransaction | PaymentsShardDb,
   refund: Pick<Refund, 'refundNo' | 'status' | 'version'>,
   to: RefundStatus,
   changes: RefundChanges,

@@ -1,14 +1,17 @@
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import type { FlashSale } from '../inventory/flash-sale/index.ts';
-import type { Db } from './db/database.ts';
 import type { OrderShards } from './shards.ts';
 
-/** What the domain flows need from the running platform; built once in app.ts. */
-export interface Platform {
-  /** Catalog, inventory, cart, buyers and leaders. */
-  db: Db;
-  /** Orders, their idempotency keys and counters, by buyer. */
-  shards: OrderShards;
+/**
+ * What the domain flows need from the running platform; built once in app.ts. A module names
+ * the tables it needs on each handle (its own, or those of the modules it asks), so the handle
+ * it gets shows only those.
+ */
+export interface Platform<Main, Shard> {
+  /** Catalog, inventory, cart, buyers, leaders, promotions, coupons, points, … */
+  db: Kysely<Main>;
+  /** Orders, their idempotency keys, counters and payments, by buyer. */
+  shards: OrderShards<Shard>;
   now: () => number;
   nextOrderNo: (slot: number, now_ms: number) => string;
   paymentTimeout_ms: number;
@@ -17,6 +20,4 @@ export interface Platform {
   log: Logger;
   /** Per-buyer limits on unpaid orders (orders/buyer-limits.ts); their defaults when absent. */
   buyerLimits?: { maxOpenOrders: number; maxUnpaidUnitsPerSku: number } | undefined;
-  /** 秒杀 through Redis, when REDIS_URL is set; without it hot activities are served by the database. */
-  flashSale?: FlashSale | undefined;
 }

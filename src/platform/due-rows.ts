@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
-import { dialectOf, type Db } from './db/database.ts';
+import type { Generated } from 'kysely';
+import { dialectOf, type AnyDb } from './db/database.ts';
 import { transact } from './db/retry.ts';
-import type { JobRow, OutboxEventRow } from './db/schema.ts';
 
 /**
  * The outbox and the jobs table are both "rows with a due time" (graphile-worker style):
@@ -10,21 +10,22 @@ import type { JobRow, OutboxEventRow } from './db/schema.ts';
  * claim transaction is already exclusive), deleted when done, retried with backoff, and
  * set aside as dead after their last attempt.
  */
-export type DueTable = 'outbox_events' | 'jobs';
-type RowOf<T extends DueTable> = T extends 'jobs' ? JobRow : OutboxEventRow;
-export type Claimed<T extends DueTable> = { [K in keyof RowOf<T>]: RowOf<T>[K] extends import('kysely').Generated<infer V> ? V : RowOf<T>[K] };
+/** The owning module names its table; platform knows only the columns every due table has. */
+export type DueTable = string;
+/** A row as read back: generated columns hold their values. */
+export type Claimed<Row> = { [K in keyof Row]: Row[K] extends Generated<infer V> ? V : Row[K] };
 
 export const LEASE_MS = 30_000;
 const RETRY_BASE_MS = 500;
 const RETRY_CAP_MS = 5 * 60_000;
 
-export async function claimDue<T extends DueTable>(
-  db: Db,
-  table: T,
+export async function claimDue<Row>(
+  db: AnyDb,
+  table: DueTable,
   owner: string,
   now_ms: number,
   limit: number,
-): Promise<Claimed<T>[]> {
+): Promise<Claimed<Row>[]> {
   const dialect = dialectOf(db);
   const t = table as DueTable;
   return transact(db, async (trx) => {
@@ -46,12 +47,12 @@ export async function claimDue<T extends DueTable>(
       .where('id', 'in', ids)
       .execute();
     const rows = await trx.selectFrom(t).selectAll().where('id', 'in', ids).orderBy('id').execute();
-    return rows as unknown as Claimed<T>[];
+    return rows as unknown as Claimed<Row>[];
   });
 }
 
 /** Done rows leave the table; only the owner of the lease may delete or reschedule them. */
-export async function completeDue(db: Db, table: DueTable, owner: string, ids: number[]): Promise<void> {
+export async function completeDue(db: AnyDb, table: DueTable, owner: string, ids: number[]): Promise<void> {
   if (ids.length === 0) return;
   await db.deleteFrom(table).where('id', 'in', ids).where('locked_by', '=', owner).execute();
 }
@@ -61,7 +62,7 @@ export function retryDelay_ms(attempts: number): number {
 }
 
 export async function failDue(
-  db: Db,
+  db: AnyDb,
   table: DueTable,
   owner: string,
   row: { id: number; attempts: number },
@@ -90,7 +91,7 @@ export async function failDue(
  * Gives rows back untried-for (a dependency such as the broker was away, not the row's fault):
  * the lease is dropped and they come due again at `due_at_ms`; they never turn dead this way.
  */
-export async function deferDue(db: Db, table: DueTable, owner: string, ids: number[], due_at_ms: number, error: unknown): Promise<void> {
+export async function deferDue(db: AnyDb, table: DueTable, owner: string, ids: number[], due_at_ms: number, error: unknown): Promise<void> {
   if (ids.length === 0) return;
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   await db

@@ -1,5 +1,12 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Db } from './db/database.ts';
+import type { Kysely } from 'kysely';
+
+/** What metrics read of the due-row tables every database has (the events and jobs modules own them; until they answer through functions, the columns are named here). */
+interface DueTables {
+  jobs: { id: number; kind: string; due_at_ms: number; dead_at_ms: number | null };
+  outbox_events: { id: number; created_at_ms: number; dead_at_ms: number | null };
+  dead_letters: { id: number; consumer: string; replayed_at_ms: number | null };
+}
 
 /**
  * Prometheus metrics, in a registry of each app's own (never prom-client's global one), so
@@ -21,7 +28,7 @@ export interface Metrics {
 export type DeadLetterSource = () => Promise<Record<string, number>>;
 
 export interface MetricsSource {
-  databases: readonly Db[];
+  databases: readonly Kysely<DueTables>[];
   now: () => number;
   deadLetterSources?: DeadLetterSource[];
 }
@@ -108,14 +115,14 @@ async function deadLetters(source: MetricsSource): Promise<Record<string, number
   return counts;
 }
 
-async function countRows(db: Db, table: 'jobs' | 'outbox_events'): Promise<number> {
+async function countRows(db: Kysely<DueTables>, table: 'jobs' | 'outbox_events'): Promise<number> {
   const row = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).where('dead_at_ms', 'is not', null).executeTakeFirst();
   return Number(row?.n ?? 0);
 }
 
-const tableSeen = new WeakMap<Db, { present: boolean; checked_at_ms: number }>();
+const tableSeen = new WeakMap<Kysely<DueTables>, { present: boolean; checked_at_ms: number }>();
 
-async function hasDeadLetterTable(db: Db): Promise<boolean> {
+async function hasDeadLetterTable(db: Kysely<DueTables>): Promise<boolean> {
   const known = tableSeen.get(db);
   if (known && (known.present || Date.now() - known.checked_at_ms < TABLE_CHECK_MS)) return known.present;
   const present = (await db.introspection.getTables()).some((t) => t.name === 'dead_letters');

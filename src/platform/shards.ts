@@ -1,5 +1,5 @@
 import { assert } from './errors.ts';
-import type { Db } from './db/database.ts';
+import type { Kysely } from 'kysely';
 
 /**
  * 分库分表 by buyer. A buyer's orders live on one of SLOT_COUNT logical slots (the buyer's
@@ -21,18 +21,18 @@ export function slotOfOrderNo(orderNo: string): number | undefined {
   return slot < SLOT_COUNT ? slot : undefined;
 }
 
-export interface OrderShards {
-  readonly databases: readonly Db[];
-  forSlot(slot: number): Db;
-  forBuyer(buyerId: number): Db;
+export interface OrderShards<Tables> {
+  readonly databases: readonly Kysely<Tables>[];
+  forSlot(slot: number): Kysely<Tables>;
+  forBuyer(buyerId: number): Kysely<Tables>;
   /** undefined when the number cannot be one of ours. */
-  forOrderNo(orderNo: string): Db | undefined;
+  forOrderNo(orderNo: string): Kysely<Tables> | undefined;
 }
 
 /** Slots are spread over the databases in contiguous ranges: slot × N / SLOT_COUNT. */
-export function orderShards(databases: readonly Db[]): OrderShards {
+export function orderShards<Tables>(databases: readonly Kysely<Tables>[]): OrderShards<Tables> {
   assert(databases.length > 0 && databases.length <= SLOT_COUNT, 'between 1 and SLOT_COUNT order shards');
-  const forSlot = (slot: number): Db => databases[Math.floor((slot * databases.length) / SLOT_COUNT)]!;
+  const forSlot = (slot: number): Kysely<Tables> => databases[Math.floor((slot * databases.length) / SLOT_COUNT)]!;
   return {
     databases,
     forSlot,

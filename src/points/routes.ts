@@ -3,9 +3,20 @@ import { paramInt } from '../platform/http/inputs.ts';
 import { assertBuyersExist } from '../buyers/index.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
-import { grantPoints, MAX_JOURNAL_PAGE, pointsAccount, pointsJournal, POINTS_POLICY } from './index.ts';
+import { grantPoints, MAX_JOURNAL_PAGE, pointsAccount, pointsJournal, POINTS_POLICY } from './points.ts';
+import type { Kysely } from 'kysely';
+import type { BuyersTables } from '../buyers/index.ts';
+import type { OutboxTables } from '../events/index.ts';
+import type { JobsTables } from '../jobs/index.ts';
+import type { PointsTables } from './tables.ts';
 
-export const pointsRoutes: RouteModule = (server, app) => {
+/** What the points routes use of the app: points, and the buyers they belong to. */
+export interface PointsRouteDeps {
+  db: Kysely<PointsTables & BuyersTables & OutboxTables & JobsTables>;
+  now: () => number;
+}
+
+export const pointsRoutes: RouteModule<PointsRouteDeps> = (server, app) => {
   server.get(
     '/points',
     { schema: { summary: "The buyer's points and their journal, newest first", tags: ['points'], querystring: z.object({ limit: paramInt(1, MAX_JOURNAL_PAGE).default(20) }) } },

@@ -2,11 +2,17 @@ import { z } from 'zod';
 import { pathId } from '../platform/http/inputs.ts';
 import { authorize } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
-import { createPromotion, createShippingRule, listPromotions, promotionInput, shippingRuleInput, updatePromotion } from './index.ts';
+import { createPromotion, createShippingRule, listPromotions, promotionInput, shippingRuleInput, updatePromotion } from './promotions.ts';
+import type { PromotionsDb } from './tables.ts';
+
+export interface PromotionRouteDeps {
+  db: PromotionsDb;
+  now: () => number;
+}
 
 const idParams = z.object({ id: pathId });
 
-export const promotionRoutes: RouteModule = (server, app) => {
+export const promotionRoutes: RouteModule<PromotionRouteDeps> = (server, app) => {
   server.get('/admin/promotions', { schema: { summary: 'Promotions, newest first', tags: ['admin'] } }, async (request) => {
     authorize(request, 'admin');
     return { promotions: await listPromotions(app.db, 200) };

@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alipayChannel, alipaySettingsFromEnv } from '../../src/payments/channels/alipay.ts';
 import { chinaDate, type ChannelNotice, type ChannelTrade, type InboundRequest, type PayMethod, type PaymentChannel } from '../../src/payments/channels/types.ts';
 import { AppError, isAppError } from '../../src/platform/errors.ts';
-import { alipaySandbox } from '../../src/sandbox/alipay.ts';
-import { cashierUrl } from '../../src/sandbox/module.ts';
-import { startSandbox, type SandboxHandle } from '../../src/sandbox/server.ts';
+import { alipaySandbox } from '../../src/tools/sandbox/alipay.ts';
+import { cashierUrl } from '../../src/tools/sandbox/module.ts';
+import { startSandbox, type SandboxHandle } from '../../src/tools/sandbox/server.ts';
 
 /**
  * The Alipay adapter against the Alipay sandbox, both speaking the v2 gateway protocol

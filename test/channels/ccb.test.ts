@@ -6,9 +6,9 @@ import { ccbChannel, ccbSettingsFromEnv, type CcbSettings } from '../../src/paym
 import { notificationSignedText } from '../../src/payments/channels/ccb/protocol.ts';
 import { chinaDate, type ChannelNotice, type PayMethod, type PaymentChannel } from '../../src/payments/channels/types.ts';
 import { isAppError } from '../../src/platform/errors.ts';
-import { ccbSandbox, type CcbSandboxKeys } from '../../src/sandbox/ccb.ts';
-import { cashierUrl } from '../../src/sandbox/module.ts';
-import { startSandbox, type SandboxHandle } from '../../src/sandbox/server.ts';
+import { ccbSandbox, type CcbSandboxKeys } from '../../src/tools/sandbox/ccb.ts';
+import { cashierUrl } from '../../src/tools/sandbox/module.ts';
+import { startSandbox, type SandboxHandle } from '../../src/tools/sandbox/server.ts';
 
 /**
  * The CCB adapter against the sandbox playing CCB, over real HTTP: every payment the bank

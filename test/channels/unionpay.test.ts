@@ -9,11 +9,11 @@ import { unionpayChannel, unionpaySettingsFromEnv, type UnionpaySettings } from 
 import { formDecode, formEncode, signFields, type AcpFields } from '../../src/payments/channels/unionpay/protocol.ts';
 import { chinaDate, type ChannelNotice, type PaymentChannel } from '../../src/payments/channels/types.ts';
 import { isAppError } from '../../src/platform/errors.ts';
-import { cashierUrl } from '../../src/sandbox/module.ts';
-import { startSandbox, type SandboxHandle } from '../../src/sandbox/server.ts';
-import { unionpaySandbox, type UnionpaySandboxKeys } from '../../src/sandbox/unionpay.ts';
-import { issueCert, issueMiddle, issueRoot, issueUnionpaySigner, newRsaKey, type IssuedCert } from '../../src/sandbox/unionpay/certs.ts';
-import { queryIdOf, signAsUnionpay } from '../../src/sandbox/unionpay/messages.ts';
+import { cashierUrl } from '../../src/tools/sandbox/module.ts';
+import { startSandbox, type SandboxHandle } from '../../src/tools/sandbox/server.ts';
+import { unionpaySandbox, type UnionpaySandboxKeys } from '../../src/tools/sandbox/unionpay.ts';
+import { issueCert, issueMiddle, issueRoot, issueUnionpaySigner, newRsaKey, type IssuedCert } from '../../src/tools/sandbox/unionpay/certs.ts';
+import { queryIdOf, signAsUnionpay } from '../../src/tools/sandbox/unionpay/messages.ts';
 
 /**
  * The UnionPay adapter against the sandbox playing UnionPay, over real HTTP: every message

@@ -9,10 +9,10 @@ import { chinaDate, type ChannelNotice, type InboundRequest, type PaymentChannel
 import { wechatChannel, wechatSettingsFromEnv, type WechatSettings } from '../../src/payments/channels/wechat.ts';
 import { authorization, decryptResource } from '../../src/payments/channels/wechat/protocol.ts';
 import { isAppError } from '../../src/platform/errors.ts';
-import { cashierUrl } from '../../src/sandbox/module.ts';
-import { startSandbox, type SandboxHandle } from '../../src/sandbox/server.ts';
-import { wechatSandbox, type WechatSandboxKeys } from '../../src/sandbox/wechat.ts';
-import { WECHAT_RETRY_SCHEDULE_MS } from '../../src/sandbox/wechat/notifier.ts';
+import { cashierUrl } from '../../src/tools/sandbox/module.ts';
+import { startSandbox, type SandboxHandle } from '../../src/tools/sandbox/server.ts';
+import { wechatSandbox, type WechatSandboxKeys } from '../../src/tools/sandbox/wechat.ts';
+import { WECHAT_RETRY_SCHEDULE_MS } from '../../src/tools/sandbox/wechat/notifier.ts';
 import { MAX_CLOCK_SKEW_S } from '../../src/payments/channels/wechat/protocol.ts';
 
 /**

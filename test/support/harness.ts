@@ -14,7 +14,7 @@ import type { Config } from '../../src/platform/config.ts';
 import type { Engine, TestDatabase } from './engines.ts';
 import type { ConsumerRetry } from '../../src/events/broker.ts';
 import type { EventBus } from '../../src/events/relay.ts';
-import { channelSettingsForSandbox, generateSandboxKeys, startChannelSandbox, type SandboxHandle, type SandboxKeys } from '../../src/sandbox/index.ts';
+import { channelSettingsForSandbox, generateSandboxKeys, startChannelSandbox, type SandboxHandle, type SandboxKeys } from '../../src/tools/sandbox/index.ts';
 
 /** Sandbox keys are made once per test file: RSA key generation is the slow part of starting one. */
 let sandboxKeys: SandboxKeys | undefined;

@@ -5,12 +5,12 @@
  * most `available − pending` of the stock row.
  */
 import type { Transaction } from 'kysely';
-import { dialectOf, type Db } from '../../platform/db/database.ts';
+import { dialectOf } from '../../platform/db/database.ts';
 import { transact } from '../../platform/db/retry.ts';
-import type { DB } from '../../platform/db/schema.ts';
 import { assert } from '../../platform/errors.ts';
-import { moveUnits } from '../index.ts';
+import { moveUnits } from '../reservations.ts';
 import { inLockOrder, moveReservation } from '../stock-items.ts';
+import type { InventoryDb, InventoryTransaction } from '../tables.ts';
 
 export interface FlashSaleItem {
   activityId: number;
@@ -21,7 +21,7 @@ export interface FlashSaleItem {
 }
 
 /** Inside the reservation's transaction, before Redis is asked: the order's hot units, pending. */
-export async function recordPendingReservations(trx: Transaction<DB>, orderNo: string, buyerId: number, items: readonly FlashSaleItem[], now_ms: number): Promise<void> {
+export async function recordPendingReservations(trx: InventoryTransaction, orderNo: string, buyerId: number, items: readonly FlashSaleItem[], now_ms: number): Promise<void> {
   if (items.length === 0) return;
   for (const item of items) assert(Number.isSafeInteger(item.quantity) && item.quantity > 0, 'reserve a positive quantity');
   await trx
@@ -44,7 +44,7 @@ export async function recordPendingReservations(trx: Transaction<DB>, orderNo: s
  * The order exists (order.placed): its pending units move from available to reserved in the stock
  * row, once. Runs in the relay, one order after another, so the hot row sees no contention.
  */
-export async function applyPendingReservations(db: Db, orderNo: string, now_ms: number): Promise<number> {
+export async function applyPendingReservations(db: InventoryDb | InventoryTransaction, orderNo: string, now_ms: number): Promise<number> {
   return transact(db, async (trx) => {
     const pending = await trx
       .selectFrom('stock_reservations')
@@ -64,7 +64,7 @@ export async function applyPendingReservations(db: Db, orderNo: string, now_ms: 
 }
 
 /** The order's reservations that Redis holds too: open ones on SKUs gated by a flash sale, by activity. */
-export async function gatedReservationsOf(db: Db, orderNo: string): Promise<Map<number, number[]>> {
+export async function gatedReservationsOf(db: InventoryDb, orderNo: string): Promise<Map<number, number[]>> {
   const rows = await db
     .selectFrom('stock_reservations as r')
     .innerJoin('stock as s', 's.activity_sku_id', 'r.activity_sku_id')
@@ -96,7 +96,7 @@ export interface LoadSnapshot {
  * what a load needs, in one transaction. The gate's update locks the stock rows first, so no
  * reservation can move between the two reads: `available` and the pending set agree.
  */
-export async function gateAndSnapshot(db: Db, activityId: number, activitySkuIds: readonly number[]): Promise<LoadSnapshot> {
+export async function gateAndSnapshot(db: InventoryDb, activityId: number, activitySkuIds: readonly number[]): Promise<LoadSnapshot> {
   if (activitySkuIds.length === 0) return { available: new Map(), open: [] };
   return transact(db, async (trx) => {
     await trx.updateTable('stock').set({ flash_sale_activity_id: activityId }).where('activity_sku_id', 'in', [...activitySkuIds]).execute();
@@ -121,7 +121,7 @@ type UnitsOfOrders = Map<number, { orderNo: string; quantity: number }[]>;
  * transaction. In that order a reservation applied (or a return made) between the reads is seen
  * in one and not the other; the second measurement, which must agree, catches it.
  */
-export async function reconcileSnapshot(db: Db, activitySkuIds: readonly number[]): Promise<{ available: Map<number, number>; pending: UnitsOfOrders; returning: UnitsOfOrders }> {
+export async function reconcileSnapshot(db: InventoryDb, activitySkuIds: readonly number[]): Promise<{ available: Map<number, number>; pending: UnitsOfOrders; returning: UnitsOfOrders }> {
   const rows = await db
     .selectFrom('stock_reservations')
     .select(['order_no', 'activity_sku_id', 'quantity', 'state'])
@@ -139,7 +139,7 @@ export async function reconcileSnapshot(db: Db, activitySkuIds: readonly number[
 }
 
 /** An order's sold units given back in the database that Redis has not yet counted, with the activity gating each SKU now (null: none). */
-export async function returningOf(db: Db, orderNo: string): Promise<{ activitySkuId: number; quantity: number; activityId: number | null }[]> {
+export async function returningOf(db: InventoryDb, orderNo: string): Promise<{ activitySkuId: number; quantity: number; activityId: number | null }[]> {
   const rows = await db
     .selectFrom('stock_reservations as r')
     .innerJoin('stock as s', 's.activity_sku_id', 'r.activity_sku_id')
@@ -152,13 +152,13 @@ export async function returningOf(db: Db, orderNo: string): Promise<{ activitySk
 }
 
 /** Orders with returning units, by order number (roughly oldest first), at most `limit`. */
-export async function ordersReturning(db: Db, limit: number): Promise<string[]> {
+export async function ordersReturning(db: InventoryDb, limit: number): Promise<string[]> {
   const rows = await db.selectFrom('stock_reservations').select('order_no').distinct().where('state', '=', 'returning').orderBy('order_no').limit(limit).execute();
   return rows.map((r) => r.order_no);
 }
 
 /** Redis has counted these returned units (or no longer serves their SKUs): returning → returned. */
-export async function finishReturns(db: Db, orderNo: string, activitySkuIds: readonly number[], now_ms: number): Promise<void> {
+export async function finishReturns(db: InventoryDb, orderNo: string, activitySkuIds: readonly number[], now_ms: number): Promise<void> {
   if (activitySkuIds.length === 0) return;
   await transact(db, async (trx) => {
     for (const activitySkuId of activitySkuIds) await moveReservation(trx, orderNo, activitySkuId, 'returning', 'returned', now_ms);
@@ -166,7 +166,7 @@ export async function finishReturns(db: Db, orderNo: string, activitySkuIds: rea
 }
 
 /** Units of a SKU that Redis may have granted and the stock row has not yet seen. */
-export async function pendingUnits(db: Db, activitySkuId: number): Promise<number> {
+export async function pendingUnits(db: InventoryDb, activitySkuId: number): Promise<number> {
   const row = await db
     .selectFrom('stock_reservations')
     .select((eb) => eb.fn.sum<number>('quantity').as('units'))
@@ -176,13 +176,13 @@ export async function pendingUnits(db: Db, activitySkuId: number): Promise<numbe
   return Number(row?.units ?? 0);
 }
 
-export async function gatingActivityOf(db: Db, activitySkuId: number): Promise<number | null> {
+export async function gatingActivityOf(db: InventoryDb, activitySkuId: number): Promise<number | null> {
   const row = await db.selectFrom('stock').select('flash_sale_activity_id').where('activity_sku_id', '=', activitySkuId).executeTakeFirst();
   return row?.flash_sale_activity_id ?? null;
 }
 
 /** Activities whose Redis keys gate some stock now. */
-export async function gatingActivities(db: Db): Promise<number[]> {
+export async function gatingActivities(db: InventoryDb): Promise<number[]> {
   const rows = await db.selectFrom('stock').select('flash_sale_activity_id').distinct().where('flash_sale_activity_id', 'is not', null).execute();
   return rows.map((r) => r.flash_sale_activity_id!);
 }
@@ -192,7 +192,7 @@ export async function gatingActivities(db: Db): Promise<number[]> {
  * pending reservation becomes an ordinary reserved one — its order, if it is ever placed, keeps
  * its units; if not, the checkout's verification releases them — and the gate opens.
  */
-export async function ungate(db: Db, activityId: number, now_ms: number): Promise<number> {
+export async function ungate(db: InventoryDb, activityId: number, now_ms: number): Promise<number> {
   return transact(db, async (trx) => {
     let locked = trx.selectFrom('stock').select('activity_sku_id').where('flash_sale_activity_id', '=', activityId).orderBy('activity_sku_id');
     if (dialectOf(trx) !== 'sqlite') locked = locked.forUpdate();

@@ -7,12 +7,13 @@
  * buyers' purchase counts. Until the `loaded` marker is set last, Redis grants nothing.
  */
 import { getActivity, activitySkuIdsOf, type Activity } from '../../catalog/index.ts';
-import type { Db } from '../../platform/db/database.ts';
+
 import { AppError } from '../../platform/errors.ts';
 import { adjustStock, type StockAdjustment } from '../adjustments.ts';
 import { gateAndSnapshot, gatingActivityOf, pendingUnits, ungate, type LoadSnapshot } from './ledger.ts';
 import { keysOf, redisCall, returnMarkerOf, runScript, sleep, withActivityLock, type FlashSale } from './redis.ts';
 import { CLEAR, LOAD_FINISH, LOAD_RECORDS, PAUSE } from './scripts.ts';
+import type { FlashSaleDb } from '../tables.ts';
 
 /** Reservation records sent to Redis per script call while loading. */
 export const LOAD_BATCH_RECORDS = 500;
@@ -30,7 +31,7 @@ export async function isLoaded(fs: FlashSale, activityId: number): Promise<boole
  * Makes sure the activity is loaded: loads it, or waits for whoever is loading it.
  * 'not_hot': the activity is not (or no longer) hot or has ended, and nothing was loaded.
  */
-export async function ensureLoaded(fs: FlashSale, db: Db, activityId: number, now_ms: number): Promise<'loaded' | 'not_hot'> {
+export async function ensureLoaded(fs: FlashSale, db: FlashSaleDb, activityId: number, now_ms: number): Promise<'loaded' | 'not_hot'> {
   const deadline_ms = Date.now() + LOAD_WAIT_MS;
   while (Date.now() < deadline_ms) {
     const outcome = await withActivityLock(fs, activityId, (token) => loadUnderLock(fs, db, activityId, token, now_ms));
@@ -42,7 +43,7 @@ export async function ensureLoaded(fs: FlashSale, db: Db, activityId: number, no
 }
 
 /** The load itself, by the lock's holder. */
-export async function loadUnderLock(fs: FlashSale, db: Db, activityId: number, token: string, now_ms: number): Promise<'loaded' | 'not_hot'> {
+export async function loadUnderLock(fs: FlashSale, db: FlashSaleDb, activityId: number, token: string, now_ms: number): Promise<'loaded' | 'not_hot'> {
   if (await isLoaded(fs, activityId)) return 'loaded';
   const activity = await getActivity(db, activityId);
   if (!activity || !activity.hot || now_ms >= activity.ends_at_ms) return 'not_hot';
@@ -111,7 +112,7 @@ export function whatRedisHolds(snapshot: LoadSnapshot): { records: [string, stri
  * granting and forgets the activity, then the database turns its pending reservations into
  * reserved ones and opens the gate. Waits for the lock, since others only hold it briefly.
  */
-export async function unloadActivity(fs: FlashSale, db: Db, activityId: number, now_ms: number): Promise<void> {
+export async function unloadActivity(fs: FlashSale, db: FlashSaleDb, activityId: number, now_ms: number): Promise<void> {
   const deadline_ms = Date.now() + LOAD_WAIT_MS;
   for (;;) {
     const outcome = await withActivityLock(fs, activityId, async (token) => {
@@ -127,7 +128,7 @@ export async function unloadActivity(fs: FlashSale, db: Db, activityId: number, 
 }
 
 /** The admin turned an activity's hot flag: load it now (预热), or give its stock back to the database. */
-export async function flashSaleHotChanged(fs: FlashSale, db: Db, activity: Activity, now_ms = Date.now()): Promise<void> {
+export async function flashSaleHotChanged(fs: FlashSale, db: FlashSaleDb, activity: Activity, now_ms = Date.now()): Promise<void> {
   if (activity.hot) {
     // A failed warm-up is not the admin's problem: the first buyer (or the upkeep pass) loads it.
     await ensureLoaded(fs, db, activity.id, now_ms).catch((error) => fs.log.warn({ err: error, activityId: activity.id }, 'flash sale: warm-up load failed'));
@@ -143,7 +144,7 @@ export async function flashSaleHotChanged(fs: FlashSale, db: Db, activity: Activ
  */
 export async function adjustFlashSaleStock(
   fs: FlashSale,
-  db: Db,
+  db: FlashSaleDb,
   input: { activitySkuId: number; delta: number; reason: string; actor: string; requestId: string },
   now_ms: number,
 ): Promise<StockAdjustment> {

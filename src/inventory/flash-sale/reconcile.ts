@@ -13,12 +13,13 @@
  * mistaken for drift.
  */
 import { activitySkuIdsOf, hotActivities } from '../../catalog/index.ts';
-import type { Db } from '../../platform/db/database.ts';
+
 import { gatingActivities, reconcileSnapshot } from './ledger.ts';
 import { ensureLoaded, isLoaded, unloadActivity } from './load.ts';
 import { keysOf, redisCall, runScript, sleep, withActivityLock, type FlashSale } from './redis.ts';
 import { finishFlashSaleReturns } from './returns.ts';
 import { RECONCILE } from './scripts.ts';
+import type { FlashSaleDb } from '../tables.ts';
 
 export const RECONCILE_SETTLE_MS = 200;
 /** An activity with more pending (and returning) reservations than this is too busy to measure; the next pass tries again. */
@@ -41,7 +42,7 @@ export interface UpkeepReport {
   returned: number;
 }
 
-export async function flashSaleUpkeep(fs: FlashSale, db: Db, now_ms: number): Promise<UpkeepReport> {
+export async function flashSaleUpkeep(fs: FlashSale, db: FlashSaleDb, now_ms: number): Promise<UpkeepReport> {
   const report: UpkeepReport = { loaded: [], unloaded: [], repaired: [], busy: [], returned: 0 };
   const hot = await hotActivities(db, now_ms);
   const hotIds = new Set(hot.map((a) => a.id));
@@ -64,7 +65,7 @@ export async function flashSaleUpkeep(fs: FlashSale, db: Db, now_ms: number): Pr
 }
 
 /** Measures twice, repairs what both measurements agree on, and logs every repair. */
-export async function reconcileActivity(fs: FlashSale, db: Db, activityId: number): Promise<DriftRepair[] | 'busy'> {
+export async function reconcileActivity(fs: FlashSale, db: FlashSaleDb, activityId: number): Promise<DriftRepair[] | 'busy'> {
   const outcome = await withActivityLock(fs, activityId, async (token) => {
     const skuIds = await activitySkuIdsOf(db, activityId);
     const first = await measure(fs, db, activityId, skuIds, token, new Map());
@@ -97,7 +98,7 @@ interface Measurement {
 /** One measurement; with `repairs`, the drifts to add where they are measured again unchanged. */
 async function measure(
   fs: FlashSale,
-  db: Db,
+  db: FlashSaleDb,
   activityId: number,
   skuIds: readonly number[],
   token: string,
@@ -126,7 +127,7 @@ async function measure(
 }
 
 /** The periodic pass; stop() waits for a pass under way. */
-export function startFlashSaleUpkeep(fs: FlashSale, db: Db, now: () => number, interval_ms: number, onError: (error: unknown) => void): { stop(): Promise<void> } {
+export function startFlashSaleUpkeep(fs: FlashSale, db: FlashSaleDb, now: () => number, interval_ms: number, onError: (error: unknown) => void): { stop(): Promise<void> } {
   let stopped = false;
   let current: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {

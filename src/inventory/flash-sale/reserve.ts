@@ -9,12 +9,13 @@
  * Giving back runs the other way: Redis first, then the database, so a unit is never free in the
  * database while Redis still holds it for someone.
  */
-import type { Db } from '../../platform/db/database.ts';
+
 import { AppError } from '../../platform/errors.ts';
 import { gatedReservationsOf, type FlashSaleItem } from './ledger.ts';
 import { ensureLoaded } from './load.ts';
 import { keysOf, runScript, type FlashSale } from './redis.ts';
 import { AVAILABLE, RELEASE, RESERVE } from './scripts.ts';
+import type { InventoryDb } from '../tables.ts';
 
 /** A reserve that finds the activity unloaded loads it and tries again, at most this many times in all. */
 export const MAX_RESERVE_ATTEMPTS = 3;
@@ -49,7 +50,7 @@ export async function flashSaleAvailable(fs: FlashSale, items: readonly { activi
  * retryable `flash_sale_not_ready`. On any refusal the caller releases the whole order
  * (releaseFlashSaleReservations): activities granted before it are given back there.
  */
-export async function grantFlashSale(fs: FlashSale, db: Db, orderNo: string, buyerId: number, items: readonly FlashSaleItem[], now_ms: number): Promise<void> {
+export async function grantFlashSale(fs: FlashSale, db: InventoryDb, orderNo: string, buyerId: number, items: readonly FlashSaleItem[], now_ms: number): Promise<void> {
   for (const [activityId, group] of byActivity(items)) {
     const k = keysOf(fs, activityId);
     const args = [orderNo, String(buyerId), ...group.flatMap((i) => [i.activitySkuId, i.quantity, i.purchaseLimit ?? -1])];
@@ -86,7 +87,7 @@ function repeated(record: string): string[] {
  * while Redis is out of reach, and the caller must then leave the database rows as they are:
  * releasing them first would free units Redis still counts as taken by nobody.
  */
-export async function releaseFlashSaleReservations(fs: FlashSale, db: Db, orderNo: string): Promise<number> {
+export async function releaseFlashSaleReservations(fs: FlashSale, db: InventoryDb, orderNo: string): Promise<number> {
   const gated = await gatedReservationsOf(db, orderNo);
   let released = 0;
   for (const activityId of [...gated.keys()].sort((a, b) => a - b)) {

@@ -7,12 +7,13 @@
  * RETURN script leaves a marker, and a load from a snapshot that already held the units writes
  * the same marker. The reconciler does not take units still owed this way for drift.
  */
-import type { Db } from '../../platform/db/database.ts';
+
 import { AppError, isAppError } from '../../platform/errors.ts';
 import { finishReturns, ordersReturning, returningOf } from './ledger.ts';
 import { ensureLoaded } from './load.ts';
 import { keysOf, runScript, type FlashSale } from './redis.ts';
 import { RETURN } from './scripts.ts';
+import type { InventoryDb } from '../tables.ts';
 
 /** Orders with returning units that one upkeep pass finishes; the next pass takes the rest. */
 export const MAX_RETURNS_PER_PASS = 200;
@@ -27,7 +28,7 @@ const MAX_RETURN_ATTEMPTS = 3;
  * given its stock back to the database, and the next pass marks them returned.
  * Returns the units Redis counted by this call.
  */
-export async function returnFlashSaleStock(fs: FlashSale, db: Db, orderNo: string, now_ms: number): Promise<number> {
+export async function returnFlashSaleStock(fs: FlashSale, db: InventoryDb, orderNo: string, now_ms: number): Promise<number> {
   const rows = await returningOf(db, orderNo);
   // Not gated (any more): the activity was given back to the database, whose count is all there is.
   await finishReturns(db, orderNo, rows.filter((r) => r.activityId === null).map((r) => r.activitySkuId), now_ms);
@@ -45,7 +46,7 @@ export async function returnFlashSaleStock(fs: FlashSale, db: Db, orderNo: strin
 
 async function countInRedis(
   fs: FlashSale,
-  db: Db,
+  db: InventoryDb,
   orderNo: string,
   activityId: number,
   group: readonly { activitySkuId: number; quantity: number }[],
@@ -67,7 +68,7 @@ async function countInRedis(
  * The upkeep's share: finishes returns a crash (or a dead-lettered event) left returning. An
  * order whose activity cannot be reached now is left for the next pass.
  */
-export async function finishFlashSaleReturns(fs: FlashSale, db: Db, now_ms: number): Promise<number> {
+export async function finishFlashSaleReturns(fs: FlashSale, db: InventoryDb, now_ms: number): Promise<number> {
   let added = 0;
   for (const orderNo of await ordersReturning(db, MAX_RETURNS_PER_PASS)) {
     try {

@@ -1,5 +1,5 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely';
-import type { Db } from './database.ts';
+import type { AnyDb } from './database.ts';
 import * as foundation from './migrations/0001_foundation.ts';
 import * as pricing from './migrations/0002_pricing.ts';
 import * as priceProtection from './migrations/0003_price_protection.ts';
@@ -33,7 +33,7 @@ const MIGRATIONS: Record<string, Migration> = {
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
 
-export async function migrateToLatest(db: Db): Promise<string[]> {
+export async function migrateToLatest(db: AnyDb): Promise<string[]> {
   const migrator = new Migrator({ db, provider });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));

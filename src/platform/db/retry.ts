@@ -1,6 +1,4 @@
-import type { Transaction } from 'kysely';
-import type { Db } from './database.ts';
-import type { DB } from './schema.ts';
+import type { Kysely, Transaction } from 'kysely';
 
 /** Deadlocks and serialization failures are retried this many times in all. */
 export const MAX_TRANSACTION_ATTEMPTS = 8;
@@ -38,7 +36,7 @@ export async function withTransientRetry<T>(work: () => Promise<T>): Promise<T> 
  * owner of the outer transaction retries the whole), so an event consumer can run a
  * module's command and record its inbox row in one commit.
  */
-export function transact<T>(db: Db, work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
-  if (db.isTransaction) return work(db as Transaction<DB>);
+export function transact<T, Tables>(db: Kysely<Tables>, work: (trx: Transaction<Tables>) => Promise<T>): Promise<T> {
+  if (db.isTransaction) return work(db as Transaction<Tables>);
   return withTransientRetry(() => db.transaction().execute(work));
 }

@@ -1,5 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { Metrics } from '../metrics.ts';
 import type { RouteModule } from './server.ts';
 
 /** The checkout route, whose answers are counted by outcome and error code. */
@@ -11,7 +13,7 @@ const CHECKOUT_ROUTE = 'POST /orders';
  * the public listener, or turn it off. Registered before the other modules, so its hooks see
  * every route.
  */
-export const observabilityRoutes: RouteModule = (server, app) => {
+export const observabilityRoutes: RouteModule<{ metrics: Metrics; config: Pick<Config, 'metricsEnabled'> }> = (server, app) => {
   const { metrics } = app;
   server.addHook('onSend', async (request, reply, payload) => {
     if (`${request.method} ${request.routeOptions.url}` === CHECKOUT_ROUTE) {

@@ -6,10 +6,11 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { App } from '../../app.ts';
-import type { HttpLimits } from '../config.ts';
+import type { Logger } from 'pino';
+import type { Config, HttpLimits } from '../config.ts';
 import { AppError, ERROR_CODES, InvariantViolation, type ErrorBody } from '../errors.ts';
 import './auth.ts';
+import type { VerifiedToken } from './tokens.ts';
 import { unsafeTextAt } from './inputs.ts';
 
 /** Largest request body accepted, in bytes. */
@@ -27,9 +28,20 @@ export const MAX_REQUEST_ID_LENGTH = 64;
 const REQUEST_ID = /^[A-Za-z0-9._:-]+$/;
 
 export type Server = FastifyInstance<any, any, any, any, ZodTypeProvider>;
-export type RouteModule = (server: Server, app: App) => void;
+/** Routes of one module; `deps` is what that module's routes use of the running app, named by the module. */
+export type RouteModule<Deps> = (server: Server, deps: Deps) => void;
 
-export async function buildServer(app: App, modules: RouteModule[], options: { logger?: boolean } = {}): Promise<Server> {
+/** What the server itself needs of the app: its settings, its log, the clock and who a token speaks for. */
+export interface ServerDeps {
+  config: Pick<Config, 'http' | 'trustProxy' | 'publicUrl'>;
+  log: Logger;
+  now: () => number;
+  tokens: { principalOf(authorization: string | undefined, now_ms: number): VerifiedToken | undefined };
+  /** With Redis, rate-limit counts live there, so every API process counts together. */
+  rateLimitStore?: { redis: unknown; nameSpace: string } | undefined;
+}
+
+export async function buildServer<Deps extends ServerDeps>(app: Deps, modules: RouteModule<Deps>[], options: { logger?: boolean } = {}): Promise<Server> {
   const limits = { ...DEFAULT_HTTP_LIMITS, ...app.config.http };
   const server = Fastify({
     // Requests log through the app's own pino, so each request's lines (and the domain lines the
@@ -98,7 +110,7 @@ export async function buildServer(app: App, modules: RouteModule[], options: { l
   await server.register(rateLimit, {
     global: false,
     skipOnError: true,
-    ...(app.flashSale && { redis: app.flashSale.redis, nameSpace: `${app.flashSale.keyPrefix}rate-limit:` }),
+    ...(app.rateLimitStore && { redis: app.rateLimitStore.redis as never, nameSpace: app.rateLimitStore.nameSpace }),
   });
 
   server.decorateRequest('principal', undefined);
