@@ -6,7 +6,7 @@ import { createMerchant, createProduct, insertActivity } from '../src/catalog/in
 import { createStock } from '../src/inventory/index.ts';
 import { createLeader } from '../src/leaders/index.ts';
 import { openDatabase } from '../src/platform/db/database.ts';
-import { migrateToLatest } from '../src/platform/db/migrate.ts';
+import { migrateDatabases } from '../src/migrations.ts';
 import { transact } from '../src/platform/db/retry.ts';
 import { ignoreDuplicates } from '../src/platform/db/sql.ts';
 import { availableEngines, type Engine } from '../test/support/engines.ts';
@@ -28,7 +28,7 @@ export const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math
 /** One open activity with one SKU of `stock` units and no purchase limit; `hot` serves it from Redis (秒杀). */
 export async function seed(url: string, stock = 100_000_000, options: { hot?: boolean; buyers?: number } = {}): Promise<{ activitySkuId: number; leaderId: number; activityId: number }> {
   const db = await openDatabase(url);
-  await migrateToLatest(db);
+  await migrateDatabases(db, [db]);
   const now = Date.now();
   // The tokens name buyers 1..N; the platform takes orders only from buyers it knows.
   const buyers = Math.max(options.buyers ?? 0, Number(process.env.BUYERS ?? 0), BENCH_BUYERS);

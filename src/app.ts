@@ -1,64 +1,27 @@
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { startTokenGate, type TokenGate } from './access/index.ts';
-import { CART_HOLD_EXPIRE_JOB, expireCartHold, removeOrderedLines } from './cart/index.ts';
-import { DEFAULT_COUPON_REFUND_POLICY, returnCoupons, returnCouponsOnRefund, useCoupons } from './coupons/index.ts';
-import { returnPointsOnRefund, settlePoints } from './points/index.ts';
-import {
-  ChannelBreakers,
-  DEFAULT_BREAKER_SETTINGS,
-  applyToOrder,
-  channelSettingsFromEnv,
-  closeOpenAttempts,
-  createChannels,
-  followPayment,
-  followRefund,
-  PAYMENT_APPLY_JOB,
-  PAYMENT_QUERY_JOB,
-  payPriceProtection,
-  REFUND_FOLLOW_JOB,
-  type ChannelSettings,
-  type PaymentCentre,
-} from './payments/index.ts';
-import type { DomainEvent } from './events/outbox.ts';
-import { EventBus, inTransaction } from './events/relay.ts';
+import { cartJobs, subscribeCart } from './cart/handlers.ts';
+import { checkoutJobs } from './checkout/handlers.ts';
+import { consistencyJobs } from './consistency/handlers.ts';
+import { RECONCILE_INTERVAL_MS, scheduleFirstPass } from './consistency/index.ts';
+import { DEFAULT_COUPON_REFUND_POLICY } from './coupons/index.ts';
+import { subscribeCoupons } from './coupons/handlers.ts';
+import { deadLetterCount, deadOutboxEventCount, oldestUndeliveredEvent_ms } from './events/index.ts';
+import { EventBus } from './events/relay.ts';
 import type { ConsumerRetry } from './events/broker.ts';
 import { brokerSettings, startEventTransport, type EventTransport } from './events/transport.ts';
-import { confirmReservation, releaseReservation, reservationsOf, returnSoldStock } from './inventory/index.ts';
-import {
-  applyPendingReservations,
-  closeFlashSale,
-  FLASH_SALE_UPKEEP_INTERVAL_MS,
-  gatingActivities,
-  openFlashSale,
-  releaseFlashSaleReservations,
-  returnFlashSaleStock,
-  startFlashSaleUpkeep,
-  ungate,
-} from './inventory/flash-sale/index.ts';
-import { startJobRunner } from './jobs/index.ts';
-import { VERIFY_RESERVATION_JOB, verifyCheckoutReservation } from './checkout/index.ts';
-import { reconcileJobHandler, RECONCILE_INTERVAL_MS, RECONCILE_JOB, scheduleFirstPass } from './consistency/index.ts';
-import {
-  ORDER_CANCELLED,
-  ORDER_EXPIRE_JOB,
-  ORDER_PAID,
-  ORDER_PAY_WITHOUT_CHANNEL_JOB,
-  ORDER_PLACED,
-  ORDER_PRICE_PROTECTED,
-  ORDER_REFUNDED,
-  expireOrder,
-  MAX_OPEN_ORDERS_PER_BUYER,
-  MAX_UNPAID_UNITS_PER_BUYER_SKU,
-  payWithoutChannel,
-  type OrderCancelled,
-  type OrderPaid,
-} from './orders/index.ts';
-import type { OrderPlaced, OrderPriceProtected, OrderRefunded } from './orders/events.ts';
+import { subscribeInventory } from './inventory/handlers.ts';
+import { closeFlashSale, FLASH_SALE_UPKEEP_INTERVAL_MS, openFlashSale, startFlashSaleUpkeep, takeBackGatedStock } from './inventory/flash-sale/index.ts';
+import { deadJobCount, jobHandlersOf, oldestDueJob_ms, startJobRunner } from './jobs/index.ts';
+import { ordersJobs } from './orders/handlers.ts';
+import { MAX_OPEN_ORDERS_PER_BUYER, MAX_UNPAID_UNITS_PER_BUYER_SKU } from './orders/index.ts';
+import { ChannelBreakers, DEFAULT_BREAKER_SETTINGS, channelSettingsFromEnv, createChannels, type ChannelSettings, type PaymentCentre } from './payments/index.ts';
+import { paymentsJobs, subscribePayments } from './payments/handlers.ts';
+import { subscribePoints } from './points/handlers.ts';
 import type { Config } from './platform/config.ts';
 import type { Platform } from './platform/context.ts';
 import { openDatabase, type AnyDb } from './platform/db/database.ts';
-import { migrateToLatest } from './platform/db/migrate.ts';
 import { checkTokenSecret } from './platform/http/tokens.ts';
 import { orderNumberGenerator } from './platform/ids.ts';
 import { createMetrics, type Metrics } from './platform/metrics.ts';
@@ -66,6 +29,7 @@ import type { PollingLoop } from './platform/polling-loop.ts';
 import { orderShards } from './platform/shards.ts';
 import type { FlashSale } from './inventory/index.ts';
 import type { MainDb, MainTables, ShardDb, ShardTables } from './tables.ts';
+import { migrateDatabases } from './migrations.ts';
 
 /** The platform every module's deps are cut from: the main database and the order shards, typed with all their tables. */
 export interface AppPlatform extends Platform<MainTables, ShardTables> {
@@ -125,7 +89,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const db: MainDb = byUrl.get(config.databaseUrl)!;
   const shards = orderShards<ShardTables>(config.orderShardUrls.map((url): ShardDb => byUrl.get(url)!));
   const databases = [...byUrl.values()];
-  if (options.migrate ?? true) for (const each of databases) await migrateToLatest(each);
+  if (options.migrate ?? true) await migrateDatabases(db, shards.databases);
 
   const now = options.now ?? Date.now;
   const owner = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
@@ -150,12 +114,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     },
   };
   // Without Redis the database serves every activity: stock a Redis gate held is taken back.
-  if (!platform.flashSale) {
-    for (const activityId of await gatingActivities(db)) {
-      await ungate(db, activityId, now());
-      log.warn({ activityId }, 'flash sale: REDIS_URL is not set; the database takes back the stock Redis was serving');
-    }
-  }
+  if (!platform.flashSale) await takeBackGatedStock(db, now(), log);
   const upkeep_ms = options.flashSaleUpkeep_ms ?? FLASH_SALE_UPKEEP_INTERVAL_MS;
   const flashSaleUpkeep = platform.flashSale && upkeep_ms > 0 ? startFlashSaleUpkeep(platform.flashSale, db, now, upkeep_ms, onError) : undefined;
 
@@ -175,11 +134,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     refresh_ms: options.tokenRevocationRefresh_ms,
     onError,
   });
-  const metrics = createMetrics({ databases, now });
+  const metrics = createMetrics({
+    now,
+    oldestDueJob_ms: (now_ms) => oldestDueJob_ms(databases, now_ms),
+    oldestUndeliveredEvent_ms: () => oldestUndeliveredEvent_ms(databases),
+    deadLetters: { jobs: () => deadJobCount(databases), outbox: () => deadOutboxEventCount(databases), consumers: () => deadLetterCount(databases) },
+  });
   const reconcile_ms = options.reconcileInterval_ms ?? RECONCILE_INTERVAL_MS;
 
-  subscribeDomainHandlers(bus, platform);
-  subscribePaymentHandlers(bus, payments);
+  subscribeModules(bus, platform, payments);
   options.subscribe?.(bus);
   const runsWorker = options.worker ?? true;
   const transport: EventTransport = runsWorker
@@ -191,25 +154,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     owner,
     now,
     onError,
-    handlers: {
-      [ORDER_EXPIRE_JOB]: async (payload: { orderNo: string }) => void (await expireOrder(platform, payload.orderNo)),
-      [ORDER_PAY_WITHOUT_CHANNEL_JOB]: async (payload: { orderNo: string }) => void (await payWithoutChannel(platform, payload.orderNo)),
-      [CART_HOLD_EXPIRE_JOB]: async (payload: { buyerId: number; activitySkuId: number; expires_at_ms: number }) => {
-        await expireCartHold(db, payload, now());
-      },
-      [PAYMENT_QUERY_JOB]: (payload: { payNo: string; attempt: number }) => followPayment(payments, payload),
-      [PAYMENT_APPLY_JOB]: async (payload: { payNo: string }) => void (await applyToOrder(payments, payload.payNo)),
-      [REFUND_FOLLOW_JOB]: (payload: { payNo: string; refundNo: string; attempt: number }) => followRefund(payments, payload),
-      [VERIFY_RESERVATION_JOB]: async (payload: { orderNo: string }) => {
-        if ((await verifyCheckoutReservation(platform, payload.orderNo)) === 'released') {
-          log.warn({ orderNo: payload.orderNo }, 'released the stock of a checkout that never wrote its order');
-        }
-      },
-      [RECONCILE_JOB]: reconcileJobHandler(platform, payments, reconcile_ms || RECONCILE_INTERVAL_MS, {
-        onRepair: (check) => metrics.repairs.inc({ check }),
-        onFailure: (check) => metrics.repairFailures.inc({ check }),
+    handlers: jobHandlersOf(
+      ordersJobs(platform),
+      checkoutJobs(platform),
+      cartJobs(platform),
+      paymentsJobs(payments),
+      consistencyJobs({
+        platform,
+        payments,
+        interval_ms: reconcile_ms || RECONCILE_INTERVAL_MS,
+        hooks: { onRepair: (check) => metrics.repairs.inc({ check }), onFailure: (check) => metrics.repairFailures.inc({ check }) },
       }),
-    },
+    ),
   });
 
   // The first pass schedules itself; each pass schedules the next (see consistency/pass.ts).
@@ -257,8 +213,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 export function eventConsumerNames(): { name: string; type: string }[] {
   const nothing = {} as AppPlatform;
   const bus = new EventBus(nothing.db);
-  subscribeDomainHandlers(bus, nothing);
-  subscribePaymentHandlers(bus, { p: nothing } as PaymentCentre);
+  subscribeModules(bus, nothing, { p: nothing } as PaymentCentre);
   return bus.consumers().map(({ name, type }) => ({ name, type }));
 }
 
@@ -272,78 +227,14 @@ function stoppedLoop(): PollingLoop {
 }
 
 /**
- * Who reacts to which order event. Delivery is at least once; a consumer whose effect is rows in
- * the main database runs in one transaction with its inbox row (inTransaction), so it applies once;
- * the others (Redis, payment channels) are idempotent by themselves and recorded after.
+ * Each module subscribes its own consumers. The order matters only within one event type (the
+ * in-process bus runs an event's consumers in the order they were subscribed), and is the order
+ * they have always run in: cart, inventory, coupons, points, then the payment centre.
  */
-function subscribeDomainHandlers(bus: EventBus, p: AppPlatform): void {
-  bus.subscribe(ORDER_PLACED, 'cart.remove-ordered-lines', inTransaction(p.db, async (trx, e: DomainEvent<OrderPlaced>) => {
-    await removeOrderedLines(trx, e.payload.buyerId, e.payload.lines.map((l) => l.activitySkuId), e.payload.placed_at_ms);
-  }));
-  // 秒杀: the order exists, so the units Redis granted it move in the stock row (the database catching up).
-  bus.subscribe(ORDER_PLACED, 'inventory.apply-flash-sale-reservations', inTransaction(p.db, async (trx, e: DomainEvent<OrderPlaced>) => {
-    await applyPendingReservations(trx, e.payload.orderNo, p.now());
-  }));
-  bus.subscribe(ORDER_PAID, 'inventory.confirm-reservation', inTransaction(p.db, async (trx, e: DomainEvent<OrderPaid>) => {
-    const moved = await confirmReservation(trx, e.payload.orderNo, p.now());
-    // Confirmed already, or confirmed and given back by a refund that ran first: units stand behind the order.
-    if (moved === 0 && !(await reservationsOf(trx, e.payload.orderNo)).some((r) => r.state === 'confirmed' || r.state === 'returned' || r.state === 'returning')) {
-      // Paid, but no stock stands behind it: the reconciler and a person must look.
-      p.log.error({ orderNo: e.payload.orderNo }, 'paid order has no reserved stock to confirm');
-    }
-  }));
-  bus.subscribe(ORDER_PAID, 'coupons.use', inTransaction(p.db, async (trx, e: DomainEvent<OrderPaid>) => {
-    await useCoupons(trx, e.payload.orderNo, p.now());
-  }));
-  bus.subscribe(ORDER_PAID, 'points.deduct', inTransaction(p.db, async (trx, e: DomainEvent<OrderPaid>) => {
-    await settlePoints(trx, e.payload.orderNo, 'deduct', p.now());
-  }));
-  // Not in one transaction with its inbox row: it calls Redis first. Each step checks the state it changes.
-  bus.subscribe(ORDER_CANCELLED, 'inventory.release-reservation', async (e: DomainEvent<OrderCancelled>) => {
-    // Redis gives a flash sale's units back first; while it is out of reach this fails and the event is retried.
-    if (p.flashSale) await releaseFlashSaleReservations(p.flashSale, p.db, e.payload.orderNo);
-    await releaseReservation(p.db, e.payload.orderNo, p.now());
-    // Units a payment deducted (on-payment lines) for an order that ended cancelled go back too.
-    await returnSoldStock(p.db, e.payload.orderNo, 'all', p.now());
-    if (p.flashSale) await returnFlashSaleStock(p.flashSale, p.db, e.payload.orderNo, p.now());
-  });
-  bus.subscribe(ORDER_CANCELLED, 'coupons.return', inTransaction(p.db, async (trx, e: DomainEvent<OrderCancelled>) => {
-    await returnCoupons(trx, e.payload.orderNo, p.now());
-  }));
-  bus.subscribe(ORDER_CANCELLED, 'points.unfreeze', inTransaction(p.db, async (trx, e: DomainEvent<OrderCancelled>) => {
-    await settlePoints(trx, e.payload.orderNo, 'unfreeze', p.now());
-  }));
-}
-
-/** The payment centre's side of order events: refunds' effects, and 价保 payouts. */
-function subscribePaymentHandlers(bus: EventBus, pc: PaymentCentre): void {
-  const { p } = pc;
-  // 退款: the refunded lines' units go back to the activity (nothing is picked up before
-  // fulfilment exists, so every paid line is still with the platform).
-  // Not in one transaction with its inbox row: a SKU Redis serves (秒杀) gets the units in Redis
-  // after the database commits them. Each step checks the state it changes, so a repeat is a no-op.
-  bus.subscribe(ORDER_REFUNDED, 'inventory.return-refunded-stock', async (e: DomainEvent<OrderRefunded>) => {
-    // Consumers are not ordered across event types (a backlog, a retry, a broker's subjects): the
-    // refund may come before order.paid's confirmation. Confirming is what payment does anyway
-    // (idempotent), so confirm first and every refunded unit is found and given back.
-    await confirmReservation(p.db, e.payload.orderNo, p.now());
-    await returnSoldStock(p.db, e.payload.orderNo, e.payload.lines.map((l) => l.activitySkuId), p.now());
-    if (p.flashSale) await returnFlashSaleStock(p.flashSale, p.db, e.payload.orderNo, p.now());
-  });
-  bus.subscribe(ORDER_REFUNDED, 'coupons.return-on-refund', inTransaction(p.db, async (trx, e: DomainEvent<OrderRefunded>) => {
-    await returnCouponsOnRefund(trx, e.payload.orderNo, e.payload.fullyRefunded, pc.couponRefundPolicy, p.now());
-  }));
-  bus.subscribe(ORDER_REFUNDED, 'points.return-on-refund', inTransaction(p.db, async (trx, e: DomainEvent<OrderRefunded>) => {
-    const { orderNo, refundNo, refundedLinesPayable_fen, payable_fen } = e.payload;
-    if (payable_fen > 0) await returnPointsOnRefund(trx, orderNo, refundNo, Math.min(refundedLinesPayable_fen, payable_fen), payable_fen, p.now());
-  }));
-  // 超时取消 or cancel: the open channel trades are closed, so a late payment cannot succeed silently
-  // (one that did is refunded). Outside a transaction: it calls the channels; a repeat finds them closed.
-  bus.subscribe(ORDER_CANCELLED, 'payments.close-open-attempts', async (e: DomainEvent<OrderCancelled>) => {
-    await closeOpenAttempts(pc, e.payload.orderNo);
-  });
-  // Outside a transaction: it calls the payment channel. The refund number comes from the order line, so a repeat finds the same refund.
-  bus.subscribe(ORDER_PRICE_PROTECTED, 'payments.price-protection-payout', async (e: DomainEvent<OrderPriceProtected>) => {
-    await payPriceProtection(pc, e.payload);
-  });
+function subscribeModules(bus: EventBus, platform: AppPlatform, payments: PaymentCentre): void {
+  subscribeCart(bus, platform);
+  subscribeInventory(bus, platform);
+  subscribeCoupons(bus, { db: platform.db, now: platform.now, couponRefundPolicy: payments.couponRefundPolicy });
+  subscribePoints(bus, platform);
+  subscribePayments(bus, payments);
 }

@@ -4,8 +4,8 @@ import { createApp, eventConsumerNames } from './app.ts';
 import { brokerSettings } from './events/transport.ts';
 import { seedDemoData } from './tools/demo/seed.ts';
 import { loadConfig } from './platform/config.ts';
-import { dialectOfUrl, openDatabase } from './platform/db/database.ts';
-import { migrateToLatest } from './platform/db/migrate.ts';
+import { dialectOfUrl, openDatabase, type AnyDb } from './platform/db/database.ts';
+import { migrateDatabases } from './migrations.ts';
 import { defaultTtl_s, ROLES, signToken, type Role } from './platform/http/tokens.ts';
 import { startHttp } from './http.ts';
 import { channelSetup, SANDBOX_HOST } from './channel-setup.ts';
@@ -106,12 +106,16 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'migrate': {
-      const urls = [...new Set([config.databaseUrl, ...config.orderShardUrls])];
-      for (const url of urls) {
-        const db = await openDatabase(url);
-        const applied = await migrateToLatest(db);
-        console.log(`${redact(url)}: ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);
-        await db.destroy();
+      const byUrl = new Map<string, AnyDb>();
+      for (const url of [config.databaseUrl, ...config.orderShardUrls]) if (!byUrl.has(url)) byUrl.set(url, await openDatabase(url));
+      try {
+        const applied = await migrateDatabases(byUrl.get(config.databaseUrl)!, config.orderShardUrls.map((url) => byUrl.get(url)!));
+        for (const [url, db] of byUrl) {
+          const names = applied.get(db) ?? [];
+          console.log(`${redact(url)}: ${names.length ? `applied ${names.join(', ')}` : 'up to date'}`);
+        }
+      } finally {
+        for (const db of byUrl.values()) await db.destroy();
       }
       const broker = brokerSettings(config);
       if (broker) {
@@ -126,7 +130,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'seed': {
       const db = await openDatabase(config.databaseUrl);
-      await migrateToLatest(db);
+      await migrateDatabases(db, config.orderShardUrls.includes(config.databaseUrl) ? [db] : []);
       const demo = await seedDemoData(db, Date.now());
       console.log(demo.created ? 'demo data loaded' : 'the catalog already has data; nothing loaded');
       await db.destroy();

@@ -2,8 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuyer } from '../src/buyers/index.ts';
 import { signToken, DEFAULT_TOKEN_TTL_S, type Principal } from '../src/platform/http/tokens.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, signClaims, startHarness, type CatalogFixture, type Harness } from './support/harness.ts';
+import { newKey, seedActivity, signClaims, startHarness, type CatalogFixture, type Harness } from './support/harness.ts';
 import { readOperations, urlOf, validSample, type Operation } from './support/openapi.ts';
+import { asBuyer, payAtCashier } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 /**
  * Who may call what, for every operation of the OpenAPI document: each is called with no token,
@@ -178,24 +180,24 @@ for (const engine of availableEngines()) {
     /** A paid order of a buyer of its own, the payment that paid it, and a line in the buyer's cart. */
     async function paidOrder(): Promise<Owned> {
       const buyerId = await freshBuyer();
-      const placed = await postCheckout(h, buyerId, { leaderId: catalog.leaderId, items: [{ activitySkuId: catalog.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: catalog.leaderId, items: [{ activitySkuId: catalog.activitySkuIds[0]!, quantity: 1 }] });
       expect(placed.status).toBe(201);
       const orderNo = placed.body.orderNo as string;
       const channel = 'alipay';
       const method = h.app.payments.channels.get(channel)!.methods[0]!;
-      const started = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` }, payload: { channel, method } });
-      expect(started.statusCode).toBe(201);
-      const payNo = started.json().payNo as string;
-      expect((await fetch(`${h.sandbox!.url}/sandbox/cashier/${channel}/${payNo}/pay`, { method: 'POST' })).status).toBe(200);
+      const started = await asBuyer(h, buyerId).startPayment(orderNo, channel, method);
+      expect(started.status).toBe(201);
+      const payNo = started.body.payNo as string;
+      expect((await payAtCashier(h, channel, payNo))).toBe(200);
       for (let i = 0; i < 3; i++) {
         await h.sandbox!.core.settled();
-        await h.app.drain();
+        await untilQuiet(h);
       }
-      const order = await h.http.inject({ method: 'GET', url: `/orders/${orderNo}`, headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` } });
-      expect(order.json().status).toBe('PAID');
+      const order = await asBuyer(h, buyerId).order(orderNo);
+      expect(order.body.status).toBe('PAID');
       const activitySkuId = catalog.activitySkuIds[0]!;
-      const added = await h.http.inject({ method: 'POST', url: '/cart/lines', headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` }, payload: { activitySkuId, quantity: 1 } });
-      expect(added.statusCode).toBe(200);
+      const added = await asBuyer(h, buyerId).cart.add(activitySkuId, 1);
+      expect(added.status).toBe(200);
       return { buyerId, orderNo, payNo, activitySkuId };
     }
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../src/platform/http/tokens.ts';
 import { availableEngines } from './support/engines.ts';
 import { signClaims, startHarness, type Harness } from './support/harness.ts';
+import { asAdmin, asBuyer, withToken } from './support/client.ts';
 
 /**
  * Tokens at the edge, on every engine: revoked ones (by an admin, by token id) are refused,
@@ -22,37 +23,37 @@ for (const engine of availableEngines()) {
       await h?.close();
     });
 
-    const points = (app: Harness, token: string) => app.http.inject({ method: 'GET', url: '/points', headers: { authorization: `Bearer ${token}` } });
+    const points = (app: Harness, token: string) => withToken(app, token).points();
     const idOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).jti as string;
 
     const revoke = (token: string, reason = 'signed out') =>
-      h.http.inject({ method: 'POST', url: '/admin/token-revocations', headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { tokenId: idOf(token), reason } });
+      asAdmin(h).revokeToken({ tokenId: idOf(token), reason });
 
     it('a revoked token is refused at once here and after the reload in another process', async () => {
       const token = h.buyerToken(1);
-      expect((await points(h, token)).statusCode).toBe(200);
-      expect((await points(other, token)).statusCode).toBe(200);
-      expect((await revoke(token)).statusCode).toBe(201);
-      expect((await points(h, token)).json()).toMatchObject({ code: 'unauthenticated' });
-      expect((await points(other, token)).statusCode).toBe(200); // not reloaded yet
+      expect((await points(h, token)).status).toBe(200);
+      expect((await points(other, token)).status).toBe(200);
+      expect((await revoke(token)).status).toBe(201);
+      expect((await points(h, token)).body).toMatchObject({ code: 'unauthenticated' });
+      expect((await points(other, token)).status).toBe(200); // not reloaded yet
       await other.app.tokens.refresh();
-      expect((await points(other, token)).statusCode).toBe(401);
+      expect((await points(other, token)).status).toBe(401);
       // Another token of the same buyer is not affected.
-      expect((await points(h, h.buyerToken(1))).statusCode).toBe(200);
+      expect((await points(h, h.buyerToken(1))).status).toBe(200);
     });
 
     it('an admin revokes a token by its id; only admins may', async () => {
       const token = h.buyerToken(2);
       const body = { tokenId: idOf(token), reason: 'phone reported stolen' };
-      const asBuyer = await h.http.inject({ method: 'POST', url: '/admin/token-revocations', headers: { authorization: `Bearer ${h.buyerToken(3)}` }, payload: body });
-      expect(asBuyer.statusCode).toBe(403);
-      expect((await points(h, token)).statusCode).toBe(200);
-      const revoked = await h.http.inject({ method: 'POST', url: '/admin/token-revocations', headers: { authorization: `Bearer ${h.adminToken()}` }, payload: body });
-      expect(revoked.statusCode).toBe(201);
-      expect((await points(h, token)).statusCode).toBe(401);
+      const byBuyer = await asBuyer(h, 3).post('/admin/token-revocations', body);
+      expect(byBuyer.status).toBe(403);
+      expect((await points(h, token)).status).toBe(200);
+      const revoked = await asAdmin(h).revokeToken(body);
+      expect(revoked.status).toBe(201);
+      expect((await points(h, token)).status).toBe(401);
       // Revoking twice is the same revocation.
-      const again = await h.http.inject({ method: 'POST', url: '/admin/token-revocations', headers: { authorization: `Bearer ${h.adminToken()}` }, payload: body });
-      expect(again.statusCode).toBe(201);
+      const again = await asAdmin(h).revokeToken(body);
+      expect(again.status).toBe(201);
       const rows = await h.app.db.selectFrom('revoked_tokens').selectAll().where('token_id', '=', body.tokenId).execute();
       expect(rows).toHaveLength(1);
       expect(rows[0]!.reason).toBe('phone reported stolen');
@@ -71,17 +72,17 @@ for (const engine of availableEngines()) {
     it('subjects "0x1", "1e0", " 1" and "01" are not buyer 1', async () => {
       for (const sub of ['0x1', '1e0', ' 1', '01']) {
         const token = signClaims({ sub, role: 'buyer' }, h.clock.now());
-        expect((await points(h, token)).statusCode, sub).toBe(401);
+        expect((await points(h, token)).status, sub).toBe(401);
       }
     });
 
     it('a token signed with the previous secret works while that secret is listed', async () => {
       const previous = 'the-previous-secret-of-the-flow-tests';
       const token = signToken(previous, { role: 'buyer', subject: '5' }, h.clock.now());
-      expect((await points(h, token)).statusCode).toBe(401);
+      expect((await points(h, token)).status).toBe(401);
       const rotated = await startHarness(engine, { databases: h.databases, worker: false, previousTokenSecrets: [previous] });
       try {
-        expect((await points(rotated, token)).statusCode).toBe(200);
+        expect((await points(rotated, token)).status).toBe(200);
       } finally {
         await rotated.close({ keepDatabases: true });
       }

@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CART_HOLD_TTL_MS, expireCartHold } from '../src/cart/index.ts';
 import { holdKeyOf, releaseReservation, reservationsOf, reserveStock } from '../src/inventory/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 for (const engine of availableEngines()) {
   describe(`on-add-to-cart inventory mode (加购减库存) on ${engine.name}`, () => {
@@ -13,31 +15,29 @@ for (const engine of availableEngines()) {
     afterAll(async () => h?.close());
 
     const level = (activitySkuId: number) => stockLedger(h.app, activitySkuId);
-    const cart = (buyer: number, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url = '/cart', payload?: object) =>
-      h.http.inject({ method, url, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` }, ...(payload && { payload }) });
 
     it('holds stock when added, follows quantity changes, and gives it back on removal', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_add_to_cart' });
       const sku = f.activitySkuIds[0]!;
-      const added = (await cart(99_800, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 3 })).json();
+      const added = (await asBuyer(h, 99_800).cart.add(sku, 3)).body;
       expect(added.lines[0].heldUntil).not.toBeNull();
       expect(await level(sku)).toMatchObject({ available: 7, reserved: 3 });
-      await cart(99_800, 'PATCH', `/cart/lines/${sku}`, { quantity: 1 });
+      await asBuyer(h, 99_800).cart.setQuantity(sku, 1);
       expect(await level(sku)).toMatchObject({ available: 9, reserved: 1 });
-      await cart(99_800, 'DELETE', `/cart/lines/${sku}`);
+      await asBuyer(h, 99_800).cart.remove(sku);
       expect(await level(sku)).toMatchObject({ available: 10, reserved: 0 });
       // Nobody can add more than is left.
-      await cart(99_801, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 8 });
-      const over = await cart(99_802, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 3 });
-      expect([over.statusCode, over.json().code]).toEqual([409, 'insufficient_stock']);
+      await asBuyer(h, 99_801).cart.add(sku, 8);
+      const over = await asBuyer(h, 99_802).cart.add(sku, 3);
+      expect([over.status, over.body.code]).toEqual([409, 'insufficient_stock']);
     });
 
     it('concurrent adds to one line hold exactly what the line ends up with', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 50 }], inventoryMode: 'on_add_to_cart' });
       const sku = f.activitySkuIds[0]!;
-      await cart(99_805, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 1 });
-      await Promise.all(Array.from({ length: 6 }, () => cart(99_805, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 1 })));
-      const line = (await cart(99_805, 'GET')).json().lines[0];
+      await asBuyer(h, 99_805).cart.add(sku, 1);
+      await Promise.all(Array.from({ length: 6 }, () => asBuyer(h, 99_805).cart.add(sku, 1)));
+      const line = (await asBuyer(h, 99_805).cart.get()).body.lines[0];
       expect(await level(sku)).toMatchObject({ reserved: line.quantity });
       expect(line.quantity).toBe(7);
     });
@@ -45,45 +45,45 @@ for (const engine of availableEngines()) {
     it('a hold expires after its TTL and the line stays in the cart, unheld', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_add_to_cart' });
       const sku = f.activitySkuIds[0]!;
-      await cart(99_810, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 4 });
+      await asBuyer(h, 99_810).cart.add(sku, 4);
       h.clock.advance(CART_HOLD_TTL_MS / 2);
-      await cart(99_810, 'PATCH', `/cart/lines/${sku}`, { quantity: 5 }); // touching renews
+      await asBuyer(h, 99_810).cart.setQuantity(sku, 5); // touching renews
       h.clock.advance(CART_HOLD_TTL_MS / 2 + 1);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await level(sku)).toMatchObject({ reserved: 5 });
       h.clock.advance(CART_HOLD_TTL_MS);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await level(sku)).toMatchObject({ available: 10, reserved: 0 });
-      const view = (await cart(99_810, 'GET')).json();
+      const view = (await asBuyer(h, 99_810).cart.get()).body;
       expect(view.lines.map((l: any) => [l.quantity, l.heldUntil])).toEqual([[5, null]]);
     });
 
     it('checkout carries the held units into the order, even when nobody else could get any', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_add_to_cart' });
       const sku = f.activitySkuIds[0]!;
-      await cart(99_820, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 2 });
-      await cart(99_821, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 8 });
+      await asBuyer(h, 99_820).cart.add(sku, 2);
+      await asBuyer(h, 99_821).cart.add(sku, 8);
       expect(await level(sku)).toMatchObject({ available: 0, reserved: 10 });
-      const placed = await postCheckout(h, 99_820, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+      const placed = await asBuyer(h, 99_820).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
       expect(placed.status).toBe(201);
       expect(await level(sku)).toMatchObject({ available: 0, reserved: 10 });
       expect(await reservationsOf(h.app.db, placed.body.orderNo)).toEqual([{ activitySkuId: sku, quantity: 2, state: 'reserved' }]);
       // A buyer with no hold finds nothing left.
-      const none = await postCheckout(h, 99_822, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
+      const none = await asBuyer(h, 99_822).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
       expect(none.body.code).toBe('insufficient_stock');
       // More than was held: the rest must come from available stock.
-      const more = await postCheckout(h, 99_821, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 9 }] });
+      const more = await asBuyer(h, 99_821).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 9 }] });
       expect(more.body.code).toBe('insufficient_stock');
       expect(await level(sku)).toMatchObject({ available: 0, reserved: 10 });
-      await h.app.drain();
-      expect((await cart(99_820, 'GET')).json().lines).toEqual([]);
+      await untilQuiet(h);
+      expect((await asBuyer(h, 99_820).cart.get()).body.lines).toEqual([]);
     });
 
     it('a checkout that fails after taking the held units gives them back to the hold, unless the hold has expired', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 5 }], inventoryMode: 'on_add_to_cart' });
       const sku = f.activitySkuIds[0]!;
       const buyer = 99_850;
-      await cart(buyer, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 3 });
+      await asBuyer(h, buyer).cart.add(sku, 3);
       const holdKey = holdKeyOf(buyer, sku);
       // The reservation step of a checkout, then its undo (a later step failed).
       const orderNo = '00000000000000000099850';
@@ -95,7 +95,7 @@ for (const engine of availableEngines()) {
       // Taken again, the hold expires meanwhile, then the undo: nothing goes back to the expired hold.
       const again = '00000000000000000099851';
       await reserveStock(h.app.db, again, [{ activitySkuId: sku, quantity: 3, fromHold: holdKey }], h.clock.now(), { firstAttempt: true });
-      const line = (await cart(buyer, 'GET')).json().lines[0];
+      const line = (await asBuyer(h, buyer).cart.get()).body.lines[0];
       await expireCartHold(h.app.db, { buyerId: buyer, activitySkuId: sku, expires_at_ms: Date.parse(line.heldUntil) }, h.clock.now());
       await releaseReservation(h.app.db, again, h.clock.now());
       expect((await reservationsOf(h.app.db, holdKey))[0]!.state).toBe('released');
@@ -107,14 +107,14 @@ for (const engine of availableEngines()) {
         const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 5 }], inventoryMode: 'on_add_to_cart' });
         const sku = f.activitySkuIds[0]!;
         const buyer = 99_830 + round;
-        await cart(buyer, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 3 });
-        const line = (await cart(buyer, 'GET')).json().lines[0];
+        await asBuyer(h, buyer).cart.add(sku, 3);
+        const line = (await asBuyer(h, buyer).cart.get()).body.lines[0];
         const expires_at_ms = Date.parse(line.heldUntil);
         const [placed] = await Promise.all([
-          postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] }),
+          asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] }),
           expireCartHold(h.app.db, { buyerId: buyer, activitySkuId: sku, expires_at_ms }, h.clock.now()),
         ]);
-        await h.app.drain();
+        await untilQuiet(h);
         expect(placed.status).toBe(201);
         expect(await level(sku)).toMatchObject({ available: 2, reserved: 3 });
       }

@@ -4,7 +4,9 @@ import { stockLevels } from '../src/inventory/index.ts';
 import { getOrder, paymentSucceeded } from '../src/orders/index.ts';
 import { grantPoints, pointsAccount } from '../src/points/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asAdmin, asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const DAY = 86_400_000;
 
@@ -32,18 +34,18 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1200, stock: 50 }] });
       const buyer = 97_001;
       const couponId = await couponFor(buyer);
-      const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 2 }], couponIds: [couponId] });
+      const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 2 }], couponIds: [couponId] });
       expect(placed.status).toBe(201);
       expect(placed.body).toMatchObject({ itemsTotalFen: 2400, discountTotalFen: 500, payableFen: 1900, couponIds: [couponId] });
       expect(placed.body.lines[0].discounts).toEqual([{ source: 'coupon', id: String(couponId), amountFen: 500 }]);
       expect((await stateOf(buyer, couponId)).state).toBe('locked');
 
       // The same coupon cannot be used by a second order meanwhile.
-      const second = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] });
+      const second = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] });
       expect([second.status, second.body.code]).toEqual([409, 'coupon_unavailable']);
 
       expect(await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: 'P-c1', amount_fen: 1900, paid_at_ms: h.clock.now() })).toBe('paid');
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await stateOf(buyer, couponId)).state).toBe('used');
     });
 
@@ -51,22 +53,22 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1200, stock: 50 }] });
       const buyer = 97_002;
       const cancelled = await couponFor(buyer);
-      const a = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [cancelled] });
-      await h.http.inject({ method: 'POST', url: `/orders/${a.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
-      await h.app.drain();
+      const a = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [cancelled] });
+      await asBuyer(h, buyer).cancel(a.body.orderNo);
+      await untilQuiet(h);
       expect((await stateOf(buyer, cancelled)).state).toBe('available');
 
       const shortLived = await couponFor(buyer, undefined, 10 * 60_000);
-      const b = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
+      const b = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
       expect(b.status).toBe(201);
       h.clock.advance(16 * 60_000);
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await getOrder(h.app, b.body.orderNo)).status).toBe('CANCELLED');
       const back = await stateOf(buyer, shortLived);
       expect([back.state, back.expired]).toEqual(['available', true]);
-      const listed = (await h.http.inject({ method: 'GET', url: '/coupons', headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } })).json();
+      const listed = (await asBuyer(h, buyer).coupons()).body;
       expect(listed.coupons.find((c: any) => c.couponId === shortLived).state).toBe('expired');
-      const again = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
+      const again = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [shortLived] });
       expect([again.status, again.body.code, again.body.details?.reason]).toEqual([422, 'coupon_not_applicable', 'expired']);
     });
 
@@ -74,7 +76,7 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 400, stock: 50 }] });
       const buyer = 97_003;
       const couponId = await couponFor(buyer);
-      const refused = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] });
+      const refused = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] });
       expect(refused).toMatchObject({ status: 422, body: { code: 'coupon_not_applicable', field: 'couponIds.0', details: { reason: 'threshold_not_reached' } } });
       expect((await stateOf(buyer, couponId)).state).toBe('available');
       expect((await stockLevels(h.app.db, f.activitySkuIds)).get(f.activitySkuIds[0]!)).toMatchObject({ available: 50, reserved: 0 });
@@ -85,7 +87,7 @@ for (const engine of availableEngines()) {
       const buyer = 97_004;
       const couponId = await couponFor(buyer);
       const results = await Promise.all(
-        Array.from({ length: 100 }, () => postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] })),
+        Array.from({ length: 100 }, () => asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] })),
       );
       const placed = results.filter((r) => r.status === 201);
       expect(placed).toHaveLength(1);
@@ -99,7 +101,7 @@ for (const engine of availableEngines()) {
       const buyer = 97_005;
       await grantPoints(h.app.db, buyer, 1000, 'welcome-97005', 'welcome', h.clock.now());
       const results = await Promise.all(
-        Array.from({ length: 100 }, () => postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], points: 100 })),
+        Array.from({ length: 100 }, () => asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], points: 100 })),
       );
       const placed = results.filter((r) => r.status === 201);
       expect(placed).toHaveLength(10);
@@ -111,11 +113,11 @@ for (const engine of availableEngines()) {
       // Paying one deducts its points; cancelling another unfreezes them.
       const [paid, cancelled] = placed as [any, any];
       await paymentSucceeded(h.app, paid.body.orderNo, { paymentNo: 'P-pts', amount_fen: 900, paid_at_ms: h.clock.now() });
-      await h.http.inject({ method: 'POST', url: `/orders/${cancelled.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
-      await h.app.drain();
-      await h.app.drain();
+      await asBuyer(h, buyer).cancel(cancelled.body.orderNo);
+      await untilQuiet(h);
+      await untilQuiet(h);
       expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 900, frozen: 800, available: 100 });
-      const journal = (await h.http.inject({ method: 'GET', url: '/points?limit=100', headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } })).json();
+      const journal = (await asBuyer(h, buyer).points('?limit=100')).body;
       const count = (m: string) => journal.journal.filter((j: any) => j.movement === m).length;
       expect([count('grant'), count('freeze'), count('deduct'), count('unfreeze')]).toEqual([1, 10, 1, 1]);
     });
@@ -126,14 +128,14 @@ for (const engine of availableEngines()) {
         const buyer = 97_100 + round;
         await grantPoints(h.app.db, buyer, 500, `race-${buyer}`, 'race', h.clock.now());
         const couponId = await couponFor(buyer);
-        const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId], points: 200 });
+        const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId], points: 200 });
         expect(placed.status).toBe(201);
         const [, outcome] = await Promise.all([
-          h.http.inject({ method: 'POST', url: `/orders/${placed.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } }),
+          asBuyer(h, buyer).cancel(placed.body.orderNo),
           paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: `P-r${round}`, amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() }),
         ]);
-        await h.app.drain();
-        await h.app.drain();
+        await untilQuiet(h);
+        await untilQuiet(h);
         const coupon = await stateOf(buyer, couponId);
         const points = await pointsAccount(h.app.db, buyer);
         if (outcome === 'paid') {
@@ -147,55 +149,44 @@ for (const engine of availableEngines()) {
     it('delivery goes through the merchant’s shipping rule; the lines, shipping share included, add up to the order', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 700, stock: 100 }, { price_fen: 1300, stock: 100 }] });
       const merchantId = (await h.http.inject({ method: 'GET', url: `/activities/${f.activityId}` })).json().skus[0].merchantId;
-      const rule = await h.http.inject({
-        method: 'POST', url: '/admin/shipping-rules', headers: { authorization: `Bearer ${h.adminToken()}` },
-        payload: { merchantId, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g: 1000, first_fen: 600, additional_g: 1000, additional_fen: 201 }, freeAboveFen: 99_900 },
-      });
-      expect(rule.statusCode).toBe(201);
+      const rule = await asAdmin(h).createShippingRule({ merchantId, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g: 1000, first_fen: 600, additional_g: 1000, additional_fen: 201 }, freeAboveFen: 99_900 });
+      expect(rule.status).toBe(201);
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }, { activitySkuId: f.activitySkuIds[1]!, quantity: 2 }], fulfilment: 'delivery', region: 'SH' };
-      const placed = await postCheckout(h, 97_300, body);
+      const placed = await asBuyer(h, 97_300).checkout(body);
       expect(placed.status).toBe(201);
       expect(placed.body.shippingFen).toBe(600 + 2 * 201); // 5 × 500 g = 2.5 kg
       expect(placed.body.lines.reduce((s: number, l: any) => s + l.payableFen, 0)).toBe(placed.body.payableFen);
       expect(placed.body.lines.reduce((s: number, l: any) => s + l.shippingFen, 0)).toBe(placed.body.shippingFen);
-      const nowhere = await postCheckout(h, 97_301, { ...body, region: 'XZ' });
+      const nowhere = await asBuyer(h, 97_301).checkout({ ...body, region: 'XZ' });
       expect(nowhere.status).toBe(201); // the default rule has no region list: it serves everywhere
       const otherMerchant = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 10 }] });
-      const refused = await postCheckout(h, 97_302, { leaderId: otherMerchant.leaderId, items: [{ activitySkuId: otherMerchant.activitySkuIds[0]!, quantity: 1 }], fulfilment: 'delivery', region: 'SH' });
+      const refused = await asBuyer(h, 97_302).checkout({ leaderId: otherMerchant.leaderId, items: [{ activitySkuId: otherMerchant.activitySkuIds[0]!, quantity: 1 }], fulfilment: 'delivery', region: 'SH' });
       expect([refused.status, refused.body.field]).toEqual([400, 'fulfilment']);
     });
 
     it('promotions made through the admin API price the checkout and the cart preview alike', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 100 }] });
-      const admin = { authorization: `Bearer ${h.adminToken()}` };
       const now = h.clock.now();
-      const made = await h.http.inject({
-        method: 'POST', url: '/admin/promotions', headers: admin,
-        payload: { name: '满30减5', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 3000, off_fen: 500 }, startsAt: new Date(now - DAY).toISOString(), endsAt: new Date(now + DAY).toISOString() },
-      });
-      expect(made.statusCode).toBe(201);
+      const made = await asAdmin(h).createPromotion({ name: '满30减5', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 3000, off_fen: 500 }, startsAt: new Date(now - DAY).toISOString(), endsAt: new Date(now + DAY).toISOString() });
+      expect(made.status).toBe(201);
       // Promotions of other merchants, and ones starting next month, hide nothing that is live.
       for (let i = 0; i < 30; i++) {
-        await h.http.inject({
-          method: 'POST', url: '/admin/promotions', headers: admin,
-          payload: { name: `later ${i}`, scope: { kind: 'merchant', merchantId: 9_000 + i }, rule: { kind: 'amount_off', threshold_fen: 100, off_fen: 1 }, startsAt: new Date(now + 30 * DAY).toISOString(), endsAt: new Date(now + 60 * DAY).toISOString() },
-        });
+        await asAdmin(h).createPromotion({ name: `later ${i}`, scope: { kind: 'merchant', merchantId: 9_000 + i }, rule: { kind: 'amount_off', threshold_fen: 100, off_fen: 1 }, startsAt: new Date(now + 30 * DAY).toISOString(), endsAt: new Date(now + 60 * DAY).toISOString() });
       }
       const buyer = 97_200;
-      const auth = { authorization: `Bearer ${h.buyerToken(buyer)}` };
-      await h.http.inject({ method: 'POST', url: '/cart/lines', headers: auth, payload: { activitySkuId: f.activitySkuIds[0], quantity: 3 } });
-      const preview = (await h.http.inject({ method: 'POST', url: '/cart/preview', headers: auth, payload: {} })).json();
-      const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }] });
+      await asBuyer(h, buyer).cart.add(f.activitySkuIds[0], 3);
+      const preview = (await asBuyer(h, buyer).cart.preview()).body;
+      const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }] });
       expect(placed.body.payableFen).toBe(preview.payableFen);
       expect(placed.body.discountTotalFen).toBeGreaterThanOrEqual(500);
-      expect(preview.applied.some((a: any) => a.id === made.json().id)).toBe(true);
+      expect(preview.applied.some((a: any) => a.id === made.body.id)).toBe(true);
       const body = { name: '满30减5', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 3000, off_fen: 500 }, startsAt: new Date(now - DAY).toISOString(), endsAt: new Date(now + DAY).toISOString() };
-      const disabled = await h.http.inject({ method: 'PUT', url: `/admin/promotions/${made.json().id}`, headers: admin, payload: { ...body, enabled: false } });
-      expect(disabled.statusCode).toBe(200);
-      await h.app.drain(); // the placed order's cart clearing is done before the line is added again
-      await h.http.inject({ method: 'POST', url: '/cart/lines', headers: auth, payload: { activitySkuId: f.activitySkuIds[0], quantity: 3 } });
-      const after = (await h.http.inject({ method: 'POST', url: '/cart/preview', headers: auth, payload: {} })).json();
-      expect(after.applied.some((a: any) => a.id === made.json().id)).toBe(false);
+      const disabled = await asAdmin(h).replacePromotion(made.body.id, { ...body, enabled: false });
+      expect(disabled.status).toBe(200);
+      await untilQuiet(h); // the placed order's cart clearing is done before the line is added again
+      await asBuyer(h, buyer).cart.add(f.activitySkuIds[0], 3);
+      const after = (await asBuyer(h, buyer).cart.preview()).body;
+      expect(after.applied.some((a: any) => a.id === made.body.id)).toBe(false);
     });
   });
 }

@@ -3,7 +3,9 @@ import { CART_HOLD_TTL_MS, MAX_CART_HOLD_LIFETIME_MS } from '../src/cart/index.t
 import { CHECKOUT_RATE_LIMIT, MAX_OPEN_ORDERS_PER_BUYER, MAX_UNPAID_UNITS_PER_BUYER_SKU, paymentSucceeded } from '../src/orders/index.ts';
 import { availableEngines, testRedisUrl } from './support/engines.ts';
 import { testRedis } from './support/redis.ts';
-import { postCheckout, seedActivity, startHarness, stockLedger, writtenRows, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, stockLedger, writtenRows, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 /**
  * One buyer cannot lock an activity's stock: unpaid orders per buyer and unpaid units per SKU
@@ -26,40 +28,38 @@ for (const engine of availableEngines()) {
       const { orders, order_lines, stock_reservations, purchase_counters } = await writtenRows(h.app);
       return { orders, order_lines, stock_reservations, purchase_counters };
     };
-    const cart = (buyer: number, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url = '/cart', payload?: object) =>
-      h.http.inject({ method, url, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` }, ...(payload && { payload }) });
 
     it('a buyer may have MAX_OPEN_ORDERS_PER_BUYER unpaid orders; one more is 409 open_orders_limit_reached until one is paid or cancelled', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 1000 }] });
       const order = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] };
       const buyer = 93_001;
       const placed = [];
-      for (let i = 0; i < MAX_OPEN_ORDERS_PER_BUYER; i++) placed.push(await postCheckout(h, buyer, order));
+      for (let i = 0; i < MAX_OPEN_ORDERS_PER_BUYER; i++) placed.push(await asBuyer(h, buyer).checkout(order));
       expect(placed.map((r) => r.status)).toEqual(Array(MAX_OPEN_ORDERS_PER_BUYER).fill(201));
       const before = await placedRows();
-      const over = await postCheckout(h, buyer, order);
+      const over = await asBuyer(h, buyer).checkout(order);
       expect([over.status, over.body.code, over.body.details]).toEqual([409, 'open_orders_limit_reached', { limit: 'MAX_OPEN_ORDERS_PER_BUYER', max: MAX_OPEN_ORDERS_PER_BUYER }]);
       expect(await placedRows()).toEqual(before);
       expect(await stockLedger(h.app, f.activitySkuIds[0]!)).toMatchObject({ reserved: MAX_OPEN_ORDERS_PER_BUYER });
       // Another buyer is not held back.
-      expect((await postCheckout(h, 93_002, order)).status).toBe(201);
+      expect((await asBuyer(h, 93_002).checkout(order)).status).toBe(201);
       // A paid order and a cancelled one no longer count.
       expect(await paymentSucceeded(h.app, placed[0]!.body.orderNo, { paymentNo: 'P-limit-1', amount_fen: 100, paid_at_ms: h.clock.now() })).toBe('paid');
-      expect((await postCheckout(h, buyer, order)).status).toBe(201);
-      expect((await postCheckout(h, buyer, order)).body.code).toBe('open_orders_limit_reached');
-      await h.http.inject({ method: 'POST', url: `/orders/${placed[1]!.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
-      expect((await postCheckout(h, buyer, order)).status).toBe(201);
+      expect((await asBuyer(h, buyer).checkout(order)).status).toBe(201);
+      expect((await asBuyer(h, buyer).checkout(order)).body.code).toBe('open_orders_limit_reached');
+      await asBuyer(h, buyer).cancel(placed[1]!.body.orderNo);
+      expect((await asBuyer(h, buyer).checkout(order)).status).toBe(201);
     });
 
     it('concurrent checkouts of one buyer never pass MAX_OPEN_ORDERS_PER_BUYER', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 1000 }] });
       const order = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] };
       const buyer = 93_011;
-      for (let i = 0; i < MAX_OPEN_ORDERS_PER_BUYER - 2; i++) expect((await postCheckout(h, buyer, order)).status).toBe(201);
-      const results = await Promise.all(Array.from({ length: 12 }, () => postCheckout(h, buyer, order)));
+      for (let i = 0; i < MAX_OPEN_ORDERS_PER_BUYER - 2; i++) expect((await asBuyer(h, buyer).checkout(order)).status).toBe(201);
+      const results = await Promise.all(Array.from({ length: 12 }, () => asBuyer(h, buyer).checkout(order)));
       expect(results.filter((r) => r.status === 201)).toHaveLength(2);
       for (const r of results.filter((r) => r.status !== 201)) expect(r.body.code).toBe('open_orders_limit_reached');
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await stockLedger(h.app, f.activitySkuIds[0]!)).toMatchObject({ available: 1000 - MAX_OPEN_ORDERS_PER_BUYER, reserved: MAX_OPEN_ORDERS_PER_BUYER });
     });
 
@@ -68,18 +68,18 @@ for (const engine of availableEngines()) {
       const [free, limited] = f.activitySkuIds as [number, number];
       const buyer = 93_021;
       const line = (activitySkuId: number, quantity: number) => ({ leaderId: f.leaderId, items: [{ activitySkuId, quantity }] });
-      expect((await postCheckout(h, buyer, line(free, MAX_UNPAID_UNITS_PER_BUYER_SKU))).status).toBe(201);
+      expect((await asBuyer(h, buyer).checkout(line(free, MAX_UNPAID_UNITS_PER_BUYER_SKU))).status).toBe(201);
       const before = await placedRows();
-      const over = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: limited, quantity: 1 }, { activitySkuId: free, quantity: 1 }] });
+      const over = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: limited, quantity: 1 }, { activitySkuId: free, quantity: 1 }] });
       expect([over.status, over.body.code, over.body.field]).toEqual([409, 'unpaid_units_limit_reached', 'items.1.quantity']);
       expect(over.body.details).toEqual({ activitySkuId: free, limit: 'MAX_UNPAID_UNITS_PER_BUYER_SKU', max: MAX_UNPAID_UNITS_PER_BUYER_SKU, unpaid: MAX_UNPAID_UNITS_PER_BUYER_SKU });
       expect(await placedRows()).toEqual(before);
       // A SKU with a purchase limit of its own is bounded by that (150) instead.
-      expect((await postCheckout(h, buyer, line(limited, 99))).status).toBe(201);
-      expect((await postCheckout(h, buyer, line(limited, 51))).status).toBe(201);
-      expect((await postCheckout(h, buyer, line(limited, 1))).body.code).toBe('purchase_limit_exceeded');
+      expect((await asBuyer(h, buyer).checkout(line(limited, 99))).status).toBe(201);
+      expect((await asBuyer(h, buyer).checkout(line(limited, 51))).status).toBe(201);
+      expect((await asBuyer(h, buyer).checkout(line(limited, 1))).body.code).toBe('purchase_limit_exceeded');
       // Two at once that together pass the limit: one is placed.
-      const results = await Promise.all([postCheckout(h, 93_022, line(free, 50)), postCheckout(h, 93_022, line(free, 50))]);
+      const results = await Promise.all([asBuyer(h, 93_022).checkout(line(free, 50)), asBuyer(h, 93_022).checkout(line(free, 50))]);
       expect(results.map((r) => r.status).sort()).toEqual([201, 409]);
     });
 
@@ -87,15 +87,15 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_add_to_cart' });
       const sku = f.activitySkuIds[0]!;
       const buyer = 93_031;
-      const first = (await cart(buyer, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 4 })).json();
+      const first = (await asBuyer(h, buyer).cart.add(sku, 4)).body;
       const made_ms = Date.parse(first.lines[0].heldUntil) - CART_HOLD_TTL_MS;
       const ends_ms = made_ms + MAX_CART_HOLD_LIFETIME_MS;
       // Renewed every half TTL: each renewal holds for a full TTL, until the end of the lifetime.
       let heldUntil_ms = 0;
       while (h.clock.now() + CART_HOLD_TTL_MS / 2 < ends_ms) {
         h.clock.advance(CART_HOLD_TTL_MS / 2);
-        await h.app.drain();
-        const view = (await cart(buyer, 'PATCH', `/cart/lines/${sku}`, { quantity: 4 })).json();
+        await untilQuiet(h);
+        const view = (await asBuyer(h, buyer).cart.setQuantity(sku, 4)).body;
         heldUntil_ms = Date.parse(view.lines[0].heldUntil);
         expect(heldUntil_ms).toBeLessThanOrEqual(ends_ms);
         expect(await stockLedger(h.app, sku)).toMatchObject({ available: 6, reserved: 4 });
@@ -103,14 +103,14 @@ for (const engine of availableEngines()) {
       expect(heldUntil_ms).toBe(ends_ms);
       // At the end of its lifetime the hold goes, and touching, or removing and adding again, brings it back no more.
       h.clock.advance(ends_ms - h.clock.now());
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0 });
-      expect((await cart(buyer, 'PATCH', `/cart/lines/${sku}`, { quantity: 4 })).json().lines[0].heldUntil).toBeNull();
-      await cart(buyer, 'DELETE', `/cart/lines/${sku}`);
-      expect((await cart(buyer, 'POST', '/cart/lines', { activitySkuId: sku, quantity: 4 })).json().lines[0].heldUntil).toBeNull();
+      expect((await asBuyer(h, buyer).cart.setQuantity(sku, 4)).body.lines[0].heldUntil).toBeNull();
+      await asBuyer(h, buyer).cart.remove(sku);
+      expect((await asBuyer(h, buyer).cart.add(sku, 4)).body.lines[0].heldUntil).toBeNull();
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0 });
       // The line can still be bought, from what is available.
-      const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 4 }] });
+      const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 4 }] });
       expect(placed.status).toBe(201);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 6, reserved: 4 });
     });
@@ -127,18 +127,18 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 1000 }] });
       const order = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] };
       const buyer = 93_101;
-      for (let i = 0; i < CHECKOUT_RATE_LIMIT; i++) expect((await postCheckout(h, buyer, order)).status).toBe(201);
+      for (let i = 0; i < CHECKOUT_RATE_LIMIT; i++) expect((await asBuyer(h, buyer).checkout(order)).status).toBe(201);
       // Refused before the handler: not even the key is written (events and jobs move on their own, so they are not counted).
       const written = async () => {
         const { orders, order_lines, idempotency_keys, stock_reservations, purchase_counters } = await writtenRows(h.app);
         return { orders, order_lines, idempotency_keys, stock_reservations, purchase_counters };
       };
       const before = await written();
-      const limited = await h.http.inject({ method: 'POST', url: '/orders', headers: { authorization: `Bearer ${h.buyerToken(buyer)}`, 'idempotency-key': 'rate-limited-1' }, payload: order });
-      expect([limited.statusCode, limited.json().code]).toEqual([429, 'checkout_rate_limited']);
+      const limited = await asBuyer(h, buyer).checkout(order, { key: 'rate-limited-1' });
+      expect([limited.status, limited.body.code]).toEqual([429, 'checkout_rate_limited']);
       expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
       expect(await written()).toEqual(before);
-      expect((await postCheckout(h, 93_102, order)).status).toBe(201);
+      expect((await asBuyer(h, 93_102).checkout(order)).status).toBe(201);
     });
   });
 
@@ -164,9 +164,9 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(first.app, { skus: [{ price_fen: 100, stock: 1000 }] });
       const order = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] };
       const buyer = 93_201;
-      for (let i = 0; i < CHECKOUT_RATE_LIMIT; i++) expect((await postCheckout(i % 2 === 0 ? first : second, buyer, order)).status).toBe(201);
+      for (let i = 0; i < CHECKOUT_RATE_LIMIT; i++) expect((await asBuyer(i % 2 === 0 ? first : second, buyer).checkout(order)).status).toBe(201);
       for (const h of [first, second]) {
-        const limited = await postCheckout(h, buyer, order);
+        const limited = await asBuyer(h, buyer).checkout(order);
         expect([limited.status, limited.body.code]).toEqual([429, 'checkout_rate_limited']);
       }
       expect((await owned!.redis.keys(`${prefix}rate-limit:*`)).length).toBeGreaterThan(0);

@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getOrder } from '../src/orders/index.ts';
 import { findPayment } from '../src/payments/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type CatalogFixture, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, type CatalogFixture, type Harness } from './support/harness.ts';
+import { asBuyer, payAtCashier } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const FAILURES = 3;
 const OPEN_MS = 20_000;
@@ -26,23 +28,16 @@ for (const engine of availableEngines()) {
     afterAll(async () => h?.close());
 
     const sandbox = () => h.sandbox!;
-    const auth = (buyerId: number) => ({ authorization: `Bearer ${h.buyerToken(buyerId)}` });
     const place = async (buyerId: number) => {
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       expect(placed.status).toBe(201);
       return placed.body.orderNo as string;
     };
     const start = async (buyerId: number, orderNo: string, channel: 'wechat' | 'alipay') => {
-      const r = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: auth(buyerId), payload: { channel, method: 'qr' } });
-      return { status: r.statusCode, body: r.json() as any };
+      const r = await asBuyer(h, buyerId).startPayment(orderNo, channel, 'qr');
+      return { status: r.status, body: r.body as any };
     };
     const cashier = async () => ((await h.http.inject({ method: 'GET', url: '/payments/channels' })).json() as any).channels as Array<{ channel: string; available: boolean; state: string; reason?: string }>;
-    const settle = async () => {
-      for (let i = 0; i < 3; i++) {
-        await sandbox().core.settled();
-        await h.app.drain();
-      }
-    };
 
     it('takes a failing channel out under load, keeps querying what is open on it, and brings it back when it recovers', async () => {
       // A WeChat payment opened while the channel works; the buyer pays it during the outage and
@@ -54,7 +49,7 @@ for (const engine of availableEngines()) {
       expect((await cashier()).every((c) => c.available && c.state === 'closed')).toBe(true);
 
       sandbox().core.setFaults({ down: ['wechat'], drop: 1 });
-      expect((await fetch(`${sandbox().url}/sandbox/cashier/wechat/${open.body.payNo}/pay`, { method: 'POST' })).status).toBe(200);
+      expect((await payAtCashier(h, 'wechat', open.body.payNo))).toBe(200);
 
       // The first starts while it is down reach the channel and fail; their attempts stay open
       // (the channel may have made the trade), followed by the query job.
@@ -83,13 +78,13 @@ for (const engine of availableEngines()) {
       // The buyers pay with the channel the cashier still offers.
       const alipay = await Promise.all(buyers.map((b, i) => start(b, orders[i]!, 'alipay')));
       expect(alipay.map((a) => a.status)).toEqual(buyers.map(() => 201));
-      for (const a of alipay) expect((await fetch(`${sandbox().url}/sandbox/cashier/alipay/${a.body.payNo}/pay`, { method: 'POST' })).status).toBe(200);
-      await settle();
+      for (const a of alipay) expect((await payAtCashier(h, 'alipay', a.body.payNo))).toBe(200);
+      await untilQuiet(h);
       for (const orderNo of orders) expect((await getOrder(h.app, orderNo)).status).toBe('PAID');
 
       // The open WeChat payment is still queried while the channel is out: the query fails (it is down) and is tried again.
       h.clock.advance(16_000);
-      await settle();
+      await untilQuiet(h);
       expect((await getOrder(h.app, openOrder)).status).toBe('PENDING_PAYMENT');
 
       // Time for a probe, but WeChat is still down: the probe fails and the channel stays out.
@@ -104,16 +99,16 @@ for (const engine of availableEngines()) {
       // WeChat recovers. The open payment's next query finds it paid, and the next probe brings the channel back.
       sandbox().core.setFaults({ down: [] });
       h.clock.advance(OPEN_MS + 60_000);
-      await settle();
+      await untilQuiet(h);
       expect((await getOrder(h.app, openOrder)).status).toBe('PAID');
       expect(await findPayment(h.app.shards.forOrderNo(openOrder)!, open.body.payNo)).toMatchObject({ status: 'SUCCEEDED', disposition: 'applied' });
       const probe = await start(probeBuyer, probeOrder, 'wechat');
       expect(probe.status).toBe(201);
       expect((await cashier()).find((c) => c.channel === 'wechat')).toEqual({ channel: 'wechat', methods: expect.any(Array), available: true, state: 'closed' });
-      expect((await fetch(`${sandbox().url}/sandbox/cashier/wechat/${probe.body.payNo}/pay`, { method: 'POST' })).status).toBe(200);
-      await settle();
+      expect((await payAtCashier(h, 'wechat', probe.body.payNo))).toBe(200);
+      await untilQuiet(h);
       expect((await getOrder(h.app, probeOrder)).status).toBe('PAID');
-      // The attempts that failed while it was down were settled by their queries: those buyers pay now.
+      // The attempts that failed while it was down were decided by their queries: those buyers pay now.
       for (const [i, buyerId] of first.entries()) {
         const again = await start(buyerId, firstOrders[i]!, 'alipay');
         expect(again.status, JSON.stringify(again.body)).toBe(201);

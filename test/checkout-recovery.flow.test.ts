@@ -8,7 +8,9 @@ import { transact } from '../src/platform/db/retry.ts';
 import { abandonIdempotencyKey, claimIdempotencyKey, completeIdempotencyKey, requestHash } from '../src/orders/idempotency.ts';
 import { slotOfBuyer } from '../src/platform/shards.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { newKey, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 for (const engine of availableEngines()) {
   describe(`checkout recovery on ${engine.name}`, () => {
@@ -43,7 +45,7 @@ for (const engine of availableEngines()) {
       const stalled = await claimAndReserve(buyerId, key, body);
 
       h.clock.advance(IDEMPOTENCY_LEASE_MS + 1);
-      const takeover = await postCheckout(h, buyerId, body, key);
+      const takeover = await asBuyer(h, buyerId).checkout(body, { key });
       expect(takeover.status).toBe(201);
       // The takeover gave back the dead attempt's reservation and started over under a fresh number.
       expect(takeover.body.orderNo).not.toBe(stalled.claim.orderNo);
@@ -53,7 +55,7 @@ for (const engine of availableEngines()) {
       const token = (stalled.claim as { leaseToken: string }).leaseToken;
       expect(await completeIdempotencyKey(stalled.shard, { buyerId, key }, token, { status: 409, body: {} })).toBe(false);
       await abandonIdempotencyKey(stalled.shard, { buyerId, key }, token);
-      const replay = await postCheckout(h, buyerId, body, key);
+      const replay = await asBuyer(h, buyerId).checkout(body, { key });
       expect(replay).toEqual(takeover);
       expect(await level(sku)).toMatchObject({ available: 8, reserved: 2 });
       const orders = await stalled.shard.selectFrom('orders').select('order_no').where('buyer_id', '=', buyerId).execute();
@@ -66,7 +68,7 @@ for (const engine of availableEngines()) {
       const key = newKey();
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 2 }] };
       await claimAndReserve(buyerId, key, body); // the first attempt holds the key and the last units
-      const retry = await postCheckout(h, buyerId, body, key);
+      const retry = await asBuyer(h, buyerId).checkout(body, { key });
       expect([retry.status, retry.body.code]).toEqual([409, 'idempotency_request_in_progress']);
     });
 
@@ -81,16 +83,16 @@ for (const engine of availableEngines()) {
       expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 300, frozen: 300, available: 0 });
 
       h.clock.advance(IDEMPOTENCY_LEASE_MS + 1);
-      const resumed = await postCheckout(h, buyerId, body, key);
+      const resumed = await asBuyer(h, buyerId).checkout(body, { key });
       expect(resumed.status).toBe(201);
       expect(resumed.body).toMatchObject({ pointsUsed: 300, payableFen: 700 });
       expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 300, frozen: 300, available: 0 });
       await paymentSucceeded(h.app, resumed.body.orderNo, { paymentNo: 'P-resume', amount_fen: 700, paid_at_ms: h.clock.now() });
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 0, frozen: 0, available: 0 });
       // The dead attempt's verification job finds its holds already given back.
       h.clock.advance(VERIFY_RESERVATION_AFTER_MS);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 0, frozen: 0, available: 0 });
       expect(await level(f.activitySkuIds[0]!)).toMatchObject({ available: 9, reserved: 0, sold: 1 });
     });
@@ -105,26 +107,26 @@ for (const engine of availableEngines()) {
       expect(await level(sku)).toMatchObject({ available: 7, reserved: 3 });
 
       // Before the check is due nothing happens.
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await level(sku)).toMatchObject({ available: 7, reserved: 3 });
 
       h.clock.advance(VERIFY_RESERVATION_AFTER_MS + 1);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await level(sku)).toMatchObject({ available: 10, reserved: 0 });
       expect(await reservationsOf(h.app.db, died.claim.orderNo)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'released' }]);
 
       // The key was freed: the client's retry places a fresh order.
-      const retry = await postCheckout(h, buyerId, body, key);
+      const retry = await asBuyer(h, buyerId).checkout(body, { key });
       expect(retry.status).toBe(201);
       expect(await level(sku)).toMatchObject({ available: 7, reserved: 3 });
     });
 
     it('the verification job leaves a placed order alone', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
-      const placed = await postCheckout(h, 95_003, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, 95_003).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       expect(placed.status).toBe(201);
       h.clock.advance(VERIFY_RESERVATION_AFTER_MS + 1);
-      await h.app.drain();
+      await untilQuiet(h);
       // The check runs well before the payment timeout: the order's stock stays reserved.
       expect(VERIFY_RESERVATION_AFTER_MS).toBeLessThan(15 * 60_000);
       expect(await reservationsOf(h.app.db, placed.body.orderNo)).toEqual([{ activitySkuId: f.activitySkuIds[0]!, quantity: 1, state: 'reserved' }]);
@@ -151,8 +153,8 @@ for (const engine of availableEngines()) {
     it('idempotency keys are case-sensitive on every engine', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] };
-      const upper = await postCheckout(h, 95_005, body, 'Order-AbC');
-      const lower = await postCheckout(h, 95_005, body, 'order-abc');
+      const upper = await asBuyer(h, 95_005).checkout(body, { key: 'Order-AbC' });
+      const lower = await asBuyer(h, 95_005).checkout(body, { key: 'order-abc' });
       expect([upper.status, lower.status]).toEqual([201, 201]);
       expect(upper.body.orderNo).not.toBe(lower.body.orderNo);
     });
@@ -161,12 +163,11 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
       const buyerId = 95_006;
       const placed: string[] = [];
-      for (let i = 0; i < 5; i++) placed.push((await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] })).body.orderNo);
-      const auth = { authorization: `Bearer ${h.buyerToken(buyerId)}` };
+      for (let i = 0; i < 5; i++) placed.push((await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] })).body.orderNo);
       const seen: string[] = [];
       let before: string | null = null;
       for (let page = 0; page < 5; page++) {
-        const response: any = (await h.http.inject({ method: 'GET', url: `/orders?limit=2${before ? `&before=${before}` : ''}`, headers: auth })).json();
+        const response: any = (await asBuyer(h, buyerId).orders(`?limit=2${before ? `&before=${before}` : ''}`)).body;
         seen.push(...response.orders.map((o: any) => o.orderNo));
         before = response.next;
         if (!before) break;

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reservationsOf } from '../src/inventory/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, startHarness, writtenRows, type CatalogFixture, stockLedger, type Harness } from './support/harness.ts';
+import { newKey, seedActivity, startHarness, writtenRows, type CatalogFixture, stockLedger, type Harness } from './support/harness.ts';
+import { anonymous, asBuyer, withToken } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 for (const engine of availableEngines()) {
   describe(`checkout on ${engine.name}`, () => {
@@ -17,7 +19,7 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 990, stock: 50 }] });
       const sku = f.activitySkuIds[0]!;
       const results = await Promise.all(
-        Array.from({ length: 200 }, (_, i) => postCheckout(h, 10_000 + i, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] })),
+        Array.from({ length: 200 }, (_, i) => asBuyer(h, 10_000 + i).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] })),
       );
       const placed = results.filter((r) => r.status === 201);
       const refused = results.filter((r) => r.status !== 201);
@@ -35,7 +37,7 @@ for (const engine of availableEngines()) {
       const sku = f.activitySkuIds[0]!;
       const key = newKey();
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] };
-      const results = await Promise.all(Array.from({ length: 20 }, () => postCheckout(h, 20_001, body, key)));
+      const results = await Promise.all(Array.from({ length: 20 }, () => asBuyer(h, 20_001).checkout(body, { key })));
       for (const r of results) expect(r.status).toBe(201);
       expect(new Set(results.map((r) => r.body.orderNo)).size).toBe(1);
       const orders = await h.app.shards.forBuyer(20_001).selectFrom('orders').select('order_no').where('buyer_id', '=', 20_001).execute();
@@ -43,12 +45,12 @@ for (const engine of availableEngines()) {
       expect(await ledger(sku)).toMatchObject({ available: 97, reserved: 3 });
 
       // The same key later answers the same; with another body it is refused.
-      const again = await postCheckout(h, 20_001, body, key);
+      const again = await asBuyer(h, 20_001).checkout(body, { key });
       expect(again).toEqual({ status: 201, body: results[0]!.body });
-      const other = await postCheckout(h, 20_001, { ...body, items: [{ activitySkuId: sku, quantity: 4 }] }, key);
+      const other = await asBuyer(h, 20_001).checkout({ ...body, items: [{ activitySkuId: sku, quantity: 4 }] }, { key });
       expect(other).toMatchObject({ status: 409, body: { code: 'idempotency_key_reused' } });
       // The key is the buyer's own: another buyer may use the same string.
-      const otherBuyer = await postCheckout(h, 20_002, body, key);
+      const otherBuyer = await asBuyer(h, 20_002).checkout(body, { key });
       expect(otherBuyer.status).toBe(201);
       expect(otherBuyer.body.orderNo).not.toBe(results[0]!.body.orderNo);
     });
@@ -59,7 +61,7 @@ for (const engine of availableEngines()) {
       const results = await Promise.all(
         Array.from({ length: 100 }, (_, i) => {
           const ids = i % 2 === 0 ? [a, b, c] : [c, b, a];
-          return postCheckout(h, 30_000 + i, { leaderId: f.leaderId, items: ids.map((id) => ({ activitySkuId: id, quantity: 2 })) });
+          return asBuyer(h, 30_000 + i).checkout({ leaderId: f.leaderId, items: ids.map((id) => ({ activitySkuId: id, quantity: 2 })) });
         }),
       );
       expect(results.filter((r) => r.status !== 201)).toEqual([]);
@@ -69,10 +71,10 @@ for (const engine of availableEngines()) {
     it('reserves a whole cart or nothing: one short line refuses the order and takes no stock', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 10 }, { price_fen: 100, stock: 2 }, { price_fen: 100, stock: 10 }] });
       const [a, b, c] = f.activitySkuIds as [number, number, number];
-      const refused = await postCheckout(h, 35_001, { leaderId: f.leaderId, items: [{ activitySkuId: c, quantity: 1 }, { activitySkuId: b, quantity: 3 }, { activitySkuId: a, quantity: 1 }] });
+      const refused = await asBuyer(h, 35_001).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: c, quantity: 1 }, { activitySkuId: b, quantity: 3 }, { activitySkuId: a, quantity: 1 }] });
       expect(refused.body).toMatchObject({ code: 'insufficient_stock', field: 'items.1.quantity' });
       for (const id of [a, b, c]) expect(await ledger(id)).toMatchObject({ reserved: 0 });
-      const placed = await postCheckout(h, 35_002, { leaderId: f.leaderId, items: [{ activitySkuId: c, quantity: 1 }, { activitySkuId: b, quantity: 2 }, { activitySkuId: a, quantity: 1 }] });
+      const placed = await asBuyer(h, 35_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: c, quantity: 1 }, { activitySkuId: b, quantity: 2 }, { activitySkuId: a, quantity: 1 }] });
       expect(placed.status).toBe(201);
       expect([await ledger(a), await ledger(b), await ledger(c)].map((l) => l.reserved)).toEqual([1, 2, 1]);
     });
@@ -82,7 +84,7 @@ for (const engine of availableEngines()) {
       const sku = f.activitySkuIds[0]!;
       const buyer = 40_001;
       const item = (quantity: number) => ({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity }] });
-      const results = await Promise.all(Array.from({ length: 10 }, () => postCheckout(h, buyer, item(1))));
+      const results = await Promise.all(Array.from({ length: 10 }, () => asBuyer(h, buyer).checkout(item(1))));
       expect(results.filter((r) => r.status === 201)).toHaveLength(3);
       for (const r of results.filter((r) => r.status !== 201)) expect(r.body).toMatchObject({ code: 'purchase_limit_exceeded', field: 'items.0.quantity' });
       // The refused checkouts gave their reservations back.
@@ -90,36 +92,35 @@ for (const engine of availableEngines()) {
 
       // Cancelling a live order frees its share of the limit.
       const first = results.find((r) => r.status === 201)!;
-      const cancel = await h.http.inject({ method: 'POST', url: `/orders/${first.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
-      expect(cancel.statusCode).toBe(200);
-      expect((await postCheckout(h, buyer, item(1))).status).toBe(201);
-      expect((await postCheckout(h, buyer, item(1))).body.code).toBe('purchase_limit_exceeded');
+      const cancel = await asBuyer(h, buyer).cancel(first.body.orderNo);
+      expect(cancel.status).toBe(200);
+      expect((await asBuyer(h, buyer).checkout(item(1))).status).toBe(201);
+      expect((await asBuyer(h, buyer).checkout(item(1))).body.code).toBe('purchase_limit_exceeded');
     });
 
     it('clears the ordered lines from the cart after checkout, and keeps the others', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 700, stock: 50 }, { price_fen: 800, stock: 50 }] });
       const [a, b] = f.activitySkuIds as [number, number];
       const buyer = 50_001;
-      const auth = { authorization: `Bearer ${h.buyerToken(buyer)}` };
       for (const id of [a, b]) {
-        const added = await h.http.inject({ method: 'POST', url: '/cart/lines', headers: auth, payload: { activitySkuId: id, quantity: 2 } });
-        expect(added.statusCode).toBe(200);
+        const added = await asBuyer(h, buyer).cart.add(id, 2);
+        expect(added.status).toBe(200);
       }
-      expect((await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 2 }] })).status).toBe(201);
-      await h.app.drain();
-      const cart = (await h.http.inject({ method: 'GET', url: '/cart', headers: auth })).json();
+      expect((await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 2 }] })).status).toBe(201);
+      await untilQuiet(h);
+      const cart = (await asBuyer(h, buyer).cart.get()).body;
       expect(cart.lines.map((l: any) => l.activitySkuId)).toEqual([b]);
     });
 
     it('gives another buyer’s order as 404', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 700, stock: 5 }] });
-      const placed = await postCheckout(h, 60_001, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
-      const mine = await h.http.inject({ method: 'GET', url: `/orders/${placed.body.orderNo}`, headers: { authorization: `Bearer ${h.buyerToken(60_001)}` } });
-      expect(mine.statusCode).toBe(200);
-      const theirs = await h.http.inject({ method: 'GET', url: `/orders/${placed.body.orderNo}`, headers: { authorization: `Bearer ${h.buyerToken(60_002)}` } });
-      expect(theirs.statusCode).toBe(404);
-      expect(theirs.json().code).toBe('order_not_found');
-      const list = (await h.http.inject({ method: 'GET', url: '/orders', headers: { authorization: `Bearer ${h.buyerToken(60_002)}` } })).json();
+      const placed = await asBuyer(h, 60_001).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const mine = await asBuyer(h, 60_001).order(placed.body.orderNo);
+      expect(mine.status).toBe(200);
+      const theirs = await asBuyer(h, 60_002).order(placed.body.orderNo);
+      expect(theirs.status).toBe(404);
+      expect(theirs.body.code).toBe('order_not_found');
+      const list = (await asBuyer(h, 60_002).orders()).body;
       expect(list.orders).toEqual([]);
     });
 
@@ -155,45 +156,35 @@ for (const engine of availableEngines()) {
       ];
       for (const c of cases) {
         it(c.name, async () => {
-          await h.app.drain();
+          await untilQuiet(h);
           const before = await writtenRows(h.app);
           const body = c.body();
           const response =
             typeof body === 'string'
-              ? await h.http.inject({ method: 'POST', url: '/orders', headers: { authorization: `Bearer ${h.buyerToken(70_001)}`, 'content-type': 'application/json', 'idempotency-key': newKey() }, payload: body })
-              : await h.http.inject({
-                  method: 'POST',
-                  url: '/orders',
-                  headers: { authorization: `Bearer ${h.buyerToken(70_001)}`, ...(c.key !== null && { 'idempotency-key': c.key ?? newKey() }) },
-                  payload: body as object,
-                });
-          expect(response.statusCode).toBe(c.status);
-          const error = response.json();
+              ? await asBuyer(h, 70_001).checkout(body, { headers: { 'content-type': 'application/json' } })
+              : await asBuyer(h, 70_001).checkout(body, { key: c.key });
+          expect(response.status).toBe(c.status);
+          const error = response.body;
           expect(error.code).toBe(c.code);
           expect(typeof error.message).toBe('string');
           if (c.field) expect(error.field).toBe(c.field);
-          await h.app.drain();
+          await untilQuiet(h);
           expect(await writtenRows(h.app)).toEqual(before);
         });
       }
 
       it('no token, a forged token, a merchant token', async () => {
         const body = { leaderId: f.leaderId, items: [line(1)] };
-        const none = await h.http.inject({ method: 'POST', url: '/orders', headers: { 'idempotency-key': newKey() }, payload: body });
-        expect([none.statusCode, none.json().code]).toEqual([401, 'unauthenticated']);
+        const none = await anonymous(h).checkout(body);
+        expect([none.status, none.body.code]).toEqual([401, 'unauthenticated']);
         const forged = h.buyerToken(1).slice(0, -2) + 'xx';
-        const bad = await h.http.inject({ method: 'POST', url: '/orders', headers: { authorization: `Bearer ${forged}`, 'idempotency-key': newKey() }, payload: body });
-        expect([bad.statusCode, bad.json().code]).toEqual([401, 'unauthenticated']);
+        const bad = await withToken(h, forged).checkout(body);
+        expect([bad.status, bad.body.code]).toEqual([401, 'unauthenticated']);
       });
 
       it('refuses a body over the size limit', async () => {
-        const response = await h.http.inject({
-          method: 'POST',
-          url: '/orders',
-          headers: { authorization: `Bearer ${h.buyerToken(70_001)}`, 'idempotency-key': newKey(), 'content-type': 'application/json' },
-          payload: JSON.stringify({ leaderId: f.leaderId, items: [line(1)], remark: 'x'.repeat(70_000) }),
-        });
-        expect([response.statusCode, response.json().code]).toEqual([413, 'payload_too_large']);
+        const response = await asBuyer(h, 70_001).checkout(JSON.stringify({ leaderId: f.leaderId, items: [line(1)], remark: 'x'.repeat(70_000) }), { headers: { 'content-type': 'application/json' } });
+        expect([response.status, response.body.code]).toEqual([413, 'payload_too_large']);
       });
     });
   });

@@ -8,7 +8,9 @@ import { findPayment } from '../src/payments/index.ts';
 import { grantPoints, pointsAccount } from '../src/points/index.ts';
 import { slotOfBuyer } from '../src/platform/shards.ts';
 import { availableEngines } from './support/engines.ts';
-import { HOUR_MS, newKey, postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { HOUR_MS, newKey, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asAdmin, asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 /**
  * The consistency reconciler, on every engine. Each invariant is broken in the database the way
@@ -24,10 +26,9 @@ for (const engine of availableEngines()) {
     });
     afterAll(async () => h?.close());
 
-    const admin = () => ({ authorization: `Bearer ${h.adminToken()}` });
     const cancel = (buyerId: number, orderNo: string) =>
-      h.http.inject({ method: 'POST', url: `/orders/${orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` } });
-    const repairRows = async () => (await h.http.inject({ method: 'GET', url: '/admin/consistency/repairs?limit=200', headers: admin() })).json().repairs as any[];
+      asBuyer(h, buyerId).cancel(orderNo);
+    const repairRows = async () => (await asAdmin(h).repairs('?limit=200')).body.repairs as any[];
 
     it('repairs what a crash left half done, once, and leaves what is in flight alone', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 100 }, { price_fen: 500, stock: 100 }] });
@@ -35,7 +36,7 @@ for (const engine of availableEngines()) {
       const db = h.app.db;
       const item = (quantity = 1) => ({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity }] });
       const place = async (buyerId: number, body: object = item()) => {
-        const placed = await postCheckout(h, buyerId, body);
+        const placed = await asBuyer(h, buyerId).checkout(body);
         expect(placed.status).toBe(201);
         return placed.body.orderNo as string;
       };
@@ -49,7 +50,7 @@ for (const engine of availableEngines()) {
       // C: a success recorded (SUCCEEDED, not yet taken to the order) and its apply job lost. Its
       // timeout job is gone too, so it is also overdue: the payment must win, the order be paid.
       const paidNo = await place(96_003);
-      await h.app.drain();
+      await untilQuiet(h);
       const shardC = h.app.shards.forOrderNo(paidNo)!;
       for (const orderNo of [overdueNo, paidNo]) await h.app.shards.forOrderNo(orderNo)!.deleteFrom('jobs').where('job_key', '=', expireJobKey(orderNo)).execute();
       const payNo = `P${h.app.nextOrderNo(slotOfBuyer(96_003), h.clock.now())}`;
@@ -67,8 +68,8 @@ for (const engine of availableEngines()) {
       // coupon still locked, points still frozen.
       await grantPoints(db, 96_004, 1000, 'consistency-d', 'test', h.clock.now());
       const cancelledNo = await place(96_004, { ...item(3), points: 100 });
-      expect((await cancel(96_004, cancelledNo)).statusCode).toBe(200);
-      await h.app.drain();
+      expect((await cancel(96_004, cancelledNo)).status).toBe(200);
+      await untilQuiet(h);
       await db.updateTable('stock_reservations').set({ state: 'reserved' }).where('order_no', '=', cancelledNo).execute();
       await db.updateTable('stock').set((eb) => ({ available: eb('available', '-', 3), reserved: eb('reserved', '+', 3) })).where('activity_sku_id', '=', sku).execute();
       await db.insertInto('coupons').values({ template_id: 1, buyer_id: 96_004, state: 'locked', order_no: cancelledNo, issued_at_ms: h.clock.now(), updated_at_ms: h.clock.now() }).execute();
@@ -79,7 +80,7 @@ for (const engine of availableEngines()) {
       await addToCart(db, 96_005, sku, 1, h.clock.now());
       await addToCart(db, 96_005, other, 1, h.clock.now());
       const cartNo = await place(96_005);
-      await h.app.drain();
+      await untilQuiet(h);
       const placed_at_ms = (await getOrder(h.app, cartNo)).created_at_ms;
       await db.insertInto('cart_lines').values({ buyer_id: 96_005, activity_sku_id: sku, quantity: 1, selected: 1, hold_expires_at_ms: null, added_at_ms: placed_at_ms - 5, updated_at_ms: placed_at_ms - 5 }).execute();
 
@@ -94,7 +95,7 @@ for (const engine of availableEngines()) {
       await reserveStock(db, midNo, midBody.items, h.clock.now(), { firstAttempt: true });
       const liveNo = await place(96_007);
       await db.insertInto('coupons').values({ template_id: 1, buyer_id: 96_007, state: 'locked', order_no: liveNo, issued_at_ms: 0, updated_at_ms: 0 }).execute();
-      await h.app.drain();
+      await untilQuiet(h);
 
       const first = await runReconcilePass(h.app, h.app.payments);
       expect(first.failures).toEqual([]);
@@ -128,7 +129,7 @@ for (const engine of availableEngines()) {
 
       // Logged once each; the order events the repairs wrote run; nothing is left to find.
       expect((await repairRows()).map((r) => [r.check, r.key]).sort()).toEqual(done.map(([check, key]) => [check, key]));
-      await h.app.drain();
+      await untilQuiet(h);
       const second = await runReconcilePass(h.app, h.app.payments, { cursors: first.cursors });
       expect([second.repairs, second.failures]).toEqual([[], []]);
       const fresh = await runReconcilePass(h.app, h.app.payments);
@@ -142,10 +143,10 @@ for (const engine of availableEngines()) {
       const all = await repairRows();
       expect(all.length).toBeGreaterThan(0);
       expect(all.map((r) => r.id)).toEqual([...all.map((r) => r.id)].sort((a, b) => b - a));
-      const byCheck = (await h.http.inject({ method: 'GET', url: '/admin/consistency/repairs?check=frozen_points', headers: admin() })).json();
+      const byCheck = (await asAdmin(h).repairs('?check=frozen_points')).body;
       expect(byCheck.repairs.map((r: any) => r.check)).toEqual(['frozen_points']);
-      const buyer = await h.http.inject({ method: 'GET', url: '/admin/consistency/repairs', headers: { authorization: `Bearer ${h.buyerToken(1)}` } });
-      expect(buyer.statusCode).toBe(403);
+      const buyer = await asBuyer(h, 1).get('/admin/consistency/repairs');
+      expect(buyer.status).toBe(403);
     });
 
     it('the first pass schedules itself once, and each pass schedules the next', async () => {
@@ -155,7 +156,7 @@ for (const engine of availableEngines()) {
       expect(await scheduleFirstPass(h.app, 1000)).toBe(false); // a second process starting finds it
       expect((await chain()).map((j) => j.job_key)).toEqual([`${RECONCILE_JOB}:seed`]);
       h.clock.advance(2000);
-      await h.app.drain();
+      await untilQuiet(h);
       const next = await chain();
       expect(next).toHaveLength(1);
       expect(next[0]!.job_key).toMatch(new RegExp(`^${RECONCILE_JOB}:after:\\d+$`));

@@ -9,8 +9,9 @@ import { createCouponTemplate, issueCoupons } from '../src/coupons/index.ts';
 import { createStock } from '../src/inventory/index.ts';
 import { createLeader } from '../src/leaders/index.ts';
 import { grantPoints } from '../src/points/index.ts';
-import { openDatabase, type Db } from '../src/platform/db/database.ts';
-import { migrateToLatest } from '../src/platform/db/migrate.ts';
+import { openDatabase } from '../src/platform/db/database.ts';
+import type { TestDb as Db } from './support/db.ts';
+import { migrateDatabases } from '../src/migrations.ts';
 import { transact } from '../src/platform/db/retry.ts';
 import { signToken } from '../src/platform/http/tokens.ts';
 import pino from 'pino';
@@ -19,6 +20,7 @@ import { runReconcilePass } from '../src/consistency/index.ts';
 import { channelSettingsForSandbox, sandboxKeysIn } from '../src/tools/sandbox/index.ts';
 import { availableEngines, type TestDatabase } from './support/engines.ts';
 import { registerBuyers } from './support/harness.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 /**
  * The crash test (issue 5), on PostgreSQL: the API and a worker run as child processes under a
@@ -35,7 +37,7 @@ const BUYERS = 16;
 const SECRET = 'crash-secret-of-the-crash-test-32b';
 const PAYMENT_TIMEOUT_MS = 4_000;
 const CHECKOUT_LEASE_MS = 5_000;
-const SETTLE_DEADLINE_MS = 150_000;
+const QUIET_DEADLINE_MS = 150_000;
 /** The API's port, chosen free by the OS in beforeAll (a random one once landed on NATS's 4222). */
 let BASE_PORT = 0;
 const CHANNELS = ['alipay', 'wechat'] as const;
@@ -137,7 +139,7 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
   beforeAll(async () => {
     database = await postgres!.createDatabase();
     db = await openDatabase(database.url);
-    await migrateToLatest(db);
+    await migrateDatabases(db, [db]);
     const now = Date.now();
     const merchant = await createMerchant(db, { name: 'Crash Farm' }, now);
     leaderId = (await createLeader(db, { name: 'Leader', community: 'Crash', address: 'Gate' }, now)).id;
@@ -288,7 +290,7 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
       expect(killed).toHaveLength(KILLS);
       expect(stats.orders ?? 0).toBeGreaterThan(20);
 
-      await settle();
+      await untilNothingInFlight();
       // The consistency reconciler looks over what the crashes left: nothing may fail, and whatever it repairs is then checked too.
       const checker = await createApp(
         { databaseUrl: database.url, orderShardUrls: [database.url], port: 0, host: '127.0.0.1', dataDir, tokenSecret: SECRET, paymentTimeout_ms: PAYMENT_TIMEOUT_MS, nodeId: 9999 },
@@ -298,11 +300,11 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
         const pass = await runReconcilePass(checker, checker.payments);
         expect(pass.failures).toEqual([]);
         stats.reconciler_repairs = pass.repairs.length;
-        await checker.drain();
+        await untilQuiet(checker);
       } finally {
         await checker.close();
       }
-      await settle();
+      await untilNothingInFlight();
       await checkInvariants();
       // The load happened: invariants over no payments, no double payments, no cancels or no
       // timeouts would hold vacuously. Counted in the books, not by what the loops tried.
@@ -314,9 +316,9 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
     400_000,
   );
 
-  /** Waits until nothing is in flight: no outbox rows, no open payment the channel took, no unsettled refund, no unpaid order past its time. */
-  async function settle(): Promise<void> {
-    const deadline = Date.now() + SETTLE_DEADLINE_MS;
+  /** Waits until nothing is in flight: no outbox rows, no open payment the channel took, no unfinished refund, no unpaid order past its time. */
+  async function untilNothingInFlight(): Promise<void> {
+    const deadline = Date.now() + QUIET_DEADLINE_MS;
     let last = '';
     while (Date.now() < deadline) {
       const outbox = await db.selectFrom('outbox_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
@@ -335,7 +337,7 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
       await sleep(1_000);
     }
     const stuck = await db.selectFrom('outbox_events').select(['event_type', 'attempts', 'last_error', 'dead_at_ms', 'locked_by', 'locked_until_ms', 'due_at_ms']).limit(5).execute();
-    throw new Error(`did not settle: ${last}; outbox sample ${JSON.stringify(stuck)}`);
+    throw new Error(`was not quiet: ${last}; outbox sample ${JSON.stringify(stuck)}`);
   }
 
   async function loadThatHappened(): Promise<{ payments: number; doublePayments: number; cancels: number; timeouts: number }> {

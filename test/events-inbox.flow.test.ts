@@ -10,8 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumeOnce, MAX_CONSUMER_ATTEMPTS } from '../src/events/inbox.ts';
 import { ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED } from '../src/orders/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { cartCheckout, createEffectsTable, drainTogether, effectAggregates, effectCounts, expectEachEffectOnce, subscribeCounters } from './support/events.ts';
+import { cartCheckout, createEffectsTable, effectAggregates, effectCounts, expectEachEffectOnce, subscribeCounters } from './support/events.ts';
 import { HOUR_MS, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { untilQuiet } from './support/quiet.ts';
+import { asAdmin, asBuyer } from './support/client.ts';
 
 const COUNTED = [ORDER_PLACED, ORDER_PAID, ORDER_CANCELLED];
 
@@ -51,7 +53,7 @@ for (const engine of availableEngines()) {
         const paid = i % 2 === 0;
         orders.push({ orderNo: await cartCheckout(h, f.leaderId, f.activitySkuIds[0]!, 10_000 + i, paid), buyerId: 10_000 + i, paid });
       }
-      await h.app.drain();
+      await untilQuiet(h);
       await expectEachEffectOnce(h, f.activitySkuIds[0]!, orders);
     });
 
@@ -60,38 +62,40 @@ for (const engine of availableEngines()) {
       const buyer = 20_001;
       const orderNo = await cartCheckout(h, f.leaderId, f.activitySkuIds[0]!, buyer, false);
       failing = new Set([orderNo]);
+      const deadLettersOfOrder = () => h.app.db.selectFrom('dead_letters').select('attempts').where('aggregate_id', '=', orderNo).execute();
       for (let attempt = 1; attempt <= MAX_CONSUMER_ATTEMPTS; attempt++) {
-        await h.app.drain();
+        await untilQuiet(h);
+        // One attempt short of MAX_CONSUMER_ATTEMPTS the event is still retried, not yet a dead letter.
+        if (attempt === MAX_CONSUMER_ATTEMPTS - 1) expect(await deadLettersOfOrder()).toEqual([]);
         h.clock.advance(HOUR_MS); // past the retry backoff
       }
-      await h.app.drain();
+      await untilQuiet(h);
       // The other consumers of the event went on: the cart is cleared, once.
       expect(await h.app.db.selectFrom('cart_lines').select('buyer_id').where('buyer_id', '=', buyer).execute()).toEqual([]);
       expect(await effectAggregates(h.app, `test.count.${ORDER_PLACED}`)).not.toContain(orderNo);
 
-      const auth = { authorization: `Bearer ${h.adminToken()}` };
-      const listed = (await h.http.inject({ method: 'GET', url: '/admin/dead-letters', headers: auth })).json().deadLetters;
+      const listed = (await asAdmin(h).deadLetters()).body.deadLetters;
       const letter = listed.find((d: any) => d.aggregateId === orderNo);
       expect(letter).toMatchObject({ consumer: `test.count.${ORDER_PLACED}`, eventType: ORDER_PLACED, attempts: MAX_CONSUMER_ATTEMPTS, replayedAt: null });
       expect(letter.lastError).toMatch(/fails on/);
-      expect((await h.http.inject({ method: 'GET', url: '/admin/dead-letters', headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } })).statusCode).toBe(403);
+      expect((await asBuyer(h, buyer).get('/admin/dead-letters')).status).toBe(403);
 
       // Still failing: the replay says so and the letter stays open.
-      const again = await h.http.inject({ method: 'POST', url: `/admin/dead-letters/${letter.id}/replay`, headers: auth });
-      expect(again.statusCode).toBe(409);
-      expect(again.json().code).toBe('event_replay_failed');
+      const again = await asAdmin(h).replayDeadLetter(letter.id);
+      expect(again.status).toBe(409);
+      expect(again.body.code).toBe('event_replay_failed');
 
       failing = new Set();
-      const replayed = await h.http.inject({ method: 'POST', url: `/admin/dead-letters/${letter.id}/replay`, headers: auth });
-      expect(replayed.statusCode).toBe(200);
-      expect(replayed.json()).toMatchObject({ outcome: 'applied', deadLetter: { id: letter.id, attempts: MAX_CONSUMER_ATTEMPTS + 1 } });
-      const twice = await h.http.inject({ method: 'POST', url: `/admin/dead-letters/${letter.id}/replay`, headers: auth });
-      expect(twice.json().outcome).toBe('already_replayed');
+      const replayed = await asAdmin(h).replayDeadLetter(letter.id);
+      expect(replayed.status).toBe(200);
+      expect(replayed.body).toMatchObject({ outcome: 'applied', deadLetter: { id: letter.id, attempts: MAX_CONSUMER_ATTEMPTS + 1 } });
+      const twice = await asAdmin(h).replayDeadLetter(letter.id);
+      expect(twice.body.outcome).toBe('already_replayed');
       expect(await effectAggregates(h.app, `test.count.${ORDER_PLACED}`)).toContain(orderNo);
       expect((await effectAggregates(h.app, `test.count.${ORDER_PLACED}`)).filter((a) => a === orderNo)).toHaveLength(1);
-      const open = (await h.http.inject({ method: 'GET', url: '/admin/dead-letters?state=open', headers: auth })).json().deadLetters;
+      const open = (await asAdmin(h).deadLetters('?state=open')).body.deadLetters;
       expect(open.some((d: any) => d.id === letter.id)).toBe(false);
-      expect((await h.http.inject({ method: 'POST', url: '/admin/dead-letters/999999/replay', headers: auth })).statusCode).toBe(404);
+      expect((await asAdmin(h).replayDeadLetter('999999')).status).toBe(404);
     });
   });
 
@@ -118,10 +122,10 @@ for (const engine of availableEngines()) {
           return { orderNo: await cartCheckout(i % 2 ? a : b, f.leaderId, sku, buyerId, paid), buyerId, paid };
         }),
       );
-      await drainTogether(a.app, b.app);
+      await untilQuiet(a.app, b.app);
       // The unpaid ones time out: a job each, claimed by one of the two processes.
       a.clock.advance(2 * HOUR_MS);
-      await drainTogether(a.app, b.app);
+      await untilQuiet(a.app, b.app);
       await expectEachEffectOnce(a, sku, orders);
       const cancelled = orders.filter((o) => !o.paid).map((o) => o.orderNo).sort();
       expect((await effectAggregates(a.app, `test.count.${ORDER_CANCELLED}`)).filter((n) => cancelled.includes(n))).toEqual(cancelled);

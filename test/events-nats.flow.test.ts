@@ -13,8 +13,10 @@ import { MAX_CONSUMER_ATTEMPTS } from '../src/events/inbox.ts';
 import { subjectOf } from '../src/events/broker.ts';
 import { ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED } from '../src/orders/index.ts';
 import { availableEngines, testNatsUrl } from './support/engines.ts';
-import { cartCheckout, createEffectsTable, drainTogether, effectAggregates, effectCounts, expectEachEffectOnce, subscribeCounters, waitFor } from './support/events.ts';
+import { cartCheckout, createEffectsTable, effectAggregates, effectCounts, expectEachEffectOnce, subscribeCounters, waitFor } from './support/events.ts';
 import { seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { untilQuiet } from './support/quiet.ts';
+import { asAdmin } from './support/client.ts';
 
 const NATS_URL = testNatsUrl();
 const COUNTED = [ORDER_PLACED, ORDER_PAID, ORDER_CANCELLED];
@@ -52,7 +54,7 @@ for (const engine of availableEngines()) {
         const paid = i % 3 !== 0;
         orders.push({ orderNo: await cartCheckout(h, f.leaderId, f.activitySkuIds[0]!, 40_000 + i, paid), buyerId: 40_000 + i, paid });
       }
-      await h.app.drain();
+      await untilQuiet(h);
       await expectEachEffectOnce(h, f.activitySkuIds[0]!, orders);
     });
 
@@ -66,7 +68,7 @@ for (const engine of availableEngines()) {
       // Past it (another message id, the same event): delivered, and the inbox skips it.
       const late = await js.publish(subjectOf(nats, ORDER_PLACED), body, { msgID: `${event!.event_id}-late` });
       expect(late.duplicate).toBe(false);
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await effectCounts(h.app)).get(`test.count.${ORDER_PLACED} ${event!.event_id}`)).toBe(1);
       for (const [key, n] of await effectCounts(h.app)) expect(n, key).toBe(1);
     });
@@ -77,20 +79,19 @@ for (const engine of availableEngines()) {
       failing = new Set();
       const orderNo = await cartCheckout(h, f.leaderId, f.activitySkuIds[0]!, buyer, false);
       failing.add(orderNo);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await h.app.db.selectFrom('cart_lines').select('buyer_id').where('buyer_id', '=', buyer).execute()).toEqual([]);
-      const auth = { authorization: `Bearer ${h.adminToken()}` };
       let letter: any;
       await waitFor('the dead letter', async () => {
-        const listed = (await h.http.inject({ method: 'GET', url: '/admin/dead-letters', headers: auth })).json().deadLetters;
+        const listed = (await asAdmin(h).deadLetters()).body.deadLetters;
         letter = listed.find((d: any) => d.aggregateId === orderNo);
         return letter !== undefined;
       });
       expect(letter).toMatchObject({ consumer: `test.count.${ORDER_PLACED}`, attempts: MAX_CONSUMER_ATTEMPTS, replayedAt: null });
       expect(await effectAggregates(h.app, `test.count.${ORDER_PLACED}`)).not.toContain(orderNo);
       failing = new Set();
-      const replayed = await h.http.inject({ method: 'POST', url: `/admin/dead-letters/${letter.id}/replay`, headers: auth });
-      expect(replayed.json()).toMatchObject({ outcome: 'applied' });
+      const replayed = await asAdmin(h).replayDeadLetter(letter.id);
+      expect(replayed.body).toMatchObject({ outcome: 'applied' });
       expect((await effectAggregates(h.app, `test.count.${ORDER_PLACED}`)).filter((a) => a === orderNo)).toHaveLength(1);
     });
   });
@@ -123,7 +124,7 @@ for (const engine of availableEngines()) {
         Array.from({ length: 40 }, async (_, i) => ({ orderNo: await cartCheckout(api, f.leaderId, sku, 50_000 + i, i % 4 !== 0), buyerId: 50_000 + i, paid: i % 4 !== 0 })),
       );
       api.clock.advance(2 * 3600_000); // the unpaid ones time out: jobs claimed by one worker each
-      await drainTogether(w1.app, w2.app);
+      await untilQuiet(w1.app, w2.app);
       await expectEachEffectOnce(api, sku, orders);
       const cancelled = orders.filter((o) => !o.paid).map((o) => o.orderNo).sort();
       expect((await effectAggregates(api.app, `test.count.${ORDER_CANCELLED}`)).filter((n) => cancelled.includes(n))).toEqual(cancelled);

@@ -10,6 +10,7 @@ import { ORDER_PAID, ORDER_PLACED } from '../src/orders/index.ts';
 import { availableEngines, testNatsUrl } from './support/engines.ts';
 import { cartCheckout, createEffectsTable, expectEachEffectOnce, outboxCount, startPrivateNats, subscribeCounters, type PrivateNats } from './support/events.ts';
 import { seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 // A private server is started from the nats-server binary; the shared one only says NATS is wanted here.
 const NATS_WANTED = testNatsUrl() !== undefined;
@@ -63,7 +64,7 @@ for (const engine of availableEngines()) {
       await load;
       expect(before).toBeGreaterThan(0);
       expect(during).toBeGreaterThan(0);
-      await h.app.drain();
+      await untilQuiet(h);
       await expectEachEffectOnce(h, sku, orders);
     });
   });

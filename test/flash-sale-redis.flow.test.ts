@@ -21,7 +21,9 @@ import { isAppError } from '../src/platform/errors.ts';
 import { slotOfBuyer } from '../src/platform/shards.ts';
 import { testRedis } from './support/redis.ts';
 import { availableEngines, testRedisUrl } from './support/engines.ts';
-import { HOUR_MS, newKey, postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { HOUR_MS, newKey, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const REDIS_URL = testRedisUrl();
 const BUYERS = 2_000;
@@ -108,7 +110,7 @@ for (const engine of availableEngines()) {
     it(`${BUYERS} concurrent buyers for ${UNITS} units: exactly ${UNITS} orders, the ledger balanced, Redis and the database agree`, async () => {
       const f = await hotActivity([{ price_fen: 990, stock: UNITS }]);
       const sku = f.activitySkuIds[0]!;
-      const answers = await Promise.all(Array.from({ length: BUYERS }, (_, b) => postCheckout(h, 100_000 + b, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] })));
+      const answers = await Promise.all(Array.from({ length: BUYERS }, (_, b) => asBuyer(h, 100_000 + b).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] })));
       const placed = answers.filter((a) => a.status === 201);
       expect(placed).toHaveLength(UNITS);
       // Every refusal is the sold-out answer; anything else is printed whole, with its count.
@@ -118,7 +120,7 @@ for (const engine of availableEngines()) {
         unexpected.set(what, (unexpected.get(what) ?? 0) + 1);
       }
       expect(Object.fromEntries(unexpected)).toEqual({});
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await countOrders(sku)).toBe(UNITS);
       expect(await stockLedger(h.app, sku)).toMatchObject({ total: UNITS, available: 0, reserved: UNITS, sold: 0 });
       expect(await redisAvailable(f.activityId, sku)).toBe(0);
@@ -133,14 +135,14 @@ for (const engine of availableEngines()) {
       let restart: Promise<void> | undefined;
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] };
       const answers = await runLimited(BUYERS, RESTART_RACE_CONCURRENCY, async (b) => {
-        const answer = await postCheckout(h, 200_000 + b, body);
+        const answer = await asBuyer(h, 200_000 + b).checkout(body);
         if (answer.status === 201 && ++placed === UNITS / 4) restart = restartRedis(REDIS_URL!);
         return answer;
       });
       await restart;
       const codes = new Set(answers.filter((a) => a.status !== 201).map((a) => a.body.code));
       expect([...codes].every((c) => c === 'insufficient_stock' || c === 'flash_sale_not_ready')).toBe(true);
-      await h.app.drain();
+      await untilQuiet(h);
       const during = await countOrders(sku);
       expect(during).toBeLessThanOrEqual(UNITS);
       expect(during).toBeGreaterThanOrEqual(UNITS / 4);
@@ -151,10 +153,10 @@ for (const engine of availableEngines()) {
       // Checkouts Redis answered just before it went away are in doubt: their units stay taken
       // until the verification job has seen that no order was written for them.
       h.clock.advance(VERIFY_RESERVATION_AFTER_MS + 1);
-      await h.app.drain();
+      await untilQuiet(h);
       await flashSaleUpkeep(fs, h.app.db, h.clock.now());
-      const more = await Promise.all(Array.from({ length: 300 }, (_, b) => postCheckout(h, 260_000 + b, body)));
-      await h.app.drain();
+      const more = await Promise.all(Array.from({ length: 300 }, (_, b) => asBuyer(h, 260_000 + b).checkout(body)));
+      await untilQuiet(h);
       expect(during + more.filter((a) => a.status === 201).length).toBe(UNITS);
       expect(await countOrders(sku)).toBe(UNITS);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 0, reserved: UNITS, sold: 0 });
@@ -193,7 +195,7 @@ for (const engine of availableEngines()) {
 
       const buyer = 300_011;
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] };
-      const answers = await Promise.all(Array.from({ length: 6 }, () => postCheckout(h, buyer, body)));
+      const answers = await Promise.all(Array.from({ length: 6 }, () => asBuyer(h, buyer).checkout(body)));
       expect(answers.filter((a) => a.status === 201)).toHaveLength(2);
       expect(answers.filter((a) => a.status === 409).every((a) => a.body.code === 'purchase_limit_exceeded')).toBe(true);
       expect(Number(await redis.hget(keysOf(fs, f.activityId).bought, `${sku}:${buyer}`))).toBe(2);
@@ -201,27 +203,27 @@ for (const engine of availableEngines()) {
       const orderToCancel = answers.find((a) => a.status === 201)!.body.orderNo;
       const cancel = await h.http.inject({ method: 'POST', url: `/orders/${orderToCancel}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
       expect(cancel.statusCode).toBe(200);
-      await h.app.drain();
-      expect((await postCheckout(h, buyer, body)).status).toBe(201);
+      await untilQuiet(h);
+      expect((await asBuyer(h, buyer).checkout(body)).status).toBe(201);
     });
 
     it('cancel and timeout give the units back in Redis and in the database', async () => {
       const f = await hotActivity([{ price_fen: 500, stock: 10 }]);
       const sku = f.activitySkuIds[0]!;
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] };
-      const cancelled = await postCheckout(h, 300_020, body);
-      const timedOut = await postCheckout(h, 300_021, body);
-      await h.app.drain();
+      const cancelled = await asBuyer(h, 300_020).checkout(body);
+      const timedOut = await asBuyer(h, 300_021).checkout(body);
+      await untilQuiet(h);
       expect(await redisAvailable(f.activityId, sku)).toBe(4);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 4, reserved: 6 });
 
       await h.http.inject({ method: 'POST', url: `/orders/${cancelled.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(300_020)}` } });
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await redisAvailable(f.activityId, sku)).toBe(7);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 7, reserved: 3 });
 
       h.clock.advance(h.app.paymentTimeout_ms + 1);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0 });
       expect(await reservationsOf(h.app.db, timedOut.body.orderNo)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'released' }]);
@@ -246,7 +248,7 @@ for (const engine of availableEngines()) {
       expect(await redisAvailable(f.activityId, sku)).toBe(6);
 
       h.clock.advance(VERIFY_RESERVATION_AFTER_MS + 1);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0 });
       expect(await reservationsOf(h.app.db, claim.orderNo)).toEqual([{ activitySkuId: sku, quantity: 4, state: 'released' }]);
@@ -255,14 +257,14 @@ for (const engine of availableEngines()) {
       expect(isAppError(late, 'flash_sale_not_ready')).toBe(true);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
       // The client's retry with the same key places the order.
-      expect((await postCheckout(h, buyerId, request, key)).status).toBe(201);
+      expect((await asBuyer(h, buyerId).checkout(request, { key })).status).toBe(201);
     });
 
     it('the reconciler finds drift either way, repairs it and says so', async () => {
       const f = await hotActivity([{ price_fen: 500, stock: 20 }, { price_fen: 500, stock: 20 }]);
       const [a, b] = f.activitySkuIds as [number, number];
-      await postCheckout(h, 300_040, { leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 2 }, { activitySkuId: b, quantity: 1 }] });
-      await h.app.drain();
+      await asBuyer(h, 300_040).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 2 }, { activitySkuId: b, quantity: 1 }] });
+      await untilQuiet(h);
       // A lost Redis write on one SKU; sold units returned to the database (a refund) on the other.
       await redis.hincrby(keysOf(fs, f.activityId).avail, String(a), 5);
       await h.app.db.updateTable('stock').set((eb) => ({ total: eb('total', '+', 3), available: eb('available', '+', 3) })).where('activity_sku_id', '=', b).execute();
@@ -276,7 +278,7 @@ for (const engine of availableEngines()) {
       const f = await hotActivity([{ price_fen: 500, stock: 10 }]);
       const sku = f.activitySkuIds[0]!;
       const admin = { authorization: `Bearer ${h.adminToken()}` };
-      await postCheckout(h, 300_050, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 4 }] });
+      await asBuyer(h, 300_050).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 4 }] });
       const adjust = (delta: number, requestId: string) => h.http.inject({ method: 'POST', url: `/admin/activity-skus/${sku}/stock-adjustments`, headers: admin, payload: { delta, reason: 'count', requestId } });
       expect((await adjust(5, 'adj-1')).statusCode).toBe(201);
       expect(await redisAvailable(f.activityId, sku)).toBe(11);
@@ -284,13 +286,13 @@ for (const engine of availableEngines()) {
       expect((await adjust(-12, 'adj-2')).json()).toMatchObject({ code: 'stock_adjustment_refused' });
       expect((await adjust(-11, 'adj-3')).statusCode).toBe(201);
       expect(await redisAvailable(f.activityId, sku)).toBe(0);
-      await h.app.drain();
+      await untilQuiet(h);
 
       const off = await h.http.inject({ method: 'PATCH', url: `/admin/activities/${f.activityId}`, headers: admin, payload: { hot: false } });
       expect(off.json()).toMatchObject({ hot: false });
       expect(await isLoaded(fs, f.activityId)).toBe(false);
       expect((await adjust(3, 'adj-4')).statusCode).toBe(201);
-      const placed = await postCheckout(h, 300_051, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] });
+      const placed = await asBuyer(h, 300_051).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] });
       expect(placed.status).toBe(201);
       expect(await stockLedger(h.app, sku)).toMatchObject({ total: 7, available: 0, reserved: 7 });
     });
@@ -305,16 +307,16 @@ describe.skipIf(!REDIS_URL)('flash sale without Redis', () => {
     const f = await seedActivity(withRedis.app, { skus: [{ price_fen: 500, stock: 10 }], closesIn_ms: 2 * HOUR_MS });
     await withRedis.app.db.updateTable('activities').set({ hot: 1 }).where('id', '=', f.activityId).execute();
     const sku = f.activitySkuIds[0]!;
-    const viaRedis = await postCheckout(withRedis, 400_001, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+    const viaRedis = await asBuyer(withRedis, 400_001).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
     expect(viaRedis.status).toBe(201);
     await withRedis.close({ keepDatabases: true });
 
     const plain = await startHarness(engine, { databases: [database] });
     try {
       expect(plain.app.flashSale).toBeUndefined();
-      const placed = await postCheckout(plain, 400_002, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] });
+      const placed = await asBuyer(plain, 400_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] });
       expect(placed.status).toBe(201);
-      await plain.app.drain();
+      await untilQuiet(plain);
       expect(await stockLedger(plain.app, sku)).toMatchObject({ available: 5, reserved: 5 });
     } finally {
       await plain.close();

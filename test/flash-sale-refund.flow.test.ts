@@ -13,7 +13,9 @@ import { flashSaleUpkeep, isLoaded, keysOf, reconcileActivity, returnFlashSaleSt
 import { getOrder } from '../src/orders/index.ts';
 import { testRedis } from './support/redis.ts';
 import { availableEngines, testRedisUrl } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const REDIS_URL = testRedisUrl();
 
@@ -51,27 +53,20 @@ for (const engine of availableEngines()) {
       return f;
     }
 
-    /** Lets every notification land and every follow-up run, until nothing moves. */
-    async function settle() {
-      for (let i = 0; i < 3; i++) {
-        await h.sandbox!.core.settled();
-        await h.app.drain();
-      }
-    }
 
     /** Checks out the items through Redis and pays the order at the sandbox's cashier. */
     async function paidOrder(items: { activitySkuId: number; quantity: number }[], leaderId: number) {
       const buyerId = ++buyer;
-      const placed = await postCheckout(h, buyerId, { leaderId, items });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId, items });
       expect(placed.status).toBe(201);
       const orderNo = placed.body.orderNo as string;
-      await h.app.drain();
+      await untilQuiet(h);
       const method = h.app.payments.channels.get('alipay')!.methods[0]!;
       const started = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` }, payload: { channel: 'alipay', method } });
       expect(started.statusCode).toBe(201);
       const clicked = await fetch(`${h.sandbox!.url}/sandbox/cashier/alipay/${started.json().payNo}/pay`, { method: 'POST' });
       expect(clicked.status).toBe(200);
-      await settle();
+      await untilQuiet(h);
       expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'PAID' });
       return orderNo;
     }
@@ -84,7 +79,7 @@ for (const engine of availableEngines()) {
         payload: lineNos ? { lineNos } : {},
       });
       expect(response.statusCode).toBe(201);
-      await settle();
+      await untilQuiet(h);
     }
 
     const states = async (orderNo: string) => (await reservationsOf(h.app.db, orderNo)).map((r) => [r.activitySkuId, r.state]);
@@ -113,9 +108,9 @@ for (const engine of availableEngines()) {
       // The rest of the order refunded too; then all ten units of a sell again, through Redis.
       await refund(orderNo);
       expect([await redisAvailable(f.activityId, b), (await ledger(b)).available]).toEqual([10, 10]);
-      const again = await postCheckout(h, ++buyer, { leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 10 }] });
+      const again = await asBuyer(h, ++buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: a, quantity: 10 }] });
       expect(again.status).toBe(201);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await redisAvailable(f.activityId, a)).toBe(0);
       expect(await ledger(a)).toEqual({ available: 0, reserved: 10, sold: 0 });
       expect(await reconcileActivity(fs, h.app.db, f.activityId)).toEqual([]);
@@ -170,7 +165,7 @@ for (const engine of availableEngines()) {
       expect(off.json()).toMatchObject({ hot: false });
       expect(await returnFlashSaleStock(fs, h.app.db, orderNo, h.clock.now())).toBe(0);
       expect(await states(orderNo)).toEqual([[sku, 'returned']]);
-      const placed = await postCheckout(h, ++buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }] });
+      const placed = await asBuyer(h, ++buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }] });
       expect(placed.status).toBe(201);
       expect(await ledger(sku)).toEqual({ available: 0, reserved: 5, sold: 0 });
     });

@@ -1,8 +1,10 @@
 import { connect, type Socket } from 'node:net';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_REQUEST_ID_LENGTH } from '../src/platform/http/server.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, writtenRows, type CatalogFixture, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, writtenRows, type CatalogFixture, type Harness } from './support/harness.ts';
+import { asAdmin, asBuyer } from './support/client.ts';
 
 /**
  * Issue 10's defects at the HTTP edge, one regression each: request and connection limits (5),
@@ -27,7 +29,6 @@ for (const engine of availableEngines()) {
     });
     afterAll(async () => h?.close());
 
-    const admin = () => ({ authorization: `Bearer ${h.adminToken()}` });
 
     it('5: a request that trickles its body, or sends nothing after its headers, is cut off with 408', async () => {
       const socket = await open(url);
@@ -50,14 +51,14 @@ for (const engine of availableEngines()) {
     it('8: ids in paths and numbers in query strings are canonical decimal only', async () => {
       const activityId = f.activityId;
       for (const id of [`0x${activityId.toString(16)}`, `${activityId}e0`, `000${activityId}`, `+${activityId}`, `%20${activityId}`]) {
-        const r = await h.http.inject({ method: 'PATCH', url: `/admin/activities/${id}`, headers: admin(), payload: { title: 'renamed by a hex id' } });
-        expect(r.statusCode, id).toBe(400);
-        expect(r.json()).toMatchObject({ code: 'invalid_field', field: 'params.id' });
+        const r = await asAdmin(h).updateActivity(id, { title: 'renamed by a hex id' });
+        expect(r.status, id).toBe(400);
+        expect(r.body).toMatchObject({ code: 'invalid_field', field: 'params.id' });
       }
       expect((await h.http.inject({ method: 'GET', url: `/activities/${activityId}` })).statusCode).toBe(200);
-      const orders = await h.http.inject({ method: 'GET', url: '/orders?limit=0x10', headers: { authorization: `Bearer ${h.buyerToken(1)}` } });
-      expect(orders.json()).toMatchObject({ code: 'invalid_field', field: 'querystring.limit' });
-      expect((await h.http.inject({ method: 'GET', url: '/orders?limit=16', headers: { authorization: `Bearer ${h.buyerToken(1)}` } })).statusCode).toBe(200);
+      const orders = await asBuyer(h, 1).orders('?limit=0x10');
+      expect(orders.body).toMatchObject({ code: 'invalid_field', field: 'querystring.limit' });
+      expect((await asBuyer(h, 1).orders('?limit=16')).status).toBe(200);
     });
 
     it('9: nosniff and frame protection everywhere, no-store on what is personal, HSTS on https', async () => {
@@ -66,7 +67,7 @@ for (const engine of availableEngines()) {
       expect(open_.headers['x-frame-options']).toBe('DENY');
       expect(open_.headers['cache-control']).toBeUndefined();
       expect(open_.headers['strict-transport-security']).toBeUndefined();
-      const mine = await h.http.inject({ method: 'GET', url: '/points', headers: { authorization: `Bearer ${h.buyerToken(1)}` } });
+      const mine = await asBuyer(h, 1).points();
       expect(mine.headers['cache-control']).toBe('no-store');
       const refused = await h.http.inject({ method: 'GET', url: '/points', headers: { authorization: 'Bearer nonsense' } });
       expect(refused.headers['cache-control']).toBe('no-store');
@@ -81,39 +82,39 @@ for (const engine of availableEngines()) {
       const anonymous = await h.http.inject({ method: 'POST', url: '/admin/merchants', payload: bad });
       expect(anonymous.statusCode).toBe(401);
       expect(anonymous.json().code).toBe('unauthenticated');
-      const buyer = await h.http.inject({ method: 'POST', url: '/admin/merchants', headers: { authorization: `Bearer ${h.buyerToken(1)}` }, payload: bad });
-      expect(buyer.statusCode).toBe(403);
+      const buyer = await asBuyer(h, 1).post('/admin/merchants', bad);
+      expect(buyer.status).toBe(403);
       const anonymousCart = await h.http.inject({ method: 'PATCH', url: '/cart/lines/0x1', payload: { quantity: 'many' } });
       expect(anonymousCart.statusCode).toBe(401);
-      const asAdmin = await h.http.inject({ method: 'POST', url: '/admin/merchants', headers: admin(), payload: bad });
-      expect(asAdmin.statusCode).toBe(400);
+      const byAdmin = await asAdmin(h).createMerchant(bad);
+      expect(byAdmin.status).toBe(400);
     });
 
     it('11: control characters, bidi overrides and lone surrogates are refused and nothing is written', async () => {
       const before = await writtenRows(h.app);
       for (const name of ['Shop\u0000', 'Shop\u001b[31m', 'Shop\u202egnp.exe', 'Shop\u2066x', 'Shop\ud800', 'Shop\udc00x', 'Shop\u0085']) {
-        const r = await h.http.inject({ method: 'POST', url: '/admin/merchants', headers: { ...admin(), 'content-type': 'application/json' }, payload: JSON.stringify({ name }) });
-        expect(r.statusCode, JSON.stringify(name)).toBe(400);
-        expect(r.json()).toMatchObject({ code: 'unsafe_text', field: 'name' });
+        const r = await asAdmin(h).post('/admin/merchants', JSON.stringify({ name }), { 'content-type': 'application/json' });
+        expect(r.status, JSON.stringify(name)).toBe(400);
+        expect(r.body).toMatchObject({ code: 'unsafe_text', field: 'name' });
       }
-      const remark = await postCheckout(h, 2, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], remark: 'leave at door\u202e' });
+      const remark = await asBuyer(h, 2).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], remark: 'leave at door\u202e' });
       expect(remark.status).toBe(400);
       expect(await writtenRows(h.app)).toEqual(before);
       // Ordinary text, new lines and every script still pass.
-      const fine = await h.http.inject({ method: 'POST', url: '/admin/merchants', headers: admin(), payload: { name: '王记水果店 🍎' } });
-      expect(fine.statusCode).toBe(201);
+      const fine = await asAdmin(h).createMerchant({ name: '王记水果店 🍎' });
+      expect(fine.status).toBe(201);
     });
 
     it('12: a returnUrl is https to a configured host; javascript: and other hosts are refused', async () => {
-      const placed = await postCheckout(h, 3, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, 3).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const pay = (returnUrl: string) =>
-        h.http.inject({ method: 'POST', url: `/orders/${placed.body.orderNo}/payments`, headers: { authorization: `Bearer ${h.buyerToken(3)}` }, payload: { channel: 'alipay', method: 'page', returnUrl } });
+        asBuyer(h, 3).startPayment(placed.body.orderNo, 'alipay', 'page', { returnUrl });
       for (const bad of ['javascript:alert(1)', 'https://evil.example/paid', 'http://shop.example/paid', 'https://user:pw@shop.example/', 'data:text/html,hi', 'https://shop.example.evil.example/']) {
         const r = await pay(bad);
-        expect(r.statusCode, bad).toBe(422);
-        expect(r.json()).toMatchObject({ code: 'return_url_not_allowed', field: 'returnUrl' });
+        expect(r.status, bad).toBe(422);
+        expect(r.body).toMatchObject({ code: 'return_url_not_allowed', field: 'returnUrl' });
       }
-      expect((await pay('https://shop.example/paid?order=1')).statusCode).toBe(201);
+      expect((await pay('https://shop.example/paid?order=1')).status).toBe(201);
     });
 
     it('15: a forged WeChat notification is a 401 SIGN_ERROR and one short log line', async () => {
@@ -135,17 +136,27 @@ for (const engine of availableEngines()) {
     it('15: a long or odd x-request-id is replaced, a short plain one kept', async () => {
       lines.length = 0;
       const checkout = (requestId: string) =>
-        h.http.inject({
-          method: 'POST',
-          url: '/orders',
-          headers: { authorization: `Bearer ${h.buyerToken(4)}`, 'idempotency-key': `edge-${requestId.length}-${requestId.charCodeAt(3)}`, 'x-request-id': requestId },
-          payload: { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] },
-        });
-      for (const requestId of ['r'.repeat(5000), 'abc\u00e9', 'a b c', 'req-edge-1']) expect((await checkout(requestId)).statusCode).toBeLessThan(500);
+        asBuyer(h, 4).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] }, { key: `edge-${requestId.length}-${requestId.charCodeAt(3)}`, headers: { 'x-request-id': requestId } });
+      for (const requestId of ['r'.repeat(5000), 'abc\u00e9', 'a b c', 'req-edge-1']) expect((await checkout(requestId)).status).toBeLessThan(500);
       const ids = lines.filter((l) => l.msg === 'checkout answered').map((l) => String(l.reqId));
       expect(ids).toHaveLength(4);
       expect(ids.filter((id) => id.length > 64 || id.includes(' '))).toEqual([]);
       expect(ids).toContain('req-edge-1');
+    });
+
+    it('15: an x-request-id of MAX_REQUEST_ID_LENGTH characters is kept; one character more is replaced', async () => {
+      lines.length = 0;
+      const atLimit = 'a'.repeat(MAX_REQUEST_ID_LENGTH);
+      const past = 'b'.repeat(MAX_REQUEST_ID_LENGTH + 1);
+      for (const requestId of [atLimit, past]) {
+        const placed = await asBuyer(h, 5).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] }, { headers: { 'x-request-id': requestId } });
+        expect(placed.status).toBe(201);
+      }
+      const ids = lines.filter((l) => l.msg === 'checkout answered').map((l) => String(l.reqId));
+      expect(ids).toHaveLength(2);
+      expect(ids[0]).toBe(atLimit);
+      expect(ids[1]).not.toBe(past);
+      expect(ids[1]!.length).toBeLessThanOrEqual(MAX_REQUEST_ID_LENGTH);
     });
 
     it("15: Fastify's and Node's own refusals use the error table and never echo the path", async () => {

@@ -2,7 +2,9 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildHttp } from '../src/http.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asBuyer, payAtCashier } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 /**
  * Metrics and logs, on every engine: GET /metrics exposes the named metrics from the app's own
@@ -50,15 +52,10 @@ for (const engine of availableEngines()) {
     it('counts checkouts by outcome and code, and logs each answer with its request id and order number', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 1 }] });
       const before = await scrape();
-      const placed = await h.http.inject({
-        method: 'POST',
-        url: '/orders',
-        headers: { authorization: `Bearer ${h.buyerToken(97_001)}`, 'idempotency-key': 'obs-1', 'x-request-id': 'req-obs-1' },
-        payload: { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] },
-      });
-      expect(placed.statusCode).toBe(201);
-      const orderNo = placed.json().orderNo as string;
-      const refused = await postCheckout(h, 97_002, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, 97_001).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] }, { key: 'obs-1', headers: { 'x-request-id': 'req-obs-1' } });
+      expect(placed.status).toBe(201);
+      const orderNo = placed.body.orderNo as string;
+      const refused = await asBuyer(h, 97_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       expect(refused.body.code).toBe('insufficient_stock');
 
       const after = await scrape();
@@ -77,21 +74,16 @@ for (const engine of availableEngines()) {
 
     it('counts payment notifications by channel and outcome', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 5 }] });
-      const placed = await postCheckout(h, 97_003, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, 97_003).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const orderNo = placed.body.orderNo as string;
       const before = await scrape();
       const method = h.app.payments.channels.get('alipay')!.methods[0]!;
-      const started = await h.http.inject({
-        method: 'POST',
-        url: `/orders/${orderNo}/payments`,
-        headers: { authorization: `Bearer ${h.buyerToken(97_003)}`, 'x-request-id': 'req-obs-pay' },
-        payload: { channel: 'alipay', method },
-      });
-      expect(started.statusCode).toBe(201);
-      expect((await fetch(`${h.sandbox!.url}/sandbox/cashier/alipay/${started.json().payNo}/pay`, { method: 'POST' })).status).toBe(200);
+      const started = await asBuyer(h, 97_003).post(`/orders/${orderNo}/payments`, { channel: 'alipay', method }, { 'x-request-id': 'req-obs-pay' });
+      expect(started.status).toBe(201);
+      expect((await payAtCashier(h, 'alipay', started.body.payNo))).toBe(200);
       for (let i = 0; i < 3; i++) {
         await h.sandbox!.core.settled();
-        await h.app.drain();
+        await untilQuiet(h);
       }
       const forged = await fetch(`${h.app.payments.publicUrl}/payments/notify/alipay`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'req-obs-forged' }, body: 'out_trade_no=x&sign=bad' });
       expect(forged.status).toBeGreaterThanOrEqual(200);
@@ -101,7 +93,7 @@ for (const engine of availableEngines()) {
       const rejected = 'tuangou_payment_notifications_total{channel="alipay",outcome="rejected"}';
       expect(sample(after, handled) - sample(before, handled)).toBeGreaterThanOrEqual(1);
       expect(sample(after, rejected) - sample(before, rejected)).toBe(1);
-      expect(lines.find((l) => l.msg === 'payment started' && l.reqId === 'req-obs-pay')).toMatchObject({ orderNo, channel: 'alipay', payNo: started.json().payNo });
+      expect(lines.find((l) => l.msg === 'payment started' && l.reqId === 'req-obs-pay')).toMatchObject({ orderNo, channel: 'alipay', payNo: started.body.payNo });
       // The payment centre's own lines, logged deep in the notification path, carry the request's id.
       expect(lines.find((l) => l.reqId === 'req-obs-forged')).toMatchObject({ channel: 'alipay', msg: 'notification rejected: verification failed' });
     });

@@ -3,7 +3,9 @@ import { buyerCoupons, createCouponTemplate, issueCoupons } from '../src/coupons
 import { deductOnPayment } from '../src/inventory/index.ts';
 import { getOrder, paymentSucceeded } from '../src/orders/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asAdmin, asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 for (const engine of availableEngines()) {
   describe(`on-payment inventory mode (支付减库存) on ${engine.name}`, () => {
@@ -23,8 +25,8 @@ for (const engine of availableEngines()) {
       const template = await createCouponTemplate(h.app.db, { name: 'c', scope: { kind: 'platform' }, rule: { kind: 'fixed', off_fen: 100, threshold_fen: 0 }, validFrom: new Date(now - 1000).toISOString(), validUntil: new Date(now + 86_400_000).toISOString(), perBuyerLimit: 1 }, now);
       const couponId = (await issueCoupons(h.app.db, template.id, [99_701], now)).issued[0]!.couponId;
 
-      const first = await postCheckout(h, 99_700, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
-      const second = await postCheckout(h, 99_701, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }], couponIds: [couponId] });
+      const first = await asBuyer(h, 99_700).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
+      const second = await asBuyer(h, 99_701).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }], couponIds: [couponId] });
       expect([first.status, second.status]).toEqual([201, 201]);
       expect(first.body.lines[0].inventoryMode).toBe('on_payment');
       expect(await level(sku)).toMatchObject({ available: 1, reserved: 0, sold: 0 });
@@ -32,19 +34,19 @@ for (const engine of availableEngines()) {
       expect(await pay(first.body.orderNo, 900)).toBe('paid');
       expect(await level(sku)).toMatchObject({ available: 0, sold: 1 });
       expect(await pay(second.body.orderNo, 800)).toBe('stock_unavailable');
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await getOrder(h.app, second.body.orderNo)).toMatchObject({ status: 'CANCELLED', cancelReason: 'sold_out_at_payment' });
       expect((await buyerCoupons(h.app.db, 99_701, h.clock.now())).find((c) => c.couponId === couponId)!.state).toBe('available');
       expect(await level(sku)).toMatchObject({ available: 0, sold: 1 });
 
       // A checkout when nothing is left is refused at once.
-      const third = await postCheckout(h, 99_702, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
+      const third = await asBuyer(h, 99_702).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
       expect(third.body).toMatchObject({ code: 'insufficient_stock', field: 'items.0.quantity' });
     });
 
     it('the same payment delivered 5 times at once deducts once', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_payment' });
-      const placed = await postCheckout(h, 99_710, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }] });
+      const placed = await asBuyer(h, 99_710).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }] });
       const outcomes = await Promise.all(Array.from({ length: 5 }, () => pay(placed.body.orderNo, 1500, 'P-same')));
       expect(outcomes.filter((o) => o === 'paid')).toHaveLength(1);
       expect(outcomes.filter((o) => o === 'already_paid')).toHaveLength(4);
@@ -56,12 +58,12 @@ for (const engine of availableEngines()) {
         const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_payment' });
         const sku = f.activitySkuIds[0]!;
         const buyer = 99_720 + round;
-        const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+        const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
         const [, outcome] = await Promise.all([
-          h.http.inject({ method: 'POST', url: `/orders/${placed.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } }),
+          asBuyer(h, buyer).cancel(placed.body.orderNo),
           pay(placed.body.orderNo, 1000),
         ]);
-        await h.app.drain();
+        await untilQuiet(h);
         const order = await getOrder(h.app, placed.body.orderNo);
         if (outcome === 'paid') {
           expect(order.status).toBe('PAID');
@@ -76,11 +78,11 @@ for (const engine of availableEngines()) {
     it('units a payment deducted come back if the order ends cancelled anyway (crash between deduction and PAID)', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_payment' });
       const sku = f.activitySkuIds[0]!;
-      const placed = await postCheckout(h, 99_740, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+      const placed = await asBuyer(h, 99_740).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
       await deductOnPayment(h.app.db, placed.body.orderNo, [{ activitySkuId: sku, quantity: 2 }], h.clock.now()); // then the process dies
       expect(await level(sku)).toMatchObject({ available: 8, sold: 2 });
       h.clock.advance(16 * 60_000);
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await getOrder(h.app, placed.body.orderNo)).status).toBe('CANCELLED');
       expect(await level(sku)).toMatchObject({ available: 10, sold: 0 });
       expect(await pay(placed.body.orderNo, 1000)).toBe('order_cancelled');
@@ -89,21 +91,21 @@ for (const engine of availableEngines()) {
 
     it('refuses stock-linked prices on on-payment activities', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
-      const made = await h.http.inject({ method: 'PATCH', url: `/admin/activity-skus/${f.activitySkuIds[0]}`, headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { activityPriceUnits: 3 } });
-      expect(made.statusCode).toBe(200);
-      const switched = await h.http.inject({ method: 'PATCH', url: `/admin/activities/${f.activityId}`, headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { inventoryMode: 'on_payment' } });
-      expect([switched.statusCode, switched.json().field]).toEqual([400, 'inventoryMode']);
+      const made = await asAdmin(h).updateActivitySku(f.activitySkuIds[0]!, { activityPriceUnits: 3 });
+      expect(made.status).toBe(200);
+      const switched = await asAdmin(h).updateActivity(f.activityId, { inventoryMode: 'on_payment' });
+      expect([switched.status, switched.body.field]).toEqual([400, 'inventoryMode']);
     });
 
     it('a cart mixing both modes reserves one at checkout and deducts the other at payment', async () => {
       const reserved = await seedActivity(h.app, { skus: [{ price_fen: 300, stock: 10 }] });
       const deducted = await seedActivity(h.app, { skus: [{ price_fen: 700, stock: 10 }], inventoryMode: 'on_payment' });
-      const placed = await postCheckout(h, 99_730, { leaderId: reserved.leaderId, items: [{ activitySkuId: reserved.activitySkuIds[0]!, quantity: 1 }, { activitySkuId: deducted.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, 99_730).checkout({ leaderId: reserved.leaderId, items: [{ activitySkuId: reserved.activitySkuIds[0]!, quantity: 1 }, { activitySkuId: deducted.activitySkuIds[0]!, quantity: 1 }] });
       expect(placed.status).toBe(201);
       expect(await level(reserved.activitySkuIds[0]!)).toMatchObject({ reserved: 1 });
       expect(await level(deducted.activitySkuIds[0]!)).toMatchObject({ reserved: 0, sold: 0 });
       expect(await pay(placed.body.orderNo, 1000)).toBe('paid');
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await level(reserved.activitySkuIds[0]!)).toMatchObject({ reserved: 0, sold: 1 });
       expect(await level(deducted.activitySkuIds[0]!)).toMatchObject({ available: 9, sold: 1 });
     });

@@ -4,7 +4,9 @@ import { runDueJobs } from '../src/jobs/index.ts';
 import { expireOrder, getOrder, paymentSucceeded, purchasedQuantity } from '../src/orders/index.ts';
 import { slotOfOrderNo } from '../src/platform/shards.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, stockLedger, TestClock, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, stockLedger, TestClock, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const TIMEOUT_MS = 15 * 60_000;
 
@@ -18,7 +20,7 @@ for (const engine of availableEngines()) {
 
     async function placeOrder(buyerId: number, quantity = 2, stock = 100) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1234, stock, purchaseLimit: 10 }] });
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity }] });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity }] });
       expect(placed.status).toBe(201);
       return { orderNo: placed.body.orderNo as string, sku: f.activitySkuIds[0]!, payable_fen: placed.body.payableFen as number };
     }
@@ -27,10 +29,10 @@ for (const engine of availableEngines()) {
 
     it('the timeout cancels an unpaid order and returns its stock', async () => {
       const { orderNo, sku } = await placeOrder(80_001);
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await getOrder(h.app, orderNo)).status).toBe('PENDING_PAYMENT');
       h.clock.advance(TIMEOUT_MS + 1);
-      await h.app.drain();
+      await untilQuiet(h);
       const order = await getOrder(h.app, orderNo);
       expect(order).toMatchObject({ status: 'CANCELLED', cancelReason: 'payment_timeout', version: 1 });
       expect(await level(sku)).toMatchObject({ available: 100, reserved: 0, sold: 0 });
@@ -44,14 +46,14 @@ for (const engine of availableEngines()) {
         h.clock.advance(TIMEOUT_MS + 1);
         const shard = h.app.shards.forOrderNo(orderNo)!;
         const [cancel, expired] = await Promise.all([
-          h.http.inject({ method: 'POST', url: `/orders/${orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } }),
+          asBuyer(h, buyer).cancel(orderNo),
           expireOrder(h.app, orderNo),
           runDueJobs(shard, { handlers: { 'order.expire': async (p: { orderNo: string }) => void (await expireOrder(h.app, p.orderNo)) }, owner: 'racer', now: h.clock.now, onError: () => {} }),
         ]);
-        const buyerWon = cancel.statusCode === 200;
-        if (!buyerWon) expect(['order_state_conflict', 'order_not_cancellable']).toContain(cancel.json().code);
+        const buyerWon = cancel.status === 200;
+        if (!buyerWon) expect(['order_state_conflict', 'order_not_cancellable']).toContain(cancel.body.code);
         expect(expired === 'cancelled').toBe(!buyerWon && expired === 'cancelled');
-        await h.app.drain();
+        await untilQuiet(h);
         const order = await getOrder(h.app, orderNo);
         expect(order.status).toBe('CANCELLED');
         expect(order.version).toBe(1);
@@ -68,21 +70,21 @@ for (const engine of availableEngines()) {
       const outcomes = await Promise.all(Array.from({ length: 5 }, () => paymentSucceeded(h.app, orderNo, payment)));
       expect(outcomes.filter((o) => o === 'paid')).toHaveLength(1);
       expect(outcomes.filter((o) => o === 'already_paid')).toHaveLength(4);
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'PAID', version: 1, paymentNo: 'P-1', paid_fen: payable_fen });
       expect(await level(sku)).toMatchObject({ available: 96, reserved: 0, sold: 4 });
       expect(await reservationsOf(h.app.db, orderNo)).toEqual([{ activitySkuId: sku, quantity: 4, state: 'confirmed' }]);
 
       // Once paid, the timeout does nothing and the buyer can no longer cancel.
       h.clock.advance(TIMEOUT_MS + 1);
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await getOrder(h.app, orderNo)).status).toBe('PAID');
-      const cancel = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(82_001)}` } });
-      expect([cancel.statusCode, cancel.json().code]).toEqual([409, 'order_not_cancellable']);
+      const cancel = await asBuyer(h, 82_001).cancel(orderNo);
+      expect([cancel.status, cancel.body.code]).toEqual([409, 'order_not_cancellable']);
 
       // A second, different payment for a paid order is a duplicate for the payment centre to refund.
       expect(await paymentSucceeded(h.app, orderNo, { ...payment, paymentNo: 'P-2' })).toBe('duplicate_payment');
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await level(sku)).toMatchObject({ available: 96, reserved: 0, sold: 4 });
     });
 
@@ -90,10 +92,10 @@ for (const engine of availableEngines()) {
       const { orderNo, sku, payable_fen } = await placeOrder(83_001, 1);
       expect(await paymentSucceeded(h.app, orderNo, { paymentNo: 'P-x', amount_fen: payable_fen - 1, paid_at_ms: h.clock.now() })).toBe('amount_mismatch');
       expect((await getOrder(h.app, orderNo)).status).toBe('PENDING_PAYMENT');
-      const cancel = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(83_001)}` } });
-      expect(cancel.statusCode).toBe(200);
+      const cancel = await asBuyer(h, 83_001).cancel(orderNo);
+      expect(cancel.status).toBe(200);
       expect(await paymentSucceeded(h.app, orderNo, { paymentNo: 'P-late', amount_fen: payable_fen, paid_at_ms: h.clock.now() })).toBe('order_cancelled');
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await getOrder(h.app, orderNo)).status).toBe('CANCELLED');
       expect(await level(sku)).toMatchObject({ available: 100, reserved: 0, sold: 0 });
     });
@@ -103,19 +105,19 @@ for (const engine of availableEngines()) {
         const buyer = 84_000 + round;
         const { orderNo, sku, payable_fen } = await placeOrder(buyer, 2);
         const [cancel, outcome] = await Promise.all([
-          h.http.inject({ method: 'POST', url: `/orders/${orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } }),
+          asBuyer(h, buyer).cancel(orderNo),
           paymentSucceeded(h.app, orderNo, { paymentNo: `P-race-${round}`, amount_fen: payable_fen, paid_at_ms: h.clock.now() }),
         ]);
-        await h.app.drain();
+        await untilQuiet(h);
         const order = await getOrder(h.app, orderNo);
         expect(order.version).toBe(1);
         if (outcome === 'paid') {
-          expect(cancel.statusCode).toBe(409);
+          expect(cancel.status).toBe(409);
           expect(order.status).toBe('PAID');
           expect(await level(sku)).toMatchObject({ available: 98, reserved: 0, sold: 2 });
         } else {
           expect(outcome).toBe('order_cancelled');
-          expect(cancel.statusCode).toBe(200);
+          expect(cancel.status).toBe(200);
           expect(order.status).toBe('CANCELLED');
           expect(await level(sku)).toMatchObject({ available: 100, reserved: 0, sold: 0 });
         }
@@ -128,7 +130,7 @@ for (const engine of availableEngines()) {
       const clock = new TestClock();
       clock.offset_ms = h.clock.offset_ms + TIMEOUT_MS + 1;
       h = await startHarness(engine, { databases: h.databases, clock, paymentTimeout_ms: TIMEOUT_MS });
-      await h.app.drain();
+      await untilQuiet(h);
       expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'CANCELLED', cancelReason: 'payment_timeout' });
       expect(await level(sku)).toMatchObject({ available: 100, reserved: 0 });
     });
@@ -151,17 +153,17 @@ describe('orders sharded by buyer over two databases', () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 100 }] });
       const low = 1; // slot 1 → shard 0
       const high = 1000; // slot 1000 → shard 1
-      const a = await postCheckout(h, low, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
-      const b = await postCheckout(h, high, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const a = await asBuyer(h, low).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const b = await asBuyer(h, high).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const [shard0, shard1] = h.app.shards.databases as [any, any];
       expect(shard0).not.toBe(shard1);
       const on = async (db: any) => (await db.selectFrom('orders').select('order_no').execute()).map((r: any) => r.order_no);
       expect(await on(shard0)).toEqual([a.body.orderNo]);
       expect(await on(shard1)).toEqual([b.body.orderNo]);
-      const read = await h.http.inject({ method: 'GET', url: `/orders/${b.body.orderNo}`, headers: { authorization: `Bearer ${h.buyerToken(high)}` } });
-      expect(read.json().orderNo).toBe(b.body.orderNo);
+      const read = await asBuyer(h, high).order(b.body.orderNo);
+      expect(read.body.orderNo).toBe(b.body.orderNo);
       h.clock.advance(16 * 60_000);
-      await h.app.drain();
+      await untilQuiet(h);
       expect((await getOrder(h.app, b.body.orderNo)).status).toBe('CANCELLED');
     } finally {
       await h.close();

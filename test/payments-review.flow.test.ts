@@ -3,9 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateActivitySku } from '../src/catalog/index.ts';
 import { getOrder } from '../src/orders/index.ts';
 import { applyTradeResult, findPayment, refundsOfOrder, requestRefund, type ChannelName, type PaymentCentre } from '../src/payments/index.ts';
-import type { Db } from '../src/platform/db/database.ts';
+import type { TestDb as Db } from './support/db.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { newKey, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asBuyer, payAtCashier } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 /** A gate a test opens by hand, and a promise that says when someone started waiting at it. */
 function gate() {
@@ -64,33 +66,22 @@ for (const engine of availableEngines()) {
 
     const sandbox = () => h.sandbox!;
     const shard = (orderNo: string) => h.app.shards.forOrderNo(orderNo)!;
-    const auth = (buyerId: number) => ({ authorization: `Bearer ${h.buyerToken(buyerId)}` });
 
-    async function settle() {
-      for (let i = 0; i < 3; i++) {
-        await sandbox().core.settled();
-        await h.app.drain();
-      }
-    }
 
     async function paidOrder(channel: ChannelName = 'alipay', skus = [{ price_fen: 1200, stock: 10 }, { price_fen: 800, stock: 10 }]) {
       const f = await seedActivity(h.app, { skus });
       const buyerId = ++buyer;
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: f.activitySkuIds.map((id) => ({ activitySkuId: id, quantity: 1 })) });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: f.activitySkuIds.map((id) => ({ activitySkuId: id, quantity: 1 })) });
       expect(placed.status).toBe(201);
       const orderNo = placed.body.orderNo as string;
-      const method = h.app.payments.channels.get(channel)!.methods[0]!;
-      const started = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: auth(buyerId), payload: { channel, method } });
-      const payNo = started.json().payNo as string;
-      expect(await clickPay(channel, payNo)).toBe(200);
-      await settle();
+      const { started, cashier } = await asBuyer(h, buyerId).pay(orderNo, channel);
+      const payNo = started.body.payNo as string;
+      expect(cashier).toBe(200);
+      await untilQuiet(h);
       expect((await getOrder(h.app, orderNo)).status).toBe('PAID');
       return { f, buyerId, orderNo, payNo, payable_fen: placed.body.payableFen as number };
     }
 
-    async function clickPay(channel: ChannelName, payNo: string) {
-      return (await fetch(`${sandbox().url}/sandbox/cashier/${channel}/${payNo}/pay`, { method: 'POST' })).status;
-    }
 
     const lineRequest = (orderNo: string, buyerId: number, lineNos: number[], requestKey: string) => ({
       orderNo,
@@ -117,7 +108,7 @@ for (const engine of availableEngines()) {
       const second = await late;
       expect(second.ok).toBe(false);
       expect((second as { e: { code?: string } }).e.code).toBe('refund_not_allowed');
-      await settle();
+      await untilQuiet(h);
       expect(sandbox().core.refunded_fen(sandbox().core.trade('alipay', payNo)!)).toBe(line1.payable_fen);
       expect((await refundsOfOrder(shard(orderNo), orderNo)).map((r) => [r.lineNos, r.status])).toEqual([[[1], 'SUCCEEDED']]);
       expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'PAID', refunded_fen: line1.payable_fen });
@@ -133,7 +124,7 @@ for (const engine of availableEngines()) {
       at.open();
       const second = await late;
       expect(second.refundNo).toBe(first.refundNo);
-      await settle();
+      await untilQuiet(h);
       expect(await refundsOfOrder(shard(orderNo), orderNo)).toHaveLength(1);
       expect(await findPayment(shard(orderNo), payNo)).toMatchObject({ status: 'PARTLY_REFUNDED' });
     });
@@ -141,17 +132,17 @@ for (const engine of availableEngines()) {
     it('a buyer cancel closes the open channel trade, so it can no longer be paid', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 5 }] });
       const buyerId = ++buyer;
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const orderNo = placed.body.orderNo as string;
-      const started = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: auth(buyerId), payload: { channel: 'wechat', method: 'qr' } });
-      const payNo = started.json().payNo as string;
-      const cancelled = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/cancel`, headers: auth(buyerId) });
-      expect(cancelled.statusCode).toBe(200);
-      await settle();
+      const started = await asBuyer(h, buyerId).startPayment(orderNo, 'wechat', 'qr');
+      const payNo = started.body.payNo as string;
+      const cancelled = await asBuyer(h, buyerId).cancel(orderNo);
+      expect(cancelled.status).toBe(200);
+      await untilQuiet(h);
       expect(await findPayment(shard(orderNo), payNo)).toMatchObject({ status: 'CLOSED' });
       expect(sandbox().core.trade('wechat', payNo)!.state).toBe('CLOSED');
-      expect(await clickPay('wechat', payNo)).not.toBe(200);
-      await settle();
+      expect(await payAtCashier(h, 'wechat', payNo)).not.toBe(200);
+      await untilQuiet(h);
       expect(await refundsOfOrder(shard(orderNo), orderNo)).toEqual([]);
     });
 
@@ -160,15 +151,15 @@ for (const engine of availableEngines()) {
       const line1 = (await getOrder(h.app, orderNo)).lines[0]!;
       const refunded = await requestRefund(h.app.payments, lineRequest(orderNo, buyerId, [1], newKey()));
       expect(refunded).toMatchObject({ amount_fen: line1.payable_fen });
-      await settle();
+      await untilQuiet(h);
       expect((await getOrder(h.app, orderNo)).lines[0]!.refunded_at_ms).not.toBeNull();
       await updateActivitySku(h.app.db, f.activitySkuIds[0]!, { price_fen: 700 }, h.clock.now());
-      await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/lines/1/price-protection`, headers: auth(buyerId) });
-      await settle();
+      await asBuyer(h, buyerId).claimPriceProtection(orderNo, '1');
+      await untilQuiet(h);
       expect(sandbox().core.refunded_fen(sandbox().core.trade('wechat', payNo)!)).toBe(line1.payable_fen);
       // The rest of the order can still be refunded in full.
       expect((await requestRefund(h.app.payments, lineRequest(orderNo, buyerId, [2], newKey()))).status).not.toBe('FAILED');
-      await settle();
+      await untilQuiet(h);
       expect(sandbox().core.refunded_fen(sandbox().core.trade('wechat', payNo)!)).toBe(payable_fen);
       expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'REFUNDED', refunded_fen: payable_fen });
     });
@@ -177,10 +168,10 @@ for (const engine of availableEngines()) {
       const { f, orderNo, payNo, buyerId, payable_fen } = await paidOrder('wechat', [{ price_fen: 1000, stock: 10 }]);
       await updateActivitySku(h.app.db, f.activitySkuIds[0]!, { price_fen: 700 }, h.clock.now());
       // The claim is written; its payout waits in the outbox while the buyer refunds the line.
-      const claimed = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/lines/1/price-protection`, headers: auth(buyerId) });
-      expect(claimed.json()).toMatchObject({ amountFen: 300 });
+      const claimed = await asBuyer(h, buyerId).claimPriceProtection(orderNo, '1');
+      expect(claimed.body).toMatchObject({ amountFen: 300 });
       await requestRefund(h.app.payments, lineRequest(orderNo, buyerId, [1], newKey()));
-      await settle();
+      await untilQuiet(h);
       const trade = sandbox().core.trade('wechat', payNo)!;
       expect(sandbox().core.refunded_fen(trade)).toBe(payable_fen);
       expect((await findRefundAmounts(orderNo)).reduce((s, r) => s + r, 0)).toBe(payable_fen);
@@ -194,13 +185,13 @@ for (const engine of availableEngines()) {
     it('a success for another amount than asked is refunded, never applied, even when the process stops right after recording it', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 900, stock: 5 }] });
       const buyerId = ++buyer;
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       const orderNo = placed.body.orderNo as string;
-      const started = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: auth(buyerId), payload: { channel: 'alipay', method: 'qr' } });
-      const payNo = started.json().payNo as string;
+      const started = await asBuyer(h, buyerId).startPayment(orderNo, 'alipay', 'qr');
+      const payNo = started.body.payNo as string;
       // Paid at the channel; its own notice is lost, and a verified one reports another amount.
       sandbox().core.setFaults({ drop: 1 });
-      expect(await clickPay('alipay', payNo)).toBe(200);
+      expect(await payAtCashier(h, 'alipay', payNo)).toBe(200);
       // The process stops right after the success is committed: the first read after the payment's update fails.
       let updated = false;
       const crash: KyselyPlugin = {
@@ -222,7 +213,7 @@ for (const engine of availableEngines()) {
       );
       // The safety nets run (the apply job, the refund follow job).
       h.clock.advance(31_000);
-      await settle();
+      await untilQuiet(h);
       expect((await getOrder(h.app, orderNo)).status).toBe('PENDING_PAYMENT');
       expect(await findPayment(shard(orderNo), payNo)).toMatchObject({ status: 'REFUNDED', disposition: 'amount_mismatch' });
       expect((await refundsOfOrder(shard(orderNo), orderNo)).map((r) => [r.reason, r.status])).toEqual([['amount_mismatch', 'SUCCEEDED']]);

@@ -5,7 +5,9 @@ import type { DomainEvent } from '../src/events/outbox.ts';
 import { ORDER_PRICE_PROTECTED, paymentSucceeded, PRICE_PROTECTION_DAYS } from '../src/orders/index.ts';
 import { earnPoints, grantPoints, pointsAccount, returnPointsOnRefund } from '../src/points/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asAdmin, asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const DAY = 86_400_000;
 
@@ -21,40 +23,40 @@ for (const engine of availableEngines()) {
 
     async function paidOrder(buyerId: number, quantity: number, extra: Record<string, unknown> = {}) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 100 }] });
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity }], ...extra });
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity }], ...extra });
       expect(placed.status).toBe(201);
       expect(await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: `P-${placed.body.orderNo}`, amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() })).toBe('paid');
-      await h.app.drain();
+      await untilQuiet(h);
       return { orderNo: placed.body.orderNo as string, activitySkuId: f.activitySkuIds[0]!, payable: placed.body.payableFen as number };
     }
     const claim = (buyerId: number, orderNo: string, lineNo = 1) =>
-      h.http.inject({ method: 'POST', url: `/orders/${orderNo}/lines/${lineNo}/price-protection`, headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` } });
+      asBuyer(h, buyerId).claimPriceProtection(orderNo, lineNo);
 
     it('pays back a later price drop once per line, and tells the payment centre', async () => {
       const buyer = 98_001;
       const { orderNo, activitySkuId } = await paidOrder(buyer, 3);
-      expect((await claim(buyer, orderNo)).json()).toMatchObject({ code: 'price_protection_not_eligible', details: { reason: 'no_price_drop' } });
+      expect((await claim(buyer, orderNo)).body).toMatchObject({ code: 'price_protection_not_eligible', details: { reason: 'no_price_drop' } });
       await updateActivitySku(h.app.db, activitySkuId, { price_fen: 800 }, h.clock.now());
       const results = await Promise.all(Array.from({ length: 10 }, () => claim(buyer, orderNo)));
-      const ok = results.filter((r) => r.statusCode === 201);
+      const ok = results.filter((r) => r.status === 201);
       expect(ok).toHaveLength(1);
-      expect(ok[0]!.json()).toMatchObject({ paidUnitPriceFen: 1000, currentUnitPriceFen: 800, quantity: 3, amountFen: 600 });
-      for (const r of results.filter((r) => r.statusCode !== 201)) expect(r.json().code).toBe('price_protection_already_claimed');
-      await h.app.drain();
+      expect(ok[0]!.body).toMatchObject({ paidUnitPriceFen: 1000, currentUnitPriceFen: 800, quantity: 3, amountFen: 600 });
+      for (const r of results.filter((r) => r.status !== 201)) expect(r.body.code).toBe('price_protection_already_claimed');
+      await untilQuiet(h);
       expect(protectedEvents.filter((e) => e.payload.orderNo === orderNo).map((e) => e.payload.amount_fen)).toEqual([600]);
-      expect((await claim(98_999, orderNo)).statusCode).toBe(404);
+      expect((await claim(98_999, orderNo)).status).toBe(404);
     });
 
     it('refuses unpaid orders and claims after the window', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 10 }] });
-      const unpaid = await postCheckout(h, 98_002, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const unpaid = await asBuyer(h, 98_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       await updateActivitySku(h.app.db, f.activitySkuIds[0]!, { price_fen: 500 }, h.clock.now());
-      expect((await claim(98_002, unpaid.body.orderNo)).json().details.reason).toBe('not_paid');
+      expect((await claim(98_002, unpaid.body.orderNo)).body.details.reason).toBe('not_paid');
 
       const { orderNo, activitySkuId } = await paidOrder(98_003, 1);
       await updateActivitySku(h.app.db, activitySkuId, { price_fen: 500 }, h.clock.now());
       h.clock.advance((PRICE_PROTECTION_DAYS + 1) * DAY);
-      expect((await claim(98_003, orderNo)).json().details.reason).toBe('window_closed');
+      expect((await claim(98_003, orderNo)).body.details.reason).toBe('window_closed');
       h.clock.advance(-(PRICE_PROTECTION_DAYS + 1) * DAY);
     });
 
@@ -76,13 +78,13 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, listPrice_fen: 2000, stock: 100, activityPriceUnits: 2 }] });
       const sku = f.activitySkuIds[0]!;
       const merchantId = (await h.http.inject({ method: 'GET', url: `/activities/${f.activityId}` })).json().skus[0].merchantId;
-      await h.http.inject({ method: 'POST', url: '/admin/shipping-rules', headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { merchantId, fulfilment: 'delivery', charge: { kind: 'flat', fee_fen: 800 } } });
-      const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }], fulfilment: 'delivery', region: 'SH' });
+      await asAdmin(h).createShippingRule({ merchantId, fulfilment: 'delivery', charge: { kind: 'flat', fee_fen: 800 } });
+      const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }], fulfilment: 'delivery', region: 'SH' });
       expect(placed.body.payableFen).toBe(2 * 1000 + 3 * 2000 + 800);
       await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: 'P-pp', amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() });
-      expect((await claim(buyer, placed.body.orderNo)).json().details.reason).toBe('no_price_drop');
+      expect((await claim(buyer, placed.body.orderNo)).body.details.reason).toBe('no_price_drop');
       await updateActivitySku(h.app.db, sku, { price_fen: 900 }, h.clock.now());
-      expect((await claim(buyer, placed.body.orderNo)).json()).toMatchObject({ amountFen: 2 * 100 });
+      expect((await claim(buyer, placed.body.orderNo)).body).toMatchObject({ amountFen: 2 * 100 });
     });
 
     it('concurrent refunds of one order never return more points than it spent', async () => {
@@ -104,9 +106,9 @@ for (const engine of availableEngines()) {
       const { orderNo, activitySkuId, payable } = await paidOrder(buyer, 1, { couponIds: [couponId] });
       expect(payable).toBe(100);
       await updateActivitySku(h.app.db, activitySkuId, { price_fen: 950 }, h.clock.now());
-      expect((await claim(buyer, orderNo)).json().details.reason).toBe('no_price_drop');
+      expect((await claim(buyer, orderNo)).body.details.reason).toBe('no_price_drop');
       await updateActivitySku(h.app.db, activitySkuId, { price_fen: 60 }, h.clock.now());
-      expect((await claim(buyer, orderNo)).json()).toMatchObject({ amountFen: 40 });
+      expect((await claim(buyer, orderNo)).body).toMatchObject({ amountFen: 40 });
     });
 
     it('returns used coupons on a full refund when the policy says so, and earns points once', async () => {

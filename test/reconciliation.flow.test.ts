@@ -3,7 +3,9 @@ import { getOrder } from '../src/orders/index.ts';
 import { findPayment, reconcile, refundsOfOrder, type ChannelName } from '../src/payments/index.ts';
 import { CHINA_OFFSET_MS, chinaDate } from '../src/payments/channels/types.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { newKey, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asAdmin, asBuyer, payAtCashier } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const DAY_MS = 24 * 3600_000;
 
@@ -29,31 +31,20 @@ for (const engine of availableEngines()) {
     const core = () => h.sandbox!.core;
     const shard = (orderNo: string) => h.app.shards.forOrderNo(orderNo)!;
 
-    async function settle() {
-      for (let i = 0; i < 3; i++) {
-        await core().settled();
-        await h.app.drain();
-      }
-    }
 
     async function paidOrder(options: { lostNotification?: boolean } = {}) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1500, stock: 10 }] });
       const buyerId = ++buyer;
-      const placed = await postCheckout(h, buyerId, { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
-      const started = await h.http.inject({
-        method: 'POST',
-        url: `/orders/${placed.body.orderNo}/payments`,
-        headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` },
-        payload: { channel, method: 'qr' },
-      });
-      const payNo = started.json().payNo as string;
+      const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const started = await asBuyer(h, buyerId).startPayment(placed.body.orderNo, channel, 'qr');
+      const payNo = started.body.payNo as string;
       if (options.lostNotification) {
         core().setFaults({ drop: 1 });
         // And our query has not come round to it yet.
         await shard(placed.body.orderNo).deleteFrom('jobs').where('job_key', 'like', `payment.query:${payNo}:%`).execute();
       }
-      await fetch(`${h.sandbox!.url}/sandbox/cashier/${channel}/${payNo}/pay`, { method: 'POST' });
-      await settle();
+      await payAtCashier(h, channel, payNo);
+      await untilQuiet(h);
       return { orderNo: placed.body.orderNo as string, payNo, amount_fen: placed.body.payableFen as number };
     }
 
@@ -66,10 +57,10 @@ for (const engine of availableEngines()) {
       const refunded = await paidOrder();
       // A refund whose result never reached us: the channel answered PROCESSING and its notification was lost.
       core().setFaults({ drop: 1 });
-      const refund = await h.http.inject({ method: 'POST', url: `/admin/orders/${refunded.orderNo}/refunds`, headers: { authorization: `Bearer ${h.adminToken()}`, 'idempotency-key': newKey() }, payload: {} });
-      expect(refund.statusCode).toBe(201);
-      await shard(refunded.orderNo).deleteFrom('jobs').where('job_key', 'like', `payment.refund.follow:${refund.json().refundNo}:%`).execute();
-      await settle();
+      const refund = await asAdmin(h).refund(refunded.orderNo, undefined, { key: newKey() });
+      expect(refund.status).toBe(201);
+      await shard(refunded.orderNo).deleteFrom('jobs').where('job_key', 'like', `payment.refund.follow:${refund.body.refundNo}:%`).execute();
+      await untilQuiet(h);
       expect((await refundsOfOrder(shard(refunded.orderNo), refunded.orderNo))[0]!.status).not.toBe('SUCCEEDED');
       // A payment at 23:55 that the channel books on the next day.
       h.clock.advance(15 * 60_000);
@@ -102,13 +93,13 @@ for (const engine of availableEngines()) {
           ['long', 'payment', 'EXT2026112400000001', 'refund_or_claim', 'proposed'],
           ['short', 'payment', missing.payNo, 'hold_as_suspect', 'proposed'],
           ['amount_mismatch', 'payment', misstated.payNo, 'manual_review', 'proposed'],
-          ['status_mismatch', 'refund', refund.json().refundNo, 'recorded_refund_from_query', 'done'],
+          ['status_mismatch', 'refund', refund.body.refundNo, 'recorded_refund_from_query', 'done'],
           ['short', 'refund', 'RX000000000000000000001', 'manual_review', 'proposed'],
           ['cross_day', 'payment', lateNight.payNo, 'recheck_next_day', 'carried'],
         ].sort(),
       );
       expect(report.matched).toBe(report.billRows - 5);
-      // The repairs took: the lost payment paid its order, the refund is settled.
+      // The repairs took: the lost payment paid its order, the refund is complete.
       expect((await getOrder(h.app, lost.orderNo)).status).toBe('PAID');
       expect((await refundsOfOrder(shard(refunded.orderNo), refunded.orderNo))[0]!.status).toBe('SUCCEEDED');
       expect((await getOrder(h.app, matched.orderNo)).status).toBe('PAID');
@@ -122,16 +113,16 @@ for (const engine of availableEngines()) {
       const following = await reconcile(h.app.payments, { channel, date: nextDay });
       expect(following.differences.map((d) => [d.kind, d.payNo, d.action])).toEqual([['cross_day', lateNight.payNo, 'matched_previous_day']]);
 
-      const listed = await h.http.inject({ method: 'GET', url: '/admin/reconciliations', headers: { authorization: `Bearer ${h.adminToken()}` } });
-      expect(listed.json().runs.map((r: any) => [r.billDate, r.differences])).toEqual([
+      const listed = await asAdmin(h).reconciliations();
+      expect(listed.body.runs.map((r: any) => [r.billDate, r.differences])).toEqual([
         [nextDay, 1],
         [day, 5],
         [day, 7],
       ]);
-      const stored = await h.http.inject({ method: 'GET', url: `/admin/reconciliations/${report.runId}`, headers: { authorization: `Bearer ${h.adminToken()}` } });
-      expect(stored.json().differences).toHaveLength(7);
-      const forbidden = await h.http.inject({ method: 'GET', url: '/admin/reconciliations', headers: { authorization: `Bearer ${h.buyerToken(1)}` } });
-      expect(forbidden.statusCode).toBe(403);
+      const stored = await asAdmin(h).reconciliation(report.runId);
+      expect(stored.body.differences).toHaveLength(7);
+      const forbidden = await asBuyer(h, 1).get('/admin/reconciliations');
+      expect(forbidden.status).toBe(403);
     });
   });
 }

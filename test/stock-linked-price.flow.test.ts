@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { releaseReservation, reserveStock, stockLevels } from '../src/inventory/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 for (const engine of availableEngines()) {
   describe(`stock-linked activity price through checkout on ${engine.name}`, () => {
@@ -15,27 +17,27 @@ for (const engine of availableEngines()) {
     it('prices a quantity crossing the boundary on both sides, and gives the cheap units back on cancel', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, listPrice_fen: 2000, stock: 100, activityPriceUnits: 2 }] });
       const sku = f.activitySkuIds[0]!;
-      const first = await postCheckout(h, 99_001, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }] });
+      const first = await asBuyer(h, 99_001).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }] });
       expect(first.status).toBe(201);
       expect(first.body.payableFen).toBe(2 * 1000 + 3 * 2000);
       expect(first.body.lines[0].segments).toEqual([{ quantity: 2, unitPriceFen: 1000, basis: 'activity' }, { quantity: 3, unitPriceFen: 2000, basis: 'list' }]);
       expect(await taken(sku)).toBe(2);
 
-      const second = await postCheckout(h, 99_002, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
+      const second = await asBuyer(h, 99_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
       expect(second.body.payableFen).toBe(2000);
 
-      const cancel = await h.http.inject({ method: 'POST', url: `/orders/${first.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(99_001)}` } });
-      expect(cancel.statusCode).toBe(200);
-      await h.app.drain();
+      const cancel = await asBuyer(h, 99_001).cancel(first.body.orderNo);
+      expect(cancel.status).toBe(200);
+      await untilQuiet(h);
       expect(await taken(sku)).toBe(0);
-      const third = await postCheckout(h, 99_003, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
+      const third = await asBuyer(h, 99_003).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
       expect(third.body.payableFen).toBe(1000);
     });
 
     it('prices and counts two stock-linked SKUs of one cart together', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, listPrice_fen: 2000, stock: 100, activityPriceUnits: 3 }, { price_fen: 500, listPrice_fen: 800, stock: 100, activityPriceUnits: 1 }] });
       const [x, y] = f.activitySkuIds as [number, number];
-      const placed = await postCheckout(h, 99_050, { leaderId: f.leaderId, items: [{ activitySkuId: x, quantity: 4 }, { activitySkuId: y, quantity: 2 }] });
+      const placed = await asBuyer(h, 99_050).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: x, quantity: 4 }, { activitySkuId: y, quantity: 2 }] });
       expect(placed.body.payableFen).toBe(3 * 1000 + 2000 + 500 + 800);
       expect([await taken(x), await taken(y)]).toEqual([3, 1]);
     });
@@ -55,7 +57,7 @@ for (const engine of availableEngines()) {
     it('never sells more units at the activity price than the limit, however buyers race', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, listPrice_fen: 2000, stock: 1000, activityPriceUnits: 10 }] });
       const sku = f.activitySkuIds[0]!;
-      const results = await Promise.all(Array.from({ length: 40 }, (_, i) => postCheckout(h, 99_100 + i, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] })));
+      const results = await Promise.all(Array.from({ length: 40 }, (_, i) => asBuyer(h, 99_100 + i).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] })));
       const placed = results.filter((r) => r.status === 201);
       for (const r of results.filter((r) => r.status !== 201)) expect(r.body).toMatchObject({ code: 'price_changed', field: 'items.0.quantity' });
       const cheap = placed.filter((r) => r.body.payableFen === 1000);

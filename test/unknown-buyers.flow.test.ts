@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCouponTemplate } from '../src/coupons/index.ts';
 import { availableEngines } from './support/engines.ts';
 import { registerBuyers, seedActivity, startHarness, stockLedger, writtenRows, type Harness } from './support/harness.ts';
+import { asAdmin, asUnknownBuyer } from './support/client.ts';
 
 const DAY = 86_400_000;
 
@@ -21,23 +22,22 @@ for (const engine of availableEngines()) {
     const unknown = 999_999;
     const count = async (table: 'cart_lines' | 'coupons' | 'points_accounts' | 'points_journal') =>
       Number((await h.app.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
-    const admin = (url: string, payload: object) => h.http.inject({ method: 'POST', url, headers: { authorization: `Bearer ${h.adminToken()}` }, payload });
+    const admin = (url: string, payload: object) => asAdmin(h).post(url, payload);
 
     it('checkout and add-to-cart for a buyer token whose subject is no buyer are 404 buyer_not_found and write nothing', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_add_to_cart' });
       const sku = f.activitySkuIds[0]!;
       const before = { ...(await writtenRows(h.app)), cart_lines: await count('cart_lines') };
-      const headers = { authorization: `Bearer ${h.unknownBuyerToken(unknown)}` };
-      const placed = await h.http.inject({ method: 'POST', url: '/orders', headers: { ...headers, 'idempotency-key': 'unknown-buyer-1' }, payload: { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] } });
-      expect([placed.statusCode, placed.json().code]).toEqual([404, 'buyer_not_found']);
-      const added = await h.http.inject({ method: 'POST', url: '/cart/lines', headers, payload: { activitySkuId: sku, quantity: 3 } });
-      expect([added.statusCode, added.json().code]).toEqual([404, 'buyer_not_found']);
+      const placed = await asUnknownBuyer(h, unknown).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] }, { key: 'unknown-buyer-1' });
+      expect([placed.status, placed.body.code]).toEqual([404, 'buyer_not_found']);
+      const added = await asUnknownBuyer(h, unknown).cart.add(sku, 3);
+      expect([added.status, added.body.code]).toEqual([404, 'buyer_not_found']);
       expect({ ...(await writtenRows(h.app)), cart_lines: await count('cart_lines') }).toEqual(before);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0 });
       // Registered, the same buyer orders.
       await registerBuyers(h.app.db, [unknown], h.clock.now());
-      const again = await h.http.inject({ method: 'POST', url: '/orders', headers: { ...headers, 'idempotency-key': 'unknown-buyer-2' }, payload: { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] } });
-      expect(again.statusCode).toBe(201);
+      const again = await asUnknownBuyer(h, unknown).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] }, { key: 'unknown-buyer-2' });
+      expect(again.status).toBe(201);
     });
 
     it('an admin granting points or issuing coupons to a buyer that does not exist gets 404 buyer_not_found, and nothing is granted', async () => {
@@ -45,7 +45,7 @@ for (const engine of availableEngines()) {
       await registerBuyers(h.app.db, [known], h.clock.now());
       const before = { coupons: await count('coupons'), accounts: await count('points_accounts'), journal: await count('points_journal') };
       const grant = await admin('/admin/points/grants', { buyerId: 999_998, points: 100, grantId: 'grant-unknown' });
-      expect([grant.statusCode, grant.json().code, grant.json().field, grant.json().details]).toEqual([404, 'buyer_not_found', 'buyerId', { buyerIds: [999_998] }]);
+      expect([grant.status, grant.body.code, grant.body.field, grant.body.details]).toEqual([404, 'buyer_not_found', 'buyerId', { buyerIds: [999_998] }]);
       const now = h.clock.now();
       const template = await createCouponTemplate(
         h.app.db,
@@ -54,11 +54,11 @@ for (const engine of availableEngines()) {
       );
       // One unknown id among known ones: the whole issue is refused, not issued in part.
       const issue = await admin(`/admin/coupon-templates/${template.id}/issue`, { buyerIds: [known, 999_997] });
-      expect([issue.statusCode, issue.json().code, issue.json().details]).toEqual([404, 'buyer_not_found', { buyerIds: [999_997] }]);
+      expect([issue.status, issue.body.code, issue.body.details]).toEqual([404, 'buyer_not_found', { buyerIds: [999_997] }]);
       expect({ coupons: await count('coupons'), accounts: await count('points_accounts'), journal: await count('points_journal') }).toEqual(before);
       // The known buyer alone is served.
-      expect((await admin(`/admin/coupon-templates/${template.id}/issue`, { buyerIds: [known] })).statusCode).toBe(200);
-      expect((await admin('/admin/points/grants', { buyerId: known, points: 100, grantId: 'grant-known' })).statusCode).toBe(201);
+      expect((await admin(`/admin/coupon-templates/${template.id}/issue`, { buyerIds: [known] })).status).toBe(200);
+      expect((await admin('/admin/points/grants', { buyerId: known, points: 100, grantId: 'grant-known' })).status).toBe(201);
     });
   });
 }

@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buyerCoupons, createCouponTemplate, issueCoupons } from '../src/coupons/index.ts';
 import { getOrder } from '../src/orders/index.ts';
 import { availableEngines } from './support/engines.ts';
-import { postCheckout, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { asBuyer } from './support/client.ts';
+import { untilQuiet } from './support/quiet.ts';
 
 const DAY = 86_400_000;
 
@@ -29,7 +31,7 @@ for (const engine of availableEngines()) {
       return (await issueCoupons(h.app.db, template.id, [buyerId], now)).issued[0]!.couponId;
     }
     const startPay = (buyerId: number, orderNo: string) =>
-      h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` }, payload: { channel: 'alipay', method: h.app.payments.channels.get('alipay')!.methods[0]! } });
+      asBuyer(h, buyerId).startPayment(orderNo, 'alipay', h.app.payments.channels.get('alipay')!.methods[0]!);
 
     for (const inventoryMode of ['on_order', 'on_payment'] as const) {
       it(`${inventoryMode}: a coupon covering the whole order pays it at checkout; payment start is 409 nothing_payable`, async () => {
@@ -37,21 +39,21 @@ for (const engine of availableEngines()) {
         const sku = f.activitySkuIds[0]!;
         const buyer = inventoryMode === 'on_order' ? 96_101 : 96_102;
         const couponId = await wholeOrderCoupon(buyer, 500);
-        const placed = await postCheckout(h, buyer, { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }], couponIds: [couponId] });
+        const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }], couponIds: [couponId] });
         expect(placed.status).toBe(201);
         expect(placed.body).toMatchObject({ payableFen: 0, status: 'PAID' });
         const pay = await startPay(buyer, placed.body.orderNo);
-        expect([pay.statusCode, pay.json().code]).toEqual([409, 'nothing_payable']);
-        await h.app.drain();
+        expect([pay.status, pay.body.code]).toEqual([409, 'nothing_payable']);
+        await untilQuiet(h);
         expect(await getOrder(h.app, placed.body.orderNo)).toMatchObject({ status: 'PAID', paid_fen: 0 });
         expect(await stockLedger(h.app, sku)).toMatchObject({ available: 9, reserved: 0, sold: 1 });
         expect((await buyerCoupons(h.app.db, buyer, h.clock.now())).find((c) => c.couponId === couponId)!.state).toBe('used');
         // Past its payment time nothing cancels it: the expire job went with the payment.
         h.clock.advance(16 * 60_000);
-        await h.app.drain();
+        await untilQuiet(h);
         expect((await getOrder(h.app, placed.body.orderNo)).status).toBe('PAID');
-        const refund = await h.http.inject({ method: 'POST', url: `/orders/${placed.body.orderNo}/refunds`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}`, 'idempotency-key': `zero-${buyer}` }, payload: {} });
-        expect([refund.statusCode, refund.json().code]).toEqual([409, 'refund_not_allowed']);
+        const refund = await asBuyer(h, buyer).refund(placed.body.orderNo, undefined, { key: `zero-${buyer}` });
+        expect([refund.status, refund.body.code]).toEqual([409, 'refund_not_allowed']);
       });
     }
   });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { pathId } from '../platform/http/inputs.ts';
 import { adjustStock, createStock, MAX_ADJUSTMENTS_LISTED, stockAdjustments, stockLevels } from '../inventory/index.ts';
-import { adjustFlashSaleStock, flashSaleHotChanged } from '../inventory/flash-sale/index.ts';
+import { adjustFlashSaleStock, flashSaleHotChanged } from '../inventory/index.ts';
 import { createLeader, listLeaders } from '../leaders/index.ts';
 
 import { transact } from '../platform/db/retry.ts';

@@ -2,11 +2,12 @@ import type { EventsTables } from '../events/index.ts';
 import type { Platform } from '../platform/context.ts';
 import { VERIFY_RESERVATION_AFTER_MS } from '../checkout/index.ts';
 import { orderStates } from '../orders/index.ts';
-import type { PaymentCentre, PaymentsPlatform, PaymentsPlatformMainTables, PaymentsPlatformShardTables } from '../payments/index.ts';
+import type { OrdersMainTables, OrdersShardTables } from '../orders/index.ts';
+import type { PaymentCentre, PaymentsMainTables, PaymentsPlatform, PaymentsShardTables } from '../payments/index.ts';
 import type { ConsistencyTables } from './tables.ts';
 
 /** The consistency pass runs on what the payment centre runs on, and keeps its repairs beside. */
-export interface ConsistencyPlatform extends Platform<PaymentsPlatformMainTables & ConsistencyTables & EventsTables, PaymentsPlatformShardTables>, Pick<PaymentsPlatform, 'flashSale'> {}
+export interface ConsistencyPlatform extends Platform<OrdersMainTables & PaymentsMainTables & ConsistencyTables & EventsTables, OrdersShardTables & PaymentsShardTables>, Pick<PaymentsPlatform, 'flashSale'> {}
 type Db = ConsistencyPlatform['shards']['databases'][number];
 
 /**

@@ -1,16 +1,15 @@
 /**
  * What a checkout holds before its order exists — reserved stock, locked coupons, frozen points —
- * and what must be given back when the order never appeared or was cancelled. The owning
- * modules' functions do the giving back; an order that never appeared is handed to the
- * checkout's own verification (it takes the idempotency key from the dead attempt first, so a
- * checkout that was only slow can no longer write its order on top of released holds).
+ * and what must be given back when the order never appeared or was cancelled. Each owning module
+ * answers what of its own has been held too long, and gives it back; the orders module says which
+ * orders ended. An order that never appeared is handed to the checkout's own verification (it takes
+ * the idempotency key from the dead attempt first, so a checkout that was only slow can no longer
+ * write its order on top of released holds).
  */
-import { sql } from 'kysely';
-import { returnCoupons } from '../coupons/index.ts';
-import { releaseReservation } from '../inventory/index.ts';
-import { releaseFlashSaleReservations } from '../inventory/flash-sale/index.ts';
+import { lockedCoupons as lockedCouponsOf, returnCoupons } from '../coupons/index.ts';
+import { heldReservations, releaseHeldStock } from '../inventory/index.ts';
 import { verifyCheckoutReservation } from '../checkout/index.ts';
-import { settlePoints } from '../points/index.ts';
+import { accountsWithFrozenPoints, settlePoints, unsettledFreezes } from '../points/index.ts';
 import { orderFates, ORPHAN_GRACE_MS, parsePosition, position, walk, type Check, type Fate, type ReconcileContext, type RepairDone } from './check.ts';
 
 interface HoldFinding {
@@ -38,27 +37,15 @@ export const orphanReservations: Check<HoldFinding> = {
       ctx,
       'orphan_reservations',
       (after, limit) => {
-        let query = ctx.p.db
-          .selectFrom('stock_reservations')
-          .select(['order_no', 'created_at_ms'])
-          .where('state', 'in', ['reserved', 'pending'])
-          .where('created_at_ms', '<', ctx.now_ms - ORPHAN_GRACE_MS)
-          // Cart holds (keys H…) are not orders; they expire by their own job.
-          .where('order_no', 'not like', 'H%');
-        if (after !== undefined) {
-          const [t, orderNo] = parsePosition(after);
-          query = query.where((eb) => eb.or([eb('created_at_ms', '>', t), eb.and([eb('created_at_ms', '=', t), eb('order_no', '>', orderNo)])]));
-        }
-        return query.orderBy('created_at_ms').orderBy('order_no').limit(limit).execute();
+        const from = after === undefined ? undefined : parsePosition(after);
+        return heldReservations(ctx.p.db, { heldBefore_ms: ctx.now_ms - ORPHAN_GRACE_MS, after: from && { created_at_ms: from[0], orderNo: from[1] }, limit });
       },
-      (r) => position(r.created_at_ms, r.order_no),
-      (rows) => holdFindings(ctx, rows.map((r) => r.order_no)),
+      (r) => position(r.created_at_ms, r.orderNo),
+      (rows) => holdFindings(ctx, rows.map((r) => r.orderNo)),
     ),
   async repair(ctx, f) {
     if (f.fate === 'never_placed') return undoNeverPlaced(ctx, f.key);
-    // As the order.cancelled subscriber does it: Redis first for a flash sale's units.
-    if (ctx.p.flashSale) await releaseFlashSaleReservations(ctx.p.flashSale, ctx.p.db, f.key);
-    const units = await releaseReservation(ctx.p.db, f.key, ctx.now_ms);
+    const units = await releaseHeldStock(ctx.p.flashSale, ctx.p.db, f.key, ctx.now_ms);
     return units > 0 ? { action: 'released_reservation', detail: `${units} units of a cancelled order` } : undefined;
   },
 };
@@ -71,19 +58,11 @@ export const lockedCoupons: Check<HoldFinding> = {
       ctx,
       'locked_coupons',
       (after, limit) => {
-        let query = ctx.p.db
-          .selectFrom('coupons')
-          .select(['id', 'order_no', 'updated_at_ms'])
-          .where('state', '=', 'locked')
-          .where('updated_at_ms', '<', ctx.now_ms - ORPHAN_GRACE_MS);
-        if (after !== undefined) {
-          const [t, id] = parsePosition(after);
-          query = query.where((eb) => eb.or([eb('updated_at_ms', '>', t), eb.and([eb('updated_at_ms', '=', t), eb('id', '>', Number(id))])]));
-        }
-        return query.orderBy('updated_at_ms').orderBy('id').limit(limit).execute();
+        const from = after === undefined ? undefined : parsePosition(after);
+        return lockedCouponsOf(ctx.p.db, { lockedBefore_ms: ctx.now_ms - ORPHAN_GRACE_MS, after: from && { updated_at_ms: from[0], couponId: Number(from[1]) }, limit });
       },
-      (r) => position(r.updated_at_ms, r.id),
-      (rows) => holdFindings(ctx, rows.map((r) => r.order_no)),
+      (r) => position(r.updated_at_ms, r.couponId),
+      (rows) => holdFindings(ctx, rows.map((r) => r.orderNo)),
     ),
   async repair(ctx, f) {
     if (f.fate === 'never_placed') return undoNeverPlaced(ctx, f.key);
@@ -103,34 +82,9 @@ export const frozenPoints: Check<HoldFinding> = {
     walk(
       ctx,
       'frozen_points',
-      (after, limit) => {
-        let query = ctx.p.db.selectFrom('points_accounts').select('buyer_id').where('frozen', '>', 0);
-        if (after !== undefined) query = query.where('buyer_id', '>', Number(after));
-        return query.orderBy('buyer_id').limit(limit).execute();
-      },
-      (r) => String(r.buyer_id),
-      async (accounts) => {
-        if (accounts.length === 0) return [];
-        const freezes = await ctx.p.db
-          .selectFrom('points_journal as f')
-          .select('f.order_no')
-          .where('f.buyer_id', 'in', accounts.map((a) => a.buyer_id))
-          .where('f.movement', '=', 'freeze')
-          .where('f.created_at_ms', '<', ctx.now_ms - ORPHAN_GRACE_MS)
-          .where(({ not, exists, selectFrom }) =>
-            not(
-              exists(
-                selectFrom('points_journal as s')
-                  .select(sql`1`.as('one'))
-                  .whereRef('s.buyer_id', '=', 'f.buyer_id')
-                  .whereRef('s.order_no', '=', 'f.order_no')
-                  .where('s.movement', 'in', ['deduct', 'unfreeze']),
-              ),
-            ),
-          )
-          .execute();
-        return holdFindings(ctx, freezes.map((r) => r.order_no));
-      },
+      (after, limit) => accountsWithFrozenPoints(ctx.p.db, { afterBuyerId: after === undefined ? undefined : Number(after), limit }),
+      (buyerId) => String(buyerId),
+      async (buyerIds) => holdFindings(ctx, await unsettledFreezes(ctx.p.db, buyerIds, ctx.now_ms - ORPHAN_GRACE_MS)),
     ),
   async repair(ctx, f) {
     if (f.fate === 'never_placed') return undoNeverPlaced(ctx, f.key);

@@ -1,6 +1,6 @@
-import { INBOX_RETENTION_MS, pruneInbox } from '../events/inbox.ts';
+import { INBOX_RETENTION_MS, pruneInbox } from '../events/index.ts';
 import { performance } from 'node:perf_hooks';
-import { scheduleJob, type JobHandler } from '../jobs/index.ts';
+import { cancelDeadJobs, hasJobs, scheduleJob, type JobHandler } from '../jobs/index.ts';
 import type { PaymentCentre } from '../payments/index.ts';
 import type { ConsistencyPlatform } from './check.ts';
 import { transact } from '../platform/db/retry.ts';
@@ -132,9 +132,9 @@ export function reconcileJobHandler(p: ConsistencyPlatform, pc: PaymentCentre, i
  * last job dead after every attempt) is cleared and started again.
  */
 export async function scheduleFirstPass(p: ConsistencyPlatform, interval_ms: number): Promise<boolean> {
-  await p.db.deleteFrom('jobs').where('kind', '=', RECONCILE_JOB).where('dead_at_ms', 'is not', null).execute();
-  const live = await p.db.selectFrom('jobs').select('id').where('kind', '=', RECONCILE_JOB).limit(1).executeTakeFirst();
-  if (live) return false;
+  // Every pass's key starts `consistency.reconcile:` (the seed's and its successors').
+  await cancelDeadJobs(p.db, `${RECONCILE_JOB}:`);
+  if (await hasJobs(p.db, `${RECONCILE_JOB}:`)) return false;
   const now_ms = p.now();
   await transact(p.db, (trx) =>
     scheduleJob(trx, { kind: RECONCILE_JOB, key: `${RECONCILE_JOB}:seed`, payload: { cursors: {} }, due_at_ms: now_ms + interval_ms, maxAttempts: RECONCILE_JOB_ATTEMPTS }, now_ms),

@@ -1,2 +1,3 @@
 export * from './coupons.ts';
 export type * from './tables.ts';
+export { lockedCoupons, type CouponPosition } from './stuck.ts';

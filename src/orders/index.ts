@@ -31,3 +31,4 @@ export { recordOrderRefund, refundableLines } from './refunds.ts';
 export { countPurchases, findOrder, insertOrder, orderStates, toOrder, type CountedLine } from './store.ts';
 export type * from './tables.ts';
 export type * from './platform.ts';
+export { overdueOrders, placedOrders, type OverduePosition, type PlacedOrder } from './stuck.ts';

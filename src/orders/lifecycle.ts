@@ -1,4 +1,5 @@
-import { recordEvent } from '../events/outbox.ts';
+import { recordEvent } from '../events/index.ts';
+import { cancelJob } from '../jobs/index.ts';
 import { deductOnPayment, returnSoldStock } from '../inventory/index.ts';
 import type { Kysely, Transaction } from 'kysely';
 import type { OrderShards } from '../platform/shards.ts';
@@ -42,7 +43,7 @@ export async function cancelOrder(p: OrdersPlatform, orderNo: string, reason: Ca
     for (const line of order.lines) await uncountPurchase(trx, order.buyerId, line.activitySkuId, line.quantity);
     const event: OrderCancelled = { orderNo, buyerId: order.buyerId, reason };
     await recordEvent(trx, { type: ORDER_CANCELLED, aggregateId: orderNo, payload: event }, now_ms);
-    if (reason !== 'payment_timeout') await trx.deleteFrom('jobs').where('job_key', '=', expireJobKey(orderNo)).execute();
+    if (reason !== 'payment_timeout') await cancelJob(trx, expireJobKey(orderNo));
   });
   p.wake();
   return getOrder(p, orderNo);
@@ -138,7 +139,7 @@ export async function paymentSucceeded(
         await options.inPaidTransaction?.(trx);
         const event: OrderPaid = { orderNo, buyerId: order.buyerId, paymentNo: payment.paymentNo, paid_fen: payment.amount_fen };
         await recordEvent(trx, { type: ORDER_PAID, aggregateId: orderNo, payload: event }, now_ms);
-        await trx.deleteFrom('jobs').where('job_key', '=', expireJobKey(orderNo)).execute();
+        await cancelJob(trx, expireJobKey(orderNo));
       });
       p.wake();
       return 'paid';

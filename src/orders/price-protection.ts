@@ -1,5 +1,5 @@
 import { loadSellableSkus } from '../catalog/index.ts';
-import { recordEvent } from '../events/outbox.ts';
+import { recordEvent } from '../events/index.ts';
 import type { OrdersPlatform } from './platform.ts';
 import { transact } from '../platform/db/retry.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';

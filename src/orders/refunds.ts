@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely';
-import { recordEvent } from '../events/outbox.ts';
+import { recordEvent } from '../events/index.ts';
 
 import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';

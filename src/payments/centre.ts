@@ -6,9 +6,7 @@ import type { ChannelBreakers } from './breaker.ts';
 import type { ChannelName, PaymentChannel } from './channels/types.ts';
 
 /** Payments keep their rows beside the orders they pay, and ask orders (which asks the rest) to apply them. */
-export type PaymentsPlatformMainTables = OrdersMainTables & PaymentsMainTables;
-export type PaymentsPlatformShardTables = OrdersShardTables & PaymentsShardTables;
-export type PaymentsPlatform = Platform<PaymentsPlatformMainTables, PaymentsPlatformShardTables> & Pick<OrdersPlatform, 'flashSale'>;
+export type PaymentsPlatform = Platform<OrdersMainTables & PaymentsMainTables, OrdersShardTables & PaymentsShardTables> & Pick<OrdersPlatform, 'flashSale'>;
 
 /** What the payment flows need: the platform, the configured channels and our public address. */
 export interface PaymentCentre {

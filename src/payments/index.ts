@@ -1,11 +1,12 @@
-export type { PaymentCentre, PaymentsPlatform, PaymentsPlatformMainTables, PaymentsPlatformShardTables } from './centre.ts';
+export type { PaymentCentre, PaymentsPlatform } from './centre.ts';
 export { BREAKER_TRANSITIONS, ChannelBreakers, DEFAULT_BREAKER_SETTINGS, type BreakerSettings, type ChannelHealth } from './breaker.ts';
 export { channelSettingsFromEnv, createChannels, CHANNELS, PAY_METHODS, type ChannelName, type ChannelSettings, type PaymentChannel, type PayMethod } from './channels/index.ts';
 export { handleNotification } from './notifications.ts';
 export { closeAttempt, closeOpenAttempts, followPayment, PAYMENT_QUERY_JOB, startPayment, type StartPayment } from './pay.ts';
 export { DIFFERENCE_KINDS, listReconciliations, reconcile, reconciliationReport, type Difference } from './reconciliation.ts';
 export { applyRefundResult, driveRefund, followRefund, insertRefund, payPriceProtection, priceProtectionRefundNo, REFUND_FOLLOW_JOB, requestRefund, withPayment } from './refunds.ts';
-export { applyToOrder, applyTradeResult, PAYMENT_APPLY_JOB } from './results.ts';
+export { applyJobKey, applyToOrder, applyTradeResult, PAYMENT_APPLY_JOB } from './results.ts';
 export { PAYMENT_TRANSITIONS, REFUND_TRANSITIONS, type PaymentStatus, type RefundStatus } from './state.ts';
 export { findPayment, findRefund, paymentsOfOrder, refundsOfOrder, refundsOfPayment, type Payment, type Refund } from './store.ts';
 export type * from './tables.ts';
+export { unappliedPayments, type PaymentPosition } from './stuck.ts';

@@ -1,4 +1,4 @@
-import { scheduleJob } from '../jobs/index.ts';
+import { cancelJob, cancelJobs, scheduleJob } from '../jobs/index.ts';
 import { paymentSucceeded } from '../orders/index.ts';
 import type { Transaction } from 'kysely';
 import { transact } from '../platform/db/retry.ts';
@@ -16,6 +16,8 @@ import type { PaymentsShardTransaction } from './tables.ts';
  * this job does it, and does nothing when the inline path got there first.
  */
 export const PAYMENT_APPLY_JOB = 'payment.apply';
+/** The key of a payment's apply job: one per payment, so scheduling it twice is one job. */
+export const applyJobKey = (payNo: string): string => `${PAYMENT_APPLY_JOB}:${payNo}`;
 const APPLY_SAFETY_DELAY_MS = 30_000;
 /** A lost compare-and-set on a payment is re-read and decided again at most this many times. */
 const MAX_SUCCESS_RACE_ROUNDS = 8;
@@ -71,13 +73,13 @@ async function recordSuccess(pc: PaymentCentre, first: Payment, trade: ChannelTr
         // query) knows the channel's amount, and would take it to the order as a payment.
         const won = await updatePayment(trx, payment, 'SUCCEEDED', mismatch ? { ...changes, disposition: 'amount_mismatch' } : changes, now_ms);
         if (!won) return false;
-        await deleteQueryJobs(trx, payment.payNo);
+        await cancelQueryJobs(trx, payment.payNo);
         if (mismatch) {
           const after = { ...payment, status: 'SUCCEEDED' as const, version: payment.version + 1 };
           const refund = { refundNo: automaticRefundNo(payment.payNo), amount_fen: payment.amount_fen - payment.refundCommitted_fen, reason: 'amount_mismatch' as const };
           await insertRefund(trx, after, { ...refund, lineNos: null, requestKey: null, requestedBy: 'system' }, now_ms);
         } else {
-          await scheduleJob(trx, { kind: PAYMENT_APPLY_JOB, key: `${PAYMENT_APPLY_JOB}:${payment.payNo}`, payload: { payNo: payment.payNo }, due_at_ms: now_ms + APPLY_SAFETY_DELAY_MS }, now_ms);
+          await scheduleJob(trx, { kind: PAYMENT_APPLY_JOB, key: applyJobKey(payment.payNo), payload: { payNo: payment.payNo }, due_at_ms: now_ms + APPLY_SAFETY_DELAY_MS }, now_ms);
         }
         return true;
       });
@@ -115,7 +117,7 @@ async function payInOneCommit(pc: PaymentCentre, payment: Payment, trade: Channe
           const trx = orderTransaction as unknown as PaymentsShardTransaction;
           const changes = { channel_trade_no: trade.channelTradeNo ?? payment.channelTradeNo, succeeded_at_ms: paid_at_ms, disposition: 'applied' as const };
           if (!(await updatePayment(trx, payment, 'SUCCEEDED', changes, now_ms))) throw new AppError('payment_state_conflict');
-          await deleteQueryJobs(trx, payment.payNo);
+          await cancelQueryJobs(trx, payment.payNo);
         },
       },
     );
@@ -127,10 +129,8 @@ async function payInOneCommit(pc: PaymentCentre, payment: Payment, trade: Channe
 }
 
 /** The active query's jobs of a payment that needs no more asking (keys payment.query:{payNo}:{attempt}). */
-async function deleteQueryJobs(trx: PaymentsShardTransaction, payNo: string): Promise<void> {
-  const prefix = `${PAYMENT_QUERY_JOB}:${payNo}:`;
-  // A key range rather than LIKE, so every engine walks the unique index.
-  await trx.deleteFrom('jobs').where('job_key', '>=', prefix).where('job_key', '<', `${prefix.slice(0, -1)};`).execute();
+async function cancelQueryJobs(trx: PaymentsShardTransaction, payNo: string): Promise<void> {
+  await cancelJobs(trx, `${PAYMENT_QUERY_JOB}:${payNo}:`);
 }
 
 /**
@@ -161,7 +161,7 @@ export async function applyToOrder(pc: PaymentCentre, payNo: string, amountMisma
         now_ms,
       );
     }
-    await trx.deleteFrom('jobs').where('job_key', '=', `${PAYMENT_APPLY_JOB}:${payNo}`).execute();
+    await cancelJob(trx, applyJobKey(payNo));
     return true;
   });
   if (decided && disposition !== 'applied') {

@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { App } from '../../src/app.ts';
 import { inTransaction, type EventBus } from '../../src/events/relay.ts';
-import type { Db } from '../../src/platform/db/database.ts';
+import type { TestDb as Db } from './db.ts';
 import { ORDER_PAID, ORDER_PLACED, paymentSucceeded } from '../../src/orders/index.ts';
 import { expect } from 'vitest';
-import { postCheckout, stockLedger, type Harness } from './harness.ts';
+import { asBuyer } from './client.ts';
+import { outboxCount } from './quiet.ts';
+import { stockLedger, type Harness } from './harness.ts';
 
 /**
  * Test consumers whose effect is a row in `test_effects` written in the consumer's transaction:
@@ -50,26 +52,7 @@ export async function effectAggregates(app: App, consumer: string): Promise<stri
   return rows.map((r) => r.aggregate_id as string).sort();
 }
 
-export async function outboxCount(app: App): Promise<number> {
-  let n = 0;
-  for (const db of app.databases) n += Number((await db.selectFrom('outbox_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
-  return n;
-}
-
-/**
- * Drains several apps on one set of databases until none has work and the outboxes are empty.
- * One app's drain can return while another's background pass still holds relayed rows it has
- * not yet marked (seen on a loaded machine): so drain them in turn, and again, until quiet.
- */
-export async function drainTogether(...apps: App[]): Promise<void> {
-  for (let round = 0; round < MAX_DRAIN_TOGETHER_ROUNDS; round++) {
-    await Promise.all(apps.map((app) => app.drain()));
-    for (const app of apps) await app.drain();
-    if ((await outboxCount(apps[0]!)) === 0) return;
-  }
-  throw new Error('the apps did not settle together');
-}
-const MAX_DRAIN_TOGETHER_ROUNDS = 50;
+export { outboxCount } from './quiet.ts';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -145,10 +128,10 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
 
 /** A buyer puts one unit in the cart and checks it out; paid too when `pay`. Returns the order number. */
 export async function cartCheckout(h: Harness, leaderId: number, activitySkuId: number, buyerId: number, pay: boolean): Promise<string> {
-  const auth = { authorization: `Bearer ${h.buyerToken(buyerId)}` };
-  const added = await h.http.inject({ method: 'POST', url: '/cart/lines', headers: auth, payload: { activitySkuId, quantity: 1 } });
-  if (added.statusCode !== 200) throw new Error(`add to cart: ${added.statusCode} ${added.body}`);
-  const placed = await postCheckout(h, buyerId, { leaderId, items: [{ activitySkuId, quantity: 1 }] });
+  const buyer = asBuyer(h, buyerId);
+  const added = await buyer.cart.add(activitySkuId, 1);
+  if (added.status !== 200) throw new Error(`add to cart: ${added.status} ${JSON.stringify(added.body)}`);
+  const placed = await buyer.checkout({ leaderId, items: [{ activitySkuId, quantity: 1 }] });
   if (placed.status !== 201) throw new Error(`checkout: ${placed.status} ${JSON.stringify(placed.body)}`);
   const orderNo = placed.body.orderNo as string;
   if (pay) {

@@ -16,7 +16,7 @@ export const MAX_SOURCE_FILE_LINES = 400;
 const PLATFORM = 'platform';
 const NOT_MODULES = new Set([PLATFORM, 'tools', 'upgrade']);
 /** Files directly under src/ that compose the modules and may name any table. */
-const COMPOSITION_FILES = new Set(['src/app.ts', 'src/tables.ts']);
+const COMPOSITION_FILES = new Set(['src/app.ts', 'src/tables.ts', 'src/migrations.ts']);
 
 export interface StructureReport {
   /** table → owning module, from the tables.ts files. */

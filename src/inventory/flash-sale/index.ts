@@ -9,3 +9,4 @@ export { adjustFlashSaleStock, ensureLoaded, flashSaleHotChanged, isLoaded, unlo
 export { flashSaleAvailable, grantFlashSale, releaseFlashSaleReservations, MAX_RESERVE_ATTEMPTS } from './reserve.ts';
 export { finishFlashSaleReturns, MAX_RETURNS_PER_PASS, returnFlashSaleStock } from './returns.ts';
 export { FLASH_SALE_UPKEEP_INTERVAL_MS, flashSaleUpkeep, reconcileActivity, startFlashSaleUpkeep, type DriftRepair, type UpkeepReport } from './reconcile.ts';
+export { takeBackGatedStock } from './without-redis.ts';

@@ -1,0 +1,265 @@
+import { Migrator, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buyerCoupons, createCouponTemplate, issueCoupons } from '../src/coupons/index.ts';
+import { historiesFor, MAIN_DATABASE_HISTORIES, migrateDatabase, migrateDatabases, ORDER_SHARD_HISTORIES } from '../src/migrations.ts';
+import { getOrder } from '../src/orders/index.ts';
+import { paymentsOfOrder, refundsOfOrder } from '../src/payments/index.ts';
+import { openDatabase } from '../src/platform/db/database.ts';
+import { appliedMigrations, runMigrations } from '../src/platform/db/migrate.ts';
+import { grantPoints, pointsAccount } from '../src/points/index.ts';
+import { LEGACY_HISTORY } from '../src/upgrade/legacy.ts';
+import { availableEngines, type Engine, type TestDatabase } from './support/engines.ts';
+import { newKey, postCheckout, seedActivity, startHarness, stockLedger, writtenRows, type Harness } from './support/harness.ts';
+import { describeSchema, everyRow, tablesOf } from './support/schema.ts';
+
+const DAY_MS = 86_400_000;
+
+/** The tables legacy 0013 put on every database; the per-module migrations split them by side. */
+const ORDER_SIDE_TABLES = ['buyer_checkouts', 'dead_letters', 'event_inbox', 'idempotency_keys', 'jobs', 'order_lines', 'orders', 'outbox_events', 'payment_orders', 'payment_refunds', 'price_protection_claims', 'purchase_counters'];
+const MAIN_SIDE_TABLES = [
+  'activities', 'activity_skus', 'buyers', 'cart_lines', 'consistency_repairs', 'coupon_issuance', 'coupon_templates', 'coupons', 'dead_letters', 'event_inbox', 'jobs', 'leaders',
+  'merchants', 'outbox_events', 'points_accounts', 'points_journal', 'products', 'promotions', 'reconciliation_differences', 'reconciliation_runs', 'revoked_tokens', 'shipping_rules',
+  'skus', 'stock', 'stock_adjustments', 'stock_reservations',
+];
+
+async function withDatabase<T>(url: string, run: (db: Kysely<any>) => Promise<T>): Promise<T> {
+  const db = await openDatabase(url);
+  try {
+    return await run(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** A database as today's main made it: the legacy history alone, up to `upTo` (default all of it). */
+async function legacyDatabase(engine: Engine, upTo?: string): Promise<TestDatabase> {
+  const database = await engine.createDatabase();
+  await withDatabase(database.url, async (db) => {
+    if (upTo === undefined) return void (await runMigrations(db, LEGACY_HISTORY));
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => LEGACY_HISTORY.migrations } });
+    const { error } = await migrator.migrateTo(upTo);
+    if (error) throw error;
+  });
+  return database;
+}
+
+/**
+ * Migrations per module, and the hand-over of a database made by the legacy migrations (one
+ * history, cut by delivery, on every database). Invariants: a fresh database gets exactly the
+ * legacy 0013 schema, split by side; a legacy database holding orders in every state loses no
+ * row and no column, its in-flight orders go on as before, and new orders work on it.
+ */
+for (const engine of availableEngines()) {
+  describe(`migrations per module, and the upgrade of a legacy database, on ${engine.name}`, () => {
+    const created: TestDatabase[] = [];
+    const database = async () => {
+      const made = await engine.createDatabase();
+      created.push(made);
+      return made;
+    };
+    afterAll(async () => {
+      for (const made of created) await made.drop();
+    });
+
+    it('a fresh database gets exactly the schema legacy 0013 made, and never runs a legacy migration', async () => {
+      const legacy = await legacyDatabase(engine);
+      created.push(legacy);
+      const fresh = await database();
+      const legacySchema = await withDatabase(legacy.url, describeSchema);
+      await withDatabase(fresh.url, async (db) => {
+        const applied = await migrateDatabase(db, historiesFor({ main: true, orderShard: true }));
+        expect(applied.some((name) => name.startsWith('legacy/'))).toBe(false);
+        expect(await appliedMigrations(db, LEGACY_HISTORY)).toEqual([]);
+        expect(await describeSchema(db)).toEqual(legacySchema);
+      });
+    });
+
+    it('a fresh order shard gets only the order-side tables, and a fresh main database no order tables when the shards are separate', async () => {
+      const [main, shard] = [await database(), await database()];
+      await withDatabase(main.url, (mainDb) =>
+        withDatabase(shard.url, async (shardDb) => {
+          await migrateDatabases(mainDb, [shardDb]);
+          expect(await tablesOf(shardDb)).toEqual(ORDER_SIDE_TABLES);
+          expect(await tablesOf(mainDb)).toEqual(MAIN_SIDE_TABLES);
+          for (const history of ORDER_SHARD_HISTORIES) expect(await appliedMigrations(shardDb, history), history.name).toEqual(Object.keys(history.migrations));
+          for (const history of MAIN_DATABASE_HISTORIES) expect(await appliedMigrations(mainDb, history), history.name).toEqual(Object.keys(history.migrations));
+          // The main-only histories were never started on the shard, nor the shard-only ones on the main database.
+          expect(await appliedMigrations(shardDb, MAIN_DATABASE_HISTORIES.find((history) => history.name === 'catalog')!)).toEqual([]);
+          expect(await appliedMigrations(mainDb, ORDER_SHARD_HISTORIES.find((history) => history.name === 'orders')!)).toEqual([]);
+          // Run again: nothing to do.
+          expect([...(await migrateDatabases(mainDb, [shardDb])).values()].flat()).toEqual([]);
+        }),
+      );
+    });
+
+    it('a legacy database that is behind is brought to legacy 0013 first, then handed over', async () => {
+      const behind = await legacyDatabase(engine, '0005_payments');
+      created.push(behind);
+      const reference = await legacyDatabase(engine);
+      created.push(reference);
+      const referenceSchema = await withDatabase(reference.url, describeSchema);
+      await withDatabase(behind.url, async (db) => {
+        const applied = await migrateDatabase(db, historiesFor({ main: true, orderShard: true }));
+        expect(applied.filter((name) => name.startsWith('legacy/'))).toEqual(Object.keys(LEGACY_HISTORY.migrations).slice(5).map((name) => `legacy/${name}`));
+        expect(await appliedMigrations(db, LEGACY_HISTORY)).toEqual(Object.keys(LEGACY_HISTORY.migrations));
+        expect(await describeSchema(db)).toEqual(referenceSchema);
+      });
+    });
+
+    describe('a legacy main database and a legacy order shard holding orders in every state', () => {
+      let legacyDatabases: TestDatabase[] = [];
+      let h: Harness | undefined;
+      beforeAll(async () => {
+        legacyDatabases = [await legacyDatabase(engine), await legacyDatabase(engine)];
+      });
+      afterAll(async () => {
+        await h?.close({ keepDatabases: true });
+        for (const made of legacyDatabases) await made.drop();
+      });
+
+      const auth = (app: Harness, buyerId: number) => ({ authorization: `Bearer ${app.buyerToken(buyerId)}` });
+      async function settle(app: Harness) {
+        for (let round = 0; round < 3; round++) {
+          await app.sandbox!.core.settled();
+          await app.app.drain();
+        }
+      }
+      async function pay(app: Harness, buyerId: number, orderNo: string) {
+        const method = app.app.payments.channels.get('wechat')!.methods[0]!;
+        const started = await app.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: auth(app, buyerId), payload: { channel: 'wechat', method } });
+        expect(started.statusCode).toBe(201);
+        const payNo = started.json().payNo as string;
+        expect((await fetch(`${app.sandbox!.url}/sandbox/cashier/wechat/${payNo}/pay`, { method: 'POST' })).status).toBe(200);
+        await settle(app);
+        return payNo;
+      }
+      async function refund(app: Harness, buyerId: number, orderNo: string, lineNos?: number[]) {
+        const response = await app.http.inject({ method: 'POST', url: `/orders/${orderNo}/refunds`, headers: { ...auth(app, buyerId), 'idempotency-key': newKey() }, payload: lineNos ? { lineNos } : {} });
+        expect(response.statusCode).toBe(201);
+        await settle(app);
+      }
+      async function couponFor(app: Harness, buyerId: number): Promise<number> {
+        const now = app.clock.now();
+        const template = await createCouponTemplate(
+          app.app.db,
+          { name: '3 yuan off', scope: { kind: 'platform' }, rule: { kind: 'fixed', off_fen: 300, threshold_fen: 1000 }, validFrom: new Date(now - DAY_MS).toISOString(), validUntil: new Date(now + 30 * DAY_MS).toISOString(), perBuyerLimit: 5 },
+          now,
+        );
+        return (await issueCoupons(app.app.db, template.id, [buyerId], now)).issued[0]!.couponId;
+      }
+      const couponState = async (app: Harness, buyerId: number, couponId: number) => (await buyerCoupons(app.app.db, buyerId, app.clock.now())).find((coupon) => coupon.couponId === couponId)!.state;
+
+      it('migrates with every row kept, the flow invariants hold on it, and checkout → pay → refund works after', async () => {
+        // Today's code on today's schema, its migrations not run: the data a legacy deployment holds.
+        const before = await startHarness(engine, { databases: legacyDatabases, shards: 2, migrate: false, sandbox: {} });
+        const f = await seedActivity(before.app, { skus: [{ price_fen: 1200, stock: 20 }, { price_fen: 800, stock: 20 }] });
+        const both = f.activitySkuIds.map((activitySkuId) => ({ activitySkuId, quantity: 1 }));
+        const first = [{ activitySkuId: f.activitySkuIds[0]!, quantity: 2 }];
+        // Buyers 101… live on the first shard (the main database), 700… on the second (slot = id mod 1024).
+        const buyers = { pending: 101, paid: 700, cancelled: 102, refunded: 701, partly: 103, carting: 702 };
+        await grantPoints(before.app.db, buyers.pending, 500, 'welcome-pending', 'welcome', before.clock.now());
+        await grantPoints(before.app.db, buyers.paid, 500, 'welcome-paid', 'welcome', before.clock.now());
+        const pendingCoupon = await couponFor(before, buyers.pending);
+        const cancelledCoupon = await couponFor(before, buyers.cancelled);
+        const place = async (buyerId: number, body: object) => {
+          const placed = await postCheckout(before, buyerId, { leaderId: f.leaderId, ...body });
+          expect(placed.status, JSON.stringify(placed.body)).toBe(201);
+          return placed.body.orderNo as string;
+        };
+        const orders = {
+          pending: await place(buyers.pending, { items: first, couponIds: [pendingCoupon], points: 200 }),
+          paid: await place(buyers.paid, { items: both, points: 100 }),
+          cancelled: await place(buyers.cancelled, { items: first, couponIds: [cancelledCoupon] }),
+          refunded: await place(buyers.refunded, { items: first }),
+          partly: await place(buyers.partly, { items: both }),
+        };
+        await pay(before, buyers.paid, orders.paid);
+        const cancel = await before.http.inject({ method: 'POST', url: `/orders/${orders.cancelled}/cancel`, headers: auth(before, buyers.cancelled) });
+        expect(cancel.statusCode).toBe(200);
+        await pay(before, buyers.refunded, orders.refunded);
+        await refund(before, buyers.refunded, orders.refunded);
+        await pay(before, buyers.partly, orders.partly);
+        await refund(before, buyers.partly, orders.partly, [1]);
+        const carted = await before.http.inject({ method: 'POST', url: '/cart/lines', headers: auth(before, buyers.carting), payload: { activitySkuId: f.activitySkuIds[1], quantity: 2 } });
+        expect(carted.statusCode).toBeLessThan(300);
+        await settle(before);
+
+        const statusOf = async (app: Harness) =>
+          Object.fromEntries(await Promise.all(Object.entries(orders).map(async ([name, orderNo]) => [name, (await getOrder(app.app, orderNo)).status])));
+        const expectedStatus = { pending: 'PENDING_PAYMENT', paid: 'PAID', cancelled: 'CANCELLED', refunded: 'REFUNDED', partly: 'PAID' };
+        expect(await statusOf(before)).toEqual(expectedStatus);
+        expect((await getOrder(before.app, orders.partly)).refunded_fen).toBeGreaterThan(0);
+        const ledgers = await Promise.all(f.activitySkuIds.map((id) => stockLedger(before.app, id)));
+        const rowsWritten = await writtenRows(before.app);
+        const points = { pending: await pointsAccount(before.app.db, buyers.pending), paid: await pointsAccount(before.app.db, buyers.paid) };
+        expect(points.pending.frozen).toBe(200);
+        // Orders on both databases, payments and refunds beside them.
+        for (const url of legacyDatabases.map((made) => made.url)) {
+          await withDatabase(url, async (db) => expect((await db.selectFrom('orders').select('order_no').execute()).length).toBeGreaterThan(0));
+        }
+        await before.close({ keepDatabases: true });
+
+        // The new migrator, on what the legacy code left.
+        const [mainUrl, shardUrl] = legacyDatabases.map((made) => made.url) as [string, string];
+        await withDatabase(mainUrl, (mainDb) =>
+          withDatabase(shardUrl, async (shardDb) => {
+            const rowsBefore = [await everyRow(mainDb), await everyRow(shardDb)];
+            const schemaBefore = [await describeSchema(mainDb), await describeSchema(shardDb)];
+            const applied = await migrateDatabases(mainDb, [mainDb, shardDb]);
+            // Nothing ran: each module's baseline was recorded, its tables being there already.
+            for (const names of applied.values()) for (const name of names) expect(name).toMatch(/\(recorded: legacy 0013 made its tables\)$/);
+            expect(applied.get(mainDb)!.length).toBe(historiesFor({ main: true, orderShard: true }).length);
+            expect(applied.get(shardDb)!.length).toBe(ORDER_SHARD_HISTORIES.length);
+            expect([await everyRow(mainDb), await everyRow(shardDb)]).toEqual(rowsBefore);
+            // Nothing dropped: the legacy shard keeps its (empty) main-side tables.
+            expect([await describeSchema(mainDb), await describeSchema(shardDb)]).toEqual(schemaBefore);
+            expect(await appliedMigrations(mainDb, LEGACY_HISTORY)).toEqual(Object.keys(LEGACY_HISTORY.migrations));
+            for (const history of ORDER_SHARD_HISTORIES) expect(await appliedMigrations(shardDb, history), history.name).toEqual(Object.keys(history.migrations));
+            expect(await appliedMigrations(shardDb, MAIN_DATABASE_HISTORIES.find((history) => history.name === 'catalog')!)).toEqual([]);
+            // From now on only the modules' histories: a second run does nothing.
+            expect([...(await migrateDatabases(mainDb, [mainDb, shardDb])).values()].flat()).toEqual([]);
+          }),
+        );
+
+        // The app on the upgraded databases (its own migration step now a no-op).
+        h = await startHarness(engine, { databases: legacyDatabases, shards: 2, sandbox: {} });
+        expect(await statusOf(h)).toEqual(expectedStatus);
+        for (const [index, id] of f.activitySkuIds.entries()) expect(await stockLedger(h.app, id)).toEqual(ledgers[index]);
+        // Every row, jobs included, was compared above; once the app is up its jobs that fell due meanwhile run (and go).
+        const { jobs: jobsBefore, ...kept } = rowsWritten;
+        const { jobs: jobsNow, ...keptNow } = await writtenRows(h.app);
+        expect(keptNow).toEqual(kept);
+        expect(jobsNow).toBeLessThanOrEqual(jobsBefore!);
+        expect(await pointsAccount(h.app.db, buyers.pending)).toEqual(points.pending);
+        expect(await pointsAccount(h.app.db, buyers.paid)).toEqual(points.paid);
+        expect(await couponState(h, buyers.pending, pendingCoupon)).toBe('locked');
+        expect(await couponState(h, buyers.cancelled, cancelledCoupon)).toBe('available');
+        const partlyRefunds = await refundsOfOrder(h.app.shards.forOrderNo(orders.partly)!, orders.partly);
+        expect(partlyRefunds.map((each) => each.status)).toEqual(['SUCCEEDED']);
+
+        // The legacy order still in flight goes on: cancelled now, it gives back its stock, coupon and points.
+        const held = await stockLedger(h.app, f.activitySkuIds[0]!);
+        const cancelled = await h.http.inject({ method: 'POST', url: `/orders/${orders.pending}/cancel`, headers: auth(h, buyers.pending) });
+        expect(cancelled.statusCode).toBe(200);
+        await settle(h);
+        expect(await stockLedger(h.app, f.activitySkuIds[0]!)).toMatchObject({ available: held.available + 2, reserved: held.reserved - 2 });
+        expect(await couponState(h, buyers.pending, pendingCoupon)).toBe('available');
+        expect(await pointsAccount(h.app.db, buyers.pending)).toMatchObject({ frozen: 0, balance: 500 });
+
+        // A new checkout → pay → refund, with the coupon the legacy cancelled order gave back.
+        const ledgerBefore = await stockLedger(h.app, f.activitySkuIds[0]!);
+        const placed = await postCheckout(h, buyers.cancelled, { leaderId: f.leaderId, items: first, couponIds: [cancelledCoupon] });
+        expect(placed.status, JSON.stringify(placed.body)).toBe(201);
+        const orderNo = placed.body.orderNo as string;
+        const payNo = await pay(h, buyers.cancelled, orderNo);
+        expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'PAID', paymentNo: payNo });
+        expect(await couponState(h, buyers.cancelled, cancelledCoupon)).toBe('used');
+        expect(await stockLedger(h.app, f.activitySkuIds[0]!)).toMatchObject({ available: ledgerBefore.available - 2, sold: ledgerBefore.sold + 2 });
+        await refund(h, buyers.cancelled, orderNo);
+        expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'REFUNDED', refunded_fen: placed.body.payableFen });
+        expect((await paymentsOfOrder(h.app.shards.forOrderNo(orderNo)!, orderNo)).map((each) => each.status)).toEqual(['REFUNDED']);
+        expect(await stockLedger(h.app, f.activitySkuIds[0]!)).toEqual(expect.objectContaining({ available: ledgerBefore.available, sold: ledgerBefore.sold }));
+      });
+    });
+  });
+}
