@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { cartLines, MAX_LINE_QUANTITY } from '../cart/index.ts';
 import { loadSellableSkus, openness } from '../catalog/index.ts';
 import { MAX_COUPONS_PER_ORDER } from '../coupons/index.ts';
-import { CHECKOUT_RATE_LIMIT, CHECKOUT_RATE_WINDOW_MS, MAX_IDEMPOTENCY_KEY_LENGTH, type OrdersPlatform } from '../orders/index.ts';
+import { CHECKOUT_RATE_LIMIT, CHECKOUT_RATE_WINDOW_MS, MAX_IDEMPOTENCY_KEY_LENGTH, ORDERS_API_TAG, type OrdersPlatform } from '../orders/index.ts';
 import type { Config } from '../platform/config.ts';
 import type { PricedCart } from '../pricing/index.ts';
 import { authorize, subjectId } from '../platform/http/auth.ts';
@@ -57,7 +57,7 @@ export const checkoutRoutes: RouteModule<CheckoutRouteDeps> = (server, app) => {
     {
       schema: {
         summary: 'Check out (下单). Requires an Idempotency-Key header, unique per submission.',
-        tags: ['orders'],
+        tags: [ORDERS_API_TAG],
         body: checkoutBody,
       },
       config: { rateLimit: checkoutRateLimit(app.config) },

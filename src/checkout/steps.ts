@@ -1,7 +1,6 @@
-import { recordEvent } from '../events/outbox.ts';
+import { recordEvent } from '../events/index.ts';
 import { returnCoupons, lockCoupons } from '../coupons/index.ts';
-import { holdKeyOf, releaseReservation, reserveStock, type StockItem } from '../inventory/index.ts';
-import { grantFlashSale, recordPendingReservations, releaseFlashSaleReservations, type FlashSaleItem } from '../inventory/flash-sale/index.ts';
+import { grantFlashSale, holdKeyOf, recordPendingReservations, releaseFlashSaleReservations, releaseReservation, reserveStock, type FlashSaleItem, type StockItem } from '../inventory/index.ts';
 import { scheduleJob } from '../jobs/index.ts';
 import {
   checkCheckoutLimits,

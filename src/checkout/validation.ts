@@ -2,8 +2,7 @@ import { loadSellableSkus, openness, SUPPORTED_INVENTORY_MODES, type SellableSku
 import { MAX_LINE_QUANTITY } from '../cart/index.ts';
 import { unknownBuyers } from '../buyers/index.ts';
 import { getLeader } from '../leaders/index.ts';
-import { stockLevels, type StockLevel } from '../inventory/index.ts';
-import { flashSaleAvailable } from '../inventory/flash-sale/index.ts';
+import { flashSaleAvailable, stockLevels, type StockLevel } from '../inventory/index.ts';
 import { checkCheckoutLimits } from '../orders/index.ts';
 import type { OrdersPlatform as Platform } from '../orders/index.ts';
 import { AppError, assert } from '../platform/errors.ts';

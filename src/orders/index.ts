@@ -25,7 +25,7 @@ export {
 export { cancelOrder, expireOrder, getOrder, paymentSucceeded, payWithoutChannel, type PaymentOutcome, type SucceededPayment } from './lifecycle.ts';
 export { canTransition, ORDER_STATUSES, ORDER_TRANSITIONS, type OrderStatus } from './state.ts';
 export { listBuyerOrders, MAX_ORDERS_PAGE, purchasedQuantity, type Order } from './store.ts';
-export { orderView, type OrderView } from './view.ts';
+export { orderView, ORDERS_API_TAG, type OrderView } from './view.ts';
 export { claimPriceProtection, PRICE_PROTECTION_DAYS, type PriceProtectionClaim } from './price-protection.ts';
 export { recordOrderRefund, refundableLines } from './refunds.ts';
 export { countPurchases, findOrder, insertOrder, orderStates, toOrder, type CountedLine } from './store.ts';
