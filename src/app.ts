@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { startTokenGate, type TokenGate } from './access/index.ts';
 import { cartJobs, subscribeCart } from './cart/handlers.ts';
+import { checkoutJobs } from './checkout/handlers.ts';
 import { consistencyJobs } from './consistency/handlers.ts';
 import { RECONCILE_INTERVAL_MS, scheduleFirstPass } from './consistency/index.ts';
 import { DEFAULT_COUPON_REFUND_POLICY } from './coupons/index.ts';
@@ -155,6 +156,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     onError,
     handlers: jobHandlersOf(
       ordersJobs(platform),
+      checkoutJobs(platform),
       cartJobs(platform),
       paymentsJobs(payments),
       consistencyJobs({

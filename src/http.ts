@@ -2,6 +2,7 @@ import type { App } from './app.ts';
 import { accessRoutes } from './access/routes.ts';
 import { cartRoutes } from './cart/routes.ts';
 import { catalogRoutes } from './catalog/routes.ts';
+import { checkoutRoutes } from './checkout/routes.ts';
 import { consistencyRoutes } from './consistency/routes.ts';
 import { couponRoutes } from './coupons/routes.ts';
 import { eventRoutes } from './events/routes.ts';
@@ -13,7 +14,7 @@ import { observabilityRoutes } from './platform/http/observability.ts';
 import { buildServer, type Server } from './platform/http/server.ts';
 
 // Observability first: its hooks must be in place before the routes they measure.
-export const ROUTE_MODULES = [observabilityRoutes, catalogRoutes, cartRoutes, orderRoutes, paymentRoutes, promotionRoutes, couponRoutes, pointsRoutes, eventRoutes, consistencyRoutes, accessRoutes];
+export const ROUTE_MODULES = [observabilityRoutes, catalogRoutes, cartRoutes, checkoutRoutes, orderRoutes, paymentRoutes, promotionRoutes, couponRoutes, pointsRoutes, eventRoutes, consistencyRoutes, accessRoutes];
 
 export function buildHttp(app: App, options: { logger?: boolean } = {}): Promise<Server> {
   return buildServer(app, ROUTE_MODULES, options);

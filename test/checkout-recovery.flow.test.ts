@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { releaseReservation, reservationsOf, reserveStock } from '../src/inventory/index.ts';
 import { scheduleJob } from '../src/jobs/index.ts';
-import { IDEMPOTENCY_LEASE_MS, paymentSucceeded, VERIFY_RESERVATION_AFTER_MS, VERIFY_RESERVATION_JOB } from '../src/orders/index.ts';
+import { VERIFY_RESERVATION_AFTER_MS, VERIFY_RESERVATION_JOB } from '../src/checkout/index.ts';
+import { IDEMPOTENCY_LEASE_MS, paymentSucceeded } from '../src/orders/index.ts';
 import { freezePoints, grantPoints, pointsAccount } from '../src/points/index.ts';
 import { transaction } from '../src/platform/db/retry.ts';
 import { abandonIdempotencyKey, claimIdempotencyKey, completeIdempotencyKey, requestHash } from '../src/orders/idempotency.ts';

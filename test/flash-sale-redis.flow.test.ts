@@ -14,7 +14,7 @@ import { reservationsOf } from '../src/inventory/index.ts';
 import { closeFlashSale, flashSaleUpkeep, grantFlashSale, isLoaded, keysOf, openFlashSale, recordPendingReservations, REDIS_COMMAND_TIMEOUT_MS, type FlashSale } from '../src/inventory/flash-sale/index.ts';
 import { redisCall } from '../src/inventory/flash-sale/redis.ts';
 import { scheduleJob } from '../src/jobs/index.ts';
-import { VERIFY_RESERVATION_AFTER_MS, VERIFY_RESERVATION_JOB } from '../src/orders/index.ts';
+import { VERIFY_RESERVATION_AFTER_MS, VERIFY_RESERVATION_JOB } from '../src/checkout/index.ts';
 import { claimIdempotencyKey, requestHash } from '../src/orders/idempotency.ts';
 import { transaction } from '../src/platform/db/retry.ts';
 import { isAppError } from '../src/platform/errors.ts';

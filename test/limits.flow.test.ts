@@ -6,7 +6,8 @@ import { hotActivities, MAX_HOT_ACTIVITIES } from '../src/catalog/activities.ts'
 import { DEFAULT_MAX_JOB_ATTEMPTS, runDueJobs, scheduleJob } from '../src/jobs/index.ts';
 import { MAX_DEAD_LETTERS_PAGE } from '../src/events/dead-letters.ts';
 import { MAX_ADJUSTMENTS_LISTED } from '../src/inventory/index.ts';
-import { MAX_CHECKOUT_LINES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_ORDERS_PAGE, MAX_REMARK_LENGTH } from '../src/orders/index.ts';
+import { MAX_CHECKOUT_LINES, MAX_REMARK_LENGTH } from '../src/checkout/index.ts';
+import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_ORDERS_PAGE } from '../src/orders/index.ts';
 import { MAX_PAYMENT_ATTEMPTS } from '../src/payments/pay.ts';
 import { MAX_JOURNAL_PAGE } from '../src/points/index.ts';
 import { livePromotions, MAX_LIVE_PROMOTIONS, MAX_SHIPPING_STEP_UNITS, PRICING_RULES_CACHE_MS } from '../src/promotions/index.ts';

@@ -1,6 +1,7 @@
 import type { EventsTables } from '../events/index.ts';
 import type { Platform } from '../platform/context.ts';
-import { orderStates, VERIFY_RESERVATION_AFTER_MS } from '../orders/index.ts';
+import { VERIFY_RESERVATION_AFTER_MS } from '../checkout/index.ts';
+import { orderStates } from '../orders/index.ts';
 import type { OrdersMainTables, OrdersShardTables } from '../orders/index.ts';
 import type { PaymentCentre, PaymentsMainTables, PaymentsPlatform, PaymentsShardTables } from '../payments/index.ts';
 import type { ConsistencyTables } from './tables.ts';

@@ -9,7 +9,7 @@ import { transaction } from '../platform/db/retry.ts';
  */
 import { lockedCoupons as lockedCouponsOf, returnCoupons } from '../coupons/index.ts';
 import { heldReservations, releaseHeldStock } from '../inventory/index.ts';
-import { verifyCheckoutReservation } from '../orders/index.ts';
+import { verifyCheckoutReservation } from '../checkout/index.ts';
 import { accountsWithFrozenPoints, endPointsFreeze, unsettledFreezes } from '../points/index.ts';
 import { orderFates, ORPHAN_GRACE_MS, parsePosition, position, walk, type Check, type Fate, type ReconcileContext, type RepairDone } from './check.ts';
 

@@ -3,7 +3,7 @@ import { dialectOf } from '../platform/db/database.ts';
 
 import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
-import type { StockItem } from './stock-items.ts';
+import { moveReservation, type ReservationState, type StockItem } from './stock-items.ts';
 import type { InventoryTransaction } from './tables.ts';
 
 /** Cart holds live in the reservation table under a key of their own. */
@@ -23,6 +23,23 @@ async function holdRow(trx: InventoryTransaction, holdKey: string, activitySkuId
   return query.executeTakeFirst();
 }
 
+/**
+ * A hold's row changes by the reservation's compare-and-set from the state read under its lock
+ * (FOR UPDATE; SQLite's writer is alone), so it cannot lose: losing would be a broken lock.
+ */
+async function moveLockedHold(
+  trx: InventoryTransaction,
+  holdKey: string,
+  activitySkuId: number,
+  from: ReservationState,
+  change: { to: ReservationState; quantity?: number; activity_price_units?: number },
+  now_ms: number,
+): Promise<void> {
+  const { to, ...columns } = change;
+  const moved = await moveReservation(trx, holdKey, activitySkuId, from, to, now_ms, columns);
+  assert(moved, () => `hold ${holdKey}/${activitySkuId} changed under its lock`);
+}
+
 /** When the buyer first held this SKU (the hold's row is made once and kept, released or not); undefined if never. */
 export async function holdCreatedAt(trx: InventoryTransaction, holdKey: string, activitySkuId: number): Promise<number | undefined> {
   const row = await trx.selectFrom('stock_reservations').select('created_at_ms').where('order_no', '=', holdKey).where('activity_sku_id', '=', activitySkuId).executeTakeFirst();
@@ -39,12 +56,7 @@ export async function takeFromHold(trx: InventoryTransaction, holdKey: string, i
   if (!hold || hold.state !== 'reserved') return 0;
   const moved = Math.min(hold.quantity, item.quantity);
   const left = hold.quantity - moved;
-  await trx
-    .updateTable('stock_reservations')
-    .set(left === 0 ? { state: 'transferred', updated_at_ms: now_ms } : { quantity: left, updated_at_ms: now_ms })
-    .where('order_no', '=', holdKey)
-    .where('activity_sku_id', '=', item.activitySkuId)
-    .execute();
+  await moveLockedHold(trx, holdKey, item.activitySkuId, 'reserved', left === 0 ? { to: 'transferred' } : { to: 'reserved', quantity: left }, now_ms);
   return moved;
 }
 
@@ -57,12 +69,7 @@ export async function giveBackToHold(trx: InventoryTransaction, holdKey: string,
   const hold = await holdRow(trx, holdKey, activitySkuId);
   if (!hold || (hold.state !== 'reserved' && hold.state !== 'transferred')) return 0;
   const held = hold.state === 'reserved' ? hold.quantity : 0;
-  await trx
-    .updateTable('stock_reservations')
-    .set({ state: 'reserved', quantity: held + quantity, updated_at_ms: now_ms })
-    .where('order_no', '=', holdKey)
-    .where('activity_sku_id', '=', activitySkuId)
-    .execute();
+  await moveLockedHold(trx, holdKey, activitySkuId, hold.state, { to: 'reserved', quantity: held + quantity }, now_ms);
   return quantity;
 }
 
@@ -79,7 +86,7 @@ export async function setHold(trx: InventoryTransaction, holdKey: string, activi
     if (delta === 0) {
       // A hold whose units all went into an order ends here too, so nothing can give units back to it later.
       if (quantity === 0 && hold?.state === 'transferred') {
-        await trx.updateTable('stock_reservations').set({ state: 'released', updated_at_ms: now_ms }).where('order_no', '=', holdKey).where('activity_sku_id', '=', activitySkuId).execute();
+        await moveLockedHold(trx, holdKey, activitySkuId, 'transferred', { to: 'released' }, now_ms);
       }
       return;
     }
@@ -100,11 +107,6 @@ export async function setHold(trx: InventoryTransaction, holdKey: string, activi
         .execute();
       return;
     }
-    await trx
-      .updateTable('stock_reservations')
-      .set(quantity === 0 ? { state: 'released', updated_at_ms: now_ms } : { state: 'reserved', quantity, activity_price_units: 0, updated_at_ms: now_ms })
-      .where('order_no', '=', holdKey)
-      .where('activity_sku_id', '=', activitySkuId)
-      .execute();
+    await moveLockedHold(trx, holdKey, activitySkuId, hold.state, quantity === 0 ? { to: 'released' } : { to: 'reserved', quantity, activity_price_units: 0 }, now_ms);
   }
 }

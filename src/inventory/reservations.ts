@@ -79,22 +79,14 @@ export async function reserveStock(
       const state = earlierState.get(item.activitySkuId);
       if (state === 'reserved' || state === 'confirmed' || state === 'pending') continue;
       if (state === 'released') {
-        const reclaimed = await trx
-          .updateTable('stock_reservations')
-          .set({ state: 'reserved', quantity: item.quantity, activity_price_units: 0, updated_at_ms: now_ms })
-          .where('order_no', '=', orderNo)
-          .where('activity_sku_id', '=', item.activitySkuId)
-          .where('state', '=', 'released')
-          .executeTakeFirst();
-        if (affected(reclaimed) === 0) continue; // another attempt reclaimed it first
+        const reclaimed = await moveReservation(trx, orderNo, item.activitySkuId, 'released', 'reserved', now_ms, { quantity: item.quantity, activity_price_units: 0 });
+        if (!reclaimed) continue; // another attempt reclaimed it first
       }
       toTake.push({ item, reclaimed: state === 'released' });
     }
-    // Every stock row of the cart is locked in id order before anything moves, so holds and
-    // the batch below never take locks out of order.
-    if (batch && toTake.length > 1) {
-      await trx.selectFrom('stock').select('activity_sku_id').where('activity_sku_id', 'in', toTake.map((t) => t.item.activitySkuId)).orderBy('activity_sku_id').forUpdate().execute();
-    }
+    // Every stock row of the cart is locked (and read) in id order before anything moves, once, so
+    // holds and the batch below never take locks out of order; the batch checks what this read.
+    const locked = batch && toTake.length > 1 ? await lockStockRows(trx, toTake.map((t) => t.item.activitySkuId)) : undefined;
     // Held units move from the buyer's cart hold first; only what the hold lacks comes from available.
     const rest: typeof toTake = [];
     for (const t of toTake) {
@@ -102,7 +94,9 @@ export async function reserveStock(
       if (moved === 0) rest.push(t);
       else await takeStockRow(trx, orderNo, t.item, t.reclaimed, now_ms, moved, t.item.fromHold);
     }
-    if (batch && rest.length > 1) await takeStockInBatch(trx, orderNo, rest, now_ms);
+    // Taking from a hold moves only the hold's own stock row, which is not among the rest: what was
+    // read under the lock still holds for them.
+    if (locked && rest.length > 1) await takeStockInBatch(trx, orderNo, rest, locked, now_ms);
     else for (const { item, reclaimed } of rest) await takeStockRow(trx, orderNo, item, reclaimed, now_ms);
     await options.alsoInTransaction?.(trx);
   });
@@ -144,20 +138,37 @@ async function refusal(trx: InventoryTransaction, activitySkuId: number): Promis
   return new AppError('insufficient_stock', { details: { activitySkuId } });
 }
 
-/**
- * A whole cart in a fixed number of round trips on the server engines: lock its stock rows in
- * id order, check them, then one insert of the reservations and one update of the stock.
- */
-async function takeStockInBatch(trx: InventoryTransaction, orderNo: string, toTake: { item: StockItem; reclaimed: boolean }[], now_ms: number): Promise<void> {
-  const ids = toTake.map((t) => t.item.activitySkuId);
+interface LockedStockRow {
+  activity_sku_id: number;
+  available: number;
+  activity_price_taken: number;
+  flash_sale_activity_id: number | null;
+}
+
+/** The server engines' row locks on a cart's stock rows, taken in id order, with what the batch checks. */
+async function lockStockRows(trx: InventoryTransaction, activitySkuIds: number[]): Promise<Map<number, LockedStockRow>> {
   const locked = await trx
     .selectFrom('stock')
     .select(['activity_sku_id', 'available', 'activity_price_taken', 'flash_sale_activity_id'])
-    .where('activity_sku_id', 'in', ids)
+    .where('activity_sku_id', 'in', activitySkuIds)
     .orderBy('activity_sku_id')
     .forUpdate()
     .execute();
-  const rows = new Map(locked.map((r) => [r.activity_sku_id, r]));
+  return new Map(locked.map((r) => [r.activity_sku_id, r]));
+}
+
+/**
+ * A whole cart in a fixed number of round trips on the server engines: its stock rows already
+ * locked and read in id order, check them, then one insert of the reservations and one update
+ * of the stock.
+ */
+async function takeStockInBatch(
+  trx: InventoryTransaction,
+  orderNo: string,
+  toTake: { item: StockItem; reclaimed: boolean }[],
+  rows: ReadonlyMap<number, LockedStockRow>,
+  now_ms: number,
+): Promise<void> {
   const units = toTake.map(({ item }) => {
     const row = rows.get(item.activitySkuId);
     if (row && row.flash_sale_activity_id !== null) throw new AppError('flash_sale_not_ready', { details: { activitySkuId: item.activitySkuId } });

@@ -37,9 +37,9 @@ export async function deductOnPayment(db: InventoryDb, orderNo: string, items: r
 }
 
 /**
- * Gives the order's sold units (of these SKUs, or all) back to the activity (confirmed → returned),
+ * Gives the order's sold units (of these SKUs, or all) back to the activity (confirmed → returning → returned),
  * once. A SKU that Redis serves (秒杀) gets them in the stock row here and in Redis afterwards:
- * its row becomes `returning`, which returnFlashSaleStock turns into `returned` once Redis has
+ * its row stays `returning`, which returnFlashSaleStock turns into `returned` once Redis has
  * counted the units — the caller runs it after this commits, and the flash-sale upkeep finishes
  * whatever a crash left.
  */
@@ -55,7 +55,8 @@ export async function returnSoldStock(db: InventoryDb, orderNo: string, activity
     const rows = await query.orderBy('activity_sku_id').execute();
     let returned = 0;
     for (const r of rows) {
-      if (!(await moveReservation(trx, orderNo, r.activity_sku_id, 'confirmed', 'returned', now_ms))) continue;
+      // Every return passes through returning; it ends here unless Redis serves the SKU and has yet to count the units.
+      if (!(await moveReservation(trx, orderNo, r.activity_sku_id, 'confirmed', 'returning', now_ms))) continue;
       const changed = await trx
         .updateTable('stock')
         .set({ available: sql`available + ${r.quantity}`, sold: sql`sold - ${r.quantity}`, updated_at_ms: now_ms })
@@ -66,13 +67,8 @@ export async function returnSoldStock(db: InventoryDb, orderNo: string, activity
       // Read after the update, which holds the stock row's lock: the gate only turns under that
       // lock (a load's snapshot), so the load either counted these units already or will be told.
       const gate = await trx.selectFrom('stock').select('flash_sale_activity_id').where('activity_sku_id', '=', r.activity_sku_id).executeTakeFirstOrThrow();
-      if (gate.flash_sale_activity_id !== null) {
-        await trx
-          .updateTable('stock_reservations')
-          .set({ state: 'returning' })
-          .where('order_no', '=', orderNo)
-          .where('activity_sku_id', '=', r.activity_sku_id)
-          .execute();
+      if (gate.flash_sale_activity_id === null) {
+        assert(await moveReservation(trx, orderNo, r.activity_sku_id, 'returning', 'returned', now_ms), () => `return of ${orderNo}/${r.activity_sku_id} moved under its writer`);
       }
       returned += r.quantity;
     }

@@ -1,9 +1,6 @@
-import type { Transaction } from 'kysely';
-
-import { affected } from '../platform/db/sql.ts';
 /** What the inventory files share: reservation states, stock levels, items, lock order. */
-
-import { RESERVATION_STATES, type ReservationState } from './reservation-state.ts';
+import { compareAndSet } from '../platform/db/compare-and-set.ts';
+import { RESERVATION_STATE_TABLE, RESERVATION_STATES, type ReservationState } from './reservation-state.ts';
 import type { InventoryTransaction } from './tables.ts';
 export { RESERVATION_STATES, type ReservationState };
 
@@ -39,13 +36,14 @@ export function inLockOrder<T extends { activitySkuId: number }>(items: readonly
  * A reservation row's state changes by compare-and-set from the state it was read in: false
  * when another writer moved it first (the caller then leaves its units alone).
  */
-export async function moveReservation(trx: InventoryTransaction, orderNo: string, activitySkuId: number, from: ReservationState, to: ReservationState, now_ms: number): Promise<boolean> {
-  const won = await trx
-    .updateTable('stock_reservations')
-    .set({ state: to, updated_at_ms: now_ms })
-    .where('order_no', '=', orderNo)
-    .where('activity_sku_id', '=', activitySkuId)
-    .where('state', '=', from)
-    .executeTakeFirst();
-  return affected(won) === 1;
+export function moveReservation(
+  trx: InventoryTransaction,
+  orderNo: string,
+  activitySkuId: number,
+  from: ReservationState,
+  to: ReservationState,
+  now_ms: number,
+  changes: { quantity?: number; activity_price_units?: number } = {},
+): Promise<boolean> {
+  return compareAndSet(trx, RESERVATION_STATE_TABLE, { order_no: orderNo, activity_sku_id: activitySkuId }, { state: from }, to, { ...changes, updated_at_ms: now_ms });
 }

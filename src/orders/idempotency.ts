@@ -189,3 +189,15 @@ export async function seizeAbandonedKey(
   if (affected(taken) === 0) return { found: true, seized: undefined, state: 'in_progress' };
   return { found: true, seized: { buyerId: row.buyer_id, key: row.idem_key, leaseToken } };
 }
+
+/** What the key holds for a submission now: its request's hash, and the answer if one was recorded; undefined if unused. */
+export async function keyAnswer(db: OrdersDb, key: KeyRef): Promise<{ hash: string; inProgress: boolean; status: number; body: unknown } | undefined> {
+  const row = await db
+    .selectFrom('idempotency_keys')
+    .select(['request_hash', 'state', 'response_status', 'response_body'])
+    .where('buyer_id', '=', key.buyerId)
+    .where('idem_key', '=', key.key)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return { hash: row.request_hash, inProgress: row.state === 'in_progress', status: row.response_status ?? 200, body: JSON.parse(row.response_body ?? 'null') };
+}

@@ -1,13 +1,3 @@
-export {
-  checkout,
-  MAX_CHECKOUT_LINES,
-  MAX_REMARK_LENGTH,
-  verifyCheckoutReservation,
-  VERIFY_RESERVATION_AFTER_MS,
-  VERIFY_RESERVATION_JOB,
-  type CheckoutRequest,
-  type CheckoutResponse,
-} from './checkout.ts';
 export * from './events.ts';
 export {
   CHECKOUT_RATE_LIMIT,
@@ -15,16 +5,30 @@ export {
   DEFAULT_BUYER_LIMITS,
   MAX_OPEN_ORDERS_PER_BUYER,
   MAX_UNPAID_UNITS_PER_BUYER_SKU,
+  checkCheckoutLimits,
+  lockBuyerCheckouts,
   type BuyerLimits,
 } from './buyer-limits.ts';
-export { IDEMPOTENCY_LEASE_MS, MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency.ts';
+export {
+  abandonIdempotencyKey,
+  claimIdempotencyKey,
+  completeIdempotencyKey,
+  IDEMPOTENCY_LEASE_MS,
+  keyAnswer,
+  LeaseLost,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  moveIdempotencyKey,
+  requestHash,
+  seizeAbandonedKey,
+  type KeyRef,
+} from './idempotency.ts';
 export { cancelOrder, expireOrder, getOrder, paymentSucceeded, payWithoutChannel, type PaymentOutcome, type SucceededPayment } from './lifecycle.ts';
 export { canTransition, ORDER_STATUSES, ORDER_TRANSITIONS, type OrderStatus } from './state.ts';
 export { listBuyerOrders, MAX_ORDERS_PAGE, purchasedQuantity, type Order } from './store.ts';
-export { orderView, type OrderView } from './view.ts';
+export { orderView, ORDERS_API_TAG, type OrderView } from './view.ts';
 export { claimPriceProtection, PRICE_PROTECTION_DAYS, type PriceProtectionClaim } from './price-protection.ts';
 export { recordOrderRefund, refundableLines } from './refunds.ts';
-export { findOrder, orderStates } from './store.ts';
+export { countPurchases, findOrder, insertOrder, orderStates, toOrder, type CountedLine } from './store.ts';
 export type * from './tables.ts';
 export type * from './platform.ts';
 export { overdueOrders, placedOrders, type OverduePosition, type PlacedOrder } from './stuck.ts';

@@ -1,3 +1,6 @@
+import type { StateTable } from '../platform/db/compare-and-set.ts';
+import * as machine from '../platform/state-machine.ts';
+
 /**
  * The order state machine as data: from → the states it may move to. Terminal states have
  * no exits. Every change is a compare-and-set on status and version (see store.ts).
@@ -11,14 +14,17 @@ export const ORDER_TRANSITIONS = {
 } as const satisfies Record<string, readonly string[]>;
 
 export type OrderStatus = keyof typeof ORDER_TRANSITIONS;
-export const ORDER_STATUSES = Object.keys(ORDER_TRANSITIONS) as OrderStatus[];
+export const ORDER_STATUSES = machine.statesOf<OrderStatus>(ORDER_TRANSITIONS);
+
+/** The orders table as the compare-and-set sees it. */
+export const ORDER_STATE_TABLE: StateTable<OrderStatus> = { table: 'orders', what: 'order', stateColumn: 'status', transitions: ORDER_TRANSITIONS, versioned: true };
 
 export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
-  return (ORDER_TRANSITIONS[from] as readonly OrderStatus[]).includes(to);
+  return machine.canTransition<OrderStatus>(ORDER_TRANSITIONS, from, to);
 }
 
 export function isTerminal(status: OrderStatus): boolean {
-  return ORDER_TRANSITIONS[status].length === 0;
+  return machine.isTerminal<OrderStatus>(ORDER_TRANSITIONS, status);
 }
 
 /** sold_out_at_payment: an on-payment line's stock ran out before the payment came; the payment is refunded. */

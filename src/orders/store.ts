@@ -3,7 +3,8 @@ import { dialectOf } from '../platform/db/database.ts';
 import type { OrderLineRow, OrderRow } from './tables.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
-import { canTransition, type OrderStatus } from './state.ts';
+import { compareAndSet } from '../platform/db/compare-and-set.ts';
+import { ORDER_STATE_TABLE, type OrderStatus } from './state.ts';
 import type { OrdersDb, OrdersTransaction } from './tables.ts';
 
 /** Most orders one page of "my orders" returns. */
@@ -149,54 +150,71 @@ export async function transitionOrder(
   changes: Partial<Pick<OrderRow, 'payment_no' | 'paid_fen' | 'paid_at_ms' | 'cancel_reason' | 'cancelled_at_ms'>>,
   now_ms: number,
 ): Promise<void> {
-  assert(canTransition(order.status, to), () => `order may not move from ${order.status} to ${to}`);
-  const result = await trx
-    .updateTable('orders')
-    .set({ ...changes, status: to, version: order.version + 1, updated_at_ms: now_ms })
-    .where('order_no', '=', order.orderNo)
-    .where('status', '=', order.status)
-    .where('version', '=', order.version)
-    .executeTakeFirst();
-  if (affected(result) === 0) throw new AppError('order_state_conflict', { details: { orderNo: order.orderNo } });
+  const changed = await compareAndSet(trx, ORDER_STATE_TABLE, { order_no: order.orderNo }, { state: order.status, version: order.version }, to, { ...changes, updated_at_ms: now_ms });
+  if (!changed) throw new AppError('order_state_conflict', { details: { orderNo: order.orderNo } });
+}
+
+/** One line of a cart as the purchase counters see it; limit null: none. */
+export interface CountedLine {
+  activitySkuId: number;
+  quantity: number;
+  limit: number | null;
 }
 
 /**
  * 限购 across the buyer's live orders: a counter per (buyer, activity SKU) raised in the
- * order's transaction by a conditional update, lowered when the order is cancelled.
- * Returns false when the limit would be passed.
+ * order's transaction by a conditional write, lowered when the order is cancelled. The whole
+ * cart is counted at once; returns the index of the first line whose limit would be passed
+ * (the caller's transaction is then rolled back, undoing the rest), or undefined.
  */
-export async function countPurchase(
-  trx: OrdersTransaction,
-  buyerId: number,
-  activitySkuId: number,
-  quantity: number,
-  limit: number | null,
-): Promise<boolean> {
-  if (limit !== null && quantity > limit) return false;
+export async function countPurchases(trx: OrdersTransaction, buyerId: number, lines: readonly CountedLine[]): Promise<number | undefined> {
+  // A first purchase is inserted unchecked, so a line over its limit on its own is refused here.
+  const overAlone = lines.map((line) => line.limit !== null && line.quantity > line.limit);
+  const counted = lines.filter((_, i) => !overAlone[i]);
+  const refused = counted.length === 0 ? new Set<number>() : await refusedLines(trx, buyerId, counted);
+  const first = lines.findIndex((line, i) => overAlone[i] || refused.has(line.activitySkuId));
+  return first === -1 ? undefined : first;
+}
+
+/** Counts the lines in one statement (three on MySQL, which has no upsert that returns); the activity SKUs whose limit refused them. */
+async function refusedLines(trx: OrdersTransaction, buyerId: number, lines: readonly CountedLine[]): Promise<Set<number>> {
+  const limited = lines.filter((line) => line.limit !== null);
+  const limitOf = (column: string) =>
+    sql`case ${sql.ref(column)} ${sql.join(limited.map((line) => sql`when ${line.activitySkuId} then cast(${line.limit} as bigint)`), sql` `)} end`;
   if (dialectOf(trx) !== 'mysql') {
-    // One statement: insert the first purchase, or add to the counter while under the limit.
-    const result = await trx
+    // Insert the first purchases, or add to the counters while under their limits.
+    const rows = await trx
       .insertInto('purchase_counters')
-      .values({ buyer_id: buyerId, activity_sku_id: activitySkuId, quantity })
+      .values(lines.map((line) => ({ buyer_id: buyerId, activity_sku_id: line.activitySkuId, quantity: line.quantity })))
       .onConflict((oc) => {
-        const add = oc.columns(['buyer_id', 'activity_sku_id']).doUpdateSet({ quantity: sql`purchase_counters.quantity + ${quantity}` });
-        return limit === null ? add : add.where(sql<boolean>`purchase_counters.quantity + ${quantity} <= ${limit}`);
+        const add = oc.columns(['buyer_id', 'activity_sku_id']).doUpdateSet({ quantity: sql`purchase_counters.quantity + excluded.quantity` });
+        return limited.length === 0
+          ? add
+          : add.where(sql<boolean>`coalesce(purchase_counters.quantity + excluded.quantity <= ${limitOf('purchase_counters.activity_sku_id')}, true)`);
       })
-      .executeTakeFirst();
-    return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
+      .returning('activity_sku_id')
+      .execute();
+    const counted = new Set(rows.map((row) => Number(row.activity_sku_id)));
+    return new Set(lines.filter((line) => !counted.has(line.activitySkuId)).map((line) => line.activitySkuId));
   }
+  const ids = lines.map((line) => line.activitySkuId);
   await trx
     .insertInto('purchase_counters')
-    .values({ buyer_id: buyerId, activity_sku_id: activitySkuId, quantity: 0 })
+    .values(lines.map((line) => ({ buyer_id: buyerId, activity_sku_id: line.activitySkuId, quantity: 0 })))
     .$call(ignoreDuplicates(trx))
     .execute();
-  let update = trx
+  const current = await trx.selectFrom('purchase_counters').select(['activity_sku_id', 'quantity']).where('buyer_id', '=', buyerId).where('activity_sku_id', 'in', ids).forUpdate().execute();
+  const counter = new Map(current.map((row) => [row.activity_sku_id, row.quantity]));
+  const refused = new Set(limited.filter((line) => counter.get(line.activitySkuId)! + line.quantity > line.limit!).map((line) => line.activitySkuId));
+  if (refused.size > 0) return refused;
+  const raised = await trx
     .updateTable('purchase_counters')
-    .set({ quantity: sql`quantity + ${quantity}` })
+    .set({ quantity: sql`quantity + (case activity_sku_id ${sql.join(lines.map((line) => sql`when ${line.activitySkuId} then ${line.quantity}`), sql` `)} end)` })
     .where('buyer_id', '=', buyerId)
-    .where('activity_sku_id', '=', activitySkuId);
-  if (limit !== null) update = update.where(sql<boolean>`quantity + ${quantity} <= ${limit}`);
-  return affected(await update.executeTakeFirst()) === 1;
+    .where('activity_sku_id', 'in', ids)
+    .executeTakeFirst();
+  assert(affected(raised) === lines.length, () => `purchase counters of buyer ${buyerId} moved under their lock`);
+  return refused;
 }
 
 export async function uncountPurchase(trx: OrdersTransaction, buyerId: number, activitySkuId: number, quantity: number): Promise<void> {

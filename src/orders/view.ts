@@ -48,3 +48,6 @@ export function orderView(o: Order) {
 }
 
 export type OrderView = ReturnType<typeof orderView>;
+
+/** The OpenAPI tag of the order routes; checkout's `POST /orders` is listed under it too. */
+export const ORDERS_API_TAG = 'orders';

@@ -1,3 +1,6 @@
+import type { StateTable } from '../platform/db/compare-and-set.ts';
+import * as machine from '../platform/state-machine.ts';
+
 /**
  * Payment and refund states as data: from → the states it may move to. A payment we closed
  * (or that failed) can still turn out to have taken money — the channel is the truth about
@@ -28,12 +31,16 @@ export const REFUND_TRANSITIONS = {
 
 export type RefundStatus = keyof typeof REFUND_TRANSITIONS;
 
+/** payment_orders and payment_refunds as the compare-and-set sees them. */
+export const PAYMENT_STATE_TABLE: StateTable<PaymentStatus> = { table: 'payment_orders', what: 'payment', stateColumn: 'status', transitions: PAYMENT_TRANSITIONS, versioned: true };
+export const REFUND_STATE_TABLE: StateTable<RefundStatus> = { table: 'payment_refunds', what: 'refund', stateColumn: 'status', transitions: REFUND_TRANSITIONS, versioned: true };
+
 export function canMovePayment(from: PaymentStatus, to: PaymentStatus): boolean {
-  return (PAYMENT_TRANSITIONS[from] as readonly PaymentStatus[]).includes(to);
+  return machine.canTransition<PaymentStatus>(PAYMENT_TRANSITIONS, from, to);
 }
 
 export function canMoveRefund(from: RefundStatus, to: RefundStatus): boolean {
-  return (REFUND_TRANSITIONS[from] as readonly RefundStatus[]).includes(to);
+  return machine.canTransition<RefundStatus>(REFUND_TRANSITIONS, from, to);
 }
 
 /**

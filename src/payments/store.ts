@@ -1,11 +1,10 @@
 import type { Transaction } from 'kysely';
 import type { PaymentsPlatform } from './centre.ts';
-
 import type { PaymentOrderRow, PaymentRefundRow } from './tables.ts';
-import { affected } from '../platform/db/sql.ts';
-import { AppError, assert } from '../platform/errors.ts';
+import { compareAndSet } from '../platform/db/compare-and-set.ts';
+import { AppError } from '../platform/errors.ts';
 import type { ChannelName, PayAction, PayMethod } from './channels/types.ts';
-import { canMovePayment, canMoveRefund, type Disposition, type PaymentStatus, type RefundReason, type RefundStatus } from './state.ts';
+import { PAYMENT_STATE_TABLE, REFUND_STATE_TABLE, type Disposition, type PaymentStatus, type RefundReason, type RefundStatus } from './state.ts';
 import type { PaymentsShardDb, PaymentsShardTransaction } from './tables.ts';
 
 export interface Payment {
@@ -137,7 +136,7 @@ type PaymentChanges = Partial<
 /**
  * The only way a payment changes: a compare-and-set on status and version. A status change
  * is checked against the table; leaving CREATED frees the order's open-payment slot.
- * Returns false when another writer got there first.
+ * Returns false when another writer got there first (the compare-and-set's one convention).
  */
 export async function updatePayment(
   trx: PaymentsShardTransaction | PaymentsShardDb,
@@ -146,19 +145,13 @@ export async function updatePayment(
   changes: PaymentChanges,
   now_ms: number,
 ): Promise<boolean> {
-  if (to !== payment.status) assert(canMovePayment(payment.status, to), () => `payment may not move from ${payment.status} to ${to}`);
-  const result = await trx
-    .updateTable('payment_orders')
-    .set({ ...changes, status: to, version: payment.version + 1, updated_at_ms: now_ms, ...(to !== 'CREATED' ? { open_order_no: null } : {}) })
-    .where('pay_no', '=', payment.payNo)
-    .where('status', '=', payment.status)
-    .where('version', '=', payment.version)
-    .executeTakeFirst();
-  return affected(result) === 1;
+  const release = to !== 'CREATED' ? { open_order_no: null } : {};
+  return compareAndSet(trx, PAYMENT_STATE_TABLE, { pay_no: payment.payNo }, { state: payment.status, version: payment.version }, to, { ...changes, updated_at_ms: now_ms, ...release });
 }
 
 type RefundChanges = Partial<Pick<PaymentRefundRow, 'channel_refund_no' | 'failure' | 'succeeded_at_ms'>>;
 
+/** The only way a refund changes: as a payment does; false when another writer got there first. */
 export async function updateRefund(
   trx: PaymentsShardTransaction | PaymentsShardDb,
   refund: Pick<Refund, 'refundNo' | 'status' | 'version'>,
@@ -166,13 +159,5 @@ export async function updateRefund(
   changes: RefundChanges,
   now_ms: number,
 ): Promise<boolean> {
-  if (to !== refund.status) assert(canMoveRefund(refund.status, to), () => `refund may not move from ${refund.status} to ${to}`);
-  const result = await trx
-    .updateTable('payment_refunds')
-    .set({ ...changes, status: to, version: refund.version + 1, updated_at_ms: now_ms })
-    .where('refund_no', '=', refund.refundNo)
-    .where('status', '=', refund.status)
-    .where('version', '=', refund.version)
-    .executeTakeFirst();
-  return affected(result) === 1;
+  return compareAndSet(trx, REFUND_STATE_TABLE, { refund_no: refund.refundNo }, { state: refund.status, version: refund.version }, to, { ...changes, updated_at_ms: now_ms });
 }

@@ -7,8 +7,6 @@
 import type { Transaction } from 'kysely';
 import { dialectOf } from '../../platform/db/database.ts';
 import { transaction } from '../../platform/db/retry.ts';
-
-import { affected } from '../../platform/db/sql.ts';
 import { assert } from '../../platform/errors.ts';
 import { moveUnits } from '../reservations.ts';
 import { inLockOrder, moveReservation } from '../stock-items.ts';
@@ -160,13 +158,9 @@ export async function ordersReturning(db: InventoryDb, limit: number): Promise<s
 /** Redis has counted these returned units (or no longer serves their SKUs): returning → returned. */
 export async function finishReturns(db: InventoryDb, orderNo: string, activitySkuIds: readonly number[], now_ms: number): Promise<void> {
   if (activitySkuIds.length === 0) return;
-  await db
-    .updateTable('stock_reservations')
-    .set({ state: 'returned', updated_at_ms: now_ms })
-    .where('order_no', '=', orderNo)
-    .where('activity_sku_id', 'in', [...activitySkuIds])
-    .where('state', '=', 'returning')
-    .execute();
+  await transaction(db, async (trx) => {
+    for (const activitySkuId of activitySkuIds) await moveReservation(trx, orderNo, activitySkuId, 'returning', 'returned', now_ms);
+  });
 }
 
 /** Units of a SKU that Redis may have granted and the stock row has not yet seen. */
@@ -210,14 +204,7 @@ export async function ungate(db: InventoryDb, activityId: number, now_ms: number
       .orderBy('activity_sku_id')
       .execute();
     for (const r of pending) {
-      const won = await trx
-        .updateTable('stock_reservations')
-        .set({ state: 'reserved', updated_at_ms: now_ms })
-        .where('order_no', '=', r.order_no)
-        .where('activity_sku_id', '=', r.activity_sku_id)
-        .where('state', '=', 'pending')
-        .executeTakeFirst();
-      if (affected(won) === 1) await moveUnits(trx, r.activity_sku_id, r.quantity, 'available', 'reserved', now_ms);
+      if (await moveReservation(trx, r.order_no, r.activity_sku_id, 'pending', 'reserved', now_ms)) await moveUnits(trx, r.activity_sku_id, r.quantity, 'available', 'reserved', now_ms);
     }
     await trx.updateTable('stock').set({ flash_sale_activity_id: null }).where('activity_sku_id', 'in', skuIds).execute();
     return skuIds.length;

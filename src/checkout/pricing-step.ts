@@ -5,7 +5,7 @@ import { stockLevels, type StockLevel } from '../inventory/index.ts';
 import { POINTS_POLICY, pointsAccount } from '../points/index.ts';
 import { MAX_ORDER_PAYABLE_FEN, MAX_SHIPPING_FEE_FEN, priceCart, PricingError, ShippingFeeTooHigh, type Fulfilment, type PricedCart } from '../pricing/index.ts';
 import { livePromotions, shippingRulesOf } from '../promotions/index.ts';
-import type { OrdersPlatform } from './platform.ts';
+import type { OrdersPlatform } from '../orders/index.ts';
 import { AppError } from '../platform/errors.ts';
 
 export interface PricingChoices {
