@@ -120,7 +120,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   const channels = createChannels(options.channels ?? channelSettingsFromEnv(process.env), now);
   const payments: PaymentCentre = {
-    p: platform,
+    platform,
     channels,
     breakers: new ChannelBreakers(channels.keys(), { ...DEFAULT_BREAKER_SETTINGS, ...config.channelBreaker }),
     publicUrl: config.publicUrl ?? `http://${config.host}:${config.port}`,
@@ -213,7 +213,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 export function eventConsumerNames(): { name: string; type: string }[] {
   const nothing = {} as AppPlatform;
   const bus = new EventBus(nothing.db);
-  subscribeModules(bus, nothing, { p: nothing } as PaymentCentre);
+  subscribeModules(bus, nothing, { platform: nothing } as PaymentCentre);
   return bus.consumers().map(({ name, type }) => ({ name, type }));
 }
 

@@ -24,7 +24,7 @@ function gate() {
  * of it in requestRefund, and it comes after the order is read and before the refund is written —
  * the window two requests race in.
  */
-function pausedAtPolicyCheck(pc: PaymentCentre, at: ReturnType<typeof gate>): PaymentCentre {
+function pausedAtPolicyCheck(centre: PaymentCentre, at: ReturnType<typeof gate>): PaymentCentre {
   let armed = true;
   const EXECUTES = new Set(['execute', 'executeTakeFirst', 'executeTakeFirstOrThrow']);
   const wrap = <T extends object>(target: T): T =>
@@ -47,7 +47,7 @@ function pausedAtPolicyCheck(pc: PaymentCentre, at: ReturnType<typeof gate>): Pa
         };
       },
     });
-  return { ...pc, p: { ...pc.p, db: wrap(pc.p.db) } };
+  return { ...centre, platform: { ...centre.platform, db: wrap(centre.platform.db) } };
 }
 
 /**
@@ -203,10 +203,10 @@ for (const engine of availableEngines()) {
         },
         transformResult: async (args) => args.result,
       };
-      const realShards = h.app.payments.p.shards;
+      const realShards = h.app.payments.platform.shards;
       const crashing: PaymentCentre = {
         ...h.app.payments,
-        p: { ...h.app.payments.p, shards: { ...realShards, forOrderNo: (no: string) => realShards.forOrderNo(no)?.withPlugin(crash) as Db } },
+        platform: { ...h.app.payments.platform, shards: { ...realShards, forOrderNo: (no: string) => realShards.forOrderNo(no)?.withPlugin(crash) as Db } },
       };
       await expect(applyTradeResult(crashing, { payNo, state: 'succeeded', channelTradeNo: sandbox().core.trade('alipay', payNo)!.tradeNo, amount_fen: 1, paid_at_ms: h.clock.now() })).rejects.toThrow(
         'process stopped',

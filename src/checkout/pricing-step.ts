@@ -21,7 +21,7 @@ export interface PricingChoices {
  * A chosen coupon the engine does not apply is refused with its reason, never dropped silently.
  */
 export async function priceForBuyer(
-  p: OrdersPlatform,
+  platform: OrdersPlatform,
   buyerId: number,
   lines: readonly { sku: SellableSku; quantity: number }[],
   choices: PricingChoices,
@@ -29,18 +29,18 @@ export async function priceForBuyer(
   /** Stock levels the caller already read; only the missing ones are read here. */
   knownLevels: ReadonlyMap<number, StockLevel> = new Map(),
 ): Promise<{ priced: PricedCart; activityPrice: Map<number, { limit: number; units: number }> }> {
-  const now_ms = p.now();
+  const now_ms = platform.now();
   const merchantIds = [...new Set(lines.map((l) => l.sku.merchantId))];
   const couponIds = choices.couponIds ?? [];
   const stockLinked = lines.filter((l) => l.sku.activityPriceUnits !== null).map((l) => l.sku.activitySkuId);
   const unread = stockLinked.filter((id) => !knownLevels.has(id));
   const [memberLevel, promotions, shippingRules, coupons, account, stock] = await Promise.all([
-    memberLevelOf(p.db, buyerId),
-    livePromotions(p.db, merchantIds, now_ms),
-    shippingRulesOf(p.db, merchantIds),
-    couponsToUse(p.db, buyerId, couponIds, orderNo, now_ms),
-    choices.points ? pointsAccount(p.db, buyerId) : undefined,
-    stockLevels(p.db, unread),
+    memberLevelOf(platform.db, buyerId),
+    livePromotions(platform.db, merchantIds, now_ms),
+    shippingRulesOf(platform.db, merchantIds),
+    couponsToUse(platform.db, buyerId, couponIds, orderNo, now_ms),
+    choices.points ? pointsAccount(platform.db, buyerId) : undefined,
+    stockLevels(platform.db, unread),
   ]);
   for (const [id, level] of knownLevels) if (!stock.has(id)) stock.set(id, level);
   // Stock-linked prices are priced from this snapshot; the reservation confirms it or refuses.

@@ -37,8 +37,8 @@ export interface RepairDone {
 }
 
 export interface ReconcileContext {
-  p: ConsistencyPlatform;
-  pc: PaymentCentre;
+  platform: ConsistencyPlatform;
+  centre: PaymentCentre;
   now_ms: number;
   /** Where scans that walk forward through time got to, per check and database (kept between passes). */
   cursors: Record<string, string>;
@@ -65,8 +65,8 @@ export const MAX_CANDIDATES_PER_CHECK = 2_000;
 export const MAX_REPAIRS_PER_CHECK = 100;
 
 /** The distinct order databases (a URL listed twice is one database). */
-export function orderDatabases(p: ConsistencyPlatform): Db[] {
-  return [...new Set(p.shards.databases)];
+export function orderDatabases(platform: ConsistencyPlatform): Db[] {
+  return [...new Set(platform.shards.databases)];
 }
 
 /**
@@ -117,7 +117,7 @@ export async function orderFates(ctx: ReconcileContext, orderNos: readonly strin
   const fates = new Map<string, Fate>();
   const byShard = new Map<Db, string[]>();
   for (const orderNo of new Set(orderNos)) {
-    const shard = ctx.p.shards.forOrderNo(orderNo);
+    const shard = ctx.platform.shards.forOrderNo(orderNo);
     if (shard) byShard.set(shard, [...(byShard.get(shard) ?? []), orderNo]);
   }
   for (const [shard, numbers] of byShard) {

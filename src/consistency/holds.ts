@@ -26,7 +26,7 @@ async function holdFindings(ctx: ReconcileContext, orderNos: (string | null)[]):
 
 /** The checkout never wrote its order: every hold under its number goes back at once. */
 async function undoNeverPlaced(ctx: ReconcileContext, orderNo: string): Promise<RepairDone | undefined> {
-  const outcome = await verifyCheckoutReservation(ctx.p, orderNo);
+  const outcome = await verifyCheckoutReservation(ctx.platform, orderNo);
   return outcome === 'released' ? { action: 'released_checkout_holds', detail: 'order never placed: stock, coupons and points returned' } : undefined;
 }
 
@@ -39,14 +39,14 @@ export const orphanReservations: Check<HoldFinding> = {
       'orphan_reservations',
       (after, limit) => {
         const from = after === undefined ? undefined : parsePosition(after);
-        return heldReservations(ctx.p.db, { heldBefore_ms: ctx.now_ms - ORPHAN_GRACE_MS, after: from && { created_at_ms: from[0], orderNo: from[1] }, limit });
+        return heldReservations(ctx.platform.db, { heldBefore_ms: ctx.now_ms - ORPHAN_GRACE_MS, after: from && { created_at_ms: from[0], orderNo: from[1] }, limit });
       },
       (r) => position(r.created_at_ms, r.orderNo),
       (rows) => holdFindings(ctx, rows.map((r) => r.orderNo)),
     ),
   async repair(ctx, f) {
     if (f.fate === 'never_placed') return undoNeverPlaced(ctx, f.key);
-    const units = await releaseHeldStock(ctx.p.flashSale, ctx.p.db, f.key, ctx.now_ms);
+    const units = await releaseHeldStock(ctx.platform.flashSale, ctx.platform.db, f.key, ctx.now_ms);
     return units > 0 ? { action: 'released_reservation', detail: `${units} units of a cancelled order` } : undefined;
   },
 };
@@ -60,14 +60,14 @@ export const lockedCoupons: Check<HoldFinding> = {
       'locked_coupons',
       (after, limit) => {
         const from = after === undefined ? undefined : parsePosition(after);
-        return lockedCouponsOf(ctx.p.db, { lockedBefore_ms: ctx.now_ms - ORPHAN_GRACE_MS, after: from && { updated_at_ms: from[0], couponId: Number(from[1]) }, limit });
+        return lockedCouponsOf(ctx.platform.db, { lockedBefore_ms: ctx.now_ms - ORPHAN_GRACE_MS, after: from && { updated_at_ms: from[0], couponId: Number(from[1]) }, limit });
       },
       (r) => position(r.updated_at_ms, r.couponId),
       (rows) => holdFindings(ctx, rows.map((r) => r.orderNo)),
     ),
   async repair(ctx, f) {
     if (f.fate === 'never_placed') return undoNeverPlaced(ctx, f.key);
-    const returned = await returnCoupons(ctx.p.db, f.key, ctx.now_ms);
+    const returned = await returnCoupons(ctx.platform.db, f.key, ctx.now_ms);
     return returned > 0 ? { action: 'returned_coupons', detail: `${returned} coupons of a cancelled order` } : undefined;
   },
 };
@@ -83,13 +83,13 @@ export const frozenPoints: Check<HoldFinding> = {
     walk(
       ctx,
       'frozen_points',
-      (after, limit) => accountsWithFrozenPoints(ctx.p.db, { afterBuyerId: after === undefined ? undefined : Number(after), limit }),
+      (after, limit) => accountsWithFrozenPoints(ctx.platform.db, { afterBuyerId: after === undefined ? undefined : Number(after), limit }),
       (buyerId) => String(buyerId),
-      async (buyerIds) => holdFindings(ctx, await unsettledFreezes(ctx.p.db, buyerIds, ctx.now_ms - ORPHAN_GRACE_MS)),
+      async (buyerIds) => holdFindings(ctx, await unsettledFreezes(ctx.platform.db, buyerIds, ctx.now_ms - ORPHAN_GRACE_MS)),
     ),
   async repair(ctx, f) {
     if (f.fate === 'never_placed') return undoNeverPlaced(ctx, f.key);
-    const points = await transaction(ctx.p.db, (trx) => endPointsFreeze(trx, f.key, 'unfreeze', ctx.now_ms));
+    const points = await transaction(ctx.platform.db, (trx) => endPointsFreeze(trx, f.key, 'unfreeze', ctx.now_ms));
     return points > 0 ? { action: 'unfroze_points', detail: `${points} points of a cancelled order` } : undefined;
   },
 };

@@ -29,7 +29,7 @@ export const unappliedPayments: Check<{ key: string; orderNo: string }> = {
   name: 'unapplied_payments',
   async find(ctx) {
     const found: { key: string; orderNo: string }[] = [];
-    for (const [index, db] of orderDatabases(ctx.p).entries()) {
+    for (const [index, db] of orderDatabases(ctx.platform).entries()) {
       const page = (after: string | undefined, limit: number) => {
         const from = after === undefined ? undefined : parsePosition(after);
         return unappliedPaymentsOf(db, { succeededBefore_ms: ctx.now_ms - PAYMENT_APPLY_GRACE_MS, after: from && { updated_at_ms: from[0], payNo: from[1] }, limit });
@@ -40,7 +40,7 @@ export const unappliedPayments: Check<{ key: string; orderNo: string }> = {
     return found;
   },
   async repair(ctx, f) {
-    const disposition = await applyToOrder(ctx.pc, f.key);
+    const disposition = await applyToOrder(ctx.centre, f.key);
     return disposition ? { action: 'applied_payment', detail: `order ${f.orderNo}: ${disposition}` } : undefined;
   },
 };
@@ -50,7 +50,7 @@ export const overdueOrders: Check = {
   name: 'overdue_orders',
   async find(ctx) {
     const found: { key: string }[] = [];
-    for (const [index, db] of orderDatabases(ctx.p).entries()) {
+    for (const [index, db] of orderDatabases(ctx.platform).entries()) {
       const page = (after: string | undefined, limit: number) => {
         const from = after === undefined ? undefined : parsePosition(after);
         return overdueOrdersOf(db, { expiredBefore_ms: ctx.now_ms - OVERDUE_GRACE_MS, after: from && { expires_at_ms: from[0], orderNo: from[1] }, limit });
@@ -61,7 +61,7 @@ export const overdueOrders: Check = {
     return found;
   },
   async repair(ctx, f) {
-    return (await expireOrder(ctx.p, f.key)) === 'cancelled' ? { action: 'expired_order', detail: 'payment timeout passed with no timeout job' } : undefined;
+    return (await expireOrder(ctx.platform, f.key)) === 'cancelled' ? { action: 'expired_order', detail: 'payment timeout passed with no timeout job' } : undefined;
   },
 };
 
@@ -84,14 +84,14 @@ export const orderedCartLines: Check<CartFinding> = {
   async find(ctx) {
     const found: CartFinding[] = [];
     const until = orderNoFloor(ctx.now_ms - EVENT_FOLLOW_UP_GRACE_MS);
-    for (const [index, db] of orderDatabases(ctx.p).entries()) {
+    for (const [index, db] of orderDatabases(ctx.platform).entries()) {
       const cursorKey = `ordered_cart_lines:${index}`;
       let after = ctx.cursors[cursorKey] ?? orderNoFloor(ctx.now_ms - CART_CHECK_LOOKBACK_MS);
       for (let scanned = 0; scanned < MAX_ORDERS_SCANNED_PER_PASS && found.length < MAX_REPAIRS_PER_CHECK; ) {
         const orders = await placedOrders(db, { afterOrderNo: after, beforeOrderNo: until, limit: CART_SCAN_BATCH });
         if (orders.length === 0) break;
         scanned += orders.length;
-        found.push(...(await linesLeftByOrders(ctx.p.db, orders)).map((left) => ({ key: left.orderNo, ...left })));
+        found.push(...(await linesLeftByOrders(ctx.platform.db, orders)).map((left) => ({ key: left.orderNo, ...left })));
         after = orders[orders.length - 1]!.orderNo;
       }
       ctx.cursors[cursorKey] = after;
@@ -99,7 +99,7 @@ export const orderedCartLines: Check<CartFinding> = {
     return found;
   },
   async repair(ctx, f) {
-    const removed = await transaction(ctx.p.db, (trx) => removeOrderedLines(trx, f.buyerId, f.activitySkuIds, f.placed_at_ms));
+    const removed = await transaction(ctx.platform.db, (trx) => removeOrderedLines(trx, f.buyerId, f.activitySkuIds, f.placed_at_ms));
     return removed > 0 ? { action: 'removed_cart_lines', detail: `${removed} lines` } : undefined;
   },
 };

@@ -42,14 +42,14 @@ export interface PassHooks {
 }
 
 /** One pass of every check: finds, repairs through the owning modules, logs each repair as a row. */
-export async function runReconcilePass(p: ConsistencyPlatform, pc: PaymentCentre, options: { cursors?: Record<string, string>; hooks?: PassHooks } = {}): Promise<PassReport> {
+export async function runReconcilePass(platform: ConsistencyPlatform, centre: PaymentCentre, options: { cursors?: Record<string, string>; hooks?: PassHooks } = {}): Promise<PassReport> {
   const deadline = performance.now() + MAX_PASS_MS;
-  const ctx: ReconcileContext = { p, pc, now_ms: p.now(), cursors: { ...options.cursors } };
+  const ctx: ReconcileContext = { platform, centre, now_ms: platform.now(), cursors: { ...options.cursors } };
   const report: PassReport = { repairs: [], failures: [], unfinished: [], cursors: ctx.cursors };
   const fail = (check: CheckName, key: string, error: unknown) => {
     report.failures.push({ check, key, error: error instanceof Error ? error.message : String(error) });
     options.hooks?.onFailure?.(check);
-    p.log.error({ err: error, check, key, ...orderNoOf(key) }, 'consistency: repair failed; the next pass tries again');
+    platform.log.error({ err: error, check, key, ...orderNoOf(key) }, 'consistency: repair failed; the next pass tries again');
   };
   for (const check of CHECKS) {
     if (performance.now() > deadline) {
@@ -74,11 +74,11 @@ export async function runReconcilePass(p: ConsistencyPlatform, pc: PaymentCentre
       try {
         const done = await check.repair(ctx, finding);
         if (!done) continue;
-        await recordRepair(p.db, { check: check.name, key: finding.key, ...done }, p.now());
+        await recordRepair(platform.db, { check: check.name, key: finding.key, ...done }, platform.now());
         report.repairs.push({ check: check.name, key: finding.key, ...done });
         options.hooks?.onRepair?.(check.name);
         const orderNo = (finding as { orderNo?: string }).orderNo;
-        p.log.warn({ check: check.name, key: finding.key, ...orderNoOf(orderNo ?? finding.key), ...done }, 'consistency: repaired');
+        platform.log.warn({ check: check.name, key: finding.key, ...orderNoOf(orderNo ?? finding.key), ...done }, 'consistency: repaired');
       } catch (error) {
         failed = true;
         fail(check.name, finding.key, error);
@@ -87,7 +87,7 @@ export async function runReconcilePass(p: ConsistencyPlatform, pc: PaymentCentre
     // A scan that walks forward goes over the same rows again when a repair among them failed.
     if (failed) Object.assign(ctx.cursors, cursorsBefore);
   }
-  if (report.repairs.length > 0) p.wake();
+  if (report.repairs.length > 0) platform.wake();
   return report;
 }
 
@@ -100,27 +100,27 @@ function orderNoOf(key: string): { orderNo?: string } {
  * worker run it at a time; at its end it schedules its successor, keyed by its own id, so a run
  * that is retried (it crashed after scheduling) schedules the same successor, never a second chain.
  */
-export function reconcileJobHandler(p: ConsistencyPlatform, pc: PaymentCentre, interval_ms: number, hooks?: PassHooks): JobHandler {
+export function reconcileJobHandler(platform: ConsistencyPlatform, centre: PaymentCentre, interval_ms: number, hooks?: PassHooks): JobHandler {
   return async (payload: { cursors?: Record<string, string> }, job) => {
     let cursors = payload.cursors ?? {};
     try {
-      const report = await runReconcilePass(p, pc, { cursors, ...(hooks && { hooks }) });
+      const report = await runReconcilePass(platform, centre, { cursors, ...(hooks && { hooks }) });
       cursors = report.cursors;
       if (report.repairs.length > 0 || report.failures.length > 0) {
-        p.log.info({ repairs: report.repairs.length, failures: report.failures.length, unfinished: report.unfinished }, 'consistency: pass done');
+        platform.log.info({ repairs: report.repairs.length, failures: report.failures.length, unfinished: report.unfinished }, 'consistency: pass done');
       }
     } catch (error) {
-      p.log.error({ err: error }, 'consistency: pass failed');
+      platform.log.error({ err: error }, 'consistency: pass failed');
     }
     // The same periodic job keeps the event inbox bounded: rows past any redelivery are pruned.
     try {
-      const pruned = await pruneInbox(p.db, p.now() - INBOX_RETENTION_MS);
-      if (pruned > 0) p.log.info({ pruned }, 'events: pruned old inbox rows');
+      const pruned = await pruneInbox(platform.db, platform.now() - INBOX_RETENTION_MS);
+      if (pruned > 0) platform.log.info({ pruned }, 'events: pruned old inbox rows');
     } catch (error) {
-      p.log.error({ err: error }, 'events: inbox pruning failed');
+      platform.log.error({ err: error }, 'events: inbox pruning failed');
     }
-    const now_ms = p.now();
-    await transaction(p.db, (trx) =>
+    const now_ms = platform.now();
+    await transaction(platform.db, (trx) =>
       scheduleJob(trx, { kind: RECONCILE_JOB, key: `${RECONCILE_JOB}:after:${job.id}`, payload: { cursors }, due_at_ms: now_ms + interval_ms, maxAttempts: RECONCILE_JOB_ATTEMPTS }, now_ms),
     );
   };
@@ -131,12 +131,12 @@ export function reconcileJobHandler(p: ConsistencyPlatform, pc: PaymentCentre, i
  * seed's fixed key lets only one of several starting at once insert it; a chain that died (its
  * last job dead after every attempt) is cleared and started again.
  */
-export async function scheduleFirstPass(p: ConsistencyPlatform, interval_ms: number): Promise<boolean> {
+export async function scheduleFirstPass(platform: ConsistencyPlatform, interval_ms: number): Promise<boolean> {
   // Every pass's key starts `consistency.reconcile:` (the seed's and its successors').
-  await cancelDeadJobs(p.db, `${RECONCILE_JOB}:`);
-  if (await hasJobs(p.db, `${RECONCILE_JOB}:`)) return false;
-  const now_ms = p.now();
-  await transaction(p.db, (trx) =>
+  await cancelDeadJobs(platform.db, `${RECONCILE_JOB}:`);
+  if (await hasJobs(platform.db, `${RECONCILE_JOB}:`)) return false;
+  const now_ms = platform.now();
+  await transaction(platform.db, (trx) =>
     scheduleJob(trx, { kind: RECONCILE_JOB, key: `${RECONCILE_JOB}:seed`, payload: { cursors: {} }, due_at_ms: now_ms + interval_ms, maxAttempts: RECONCILE_JOB_ATTEMPTS }, now_ms),
   );
   return true;

@@ -15,15 +15,15 @@ import type { OrdersDb, OrdersTransaction } from './tables.ts';
 /** A lost compare-and-set is re-read and decided again at most this many times. */
 const MAX_PAYMENT_RACE_ROUNDS = 5;
 
-function shardOf<Tables>(p: { shards: OrderShards<Tables> }, orderNo: string): Kysely<Tables> {
-  const db = p.shards.forOrderNo(orderNo);
+function shardOf<Tables>(platform: { shards: OrderShards<Tables> }, orderNo: string): Kysely<Tables> {
+  const db = platform.shards.forOrderNo(orderNo);
   if (!db) throw new AppError('order_not_found');
   return db;
 }
 
 /** Reads an order; a buyer asking for someone else's order is told it does not exist. */
-export async function getOrder(p: OrdersPlatform, orderNo: string, asBuyer?: number): Promise<Order> {
-  const order = await findOrder(shardOf(p, orderNo), orderNo);
+export async function getOrder(platform: OrdersPlatform, orderNo: string, asBuyer?: number): Promise<Order> {
+  const order = await findOrder(shardOf(platform, orderNo), orderNo);
   if (!order || (asBuyer !== undefined && order.buyerId !== asBuyer)) throw new AppError('order_not_found');
   return order;
 }
@@ -33,11 +33,11 @@ export async function getOrder(p: OrdersPlatform, orderNo: string, asBuyer?: num
  * go down in the same transaction; stock, coupons and points are returned by the
  * subscribers of order.cancelled. A lost race is `order_state_conflict`.
  */
-export async function cancelOrder(p: OrdersPlatform, orderNo: string, reason: CancelReason, asBuyer?: number): Promise<Order> {
-  const db = shardOf(p, orderNo);
-  const order = await getOrder(p, orderNo, asBuyer);
+export async function cancelOrder(platform: OrdersPlatform, orderNo: string, reason: CancelReason, asBuyer?: number): Promise<Order> {
+  const db = shardOf(platform, orderNo);
+  const order = await getOrder(platform, orderNo, asBuyer);
   if (order.status !== 'PENDING_PAYMENT') throw new AppError('order_not_cancellable', { details: { status: order.status } });
-  const now_ms = p.now();
+  const now_ms = platform.now();
   await transaction(db, async (trx) => {
     await transitionOrder(trx, order, 'CANCELLED', { cancel_reason: reason, cancelled_at_ms: now_ms }, now_ms);
     for (const line of order.lines) await uncountPurchase(trx, order.buyerId, line.activitySkuId, line.quantity);
@@ -45,14 +45,14 @@ export async function cancelOrder(p: OrdersPlatform, orderNo: string, reason: Ca
     await recordEvent(trx, { type: ORDER_CANCELLED, aggregateId: orderNo, payload: event }, now_ms);
     if (reason !== 'payment_timeout') await cancelJob(trx, expireJobKey(orderNo));
   });
-  p.wake();
-  return getOrder(p, orderNo);
+  platform.wake();
+  return getOrder(platform, orderNo);
 }
 
 /** The order.expire job: 超时取消 of an order still unpaid. Anything else is left as it is. */
-export async function expireOrder(p: OrdersPlatform, orderNo: string): Promise<'cancelled' | 'not_pending'> {
+export async function expireOrder(platform: OrdersPlatform, orderNo: string): Promise<'cancelled' | 'not_pending'> {
   try {
-    await cancelOrder(p, orderNo, 'payment_timeout');
+    await cancelOrder(platform, orderNo, 'payment_timeout');
     return 'cancelled';
   } catch (error) {
     // Paid, cancelled by the buyer, or either of those a moment ago: nothing to expire.
@@ -66,10 +66,10 @@ export async function expireOrder(p: OrdersPlatform, orderNo: string): Promise<'
  * removed; on-payment lines are deducted, or the order is closed if they sold out). Safe to
  * repeat: a second call finds it paid by the same payment number.
  */
-export async function payWithoutChannel(p: OrdersPlatform, orderNo: string): Promise<PaymentOutcome | 'not_free'> {
-  const order = await getOrder(p, orderNo);
+export async function payWithoutChannel(platform: OrdersPlatform, orderNo: string): Promise<PaymentOutcome | 'not_free'> {
+  const order = await getOrder(platform, orderNo);
   if (order.payable_fen !== 0) return 'not_free';
-  return paymentSucceeded(p, orderNo, { paymentNo: noChannelPaymentNo(orderNo), amount_fen: 0, paid_at_ms: p.now() });
+  return paymentSucceeded(platform, orderNo, { paymentNo: noChannelPaymentNo(orderNo), amount_fen: 0, paid_at_ms: platform.now() });
 }
 
 export interface SucceededPayment {
@@ -96,29 +96,29 @@ export type PaymentOutcome = 'paid' | 'already_paid' | 'duplicate_payment' | 'or
  * so the payment centre can record its side in the same commit; if it throws, nothing is paid.
  */
 export async function paymentSucceeded(
-  p: OrdersPlatform,
+  platform: OrdersPlatform,
   orderNo: string,
   payment: SucceededPayment,
   options: { inPaidTransaction?: (trx: OrdersTransaction) => Promise<void> } = {},
 ): Promise<PaymentOutcome> {
-  const db = shardOf(p, orderNo);
+  const db = shardOf(platform, orderNo);
   for (let round = 0; round < MAX_PAYMENT_RACE_ROUNDS; round++) {
-    const order = await getOrder(p, orderNo);
+    const order = await getOrder(platform, orderNo);
     if (order.status === 'PAID' || order.status === 'REFUNDED') return order.paymentNo === payment.paymentNo ? 'already_paid' : 'duplicate_payment';
     if (order.status === 'CANCELLED') {
       // A deduction this order's payment made before it lost to the cancel goes back (safe to repeat).
-      await returnSoldStock(p.db, orderNo, 'all', p.now());
+      await returnSoldStock(platform.db, orderNo, 'all', platform.now());
       return 'order_cancelled';
     }
     if (payment.amount_fen !== order.payable_fen) return 'amount_mismatch';
     const onPayment = order.lines.filter((l) => l.inventoryMode === 'on_payment');
     if (onPayment.length > 0) {
       try {
-        await deductOnPayment(p.db, orderNo, onPayment.map((l) => ({ activitySkuId: l.activitySkuId, quantity: l.quantity })), p.now());
+        await deductOnPayment(platform.db, orderNo, onPayment.map((l) => ({ activitySkuId: l.activitySkuId, quantity: l.quantity })), platform.now());
       } catch (error) {
         if (!isAppError(error, 'insufficient_stock')) throw error;
         try {
-          await cancelOrder(p, orderNo, 'sold_out_at_payment');
+          await cancelOrder(platform, orderNo, 'sold_out_at_payment');
           return 'stock_unavailable';
         } catch (cancelError) {
           if (isAppError(cancelError, 'order_state_conflict') || isAppError(cancelError, 'order_not_cancellable')) continue;
@@ -126,7 +126,7 @@ export async function paymentSucceeded(
         }
       }
     }
-    const now_ms = p.now();
+    const now_ms = platform.now();
     try {
       await transaction(db, async (trx) => {
         await transitionOrder(
@@ -141,14 +141,14 @@ export async function paymentSucceeded(
         await recordEvent(trx, { type: ORDER_PAID, aggregateId: orderNo, payload: event }, now_ms);
         await cancelJob(trx, expireJobKey(orderNo));
       });
-      p.wake();
+      platform.wake();
       return 'paid';
     } catch (error) {
       if (!isAppError(error, 'order_state_conflict')) throw error;
       // Lost to a cancel or timeout: the units deducted for it go back. Lost to the same
       // payment applied concurrently: those units are that payment's, and stay sold.
-      if (onPayment.length > 0 && (await getOrder(p, orderNo)).status === 'CANCELLED') {
-        await returnSoldStock(p.db, orderNo, 'all', p.now());
+      if (onPayment.length > 0 && (await getOrder(platform, orderNo)).status === 'CANCELLED') {
+        await returnSoldStock(platform.db, orderNo, 'all', platform.now());
       }
     }
   }

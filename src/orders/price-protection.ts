@@ -30,17 +30,17 @@ export interface PriceProtectionClaim {
  * transaction on the order's shard; a line refund takes off the 价保 paid out on the line, and
  * a payout after a refund of its line is not made.
  */
-export async function claimPriceProtection(p: OrdersPlatform, buyerId: number, orderNo: string, lineNo: number): Promise<PriceProtectionClaim> {
-  const order = await getOrder(p, orderNo, buyerId);
+export async function claimPriceProtection(platform: OrdersPlatform, buyerId: number, orderNo: string, lineNo: number): Promise<PriceProtectionClaim> {
+  const order = await getOrder(platform, orderNo, buyerId);
   const line = order.lines.find((l) => l.lineNo === lineNo);
   if (!line) throw new AppError('not_found', { message: `Order ${orderNo} has no line ${lineNo}.` });
-  const now_ms = p.now();
+  const now_ms = platform.now();
   const refuse = (reason: NotEligibleReason) => new AppError('price_protection_not_eligible', { details: { reason } });
   if (order.status !== 'PAID' || order.paid_at_ms === null) throw refuse('not_paid');
   if (now_ms - order.paid_at_ms > PRICE_PROTECTION_DAYS * DAY_MS) throw refuse('window_closed');
   // What the buyer paid for the goods (discounts included, shipping not) against what the same
   // units cost now, each price segment at today's price for its kind (never above what it was).
-  const current = (await loadSellableSkus(p.db, [line.activitySkuId])).get(line.activitySkuId);
+  const current = (await loadSellableSkus(platform.db, [line.activitySkuId])).get(line.activitySkuId);
   if (!current) throw refuse('no_price_drop');
   const paidForGoods_fen = line.payable_fen - line.shipping_fen;
   const costsNow_fen = sumFen(
@@ -59,7 +59,7 @@ export async function claimPriceProtection(p: OrdersPlatform, buyerId: number, o
     quantity: line.quantity,
     amount_fen: paidForGoods_fen - costsNow_fen,
   };
-  const shard = p.shards.forOrderNo(orderNo)!;
+  const shard = platform.shards.forOrderNo(orderNo)!;
   await transaction(shard, async (trx) => {
     const inserted = await trx
       .insertInto('price_protection_claims')
@@ -80,6 +80,6 @@ export async function claimPriceProtection(p: OrdersPlatform, buyerId: number, o
     const event: OrderPriceProtected = { orderNo, buyerId, lineNo, amount_fen: claim.amount_fen, paymentNo: order.paymentNo };
     await recordEvent(trx, { type: ORDER_PRICE_PROTECTED, aggregateId: orderNo, payload: event }, now_ms);
   });
-  p.wake();
+  platform.wake();
   return claim;
 }

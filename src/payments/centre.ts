@@ -10,7 +10,7 @@ export type PaymentsPlatform = Platform<OrdersMainTables & PaymentsMainTables, O
 
 /** What the payment flows need: the platform, the configured channels and our public address. */
 export interface PaymentCentre {
-  p: PaymentsPlatform;
+  platform: PaymentsPlatform;
   channels: ReadonlyMap<ChannelName, PaymentChannel>;
   /** Which channels the cashier offers now (熔断): starting a payment on one that keeps failing is refused. */
   breakers: ChannelBreakers;
@@ -22,6 +22,6 @@ export interface PaymentCentre {
 /** 补单: open payments are queried by jobs of this kind, keyed payment.query:{payNo}:{attempt}. */
 export const PAYMENT_QUERY_JOB = 'payment.query';
 
-export function notifyUrl(pc: PaymentCentre, channel: ChannelName): string {
-  return `${pc.publicUrl}/payments/notify/${channel}`;
+export function notifyUrl(centre: PaymentCentre, channel: ChannelName): string {
+  return `${centre.publicUrl}/payments/notify/${channel}`;
 }

@@ -16,11 +16,11 @@ export type NotificationOutcome = 'handled' | 'rejected' | 'unknown_payment' | '
  * it — and the one that keeps them coming when we could not (the next try may succeed).
  */
 export async function handleNotification(
-  pc: PaymentCentre,
+  centre: PaymentCentre,
   channelName: ChannelName,
   request: InboundRequest,
 ): Promise<{ answer: ChannelAnswer; outcome: NotificationOutcome }> {
-  const channel = pc.channels.get(channelName)!;
+  const channel = centre.channels.get(channelName)!;
   let notice;
   try {
     notice = await channel.parseNotification(request);
@@ -28,23 +28,23 @@ export async function handleNotification(
     // One short line for a forgery (no stack: anyone can send them, as many as they like); an
     // unexpected failure while verifying keeps its stack.
     if (isAppError(error, 'notification_rejected')) {
-      pc.p.log.warn({ channel: channelName, reason: error.message.slice(0, MAX_LOGGED_REASON), bytes: request.rawBody.length }, 'notification rejected: verification failed');
+      centre.platform.log.warn({ channel: channelName, reason: error.message.slice(0, MAX_LOGGED_REASON), bytes: request.rawBody.length }, 'notification rejected: verification failed');
       return { answer: channel.answer('forged'), outcome: 'rejected' };
     }
-    pc.p.log.warn({ channel: channelName, err: error, bytes: request.rawBody.length }, 'notification rejected: verification failed');
+    centre.platform.log.warn({ channel: channelName, err: error, bytes: request.rawBody.length }, 'notification rejected: verification failed');
     return { answer: channel.answer('rejected'), outcome: 'rejected' };
   }
   try {
-    const applied = notice.kind === 'trade' ? await applyTradeResult(pc, notice.trade) : await applyRefundResult(pc, notice.refund);
+    const applied = notice.kind === 'trade' ? await applyTradeResult(centre, notice.trade) : await applyRefundResult(centre, notice.refund);
     if (applied === 'unknown_payment' || applied === 'unknown') {
       // Verified, so the channel sent it, but for no payment of ours: say so and stop the retries.
       const payNo = notice.kind === 'trade' ? notice.trade.payNo : notice.refund.payNo;
-      pc.p.log.error({ channel: channelName, payNo, kind: notice.kind }, 'verified notification for a payment or refund we do not have');
+      centre.platform.log.error({ channel: channelName, payNo, kind: notice.kind }, 'verified notification for a payment or refund we do not have');
       return { answer: channel.answer('accepted'), outcome: 'unknown_payment' };
     }
     return { answer: channel.answer('accepted'), outcome: 'handled' };
   } catch (error) {
-    pc.p.log.error({ channel: channelName, err: error }, 'notification not handled; the channel will send it again');
+    centre.platform.log.error({ channel: channelName, err: error }, 'notification not handled; the channel will send it again');
     return { answer: channel.answer('rejected'), outcome: 'failed' };
   }
 }

@@ -38,39 +38,39 @@ export interface StartPayment {
  * another channel or method first closes the open attempt at its channel, so the buyer can
  * never pay two open trades — and if the old one turns out paid, the order is paid by it.
  */
-export async function startPayment(pc: PaymentCentre, request: StartPayment): Promise<Payment> {
-  const { p } = pc;
-  const channel = pc.channels.get(request.channel);
-  if (!channel) throw new AppError('channel_not_configured', { field: 'channel', details: { configured: [...pc.channels.keys()] } });
+export async function startPayment(centre: PaymentCentre, request: StartPayment): Promise<Payment> {
+  const { platform } = centre;
+  const channel = centre.channels.get(request.channel);
+  if (!channel) throw new AppError('channel_not_configured', { field: 'channel', details: { configured: [...centre.channels.keys()] } });
   if (!channel.methods.includes(request.method)) throw new AppError('pay_method_not_supported', { field: 'method', details: { methods: channel.methods } });
-  const health = pc.breakers.health(request.channel, p.now());
+  const health = centre.breakers.health(request.channel, platform.now());
   if (!health.available) {
-    const others = pc.breakers.all(p.now()).filter((h) => h.available && h.channel !== request.channel).map((h) => h.channel);
+    const others = centre.breakers.all(platform.now()).filter((h) => h.available && h.channel !== request.channel).map((h) => h.channel);
     throw new AppError('channel_down', {
       field: 'channel',
       message: `${request.channel} keeps failing and is out of the cashier for now${others.length ? `; pay with ${others.join(' or ')}` : ''}.`,
       details: { channel: request.channel, reason: health.reason, probeAt: new Date(health.probe_at_ms!).toISOString(), available: others },
     });
   }
-  const order = await getOrder(p, request.orderNo, request.asBuyer);
-  const db = p.shards.forOrderNo(order.orderNo)!;
+  const order = await getOrder(platform, request.orderNo, request.asBuyer);
+  const db = platform.shards.forOrderNo(order.orderNo)!;
   // A payment of 0 fen is no payment (the payments table refuses one): such an order is paid at checkout.
   if (order.payable_fen === 0) throw new AppError('nothing_payable', { details: { status: order.status } });
 
   for (let round = 0; round < MAX_START_ROUNDS; round++) {
-    if (order.status !== 'PENDING_PAYMENT' || p.now() >= order.expires_at_ms) notPayable(order.status);
+    if (order.status !== 'PENDING_PAYMENT' || platform.now() >= order.expires_at_ms) notPayable(order.status);
     const attempts = await paymentsOfOrder(db, order.orderNo);
     if (attempts.some((a) => PAID_STATUSES.includes(a.status))) notPayable('PAID');
     const open = attempts.find((a) => a.status === 'CREATED');
     if (open && open.channel === request.channel && open.method === request.method && open.action) return open;
     if (open) {
-      await closeAttempt(pc, open);
+      await closeAttempt(centre, open);
       continue;
     }
     if (attempts.length >= MAX_PAYMENT_ATTEMPTS) throw new AppError('order_not_payable', { message: 'This order has had too many payment attempts.' });
 
-    const now_ms = p.now();
-    const payNo = `P${p.nextOrderNo(slotOfOrderNo(order.orderNo)!, now_ms)}`;
+    const now_ms = platform.now();
+    const payNo = `P${platform.nextOrderNo(slotOfOrderNo(order.orderNo)!, now_ms)}`;
     try {
       await transaction(db, async (trx) => {
         await trx
@@ -115,30 +115,30 @@ export async function startPayment(pc: PaymentCentre, request: StartPayment): Pr
         subject,
         expires_at_ms: order.expires_at_ms,
         method: request.method,
-        notifyUrl: notifyUrl(pc, request.channel),
+        notifyUrl: notifyUrl(centre, request.channel),
         returnUrl: request.returnUrl,
         payerId: request.payerId,
         payerIp: request.payerIp,
         requested_at_ms: now_ms,
       });
-      pc.breakers.succeeded(request.channel);
+      centre.breakers.succeeded(request.channel);
       const created = (await findPayment(db, payNo))!;
-      if (created.status === 'CREATED') await updatePayment(db, created, 'CREATED', { pay_action: JSON.stringify(action) }, p.now());
+      if (created.status === 'CREATED') await updatePayment(db, created, 'CREATED', { pay_action: JSON.stringify(action) }, platform.now());
       else if (created.status === 'CLOSED') {
         // Another start closed this attempt before the channel had it: close the trade just made
         // there too, so nothing payable is left behind that no query follows.
-        await channel.close(payNo, { requested_at_ms: now_ms }).catch((error: unknown) => p.log.warn({ payNo, err: error }, 'could not close a superseded trade; a payment on it is refunded as a duplicate'));
+        await channel.close(payNo, { requested_at_ms: now_ms }).catch((error: unknown) => platform.log.warn({ payNo, err: error }, 'could not close a superseded trade; a payment on it is refunded as a duplicate'));
         throw new AppError('payment_state_conflict', { message: 'Another payment attempt for this order replaced this one.', details: { payNo } });
       }
       return (await findPayment(db, payNo))!;
     } catch (error) {
       // Refused: this attempt is over. Unreachable: the channel may have the trade, so it stays
       // open for the query job to settle, and the buyer may try again (which closes it first).
-      if (isAppError(error, 'channel_unavailable')) pc.breakers.failed(request.channel, error.message, p.now());
+      if (isAppError(error, 'channel_unavailable')) centre.breakers.failed(request.channel, error.message, platform.now());
       if (isAppError(error, 'channel_refused')) {
-        pc.breakers.succeeded(request.channel);
+        centre.breakers.succeeded(request.channel);
         const failed = (await findPayment(db, payNo))!;
-        if (failed.status === 'CREATED') await updatePayment(db, failed, 'FAILED', { closed_at_ms: p.now() }, p.now());
+        if (failed.status === 'CREATED') await updatePayment(db, failed, 'FAILED', { closed_at_ms: platform.now() }, platform.now());
       }
       throw error;
     }
@@ -159,18 +159,18 @@ async function scheduleQuery(trx: Parameters<typeof scheduleJob>[0], payNo: stri
  * Closes an open attempt at its channel, then here. A trade the channel says is paid is
  * recorded as a success instead (the order decides what it is).
  */
-export async function closeAttempt(pc: PaymentCentre, payment: Payment): Promise<'closed' | 'paid'> {
-  const channel = pc.channels.get(payment.channel);
+export async function closeAttempt(centre: PaymentCentre, payment: Payment): Promise<'closed' | 'paid'> {
+  const channel = centre.channels.get(payment.channel);
   if (!channel) throw new AppError('channel_not_configured', { details: { channel: payment.channel } });
   const sent = { requested_at_ms: payment.created_at_ms };
   const answer = await channel.close(payment.payNo, sent);
   if (answer === 'already_paid') {
-    await applyTradeResult(pc, await channel.query(payment.payNo, sent));
+    await applyTradeResult(centre, await channel.query(payment.payNo, sent));
     return 'paid';
   }
-  const db = mustShard(pc.p, payment.payNo);
+  const db = mustShard(centre.platform, payment.payNo);
   const current = (await findPayment(db, payment.payNo))!;
-  if (current.status === 'CREATED') await updatePayment(db, current, 'CLOSED', { closed_at_ms: pc.p.now() }, pc.p.now());
+  if (current.status === 'CREATED') await updatePayment(db, current, 'CLOSED', { closed_at_ms: centre.platform.now() }, centre.platform.now());
   return 'closed';
 }
 
@@ -179,11 +179,11 @@ export async function closeAttempt(pc: PaymentCentre, payment: Payment): Promise
  * payment cannot succeed silently; one the channel says is paid is recorded, and refunded as
  * the cancelled order's. An order has at most MAX_PAYMENT_ATTEMPTS attempts.
  */
-export async function closeOpenAttempts(pc: PaymentCentre, orderNo: string): Promise<void> {
-  const db = pc.p.shards.forOrderNo(orderNo);
+export async function closeOpenAttempts(centre: PaymentCentre, orderNo: string): Promise<void> {
+  const db = centre.platform.shards.forOrderNo(orderNo);
   if (!db) return;
   for (const attempt of await paymentsOfOrder(db, orderNo)) {
-    if (attempt.status === 'CREATED') await closeAttempt(pc, attempt);
+    if (attempt.status === 'CREATED') await closeAttempt(centre, attempt);
   }
 }
 
@@ -191,29 +191,29 @@ export async function closeOpenAttempts(pc: PaymentCentre, orderNo: string): Pro
  * The active query (补单) of one open payment: a success found here is handled exactly like a
  * notification; an attempt past the order's time is closed at the channel; otherwise ask again later.
  */
-export async function followPayment(pc: PaymentCentre, payload: { payNo: string; attempt: number }): Promise<void> {
-  const db = mustShard(pc.p, payload.payNo);
+export async function followPayment(centre: PaymentCentre, payload: { payNo: string; attempt: number }): Promise<void> {
+  const db = mustShard(centre.platform, payload.payNo);
   const payment = await findPayment(db, payload.payNo);
   if (!payment) return;
   if (payment.status !== 'CREATED') {
-    if (PAID_STATUSES.includes(payment.status) && payment.disposition === null) await applyToOrder(pc, payment.payNo);
+    if (PAID_STATUSES.includes(payment.status) && payment.disposition === null) await applyToOrder(centre, payment.payNo);
     return;
   }
-  const channel = pc.channels.get(payment.channel);
+  const channel = centre.channels.get(payment.channel);
   if (!channel) throw new AppError('channel_not_configured', { details: { channel: payment.channel } });
   let settled = false;
   try {
     const trade = await channel.query(payment.payNo, { requested_at_ms: payment.created_at_ms });
     if (trade.state === 'succeeded' || trade.state === 'closed' || trade.state === 'failed') {
-      await applyTradeResult(pc, trade);
+      await applyTradeResult(centre, trade);
       settled = true;
-    } else if (pc.p.now() >= payment.expires_at_ms + CLOSE_GRACE_MS) {
-      await closeAttempt(pc, payment);
+    } else if (centre.platform.now() >= payment.expires_at_ms + CLOSE_GRACE_MS) {
+      await closeAttempt(centre, payment);
       settled = true;
     }
   } catch (error) {
     if (!isAppError(error, 'channel_unavailable')) throw error;
-    pc.p.log.warn({ payNo: payment.payNo, err: error }, 'payment query: the channel did not answer; asking again later');
+    centre.platform.log.warn({ payNo: payment.payNo, err: error }, 'payment query: the channel did not answer; asking again later');
   }
-  if (!settled) await transaction(db, (trx) => scheduleQuery(trx, payment.payNo, payload.attempt + 1, pc.p.now()));
+  if (!settled) await transaction(db, (trx) => scheduleQuery(trx, payment.payNo, payload.attempt + 1, centre.platform.now()));
 }

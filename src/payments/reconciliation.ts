@@ -56,16 +56,16 @@ export interface ReconcileRequest {
  * own query, exactly as a late notification would; the rest are reported with the action
  * proposed. The run and every difference are stored.
  */
-export async function reconcile(pc: PaymentCentre, request: ReconcileRequest): Promise<{ runId: number; billRows: number; matched: number; differences: Difference[] }> {
-  const channel = pc.channels.get(request.channel);
+export async function reconcile(centre: PaymentCentre, request: ReconcileRequest): Promise<{ runId: number; billRows: number; matched: number; differences: Difference[] }> {
+  const channel = centre.channels.get(request.channel);
   if (!channel) throw new AppError('channel_not_configured', { details: { channel: request.channel } });
-  const started_at_ms = pc.p.now();
+  const started_at_ms = centre.platform.now();
   const dayStart = chinaDayStart(request.date);
   const dayEnd = dayStart + DAY_MS;
   const bill = channel.parseBill(request.file ?? (await channel.downloadBill(request.date)));
   if (bill.length > MAX_RECONCILE_ROWS) throw new Error(`the bill has ${bill.length} rows, more than ${MAX_RECONCILE_ROWS}`);
 
-  const ours = await loadOurSide(pc, request.channel, bill, dayStart - CROSS_DAY_WINDOW_MS, dayEnd);
+  const ours = await loadOurSide(centre, request.channel, bill, dayStart - CROSS_DAY_WINDOW_MS, dayEnd);
   const differences: Difference[] = [];
   let matched = 0;
   const seenPayments = new Set<string>();
@@ -75,13 +75,13 @@ export async function reconcile(pc: PaymentCentre, request: ReconcileRequest): P
     if (row.kind === 'payment') {
       seenPayments.add(row.payNo);
       const payment = ours.payments.get(row.payNo);
-      const found = await comparePayment(pc, row, payment, dayStart);
+      const found = await comparePayment(centre, row, payment, dayStart);
       if (found) differences.push(found);
       else matched++;
     } else {
       seenRefunds.add(row.refundNo ?? '');
       const refund = row.refundNo ? ours.refunds.get(row.refundNo) : undefined;
-      const found = await compareRefund(pc, row, refund);
+      const found = await compareRefund(centre, row, refund);
       if (found) differences.push(found);
       else matched++;
     }
@@ -118,7 +118,7 @@ export async function reconcile(pc: PaymentCentre, request: ReconcileRequest): P
     });
   }
 
-  const runId = await storeRun(pc.p.db, {
+  const runId = await storeRun(centre.platform.db, {
     channel: request.channel,
     date: request.date,
     source: request.source ?? (request.file ? 'file' : 'download'),
@@ -126,7 +126,7 @@ export async function reconcile(pc: PaymentCentre, request: ReconcileRequest): P
     matched,
     differences,
     started_at_ms,
-    finished_at_ms: pc.p.now(),
+    finished_at_ms: centre.platform.now(),
   });
   return { runId, billRows: bill.length, matched, differences };
 }
@@ -135,14 +135,14 @@ function ourPaymentFacts(payment: Payment): Pick<Difference, 'item' | 'payNo' | 
   return { item: 'payment', payNo: payment.payNo, refundNo: null, channelTradeNo: payment.channelTradeNo, ours_fen: payment.amount_fen, oursStatus: payment.status };
 }
 
-async function comparePayment(pc: PaymentCentre, row: BillRecord, payment: Payment | undefined, dayStart: number): Promise<Difference | undefined> {
+async function comparePayment(centre: PaymentCentre, row: BillRecord, payment: Payment | undefined, dayStart: number): Promise<Difference | undefined> {
   const base = { item: 'payment' as const, payNo: row.payNo, refundNo: null, channelTradeNo: row.channelTradeNo, channel_fen: row.amount_fen, note: null };
   if (!payment) {
     return { ...base, kind: 'long', ours_fen: null, oursStatus: null, action: 'refund_or_claim', actionStatus: 'proposed', note: 'the channel took money under a pay number we do not have' };
   }
   if (!PAID_STATUSES.includes(payment.status)) {
     // The channel took the money and we never heard: the same repair a late notification makes.
-    const repaired = await repairPayment(pc, payment.payNo);
+    const repaired = await repairPayment(centre, payment.payNo);
     return {
       ...base,
       kind: 'long',
@@ -162,13 +162,13 @@ async function comparePayment(pc: PaymentCentre, row: BillRecord, payment: Payme
   return undefined;
 }
 
-async function compareRefund(pc: PaymentCentre, row: BillRecord, refund: Refund | undefined): Promise<Difference | undefined> {
+async function compareRefund(centre: PaymentCentre, row: BillRecord, refund: Refund | undefined): Promise<Difference | undefined> {
   const base = { item: 'refund' as const, payNo: row.payNo, refundNo: row.refundNo ?? null, channelTradeNo: row.channelTradeNo, channel_fen: row.amount_fen, note: null };
   if (!refund) {
     return { ...base, kind: 'short', ours_fen: null, oursStatus: null, action: 'manual_review', actionStatus: 'proposed', note: 'the channel refunded money we never asked it to' };
   }
   if (refund.status !== 'SUCCEEDED') {
-    const repaired = await repairRefund(pc, refund);
+    const repaired = await repairRefund(centre, refund);
     return {
       ...base,
       kind: 'status_mismatch',
@@ -185,14 +185,14 @@ async function compareRefund(pc: PaymentCentre, row: BillRecord, refund: Refund 
   return undefined;
 }
 
-async function repairPayment(pc: PaymentCentre, payNo: string): Promise<string | undefined> {
-  const db = shardOfNumber(pc.p, payNo)!;
+async function repairPayment(centre: PaymentCentre, payNo: string): Promise<string | undefined> {
+  const db = shardOfNumber(centre.platform, payNo)!;
   const row = await db.selectFrom('payment_orders').select(['channel', 'created_at_ms']).where('pay_no', '=', payNo).executeTakeFirstOrThrow();
-  const channel = pc.channels.get(row.channel as ChannelName)!;
+  const channel = centre.channels.get(row.channel as ChannelName)!;
   try {
     const trade = await channel.query(payNo, { requested_at_ms: Number(row.created_at_ms) });
     if (trade.state !== 'succeeded') return undefined;
-    await applyTradeResult(pc, trade);
+    await applyTradeResult(centre, trade);
   } catch (error) {
     if (isAppError(error, 'channel_unavailable')) return undefined;
     throw error;
@@ -201,12 +201,12 @@ async function repairPayment(pc: PaymentCentre, payNo: string): Promise<string |
   return `${after.status}${after.disposition ? ` (${after.disposition})` : ''}`;
 }
 
-async function repairRefund(pc: PaymentCentre, refund: Refund): Promise<boolean> {
-  const channel = pc.channels.get(refund.channel)!;
+async function repairRefund(centre: PaymentCentre, refund: Refund): Promise<boolean> {
+  const channel = centre.channels.get(refund.channel)!;
   try {
     const answer = await channel.queryRefund(refund.payNo, refund.refundNo, { requested_at_ms: refund.created_at_ms });
     if (answer.state !== 'succeeded') return false;
-    return (await applyRefundResult(pc, answer)) === 'applied';
+    return (await applyRefundResult(centre, answer)) === 'applied';
   } catch (error) {
     if (isAppError(error, 'channel_unavailable')) return false;
     throw error;
@@ -214,10 +214,10 @@ async function repairRefund(pc: PaymentCentre, refund: Refund): Promise<boolean>
 }
 
 /** Our payments and refunds of the channel that the day concerns: the bill's items, and our successes of the day. */
-async function loadOurSide(pc: PaymentCentre, channel: ChannelName, bill: BillRecord[], from_ms: number, to_ms: number) {
+async function loadOurSide(centre: PaymentCentre, channel: ChannelName, bill: BillRecord[], from_ms: number, to_ms: number) {
   const payments = new Map<string, Payment>();
   const refunds = new Map<string, Refund>();
-  for (const db of pc.p.shards.databases) {
+  for (const db of centre.platform.shards.databases) {
     const paid = await db
       .selectFrom('payment_orders')
       .selectAll()
@@ -241,7 +241,7 @@ async function loadOurSide(pc: PaymentCentre, channel: ChannelName, bill: BillRe
   // The bill's items we did not load by time (a success we never recorded, one recorded on another day).
   const byShard = new Map<PaymentsShardDb, { payNos: string[]; refundNos: string[] }>();
   for (const row of bill) {
-    const db = shardOfNumber(pc.p, row.payNo);
+    const db = shardOfNumber(centre.platform, row.payNo);
     if (!db) continue;
     const wanted = byShard.get(db) ?? { payNos: [], refundNos: [] };
     byShard.set(db, wanted);

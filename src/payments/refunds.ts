@@ -133,10 +133,10 @@ export interface RefundRequest {
  * The refund is written first, then the channel is asked; a channel that does not answer is
  * asked again by the follow job, with the same refund number.
  */
-export async function requestRefund(pc: PaymentCentre, request: RefundRequest): Promise<Refund> {
-  const { p } = pc;
-  const order = await getOrder(p, request.orderNo, request.asBuyer);
-  const db = p.shards.forOrderNo(request.orderNo)!;
+export async function requestRefund(centre: PaymentCentre, request: RefundRequest): Promise<Refund> {
+  const { platform } = centre;
+  const order = await getOrder(platform, request.orderNo, request.asBuyer);
+  const db = platform.shards.forOrderNo(request.orderNo)!;
   const hash = refundRequestHash({ kind: 'lines', lineNos: request.lineNos === 'all' ? 'all' : [...new Set(request.lineNos)].sort((a, b) => a - b), reason: request.reason, requestedBy: request.requestedBy });
   const earlier = await refundOfRequest(db, request.orderNo, request.requestKey, hash);
   if (earlier) return (await findRefund(db, earlier))!;
@@ -144,11 +144,11 @@ export async function requestRefund(pc: PaymentCentre, request: RefundRequest): 
   if (order.paid_fen === 0) throw new AppError('refund_not_allowed', { message: 'Nothing was paid for this order, so nothing can be refunded.' });
   const lineNos = request.lineNos === 'all' ? order.lines.filter((l) => l.refunded_at_ms === null).map((l) => l.lineNo) : [...new Set(request.lineNos)];
   if (lineNos.length === 0) throw new AppError('refund_not_allowed', { message: 'Every line was refunded already.' });
-  if (request.asBuyer !== undefined) await checkBuyerPolicy(pc, order.lines.filter((l) => lineNos.includes(l.lineNo)).map((l) => l.activityId));
+  if (request.asBuyer !== undefined) await checkBuyerPolicy(centre, order.lines.filter((l) => lineNos.includes(l.lineNo)).map((l) => l.activityId));
 
   // Decided again on the payment's fresh read: the order read above may be from before another
   // request's refund of the same lines was written.
-  return refundOnce(pc, db, order.paymentNo, { ...request, requestHash: hash }, async (trx, payment) => {
+  return refundOnce(centre, db, order.paymentNo, { ...request, requestHash: hash }, async (trx, payment) => {
     const open = (await refundsOfPayment(trx, payment.payNo)).filter((r) => r.status !== 'FAILED');
     if (open.length >= MAX_REFUNDS_PER_PAYMENT) throw new AppError('refund_not_allowed', { message: 'This payment has too many refunds.' });
     // Every refund not failed holds its lines, succeeded or under way: a line is refunded once.
@@ -169,9 +169,9 @@ export async function requestRefund(pc: PaymentCentre, request: RefundRequest): 
  * cancelled order, a mismatched amount): the way to try again when the automatic refund failed
  * at the channel. Idempotent by request key; the reason stays the payment's disposition.
  */
-export async function refundUnappliedPayment(pc: PaymentCentre, request: { payNo: string; requestKey: string; requestedBy: string }): Promise<Refund> {
-  const { p } = pc;
-  const db = mustShard(p, request.payNo);
+export async function refundUnappliedPayment(centre: PaymentCentre, request: { payNo: string; requestKey: string; requestedBy: string }): Promise<Refund> {
+  const { platform } = centre;
+  const db = mustShard(platform, request.payNo);
   const payment = await findPayment(db, request.payNo);
   if (!payment) throw new AppError('payment_not_found');
   const hash = refundRequestHash({ kind: 'unapplied_payment', payNo: payment.payNo, requestedBy: request.requestedBy });
@@ -181,7 +181,7 @@ export async function refundUnappliedPayment(pc: PaymentCentre, request: { payNo
     throw new AppError('refund_not_allowed', { message: 'This payment paid its order: refund the order’s lines instead.' });
   }
   const reason = payment.disposition;
-  return refundOnce(pc, db, payment.payNo, { orderNo: payment.orderNo, requestKey: request.requestKey, requestHash: hash, requestedBy: request.requestedBy }, async (_trx, current) => {
+  return refundOnce(centre, db, payment.payNo, { orderNo: payment.orderNo, requestKey: request.requestKey, requestHash: hash, requestedBy: request.requestedBy }, async (_trx, current) => {
     const amount_fen = current.amount_fen - current.refundCommitted_fen;
     if (amount_fen <= 0) throw new AppError('refund_not_allowed', { message: 'Everything paid is refunded or being refunded.' });
     return { amount_fen, reason, lineNos: null };
@@ -194,14 +194,14 @@ export async function refundUnappliedPayment(pc: PaymentCentre, request: { payNo
  * repeat of the key (sent again, or twice at once) gets the refund the first one wrote.
  */
 async function refundOnce(
-  pc: PaymentCentre,
+  centre: PaymentCentre,
   db: PaymentsShardDb,
   payNo: string,
   request: { orderNo: string; requestKey: string; requestHash: string; requestedBy: string },
   decide: (trx: PaymentsShardTransaction, payment: Payment) => Promise<Pick<NewRefund, 'amount_fen' | 'reason' | 'lineNos'>>,
 ): Promise<Refund> {
-  const { p } = pc;
-  const newRefundNo = `R${p.nextOrderNo(slotOfOrderNo(request.orderNo)!, p.now())}`;
+  const { platform } = centre;
+  const newRefundNo = `R${platform.nextOrderNo(slotOfOrderNo(request.orderNo)!, platform.now())}`;
   let refundNo: string | undefined;
   try {
     refundNo = await withPayment(db, payNo, async (trx, payment) => {
@@ -209,15 +209,15 @@ async function refundOnce(
       if (same) return same;
       const refund = { ...(await decide(trx, payment)), refundNo: newRefundNo, requestKey: request.requestKey, requestHash: request.requestHash, requestedBy: request.requestedBy };
       // Not written: the same key's refund was committed by a request running beside this one.
-      return (await insertRefund(trx, payment, refund, p.now())) ? newRefundNo : undefined;
+      return (await insertRefund(trx, payment, refund, platform.now())) ? newRefundNo : undefined;
     });
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
   }
   refundNo ??= await refundOfRequest(db, request.orderNo, request.requestKey, request.requestHash);
   if (!refundNo) throw new AppError('payment_state_conflict', { details: { payNo } });
-  p.wake();
-  return driveRefund(pc, payNo, refundNo);
+  platform.wake();
+  return driveRefund(centre, payNo, refundNo);
 }
 
 /**
@@ -241,10 +241,10 @@ function refundRequestHash(request: Record<string, unknown>): string {
 }
 
 /** 截单: after an activity's order cut-off the merchant has bought for the group, so a buyer can no longer refund by themselves. */
-async function checkBuyerPolicy(pc: PaymentCentre, activityIds: number[]): Promise<void> {
+async function checkBuyerPolicy(centre: PaymentCentre, activityIds: number[]): Promise<void> {
   for (const id of new Set(activityIds)) {
-    const activity = await getActivity(pc.p.db, id);
-    if (activity && pc.p.now() >= activity.order_cutoff_at_ms) {
+    const activity = await getActivity(centre.platform.db, id);
+    if (activity && centre.platform.now() >= activity.order_cutoff_at_ms) {
       throw new AppError('refund_not_allowed', { message: 'The activity has passed its order cut-off; ask the platform for a refund.' });
     }
   }
@@ -255,12 +255,12 @@ async function checkBuyerPolicy(pc: PaymentCentre, activityIds: number[]): Promi
  * one being processed is queried, and the answer is applied. A channel that does not answer
  * leaves the refund as it is for the follow job.
  */
-export async function driveRefund(pc: PaymentCentre, payNo: string, refundNo: string): Promise<Refund> {
-  const db = mustShard(pc.p, payNo);
+export async function driveRefund(centre: PaymentCentre, payNo: string, refundNo: string): Promise<Refund> {
+  const db = mustShard(centre.platform, payNo);
   const refund = await findRefund(db, refundNo);
   if (!refund) throw new AppError('refund_not_found');
   if (refund.status === 'SUCCEEDED' || refund.status === 'FAILED') return refund;
-  const channel = pc.channels.get(refund.channel);
+  const channel = centre.channels.get(refund.channel);
   if (!channel) throw new AppError('channel_not_configured', { details: { channel: refund.channel } });
   const payment = (await findPayment(db, payNo))!;
   let answer: ChannelRefund;
@@ -274,7 +274,7 @@ export async function driveRefund(pc: PaymentCentre, payNo: string, refundNo: st
             amount_fen: refund.amount_fen,
             total_fen: payment.amount_fen,
             reason: refund.reason,
-            notifyUrl: notifyUrl(pc, refund.channel),
+            notifyUrl: notifyUrl(centre, refund.channel),
             requested_at_ms: refund.created_at_ms,
           })
         : await channel.queryRefund(payNo, refundNo, { requested_at_ms: refund.created_at_ms });
@@ -282,11 +282,11 @@ export async function driveRefund(pc: PaymentCentre, payNo: string, refundNo: st
     if (isAppError(error, 'channel_refused')) {
       answer = { payNo, refundNo, state: 'failed', failure: error.message.slice(0, 250) };
     } else if (isAppError(error, 'channel_unavailable')) {
-      pc.p.log.warn({ payNo, refundNo, err: error }, 'refund not settled: the channel did not answer; the follow job asks again');
+      centre.platform.log.warn({ payNo, refundNo, err: error }, 'refund not settled: the channel did not answer; the follow job asks again');
       return refund;
     } else throw error;
   }
-  await applyRefundResult(pc, answer);
+  await applyRefundResult(centre, answer);
   return (await findRefund(db, refundNo))!;
 }
 
@@ -296,17 +296,17 @@ export async function driveRefund(pc: PaymentCentre, payNo: string, refundNo: st
  * records it on the order in the same transaction; failed gives the amount back to what
  * may still be refunded.
  */
-export async function applyRefundResult(pc: PaymentCentre, answer: ChannelRefund): Promise<'applied' | 'unchanged' | 'unknown'> {
-  const db = mustShard(pc.p, answer.payNo);
+export async function applyRefundResult(centre: PaymentCentre, answer: ChannelRefund): Promise<'applied' | 'unchanged' | 'unknown'> {
+  const db = mustShard(centre.platform, answer.payNo);
   const known = await findRefund(db, answer.refundNo);
   if (!known || known.payNo !== answer.payNo) return 'unknown';
   if (answer.state === 'not_found' && known.status === 'REQUESTED') {
     // The channel never got it (we stopped between writing and asking): ask now.
-    await driveRefund(pc, answer.payNo, answer.refundNo);
+    await driveRefund(centre, answer.payNo, answer.refundNo);
     return 'applied';
   }
   if (answer.state === 'not_found') return 'unchanged';
-  const now_ms = pc.p.now();
+  const now_ms = centre.platform.now();
   return withPayment(db, answer.payNo, async (trx, payment) => {
     const refund = (await findRefund(trx, answer.refundNo))!;
     if (refund.status === 'SUCCEEDED' || refund.status === 'FAILED') return 'unchanged';
@@ -319,7 +319,7 @@ export async function applyRefundResult(pc: PaymentCentre, answer: ChannelRefund
       if (!(await updateRefund(trx, refund, 'FAILED', { failure: (answer.failure ?? answer.state).slice(0, 250) }, now_ms))) throw new LostRace();
       const released = await updatePayment(trx, payment, payment.status, { refund_committed_fen: payment.refundCommitted_fen - refund.amount_fen }, now_ms);
       if (!released) throw new LostRace();
-      pc.p.log.warn({ payNo: refund.payNo, refundNo: refund.refundNo, failure: answer.failure }, 'refund failed at the channel');
+      centre.platform.log.warn({ payNo: refund.payNo, refundNo: refund.refundNo, failure: answer.failure }, 'refund failed at the channel');
       return 'applied';
     }
     const succeeded_at_ms = answer.succeeded_at_ms ?? now_ms;
@@ -333,7 +333,7 @@ export async function applyRefundResult(pc: PaymentCentre, answer: ChannelRefund
     }
     return 'applied';
   }).then((outcome) => {
-    pc.p.wake();
+    centre.platform.wake();
     return outcome;
   });
 }
@@ -343,12 +343,12 @@ export async function applyRefundResult(pc: PaymentCentre, answer: ChannelRefund
  * (one per line, by number), changing no line. An order paid outside the payment centre has
  * no payment here to refund from: that is logged for a person, not retried for ever.
  */
-export async function payPriceProtection(pc: PaymentCentre, claim: { orderNo: string; lineNo: number; amount_fen: number; paymentNo: string | null }): Promise<void> {
+export async function payPriceProtection(centre: PaymentCentre, claim: { orderNo: string; lineNo: number; amount_fen: number; paymentNo: string | null }): Promise<void> {
   if (claim.amount_fen <= 0) return;
-  const db = claim.paymentNo ? shardOfNumber(pc.p, claim.paymentNo) : undefined;
+  const db = claim.paymentNo ? shardOfNumber(centre.platform, claim.paymentNo) : undefined;
   const payment = db && (await findPayment(db, claim.paymentNo!));
   if (!db || !payment) {
-    pc.p.log.error({ orderNo: claim.orderNo, lineNo: claim.lineNo, amount_fen: claim.amount_fen }, 'price protection claimed on an order whose payment is not in the payment centre; pay it out by hand');
+    centre.platform.log.error({ orderNo: claim.orderNo, lineNo: claim.lineNo, amount_fen: claim.amount_fen }, 'price protection claimed on an order whose payment is not in the payment centre; pay it out by hand');
     return;
   }
   const refundNo = priceProtectionRefundNo(claim.orderNo, claim.lineNo);
@@ -357,24 +357,24 @@ export async function payPriceProtection(pc: PaymentCentre, claim: { orderNo: st
     // it, so a payout after it would pay the line twice. Decided under the payment's version, as line refunds are.
     const lineRefund = (await refundsOfPayment(trx, current.payNo)).find((r) => r.status !== 'FAILED' && r.lineNos?.includes(claim.lineNo));
     if (lineRefund && !(await findRefund(trx, refundNo))) return false;
-    await insertRefund(trx, current, { refundNo, amount_fen: claim.amount_fen, reason: 'price_protection', lineNos: null, requestKey: null, requestedBy: 'system' }, pc.p.now());
+    await insertRefund(trx, current, { refundNo, amount_fen: claim.amount_fen, reason: 'price_protection', lineNos: null, requestKey: null, requestedBy: 'system' }, centre.platform.now());
     return true;
   });
   if (!payable) {
-    pc.p.log.warn({ orderNo: claim.orderNo, lineNo: claim.lineNo, amount_fen: claim.amount_fen }, 'price protection not paid out: the line was refunded in full first');
+    centre.platform.log.warn({ orderNo: claim.orderNo, lineNo: claim.lineNo, amount_fen: claim.amount_fen }, 'price protection not paid out: the line was refunded in full first');
     return;
   }
-  await driveRefund(pc, payment.payNo, refundNo);
+  await driveRefund(centre, payment.payNo, refundNo);
 }
 
 /** The follow job: drives the refund and, while it is unsettled, comes back later. */
-export async function followRefund(pc: PaymentCentre, payload: { payNo: string; refundNo: string; attempt: number }): Promise<void> {
-  const refund = await driveRefund(pc, payload.payNo, payload.refundNo);
+export async function followRefund(centre: PaymentCentre, payload: { payNo: string; refundNo: string; attempt: number }): Promise<void> {
+  const refund = await driveRefund(centre, payload.payNo, payload.refundNo);
   if (refund.status === 'SUCCEEDED' || refund.status === 'FAILED') return;
   if (payload.attempt + 1 >= MAX_REFUND_FOLLOW_ATTEMPTS) {
-    pc.p.log.error({ payNo: payload.payNo, refundNo: payload.refundNo }, 'refund still unsettled after a day of asking; reconciliation and a person must look');
+    centre.platform.log.error({ payNo: payload.payNo, refundNo: payload.refundNo }, 'refund still unsettled after a day of asking; reconciliation and a person must look');
     return;
   }
-  const db = mustShard(pc.p, payload.payNo);
-  await transaction(db, (trx) => scheduleFollow(trx, payload.payNo, payload.refundNo, payload.attempt + 1, pc.p.now()));
+  const db = mustShard(centre.platform, payload.payNo);
+  await transaction(db, (trx) => scheduleFollow(trx, payload.payNo, payload.refundNo, payload.attempt + 1, centre.platform.now()));
 }

@@ -30,35 +30,35 @@ export type TradeResultOutcome = 'unknown_payment' | 'applied' | 'unchanged';
  * the order; a later success of a payment we had closed is still a success (the channel holds
  * the money) and the order decides whether it pays or is refunded.
  */
-export async function applyTradeResult(pc: PaymentCentre, trade: ChannelTrade): Promise<TradeResultOutcome> {
-  const db = shardOfNumber(pc.p, trade.payNo);
+export async function applyTradeResult(centre: PaymentCentre, trade: ChannelTrade): Promise<TradeResultOutcome> {
+  const db = shardOfNumber(centre.platform, trade.payNo);
   const payment = db && (await findPayment(db, trade.payNo));
   if (!db || !payment) return 'unknown_payment';
   switch (trade.state) {
     case 'succeeded': {
-      const outcome = await recordSuccess(pc, payment, trade);
-      if (trade.finished && !payment.finished) await markFinished(pc, payment.payNo);
-      if (trade.refunded_fen !== undefined && trade.refunded_fen > payment.refunded_fen) await followOpenRefunds(pc, payment.payNo);
+      const outcome = await recordSuccess(centre, payment, trade);
+      if (trade.finished && !payment.finished) await markFinished(centre, payment.payNo);
+      if (trade.refunded_fen !== undefined && trade.refunded_fen > payment.refunded_fen) await followOpenRefunds(centre, payment.payNo);
       return outcome;
     }
     case 'closed':
     case 'failed': {
       if (payment.status !== 'CREATED') return 'unchanged';
       const to = trade.state === 'closed' ? 'CLOSED' : 'FAILED';
-      const moved = await updatePayment(db, payment, to, { closed_at_ms: pc.p.now() }, pc.p.now());
-      return moved ? 'applied' : applyTradeResult(pc, trade);
+      const moved = await updatePayment(db, payment, to, { closed_at_ms: centre.platform.now() }, centre.platform.now());
+      return moved ? 'applied' : applyTradeResult(centre, trade);
     }
     default:
       return 'unchanged';
   }
 }
 
-async function recordSuccess(pc: PaymentCentre, first: Payment, trade: ChannelTrade): Promise<TradeResultOutcome> {
-  const db = shardOfNumber(pc.p, first.payNo)!;
+async function recordSuccess(centre: PaymentCentre, first: Payment, trade: ChannelTrade): Promise<TradeResultOutcome> {
+  const db = shardOfNumber(centre.platform, first.payNo)!;
   if (trade.amount_fen !== undefined && trade.amount_fen !== first.amount_fen) {
     // The channel took another amount than we asked: never ship on it. It is refunded as a mismatch.
-    pc.p.log.error({ payNo: first.payNo, asked_fen: first.amount_fen, taken_fen: trade.amount_fen }, 'channel reports a different amount');
-  } else if (first.status === 'CREATED' && (await payInOneCommit(pc, first, trade))) {
+    centre.platform.log.error({ payNo: first.payNo, asked_fen: first.amount_fen, taken_fen: trade.amount_fen }, 'channel reports a different amount');
+  } else if (first.status === 'CREATED' && (await payInOneCommit(centre, first, trade))) {
     return 'applied';
   }
   let recorded = false;
@@ -66,7 +66,7 @@ async function recordSuccess(pc: PaymentCentre, first: Payment, trade: ChannelTr
     const payment = (await findPayment(db, first.payNo))!;
     const mismatch = trade.amount_fen !== undefined && trade.amount_fen !== payment.amount_fen;
     if (payment.status === 'CREATED' || payment.status === 'CLOSED' || payment.status === 'FAILED') {
-      const now_ms = pc.p.now();
+      const now_ms = centre.platform.now();
       const changes = { channel_trade_no: trade.channelTradeNo ?? payment.channelTradeNo, succeeded_at_ms: trade.paid_at_ms ?? now_ms };
       const moved = await transaction(db, async (trx) => {
         // Another amount is decided in this commit: nothing read later (the apply job, the active
@@ -86,12 +86,12 @@ async function recordSuccess(pc: PaymentCentre, first: Payment, trade: ChannelTr
       if (!moved) continue;
       recorded = true;
       if (mismatch) {
-        pc.p.log.warn({ payNo: payment.payNo, orderNo: payment.orderNo }, 'payment succeeded for another amount than asked: refunding it in full');
-        await driveRefund(pc, payment.payNo, automaticRefundNo(payment.payNo));
+        centre.platform.log.warn({ payNo: payment.payNo, orderNo: payment.orderNo }, 'payment succeeded for another amount than asked: refunding it in full');
+        await driveRefund(centre, payment.payNo, automaticRefundNo(payment.payNo));
         return 'applied';
       }
     }
-    await applyToOrder(pc, payment.payNo, mismatch);
+    await applyToOrder(centre, payment.payNo, mismatch);
     return recorded ? 'applied' : 'unchanged';
   }
   throw new Error(`payment ${first.payNo}: success not recorded after ${MAX_SUCCESS_RACE_ROUNDS} rounds`);
@@ -103,12 +103,12 @@ async function recordSuccess(pc: PaymentCentre, first: Payment, trade: ChannelTr
  * the order. False when the order says anything else (a duplicate, a cancelled order, a race);
  * the general path then records the success and acts on the order's answer.
  */
-async function payInOneCommit(pc: PaymentCentre, payment: Payment, trade: ChannelTrade): Promise<boolean> {
-  const now_ms = pc.p.now();
+async function payInOneCommit(centre: PaymentCentre, payment: Payment, trade: ChannelTrade): Promise<boolean> {
+  const now_ms = centre.platform.now();
   const paid_at_ms = trade.paid_at_ms ?? now_ms;
   try {
     const outcome = await paymentSucceeded(
-      pc.p,
+      centre.platform,
       payment.orderNo,
       { paymentNo: payment.payNo, amount_fen: payment.amount_fen, paid_at_ms },
       {
@@ -138,16 +138,16 @@ async function cancelQueryJobs(trx: PaymentsShardTransaction, payNo: string): Pr
  * or refunded automatically in full as a duplicate (重复支付), for a cancelled order, for an
  * amount that does not match, or because on-payment stock ran out. Idempotent.
  */
-export async function applyToOrder(pc: PaymentCentre, payNo: string, amountMismatch = false): Promise<Disposition | undefined> {
-  const db = shardOfNumber(pc.p, payNo)!;
+export async function applyToOrder(centre: PaymentCentre, payNo: string, amountMismatch = false): Promise<Disposition | undefined> {
+  const db = shardOfNumber(centre.platform, payNo)!;
   const payment = await findPayment(db, payNo);
   if (!payment || payment.disposition !== null) return payment?.disposition ?? undefined;
   if (payment.status !== 'SUCCEEDED' && payment.status !== 'PARTLY_REFUNDED' && payment.status !== 'REFUNDED') return undefined;
   const outcome = amountMismatch
     ? 'amount_mismatch'
-    : await paymentSucceeded(pc.p, payment.orderNo, { paymentNo: payNo, amount_fen: payment.amount_fen, paid_at_ms: payment.succeeded_at_ms ?? pc.p.now() });
+    : await paymentSucceeded(centre.platform, payment.orderNo, { paymentNo: payNo, amount_fen: payment.amount_fen, paid_at_ms: payment.succeeded_at_ms ?? centre.platform.now() });
   const disposition: Disposition = outcome === 'paid' || outcome === 'already_paid' ? 'applied' : outcome;
-  const now_ms = pc.p.now();
+  const now_ms = centre.platform.now();
   const refundNo = automaticRefundNo(payNo);
   const decided = await withPayment(db, payNo, async (trx, current) => {
     if (current.disposition !== null) return false;
@@ -165,24 +165,24 @@ export async function applyToOrder(pc: PaymentCentre, payNo: string, amountMisma
     return true;
   });
   if (decided && disposition !== 'applied') {
-    pc.p.log.warn({ payNo, orderNo: payment.orderNo, disposition }, 'payment succeeded but the order did not take it: refunding it in full');
-    await driveRefund(pc, payNo, refundNo);
+    centre.platform.log.warn({ payNo, orderNo: payment.orderNo, disposition }, 'payment succeeded but the order did not take it: refunding it in full');
+    await driveRefund(centre, payNo, refundNo);
   }
   return disposition;
 }
 
-async function markFinished(pc: PaymentCentre, payNo: string): Promise<void> {
-  const db = shardOfNumber(pc.p, payNo)!;
+async function markFinished(centre: PaymentCentre, payNo: string): Promise<void> {
+  const db = shardOfNumber(centre.platform, payNo)!;
   await withPayment(db, payNo, async (trx, payment) => {
     if (payment.finished) return;
-    if (!(await updatePayment(trx, payment, payment.status, { finished: 1 }, pc.p.now()))) throw new LostRace();
+    if (!(await updatePayment(trx, payment, payment.status, { finished: 1 }, centre.platform.now()))) throw new LostRace();
   });
 }
 
 /** The channel says more was refunded than we know: ask about every refund still open. */
-async function followOpenRefunds(pc: PaymentCentre, payNo: string): Promise<void> {
-  const db = shardOfNumber(pc.p, payNo)!;
+async function followOpenRefunds(centre: PaymentCentre, payNo: string): Promise<void> {
+  const db = shardOfNumber(centre.platform, payNo)!;
   for (const refund of await refundsOfPayment(db, payNo)) {
-    if (refund.status === 'REQUESTED' || refund.status === 'PROCESSING') await driveRefund(pc, payNo, refund.refundNo);
+    if (refund.status === 'REQUESTED' || refund.status === 'PROCESSING') await driveRefund(centre, payNo, refund.refundNo);
   }
 }

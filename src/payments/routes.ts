@@ -35,23 +35,23 @@ export function checkReturnUrl(value: string, config: Pick<Config, 'returnUrlHos
   }
 }
 
-export function paymentView(p: Payment) {
+export function paymentView(platform: Payment) {
   return {
-    payNo: p.payNo,
-    orderNo: p.orderNo,
-    channel: p.channel,
-    method: p.method,
-    status: p.status,
-    amountFen: p.amount_fen,
-    currency: p.currency,
-    refundedFen: p.refunded_fen,
-    disposition: p.disposition,
-    channelTradeNo: p.channelTradeNo,
-    action: p.action,
-    expiresAt: iso(p.expires_at_ms),
-    createdAt: iso(p.created_at_ms),
-    succeededAt: iso(p.succeeded_at_ms),
-    closedAt: iso(p.closed_at_ms),
+    payNo: platform.payNo,
+    orderNo: platform.orderNo,
+    channel: platform.channel,
+    method: platform.method,
+    status: platform.status,
+    amountFen: platform.amount_fen,
+    currency: platform.currency,
+    refundedFen: platform.refunded_fen,
+    disposition: platform.disposition,
+    channelTradeNo: platform.channelTradeNo,
+    action: platform.action,
+    expiresAt: iso(platform.expires_at_ms),
+    createdAt: iso(platform.created_at_ms),
+    succeededAt: iso(platform.succeeded_at_ms),
+    closedAt: iso(platform.closed_at_ms),
   };
 }
 
@@ -96,16 +96,16 @@ export interface PaymentRouteDeps extends PaymentsPlatform {
   metrics: Pick<Metrics, 'notifications'>;
 }
 
-const forRequest = (pc: PaymentCentre, log: Logger): PaymentCentre => ({ ...pc, p: withLog(pc.p, log) });
+const forRequest = (centre: PaymentCentre, log: Logger): PaymentCentre => ({ ...centre, platform: withLog(centre.platform, log) });
 
 export const paymentRoutes: RouteModule<PaymentRouteDeps> = (server, app) => {
-  const pc = app.payments;
+  const centre = app.payments;
 
   // The cashier's list: every configured channel, its ways of paying, and whether it is offered now (熔断).
   server.get('/payments/channels', { schema: { summary: 'The payment channels the cashier offers now, and why any is out', tags: ['payments'], security: [] } }, async () => ({
-    channels: pc.breakers.all(app.now()).map((h) => ({
+    channels: centre.breakers.all(app.now()).map((h) => ({
       channel: h.channel,
-      methods: pc.channels.get(h.channel)!.methods,
+      methods: centre.channels.get(h.channel)!.methods,
       available: h.available,
       state: h.state,
       ...(h.reason !== undefined && { reason: h.reason }),
@@ -134,7 +134,7 @@ export const paymentRoutes: RouteModule<PaymentRouteDeps> = (server, app) => {
       const buyerId = subjectId(authorize(request, 'buyer'));
       if (request.body.returnUrl !== undefined) checkReturnUrl(request.body.returnUrl, app.config);
       const log = requestLog(request, { orderNo: request.params.orderNo });
-      const payment = await startPayment(forRequest(pc, log), { orderNo: request.params.orderNo, asBuyer: buyerId, payerIp: request.ip, ...request.body });
+      const payment = await startPayment(forRequest(centre, log), { orderNo: request.params.orderNo, asBuyer: buyerId, payerIp: request.ip, ...request.body });
       log.info({ payNo: payment.payNo, channel: payment.channel, status: payment.status }, 'payment started');
       return reply.status(201).send(paymentView(payment));
     },
@@ -178,7 +178,7 @@ export const paymentRoutes: RouteModule<PaymentRouteDeps> = (server, app) => {
       },
       async (request, reply) => {
         const principal = authorize(request, role);
-        const refund = await requestRefund(forRequest(pc, requestLog(request, { orderNo: request.params.orderNo })), {
+        const refund = await requestRefund(forRequest(centre, requestLog(request, { orderNo: request.params.orderNo })), {
           orderNo: request.params.orderNo,
           lineNos: request.body.lineNos ?? 'all',
           requestKey: requestKey(request.headers['idempotency-key']),
@@ -202,7 +202,7 @@ export const paymentRoutes: RouteModule<PaymentRouteDeps> = (server, app) => {
     },
     async (request, reply) => {
       const principal = authorize(request, 'admin');
-      const refund = await refundUnappliedPayment(pc, { payNo: request.params.payNo, requestKey: requestKey(request.headers['idempotency-key']), requestedBy: `admin:${principal.subject}` });
+      const refund = await refundUnappliedPayment(centre, { payNo: request.params.payNo, requestKey: requestKey(request.headers['idempotency-key']), requestedBy: `admin:${principal.subject}` });
       return reply.status(201).send(refundView(refund));
     },
   );
@@ -216,10 +216,10 @@ export const paymentRoutes: RouteModule<PaymentRouteDeps> = (server, app) => {
       '/payments/notify/:channel',
       { schema: { summary: "A payment channel's signed notification (no bearer token: verified by the channel's signature)", tags: ['payments'], params: z.object({ channel: z.enum(CHANNELS) }), security: [] } },
       async (request, reply) => {
-        if (!pc.channels.has(request.params.channel)) throw new AppError('channel_not_configured');
+        if (!centre.channels.has(request.params.channel)) throw new AppError('channel_not_configured');
         const headers: Record<string, string | undefined> = {};
         for (const [name, value] of Object.entries(request.headers)) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
-        const { answer, outcome } = await handleNotification(forRequest(pc, requestLog(request, {})), request.params.channel, {
+        const { answer, outcome } = await handleNotification(forRequest(centre, requestLog(request, {})), request.params.channel, {
           method: request.method,
           url: request.url,
           headers,

@@ -50,12 +50,12 @@ export interface Refund {
 const NUMBER = /^[A-Z]\d{23}$/;
 
 /** The order shard a pay number (or refund number) lives on; undefined for one that cannot be ours. */
-export function shardOfNumber(p: PaymentsPlatform, no: string): PaymentsShardDb | undefined {
-  return NUMBER.test(no) ? p.shards.forOrderNo(no.slice(1)) : undefined;
+export function shardOfNumber(platform: PaymentsPlatform, no: string): PaymentsShardDb | undefined {
+  return NUMBER.test(no) ? platform.shards.forOrderNo(no.slice(1)) : undefined;
 }
 
-export function mustShard(p: PaymentsPlatform, payNo: string): PaymentsShardDb {
-  const db = shardOfNumber(p, payNo);
+export function mustShard(platform: PaymentsPlatform, payNo: string): PaymentsShardDb {
+  const db = shardOfNumber(platform, payNo);
   if (!db) throw new AppError('payment_not_found');
   return db;
 }

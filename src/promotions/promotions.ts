@@ -163,9 +163,9 @@ export async function livePromotions(db: PromotionsDb, merchantIds: readonly num
     cache.promotions = { loaded_ms, from_ms: now_ms, list: rows.map(toPromotion) };
   }
   const merchants = new Set(merchantIds);
-  return cache.promotions!.list.filter((p) => {
-    if (p.starts_at_ms > now_ms || now_ms >= p.ends_at_ms) return false;
-    const owner = merchantOf(p.scope);
+  return cache.promotions!.list.filter((promotion) => {
+    if (promotion.starts_at_ms > now_ms || now_ms >= promotion.ends_at_ms) return false;
+    const owner = merchantOf(promotion.scope);
     return owner === null || merchants.has(owner);
   });
 }

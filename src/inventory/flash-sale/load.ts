@@ -23,46 +23,46 @@ const LOAD_WAIT_POLL_MS = 20;
 /** Redis keeps an activity's keys this long past its end, for late cancels; then they expire. */
 export const KEY_RETENTION_MS = 2 * 24 * 3600_000;
 
-export async function isLoaded(fs: FlashSale, activityId: number): Promise<boolean> {
-  return (await redisCall(() => fs.redis.exists(keysOf(fs, activityId).loaded))) === 1;
+export async function isLoaded(flashSale: FlashSale, activityId: number): Promise<boolean> {
+  return (await redisCall(() => flashSale.redis.exists(keysOf(flashSale, activityId).loaded))) === 1;
 }
 
 /**
  * Makes sure the activity is loaded: loads it, or waits for whoever is loading it.
  * 'not_hot': the activity is not (or no longer) hot or has ended, and nothing was loaded.
  */
-export async function ensureLoaded(fs: FlashSale, db: FlashSaleDb, activityId: number, now_ms: number): Promise<'loaded' | 'not_hot'> {
+export async function ensureLoaded(flashSale: FlashSale, db: FlashSaleDb, activityId: number, now_ms: number): Promise<'loaded' | 'not_hot'> {
   const deadline_ms = Date.now() + LOAD_WAIT_MS;
   while (Date.now() < deadline_ms) {
-    const outcome = await withActivityLock(fs, activityId, (token) => loadUnderLock(fs, db, activityId, token, now_ms));
+    const outcome = await withActivityLock(flashSale, activityId, (token) => loadUnderLock(flashSale, db, activityId, token, now_ms));
     if (outcome !== 'busy') return outcome;
-    if (await isLoaded(fs, activityId)) return 'loaded';
+    if (await isLoaded(flashSale, activityId)) return 'loaded';
     await sleep(LOAD_WAIT_POLL_MS);
   }
   throw new AppError('flash_sale_not_ready', { details: { activityId, reason: 'loading' } });
 }
 
 /** The load itself, by the lock's holder. */
-export async function loadUnderLock(fs: FlashSale, db: FlashSaleDb, activityId: number, token: string, now_ms: number): Promise<'loaded' | 'not_hot'> {
-  if (await isLoaded(fs, activityId)) return 'loaded';
+export async function loadUnderLock(flashSale: FlashSale, db: FlashSaleDb, activityId: number, token: string, now_ms: number): Promise<'loaded' | 'not_hot'> {
+  if (await isLoaded(flashSale, activityId)) return 'loaded';
   const activity = await getActivity(db, activityId);
   if (!activity || !activity.hot || now_ms >= activity.ends_at_ms) return 'not_hot';
   const skuIds = await activitySkuIdsOf(db, activityId);
   const snapshot = await gateAndSnapshot(db, activityId, skuIds);
-  const k = keysOf(fs, activityId);
+  const k = keysOf(flashSale, activityId);
   const all = [k.avail, k.bought, k.orders, k.loaded, k.seq, k.lock];
-  if ((await runScript(fs, CLEAR, all, [token])) !== 1) throw lockLost(activityId);
+  if ((await runScript(flashSale, CLEAR, all, [token])) !== 1) throw lockLost(activityId);
   const { records, bought, available } = whatRedisHolds(snapshot);
   for (let i = 0; i < Math.max(records.length, bought.length); i += LOAD_BATCH_RECORDS) {
     const chunk = records.slice(i, i + LOAD_BATCH_RECORDS);
     const counts = bought.slice(i, i + LOAD_BATCH_RECORDS);
     const args = [token, chunk.length, ...chunk.flat(), ...counts.flat()];
-    if ((await runScript(fs, LOAD_RECORDS, [k.orders, k.bought, k.lock], args)) !== 1) throw lockLost(activityId);
+    if ((await runScript(flashSale, LOAD_RECORDS, [k.orders, k.bought, k.lock], args)) !== 1) throw lockLost(activityId);
   }
   const info = JSON.stringify({ loaded_at_ms: now_ms, skus: skuIds.length, records: records.length });
   const finish = [token, activity.ends_at_ms + KEY_RETENTION_MS, info, ...[...available].flat()];
-  if ((await runScript(fs, LOAD_FINISH, all, finish)) !== 1) throw lockLost(activityId);
-  fs.log.info({ activityId, available: Object.fromEntries(available), records: records.length }, 'flash sale: loaded the activity’s stock into Redis from the database');
+  if ((await runScript(flashSale, LOAD_FINISH, all, finish)) !== 1) throw lockLost(activityId);
+  flashSale.log.info({ activityId, available: Object.fromEntries(available), records: records.length }, 'flash sale: loaded the activity’s stock into Redis from the database');
   return 'loaded';
 }
 
@@ -112,14 +112,14 @@ export function whatRedisHolds(snapshot: LoadSnapshot): { records: [string, stri
  * granting and forgets the activity, then the database turns its pending reservations into
  * reserved ones and opens the gate. Waits for the lock, since others only hold it briefly.
  */
-export async function unloadActivity(fs: FlashSale, db: FlashSaleDb, activityId: number, now_ms: number): Promise<void> {
+export async function unloadActivity(flashSale: FlashSale, db: FlashSaleDb, activityId: number, now_ms: number): Promise<void> {
   const deadline_ms = Date.now() + LOAD_WAIT_MS;
   for (;;) {
-    const outcome = await withActivityLock(fs, activityId, async (token) => {
-      const k = keysOf(fs, activityId);
-      if ((await runScript(fs, CLEAR, [k.avail, k.bought, k.orders, k.loaded, k.seq, k.lock], [token])) !== 1) throw lockLost(activityId);
+    const outcome = await withActivityLock(flashSale, activityId, async (token) => {
+      const k = keysOf(flashSale, activityId);
+      if ((await runScript(flashSale, CLEAR, [k.avail, k.bought, k.orders, k.loaded, k.seq, k.lock], [token])) !== 1) throw lockLost(activityId);
       const skus = await ungate(db, activityId, now_ms);
-      fs.log.info({ activityId, skus }, 'flash sale: gave the activity’s stock back to the database');
+      flashSale.log.info({ activityId, skus }, 'flash sale: gave the activity’s stock back to the database');
     });
     if (outcome !== 'busy') return;
     if (Date.now() > deadline_ms) throw new AppError('flash_sale_not_ready', { details: { activityId, reason: 'locked' } });
@@ -128,12 +128,12 @@ export async function unloadActivity(fs: FlashSale, db: FlashSaleDb, activityId:
 }
 
 /** The admin turned an activity's hot flag: load it now (预热), or give its stock back to the database. */
-export async function flashSaleHotChanged(fs: FlashSale, db: FlashSaleDb, activity: Activity, now_ms = Date.now()): Promise<void> {
+export async function flashSaleHotChanged(flashSale: FlashSale, db: FlashSaleDb, activity: Activity, now_ms = Date.now()): Promise<void> {
   if (activity.hot) {
     // A failed warm-up is not the admin's problem: the first buyer (or the upkeep pass) loads it.
-    await ensureLoaded(fs, db, activity.id, now_ms).catch((error) => fs.log.warn({ err: error, activityId: activity.id }, 'flash sale: warm-up load failed'));
+    await ensureLoaded(flashSale, db, activity.id, now_ms).catch((error) => flashSale.log.warn({ err: error, activityId: activity.id }, 'flash sale: warm-up load failed'));
   } else {
-    await unloadActivity(fs, db, activity.id, now_ms);
+    await unloadActivity(flashSale, db, activity.id, now_ms);
   }
 }
 
@@ -143,7 +143,7 @@ export async function flashSaleHotChanged(fs: FlashSale, db: FlashSaleDb, activi
  * the activity is reloaded, so Redis learns the new count exactly.
  */
 export async function adjustFlashSaleStock(
-  fs: FlashSale,
+  flashSale: FlashSale,
   db: FlashSaleDb,
   input: { activitySkuId: number; delta: number; reason: string; actor: string; requestId: string },
   now_ms: number,
@@ -152,13 +152,13 @@ export async function adjustFlashSaleStock(
   if (activityId === null) return adjustStock(db, input, now_ms);
   const deadline_ms = Date.now() + LOAD_WAIT_MS;
   for (;;) {
-    const outcome = await withActivityLock(fs, activityId, async (token) => {
-      const k = keysOf(fs, activityId);
-      if ((await runScript(fs, PAUSE, [k.loaded, k.lock], [token])) !== 1) throw lockLost(activityId);
+    const outcome = await withActivityLock(flashSale, activityId, async (token) => {
+      const k = keysOf(flashSale, activityId);
+      if ((await runScript(flashSale, PAUSE, [k.loaded, k.lock], [token])) !== 1) throw lockLost(activityId);
       try {
         return await adjustStock(db, input, now_ms, await pendingUnits(db, input.activitySkuId));
       } finally {
-        await loadUnderLock(fs, db, activityId, token, now_ms).catch((error) => fs.log.warn({ err: error, activityId }, 'flash sale: reload after an adjustment failed; the next buyer reloads'));
+        await loadUnderLock(flashSale, db, activityId, token, now_ms).catch((error) => flashSale.log.warn({ err: error, activityId }, 'flash sale: reload after an adjustment failed; the next buyer reloads'));
       }
     });
     if (outcome !== 'busy') return outcome;

@@ -42,22 +42,22 @@ export interface UpkeepReport {
   returned: number;
 }
 
-export async function flashSaleUpkeep(fs: FlashSale, db: FlashSaleDb, now_ms: number): Promise<UpkeepReport> {
+export async function flashSaleUpkeep(flashSale: FlashSale, db: FlashSaleDb, now_ms: number): Promise<UpkeepReport> {
   const report: UpkeepReport = { loaded: [], unloaded: [], repaired: [], busy: [], returned: 0 };
   const hot = await hotActivities(db, now_ms);
   const hotIds = new Set(hot.map((a) => a.id));
   for (const activityId of await gatingActivities(db)) {
     if (hotIds.has(activityId)) continue;
-    await unloadActivity(fs, db, activityId, now_ms);
+    await unloadActivity(flashSale, db, activityId, now_ms);
     report.unloaded.push(activityId);
   }
-  report.returned = await finishFlashSaleReturns(fs, db, now_ms);
+  report.returned = await finishFlashSaleReturns(flashSale, db, now_ms);
   for (const activity of hot) {
-    if (!(await isLoaded(fs, activity.id))) {
-      if ((await ensureLoaded(fs, db, activity.id, now_ms)) === 'loaded') report.loaded.push(activity.id);
+    if (!(await isLoaded(flashSale, activity.id))) {
+      if ((await ensureLoaded(flashSale, db, activity.id, now_ms)) === 'loaded') report.loaded.push(activity.id);
       continue;
     }
-    const outcome = await reconcileActivity(fs, db, activity.id);
+    const outcome = await reconcileActivity(flashSale, db, activity.id);
     if (outcome === 'busy') report.busy.push(activity.id);
     else report.repaired.push(...outcome);
   }
@@ -65,15 +65,15 @@ export async function flashSaleUpkeep(fs: FlashSale, db: FlashSaleDb, now_ms: nu
 }
 
 /** Measures twice, repairs what both measurements agree on, and logs every repair. */
-export async function reconcileActivity(fs: FlashSale, db: FlashSaleDb, activityId: number): Promise<DriftRepair[] | 'busy'> {
-  const outcome = await withActivityLock(fs, activityId, async (token) => {
+export async function reconcileActivity(flashSale: FlashSale, db: FlashSaleDb, activityId: number): Promise<DriftRepair[] | 'busy'> {
+  const outcome = await withActivityLock(flashSale, activityId, async (token) => {
     const skuIds = await activitySkuIdsOf(db, activityId);
-    const first = await measure(fs, db, activityId, skuIds, token, new Map());
+    const first = await measure(flashSale, db, activityId, skuIds, token, new Map());
     if (first === 'busy') return 'busy' as const;
     const drifts = new Map([...first].filter(([, m]) => m.drift !== 0).map(([sku, m]) => [sku, m.drift]));
     if (drifts.size === 0) return [];
     await sleep(RECONCILE_SETTLE_MS);
-    const second = await measure(fs, db, activityId, skuIds, token, drifts);
+    const second = await measure(flashSale, db, activityId, skuIds, token, drifts);
     if (second === 'busy') return 'busy' as const;
     const repairs: DriftRepair[] = [];
     for (const [activitySkuId, m] of second) {
@@ -81,7 +81,7 @@ export async function reconcileActivity(fs: FlashSale, db: FlashSaleDb, activity
       const repair = { activityId, activitySkuId, redisAvailable: m.redisAvailable, drift: m.drift };
       // Positive drift: Redis held back units the database has free; negative: Redis could have
       // granted units the database does not have, caught before anyone was promised them.
-      fs.log.warn({ ...repair, redisAvailableAfter: m.redisAvailable + m.drift }, 'flash sale: repaired drift between Redis and the database');
+      flashSale.log.warn({ ...repair, redisAvailableAfter: m.redisAvailable + m.drift }, 'flash sale: repaired drift between Redis and the database');
       repairs.push(repair);
     }
     return repairs;
@@ -97,16 +97,16 @@ interface Measurement {
 
 /** One measurement; with `repairs`, the drifts to add where they are measured again unchanged. */
 async function measure(
-  fs: FlashSale,
+  flashSale: FlashSale,
   db: FlashSaleDb,
   activityId: number,
   skuIds: readonly number[],
   token: string,
   repairs: Map<number, number>,
 ): Promise<Map<number, Measurement> | 'busy'> {
-  const k = keysOf(fs, activityId);
+  const k = keysOf(flashSale, activityId);
   // Read before the database: any grant or give-back after this point makes the answer 'busy'.
-  const seq0 = (await redisCall(() => fs.redis.get(k.seq))) ?? '0';
+  const seq0 = (await redisCall(() => flashSale.redis.get(k.seq))) ?? '0';
   const snapshot = await reconcileSnapshot(db, skuIds);
   const rowCount = [...snapshot.pending.values(), ...snapshot.returning.values()].reduce((n, rows) => n + rows.length, 0);
   if (rowCount > MAX_RECONCILE_PENDING) return 'busy';
@@ -115,9 +115,9 @@ async function measure(
     const pending = snapshot.pending.get(sku) ?? [];
     const returning = snapshot.returning.get(sku) ?? [];
     args.push(sku, snapshot.available.get(sku) ?? 0, repairs.get(sku) ?? 0, pending.length, returning.length);
-    args.push(...pending.flatMap((p) => [p.orderNo, p.quantity]), ...returning.flatMap((r) => [r.orderNo, r.quantity]));
+    args.push(...pending.flatMap((reservation) => [reservation.orderNo, reservation.quantity]), ...returning.flatMap((reservation) => [reservation.orderNo, reservation.quantity]));
   }
-  const answer = (await runScript(fs, RECONCILE, [k.avail, k.orders, k.loaded, k.seq, k.lock], args)) as string[];
+  const answer = (await runScript(flashSale, RECONCILE, [k.avail, k.orders, k.loaded, k.seq, k.lock], args)) as string[];
   if (answer[0] !== 'ok') return 'busy';
   const out = new Map<number, Measurement>();
   for (let i = 1; i < answer.length; i += 4) {
@@ -127,12 +127,12 @@ async function measure(
 }
 
 /** The periodic pass; stop() waits for a pass under way. */
-export function startFlashSaleUpkeep(fs: FlashSale, db: FlashSaleDb, now: () => number, interval_ms: number, onError: (error: unknown) => void): { stop(): Promise<void> } {
+export function startFlashSaleUpkeep(flashSale: FlashSale, db: FlashSaleDb, now: () => number, interval_ms: number, onError: (error: unknown) => void): { stop(): Promise<void> } {
   let stopped = false;
   let current: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {
     if (stopped) return;
-    current = current.then(() => (stopped ? undefined : flashSaleUpkeep(fs, db, now()).catch(onError)));
+    current = current.then(() => (stopped ? undefined : flashSaleUpkeep(flashSale, db, now()).catch(onError)));
   }, interval_ms);
   timer.unref?.();
   return {

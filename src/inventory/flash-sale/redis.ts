@@ -46,13 +46,13 @@ export function openFlashSale(url: string, keyPrefix: string | undefined, log: L
   return { redis, keyPrefix: keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX, log };
 }
 
-export async function closeFlashSale(fs: FlashSale): Promise<void> {
-  await fs.redis.quit().catch(() => fs.redis.disconnect());
+export async function closeFlashSale(flashSale: FlashSale): Promise<void> {
+  await flashSale.redis.quit().catch(() => flashSale.redis.disconnect());
 }
 
 /** The keys of one activity. The hash tag {fs:ID} keeps them on one cluster slot, so one script can touch them all. */
-export function keysOf(fs: FlashSale, activityId: number) {
-  const tag = `${fs.keyPrefix}{fs:${activityId}}`;
+export function keysOf(flashSale: FlashSale, activityId: number) {
+  const tag = `${flashSale.keyPrefix}{fs:${activityId}}`;
   return {
     avail: `${tag}:avail`,
     bought: `${tag}:bought`,
@@ -75,7 +75,7 @@ const shaOf = new Map<string, string>();
  * restart). A Redis failure becomes the retryable `flash_sale_not_ready`; the database's
  * errors never pass through here.
  */
-export async function runScript(fs: FlashSale, script: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+export async function runScript(flashSale: FlashSale, script: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
   let sha = shaOf.get(script);
   if (!sha) {
     sha = createHash('sha1').update(script).digest('hex');
@@ -83,10 +83,10 @@ export async function runScript(fs: FlashSale, script: string, keys: readonly st
   }
   try {
     try {
-      return await answeredInTime(fs.redis.evalsha(sha, keys.length, ...keys, ...args));
+      return await answeredInTime(flashSale.redis.evalsha(sha, keys.length, ...keys, ...args));
     } catch (error) {
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
-      return await answeredInTime(fs.redis.eval(script, keys.length, ...keys, ...args));
+      return await answeredInTime(flashSale.redis.eval(script, keys.length, ...keys, ...args));
     }
   } catch (error) {
     throw unreachable(error);
@@ -142,15 +142,15 @@ function unreachable(error: unknown): AppError {
  * The lock has a lease, so a holder that died frees it by itself; every script a holder runs
  * checks the token, so a holder that outlived its lease changes nothing.
  */
-export async function withActivityLock<T>(fs: FlashSale, activityId: number, work: (token: string) => Promise<T>): Promise<T | 'busy'> {
-  const { lock } = keysOf(fs, activityId);
+export async function withActivityLock<T>(flashSale: FlashSale, activityId: number, work: (token: string) => Promise<T>): Promise<T | 'busy'> {
+  const { lock } = keysOf(flashSale, activityId);
   const token = randomUUID();
-  const taken = await redisCall(() => fs.redis.set(lock, token, 'PX', ACTIVITY_LOCK_MS, 'NX'));
+  const taken = await redisCall(() => flashSale.redis.set(lock, token, 'PX', ACTIVITY_LOCK_MS, 'NX'));
   if (taken !== 'OK') return 'busy';
   try {
     return await work(token);
   } finally {
-    await runScript(fs, UNLOCK, [lock], [token]).catch(() => undefined);
+    await runScript(flashSale, UNLOCK, [lock], [token]).catch(() => undefined);
   }
 }
 

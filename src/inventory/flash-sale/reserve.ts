@@ -30,11 +30,11 @@ function byActivity<T extends { activityId: number }>(items: readonly T[]): Map<
  * What Redis may still grant of each SKU, for checkout to refuse a visibly sold-out line before
  * writing anything. SKUs of an activity that is not loaded are absent (the reserve loads it).
  */
-export async function flashSaleAvailable(fs: FlashSale, items: readonly { activityId: number; activitySkuId: number }[]): Promise<Map<number, number>> {
+export async function flashSaleAvailable(flashSale: FlashSale, items: readonly { activityId: number; activitySkuId: number }[]): Promise<Map<number, number>> {
   const available = new Map<number, number>();
   for (const [activityId, group] of byActivity(items)) {
-    const k = keysOf(fs, activityId);
-    const counts = (await runScript(fs, AVAILABLE, [k.avail, k.loaded], group.map((i) => i.activitySkuId))) as (string | null)[] | null;
+    const k = keysOf(flashSale, activityId);
+    const counts = (await runScript(flashSale, AVAILABLE, [k.avail, k.loaded], group.map((i) => i.activitySkuId))) as (string | null)[] | null;
     if (!counts) continue;
     group.forEach((item, i) => {
       if (counts[i] != null) available.set(item.activitySkuId, Number(counts[i]));
@@ -50,12 +50,12 @@ export async function flashSaleAvailable(fs: FlashSale, items: readonly { activi
  * retryable `flash_sale_not_ready`. On any refusal the caller releases the whole order
  * (releaseFlashSaleReservations): activities granted before it are given back there.
  */
-export async function grantFlashSale(fs: FlashSale, db: InventoryDb, orderNo: string, buyerId: number, items: readonly FlashSaleItem[], now_ms: number): Promise<void> {
+export async function grantFlashSale(flashSale: FlashSale, db: InventoryDb, orderNo: string, buyerId: number, items: readonly FlashSaleItem[], now_ms: number): Promise<void> {
   for (const [activityId, group] of byActivity(items)) {
-    const k = keysOf(fs, activityId);
+    const k = keysOf(flashSale, activityId);
     const args = [orderNo, String(buyerId), ...group.flatMap((i) => [i.activitySkuId, i.quantity, i.purchaseLimit ?? -1])];
     for (let attempt = 1; ; attempt++) {
-      const answer = (await runScript(fs, RESERVE, [k.avail, k.bought, k.orders, k.loaded, k.seq], args)) as string[];
+      const answer = (await runScript(flashSale, RESERVE, [k.avail, k.bought, k.orders, k.loaded, k.seq], args)) as string[];
       const outcome = answer[0] === 'repeat' ? repeated(answer[1]!) : answer;
       if (outcome[0] === 'reserved') break;
       if (outcome[0] === 'refused') {
@@ -67,7 +67,7 @@ export async function grantFlashSale(fs: FlashSale, db: InventoryDb, orderNo: st
       }
       if (outcome[0] === 'released') throw new AppError('flash_sale_not_ready', { details: { activityId, reason: 'order_released' } });
       // not loaded: Redis lost the activity (or never had it); load it from the database and retry.
-      if (attempt >= MAX_RESERVE_ATTEMPTS || (await ensureLoaded(fs, db, activityId, now_ms)) === 'not_hot') {
+      if (attempt >= MAX_RESERVE_ATTEMPTS || (await ensureLoaded(flashSale, db, activityId, now_ms)) === 'not_hot') {
         throw new AppError('flash_sale_not_ready', { details: { activityId, reason: 'not_loaded' } });
       }
     }
@@ -87,12 +87,12 @@ function repeated(record: string): string[] {
  * while Redis is out of reach, and the caller must then leave the database rows as they are:
  * releasing them first would free units Redis still counts as taken by nobody.
  */
-export async function releaseFlashSaleReservations(fs: FlashSale, db: InventoryDb, orderNo: string): Promise<number> {
+export async function releaseFlashSaleReservations(flashSale: FlashSale, db: InventoryDb, orderNo: string): Promise<number> {
   const gated = await gatedReservationsOf(db, orderNo);
   let released = 0;
   for (const activityId of [...gated.keys()].sort((a, b) => a - b)) {
-    const k = keysOf(fs, activityId);
-    const answer = await runScript(fs, RELEASE, [k.avail, k.bought, k.orders, k.loaded, k.seq], [orderNo]);
+    const k = keysOf(flashSale, activityId);
+    const answer = await runScript(flashSale, RELEASE, [k.avail, k.bought, k.orders, k.loaded, k.seq], [orderNo]);
     if (answer === 'released') released += 1;
   }
   return released;

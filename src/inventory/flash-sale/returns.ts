@@ -28,7 +28,7 @@ const MAX_RETURN_ATTEMPTS = 3;
  * given its stock back to the database, and the next pass marks them returned.
  * Returns the units Redis counted by this call.
  */
-export async function returnFlashSaleStock(fs: FlashSale, db: InventoryDb, orderNo: string, now_ms: number): Promise<number> {
+export async function returnFlashSaleStock(flashSale: FlashSale, db: InventoryDb, orderNo: string, now_ms: number): Promise<number> {
   const rows = await returningOf(db, orderNo);
   // Not gated (any more): the activity was given back to the database, whose count is all there is.
   await finishReturns(db, orderNo, rows.filter((r) => r.activityId === null).map((r) => r.activitySkuId), now_ms);
@@ -36,7 +36,7 @@ export async function returnFlashSaleStock(fs: FlashSale, db: InventoryDb, order
   for (const r of rows) if (r.activityId !== null) byActivity.set(r.activityId, [...(byActivity.get(r.activityId) ?? []), r]);
   let added = 0;
   for (const [activityId, group] of [...byActivity].sort(([a], [b]) => a - b)) {
-    const counted = await countInRedis(fs, db, orderNo, activityId, group, now_ms);
+    const counted = await countInRedis(flashSale, db, orderNo, activityId, group, now_ms);
     if (counted === 'not_hot') continue;
     added += counted;
     await finishReturns(db, orderNo, group.map((r) => r.activitySkuId), now_ms);
@@ -45,21 +45,21 @@ export async function returnFlashSaleStock(fs: FlashSale, db: InventoryDb, order
 }
 
 async function countInRedis(
-  fs: FlashSale,
+  flashSale: FlashSale,
   db: InventoryDb,
   orderNo: string,
   activityId: number,
   group: readonly { activitySkuId: number; quantity: number }[],
   now_ms: number,
 ): Promise<number | 'not_hot'> {
-  const k = keysOf(fs, activityId);
+  const k = keysOf(flashSale, activityId);
   const args = [orderNo, ...group.flatMap((r) => [r.activitySkuId, r.quantity])];
   for (let attempt = 1; ; attempt++) {
-    const answer = await runScript(fs, RETURN, [k.avail, k.orders, k.loaded, k.seq], args);
+    const answer = await runScript(flashSale, RETURN, [k.avail, k.orders, k.loaded, k.seq], args);
     if (answer !== 'not_loaded') return Number(answer);
     // Redis lost the activity (or is loading it): the load takes the units from the database's
     // available and marks them counted, so the RETURN after it adds nothing twice.
-    if ((await ensureLoaded(fs, db, activityId, now_ms)) === 'not_hot') return 'not_hot';
+    if ((await ensureLoaded(flashSale, db, activityId, now_ms)) === 'not_hot') return 'not_hot';
     if (attempt >= MAX_RETURN_ATTEMPTS) throw new AppError('flash_sale_not_ready', { details: { activityId, reason: 'not_loaded' } });
   }
 }
@@ -68,14 +68,14 @@ async function countInRedis(
  * The upkeep's share: finishes returns a crash (or a dead-lettered event) left returning. An
  * order whose activity cannot be reached now is left for the next pass.
  */
-export async function finishFlashSaleReturns(fs: FlashSale, db: InventoryDb, now_ms: number): Promise<number> {
+export async function finishFlashSaleReturns(flashSale: FlashSale, db: InventoryDb, now_ms: number): Promise<number> {
   let added = 0;
   for (const orderNo of await ordersReturning(db, MAX_RETURNS_PER_PASS)) {
     try {
-      added += await returnFlashSaleStock(fs, db, orderNo, now_ms);
+      added += await returnFlashSaleStock(flashSale, db, orderNo, now_ms);
     } catch (error) {
       if (!isAppError(error, 'flash_sale_not_ready')) throw error;
-      fs.log.warn({ err: error, orderNo }, 'flash sale: returned units not yet counted in Redis; the next upkeep pass tries again');
+      flashSale.log.warn({ err: error, orderNo }, 'flash sale: returned units not yet counted in Redis; the next upkeep pass tries again');
     }
   }
   return added;

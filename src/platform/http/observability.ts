@@ -58,6 +58,6 @@ export function requestLog(request: FastifyRequest, bindings: Record<string, unk
 }
 
 /** The platform (or anything with a `log`) with another logger, for one request's work. */
-export function withLog<T extends { log: Logger }>(p: T, log: Logger): T {
-  return { ...p, log };
+export function withLog<T extends { log: Logger }>(deps: T, log: Logger): T {
+  return { ...deps, log };
 }

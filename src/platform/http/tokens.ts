@@ -77,7 +77,7 @@ export function signToken(secret: string, principal: Principal, now_ms: number, 
 export function verifyToken(secrets: string | readonly string[], token: string, now_ms: number): VerifiedToken | undefined {
   if (token.length > MAX_TOKEN_LENGTH) return undefined;
   const parts = token.split('.');
-  if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) return undefined;
+  if (parts.length !== 3 || !parts.every((part) => B64URL.test(part))) return undefined;
   const [header, payload, signature] = parts as [string, string, string];
   const secret = (typeof secrets === 'string' ? [secrets] : secrets).find((s) => headerOf(keyId(s)) === header);
   if (secret === undefined) return undefined;

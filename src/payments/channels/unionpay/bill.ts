@@ -77,7 +77,7 @@ export function zmLine(row: ZmRow): Buffer {
     return Buffer.concat([bytes, Buffer.alloc(width - bytes.length, ' ')]);
   });
   const line: Buffer[] = [];
-  parts.forEach((p, i) => line.push(...(i > 0 ? [Buffer.from(' '), p] : [p])));
+  parts.forEach((part, i) => line.push(...(i > 0 ? [Buffer.from(' '), part] : [part])));
   return Buffer.concat([...line, Buffer.from('\r\n')]);
 }
 
