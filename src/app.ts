@@ -48,6 +48,8 @@ export interface App extends AppPlatform {
   tokens: TokenGate;
   /** Prometheus metrics of this app (a registry of its own). */
   metrics: Metrics;
+  /** With Redis (REDIS_URL), rate-limit counts live there, so every API process counts together. */
+  rateLimitStore?: { redis: unknown; nameSpace: string } | undefined;
   /** Runs the relay and due jobs until neither finds work and no consumer has an event in hand (tests, shutdown). */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -181,6 +183,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     payments,
     tokens,
     metrics,
+    rateLimitStore: platform.flashSale && { redis: platform.flashSale.redis, nameSpace: `${platform.flashSale.keyPrefix}rate-limit:` },
     drain: async () => {
       // Quiet means a whole round in which no pass of either loop, background or ours, did anything.
       for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
