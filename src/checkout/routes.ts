@@ -104,10 +104,10 @@ export const checkoutRoutes: RouteModule<CheckoutRouteDeps> = (server, app) => {
 };
 
 /** A priced cart as the phone shows it. */
-function pricedView(c: PricedCart) {
+function pricedView(cart: PricedCart) {
   return {
-    currency: c.currency,
-    lines: c.lines.map((l) => ({
+    currency: cart.currency,
+    lines: cart.lines.map((l) => ({
       activitySkuId: l.activitySkuId,
       merchantId: l.merchantId,
       quantity: l.quantity,
@@ -118,13 +118,13 @@ function pricedView(c: PricedCart) {
       shippingFen: l.shipping_fen,
       payableFen: l.payable_fen,
     })),
-    merchants: c.merchants.map((m) => ({ merchantId: m.merchantId, subtotalFen: m.subtotal_fen, discountFen: m.discount_fen, shippingFen: m.shipping_fen, payableFen: m.payable_fen })),
-    itemsTotalFen: c.itemsTotal_fen,
-    discountTotalFen: c.discountTotal_fen,
-    shippingFen: c.shipping_fen,
-    payableFen: c.payable_fen,
-    applied: c.applied.map((d) => ({ source: d.source, id: d.id, amountFen: d.amount_fen })),
-    notApplied: c.notApplied,
-    points: c.points,
+    merchants: cart.merchants.map((m) => ({ merchantId: m.merchantId, subtotalFen: m.subtotal_fen, discountFen: m.discount_fen, shippingFen: m.shipping_fen, payableFen: m.payable_fen })),
+    itemsTotalFen: cart.itemsTotal_fen,
+    discountTotalFen: cart.discountTotal_fen,
+    shippingFen: cart.shipping_fen,
+    payableFen: cart.payable_fen,
+    applied: cart.applied.map((d) => ({ source: d.source, id: d.id, amountFen: d.amount_fen })),
+    notApplied: cart.notApplied,
+    points: cart.points,
   };
 }

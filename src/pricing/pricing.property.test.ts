@@ -60,7 +60,7 @@ const input: fc.Arbitrary<PricingInput> = fc
     ),
     memberLevel: fc.integer({ min: 0, max: 3 }),
     promotions: fc.uniqueArray(promotion, { maxLength: 10, selector: (p) => p.id }),
-    coupons: fc.uniqueArray(coupon, { maxLength: 5, selector: (c) => c.couponId }),
+    coupons: fc.uniqueArray(coupon, { maxLength: 5, selector: (drawn) => drawn.couponId }),
     toUse: fc.integer({ min: 0, max: 100_000 }),
     available: fc.integer({ min: 0, max: 100_000 }),
     pointsPerYuan: fc.constantFrom(1, 10, 100, 1000),

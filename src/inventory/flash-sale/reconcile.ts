@@ -104,9 +104,9 @@ async function measure(
   token: string,
   repairs: Map<number, number>,
 ): Promise<Map<number, Measurement> | 'busy'> {
-  const k = keysOf(flashSale, activityId);
+  const keys = keysOf(flashSale, activityId);
   // Read before the database: any grant or give-back after this point makes the answer 'busy'.
-  const seq0 = (await redisCall(() => flashSale.redis.get(k.seq))) ?? '0';
+  const seq0 = (await redisCall(() => flashSale.redis.get(keys.seq))) ?? '0';
   const snapshot = await reconcileSnapshot(db, skuIds);
   const rowCount = [...snapshot.pending.values(), ...snapshot.returning.values()].reduce((n, rows) => n + rows.length, 0);
   if (rowCount > MAX_RECONCILE_PENDING) return 'busy';
@@ -117,7 +117,7 @@ async function measure(
     args.push(sku, snapshot.available.get(sku) ?? 0, repairs.get(sku) ?? 0, pending.length, returning.length);
     args.push(...pending.flatMap((reservation) => [reservation.orderNo, reservation.quantity]), ...returning.flatMap((reservation) => [reservation.orderNo, reservation.quantity]));
   }
-  const answer = (await runScript(flashSale, RECONCILE, [k.avail, k.orders, k.loaded, k.seq, k.lock], args)) as string[];
+  const answer = (await runScript(flashSale, RECONCILE, [keys.avail, keys.orders, keys.loaded, keys.seq, keys.lock], args)) as string[];
   if (answer[0] !== 'ok') return 'busy';
   const out = new Map<number, Measurement>();
   for (let i = 1; i < answer.length; i += 4) {
