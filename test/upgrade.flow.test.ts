@@ -119,9 +119,9 @@ for (const engine of availableEngines()) {
       });
 
       const auth = (app: Harness, buyerId: number) => ({ authorization: `Bearer ${app.buyerToken(buyerId)}` });
-      async function settle(app: Harness) {
+      async function untilQuiet(app: Harness) {
         for (let round = 0; round < 3; round++) {
-          await app.sandbox!.core.settled();
+          await app.sandbox!.core.untilDelivered();
           await app.app.drain();
         }
       }
@@ -131,13 +131,13 @@ for (const engine of availableEngines()) {
         expect(started.statusCode).toBe(201);
         const payNo = started.json().payNo as string;
         expect((await fetch(`${app.sandbox!.url}/sandbox/cashier/wechat/${payNo}/pay`, { method: 'POST' })).status).toBe(200);
-        await settle(app);
+        await untilQuiet(app);
         return payNo;
       }
       async function refund(app: Harness, buyerId: number, orderNo: string, lineNos?: number[]) {
         const response = await app.http.inject({ method: 'POST', url: `/orders/${orderNo}/refunds`, headers: { ...auth(app, buyerId), 'idempotency-key': newKey() }, payload: lineNos ? { lineNos } : {} });
         expect(response.statusCode).toBe(201);
-        await settle(app);
+        await untilQuiet(app);
       }
       async function couponFor(app: Harness, buyerId: number): Promise<number> {
         const now = app.clock.now();
@@ -183,7 +183,7 @@ for (const engine of availableEngines()) {
         await refund(before, buyers.partly, orders.partly, [1]);
         const carted = await before.http.inject({ method: 'POST', url: '/cart/lines', headers: auth(before, buyers.carting), payload: { activitySkuId: f.activitySkuIds[1], quantity: 2 } });
         expect(carted.statusCode).toBeLessThan(300);
-        await settle(before);
+        await untilQuiet(before);
 
         const statusOf = async (app: Harness) =>
           Object.fromEntries(await Promise.all(Object.entries(orders).map(async ([name, orderNo]) => [name, (await getOrder(app.app, orderNo)).status])));
@@ -242,7 +242,7 @@ for (const engine of availableEngines()) {
         const held = await stockLedger(h.app, f.activitySkuIds[0]!);
         const cancelled = await h.http.inject({ method: 'POST', url: `/orders/${orders.pending}/cancel`, headers: auth(h, buyers.pending) });
         expect(cancelled.statusCode).toBe(200);
-        await settle(h);
+        await untilQuiet(h);
         expect(await stockLedger(h.app, f.activitySkuIds[0]!)).toMatchObject({ available: held.available + 2, reserved: held.reserved - 2 });
         expect(await couponState(h, buyers.pending, pendingCoupon)).toBe('available');
         expect(await pointsAccount(h.app.db, buyers.pending)).toMatchObject({ frozen: 0, balance: 500 });

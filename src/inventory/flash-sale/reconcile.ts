@@ -8,7 +8,7 @@
  * the pending units Redis holds as granted, minus the returned units Redis is still to count
  * (returns.ts; returns a crash left half done are finished here first). It should be zero; it
  * is not after a Redis write lost to a crash, or a hand edit. A measurement counts only if Redis
- * did not change meanwhile, and a repair is made only when two measurements RECONCILE_SETTLE_MS
+ * did not change meanwhile, and a repair is made only when two measurements RECONCILE_REMEASURE_MS
  * apart agree, so a checkout half way through (pending written, Redis not yet asked) is never
  * mistaken for drift.
  */
@@ -21,7 +21,7 @@ import { finishFlashSaleReturns } from './returns.ts';
 import { RECONCILE } from './scripts.ts';
 import type { FlashSaleDb } from '../tables.ts';
 
-export const RECONCILE_SETTLE_MS = 200;
+export const RECONCILE_REMEASURE_MS = 200;
 /** An activity with more pending (and returning) reservations than this is too busy to measure; the next pass tries again. */
 export const MAX_RECONCILE_PENDING = 5_000;
 export const FLASH_SALE_UPKEEP_INTERVAL_MS = 10_000;
@@ -72,7 +72,7 @@ export async function reconcileActivity(flashSale: FlashSale, db: FlashSaleDb, a
     if (first === 'busy') return 'busy' as const;
     const drifts = new Map([...first].filter(([, m]) => m.drift !== 0).map(([sku, m]) => [sku, m.drift]));
     if (drifts.size === 0) return [];
-    await sleep(RECONCILE_SETTLE_MS);
+    await sleep(RECONCILE_REMEASURE_MS);
     const second = await measure(flashSale, db, activityId, skuIds, token, drifts);
     if (second === 'busy') return 'busy' as const;
     const repairs: DriftRepair[] = [];
