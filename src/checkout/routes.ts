@@ -27,7 +27,7 @@ export const checkoutBody = z
     remark: z.string().max(MAX_REMARK_LENGTH).optional(),
     couponIds: z.array(id).max(MAX_COUPONS_PER_ORDER).optional(),
     points: z.number().int().min(0).max(1_000_000_000).optional(),
-    fulfilment: z.enum(['pickup', 'delivery']).optional(),
+    handover: z.enum(['pickup', 'delivery']).optional(),
     region: z.string().min(1).max(50).optional(),
   })
   .strict();
@@ -83,7 +83,7 @@ export const checkoutRoutes: RouteModule<CheckoutRouteDeps> = (server, app) => {
       schema: {
         summary: 'Price the selected, available cart lines as checkout would: discounts per line, shipping, points, and why each promotion or coupon did or did not apply',
         tags: ['cart'],
-        body: checkoutBody.pick({ couponIds: true, points: true, fulfilment: true, region: true }),
+        body: checkoutBody.pick({ couponIds: true, points: true, handover: true, region: true }),
       },
     },
     async (request) => {

@@ -15,7 +15,7 @@ export const coupon = (id: string, rule: Coupon['rule'], over: Partial<Coupon> =
   couponId: id, templateId: `t-${id}`, issuer: { kind: 'platform' }, scope: { kind: 'platform' }, rule, valid_from_ms: NOW - DAY, valid_until_ms: NOW + DAY, ...over,
 });
 const price = (over: Partial<PricingInput>) =>
-  priceCart({ lines: [line(1)], buyer: { memberLevel: 0, region: 'SH', fulfilment: 'pickup' }, promotions: [], coupons: [], shippingRules: [], now_ms: NOW, ...over });
+  priceCart({ lines: [line(1)], buyer: { memberLevel: 0, region: 'SH', handover: 'pickup' }, promotions: [], coupons: [], shippingRules: [], now_ms: NOW, ...over });
 
 describe('item prices', () => {
   const cases: { name: string; line: PricingLine; level?: number; segments: [number, number, string][]; subtotal: number }[] = [
@@ -29,7 +29,7 @@ describe('item prices', () => {
   ];
   for (const testCase of cases) {
     it(testCase.name, () => {
-      const cart = price({ lines: [testCase.line], buyer: { memberLevel: testCase.level ?? 0, region: 'SH', fulfilment: 'pickup' } });
+      const cart = price({ lines: [testCase.line], buyer: { memberLevel: testCase.level ?? 0, region: 'SH', handover: 'pickup' } });
       expect(cart.lines[0]!.segments.map((s) => [s.quantity, s.unitPrice_fen, s.basis])).toEqual(testCase.segments);
       expect(cart.itemsTotal_fen).toBe(testCase.subtotal);
       expect(cart.payable_fen).toBe(testCase.subtotal);
@@ -114,15 +114,15 @@ describe('points', () => {
 });
 
 describe('shipping', () => {
-  const delivery = { memberLevel: 0, region: 'SH', fulfilment: 'delivery' as const };
-  const byWeight: ShippingRule = { merchantId: 1, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g: 1000, first_fen: 800, additional_g: 500, additional_fen: 200 }, freeAbove_fen: 9900 };
+  const delivery = { memberLevel: 0, region: 'SH', handover: 'delivery' as const };
+  const byWeight: ShippingRule = { merchantId: 1, handover: 'delivery', charge: { kind: 'by_weight', first_g: 1000, first_fen: 800, additional_g: 500, additional_fen: 200 }, freeAbove_fen: 9900 };
   const cases: { name: string; lines: PricingLine[]; rules: ShippingRule[]; buyer?: typeof delivery; shipping: number }[] = [
-    { name: 'self-pickup with no rule costs nothing', lines: [line(1)], rules: [], buyer: { ...delivery, fulfilment: 'pickup' } as any, shipping: 0 },
-    { name: 'self-pickup goes through its rule', lines: [line(1)], rules: [{ merchantId: 1, fulfilment: 'pickup', charge: { kind: 'flat', fee_fen: 0 } }], buyer: { ...delivery, fulfilment: 'pickup' } as any, shipping: 0 },
+    { name: 'self-pickup with no rule costs nothing', lines: [line(1)], rules: [], buyer: { ...delivery, handover: 'pickup' } as any, shipping: 0 },
+    { name: 'self-pickup goes through its rule', lines: [line(1)], rules: [{ merchantId: 1, handover: 'pickup', charge: { kind: 'flat', fee_fen: 0 } }], buyer: { ...delivery, handover: 'pickup' } as any, shipping: 0 },
     { name: 'by weight: first kilo and each further half kilo', lines: [line(1, { quantity: 4 })], rules: [byWeight], shipping: 800 + 2 * 200 },
     { name: 'by weight: free above the threshold', lines: [line(1, { quantity: 10 })], rules: [byWeight], shipping: 0 },
-    { name: 'by pieces', lines: [line(1, { quantity: 5 })], rules: [{ merchantId: 1, fulfilment: 'delivery', charge: { kind: 'by_pieces', first_pieces: 2, first_fen: 500, additional_pieces: 1, additional_fen: 100 } }], shipping: 800 },
-    { name: 'a rule for the region wins over the default', lines: [line(1)], rules: [byWeight, { merchantId: 1, fulfilment: 'delivery', regions: ['SH'], charge: { kind: 'flat', fee_fen: 300 } }], shipping: 300 },
+    { name: 'by pieces', lines: [line(1, { quantity: 5 })], rules: [{ merchantId: 1, handover: 'delivery', charge: { kind: 'by_pieces', first_pieces: 2, first_fen: 500, additional_pieces: 1, additional_fen: 100 } }], shipping: 800 },
+    { name: 'a rule for the region wins over the default', lines: [line(1)], rules: [byWeight, { merchantId: 1, handover: 'delivery', regions: ['SH'], charge: { kind: 'flat', fee_fen: 300 } }], shipping: 300 },
     { name: 'each merchant ships on its own', lines: [line(1), line(2, { merchantId: 2 })], rules: [byWeight, { ...byWeight, merchantId: 2 }], shipping: 1600 },
   ];
   for (const testCase of cases) {
@@ -136,14 +136,14 @@ describe('shipping', () => {
     expect(() => price({ lines: [line(1)], shippingRules: [], buyer: delivery })).toThrow(PricingError);
   });
   it('charges shipping up to MAX_SHIPPING_FEE_FEN and refuses a rule that charges more, naming its merchant', () => {
-    const perPiece = (additional_fen: number): ShippingRule => ({ merchantId: 1, fulfilment: 'delivery', charge: { kind: 'by_pieces', first_pieces: 0, first_fen: 0, additional_pieces: 1, additional_fen } });
+    const perPiece = (additional_fen: number): ShippingRule => ({ merchantId: 1, handover: 'delivery', charge: { kind: 'by_pieces', first_pieces: 0, first_fen: 0, additional_pieces: 1, additional_fen } });
     expect(price({ lines: [line(1, { quantity: 2 })], shippingRules: [perPiece(MAX_SHIPPING_FEE_FEN / 2)], buyer: delivery }).shipping_fen).toBe(MAX_SHIPPING_FEE_FEN);
     const past = () => price({ lines: [line(1, { quantity: 2 })], shippingRules: [perPiece(MAX_SHIPPING_FEE_FEN / 2 + 1)], buyer: delivery });
     expect(past).toThrow(ShippingFeeTooHigh);
     expect(past).toThrow(/merchant 1/);
     // Far past 2^53 fen is the same refusal, not a broken sum.
     const heavy = line(1, { quantity: 99, weight_g: 1_000_000 });
-    const huge: ShippingRule = { merchantId: 1, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g: 0, first_fen: 0, additional_g: 1, additional_fen: 1_000_000_000 } };
+    const huge: ShippingRule = { merchantId: 1, handover: 'delivery', charge: { kind: 'by_weight', first_g: 0, first_fen: 0, additional_g: 1, additional_fen: 1_000_000_000 } };
     expect(() => price({ lines: [heavy], shippingRules: [huge], buyer: delivery })).toThrow(ShippingFeeTooHigh);
   });
 });
