@@ -23,7 +23,7 @@ const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const TICK_MS = 5;
 /** Transactions the producer keeps in flight at once (PostgreSQL takes them in parallel). */
 const PRODUCER_CONCURRENCY = 8;
-const SETTLE_TIMEOUT_MS = 60_000;
+const DRAIN_TIMEOUT_MS = 60_000;
 const BENCH_EVENT = 'bench.tick';
 
 await onEachBenchEngine(async (engine) => {
@@ -87,8 +87,8 @@ await onEachBenchEngine(async (engine) => {
         await new Promise((r) => setTimeout(r, TICK_MS));
       }
       const produceSeconds = (Date.now() - started) / 1000;
-      const settleBy = Date.now() + SETTLE_TIMEOUT_MS;
-      while (handled < produced && Date.now() < settleBy) await new Promise((r) => setTimeout(r, 10));
+      const drainedBy = Date.now() + DRAIN_TIMEOUT_MS;
+      while (handled < produced && Date.now() < drainedBy) await new Promise((r) => setTimeout(r, 10));
       const totalSeconds = (Date.now() - started) / 1000;
       const sorted = [...lags].sort((a, b) => a - b);
       const p99 = pct(sorted, 99);

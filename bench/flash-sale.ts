@@ -25,8 +25,8 @@ const MODES = (process.env.BENCH_MODES ?? 'db,redis').split(',') as ('db' | 'red
 const GATE_RESERVATIONS = Number(process.env.GATE_RESERVATIONS ?? 50_000);
 const GATE_CONCURRENCY = 256;
 /** The relay brings the database in line after the race; the count is read once it is done. */
-const SETTLE_POLL_MS = 100;
-const MAX_SETTLE_MS = 120_000;
+const CATCH_UP_POLL_MS = 100;
+const MAX_CATCH_UP_MS = 120_000;
 
 async function race(engine: Engine, mode: 'db' | 'redis'): Promise<void> {
   const database = await engine.createDatabase();
@@ -68,13 +68,13 @@ async function race(engine: Engine, mode: 'db' | 'redis'): Promise<void> {
       );
       rss_mb = peakRss_mb(server.pid!);
       // On the Redis path the stock row catches up through the outbox; wait until it has.
-      const settleBy = performance.now() + MAX_SETTLE_MS;
+      const caughtUpBy = performance.now() + MAX_CATCH_UP_MS;
       do {
         orders = Number((await db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
         level = (await stockLevels(db, [fixture.activitySkuId])).get(fixture.activitySkuId)!;
         if (level.reserved + level.sold >= orders) break;
-        await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
-      } while (performance.now() < settleBy);
+        await new Promise((r) => setTimeout(r, CATCH_UP_POLL_MS));
+      } while (performance.now() < caughtUpBy);
     } finally {
       await pool.close();
       server.kill('SIGTERM');

@@ -45,14 +45,14 @@ const coupons: Coupon[] = [
 
 const input: PricingInput = {
   lines,
-  buyer: { memberLevel: 1, region: 'SH', fulfilment: 'delivery' },
+  buyer: { memberLevel: 1, region: 'SH', handover: 'delivery' },
   promotions,
   coupons,
   points: { toUse: 5_000, available: 8_000 },
   pointsPolicy: { pointsPerYuan: 100, maxShare_bp: 3000 },
   shippingRules: [1, 2, 3, 4, 5].map((merchantId) => ({
     merchantId,
-    fulfilment: 'delivery' as const,
+    handover: 'delivery' as const,
     charge: { kind: 'by_weight' as const, first_g: 1000, first_fen: 800, additional_g: 500, additional_fen: 200 },
     freeAbove_fen: 99_00,
   })),

@@ -195,7 +195,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         if (idle && relay.workDone() + jobs.workDone() === before) return;
         if (!idle) await new Promise((resolve) => setTimeout(resolve, DRAIN_WAIT_MS));
       }
-      throw new Error('background work did not settle');
+      throw new Error('background work did not go quiet');
     },
     close: async () => {
       await tokens.stop();

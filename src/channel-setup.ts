@@ -21,7 +21,7 @@ export type ChannelSource =
  */
 export function channelSource(config: Config, env: NodeJS.ProcessEnv, command: 'start' | 'worker' | 'reconcile'): ChannelSource {
   const configured = channelSettingsFromEnv(env);
-  const names = Object.entries(configured).filter(([, v]) => v).map(([k]) => k);
+  const names = Object.entries(configured).filter(([, v]) => v).map(([name]) => name);
   if (names.length > 0) return { kind: 'configured', names };
   if (env.SANDBOX_URL) return { kind: 'external-sandbox', url: env.SANDBOX_URL };
   const embedded = dialectOfUrl(config.databaseUrl) === 'sqlite';

@@ -190,7 +190,7 @@ for (const engine of availableEngines()) {
       const payNo = started.body.payNo as string;
       expect((await payAtCashier(h, channel, payNo))).toBe(200);
       for (let i = 0; i < 3; i++) {
-        await h.sandbox!.core.settled();
+        await h.sandbox!.core.untilDelivered();
         await untilQuiet(h);
       }
       const order = await asBuyer(h, buyerId).order(orderNo);

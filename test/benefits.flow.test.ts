@@ -149,9 +149,9 @@ for (const engine of availableEngines()) {
     it('delivery goes through the merchant’s shipping rule; the lines, shipping share included, add up to the order', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 700, stock: 100 }, { price_fen: 1300, stock: 100 }] });
       const merchantId = (await h.http.inject({ method: 'GET', url: `/activities/${f.activityId}` })).json().skus[0].merchantId;
-      const rule = await asAdmin(h).createShippingRule({ merchantId, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g: 1000, first_fen: 600, additional_g: 1000, additional_fen: 201 }, freeAboveFen: 99_900 });
+      const rule = await asAdmin(h).createShippingRule({ merchantId, handover: 'delivery', charge: { kind: 'by_weight', first_g: 1000, first_fen: 600, additional_g: 1000, additional_fen: 201 }, freeAboveFen: 99_900 });
       expect(rule.status).toBe(201);
-      const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }, { activitySkuId: f.activitySkuIds[1]!, quantity: 2 }], fulfilment: 'delivery', region: 'SH' };
+      const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }, { activitySkuId: f.activitySkuIds[1]!, quantity: 2 }], handover: 'delivery', region: 'SH' };
       const placed = await asBuyer(h, 97_300).checkout(body);
       expect(placed.status).toBe(201);
       expect(placed.body.shippingFen).toBe(600 + 2 * 201); // 5 × 500 g = 2.5 kg
@@ -160,8 +160,8 @@ for (const engine of availableEngines()) {
       const nowhere = await asBuyer(h, 97_301).checkout({ ...body, region: 'XZ' });
       expect(nowhere.status).toBe(201); // the default rule has no region list: it serves everywhere
       const otherMerchant = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 10 }] });
-      const refused = await asBuyer(h, 97_302).checkout({ leaderId: otherMerchant.leaderId, items: [{ activitySkuId: otherMerchant.activitySkuIds[0]!, quantity: 1 }], fulfilment: 'delivery', region: 'SH' });
-      expect([refused.status, refused.body.field]).toEqual([400, 'fulfilment']);
+      const refused = await asBuyer(h, 97_302).checkout({ leaderId: otherMerchant.leaderId, items: [{ activitySkuId: otherMerchant.activitySkuIds[0]!, quantity: 1 }], handover: 'delivery', region: 'SH' });
+      expect([refused.status, refused.body.field]).toEqual([400, 'handover']);
     });
 
     it('promotions made through the admin API price the checkout and the cart preview alike', async () => {

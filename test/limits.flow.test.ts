@@ -167,7 +167,7 @@ for (const engine of availableEngines()) {
 
     it('a shipping step of MAX_SHIPPING_STEP_UNITS is taken; one more unit is refused', async () => {
       const merchant = (await asAdmin(h).createMerchant({ name: 'Heavy Goods' })).body;
-      const rule = (first_g: number) => ({ merchantId: merchant.id, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g, first_fen: 100, additional_g: 1000, additional_fen: 100 } });
+      const rule = (first_g: number) => ({ merchantId: merchant.id, handover: 'delivery', charge: { kind: 'by_weight', first_g, first_fen: 100, additional_g: 1000, additional_fen: 100 } });
       expect((await asAdmin(h).createShippingRule(rule(MAX_SHIPPING_STEP_UNITS))).status).toBe(201);
       expect(refusedField(await asAdmin(h).createShippingRule(rule(MAX_SHIPPING_STEP_UNITS + 1)))).toEqual([400, 'invalid_field', 'charge.first_g']);
     });

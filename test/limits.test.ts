@@ -71,7 +71,7 @@ describe('limits of plain code', () => {
     const coupon = (id: number): Coupon => ({ couponId: `c${id}`, templateId: `t${id}`, issuer: { kind: 'platform' }, scope: { kind: 'platform' }, rule: { kind: 'fixed', off_fen: 1, threshold_fen: 1 }, valid_from_ms: NOW - 1, valid_until_ms: NOW + 1 });
     const input = (lines: number, promotions: number, coupons: number): PricingInput => ({
       lines: Array.from({ length: lines }, (_, i) => line(i + 1)),
-      buyer: { memberLevel: 0, region: 'SH', fulfilment: 'pickup' },
+      buyer: { memberLevel: 0, region: 'SH', handover: 'pickup' },
       promotions: Array.from({ length: promotions }, (_, i) => promotion(i + 1)),
       coupons: Array.from({ length: coupons }, (_, i) => coupon(i + 1)),
       shippingRules: [],

@@ -82,7 +82,7 @@ for (const engine of availableEngines()) {
       expect(started.status).toBe(201);
       expect((await payAtCashier(h, 'alipay', started.body.payNo))).toBe(200);
       for (let i = 0; i < 3; i++) {
-        await h.sandbox!.core.settled();
+        await h.sandbox!.core.untilDelivered();
         await untilQuiet(h);
       }
       const forged = await fetch(`${h.app.payments.publicUrl}/payments/notify/alipay`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'req-obs-forged' }, body: 'out_trade_no=x&sign=bad' });

@@ -28,7 +28,7 @@ for (const engine of availableEngines()) {
     it('rule amounts are refused past MAX_RULE_AMOUNT_FEN and MAX_SHIPPING_FEE_FEN at admin input, accepted at them', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 1 }] });
       const merchantId = (await loadSellableSkus(h.app.db, f.activitySkuIds)).get(f.activitySkuIds[0]!)!.merchantId;
-      const perPiece = (additional_fen: number) => ({ merchantId, fulfilment: 'delivery', charge: { kind: 'by_pieces', first_pieces: 0, first_fen: 0, additional_pieces: 1, additional_fen } });
+      const perPiece = (additional_fen: number) => ({ merchantId, handover: 'delivery', charge: { kind: 'by_pieces', first_pieces: 0, first_fen: 0, additional_pieces: 1, additional_fen } });
       expect((await asAdmin(h).createShippingRule(perPiece(MAX_SHIPPING_FEE_FEN))).status).toBe(201);
       const past = await asAdmin(h).createShippingRule(perPiece(MAX_SHIPPING_FEE_FEN + 1));
       expect([past.status, past.body.code, past.body.field]).toEqual([400, 'invalid_field', 'charge.additional_fen']);
@@ -47,10 +47,10 @@ for (const engine of availableEngines()) {
       const sku = f.activitySkuIds[0]!;
       const merchantId = (await loadSellableSkus(h.app.db, [sku])).get(sku)!.merchantId;
       // The first piece costs 1 fen (2 in BJ), each further piece MAX_SHIPPING_FEE_FEN - 1: two pieces reach the limit, or pass it by one fen.
-      const rule = (first_fen: number, regions?: string[]) => ({ merchantId, fulfilment: 'delivery', ...(regions && { regions }), charge: { kind: 'by_pieces', first_pieces: 1, first_fen, additional_pieces: 1, additional_fen: MAX_SHIPPING_FEE_FEN - 1 } });
+      const rule = (first_fen: number, regions?: string[]) => ({ merchantId, handover: 'delivery', ...(regions && { regions }), charge: { kind: 'by_pieces', first_pieces: 1, first_fen, additional_pieces: 1, additional_fen: MAX_SHIPPING_FEE_FEN - 1 } });
       expect((await asAdmin(h).createShippingRule(rule(1))).status).toBe(201);
       expect((await asAdmin(h).createShippingRule(rule(2, ['BJ']))).status).toBe(201);
-      const order = (region: string) => ({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }], fulfilment: 'delivery', region });
+      const order = (region: string) => ({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }], handover: 'delivery', region });
 
       const atLimit = await asBuyer(h, 95_001).checkout(order('SH'));
       expect([atLimit.status, atLimit.body.shippingFen]).toEqual([201, MAX_SHIPPING_FEE_FEN]);
@@ -58,7 +58,7 @@ for (const engine of availableEngines()) {
       const buyer = 95_002;
       expect((await asBuyer(h, buyer).cart.add(sku, 2)).status).toBe(200);
       const before = await placedRows();
-      const preview = await asBuyer(h, buyer).cart.preview({ fulfilment: 'delivery', region: 'BJ' });
+      const preview = await asBuyer(h, buyer).cart.preview({ handover: 'delivery', region: 'BJ' });
       expect([preview.status, preview.body.code, preview.body.details]).toEqual([422, 'shipping_fee_exceeds_limit', { merchantId, limit: 'MAX_SHIPPING_FEE_FEN', max_fen: MAX_SHIPPING_FEE_FEN }]);
       const past = await asBuyer(h, buyer).checkout(order('BJ'));
       expect([past.status, past.body.code]).toEqual([422, 'shipping_fee_exceeds_limit']);

@@ -142,7 +142,7 @@ for (const engine of availableEngines()) {
       expect((await getOrder(h.app, orderNo)).status).toBe('PAID');
     });
 
-    it('reordered notifications (a refund before the payment it refunds) settle right', async () => {
+    it('reordered notifications (a refund before the payment it refunds) come out right', async () => {
       const { buyerId, orderNo } = await placeOrder();
       const started = await asBuyer(h, buyerId).startPayment(orderNo, 'wechat');
       sandbox().core.setFaults({ reorder: true });

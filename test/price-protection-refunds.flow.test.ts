@@ -79,8 +79,8 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, listPrice_fen: 2000, stock: 100, activityPriceUnits: 2 }] });
       const sku = f.activitySkuIds[0]!;
       const merchantId = (await h.http.inject({ method: 'GET', url: `/activities/${f.activityId}` })).json().skus[0].merchantId;
-      await asAdmin(h).createShippingRule({ merchantId, fulfilment: 'delivery', charge: { kind: 'flat', fee_fen: 800 } });
-      const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }], fulfilment: 'delivery', region: 'SH' });
+      await asAdmin(h).createShippingRule({ merchantId, handover: 'delivery', charge: { kind: 'flat', fee_fen: 800 } });
+      const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }], handover: 'delivery', region: 'SH' });
       expect(placed.body.payableFen).toBe(2 * 1000 + 3 * 2000 + 800);
       await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: 'P-pp', amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() });
       expect((await claim(buyer, placed.body.orderNo)).body.details.reason).toBe('no_price_drop');

@@ -7,6 +7,7 @@ import { paymentsOfOrder, refundsOfOrder } from '../src/payments/index.ts';
 import { openDatabase } from '../src/platform/db/database.ts';
 import { appliedMigrations, runMigrations } from '../src/platform/db/migrate.ts';
 import { grantPoints, pointsAccount } from '../src/points/index.ts';
+import { promotionsMigrations } from '../src/promotions/migrations/index.ts';
 import { LEGACY_HISTORY } from '../src/upgrade/legacy.ts';
 import { availableEngines, type Engine, type TestDatabase } from './support/engines.ts';
 import { newKey, seedActivity, startHarness, stockLedger, writtenRows, type Harness } from './support/harness.ts';
@@ -22,6 +23,19 @@ const MAIN_SIDE_TABLES = [
   'merchants', 'outbox_events', 'points_accounts', 'points_journal', 'products', 'promotions', 'reconciliation_differences', 'reconciliation_runs', 'revoked_tokens', 'shipping_rules',
   'skus', 'stock', 'stock_adjustments', 'stock_reservations',
 ];
+
+/**
+ * The modules' migrations written after legacy 0013, in order: today's schema is legacy 0013 with
+ * these applied on the main database (promotions lives there). A legacy database runs them after
+ * its hand-over; a fresh one after the baselines that reproduce 0013.
+ */
+const SINCE_LEGACY = [{ name: 'promotions/0002_handover', migration: promotionsMigrations['0002_handover']! }];
+const SINCE_LEGACY_NAMES = SINCE_LEGACY.map((since) => since.name);
+
+/** Brings a legacy 0013 database to today's schema by the migrations written since, run directly. */
+async function applySinceLegacy(db: Kysely<any>): Promise<void> {
+  for (const since of SINCE_LEGACY) await since.migration.up(db);
+}
 
 async function withDatabase<T>(url: string, run: (db: Kysely<any>) => Promise<T>): Promise<T> {
   const db = await openDatabase(url);
@@ -62,11 +76,14 @@ for (const engine of availableEngines()) {
       for (const made of created) await made.drop();
     });
 
-    it('a fresh database gets exactly the schema legacy 0013 made, and never runs a legacy migration', async () => {
+    it('a fresh database gets exactly the schema legacy 0013 made plus the migrations since, and never runs a legacy migration', async () => {
       const legacy = await legacyDatabase(engine);
       created.push(legacy);
       const fresh = await database();
-      const legacySchema = await withDatabase(legacy.url, describeSchema);
+      const legacySchema = await withDatabase(legacy.url, async (db) => {
+        await applySinceLegacy(db);
+        return describeSchema(db);
+      });
       await withDatabase(fresh.url, async (db) => {
         const applied = await migrateDatabase(db, historiesFor({ main: true, orderShard: true }));
         expect(applied.some((name) => name.startsWith('legacy/'))).toBe(false);
@@ -98,7 +115,10 @@ for (const engine of availableEngines()) {
       created.push(behind);
       const reference = await legacyDatabase(engine);
       created.push(reference);
-      const referenceSchema = await withDatabase(reference.url, describeSchema);
+      const referenceSchema = await withDatabase(reference.url, async (db) => {
+        await applySinceLegacy(db);
+        return describeSchema(db);
+      });
       await withDatabase(behind.url, async (db) => {
         const applied = await migrateDatabase(db, historiesFor({ main: true, orderShard: true }));
         expect(applied.filter((name) => name.startsWith('legacy/'))).toEqual(Object.keys(LEGACY_HISTORY.migrations).slice(5).map((name) => `legacy/${name}`));
@@ -109,19 +129,22 @@ for (const engine of availableEngines()) {
 
     describe('a legacy main database and a legacy order shard holding orders in every state', () => {
       let legacyDatabases: TestDatabase[] = [];
+      let reference: TestDatabase | undefined;
       let h: Harness | undefined;
       beforeAll(async () => {
         legacyDatabases = [await legacyDatabase(engine), await legacyDatabase(engine)];
+        reference = await legacyDatabase(engine);
       });
       afterAll(async () => {
         await h?.close({ keepDatabases: true });
         for (const made of legacyDatabases) await made.drop();
+        await reference?.drop();
       });
 
       const auth = (app: Harness, buyerId: number) => ({ authorization: `Bearer ${app.buyerToken(buyerId)}` });
-      async function settle(app: Harness) {
+      async function untilQuiet(app: Harness) {
         for (let round = 0; round < 3; round++) {
-          await app.sandbox!.core.settled();
+          await app.sandbox!.core.untilDelivered();
           await app.app.drain();
         }
       }
@@ -131,13 +154,13 @@ for (const engine of availableEngines()) {
         expect(started.statusCode).toBe(201);
         const payNo = started.json().payNo as string;
         expect((await fetch(`${app.sandbox!.url}/sandbox/cashier/wechat/${payNo}/pay`, { method: 'POST' })).status).toBe(200);
-        await settle(app);
+        await untilQuiet(app);
         return payNo;
       }
       async function refund(app: Harness, buyerId: number, orderNo: string, lineNos?: number[]) {
         const response = await app.http.inject({ method: 'POST', url: `/orders/${orderNo}/refunds`, headers: { ...auth(app, buyerId), 'idempotency-key': newKey() }, payload: lineNos ? { lineNos } : {} });
         expect(response.statusCode).toBe(201);
-        await settle(app);
+        await untilQuiet(app);
       }
       async function couponFor(app: Harness, buyerId: number): Promise<number> {
         const now = app.clock.now();
@@ -183,7 +206,7 @@ for (const engine of availableEngines()) {
         await refund(before, buyers.partly, orders.partly, [1]);
         const carted = await before.http.inject({ method: 'POST', url: '/cart/lines', headers: auth(before, buyers.carting), payload: { activitySkuId: f.activitySkuIds[1], quantity: 2 } });
         expect(carted.statusCode).toBeLessThan(300);
-        await settle(before);
+        await untilQuiet(before);
 
         const statusOf = async (app: Harness) =>
           Object.fromEntries(await Promise.all(Object.entries(orders).map(async ([name, orderNo]) => [name, (await getOrder(app.app, orderNo)).status])));
@@ -206,14 +229,26 @@ for (const engine of availableEngines()) {
           withDatabase(shardUrl, async (shardDb) => {
             const rowsBefore = [await everyRow(mainDb), await everyRow(shardDb)];
             const schemaBefore = [await describeSchema(mainDb), await describeSchema(shardDb)];
+            // The main database as legacy 0013 made it, and as the migrations since change it.
+            const [legacyMainSchema, todayMainSchema] = await withDatabase(reference!.url, async (db) => {
+              const legacy = await describeSchema(db);
+              await applySinceLegacy(db);
+              return [legacy, await describeSchema(db)];
+            });
+            expect(schemaBefore[0]).toEqual(legacyMainSchema);
             const applied = await migrateDatabases(mainDb, [mainDb, shardDb]);
-            // Nothing ran: each module's baseline was recorded, its tables being there already.
-            for (const names of applied.values()) for (const name of names) expect(name).toMatch(/\(recorded: legacy 0013 made its tables\)$/);
-            expect(applied.get(mainDb)!.length).toBe(historiesFor({ main: true, orderShard: true }).length);
+            // No baseline ran: each module's baseline was recorded, its tables being there already;
+            // only the migrations written since legacy 0013 ran, on the main database.
+            for (const names of applied.values()) {
+              for (const name of names.filter((name) => !SINCE_LEGACY_NAMES.includes(name))) expect(name).toMatch(/\(recorded: legacy 0013 made its tables\)$/);
+            }
+            expect(applied.get(mainDb)!.filter((name) => SINCE_LEGACY_NAMES.includes(name))).toEqual(SINCE_LEGACY_NAMES);
+            expect(applied.get(mainDb)!.length).toBe(historiesFor({ main: true, orderShard: true }).length + SINCE_LEGACY_NAMES.length);
             expect(applied.get(shardDb)!.length).toBe(ORDER_SHARD_HISTORIES.length);
             expect([await everyRow(mainDb), await everyRow(shardDb)]).toEqual(rowsBefore);
-            // Nothing dropped: the legacy shard keeps its (empty) main-side tables.
-            expect([await describeSchema(mainDb), await describeSchema(shardDb)]).toEqual(schemaBefore);
+            // Nothing dropped: the legacy shard keeps its (empty) main-side tables, untouched; the
+            // main database changed only as the migrations since change legacy 0013.
+            expect([await describeSchema(mainDb), await describeSchema(shardDb)]).toEqual([todayMainSchema, schemaBefore[1]]);
             expect(await appliedMigrations(mainDb, LEGACY_HISTORY)).toEqual(Object.keys(LEGACY_HISTORY.migrations));
             for (const history of ORDER_SHARD_HISTORIES) expect(await appliedMigrations(shardDb, history), history.name).toEqual(Object.keys(history.migrations));
             expect(await appliedMigrations(shardDb, MAIN_DATABASE_HISTORIES.find((history) => history.name === 'catalog')!)).toEqual([]);
@@ -242,7 +277,7 @@ for (const engine of availableEngines()) {
         const held = await stockLedger(h.app, f.activitySkuIds[0]!);
         const cancelled = await h.http.inject({ method: 'POST', url: `/orders/${orders.pending}/cancel`, headers: auth(h, buyers.pending) });
         expect(cancelled.statusCode).toBe(200);
-        await settle(h);
+        await untilQuiet(h);
         expect(await stockLedger(h.app, f.activitySkuIds[0]!)).toMatchObject({ available: held.available + 2, reserved: held.reserved - 2 });
         expect(await couponState(h, buyers.pending, pendingCoupon)).toBe('available');
         expect(await pointsAccount(h.app.db, buyers.pending)).toMatchObject({ frozen: 0, balance: 500 });

@@ -106,7 +106,7 @@ export async function insertActivity(
   checkInventoryMode(input.inventoryMode);
   assert(skus.length <= MAX_ACTIVITY_SKUS, 'too many activity SKUs');
   const known = await trx.selectFrom('skus').select('id').where('id', 'in', skus.length ? skus.map((s) => s.skuId) : [0]).execute();
-  const knownIds = new Set(known.map((k) => k.id));
+  const knownIds = new Set(known.map((sku) => sku.id));
   skus.forEach((s, i) => {
     if (!knownIds.has(s.skuId)) throw new AppError('invalid_field', { field: `skus.${i}.skuId`, message: `No SKU ${s.skuId}.` });
     if (input.inventoryMode === 'on_payment' && s.activityPriceUnits != null) throw stockLinkedOnPayment(`skus.${i}.activityPriceUnits`);

@@ -100,8 +100,8 @@ export const catalogRoutes: RouteModule<CatalogRouteDeps> = (server, app) => {
   server.get('/activities', { schema: { summary: 'Group-buy activities that have not ended, with prices and stock', tags: ['catalog'], security: [] } }, async () => {
     const now_ms = app.now();
     const current = await listCurrentActivities(app.db, now_ms, MAX_ACTIVITIES_LISTED);
-    const stock = await stockLevels(app.db, current.flatMap((c) => c.skus.map((s) => s.activitySkuId)));
-    return { activities: current.map((c) => activityView(c.activity, c.skus, stock, now_ms)) };
+    const stock = await stockLevels(app.db, current.flatMap((listing) => listing.skus.map((s) => s.activitySkuId)));
+    return { activities: current.map((listing) => activityView(listing.activity, listing.skus, stock, now_ms)) };
   });
 
   server.get('/activities/:id', { schema: { summary: 'One activity', tags: ['catalog'], params: idParams, security: [] } }, async (request) =>

@@ -3,7 +3,7 @@ import type { SellableSku } from '../catalog/index.ts';
 import { couponsToUse } from '../coupons/index.ts';
 import { stockLevels, type StockLevel } from '../inventory/index.ts';
 import { POINTS_POLICY, pointsAccount } from '../points/index.ts';
-import { MAX_ORDER_PAYABLE_FEN, MAX_SHIPPING_FEE_FEN, priceCart, PricingError, ShippingFeeTooHigh, type Fulfilment, type PricedCart } from '../pricing/index.ts';
+import { MAX_ORDER_PAYABLE_FEN, MAX_SHIPPING_FEE_FEN, priceCart, PricingError, ShippingFeeTooHigh, type Handover, type PricedCart } from '../pricing/index.ts';
 import { livePromotions, shippingRulesOf } from '../promotions/index.ts';
 import type { OrdersPlatform } from '../orders/index.ts';
 import { AppError } from '../platform/errors.ts';
@@ -11,7 +11,7 @@ import { AppError } from '../platform/errors.ts';
 export interface PricingChoices {
   couponIds?: number[] | undefined;
   points?: number | undefined;
-  fulfilment?: Fulfilment | undefined;
+  handover?: Handover | undefined;
   region?: string | undefined;
 }
 
@@ -67,7 +67,7 @@ export async function priceForBuyer(
         weight_g: sku.weight_g,
         ...(activityPrice.has(sku.activitySkuId) && { activityPriceUnitsLeft: activityPrice.get(sku.activitySkuId)!.units }),
       })),
-      buyer: { memberLevel, region: choices.region ?? '', fulfilment: choices.fulfilment ?? 'pickup' },
+      buyer: { memberLevel, region: choices.region ?? '', handover: choices.handover ?? 'pickup' },
       promotions,
       coupons,
       ...(choices.points && account && { points: { toUse: choices.points, available: account.available }, pointsPolicy: POINTS_POLICY }),
@@ -76,9 +76,9 @@ export async function priceForBuyer(
     });
   } catch (error) {
     if (error instanceof ShippingFeeTooHigh) {
-      throw new AppError('shipping_fee_exceeds_limit', { field: 'fulfilment', details: { merchantId: error.merchantId, limit: 'MAX_SHIPPING_FEE_FEN', max_fen: MAX_SHIPPING_FEE_FEN } });
+      throw new AppError('shipping_fee_exceeds_limit', { field: 'handover', details: { merchantId: error.merchantId, limit: 'MAX_SHIPPING_FEE_FEN', max_fen: MAX_SHIPPING_FEE_FEN } });
     }
-    if (error instanceof PricingError) throw new AppError('invalid_field', { field: 'fulfilment', message: error.message });
+    if (error instanceof PricingError) throw new AppError('invalid_field', { field: 'handover', message: error.message });
     throw error;
   }
   for (const refused of priced.notApplied.filter((n) => n.kind === 'coupon')) {

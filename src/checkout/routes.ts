@@ -27,7 +27,7 @@ export const checkoutBody = z
     remark: z.string().max(MAX_REMARK_LENGTH).optional(),
     couponIds: z.array(id).max(MAX_COUPONS_PER_ORDER).optional(),
     points: z.number().int().min(0).max(1_000_000_000).optional(),
-    fulfilment: z.enum(['pickup', 'delivery']).optional(),
+    handover: z.enum(['pickup', 'delivery']).optional(),
     region: z.string().min(1).max(50).optional(),
   })
   .strict();
@@ -83,7 +83,7 @@ export const checkoutRoutes: RouteModule<CheckoutRouteDeps> = (server, app) => {
       schema: {
         summary: 'Price the selected, available cart lines as checkout would: discounts per line, shipping, points, and why each promotion or coupon did or did not apply',
         tags: ['cart'],
-        body: checkoutBody.pick({ couponIds: true, points: true, fulfilment: true, region: true }),
+        body: checkoutBody.pick({ couponIds: true, points: true, handover: true, region: true }),
       },
     },
     async (request) => {
@@ -104,10 +104,10 @@ export const checkoutRoutes: RouteModule<CheckoutRouteDeps> = (server, app) => {
 };
 
 /** A priced cart as the phone shows it. */
-function pricedView(c: PricedCart) {
+function pricedView(cart: PricedCart) {
   return {
-    currency: c.currency,
-    lines: c.lines.map((l) => ({
+    currency: cart.currency,
+    lines: cart.lines.map((l) => ({
       activitySkuId: l.activitySkuId,
       merchantId: l.merchantId,
       quantity: l.quantity,
@@ -118,13 +118,13 @@ function pricedView(c: PricedCart) {
       shippingFen: l.shipping_fen,
       payableFen: l.payable_fen,
     })),
-    merchants: c.merchants.map((m) => ({ merchantId: m.merchantId, subtotalFen: m.subtotal_fen, discountFen: m.discount_fen, shippingFen: m.shipping_fen, payableFen: m.payable_fen })),
-    itemsTotalFen: c.itemsTotal_fen,
-    discountTotalFen: c.discountTotal_fen,
-    shippingFen: c.shipping_fen,
-    payableFen: c.payable_fen,
-    applied: c.applied.map((d) => ({ source: d.source, id: d.id, amountFen: d.amount_fen })),
-    notApplied: c.notApplied,
-    points: c.points,
+    merchants: cart.merchants.map((m) => ({ merchantId: m.merchantId, subtotalFen: m.subtotal_fen, discountFen: m.discount_fen, shippingFen: m.shipping_fen, payableFen: m.payable_fen })),
+    itemsTotalFen: cart.itemsTotal_fen,
+    discountTotalFen: cart.discountTotal_fen,
+    shippingFen: cart.shipping_fen,
+    payableFen: cart.payable_fen,
+    applied: cart.applied.map((d) => ({ source: d.source, id: d.id, amountFen: d.amount_fen })),
+    notApplied: cart.notApplied,
+    points: cart.points,
   };
 }

@@ -19,7 +19,7 @@ export interface CheckoutRequest {
   couponIds?: number[] | undefined;
   /** Points to spend, up to their share of the payable. */
   points?: number | undefined;
-  fulfilment?: 'pickup' | 'delivery' | undefined;
+  handover?: 'pickup' | 'delivery' | undefined;
   region?: string | undefined;
 }
 

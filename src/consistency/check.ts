@@ -72,7 +72,7 @@ export function orderDatabases(platform: ConsistencyPlatform): Db[] {
 /**
  * Walks a check's candidates in key order, CANDIDATE_BATCH at a time, resuming from where the last
  * pass stopped and starting over after the end. Healthy rows in flight (an unpaid order's
- * reservation, locked coupon, frozen points) are candidates too until they settle; walking past
+ * reservation, locked coupon, frozen points) are candidates too until they end; walking past
  * them, rather than re-reading the oldest few each pass, keeps them from hiding the broken ones.
  */
 export async function walk<R, F>(

@@ -10,7 +10,7 @@ import { transaction } from '../platform/db/retry.ts';
 import { lockedCoupons as lockedCouponsOf, returnCoupons } from '../coupons/index.ts';
 import { heldReservations, releaseHeldStock } from '../inventory/index.ts';
 import { verifyCheckoutReservation } from '../checkout/index.ts';
-import { accountsWithFrozenPoints, endPointsFreeze, unsettledFreezes } from '../points/index.ts';
+import { accountsWithFrozenPoints, endPointsFreeze, openFreezes } from '../points/index.ts';
 import { orderFates, ORPHAN_GRACE_MS, parsePosition, position, walk, type Check, type Fate, type ReconcileContext, type RepairDone } from './check.ts';
 
 interface HoldFinding {
@@ -75,7 +75,7 @@ export const lockedCoupons: Check<HoldFinding> = {
 /**
  * Points frozen by an order that never appeared or was cancelled. The walk goes over the accounts
  * holding frozen points (few: only unpaid orders freeze), and reads their freezes that no deduct
- * or unfreeze settled.
+ * or unfreeze ended.
  */
 export const frozenPoints: Check<HoldFinding> = {
   name: 'frozen_points',
@@ -85,7 +85,7 @@ export const frozenPoints: Check<HoldFinding> = {
       'frozen_points',
       (after, limit) => accountsWithFrozenPoints(ctx.platform.db, { afterBuyerId: after === undefined ? undefined : Number(after), limit }),
       (buyerId) => String(buyerId),
-      async (buyerIds) => holdFindings(ctx, await unsettledFreezes(ctx.platform.db, buyerIds, ctx.now_ms - ORPHAN_GRACE_MS)),
+      async (buyerIds) => holdFindings(ctx, await openFreezes(ctx.platform.db, buyerIds, ctx.now_ms - ORPHAN_GRACE_MS)),
     ),
   async repair(ctx, f) {
     if (f.fate === 'never_placed') return undoNeverPlaced(ctx, f.key);

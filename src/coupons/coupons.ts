@@ -175,12 +175,12 @@ export function buyerCoupons(db: CouponsDb, buyerId: number, now_ms: number): Pr
  * locked by this very order (a resumed checkout). Refuses with `coupon_unavailable` naming it.
  */
 export async function couponsToUse(db: CouponsDb, buyerId: number, couponIds: readonly number[], orderNo: string | undefined, now_ms: number): Promise<Coupon[]> {
-  const found = new Map((await loadCoupons(db, buyerId, couponIds, now_ms)).map((c) => [c.couponId, c]));
+  const found = new Map((await loadCoupons(db, buyerId, couponIds, now_ms)).map((buyerCoupon) => [buyerCoupon.couponId, buyerCoupon]));
   return couponIds.map((id, i) => {
-    const c = found.get(id);
-    const usable = c && (c.state === 'available' || (c.state === 'locked' && orderNo !== undefined && c.orderNo === orderNo));
+    const buyerCoupon = found.get(id);
+    const usable = buyerCoupon && (buyerCoupon.state === 'available' || (buyerCoupon.state === 'locked' && orderNo !== undefined && buyerCoupon.orderNo === orderNo));
     if (!usable) throw new AppError('coupon_unavailable', { field: `couponIds.${i}` });
-    return c.coupon;
+    return buyerCoupon.coupon;
   });
 }
 

@@ -41,15 +41,15 @@ export const couponRoutes: RouteModule<CouponRouteDeps> = (server, app) => {
     const buyerId = subjectId(authorize(request, 'buyer'));
     const coupons = await buyerCoupons(app.db, buyerId, app.now());
     return {
-      coupons: coupons.map((c) => ({
-        couponId: c.couponId,
-        name: c.name,
-        state: c.expired && c.state === 'available' ? 'expired' : c.state,
-        orderNo: c.orderNo,
-        rule: c.coupon.rule,
-        scope: c.coupon.scope,
-        validFrom: new Date(c.coupon.valid_from_ms).toISOString(),
-        validUntil: new Date(c.coupon.valid_until_ms).toISOString(),
+      coupons: coupons.map((buyerCoupon) => ({
+        couponId: buyerCoupon.couponId,
+        name: buyerCoupon.name,
+        state: buyerCoupon.expired && buyerCoupon.state === 'available' ? 'expired' : buyerCoupon.state,
+        orderNo: buyerCoupon.orderNo,
+        rule: buyerCoupon.coupon.rule,
+        scope: buyerCoupon.coupon.scope,
+        validFrom: new Date(buyerCoupon.coupon.valid_from_ms).toISOString(),
+        validUntil: new Date(buyerCoupon.coupon.valid_until_ms).toISOString(),
       })),
     };
   });

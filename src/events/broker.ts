@@ -211,7 +211,7 @@ function runConsumer(consumer: Consumer, options: BrokerConsumersOptions): Broke
       stopped = true;
       await close?.();
       await loop;
-      await lanes.settled();
+      await lanes.untilFinished();
     },
   };
 }
@@ -280,7 +280,7 @@ class Lanes {
     this.tails.set(key, tail);
   }
 
-  async settled(): Promise<void> {
+  async untilFinished(): Promise<void> {
     await Promise.all([...this.tails.values()]);
   }
 }

@@ -43,7 +43,7 @@ export class EventBus {
   constructor(readonly db: EventsDb) {}
 
   subscribe(type: string, name: string, handler: EventHandler | TransactionalHandler): void {
-    if (this.list.some((c) => c.name === name)) throw new Error(`consumer ${name} is subscribed twice`);
+    if (this.list.some((consumer) => consumer.name === name)) throw new Error(`consumer ${name} is subscribed twice`);
     if (this.list.length >= MAX_CONSUMERS) throw new Error(`more than ${MAX_CONSUMERS} consumers`);
     this.list.push(typeof handler === 'function' ? { name, type, db: this.db, handle: handler } : { name, type, db: handler.db, apply: handler.apply });
   }
@@ -53,11 +53,11 @@ export class EventBus {
   }
 
   consumersOf(type: string): Consumer[] {
-    return this.list.filter((c) => c.type === type);
+    return this.list.filter((consumer) => consumer.type === type);
   }
 
   find(name: string): Consumer | undefined {
-    return this.list.find((c) => c.name === name);
+    return this.list.find((consumer) => consumer.name === name);
   }
 }
 

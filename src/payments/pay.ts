@@ -133,7 +133,7 @@ export async function startPayment(centre: PaymentCentre, request: StartPayment)
       return (await findPayment(db, payNo))!;
     } catch (error) {
       // Refused: this attempt is over. Unreachable: the channel may have the trade, so it stays
-      // open for the query job to settle, and the buyer may try again (which closes it first).
+      // open for the query job to decide, and the buyer may try again (which closes it first).
       if (isAppError(error, 'channel_unavailable')) centre.breakers.failed(request.channel, error.message, platform.now());
       if (isAppError(error, 'channel_refused')) {
         centre.breakers.succeeded(request.channel);
@@ -201,19 +201,19 @@ export async function followPayment(centre: PaymentCentre, payload: { payNo: str
   }
   const channel = centre.channels.get(payment.channel);
   if (!channel) throw new AppError('channel_not_configured', { details: { channel: payment.channel } });
-  let settled = false;
+  let decided = false;
   try {
     const trade = await channel.query(payment.payNo, { requested_at_ms: payment.created_at_ms });
     if (trade.state === 'succeeded' || trade.state === 'closed' || trade.state === 'failed') {
       await applyTradeResult(centre, trade);
-      settled = true;
+      decided = true;
     } else if (centre.platform.now() >= payment.expires_at_ms + CLOSE_GRACE_MS) {
       await closeAttempt(centre, payment);
-      settled = true;
+      decided = true;
     }
   } catch (error) {
     if (!isAppError(error, 'channel_unavailable')) throw error;
     centre.platform.log.warn({ payNo: payment.payNo, err: error }, 'payment query: the channel did not answer; asking again later');
   }
-  if (!settled) await transaction(db, (trx) => scheduleQuery(trx, payment.payNo, payload.attempt + 1, centre.platform.now()));
+  if (!decided) await transaction(db, (trx) => scheduleQuery(trx, payment.payNo, payload.attempt + 1, centre.platform.now()));
 }

@@ -15,7 +15,7 @@ import type { RefundReason } from './state.ts';
 import { findPayment, findRefund, mustShard, refundsOfPayment, shardOfNumber, updatePayment, updateRefund, type Payment, type Refund } from './store.ts';
 import type { PaymentsShardDb, PaymentsShardTransaction } from './tables.ts';
 
-/** Follows a refund the channel has not settled yet: asks again on this schedule, the last step repeating. */
+/** Follows a refund the channel has not made final yet: asks again on this schedule, the last step repeating. */
 export const REFUND_FOLLOW_JOB = 'payment.refund.follow';
 const REFUND_FOLLOW_BACKOFF_MS = [10_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000] as const;
 /** About a day of asking; after that the refund waits for reconciliation and a person. */
@@ -282,7 +282,7 @@ export async function driveRefund(centre: PaymentCentre, payNo: string, refundNo
     if (isAppError(error, 'channel_refused')) {
       answer = { payNo, refundNo, state: 'failed', failure: error.message.slice(0, 250) };
     } else if (isAppError(error, 'channel_unavailable')) {
-      centre.platform.log.warn({ payNo, refundNo, err: error }, 'refund not settled: the channel did not answer; the follow job asks again');
+      centre.platform.log.warn({ payNo, refundNo, err: error }, 'refund not final: the channel did not answer; the follow job asks again');
       return refund;
     } else throw error;
   }
@@ -367,12 +367,12 @@ export async function payPriceProtection(centre: PaymentCentre, claim: { orderNo
   await driveRefund(centre, payment.payNo, refundNo);
 }
 
-/** The follow job: drives the refund and, while it is unsettled, comes back later. */
+/** The follow job: drives the refund and, while it is still open, comes back later. */
 export async function followRefund(centre: PaymentCentre, payload: { payNo: string; refundNo: string; attempt: number }): Promise<void> {
   const refund = await driveRefund(centre, payload.payNo, payload.refundNo);
   if (refund.status === 'SUCCEEDED' || refund.status === 'FAILED') return;
   if (payload.attempt + 1 >= MAX_REFUND_FOLLOW_ATTEMPTS) {
-    centre.platform.log.error({ payNo: payload.payNo, refundNo: payload.refundNo }, 'refund still unsettled after a day of asking; reconciliation and a person must look');
+    centre.platform.log.error({ payNo: payload.payNo, refundNo: payload.refundNo }, 'refund still open after a day of asking; reconciliation and a person must look');
     return;
   }
   const db = mustShard(centre.platform, payload.payNo);

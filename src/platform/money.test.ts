@@ -12,9 +12,9 @@ describe('allocateFen (largest remainder)', () => {
     { total: 10, weights: [0, 5], parts: [0, 10] },
     { total: 5, weights: [1, 2, 3, 4], parts: [1, 1, 1, 2] }, // remainders tie at .5: the earlier part wins
   ];
-  for (const c of cases) {
-    it(`${c.total} over ${c.weights.join(':')} → ${c.parts.join(', ')}`, () => {
-      expect(allocateFen(c.total, c.weights)).toEqual(c.parts);
+  for (const testCase of cases) {
+    it(`${testCase.total} over ${testCase.weights.join(':')} → ${testCase.parts.join(', ')}`, () => {
+      expect(allocateFen(testCase.total, testCase.weights)).toEqual(testCase.parts);
     });
   }
 

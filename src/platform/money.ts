@@ -65,7 +65,7 @@ export function allocateFen(total_fen: number, weights: readonly number[]): numb
     for (let i = 0; i < n; i++) if (remainders[i]! > 0) keys[count++] = remainders[i]! * n + (n - 1 - i);
     assert(leftover <= count, 'largest remainder left more fen than remainders');
     const sorted = keys.subarray(0, count).sort();
-    for (let k = 0; k < leftover; k++) parts[n - 1 - (sorted[count - 1 - k]! % n)]! += 1;
+    for (let rank = 0; rank < leftover; rank++) parts[n - 1 - (sorted[count - 1 - rank]! % n)]! += 1;
   }
   return parts;
 }
@@ -84,8 +84,8 @@ function allocateExactly(total_fen: number, weights: readonly number[], even: bo
   });
   const order = parts.map((_, i) => i).filter((i) => remainders[i]! > 0n);
   order.sort((a, b) => (remainders[a] === remainders[b] ? a - b : remainders[a]! > remainders[b]! ? -1 : 1));
-  for (let k = 0; allocated < total_fen; k++) {
-    parts[order[k]!]! += 1;
+  for (let rank = 0; allocated < total_fen; rank++) {
+    parts[order[rank]!]! += 1;
     allocated += 1;
   }
   assert(sumFen(parts) === total_fen, 'allocation must sum to the total');

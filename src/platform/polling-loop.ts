@@ -74,7 +74,7 @@ export function pollingLoop(pass: () => Promise<number>, timing: { idle_ms: numb
       for (let i = 0; i < MAX_DRAIN_PASSES; i++) {
         if ((await runOnce()) === 0) return workDone - before;
       }
-      throw new Error('drain did not settle');
+      throw new Error('drain did not go quiet');
     },
     workDone: () => workDone,
     stop: async () => {

@@ -1,3 +1,3 @@
 export * from './points.ts';
 export type * from './tables.ts';
-export { accountsWithFrozenPoints, unsettledFreezes } from './stuck.ts';
+export { accountsWithFrozenPoints, openFreezes } from './stuck.ts';

@@ -3,7 +3,7 @@ import type { PointsDb } from './tables.ts';
 
 /**
  * What of the points' can be left stuck by a crash, for the consistency pass: points frozen by an
- * order long ago that no deduct or unfreeze settled. Whether that order ended is the orders
+ * order long ago that no deduct or unfreeze ended. Whether that order ended is the orders
  * module's to say; `endPointsFreeze(…, 'unfreeze')` gives them back.
  */
 
@@ -16,7 +16,7 @@ export async function accountsWithFrozenPoints(db: PointsDb, query: { afterBuyer
 }
 
 /** The orders whose freeze on these buyers' points, made before `frozenBefore_ms`, was never deducted or unfrozen. */
-export async function unsettledFreezes(db: PointsDb, buyerIds: readonly number[], frozenBefore_ms: number): Promise<string[]> {
+export async function openFreezes(db: PointsDb, buyerIds: readonly number[], frozenBefore_ms: number): Promise<string[]> {
   if (buyerIds.length === 0) return [];
   const freezes = await db
     .selectFrom('points_journal as f')

@@ -141,7 +141,7 @@ function applyPromotion(promotion: Promotion, work: Working[], now_ms: number): 
 
 /** Merchant coupons first (they are the merchant's money), then the platform's; ties by id. */
 function couponOrder(a: Coupon, b: Coupon): number {
-  const rank = (c: Coupon) => (c.issuer.kind === 'merchant' ? c.issuer.merchantId : Number.MAX_SAFE_INTEGER);
+  const rank = (coupon: Coupon) => (coupon.issuer.kind === 'merchant' ? coupon.issuer.merchantId : Number.MAX_SAFE_INTEGER);
   return rank(a) - rank(b) || (a.couponId < b.couponId ? -1 : a.couponId > b.couponId ? 1 : 0);
 }
 

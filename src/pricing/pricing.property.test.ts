@@ -60,7 +60,7 @@ const input: fc.Arbitrary<PricingInput> = fc
     ),
     memberLevel: fc.integer({ min: 0, max: 3 }),
     promotions: fc.uniqueArray(promotion, { maxLength: 10, selector: (p) => p.id }),
-    coupons: fc.uniqueArray(coupon, { maxLength: 5, selector: (c) => c.couponId }),
+    coupons: fc.uniqueArray(coupon, { maxLength: 5, selector: (drawn) => drawn.couponId }),
     toUse: fc.integer({ min: 0, max: 100_000 }),
     available: fc.integer({ min: 0, max: 100_000 }),
     pointsPerYuan: fc.constantFrom(1, 10, 100, 1000),
@@ -68,14 +68,14 @@ const input: fc.Arbitrary<PricingInput> = fc
   })
   .map(({ lines, memberLevel, promotions, coupons, toUse, available, pointsPerYuan, maxShare_bp }) => ({
     lines: lines.map((l) => ({ ...l, skuId: l.activitySkuId })),
-    buyer: { memberLevel, region: 'SH', fulfilment: 'pickup' as const },
+    buyer: { memberLevel, region: 'SH', handover: 'pickup' as const },
     promotions,
     coupons,
     points: { toUse, available },
     pointsPolicy: { pointsPerYuan, maxShare_bp },
     shippingRules: [1, 2, 3].map((merchantId) => ({
       merchantId,
-      fulfilment: 'pickup' as const,
+      handover: 'pickup' as const,
       charge: { kind: 'by_weight' as const, first_g: 1000, first_fen: 100 * merchantId, additional_g: 1000, additional_fen: 50 },
       freeAbove_fen: 20_000,
     })),

@@ -15,7 +15,7 @@ export const coupon = (id: string, rule: Coupon['rule'], over: Partial<Coupon> =
   couponId: id, templateId: `t-${id}`, issuer: { kind: 'platform' }, scope: { kind: 'platform' }, rule, valid_from_ms: NOW - DAY, valid_until_ms: NOW + DAY, ...over,
 });
 const price = (over: Partial<PricingInput>) =>
-  priceCart({ lines: [line(1)], buyer: { memberLevel: 0, region: 'SH', fulfilment: 'pickup' }, promotions: [], coupons: [], shippingRules: [], now_ms: NOW, ...over });
+  priceCart({ lines: [line(1)], buyer: { memberLevel: 0, region: 'SH', handover: 'pickup' }, promotions: [], coupons: [], shippingRules: [], now_ms: NOW, ...over });
 
 describe('item prices', () => {
   const cases: { name: string; line: PricingLine; level?: number; segments: [number, number, string][]; subtotal: number }[] = [
@@ -27,12 +27,12 @@ describe('item prices', () => {
     { name: 'stock-linked: allowance used up means list price', line: line(1, { quantity: 2, activityPriceUnitsLeft: 0 }), segments: [[2, 2000, 'list']], subtotal: 4000 },
     { name: 'stock-linked with a member price beyond the boundary', line: line(1, { quantity: 3, activityPriceUnitsLeft: 1, memberPrices: [{ level: 0, price_fen: 1500 }] }), segments: [[1, 1000, 'activity'], [2, 1500, 'member']], subtotal: 4000 },
   ];
-  for (const c of cases) {
-    it(c.name, () => {
-      const cart = price({ lines: [c.line], buyer: { memberLevel: c.level ?? 0, region: 'SH', fulfilment: 'pickup' } });
-      expect(cart.lines[0]!.segments.map((s) => [s.quantity, s.unitPrice_fen, s.basis])).toEqual(c.segments);
-      expect(cart.itemsTotal_fen).toBe(c.subtotal);
-      expect(cart.payable_fen).toBe(c.subtotal);
+  for (const testCase of cases) {
+    it(testCase.name, () => {
+      const cart = price({ lines: [testCase.line], buyer: { memberLevel: testCase.level ?? 0, region: 'SH', handover: 'pickup' } });
+      expect(cart.lines[0]!.segments.map((s) => [s.quantity, s.unitPrice_fen, s.basis])).toEqual(testCase.segments);
+      expect(cart.itemsTotal_fen).toBe(testCase.subtotal);
+      expect(cart.payable_fen).toBe(testCase.subtotal);
     });
   }
 });
@@ -58,12 +58,12 @@ describe('promotions', () => {
     { name: 'an exclusive promotion does not join lines another promotion took', lines: [line(1, { quantity: 10 })], promotions: [promo('s', { kind: 'percent_off', threshold_fen: 0, discount_bp: 1000 }, { priority: 5 }), promo('x', { kind: 'amount_off', threshold_fen: 1000, off_fen: 300 }, { stacking: 'exclusive' })], discount: 1000, applied: ['s'], notApplied: [['x', 'not_stackable']] },
     { name: 'a discount never exceeds the amount', lines: [line(1)], promotions: [promo('p', { kind: 'amount_off', threshold_fen: 500, off_fen: 99_999 })], discount: 1000, applied: ['p'] },
   ];
-  for (const c of cases) {
-    it(c.name, () => {
-      const cart = price({ lines: c.lines, promotions: c.promotions });
-      expect(cart.discountTotal_fen).toBe(c.discount);
-      expect(cart.applied.map((a) => a.id)).toEqual(c.applied);
-      expect(cart.notApplied.map((n) => [n.id, n.reason])).toEqual(c.notApplied ?? []);
+  for (const testCase of cases) {
+    it(testCase.name, () => {
+      const cart = price({ lines: testCase.lines, promotions: testCase.promotions });
+      expect(cart.discountTotal_fen).toBe(testCase.discount);
+      expect(cart.applied.map((a) => a.id)).toEqual(testCase.applied);
+      expect(cart.notApplied.map((n) => [n.id, n.reason])).toEqual(testCase.notApplied ?? []);
     });
   }
 });
@@ -85,12 +85,12 @@ describe('coupons', () => {
     { name: 'the same coupon twice', coupons: [coupon('a', fixed(100)), coupon('a', fixed(100))], discount: 100, applied: ['a'], notApplied: [['a', 'duplicate']] },
     { name: 'the coupon threshold counts what is left after promotions', lines: [line(1, { quantity: 3 })], promotions: [promo('p', { kind: 'amount_off', threshold_fen: 3000, off_fen: 500 })], coupons: [coupon('c', fixed(300, 3000))], discount: 500, applied: ['p'], notApplied: [['c', 'threshold_not_reached']] },
   ];
-  for (const c of cases) {
-    it(c.name, () => {
-      const cart = price({ lines: c.lines ?? [line(1)], promotions: c.promotions ?? [], coupons: c.coupons });
-      expect(cart.discountTotal_fen).toBe(c.discount);
-      expect(cart.applied.map((a) => a.id)).toEqual(c.applied);
-      expect(cart.notApplied.map((n) => [n.id, n.reason])).toEqual(c.notApplied ?? []);
+  for (const testCase of cases) {
+    it(testCase.name, () => {
+      const cart = price({ lines: testCase.lines ?? [line(1)], promotions: testCase.promotions ?? [], coupons: testCase.coupons });
+      expect(cart.discountTotal_fen).toBe(testCase.discount);
+      expect(cart.applied.map((a) => a.id)).toEqual(testCase.applied);
+      expect(cart.notApplied.map((n) => [n.id, n.reason])).toEqual(testCase.notApplied ?? []);
     });
   }
 });
@@ -104,46 +104,46 @@ describe('points', () => {
     { name: 'only whole fen: 1000 points per yuan', toUse: 155, available: 155, ppy: 1000, used: 150, fen: 15 },
     { name: 'nothing asked, nothing used', toUse: 0, available: 500, used: 0, fen: 0 },
   ];
-  for (const c of cases) {
-    it(c.name, () => {
-      const cart = price({ points: { toUse: c.toUse, available: c.available }, pointsPolicy: { ...policy, pointsPerYuan: c.ppy ?? policy.pointsPerYuan } });
-      expect(cart.points).toEqual({ used: c.used, discount_fen: c.fen });
-      expect(cart.payable_fen).toBe(1000 - c.fen);
+  for (const testCase of cases) {
+    it(testCase.name, () => {
+      const cart = price({ points: { toUse: testCase.toUse, available: testCase.available }, pointsPolicy: { ...policy, pointsPerYuan: testCase.ppy ?? policy.pointsPerYuan } });
+      expect(cart.points).toEqual({ used: testCase.used, discount_fen: testCase.fen });
+      expect(cart.payable_fen).toBe(1000 - testCase.fen);
     });
   }
 });
 
 describe('shipping', () => {
-  const delivery = { memberLevel: 0, region: 'SH', fulfilment: 'delivery' as const };
-  const byWeight: ShippingRule = { merchantId: 1, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g: 1000, first_fen: 800, additional_g: 500, additional_fen: 200 }, freeAbove_fen: 9900 };
+  const delivery = { memberLevel: 0, region: 'SH', handover: 'delivery' as const };
+  const byWeight: ShippingRule = { merchantId: 1, handover: 'delivery', charge: { kind: 'by_weight', first_g: 1000, first_fen: 800, additional_g: 500, additional_fen: 200 }, freeAbove_fen: 9900 };
   const cases: { name: string; lines: PricingLine[]; rules: ShippingRule[]; buyer?: typeof delivery; shipping: number }[] = [
-    { name: 'self-pickup with no rule costs nothing', lines: [line(1)], rules: [], buyer: { ...delivery, fulfilment: 'pickup' } as any, shipping: 0 },
-    { name: 'self-pickup goes through its rule', lines: [line(1)], rules: [{ merchantId: 1, fulfilment: 'pickup', charge: { kind: 'flat', fee_fen: 0 } }], buyer: { ...delivery, fulfilment: 'pickup' } as any, shipping: 0 },
+    { name: 'self-pickup with no rule costs nothing', lines: [line(1)], rules: [], buyer: { ...delivery, handover: 'pickup' } as any, shipping: 0 },
+    { name: 'self-pickup goes through its rule', lines: [line(1)], rules: [{ merchantId: 1, handover: 'pickup', charge: { kind: 'flat', fee_fen: 0 } }], buyer: { ...delivery, handover: 'pickup' } as any, shipping: 0 },
     { name: 'by weight: first kilo and each further half kilo', lines: [line(1, { quantity: 4 })], rules: [byWeight], shipping: 800 + 2 * 200 },
     { name: 'by weight: free above the threshold', lines: [line(1, { quantity: 10 })], rules: [byWeight], shipping: 0 },
-    { name: 'by pieces', lines: [line(1, { quantity: 5 })], rules: [{ merchantId: 1, fulfilment: 'delivery', charge: { kind: 'by_pieces', first_pieces: 2, first_fen: 500, additional_pieces: 1, additional_fen: 100 } }], shipping: 800 },
-    { name: 'a rule for the region wins over the default', lines: [line(1)], rules: [byWeight, { merchantId: 1, fulfilment: 'delivery', regions: ['SH'], charge: { kind: 'flat', fee_fen: 300 } }], shipping: 300 },
+    { name: 'by pieces', lines: [line(1, { quantity: 5 })], rules: [{ merchantId: 1, handover: 'delivery', charge: { kind: 'by_pieces', first_pieces: 2, first_fen: 500, additional_pieces: 1, additional_fen: 100 } }], shipping: 800 },
+    { name: 'a rule for the region wins over the default', lines: [line(1)], rules: [byWeight, { merchantId: 1, handover: 'delivery', regions: ['SH'], charge: { kind: 'flat', fee_fen: 300 } }], shipping: 300 },
     { name: 'each merchant ships on its own', lines: [line(1), line(2, { merchantId: 2 })], rules: [byWeight, { ...byWeight, merchantId: 2 }], shipping: 1600 },
   ];
-  for (const c of cases) {
-    it(c.name, () => {
-      const cart = price({ lines: c.lines, shippingRules: c.rules, buyer: c.buyer ?? delivery });
-      expect(cart.shipping_fen).toBe(c.shipping);
-      expect(cart.payable_fen).toBe(cart.itemsTotal_fen - cart.discountTotal_fen + c.shipping);
+  for (const testCase of cases) {
+    it(testCase.name, () => {
+      const cart = price({ lines: testCase.lines, shippingRules: testCase.rules, buyer: testCase.buyer ?? delivery });
+      expect(cart.shipping_fen).toBe(testCase.shipping);
+      expect(cart.payable_fen).toBe(cart.itemsTotal_fen - cart.discountTotal_fen + testCase.shipping);
     });
   }
   it('refuses a delivery the merchant does not make', () => {
     expect(() => price({ lines: [line(1)], shippingRules: [], buyer: delivery })).toThrow(PricingError);
   });
   it('charges shipping up to MAX_SHIPPING_FEE_FEN and refuses a rule that charges more, naming its merchant', () => {
-    const perPiece = (additional_fen: number): ShippingRule => ({ merchantId: 1, fulfilment: 'delivery', charge: { kind: 'by_pieces', first_pieces: 0, first_fen: 0, additional_pieces: 1, additional_fen } });
+    const perPiece = (additional_fen: number): ShippingRule => ({ merchantId: 1, handover: 'delivery', charge: { kind: 'by_pieces', first_pieces: 0, first_fen: 0, additional_pieces: 1, additional_fen } });
     expect(price({ lines: [line(1, { quantity: 2 })], shippingRules: [perPiece(MAX_SHIPPING_FEE_FEN / 2)], buyer: delivery }).shipping_fen).toBe(MAX_SHIPPING_FEE_FEN);
     const past = () => price({ lines: [line(1, { quantity: 2 })], shippingRules: [perPiece(MAX_SHIPPING_FEE_FEN / 2 + 1)], buyer: delivery });
     expect(past).toThrow(ShippingFeeTooHigh);
     expect(past).toThrow(/merchant 1/);
     // Far past 2^53 fen is the same refusal, not a broken sum.
     const heavy = line(1, { quantity: 99, weight_g: 1_000_000 });
-    const huge: ShippingRule = { merchantId: 1, fulfilment: 'delivery', charge: { kind: 'by_weight', first_g: 0, first_fen: 0, additional_g: 1, additional_fen: 1_000_000_000 } };
+    const huge: ShippingRule = { merchantId: 1, handover: 'delivery', charge: { kind: 'by_weight', first_g: 0, first_fen: 0, additional_g: 1, additional_fen: 1_000_000_000 } };
     expect(() => price({ lines: [heavy], shippingRules: [huge], buyer: delivery })).toThrow(ShippingFeeTooHigh);
   });
 });

@@ -1,7 +1,7 @@
 import type { PricingBuyer, PricingLine, ShippingRule } from './types.ts';
 
 /**
- * One merchant's shipping: the rule for the buyer's fulfilment and region (a rule naming the
+ * One merchant's shipping: the rule for the buyer's handover (pickup or delivery) and region (a rule naming the
  * region wins over the merchant's default), free above its threshold. Self-pickup goes
  * through the same rules; with no pickup rule it costs nothing. `undefined` means the
  * merchant does not deliver there.
@@ -13,9 +13,9 @@ export function shippingFee(
   buyer: PricingBuyer,
   goodsPayable_fen: number,
 ): number | undefined {
-  const candidates = rules.filter((r) => r.merchantId === merchantId && r.fulfilment === buyer.fulfilment);
+  const candidates = rules.filter((r) => r.merchantId === merchantId && r.handover === buyer.handover);
   const rule = candidates.find((r) => r.regions?.includes(buyer.region)) ?? candidates.find((r) => r.regions === undefined);
-  if (!rule) return buyer.fulfilment === 'pickup' ? 0 : undefined;
+  if (!rule) return buyer.handover === 'pickup' ? 0 : undefined;
   if (rule.freeAbove_fen !== undefined && goodsPayable_fen >= rule.freeAbove_fen) return 0;
   const charge = rule.charge;
   switch (charge.kind) {

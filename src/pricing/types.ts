@@ -19,12 +19,13 @@ export interface PricingLine {
   activityPriceUnitsLeft?: number;
 }
 
-export type Fulfilment = 'pickup' | 'delivery';
+/** How the goods are handed to the buyer: picked up at the leader's point, or delivered. */
+export type Handover = 'pickup' | 'delivery';
 
 export interface PricingBuyer {
   memberLevel: number;
   region: string;
-  fulfilment: Fulfilment;
+  handover: Handover;
 }
 
 /** Where a promotion or coupon applies. */
@@ -89,7 +90,7 @@ export interface PointsPolicy {
 
 export interface ShippingRule {
   merchantId: number;
-  fulfilment: Fulfilment;
+  handover: Handover;
   /** The regions it serves; absent means every region the merchant has no other rule for. */
   regions?: readonly string[];
   charge:

@@ -68,7 +68,7 @@ export type PromotionInput = z.infer<typeof promotionInput>;
 export const shippingRuleInput = z
   .object({
     merchantId: id,
-    fulfilment: z.enum(['pickup', 'delivery']),
+    handover: z.enum(['pickup', 'delivery']),
     regions: z.array(z.string().min(1).max(50)).min(1).max(100).optional(),
     charge: z.discriminatedUnion('kind', [
       z.object({ kind: z.literal('flat'), fee_fen: shippingFen }).strict(),
@@ -175,7 +175,7 @@ export async function createShippingRule(db: PromotionsDb, input: ShippingRuleIn
     db,
     db.insertInto('shipping_rules').values({
       merchant_id: input.merchantId,
-      fulfilment: input.fulfilment,
+      handover: input.handover,
       regions: input.regions ? JSON.stringify(input.regions) : null,
       charge: JSON.stringify(input.charge),
       free_above_fen: input.freeAboveFen ?? null,
@@ -183,7 +183,7 @@ export async function createShippingRule(db: PromotionsDb, input: ShippingRuleIn
     }),
   );
   cacheOf(db).shipping.delete(input.merchantId);
-  return { id: ruleId, merchantId: input.merchantId, fulfilment: input.fulfilment, ...(input.regions && { regions: input.regions }), charge: input.charge, ...(input.freeAboveFen !== undefined && { freeAbove_fen: input.freeAboveFen }) };
+  return { id: ruleId, merchantId: input.merchantId, handover: input.handover, ...(input.regions && { regions: input.regions }), charge: input.charge, ...(input.freeAboveFen !== undefined && { freeAbove_fen: input.freeAboveFen }) };
 }
 
 export async function shippingRulesOf(db: PromotionsDb, merchantIds: readonly number[]): Promise<ShippingRule[]> {
@@ -202,7 +202,7 @@ export async function shippingRulesOf(db: PromotionsDb, merchantIds: readonly nu
     for (const r of rows) {
       cache.get(r.merchant_id)!.rules.push({
         merchantId: r.merchant_id,
-        fulfilment: r.fulfilment as ShippingRule['fulfilment'],
+        handover: r.handover as ShippingRule['handover'],
         ...(r.regions !== null && { regions: JSON.parse(r.regions) as string[] }),
         charge: JSON.parse(r.charge),
         ...(r.free_above_fen !== null && { freeAbove_fen: r.free_above_fen }),

@@ -30,7 +30,7 @@ export interface PromotionRow {
 export interface ShippingRuleRow {
   id: Generated<number>;
   merchant_id: number;
-  fulfilment: string;
+  handover: string;
   regions: string | null;
   charge: string;
   free_above_fen: number | null;

@@ -79,7 +79,7 @@ async function createPaid(amount_fen = 1000): Promise<string> {
   const payNo = nextPayNo();
   await channel.create(createRequest(payNo, 'qr', amount_fen));
   await click(payNo);
-  await sandbox.core.settled();
+  await sandbox.core.untilDelivered();
   return payNo;
 }
 
@@ -188,7 +188,7 @@ describe('Alipay adapter against the Alipay sandbox', () => {
     // Alipay's send_pay_date is to the second.
     expect(trade.paid_at_ms).toBe(Math.floor(paid.paid_at_ms / 1000) * 1000);
     expect(await channel.query(nextPayNo())).toEqual(expect.objectContaining({ state: 'not_found' }));
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
   });
 
   it('3. one verified notification per payment; a mis-signed attempt is rejected and its retry accepted', async () => {
@@ -242,7 +242,7 @@ describe('Alipay adapter against the Alipay sandbox', () => {
     expect((await click(payNo)).status).toBe(409);
     expect((await channel.query(payNo)).state).toBe('closed');
     expect(await channel.close(payNo)).toBe('closed');
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     expect(acceptedFor(payNo).map((r) => r.notice)).toEqual([{ kind: 'trade', trade: expect.objectContaining({ payNo, state: 'closed' }) }]);
 
     expect(await channel.close(await createPaid())).toBe('already_paid');
@@ -273,7 +273,7 @@ describe('Alipay adapter against the Alipay sandbox', () => {
     // A fully refunded trade is TRADE_CLOSED at Alipay but was paid: still succeeded.
     expect(await channel.query(payNo)).toMatchObject({ state: 'succeeded', refunded_fen: 1000 });
 
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     const trades = acceptedFor(payNo).map(tradeOf);
     expect(trades.map((t) => [t.state, t.refunded_fen])).toEqual([['succeeded', undefined], ['succeeded', 300], ['succeeded', 1000]]);
     const statuses = acceptedFor(payNo).map((r) => new URLSearchParams(r.request.rawBody).get('trade_status'));
@@ -289,7 +289,7 @@ describe('Alipay adapter against the Alipay sandbox', () => {
 
     const finished = await fetch(`${sandbox.url}/sandbox/trades/alipay/${payNo}/finish`, { method: 'POST' });
     expect(finished.status).toBe(200);
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     expect(acceptedFor(payNo).at(-1)!.notice).toMatchObject({ kind: 'trade', trade: { state: 'succeeded', finished: true } });
     expect(await channel.query(payNo)).toMatchObject({ state: 'succeeded', finished: true });
     const late = await rejection(channel.refund({ payNo, refundNo: `${payNo}L`, amount_fen: 100, total_fen: 500, reason: 'test', notifyUrl: `${notifyBase}/n` }));
@@ -302,7 +302,7 @@ describe('Alipay adapter against the Alipay sandbox', () => {
     await channel.create(createRequest(payNo, 'qr', 888, '鸡蛋, 30枚 "散养"'));
     await click(payNo);
     await channel.refund({ payNo, refundNo: `${payNo}R1`, amount_fen: 88, total_fen: 888, reason: 'test', notifyUrl: `${notifyBase}/n` });
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
 
     const date = chinaDate(Date.now());
     const file = await channel.downloadBill(date);

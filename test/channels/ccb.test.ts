@@ -160,7 +160,7 @@ describe('CCB: query', () => {
 describe('CCB: notifications', () => {
   it('after the Pay click exactly one verified payment notice arrives and is acknowledged', async () => {
     const payNo = await paidTrade(1500);
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     const got = forOrder(payNo);
     expect(got).toHaveLength(1);
     expect(got[0]!.notice).toEqual({ kind: 'trade', trade: { payNo, state: 'succeeded', amount_fen: 1500 } });
@@ -173,7 +173,7 @@ describe('CCB: notifications', () => {
     const action = await create(payNo, 'page', 1800);
     await fetch((action as { url: string }).url, { redirect: 'manual' });
     expect((await pay(payNo)).status).toBe(200);
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     const got = forOrder(payNo);
     expect(got).toHaveLength(1);
     expect(new URLSearchParams(got[0]!.rawBody).get('TYPE')).toBe('1');
@@ -183,7 +183,7 @@ describe('CCB: notifications', () => {
   it('a mis-signed attempt is rejected and the retry after it is accepted', async () => {
     await setFaults({ misSign: 1 });
     const payNo = await paidTrade(1600);
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     const got = forOrder(payNo);
     expect(got.map((r) => r.errorCode ?? 'accepted')).toEqual(['notification_rejected', 'accepted']);
     expect(got[1]!.notice).toMatchObject({ kind: 'trade', trade: { payNo, state: 'succeeded' } });
@@ -193,7 +193,7 @@ describe('CCB: notifications', () => {
 
   it('forged notices are all rejected; the genuine one verifies as a form or as a query string', async () => {
     const payNo = await paidTrade(1700);
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     const genuine = new URLSearchParams(forOrder(payNo)[0]!.rawBody);
     const parse = (rawBody: string, url = '/notify/ccb') => ccb.parseNotification({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded' }, rawBody });
 
@@ -262,7 +262,7 @@ describe('CCB: refunds', () => {
     expect((await ccb.queryRefund(payNo, `${payNo}R9`)).state).toBe('not_found');
 
     // CCB answers refunds at once and sends no refund notice: only the payment was notified.
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     expect(forOrder(payNo).map((r) => r.notice?.kind)).toEqual(['trade']);
   });
 

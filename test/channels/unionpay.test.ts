@@ -157,7 +157,7 @@ describe('unionpay: query and notification', () => {
     expect(trade.channelTradeNo).toMatch(/^\d{21}$/);
     const notice = await waitFor(() => noticesFor(payNo)[0]);
     expect(notice).toEqual({ kind: 'trade', trade });
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     expect(noticesFor(payNo)).toHaveLength(1);
   });
 
@@ -166,7 +166,7 @@ describe('unionpay: query and notification', () => {
     sandbox.core.setFaults({ misSign: 1 });
     await payClick(payNo);
     await waitFor(() => noticesFor(payNo)[0]);
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     const attempts = sandbox.core.deliveries.filter((d) => d.channel === 'unionpay').slice(-2);
     expect(attempts.map((a) => [a.misSigned, a.status, a.acknowledged])).toEqual([
       [true, 400, false],

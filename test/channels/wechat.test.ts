@@ -147,7 +147,7 @@ describe('query', () => {
 describe('notifications', () => {
   it('one verified trade notice per payment, acknowledged by the answer that stops retries', async () => {
     const payNo = await paidTrade(990);
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     expect(noticesFor(payNo)).toEqual([
       { kind: 'trade', trade: { payNo, state: 'succeeded', channelTradeNo: sandbox.core.trade('wechat', payNo)!.tradeNo, amount_fen: 990, paid_at_ms: expect.any(Number) } },
     ]);
@@ -163,7 +163,7 @@ describe('notifications', () => {
     const faults = await fetch(`${sandbox.url}/sandbox/faults`, { method: 'POST', body: JSON.stringify({ misSign: 1 }) });
     expect(faults.status).toBe(200);
     const payNo = await paidTrade(1200);
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     const attempts = received.slice(before);
     expect(attempts).toHaveLength(2);
     expect(isAppError(attempts[0]!.error, 'notification_rejected')).toBe(true);
@@ -255,7 +255,7 @@ describe('refund', () => {
     expect(await channel.queryRefund(payNo, `${payNo}-none`)).toEqual({ payNo, refundNo: `${payNo}-none`, state: 'not_found' });
     expect(await channel.query(payNo)).toMatchObject({ state: 'succeeded', amount_fen: 1000 });
 
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     const refunds = noticesFor(payNo).filter((n) => n.kind === 'refund');
     expect(refunds).toEqual([
       { kind: 'refund', refund: { payNo, refundNo: `${payNo}-R1`, state: 'succeeded', channelRefundNo: first.channelRefundNo, amount_fen: 300, succeeded_at_ms: expect.any(Number) } },
@@ -269,7 +269,7 @@ describe('refund', () => {
     const refund = { payNo, refundNo: `${payNo}-F`, amount_fen: 800, total_fen: 800, reason: 'cancelled', notifyUrl };
     expect(await channel.refund(refund)).toMatchObject({ state: 'failed', amount_fen: 800 });
     expect(await channel.queryRefund(payNo, refund.refundNo)).toMatchObject({ state: 'failed' });
-    await sandbox.core.settled();
+    await sandbox.core.untilDelivered();
     expect(noticesFor(payNo).filter((n) => n.kind === 'refund')).toMatchObject([{ refund: { refundNo: refund.refundNo, state: 'failed' } }]);
   });
 });

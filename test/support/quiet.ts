@@ -19,7 +19,7 @@ export async function untilQuiet(...targets: (Harness | App)[]): Promise<void> {
     if (!('app' in only)) return only.drain();
     if (!only.sandbox) return only.app.drain();
     for (let round = 0; round < SANDBOX_ROUNDS; round++) {
-      await only.sandbox.core.settled();
+      await only.sandbox.core.untilDelivered();
       await only.app.drain();
     }
     return;

@@ -49,15 +49,15 @@ export async function loadUnderLock(flashSale: FlashSale, db: FlashSaleDb, activ
   if (!activity || !activity.hot || now_ms >= activity.ends_at_ms) return 'not_hot';
   const skuIds = await activitySkuIdsOf(db, activityId);
   const snapshot = await gateAndSnapshot(db, activityId, skuIds);
-  const k = keysOf(flashSale, activityId);
-  const all = [k.avail, k.bought, k.orders, k.loaded, k.seq, k.lock];
+  const keys = keysOf(flashSale, activityId);
+  const all = [keys.avail, keys.bought, keys.orders, keys.loaded, keys.seq, keys.lock];
   if ((await runScript(flashSale, CLEAR, all, [token])) !== 1) throw lockLost(activityId);
   const { records, bought, available } = whatRedisHolds(snapshot);
   for (let i = 0; i < Math.max(records.length, bought.length); i += LOAD_BATCH_RECORDS) {
     const chunk = records.slice(i, i + LOAD_BATCH_RECORDS);
     const counts = bought.slice(i, i + LOAD_BATCH_RECORDS);
     const args = [token, chunk.length, ...chunk.flat(), ...counts.flat()];
-    if ((await runScript(flashSale, LOAD_RECORDS, [k.orders, k.bought, k.lock], args)) !== 1) throw lockLost(activityId);
+    if ((await runScript(flashSale, LOAD_RECORDS, [keys.orders, keys.bought, keys.lock], args)) !== 1) throw lockLost(activityId);
   }
   const info = JSON.stringify({ loaded_at_ms: now_ms, skus: skuIds.length, records: records.length });
   const finish = [token, activity.ends_at_ms + KEY_RETENTION_MS, info, ...[...available].flat()];
@@ -116,8 +116,8 @@ export async function unloadActivity(flashSale: FlashSale, db: FlashSaleDb, acti
   const deadline_ms = Date.now() + LOAD_WAIT_MS;
   for (;;) {
     const outcome = await withActivityLock(flashSale, activityId, async (token) => {
-      const k = keysOf(flashSale, activityId);
-      if ((await runScript(flashSale, CLEAR, [k.avail, k.bought, k.orders, k.loaded, k.seq, k.lock], [token])) !== 1) throw lockLost(activityId);
+      const keys = keysOf(flashSale, activityId);
+      if ((await runScript(flashSale, CLEAR, [keys.avail, keys.bought, keys.orders, keys.loaded, keys.seq, keys.lock], [token])) !== 1) throw lockLost(activityId);
       const skus = await ungate(db, activityId, now_ms);
       flashSale.log.info({ activityId, skus }, 'flash sale: gave the activity’s stock back to the database');
     });
@@ -153,8 +153,8 @@ export async function adjustFlashSaleStock(
   const deadline_ms = Date.now() + LOAD_WAIT_MS;
   for (;;) {
     const outcome = await withActivityLock(flashSale, activityId, async (token) => {
-      const k = keysOf(flashSale, activityId);
-      if ((await runScript(flashSale, PAUSE, [k.loaded, k.lock], [token])) !== 1) throw lockLost(activityId);
+      const keys = keysOf(flashSale, activityId);
+      if ((await runScript(flashSale, PAUSE, [keys.loaded, keys.lock], [token])) !== 1) throw lockLost(activityId);
       try {
         return await adjustStock(db, input, now_ms, await pendingUnits(db, input.activitySkuId));
       } finally {

@@ -8,7 +8,7 @@
  * the pending units Redis holds as granted, minus the returned units Redis is still to count
  * (returns.ts; returns a crash left half done are finished here first). It should be zero; it
  * is not after a Redis write lost to a crash, or a hand edit. A measurement counts only if Redis
- * did not change meanwhile, and a repair is made only when two measurements RECONCILE_SETTLE_MS
+ * did not change meanwhile, and a repair is made only when two measurements RECONCILE_REMEASURE_MS
  * apart agree, so a checkout half way through (pending written, Redis not yet asked) is never
  * mistaken for drift.
  */
@@ -21,7 +21,7 @@ import { finishFlashSaleReturns } from './returns.ts';
 import { RECONCILE } from './scripts.ts';
 import type { FlashSaleDb } from '../tables.ts';
 
-export const RECONCILE_SETTLE_MS = 200;
+export const RECONCILE_REMEASURE_MS = 200;
 /** An activity with more pending (and returning) reservations than this is too busy to measure; the next pass tries again. */
 export const MAX_RECONCILE_PENDING = 5_000;
 export const FLASH_SALE_UPKEEP_INTERVAL_MS = 10_000;
@@ -72,7 +72,7 @@ export async function reconcileActivity(flashSale: FlashSale, db: FlashSaleDb, a
     if (first === 'busy') return 'busy' as const;
     const drifts = new Map([...first].filter(([, m]) => m.drift !== 0).map(([sku, m]) => [sku, m.drift]));
     if (drifts.size === 0) return [];
-    await sleep(RECONCILE_SETTLE_MS);
+    await sleep(RECONCILE_REMEASURE_MS);
     const second = await measure(flashSale, db, activityId, skuIds, token, drifts);
     if (second === 'busy') return 'busy' as const;
     const repairs: DriftRepair[] = [];
@@ -104,9 +104,9 @@ async function measure(
   token: string,
   repairs: Map<number, number>,
 ): Promise<Map<number, Measurement> | 'busy'> {
-  const k = keysOf(flashSale, activityId);
+  const keys = keysOf(flashSale, activityId);
   // Read before the database: any grant or give-back after this point makes the answer 'busy'.
-  const seq0 = (await redisCall(() => flashSale.redis.get(k.seq))) ?? '0';
+  const seq0 = (await redisCall(() => flashSale.redis.get(keys.seq))) ?? '0';
   const snapshot = await reconcileSnapshot(db, skuIds);
   const rowCount = [...snapshot.pending.values(), ...snapshot.returning.values()].reduce((n, rows) => n + rows.length, 0);
   if (rowCount > MAX_RECONCILE_PENDING) return 'busy';
@@ -117,7 +117,7 @@ async function measure(
     args.push(sku, snapshot.available.get(sku) ?? 0, repairs.get(sku) ?? 0, pending.length, returning.length);
     args.push(...pending.flatMap((reservation) => [reservation.orderNo, reservation.quantity]), ...returning.flatMap((reservation) => [reservation.orderNo, reservation.quantity]));
   }
-  const answer = (await runScript(flashSale, RECONCILE, [k.avail, k.orders, k.loaded, k.seq, k.lock], args)) as string[];
+  const answer = (await runScript(flashSale, RECONCILE, [keys.avail, keys.orders, keys.loaded, keys.seq, keys.lock], args)) as string[];
   if (answer[0] !== 'ok') return 'busy';
   const out = new Map<number, Measurement>();
   for (let i = 1; i < answer.length; i += 4) {

@@ -114,19 +114,19 @@ export async function redisCall<T>(work: () => Promise<T>): Promise<T> {
  */
 function answeredInTime<T>(command: Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const settle = (finish: () => void) => {
-      if (settled) return;
-      settled = true;
+    let finished = false;
+    const finishOnce = (finish: () => void) => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
       finish();
     };
     const timer = setTimeout(() => {
-      setImmediate(() => settle(() => reject(new Error(`Redis did not answer within ${REDIS_COMMAND_TIMEOUT_MS} ms`))));
+      setImmediate(() => finishOnce(() => reject(new Error(`Redis did not answer within ${REDIS_COMMAND_TIMEOUT_MS} ms`))));
     }, REDIS_COMMAND_TIMEOUT_MS);
     command.then(
-      (value) => settle(() => resolve(value)),
-      (error: unknown) => settle(() => reject(error)),
+      (value) => finishOnce(() => resolve(value)),
+      (error: unknown) => finishOnce(() => reject(error)),
     );
   });
 }

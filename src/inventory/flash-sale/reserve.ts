@@ -33,8 +33,8 @@ function byActivity<T extends { activityId: number }>(items: readonly T[]): Map<
 export async function flashSaleAvailable(flashSale: FlashSale, items: readonly { activityId: number; activitySkuId: number }[]): Promise<Map<number, number>> {
   const available = new Map<number, number>();
   for (const [activityId, group] of byActivity(items)) {
-    const k = keysOf(flashSale, activityId);
-    const counts = (await runScript(flashSale, AVAILABLE, [k.avail, k.loaded], group.map((i) => i.activitySkuId))) as (string | null)[] | null;
+    const keys = keysOf(flashSale, activityId);
+    const counts = (await runScript(flashSale, AVAILABLE, [keys.avail, keys.loaded], group.map((i) => i.activitySkuId))) as (string | null)[] | null;
     if (!counts) continue;
     group.forEach((item, i) => {
       if (counts[i] != null) available.set(item.activitySkuId, Number(counts[i]));
@@ -52,10 +52,10 @@ export async function flashSaleAvailable(flashSale: FlashSale, items: readonly {
  */
 export async function grantFlashSale(flashSale: FlashSale, db: InventoryDb, orderNo: string, buyerId: number, items: readonly FlashSaleItem[], now_ms: number): Promise<void> {
   for (const [activityId, group] of byActivity(items)) {
-    const k = keysOf(flashSale, activityId);
+    const keys = keysOf(flashSale, activityId);
     const args = [orderNo, String(buyerId), ...group.flatMap((i) => [i.activitySkuId, i.quantity, i.purchaseLimit ?? -1])];
     for (let attempt = 1; ; attempt++) {
-      const answer = (await runScript(flashSale, RESERVE, [k.avail, k.bought, k.orders, k.loaded, k.seq], args)) as string[];
+      const answer = (await runScript(flashSale, RESERVE, [keys.avail, keys.bought, keys.orders, keys.loaded, keys.seq], args)) as string[];
       const outcome = answer[0] === 'repeat' ? repeated(answer[1]!) : answer;
       if (outcome[0] === 'reserved') break;
       if (outcome[0] === 'refused') {
@@ -91,8 +91,8 @@ export async function releaseFlashSaleReservations(flashSale: FlashSale, db: Inv
   const gated = await gatedReservationsOf(db, orderNo);
   let released = 0;
   for (const activityId of [...gated.keys()].sort((a, b) => a - b)) {
-    const k = keysOf(flashSale, activityId);
-    const answer = await runScript(flashSale, RELEASE, [k.avail, k.bought, k.orders, k.loaded, k.seq], [orderNo]);
+    const keys = keysOf(flashSale, activityId);
+    const answer = await runScript(flashSale, RELEASE, [keys.avail, keys.bought, keys.orders, keys.loaded, keys.seq], [orderNo]);
     if (answer === 'released') released += 1;
   }
   return released;

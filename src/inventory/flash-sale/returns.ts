@@ -52,10 +52,10 @@ async function countInRedis(
   group: readonly { activitySkuId: number; quantity: number }[],
   now_ms: number,
 ): Promise<number | 'not_hot'> {
-  const k = keysOf(flashSale, activityId);
+  const keys = keysOf(flashSale, activityId);
   const args = [orderNo, ...group.flatMap((r) => [r.activitySkuId, r.quantity])];
   for (let attempt = 1; ; attempt++) {
-    const answer = await runScript(flashSale, RETURN, [k.avail, k.orders, k.loaded, k.seq], args);
+    const answer = await runScript(flashSale, RETURN, [keys.avail, keys.orders, keys.loaded, keys.seq], args);
     if (answer !== 'not_loaded') return Number(answer);
     // Redis lost the activity (or is loading it): the load takes the units from the database's
     // available and marks them counted, so the RETURN after it adds nothing twice.

@@ -286,7 +286,7 @@ function refundFrom(payNo: string, refundNo: string, code: string | undefined, f
 /** The browser form of a front transaction, as AcpService.createAutoFormHtml builds it (values escaped). */
 function autoSubmitForm(action: string, fields: AcpFields): string {
   const inputs = Object.entries(fields)
-    .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v)}"/>`)
+    .map(([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}"/>`)
     .join('');
   return (
     `<html><head><meta http-equiv="Content-Type" content="text/html; charset=UTF-8"/></head><body>` +
@@ -296,5 +296,5 @@ function autoSubmitForm(action: string, fields: AcpFields): string {
 }
 
 function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return text.replace(/[&<>"']/g, (character) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[character]!);
 }

@@ -136,7 +136,7 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
       if (reply.status === 404 && code === 'ORDER_NOT_EXIST') return 'not_found';
       if (reply.status >= 500 || reply.status === 429 || reply.status === 401) throw refusal(reply);
       // Which code WeChat gives for a trade past closing is not certain (ORDER_CLOSED, TRADE_ERROR, …):
-      // the trade's own state settles it.
+      // the trade's own state decides it.
       const trade = await query(payNo);
       if (trade.state === 'succeeded') return 'already_paid';
       if (trade.state === 'closed' || trade.state === 'failed') return 'closed';

@@ -39,10 +39,10 @@ describe('bearer tokens', () => {
     { name: 'signed by a previous secret still accepted', token: signToken(OLD, { role: 'buyer', subject: '42' }, now, 3600), secrets: [SECRET, OLD], valid: true },
     { name: 'signed by a secret no longer accepted', token: signToken(OLD, { role: 'buyer', subject: '42' }, now, 3600), valid: false },
   ];
-  for (const c of cases) {
-    it(c.name, () => {
-      const principal = verifyToken(c.secrets ?? [SECRET], c.token, c.at ?? now);
-      if (c.valid) expect(principal).toMatchObject({ role: 'buyer', subject: '42' });
+  for (const testCase of cases) {
+    it(testCase.name, () => {
+      const principal = verifyToken(testCase.secrets ?? [SECRET], testCase.token, testCase.at ?? now);
+      if (testCase.valid) expect(principal).toMatchObject({ role: 'buyer', subject: '42' });
       else expect(principal).toBeUndefined();
     });
   }

@@ -227,8 +227,8 @@ export class SandboxCore {
   }
 
   /** Waits until every notification is delivered, acknowledged or out of retries. */
-  settled(): Promise<void> {
-    return this.sender.settled();
+  untilDelivered(): Promise<void> {
+    return this.sender.untilDelivered();
   }
 
   stop(): void {

@@ -78,7 +78,7 @@ export class NotificationSender {
   }
 
   /** Waits until every notification is delivered, acknowledged or out of retries. */
-  async settled(): Promise<void> {
+  async untilDelivered(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 

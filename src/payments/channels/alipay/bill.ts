@@ -32,7 +32,7 @@ export function parseAlipayBill(file: Uint8Array): BillRecord[] {
   const records: BillRecord[] = [];
   for (const line of lines) {
     if (line.trim() === '' || line.startsWith('#')) continue;
-    const cells = splitCsvLine(line).map((c) => c.trim());
+    const cells = splitCsvLine(line).map((cell) => cell.trim());
     if (!header) {
       header = cells;
       for (const name of Object.values(COLUMN)) if (!header.includes(name)) throw unreadable(`the bill has no column ${name}`);
@@ -73,7 +73,7 @@ function detailFile(file: Uint8Array): Uint8Array {
 
 function readableName(name: string): string {
   if (name.includes(DETAIL_SUFFIX)) return name;
-  if ([...name].every((c) => c.charCodeAt(0) < 256)) return iconv.decode(Buffer.from(name, 'latin1'), 'gbk');
+  if ([...name].every((character) => character.charCodeAt(0) < 256)) return iconv.decode(Buffer.from(name, 'latin1'), 'gbk');
   return name;
 }
 
@@ -83,18 +83,18 @@ function splitCsvLine(line: string): string[] {
   let cell = '';
   let quoted = false;
   for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
+    const character = line[i]!;
     if (quoted) {
-      if (c === '"' && line[i + 1] === '"') (cell += '"'), i++;
-      else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"' && cell.trim() === '') {
+      if (character === '"' && line[i + 1] === '"') (cell += '"'), i++;
+      else if (character === '"') quoted = false;
+      else cell += character;
+    } else if (character === '"' && cell.trim() === '') {
       quoted = true;
       cell = '';
-    } else if (c === ',') {
+    } else if (character === ',') {
       cells.push(cell);
       cell = '';
-    } else cell += c;
+    } else cell += character;
   }
   cells.push(cell);
   return cells;

@@ -150,7 +150,7 @@ export const BILL_FILE_PATH = 'merchant/shls';
 export type XmlFields = ReadonlyArray<readonly [string, string | ReadonlyArray<readonly [string, string]>]>;
 
 function escapeXml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
+  return text.replace(/[&<>"']/g, (character) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[character]!);
 }
 
 function unescapeXml(text: string): string {
@@ -230,8 +230,8 @@ export function decodeGb18030(bytes: Uint8Array): string {
 function percentEncode(bytes: Uint8Array): string {
   let out = '';
   for (const b of bytes) {
-    const c = String.fromCharCode(b);
-    out += /[A-Za-z0-9*\-._]/.test(c) ? c : b === 0x20 ? '+' : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+    const character = String.fromCharCode(b);
+    out += /[A-Za-z0-9*\-._]/.test(character) ? character : b === 0x20 ? '+' : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }
@@ -239,12 +239,12 @@ function percentEncode(bytes: Uint8Array): string {
 function percentDecode(text: string): Buffer {
   const bytes: number[] = [];
   for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c === '+') bytes.push(0x20);
-    else if (c === '%' && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 1, i + 3))) {
+    const character = text[i]!;
+    if (character === '+') bytes.push(0x20);
+    else if (character === '%' && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 1, i + 3))) {
       bytes.push(parseInt(text.slice(i + 1, i + 3), 16));
       i += 2;
-    } else bytes.push(...Buffer.from(c, 'utf8'));
+    } else bytes.push(...Buffer.from(character, 'utf8'));
   }
   return Buffer.from(bytes);
 }

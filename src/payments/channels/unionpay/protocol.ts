@@ -33,9 +33,9 @@ export const RESP_NOT_FOUND = '34';
 /** `k=v&…` over every field but `signature`, keys in Java TreeMap (UTF-16) order, values as they are. */
 export function signingString(fields: AcpFields): string {
   return Object.keys(fields)
-    .filter((k) => k !== 'signature')
+    .filter((name) => name !== 'signature')
     .sort()
-    .map((k) => `${k}=${fields[k]}`)
+    .map((name) => `${name}=${fields[name]}`)
     .join('&');
 }
 
@@ -50,7 +50,7 @@ function digestHex(fields: AcpFields): string {
  */
 export function signFields(fields: AcpFields, privateKeyPem: string, certId?: string): AcpFields {
   const kept: AcpFields = {};
-  for (const [k, v] of Object.entries(fields)) if (v.trim() !== '') kept[k] = v.trim();
+  for (const [name, value] of Object.entries(fields)) if (value.trim() !== '') kept[name] = value.trim();
   if (certId !== undefined) kept.certId = certId;
   const signature = createSign('RSA-SHA256').update(digestHex(kept), 'utf8').sign(privateKeyPem, 'base64');
   return { ...kept, signature };
@@ -94,8 +94,8 @@ export function verifyFromUnionpay(fields: AcpFields, trust: TrustAnchors, now_m
   } catch {
     return 'certificate unreadable';
   }
-  for (const c of [cert, middle, root]) {
-    if (!(Date.parse(c.validFrom) <= now_ms && now_ms <= Date.parse(c.validTo))) return 'certificate outside its validity';
+  for (const certificate of [cert, middle, root]) {
+    if (!(Date.parse(certificate.validFrom) <= now_ms && now_ms <= Date.parse(certificate.validTo))) return 'certificate outside its validity';
   }
   const chained =
     middle.ca && cert.checkIssued(middle) && cert.verify(middle.publicKey) && middle.checkIssued(root) && middle.verify(root.publicKey) && root.verify(root.publicKey);
@@ -119,16 +119,16 @@ export function certIdOf(certPem: string): string {
 /** A request body, URL-encoded as the SDK's HttpClient posts it. */
 export function formEncode(fields: AcpFields): string {
   return Object.entries(fields)
-    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+    .map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`)
     .join('&');
 }
 
 /** A URL-encoded form (requests, notifications); a repeated key makes the message ambiguous and is refused. */
 export function formDecode(body: string): AcpFields | undefined {
   const fields: AcpFields = {};
-  for (const [k, v] of new URLSearchParams(body)) {
-    if (Object.hasOwn(fields, k)) return undefined;
-    fields[k] = v;
+  for (const [name, value] of new URLSearchParams(body)) {
+    if (Object.hasOwn(fields, name)) return undefined;
+    fields[name] = value;
   }
   return fields;
 }
@@ -136,7 +136,7 @@ export function formDecode(body: string): AcpFields | undefined {
 /** A synchronous response body: raw `k=v&…`, not URL-encoded. */
 export function responseEncode(fields: AcpFields): string {
   return Object.entries(fields)
-    .map(([k, v]) => `${k}=${v}`)
+    .map(([name, value]) => `${name}=${value}`)
     .join('&');
 }
 
@@ -150,9 +150,9 @@ export function responseDecode(body: string): AcpFields | undefined {
   let token = '';
   let closer = '';
   const put = (): boolean => {
-    const k = key ?? token;
-    if (k.length === 0 || Object.hasOwn(fields, k)) return false;
-    fields[k] = key === undefined ? '' : token;
+    const name = key ?? token;
+    if (name.length === 0 || Object.hasOwn(fields, name)) return false;
+    fields[name] = key === undefined ? '' : token;
     return true;
   };
   for (const ch of body) {

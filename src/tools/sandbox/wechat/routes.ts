@@ -125,7 +125,7 @@ export function refundRoutes({ core, route }: RouteContext): void {
       core.renotify({ kind: 'refunded', trade, refund });
       return { status: 200, body: refundBody(trade, refund) };
     }
-    // WeChat accepts a refund first and settles it after; a query a moment later says SUCCESS.
+    // WeChat accepts a refund first and completes it after; a query a moment later says SUCCESS.
     return { status: 200, body: refundBody(trade, refund, 'PROCESSING') };
   });
 
