@@ -8,7 +8,7 @@ import type { ConsistencyTables } from './tables.ts';
 
 /** The consistency pass runs on what the payment centre runs on, and keeps its repairs beside. */
 export interface ConsistencyPlatform extends Platform<OrdersMainTables & PaymentsMainTables & ConsistencyTables & EventsTables, OrdersShardTables & PaymentsShardTables>, Pick<PaymentsPlatform, 'flashSale'> {}
-type Db = ConsistencyPlatform['shards']['databases'][number];
+type OrderShardDb = ConsistencyPlatform['shards']['databases'][number];
 
 /**
  * What a check is: one query (per database) that finds what is broken, and a repair for each
@@ -65,7 +65,7 @@ export const MAX_CANDIDATES_PER_CHECK = 2_000;
 export const MAX_REPAIRS_PER_CHECK = 100;
 
 /** The distinct order databases (a URL listed twice is one database). */
-export function orderDatabases(platform: ConsistencyPlatform): Db[] {
+export function orderDatabases(platform: ConsistencyPlatform): OrderShardDb[] {
   return [...new Set(platform.shards.databases)];
 }
 
@@ -115,7 +115,7 @@ export type Fate = 'never_placed' | 'cancelled';
 
 export async function orderFates(ctx: ReconcileContext, orderNos: readonly string[]): Promise<Map<string, Fate>> {
   const fates = new Map<string, Fate>();
-  const byShard = new Map<Db, string[]>();
+  const byShard = new Map<OrderShardDb, string[]>();
   for (const orderNo of new Set(orderNos)) {
     const shard = ctx.platform.shards.forOrderNo(orderNo);
     if (shard) byShard.set(shard, [...(byShard.get(shard) ?? []), orderNo]);
