@@ -3,12 +3,14 @@ import { MAX_ACTIVITY_SKUS, MAX_PRODUCT_SKUS, createMerchant, createProduct } fr
 import { MAX_REPAIRS_LISTED } from '../src/consistency/index.ts';
 import { createCouponTemplate, issueCoupons, MAX_BUYERS_PER_ISSUE, MAX_COUPONS_LISTED, MAX_COUPONS_PER_ORDER } from '../src/coupons/index.ts';
 import { hotActivities, MAX_HOT_ACTIVITIES } from '../src/catalog/activities.ts';
-import { DEFAULT_MAX_JOB_ATTEMPTS, runDueJobs, scheduleJob } from '../src/jobs/index.ts';
+import { DEFAULT_MAX_JOB_ATTEMPTS, hasJobs, runDueJobs, scheduleJob } from '../src/jobs/index.ts';
 import { MAX_DEAD_LETTERS_PAGE } from '../src/events/dead-letters.ts';
 import { MAX_ADJUSTMENTS_LISTED } from '../src/inventory/index.ts';
 import { MAX_CHECKOUT_LINES, MAX_REMARK_LENGTH } from '../src/checkout/index.ts';
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_ORDERS_PAGE } from '../src/orders/index.ts';
+import { followRefund, REFUND_FOLLOW_JOB } from '../src/payments/index.ts';
 import { MAX_PAYMENT_ATTEMPTS } from '../src/payments/pay.ts';
+import { MAX_REFUND_FOLLOW_ATTEMPTS } from '../src/payments/refunds.ts';
 import { MAX_JOURNAL_PAGE } from '../src/points/index.ts';
 import { livePromotions, MAX_LIVE_PROMOTIONS, MAX_SHIPPING_STEP_UNITS, PRICING_RULES_CACHE_MS } from '../src/promotions/index.ts';
 import { MAX_REVOCATION_REASON_LENGTH } from '../src/access/routes.ts';
@@ -264,7 +266,7 @@ for (const engine of availableEngines()) {
     });
   });
 
-  describe(`payment attempts at and past MAX_PAYMENT_ATTEMPTS on ${engine.name}`, () => {
+  describe(`payment limits at and past them with the channel sandbox on ${engine.name}`, () => {
     let h: Harness;
     beforeAll(async () => {
       h = await startHarness(engine, { sandbox: {} });
@@ -283,6 +285,40 @@ for (const engine of availableEngines()) {
       }
       const past = await buyer.startPayment(placed.body.orderNo, channelOf(MAX_PAYMENT_ATTEMPTS));
       expect([past.status, past.body.code]).toEqual([409, 'order_not_payable']);
+    });
+
+    it('a refund still open is followed again up to attempt MAX_REFUND_FOLLOW_ATTEMPTS - 1; after that last follow it is left to a person, not rescheduled', async () => {
+      // Invariant: the follow job asks the channel a bounded number of times; a refund the channel
+      // never makes final does not keep a job alive for ever, and its last follow says so in the log.
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 10 }] });
+      const buyer = asBuyer(h, 110_111);
+      const placed = await buyer.checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const { started } = await buyer.pay(placed.body.orderNo, 'alipay');
+      await untilQuiet(h);
+      // Alipay down: every ask is unanswered, so the refund stays REQUESTED.
+      h.sandbox!.core.setFaults({ down: ['alipay'] });
+      const error = vi.spyOn(h.app.payments.platform.log, 'error');
+      try {
+        const refund = await asAdmin(h).refund(placed.body.orderNo);
+        expect([refund.status, refund.body.status]).toEqual([201, 'REQUESTED']);
+        const { refundNo } = refund.body;
+        const payNo = started.body.payNo as string;
+        const shard = h.app.shards.forOrderNo(placed.body.orderNo)!;
+        const followJob = (attempt: number) => hasJobs(shard, `${REFUND_FOLLOW_JOB}:${refundNo}:${attempt}`);
+        const lastWords = () => error.mock.calls.filter(([, message]) => String(message).startsWith('refund still open'));
+
+        await followRefund(h.app.payments, { payNo, refundNo, attempt: MAX_REFUND_FOLLOW_ATTEMPTS - 2 });
+        expect(await followJob(MAX_REFUND_FOLLOW_ATTEMPTS - 1)).toBe(true);
+        expect(lastWords()).toHaveLength(0);
+
+        await followRefund(h.app.payments, { payNo, refundNo, attempt: MAX_REFUND_FOLLOW_ATTEMPTS - 1 });
+        expect(await followJob(MAX_REFUND_FOLLOW_ATTEMPTS)).toBe(false);
+        expect(lastWords()).toEqual([[{ payNo, refundNo }, expect.any(String)]]);
+        expect((await shard.selectFrom('payment_refunds').select('status').where('refund_no', '=', refundNo).executeTakeFirstOrThrow()).status).toBe('REQUESTED');
+      } finally {
+        error.mockRestore();
+        h.sandbox!.core.setFaults({ down: [] });
+      }
     });
   });
 }
