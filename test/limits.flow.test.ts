@@ -1,3 +1,4 @@
+import type { KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MAX_ACTIVITY_SKUS, MAX_PRODUCT_SKUS, createMerchant, createProduct } from '../src/catalog/index.ts';
 import { MAX_REPAIRS_LISTED } from '../src/consistency/index.ts';
@@ -5,6 +6,8 @@ import { createCouponTemplate, issueCoupons, MAX_BUYERS_PER_ISSUE, MAX_COUPONS_L
 import { hotActivities, MAX_HOT_ACTIVITIES } from '../src/catalog/activities.ts';
 import { DEFAULT_MAX_JOB_ATTEMPTS, hasJobs, runDueJobs, scheduleJob } from '../src/jobs/index.ts';
 import { MAX_DEAD_LETTERS_PAGE } from '../src/events/dead-letters.ts';
+import { EventBus, MAX_CONSUMER_ATTEMPTS, recordEvent, startRelay } from '../src/events/index.ts';
+import { MAX_DELIVERY_ATTEMPTS } from '../src/events/relay.ts';
 import { MAX_ADJUSTMENTS_LISTED } from '../src/inventory/index.ts';
 import { MAX_CHECKOUT_LINES, MAX_REMARK_LENGTH } from '../src/checkout/index.ts';
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_ORDERS_PAGE } from '../src/orders/index.ts';
@@ -263,6 +266,58 @@ for (const engine of availableEngines()) {
       await pass(DEFAULT_MAX_JOB_ATTEMPTS + 1);
       expect(tries).toBe(DEFAULT_MAX_JOB_ATTEMPTS);
       expect((await job()).attempts).toBe(DEFAULT_MAX_JOB_ATTEMPTS);
+    });
+  });
+
+  describe(`outbox delivery at and past MAX_DELIVERY_ATTEMPTS on ${engine.name}`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      // No relay of its own: the test's relay is the only one reading this outbox.
+      h = await startHarness(engine, { worker: false });
+    });
+    afterAll(async () => h?.close());
+
+    it('an event no consumer takes and no dead letter can hold is delivered MAX_DELIVERY_ATTEMPTS times: still due after one less, dead after the last, and not tried again', async () => {
+      // Invariant: a bus that never works (the consumer fails and so does its dead letter) does
+      // not retry an outbox row for ever; the row is set aside as dead after its last delivery.
+      expect(MAX_CONSUMER_ATTEMPTS).toBeLessThan(MAX_DELIVERY_ATTEMPTS);
+      const noDeadLetters: KyselyPlugin = {
+        transformQuery: (args) => {
+          const node = args.node as any;
+          if (node.kind === 'InsertQueryNode' && node.into?.table?.identifier?.name === 'dead_letters') throw new Error('dead letters cannot be written');
+          return args.node;
+        },
+        transformResult: async (args) => args.result,
+      };
+      const bus = new EventBus(h.app.db.withPlugin(noDeadLetters));
+      let tries = 0;
+      bus.subscribe('test.undeliverable', 'test.always-fails', async () => {
+        tries += 1;
+        throw new Error('fails on purpose');
+      });
+      let now = h.clock.now();
+      const eventId = await h.app.db.transaction().execute((trx) => recordEvent(trx, { type: 'test.undeliverable', aggregateId: 'limits', payload: {} }, now));
+      const relay = startRelay({ databases: [h.app.db], bus, owner: 'limits-test', now: () => now, onError: () => undefined });
+      const row = () => h.app.db.selectFrom('outbox_events').select(['attempts', 'dead_at_ms']).where('event_id', '=', eventId).executeTakeFirstOrThrow();
+      // A day apart: past any retry backoff, so each pass delivers the row once.
+      const pass = async () => {
+        now += 24 * HOUR_MS;
+        await relay.drain();
+      };
+      try {
+        for (let n = 1; n < MAX_DELIVERY_ATTEMPTS; n++) await pass();
+        expect(await row()).toEqual({ attempts: MAX_DELIVERY_ATTEMPTS - 1, dead_at_ms: null });
+        await pass();
+        const dead = await row();
+        expect(dead.attempts).toBe(MAX_DELIVERY_ATTEMPTS);
+        expect(dead.dead_at_ms).not.toBeNull();
+        await pass();
+        expect(tries).toBe(MAX_DELIVERY_ATTEMPTS);
+        expect((await row()).attempts).toBe(MAX_DELIVERY_ATTEMPTS);
+        expect(await h.app.db.selectFrom('dead_letters').select('id').where('event_id', '=', eventId).execute()).toEqual([]);
+      } finally {
+        await relay.stop();
+      }
     });
   });
 
