@@ -1,7 +1,8 @@
 import type { KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MAX_ACTIVITY_SKUS, MAX_PRODUCT_SKUS, createMerchant, createProduct } from '../src/catalog/index.ts';
-import { MAX_REPAIRS_LISTED } from '../src/consistency/index.ts';
+import { CHECKS, MAX_PASS_MS, MAX_REPAIRS_LISTED, runReconcilePass } from '../src/consistency/index.ts';
+import { performance } from 'node:perf_hooks';
 import { createCouponTemplate, issueCoupons, MAX_BUYERS_PER_ISSUE, MAX_COUPONS_LISTED, MAX_COUPONS_PER_ORDER } from '../src/coupons/index.ts';
 import { hotActivities, MAX_HOT_ACTIVITIES } from '../src/catalog/activities.ts';
 import { DEFAULT_MAX_JOB_ATTEMPTS, hasJobs, runDueJobs, scheduleJob } from '../src/jobs/index.ts';
@@ -247,6 +248,27 @@ for (const engine of availableEngines()) {
       } finally {
         warn.mockRestore();
       }
+    });
+
+    it('a reconcile pass still starts its checks MAX_PASS_MS after it began; one millisecond later it starts none and reports them unfinished', async () => {
+      // Invariant: a pass stops taking new work at its deadline, well inside the job's lease, so
+      // a second worker never claims the reconcile job while a pass still runs.
+      const began = performance.now();
+      const passAfter = async (elapsed_ms: number) => {
+        let calls = 0;
+        // The first reading sets the deadline; every later one is elapsed_ms after it.
+        const clock = vi.spyOn(performance, 'now').mockImplementation(() => (calls++ === 0 ? began : began + elapsed_ms));
+        try {
+          return await runReconcilePass(h.app, h.app.payments);
+        } finally {
+          clock.mockRestore();
+        }
+      };
+      const atDeadline = await passAfter(MAX_PASS_MS);
+      expect(atDeadline.unfinished).toEqual([]);
+      const past = await passAfter(MAX_PASS_MS + 1);
+      expect(past.unfinished).toEqual(CHECKS.map((check) => check.name));
+      expect(past.repairs).toEqual([]);
     });
 
     it('a job is tried DEFAULT_MAX_JOB_ATTEMPTS times: still due after one less, dead after the last, and not tried again', async () => {
