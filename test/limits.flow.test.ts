@@ -1,14 +1,20 @@
+import type { KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MAX_ACTIVITY_SKUS, MAX_PRODUCT_SKUS, createMerchant, createProduct } from '../src/catalog/index.ts';
-import { MAX_REPAIRS_LISTED } from '../src/consistency/index.ts';
+import { CHECKS, MAX_PASS_MS, MAX_REPAIRS_LISTED, runReconcilePass } from '../src/consistency/index.ts';
+import { performance } from 'node:perf_hooks';
 import { createCouponTemplate, issueCoupons, MAX_BUYERS_PER_ISSUE, MAX_COUPONS_LISTED, MAX_COUPONS_PER_ORDER } from '../src/coupons/index.ts';
 import { hotActivities, MAX_HOT_ACTIVITIES } from '../src/catalog/activities.ts';
-import { DEFAULT_MAX_JOB_ATTEMPTS, runDueJobs, scheduleJob } from '../src/jobs/index.ts';
+import { DEFAULT_MAX_JOB_ATTEMPTS, hasJobs, runDueJobs, scheduleJob } from '../src/jobs/index.ts';
 import { MAX_DEAD_LETTERS_PAGE } from '../src/events/dead-letters.ts';
+import { EventBus, MAX_CONSUMER_ATTEMPTS, recordEvent, startRelay } from '../src/events/index.ts';
+import { MAX_DELIVERY_ATTEMPTS } from '../src/events/relay.ts';
 import { MAX_ADJUSTMENTS_LISTED } from '../src/inventory/index.ts';
 import { MAX_CHECKOUT_LINES, MAX_REMARK_LENGTH } from '../src/checkout/index.ts';
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_ORDERS_PAGE } from '../src/orders/index.ts';
+import { followRefund, REFUND_FOLLOW_JOB } from '../src/payments/index.ts';
 import { MAX_PAYMENT_ATTEMPTS } from '../src/payments/pay.ts';
+import { MAX_REFUND_FOLLOW_ATTEMPTS } from '../src/payments/refunds.ts';
 import { MAX_JOURNAL_PAGE } from '../src/points/index.ts';
 import { livePromotions, MAX_LIVE_PROMOTIONS, MAX_SHIPPING_STEP_UNITS, PRICING_RULES_CACHE_MS } from '../src/promotions/index.ts';
 import { MAX_REVOCATION_REASON_LENGTH } from '../src/access/routes.ts';
@@ -244,6 +250,27 @@ for (const engine of availableEngines()) {
       }
     });
 
+    it('a reconcile pass still starts its checks MAX_PASS_MS after it began; one millisecond later it starts none and reports them unfinished', async () => {
+      // Invariant: a pass stops taking new work at its deadline, well inside the job's lease, so
+      // a second worker never claims the reconcile job while a pass still runs.
+      const began = performance.now();
+      const passAfter = async (elapsed_ms: number) => {
+        let calls = 0;
+        // The first reading sets the deadline; every later one is elapsed_ms after it.
+        const clock = vi.spyOn(performance, 'now').mockImplementation(() => (calls++ === 0 ? began : began + elapsed_ms));
+        try {
+          return await runReconcilePass(h.app, h.app.payments);
+        } finally {
+          clock.mockRestore();
+        }
+      };
+      const atDeadline = await passAfter(MAX_PASS_MS);
+      expect(atDeadline.unfinished).toEqual([]);
+      const past = await passAfter(MAX_PASS_MS + 1);
+      expect(past.unfinished).toEqual(CHECKS.map((check) => check.name));
+      expect(past.repairs).toEqual([]);
+    });
+
     it('a job is tried DEFAULT_MAX_JOB_ATTEMPTS times: still due after one less, dead after the last, and not tried again', async () => {
       const now = h.clock.now();
       await h.app.db.transaction().execute((trx) => scheduleJob(trx, { kind: 'test.always-fails', key: 'test.always-fails:1', payload: {}, due_at_ms: now }, now));
@@ -264,7 +291,59 @@ for (const engine of availableEngines()) {
     });
   });
 
-  describe(`payment attempts at and past MAX_PAYMENT_ATTEMPTS on ${engine.name}`, () => {
+  describe(`outbox delivery at and past MAX_DELIVERY_ATTEMPTS on ${engine.name}`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      // No relay of its own: the test's relay is the only one reading this outbox.
+      h = await startHarness(engine, { worker: false });
+    });
+    afterAll(async () => h?.close());
+
+    it('an event no consumer takes and no dead letter can hold is delivered MAX_DELIVERY_ATTEMPTS times: still due after one less, dead after the last, and not tried again', async () => {
+      // Invariant: a bus that never works (the consumer fails and so does its dead letter) does
+      // not retry an outbox row for ever; the row is set aside as dead after its last delivery.
+      expect(MAX_CONSUMER_ATTEMPTS).toBeLessThan(MAX_DELIVERY_ATTEMPTS);
+      const noDeadLetters: KyselyPlugin = {
+        transformQuery: (args) => {
+          const node = args.node as any;
+          if (node.kind === 'InsertQueryNode' && node.into?.table?.identifier?.name === 'dead_letters') throw new Error('dead letters cannot be written');
+          return args.node;
+        },
+        transformResult: async (args) => args.result,
+      };
+      const bus = new EventBus(h.app.db.withPlugin(noDeadLetters));
+      let tries = 0;
+      bus.subscribe('test.undeliverable', 'test.always-fails', async () => {
+        tries += 1;
+        throw new Error('fails on purpose');
+      });
+      let now = h.clock.now();
+      const eventId = await h.app.db.transaction().execute((trx) => recordEvent(trx, { type: 'test.undeliverable', aggregateId: 'limits', payload: {} }, now));
+      const relay = startRelay({ databases: [h.app.db], bus, owner: 'limits-test', now: () => now, onError: () => undefined });
+      const row = () => h.app.db.selectFrom('outbox_events').select(['attempts', 'dead_at_ms']).where('event_id', '=', eventId).executeTakeFirstOrThrow();
+      // A day apart: past any retry backoff, so each pass delivers the row once.
+      const pass = async () => {
+        now += 24 * HOUR_MS;
+        await relay.drain();
+      };
+      try {
+        for (let n = 1; n < MAX_DELIVERY_ATTEMPTS; n++) await pass();
+        expect(await row()).toEqual({ attempts: MAX_DELIVERY_ATTEMPTS - 1, dead_at_ms: null });
+        await pass();
+        const dead = await row();
+        expect(dead.attempts).toBe(MAX_DELIVERY_ATTEMPTS);
+        expect(dead.dead_at_ms).not.toBeNull();
+        await pass();
+        expect(tries).toBe(MAX_DELIVERY_ATTEMPTS);
+        expect((await row()).attempts).toBe(MAX_DELIVERY_ATTEMPTS);
+        expect(await h.app.db.selectFrom('dead_letters').select('id').where('event_id', '=', eventId).execute()).toEqual([]);
+      } finally {
+        await relay.stop();
+      }
+    });
+  });
+
+  describe(`payment limits at and past them with the channel sandbox on ${engine.name}`, () => {
     let h: Harness;
     beforeAll(async () => {
       h = await startHarness(engine, { sandbox: {} });
@@ -283,6 +362,40 @@ for (const engine of availableEngines()) {
       }
       const past = await buyer.startPayment(placed.body.orderNo, channelOf(MAX_PAYMENT_ATTEMPTS));
       expect([past.status, past.body.code]).toEqual([409, 'order_not_payable']);
+    });
+
+    it('a refund still open is followed again up to attempt MAX_REFUND_FOLLOW_ATTEMPTS - 1; after that last follow it is left to a person, not rescheduled', async () => {
+      // Invariant: the follow job asks the channel a bounded number of times; a refund the channel
+      // never makes final does not keep a job alive for ever, and its last follow says so in the log.
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 10 }] });
+      const buyer = asBuyer(h, 110_111);
+      const placed = await buyer.checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      const { started } = await buyer.pay(placed.body.orderNo, 'alipay');
+      await untilQuiet(h);
+      // Alipay down: every ask is unanswered, so the refund stays REQUESTED.
+      h.sandbox!.core.setFaults({ down: ['alipay'] });
+      const error = vi.spyOn(h.app.payments.platform.log, 'error');
+      try {
+        const refund = await asAdmin(h).refund(placed.body.orderNo);
+        expect([refund.status, refund.body.status]).toEqual([201, 'REQUESTED']);
+        const { refundNo } = refund.body;
+        const payNo = started.body.payNo as string;
+        const shard = h.app.shards.forOrderNo(placed.body.orderNo)!;
+        const followJob = (attempt: number) => hasJobs(shard, `${REFUND_FOLLOW_JOB}:${refundNo}:${attempt}`);
+        const lastWords = () => error.mock.calls.filter(([, message]) => String(message).startsWith('refund still open'));
+
+        await followRefund(h.app.payments, { payNo, refundNo, attempt: MAX_REFUND_FOLLOW_ATTEMPTS - 2 });
+        expect(await followJob(MAX_REFUND_FOLLOW_ATTEMPTS - 1)).toBe(true);
+        expect(lastWords()).toHaveLength(0);
+
+        await followRefund(h.app.payments, { payNo, refundNo, attempt: MAX_REFUND_FOLLOW_ATTEMPTS - 1 });
+        expect(await followJob(MAX_REFUND_FOLLOW_ATTEMPTS)).toBe(false);
+        expect(lastWords()).toEqual([[{ payNo, refundNo }, expect.any(String)]]);
+        expect((await shard.selectFrom('payment_refunds').select('status').where('refund_no', '=', refundNo).executeTakeFirstOrThrow()).status).toBe('REQUESTED');
+      } finally {
+        error.mockRestore();
+        h.sandbox!.core.setFaults({ down: [] });
+      }
     });
   });
 }
