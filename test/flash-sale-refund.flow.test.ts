@@ -9,8 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reservationsOf, returnSoldStock } from '../src/inventory/index.ts';
-import { flashSaleUpkeep, isLoaded, keysOf, reconcileActivity, returnFlashSaleStock, type FlashSale } from '../src/inventory/flash-sale/index.ts';
+import { flashSaleUpkeep, isLoaded, keysOf, MAX_RETURNS_PER_PASS, reconcileActivity, returnFlashSaleStock, type FlashSale } from '../src/inventory/flash-sale/index.ts';
 import { getOrder } from '../src/orders/index.ts';
+import { slotOfBuyer } from '../src/platform/shards.ts';
 import { testRedis } from './support/redis.ts';
 import { availableEngines, testRedisUrl } from './support/engines.ts';
 import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
@@ -187,6 +188,37 @@ for (const engine of availableEngines()) {
       expect(report.unloaded).toContain(f.activityId);
       expect(await states(orderNo)).toEqual([[sku, 'returned']]);
       expect(await ledger(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+    });
+
+    it(`one upkeep pass finishes at most MAX_RETURNS_PER_PASS (${MAX_RETURNS_PER_PASS}) half-done returns; the one past it waits, still owed, for the next pass`, async () => {
+      // The invariant: a pass's work is bounded, and what it leaves is not lost nor taken for drift.
+      const waiting = MAX_RETURNS_PER_PASS + 1;
+      const f = await hotActivity([{ price_fen: 500, stock: waiting }]);
+      const sku = f.activitySkuIds[0]!;
+      const now = h.clock.now();
+      // Each order bought one unit and was refunded in the database (the unit is available there
+      // again), and every process died before telling Redis, which still counts them all sold.
+      const orderNos = Array.from({ length: waiting }, () => h.app.nextOrderNo(slotOfBuyer(++buyer), now)).sort();
+      await h.app.db
+        .insertInto('stock_reservations')
+        .values(orderNos.map((orderNo) => ({ order_no: orderNo, activity_sku_id: sku, quantity: 1, state: 'returning', buyer_id: buyer, created_at_ms: now, updated_at_ms: now })))
+        .execute();
+      await redis.hset(keysOf(fs, f.activityId).avail, String(sku), 0);
+      const returningOrders = async () => (await h.app.db.selectFrom('stock_reservations').select('order_no').where('state', '=', 'returning').orderBy('order_no').execute()).map((r) => r.order_no);
+      expect(await returningOrders()).toEqual(orderNos);
+
+      const first = await flashSaleUpkeep(fs, h.app.db, h.clock.now());
+      expect(first).toMatchObject({ returned: MAX_RETURNS_PER_PASS, repaired: [] });
+      expect(await redisAvailable(f.activityId, sku)).toBe(MAX_RETURNS_PER_PASS);
+      // Oldest first: the last order number is the one left, still returning and still owed.
+      expect(await returningOrders()).toEqual(orderNos.slice(MAX_RETURNS_PER_PASS));
+      expect(await reconcileActivity(fs, h.app.db, f.activityId)).toEqual([]);
+
+      const second = await flashSaleUpkeep(fs, h.app.db, h.clock.now());
+      expect(second).toMatchObject({ returned: 1, repaired: [] });
+      expect(await redisAvailable(f.activityId, sku)).toBe(waiting);
+      expect(await returningOrders()).toEqual([]);
+      expect(await ledger(sku)).toEqual({ available: waiting, reserved: 0, sold: 0 });
     });
   });
 }
