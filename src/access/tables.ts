@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { OutboxTables } from '../events/index.ts';
 import type { JobsTables } from '../jobs/index.ts';
 /** The access module's tables; no other module names them. Amounts are BIGINT fen; times BIGINT ms since the epoch, UTC. */
@@ -8,7 +8,6 @@ export interface AccessTables {
 
 /** The handle the access module's functions take (the main database): its own tables, and the outbox and jobs it writes through the events and jobs modules. */
 export type AccessDb = Kysely<AccessTables & OutboxTables & JobsTables>;
-export type AccessTransaction = Transaction<AccessTables & OutboxTables & JobsTables>;
 
 export interface RevokedTokenRow {
   token_id: string;

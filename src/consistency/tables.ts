@@ -1,4 +1,4 @@
-import type { Generated, Kysely, Transaction } from 'kysely';
+import type { Generated, Kysely } from 'kysely';
 import type { OutboxTables } from '../events/index.ts';
 import type { JobsTables } from '../jobs/index.ts';
 
@@ -9,7 +9,6 @@ export interface ConsistencyTables {
 
 /** The handle the consistency module's functions take (the main database): its own tables, and the outbox and jobs it writes through the events and jobs modules. */
 export type ConsistencyDb = Kysely<ConsistencyTables & OutboxTables & JobsTables>;
-export type ConsistencyTransaction = Transaction<ConsistencyTables & OutboxTables & JobsTables>;
 
 /** One repair the consistency reconciler made: which check found what, and what was done. */
 export interface ConsistencyRepairRow {

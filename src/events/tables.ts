@@ -14,7 +14,6 @@ export interface ConsumerTables {
 /** The events module's tables, on every database: a module writes its events in its own transaction. */
 export type EventsTables = OutboxTables & ConsumerTables;
 export type EventsDb = Kysely<EventsTables>;
-export type OutboxDb = Kysely<OutboxTables>;
 
 export interface OutboxEventRow {
   id: Generated<number>;

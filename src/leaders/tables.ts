@@ -1,4 +1,4 @@
-import type { Generated, Kysely, Transaction } from 'kysely';
+import type { Generated, Kysely } from 'kysely';
 import type { OutboxTables } from '../events/index.ts';
 import type { JobsTables } from '../jobs/index.ts';
 
@@ -9,7 +9,6 @@ export interface LeadersTables {
 
 /** The handle the leaders module's functions take (the main database): its own tables, and the outbox and jobs it writes through the events and jobs modules. */
 export type LeadersDb = Kysely<LeadersTables & OutboxTables & JobsTables>;
-export type LeadersTransaction = Transaction<LeadersTables & OutboxTables & JobsTables>;
 
 export interface LeaderRow {
   id: Generated<number>;

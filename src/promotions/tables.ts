@@ -1,4 +1,4 @@
-import type { Generated, Kysely, Transaction } from 'kysely';
+import type { Generated, Kysely } from 'kysely';
 import type { OutboxTables } from '../events/index.ts';
 import type { JobsTables } from '../jobs/index.ts';
 
@@ -10,7 +10,6 @@ export interface PromotionsTables {
 
 /** The handle the promotions module's functions take (the main database): its own tables, and the outbox and jobs it writes through the events and jobs modules. */
 export type PromotionsDb = Kysely<PromotionsTables & OutboxTables & JobsTables>;
-export type PromotionsTransaction = Transaction<PromotionsTables & OutboxTables & JobsTables>;
 
 export interface PromotionRow {
   id: Generated<number>;
