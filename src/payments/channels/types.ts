@@ -35,9 +35,42 @@ export interface CreateTradeRequest {
   requested_at_ms?: number;
 }
 
-/** The attempt's recorded time, for channels that need it to find the transaction again. */
+/**
+ * What finds a trade again at its channel: the attempt's recorded time (UnionPay's txnTime),
+ * and for a sub-order of a combined payment its combined number and merchant (WeChat queries a
+ * sub-order only through its combine number, and refunds it under its sub_mchid).
+ */
 export interface SentAt {
   requested_at_ms: number;
+  /** The combined payment this trade is a sub-order of (combine_out_trade_no, out_merge_no, Main_Ordr_No). */
+  combineNo?: string;
+  /** The merchant's id at the channel (see CombinedSubOrder.subMerchantId). */
+  subMerchantId?: string;
+}
+
+/**
+ * One merchant's part of a combined payment (合单支付): a real trade of its own at the channel,
+ * with its own channel trade number, refunded, queried and reconciled on its own.
+ */
+export interface CombinedSubOrder {
+  /** Our sub-payment number: the sub-order's merchant order number (sub_orders[].out_trade_no, order_details[].out_trade_no, Cmdty_Ordr_No). */
+  payNo: string;
+  /** More than 0: channels refuse an empty sub-order, and the payment centre leaves those out. */
+  amount_fen: number;
+  subject: string;
+  /**
+   * The merchant's id at this channel (WeChat sub_mchid, Alipay smid, the custody bank's merchant
+   * number); absent for the platform's own goods (自营), paid into the platform's merchant number.
+   */
+  subMerchantId?: string;
+}
+
+/** 合单支付: one checkout paid once, one sub-order per merchant; all succeed or none does. */
+export interface CreateCombinedRequest extends Omit<CreateTradeRequest, 'payNo' | 'amount_fen' | 'subject'> {
+  /** Our combined number: WeChat combine_out_trade_no, Alipay out_merge_no, CCB Main_Ordr_No. */
+  combineNo: string;
+  /** Between 1 and the channel's maxSubOrders, each with its own payNo. */
+  subOrders: readonly CombinedSubOrder[];
 }
 
 /** What the buyer's device does next. */
@@ -83,6 +116,13 @@ export interface RefundRequest {
   notifyUrl: string;
   /** When we recorded the refund (see CreateTradeRequest.requested_at_ms). */
   requested_at_ms?: number;
+  /**
+   * Set when the trade is a sub-order of a combined payment: it is refunded as the sub-order's own
+   * trade, under its merchant (WeChat /v3/ecommerce/refunds/apply with sub_mchid and the
+   * sub-order's transaction_id; never by the combine number). total_fen is then the sub-order's amount.
+   */
+  combineNo?: string;
+  subMerchantId?: string;
 }
 
 export interface ChannelRefund {
@@ -96,8 +136,14 @@ export interface ChannelRefund {
   failure?: string;
 }
 
-/** A verified notification, translated. */
-export type ChannelNotice = { kind: 'trade'; trade: ChannelTrade } | { kind: 'refund'; refund: ChannelRefund };
+/**
+ * A verified notification, translated. A combined payment's notice carries every sub-order's
+ * trade (WeChat sends one callback for all of them); each is applied as a trade of its own.
+ */
+export type ChannelNotice =
+  | { kind: 'trade'; trade: ChannelTrade }
+  | { kind: 'combined'; combineNo: string; trades: ChannelTrade[] }
+  | { kind: 'refund'; refund: ChannelRefund };
 
 /** The notification request exactly as it arrived; signatures cover the raw bytes. */
 export interface InboundRequest {
@@ -136,6 +182,17 @@ export interface PaymentChannel {
   close(payNo: string, sent?: SentAt): Promise<'closed' | 'already_paid' | 'not_found'>;
   /** Idempotent by refundNo: asking again returns the same refund. */
   refund(request: RefundRequest): Promise<ChannelRefund>;
+  /** The most sub-orders one combined payment may carry at this channel (WeChat 平台收付通: 50). */
+  readonly maxSubOrders: number;
+  /** 合单支付: one payment action for every sub-order. Idempotent by combineNo with the same sub-orders. */
+  createCombined(request: CreateCombinedRequest): Promise<PayAction>;
+  /** Every sub-order's trade, asked by the combined number (WeChat answers a sub-order only so). */
+  queryCombined(combineNo: string, subOrders: readonly CombinedSubOrder[], sent?: SentAt): Promise<ChannelTrade[]>;
+  /**
+   * Closes an unpaid combined payment as a whole (WeChat: with exactly the sub-orders it was made
+   * with, and not within a minute of creation — the adapter says 'too_early' then). A paid one is reported.
+   */
+  closeCombined(combineNo: string, subOrders: readonly CombinedSubOrder[], sent?: SentAt): Promise<'closed' | 'already_paid' | 'not_found' | 'too_early'>;
   queryRefund(payNo: string, refundNo: string, sent?: SentAt): Promise<ChannelRefund>;
   /**
    * Verifies the signature before reading anything else, then translates. A request that
