@@ -33,6 +33,13 @@ export interface CreateTradeRequest {
    * (UnionPay's txnTime) send this, and are given it again with every later question.
    */
   requested_at_ms?: number;
+  /**
+   * A marketplace merchant's id at the channel when the trade pays one merchant's order alone: the
+   * trade is then made in the channel's service-provider form (WeChat /v3/pay/partner/transactions/*
+   * with sub_mchid, Alipay sub_merchant, the custody order with one sub-order), so the money lands
+   * in that merchant's account, never the platform's (二清). Absent for the platform's own goods (自营).
+   */
+  subMerchantId?: string;
 }
 
 /**

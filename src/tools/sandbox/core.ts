@@ -3,7 +3,7 @@ import { chinaDate, type ChannelName } from '../../payments/channels/types.ts';
 import { dayBill, type BillEdit, type BillRow } from './bills.ts';
 import { NO_FAULTS, type Faults } from './faults.ts';
 import { NotificationSender, type ChannelNotifier, type DeliveryAttempt, type OutgoingNotification } from './notifications.ts';
-import { SandboxError, type SandboxEvent, type SandboxRefund, type SandboxTrade } from './trades.ts';
+import { SandboxError, type SandboxCombined, type SandboxEvent, type SandboxRefund, type SandboxTrade } from './trades.ts';
 
 /**
  * The channel-neutral heart of the sandbox: trades, refunds, the buyer's Pay click, fault
@@ -27,6 +27,7 @@ export class SandboxCore {
   readonly retryScale: number;
   faults: Faults = { ...NO_FAULTS };
   private readonly trades = new Map<string, SandboxTrade>();
+  private readonly combinedPayments = new Map<string, SandboxCombined>();
   private readonly notifiers = new Map<ChannelName, ChannelNotifier>();
   private readonly billEdits: BillEdit[] = [];
   private readonly sender: NotificationSender;
@@ -64,13 +65,16 @@ export class SandboxCore {
     returnUrl?: string;
     expires_at_ms: number;
     extra?: Record<string, string>;
+    combineNo?: string;
+    subMerchantId?: string;
   }): SandboxTrade {
     const existing = this.trade(input.channel, input.payNo);
     if (existing) {
       if (existing.amount_fen !== input.amount_fen) throw new SandboxError('trade_exists', 'the pay number was used with another amount');
+      if (existing.combineNo !== input.combineNo || existing.subMerchantId !== input.subMerchantId) throw new SandboxError('trade_exists', 'the pay number was used for another merchant or payment');
       return existing;
     }
-    if (this.trades.size >= MAX_SANDBOX_TRADES) this.trades.delete(this.trades.keys().next().value!);
+    if (this.trades.size >= MAX_SANDBOX_TRADES) this.forgetOldest();
     const trade: SandboxTrade = {
       channel: input.channel,
       payNo: input.payNo,
@@ -87,9 +91,84 @@ export class SandboxCore {
       closed_at_ms: undefined,
       refunds: [],
       extra: { ...input.extra },
+      combineNo: input.combineNo,
+      subMerchantId: input.subMerchantId,
     };
     this.trades.set(tradeKey(input.channel, input.payNo), trade);
     return trade;
+  }
+
+  /**
+   * 合单: one combined payment over a trade per sub-order. A repeat with the same sub-orders
+   * (numbers, amounts, merchants) returns the one made; anything else under a used number is refused,
+   * as the channels refuse a changed order.
+   */
+  createCombined(input: {
+    channel: ChannelName;
+    combineNo: string;
+    subOrders: readonly { payNo: string; amount_fen: number; subject: string; subMerchantId?: string | undefined }[];
+    method: string;
+    notifyUrl: string;
+    returnUrl?: string;
+    expires_at_ms: number;
+    extra?: Record<string, string>;
+  }): { combined: SandboxCombined; trades: SandboxTrade[] } {
+    if (input.subOrders.length === 0) throw new SandboxError('sub_orders_differ', 'a combined payment needs at least one sub-order');
+    const existing = this.combined(input.channel, input.combineNo);
+    if (existing) {
+      const trades = this.tradesOf(existing);
+      const same =
+        trades.length === input.subOrders.length &&
+        input.subOrders.every((sub, index) => trades[index]!.payNo === sub.payNo && trades[index]!.amount_fen === sub.amount_fen && trades[index]!.subMerchantId === sub.subMerchantId);
+      if (!same) throw new SandboxError('trade_exists', 'the combined number was used with other sub-orders');
+      return { combined: existing, trades };
+    }
+    if (new Set(input.subOrders.map((sub) => sub.payNo)).size !== input.subOrders.length) throw new SandboxError('sub_orders_differ', 'a sub-order number appears twice');
+    for (const sub of input.subOrders) {
+      if (this.trade(input.channel, sub.payNo)) throw new SandboxError('trade_exists', `the sub-order number ${sub.payNo} is taken`);
+    }
+    const trades = input.subOrders.map((sub) =>
+      this.createTrade({
+        channel: input.channel,
+        payNo: sub.payNo,
+        amount_fen: sub.amount_fen,
+        subject: sub.subject,
+        method: input.method,
+        notifyUrl: input.notifyUrl,
+        ...(input.returnUrl !== undefined ? { returnUrl: input.returnUrl } : {}),
+        expires_at_ms: input.expires_at_ms,
+        ...(input.extra ? { extra: input.extra } : {}),
+        combineNo: input.combineNo,
+        ...(sub.subMerchantId !== undefined ? { subMerchantId: sub.subMerchantId } : {}),
+      }),
+    );
+    const combined: SandboxCombined = {
+      channel: input.channel,
+      combineNo: input.combineNo,
+      payNos: trades.map((trade) => trade.payNo),
+      method: input.method,
+      notifyUrl: input.notifyUrl,
+      created_at_ms: this.now(),
+      expires_at_ms: input.expires_at_ms,
+      extra: { ...input.extra },
+    };
+    this.combinedPayments.set(tradeKey(input.channel, input.combineNo), combined);
+    return { combined, trades };
+  }
+
+  combined(channel: ChannelName, combineNo: string): SandboxCombined | undefined {
+    return this.combinedPayments.get(tradeKey(channel, combineNo));
+  }
+
+  /** A combined payment's sub-order trades, in the order they were sent (a forgotten one is left out). */
+  tradesOf(combined: SandboxCombined): SandboxTrade[] {
+    return combined.payNos.map((payNo) => this.trade(combined.channel, payNo)).filter((trade): trade is SandboxTrade => trade !== undefined);
+  }
+
+  private forgetOldest(): void {
+    const oldest = this.trades.values().next().value!;
+    this.trades.delete(tradeKey(oldest.channel, oldest.payNo));
+    if (oldest.combineNo !== undefined) this.combinedPayments.delete(tradeKey(oldest.channel, oldest.combineNo));
   }
 
   trade(channel: ChannelName, payNo: string): SandboxTrade | undefined {
@@ -114,6 +193,7 @@ export class SandboxCore {
   /** The buyer clicks Pay on the cashier page. A trade past its expiry closes instead. */
   pay(channel: ChannelName, payNo: string): SandboxTrade {
     const trade = this.mustFind(channel, payNo);
+    if (trade.combineNo !== undefined) throw new SandboxError('not_payable', `the trade is a sub-order of ${trade.combineNo}: the combined payment is paid as a whole`);
     if (trade.state === 'WAIT_BUYER_PAY' && this.now() > trade.expires_at_ms) {
       trade.state = 'CLOSED';
       trade.closed_at_ms = this.now();
@@ -125,20 +205,72 @@ export class SandboxCore {
     return trade;
   }
 
+  /**
+   * The buyer pays a combined payment: every sub-order succeeds at the same instant, or none does
+   * (合单 has no partial success) — one closed or expired sub-order makes the whole not payable.
+   */
+  payCombined(channel: ChannelName, combineNo: string): SandboxTrade[] {
+    const combined = this.combined(channel, combineNo);
+    if (!combined) throw new SandboxError('trade_not_found', `no ${channel} combined payment ${combineNo}`);
+    const trades = this.tradesOf(combined);
+    if (trades.length !== combined.payNos.length) throw new SandboxError('not_payable', 'a sub-order is gone');
+    const now_ms = this.now();
+    if (trades.some((trade) => trade.state !== 'WAIT_BUYER_PAY') || now_ms > combined.expires_at_ms) {
+      for (const trade of trades) {
+        if (trade.state === 'WAIT_BUYER_PAY' && now_ms > trade.expires_at_ms) {
+          trade.state = 'CLOSED';
+          trade.closed_at_ms = now_ms;
+        }
+      }
+      throw new SandboxError('not_payable', `the combined payment is ${trades.map((trade) => trade.state).join('/')}`);
+    }
+    for (const trade of trades) {
+      trade.state = 'SUCCESS';
+      trade.paid_at_ms = now_ms;
+    }
+    this.emit({ kind: 'combined_paid', trade: trades[0]!, combined, trades });
+    return trades;
+  }
+
+  /**
+   * Closes a combined payment as a whole. The list must name exactly its sub-orders (WeChat refuses
+   * a close of three of ten); a paid one is reported. Channel-specific rules (WeChat's minute after
+   * creation) are the channel module's.
+   */
+  closeCombined(channel: ChannelName, combineNo: string, payNos: readonly string[]): 'closed' | 'already_paid' | 'not_found' {
+    const combined = this.combined(channel, combineNo);
+    if (!combined) return 'not_found';
+    if (payNos.length !== combined.payNos.length || [...payNos].sort().join() !== [...combined.payNos].sort().join()) {
+      throw new SandboxError('sub_orders_differ', 'a combined payment is closed with exactly the sub-orders it was made with');
+    }
+    const trades = this.tradesOf(combined);
+    if (trades.some((trade) => trade.state === 'SUCCESS' || trade.state === 'FINISHED' || trade.paid_at_ms !== undefined)) return 'already_paid';
+    if (this.faults.keepPayableOnClose > 0) {
+      this.faults.keepPayableOnClose--;
+      return 'closed';
+    }
+    for (const trade of trades) this.closeTrade(trade);
+    return 'closed';
+  }
+
   close(channel: ChannelName, payNo: string): 'closed' | 'already_paid' | 'not_found' {
     const trade = this.trade(channel, payNo);
     if (!trade) return 'not_found';
+    if (trade.combineNo !== undefined) throw new SandboxError('sub_orders_differ', `the trade is a sub-order of ${trade.combineNo}: close the combined payment`);
     if (trade.state === 'SUCCESS' || trade.state === 'FINISHED') return 'already_paid';
     if (trade.state === 'WAIT_BUYER_PAY' && this.faults.keepPayableOnClose > 0) {
       this.faults.keepPayableOnClose--;
       return 'closed';
     }
-    if (trade.state === 'WAIT_BUYER_PAY') {
-      trade.state = 'CLOSED';
-      trade.closed_at_ms = this.now();
-      this.emit({ kind: 'closed', trade });
-    }
+    this.closeTrade(trade);
     return 'closed';
+  }
+
+  private closeTrade(trade: SandboxTrade): void {
+    if (trade.state !== 'WAIT_BUYER_PAY') return;
+    trade.state = 'CLOSED';
+    trade.closed_at_ms = this.now();
+    this.emit({ kind: 'closed', trade });
   }
 
   /** The trade can no longer be refunded (Alipay TRADE_FINISHED). */

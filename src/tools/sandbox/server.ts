@@ -88,25 +88,31 @@ function registerControlRoutes(server: SandboxServer, core: SandboxCore, base: (
 
   server.get('/sandbox/cashier/:channel/:payNo', async (request, reply) => {
     const { channel, payNo } = channelParams.parse(request.params);
-    const trade = core.trade(channel, payNo);
-    if (!trade) return reply.status(404).type('text/html; charset=utf-8').send(page('No such trade', `<p>${escape(channel)} has no trade ${escape(payNo)}.</p>`));
-    const amount = (trade.amount_fen / 100).toFixed(2);
+    // The number is a trade's, or a combined payment's (合单), whose sub-orders are paid with one click.
+    const combined = core.combined(channel, payNo);
+    const trades = combined ? core.tradesOf(combined) : [core.trade(channel, payNo)].filter((trade) => trade !== undefined);
+    if (trades.length === 0) return reply.status(404).type('text/html; charset=utf-8').send(page('No such trade', `<p>${escape(channel)} has no trade ${escape(payNo)}.</p>`));
+    const amount = (trades.reduce((sum, trade) => sum + trade.amount_fen, 0) / 100).toFixed(2);
     const action = `${base()}/sandbox/cashier/${channel}/${encodeURIComponent(payNo)}/pay`;
-    const body =
-      trade.state === 'WAIT_BUYER_PAY'
-        ? `<form method="post" action="${escape(action)}"><button type="submit" id="pay">Pay ¥${amount}</button></form>`
-        : `<p id="state">This trade is ${escape(trade.state)}.</p>`;
-    return reply.type('text/html; charset=utf-8').send(page(`${channelTitle(channel)} cashier`, `<h2>${escape(trade.subject)}</h2><p>¥${amount} · ${escape(payNo)}</p>${body}`));
+    const payable = trades.every((trade) => trade.state === 'WAIT_BUYER_PAY');
+    const body = payable
+      ? `<form method="post" action="${escape(action)}"><button type="submit" id="pay">Pay ¥${amount}</button></form>`
+      : `<p id="state">This trade is ${escape(trades.map((trade) => trade.state).join(', '))}.</p>`;
+    const parts = combined ? `<ul>${trades.map((trade) => `<li>${escape(trade.subject)} · ¥${(trade.amount_fen / 100).toFixed(2)}</li>`).join('')}</ul>` : '';
+    return reply.type('text/html; charset=utf-8').send(page(`${channelTitle(channel)} cashier`, `<h2>${escape(trades[0]!.subject)}</h2>${parts}<p>¥${amount} · ${escape(payNo)}</p>${body}`));
   });
 
   // The Pay click. A browser's form post is sent back to the merchant's return page; a test gets JSON.
   server.post('/sandbox/cashier/:channel/:payNo/pay', async (request, reply) => {
     const { channel, payNo } = channelParams.parse(request.params);
-    const trade = core.pay(channel, payNo);
-    if (String(request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded') && trade.returnUrl) {
-      return reply.redirect(trade.returnUrl, 303);
+    const combined = core.combined(channel, payNo);
+    const trades = combined ? core.payCombined(channel, payNo) : [core.pay(channel, payNo)];
+    const returnUrl = trades[0]!.returnUrl;
+    if (String(request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded') && returnUrl) {
+      return reply.redirect(returnUrl, 303);
     }
-    return { channel, payNo, tradeNo: trade.tradeNo, state: trade.state, paid_at_ms: trade.paid_at_ms };
+    if (!combined) return { channel, payNo, tradeNo: trades[0]!.tradeNo, state: trades[0]!.state, paid_at_ms: trades[0]!.paid_at_ms };
+    return { channel, combineNo: payNo, state: 'SUCCESS', trades: trades.map((trade) => ({ payNo: trade.payNo, tradeNo: trade.tradeNo, state: trade.state, paid_at_ms: trade.paid_at_ms })) };
   });
 
   server.post('/sandbox/trades/:channel/:payNo/finish', async (request) => {

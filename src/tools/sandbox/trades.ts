@@ -24,6 +24,23 @@ export interface SandboxTrade {
   refunds: SandboxRefund[];
   /** Channel-specific facts the protocol module wants to keep (openid, queryId, …). */
   extra: Record<string, string>;
+  /** The combined payment (合单) this trade is a sub-order of; paid only with all its siblings. */
+  combineNo: string | undefined;
+  /** The merchant the money is for at the channel (sub_mchid, smid, Mkt_Mrch_Id); undefined for the platform's own. */
+  subMerchantId: string | undefined;
+}
+
+/** A combined payment: one payment action over several trades, which succeed together or not at all. */
+export interface SandboxCombined {
+  channel: ChannelName;
+  combineNo: string;
+  /** The sub-orders' pay numbers, in the order they were sent. */
+  payNos: string[];
+  method: string;
+  notifyUrl: string;
+  created_at_ms: number;
+  expires_at_ms: number;
+  extra: Record<string, string>;
 }
 
 export interface SandboxRefund {
@@ -40,13 +57,15 @@ export interface SandboxRefund {
 /** What happened to a trade; a channel module decides whether and how it is notified. */
 export type SandboxEvent =
   | { kind: 'paid'; trade: SandboxTrade }
+  /** Every sub-order of a combined payment succeeded at once; `trade` is the first, for routing. */
+  | { kind: 'combined_paid'; trade: SandboxTrade; combined: SandboxCombined; trades: SandboxTrade[] }
   | { kind: 'refunded'; trade: SandboxTrade; refund: SandboxRefund }
   | { kind: 'closed'; trade: SandboxTrade }
   | { kind: 'finished'; trade: SandboxTrade };
 
 export class SandboxError extends Error {
   constructor(
-    readonly code: 'trade_not_found' | 'trade_exists' | 'not_payable' | 'not_refundable' | 'refund_exceeds' | 'refund_failed',
+    readonly code: 'trade_not_found' | 'trade_exists' | 'not_payable' | 'not_refundable' | 'refund_exceeds' | 'refund_failed' | 'sub_orders_differ',
     message: string,
   ) {
     super(message);
