@@ -2,11 +2,11 @@ import {
   abandonIdempotencyKey,
   claimIdempotencyKey,
   completeIdempotencyKey,
-  findOrder,
+  checkoutView,
+  findCheckout,
   keyAnswer,
   LeaseLost,
   moveIdempotencyKey,
-  orderView,
   requestHash,
   seizeAbandonedKey,
   type KeyRef,
@@ -19,8 +19,8 @@ import { validateCheckout, type Checked, type CheckoutRequest } from './validati
 
 /**
  * 下单: validate everything (writes nothing on bad input), claim the Idempotency-Key (fixing the
- * order number), then the steps (steps.ts): price on the server, hold stock, coupons and points,
- * grant the flash-sale lines, write the order with its answer. A failed step's answer is recorded
+ * checkout number), then the steps (steps.ts): price on the server, hold stock, coupons and points,
+ * grant the flash-sale lines, write the checkout with one order per merchant and its answer. A failed step's answer is recorded
  * by answerFailure, which runs the compensations of the steps done. Cart lines are cleared by the
  * order.placed subscriber.
  */
@@ -45,46 +45,46 @@ export async function checkout(platform: Platform, buyerId: number, idempotencyK
 }
 
 /**
- * The key's claim fixes this attempt's order number. A key left by a holder that died is taken
- * over: if the order was committed it is the answer; otherwise what the dead attempt held is given
- * back and this attempt starts over under a fresh order number, so nothing half done can mix with
- * what is done now.
+ * The key's claim fixes this attempt's checkout number. A key left by a holder that died is taken
+ * over: if the checkout was committed it is the answer; otherwise what the dead attempt held is
+ * given back and this attempt starts over under a fresh checkout number, so nothing half done can
+ * mix with what is done now.
  */
-async function claimAttempt(platform: Platform, key: KeyRef, hash: string): Promise<{ answer: CheckoutResponse } | { orderNo: string; leaseToken: string }> {
+async function claimAttempt(platform: Platform, key: KeyRef, hash: string): Promise<{ answer: CheckoutResponse } | { checkoutNo: string; leaseToken: string }> {
   const shard = platform.shards.forBuyer(key.buyerId);
-  const freshOrderNo = () => platform.nextOrderNo(slotOfBuyer(key.buyerId), platform.now());
-  const claim = await claimIdempotencyKey(shard, { ...key, hash, orderNo: freshOrderNo() }, platform.now);
+  const freshCheckoutNo = () => platform.nextOrderNo(slotOfBuyer(key.buyerId), platform.now());
+  const claim = await claimIdempotencyKey(shard, { ...key, hash, checkoutNo: freshCheckoutNo() }, platform.now);
   if (claim.kind === 'replay') return { answer: { status: claim.status, body: claim.body } };
   const { leaseToken } = claim;
-  if (claim.kind !== 'resumed') return { orderNo: claim.orderNo, leaseToken };
-  const placed = await findOrder(shard, claim.orderNo);
+  if (claim.kind !== 'resumed') return { checkoutNo: claim.checkoutNo, leaseToken };
+  const placed = await findCheckout(shard, claim.checkoutNo);
   if (placed) {
-    const response = { status: 201, body: orderView(placed) };
+    const response = { status: 201, body: checkoutView(placed) };
     return { answer: (await completeIdempotencyKey(shard, key, leaseToken, response)) ? response : inProgressResponse() };
   }
-  await undoHolds(platform, claim.orderNo);
-  const orderNo = freshOrderNo();
-  if (!(await moveIdempotencyKey(shard, key, leaseToken, orderNo))) return { answer: inProgressResponse() };
-  return { orderNo, leaseToken };
+  await undoHolds(platform, claim.checkoutNo);
+  const checkoutNo = freshCheckoutNo();
+  if (!(await moveIdempotencyKey(shard, key, leaseToken, checkoutNo))) return { answer: inProgressResponse() };
+  return { checkoutNo, leaseToken };
 }
 
 /**
- * A step failed. Every attempt has an order number of its own, so its compensations never touch
+ * A step failed. Every attempt has a checkout number of its own, so its compensations never touch
  * another attempt's holds; only the key's current holder may record the answer.
- *  - The lease was lost: another request took the key over (under an order number of its own),
- *    so this order number will never be placed and what it holds goes back.
+ *  - The lease was lost: another request took the key over (under a checkout number of its own),
+ *    so this checkout number will never be placed and what it holds goes back.
  *  - A refusal (AppError): what is held goes back and the key records the answer; a temporary one
  *    (5xx), or one whose holds Redis could not take back yet, frees the key so a retry runs again
  *    (the verification job, already written, gives the holds back later).
- *  - Unexpected: undone (the failed step too, whose commit may have happened) only when the order
+ *  - Unexpected: undone (the failed step too, whose commit may have happened) only when the checkout
  *    is known not to exist and the key was still ours; if even that cannot be told, the
  *    verification job decides later.
  */
 async function answerFailure(attempt: Attempt, failure: Extract<StepsOutcome, { failed: true }>): Promise<CheckoutResponse> {
-  const { platform, orderNo, key, leaseToken } = attempt;
+  const { platform, checkoutNo, key, leaseToken } = attempt;
   const shard = platform.shards.forBuyer(attempt.buyerId);
   const compensate = async (compensations = failure.compensations) => {
-    for (const compensation of compensations) await compensation(platform, orderNo);
+    for (const compensation of compensations) await compensation(platform, checkoutNo);
   };
   const { error } = failure;
   if (error instanceof LeaseLost) {
@@ -92,7 +92,7 @@ async function answerFailure(attempt: Attempt, failure: Extract<StepsOutcome, { 
     return inProgressResponse();
   }
   if (!isAppError(error)) {
-    const placed = await findOrder(shard, orderNo).catch(() => 'unknown' as const);
+    const placed = await findCheckout(shard, checkoutNo).catch(() => 'unknown' as const);
     if (placed === undefined && (await abandonIdempotencyKey(shard, key, leaseToken).catch(() => false))) {
       await compensate([...(failure.ownCompensation ? [failure.ownCompensation] : []), ...failure.compensations]);
     }
@@ -117,23 +117,23 @@ function inProgressResponse(): CheckoutResponse {
 }
 
 /**
- * The safety net for a checkout that died between reserving stock and writing the order:
+ * The safety net for a checkout that died between reserving stock and writing its orders:
  * scheduled in the reservation's own transaction, it runs after the key's lease has run out.
- * If the order exists there is nothing to do; otherwise it takes the key from the dead holder
- * (so nobody resumes this order number), releases the reservation and frees the key.
+ * If the checkout exists there is nothing to do; otherwise it takes the key from the dead holder
+ * (so nobody resumes this checkout number), releases the reservation and frees the key.
  */
-export async function verifyCheckoutReservation(platform: Platform, orderNo: string): Promise<'order_placed' | 'released'> {
-  const shard = platform.shards.forOrderNo(orderNo);
-  assert(shard, () => `reservation for a malformed order number ${orderNo}`);
-  if (await findOrder(shard, orderNo)) return 'order_placed';
+export async function verifyCheckoutReservation(platform: Platform, checkoutNo: string): Promise<'order_placed' | 'released'> {
+  const shard = platform.shards.forOrderNo(checkoutNo);
+  assert(shard, () => `reservation for a malformed checkout number ${checkoutNo}`);
+  if (await findCheckout(shard, checkoutNo)) return 'order_placed';
   const now_ms = platform.now();
-  const key = await seizeAbandonedKey(shard, orderNo, now_ms);
+  const key = await seizeAbandonedKey(shard, checkoutNo, now_ms);
   if (key.found && key.seized === undefined && key.state === 'in_progress') {
-    throw new Error(`checkout of ${orderNo} still holds its key; checking again later`);
+    throw new Error(`checkout ${checkoutNo} still holds its key; checking again later`);
   }
-  // The holder may have committed the order and completed the key a moment ago.
-  if (await findOrder(shard, orderNo)) return 'order_placed';
-  await undoHolds(platform, orderNo);
+  // The holder may have committed the checkout and completed the key a moment ago.
+  if (await findCheckout(shard, checkoutNo)) return 'order_placed';
+  await undoHolds(platform, checkoutNo);
   if (key.found && key.seized) await abandonIdempotencyKey(shard, key.seized, key.seized.leaseToken);
   return 'released';
 }

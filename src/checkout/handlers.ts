@@ -6,9 +6,11 @@ import { VERIFY_RESERVATION_JOB } from './steps.ts';
 /** Checkout's job: the crash safety net of a checkout's holds, written with them. */
 export function checkoutJobs(platform: OrdersPlatform): Record<string, JobHandler> {
   return {
-    [VERIFY_RESERVATION_JOB]: async (payload: { orderNo: string }) => {
-      if ((await verifyCheckoutReservation(platform, payload.orderNo)) === 'released') {
-        platform.log.warn({ orderNo: payload.orderNo }, 'released the stock of a checkout that never wrote its order');
+    // A job written before checkouts names the attempt's order number, which is now its checkout number.
+    [VERIFY_RESERVATION_JOB]: async (payload: { checkoutNo?: string; orderNo?: string }) => {
+      const checkoutNo = (payload.checkoutNo ?? payload.orderNo)!;
+      if ((await verifyCheckoutReservation(platform, checkoutNo)) === 'released') {
+        platform.log.warn({ checkoutNo }, 'released the stock of a checkout that never wrote its orders');
       }
     },
   };

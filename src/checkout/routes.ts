@@ -56,7 +56,8 @@ export const checkoutRoutes: RouteModule<CheckoutRouteDeps> = (server, app) => {
     '/orders',
     {
       schema: {
-        summary: 'Check out (下单). Requires an Idempotency-Key header, unique per submission.',
+        summary:
+          'Check out (下单): one checkout, with one order per merchant (拆单), paid once. Requires an Idempotency-Key header, unique per submission; a replay answers with the same checkout.',
         tags: [ORDERS_API_TAG],
         body: checkoutBody,
       },
@@ -70,9 +71,9 @@ export const checkoutRoutes: RouteModule<CheckoutRouteDeps> = (server, app) => {
         throw new AppError('invalid_field', { field: 'Idempotency-Key', message: `Up to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters.` });
       }
       const result = await checkout(withLog(app, requestLog(request, { buyerId })), buyerId, key, request.body);
-      // One line per answer, carrying the request id and the order number (also on replays).
-      const answer = result.body as { orderNo?: string; code?: string };
-      request.log.info({ buyerId, orderNo: answer.orderNo, status: result.status, code: answer.code }, 'checkout answered');
+      // One line per answer, carrying the request id and the checkout number (also on replays).
+      const answer = result.body as { checkoutNo?: string; code?: string };
+      request.log.info({ buyerId, checkoutNo: answer.checkoutNo, status: result.status, code: answer.code }, 'checkout answered');
       return reply.status(result.status).send(result.body);
     },
   );

@@ -6,16 +6,16 @@ import {
   checkCheckoutLimits,
   completeIdempotencyKey,
   countPurchases,
+  checkoutView,
   expireJobKey,
-  findOrder,
+  findCheckout,
   IDEMPOTENCY_LEASE_MS,
-  insertOrder,
+  insertCheckout,
   LeaseLost,
   ORDER_EXPIRE_JOB,
   ORDER_PAY_WITHOUT_CHANNEL_JOB,
   ORDER_PLACED,
   lockBuyerCheckouts,
-  orderView,
   payWithoutChannel,
   payWithoutChannelJobKey,
   toOrder,
@@ -27,34 +27,36 @@ import type { SellableSku } from '../catalog/index.ts';
 import type { PricedCart } from '../pricing/index.ts';
 import type { OrdersPlatform as Platform } from '../orders/index.ts';
 import { transaction } from '../platform/db/retry.ts';
-import type { OrderLineRow, OrderRow, OrdersMainTables } from '../orders/index.ts';
+import type { CheckoutRow, OrderLineRow, OrderRow, OrdersMainTables } from '../orders/index.ts';
 import type { Transaction } from 'kysely';
 import { AppError, assert, InvariantViolation, isAppError } from '../platform/errors.ts';
-import { sumFen } from '../platform/money.ts';
+import { allocateFen, sumFen } from '../platform/money.ts';
+import { slotOfBuyer } from '../platform/shards.ts';
 import { priceForBuyer } from './pricing-step.ts';
 import { isFlashSaleLine, type Checked, type CheckoutRequest } from './validation.ts';
 
 /** A reservation whose order never appeared is checked this long after it was made. */
 export const VERIFY_RESERVATION_AFTER_MS = IDEMPOTENCY_LEASE_MS + Math.min(60_000, IDEMPOTENCY_LEASE_MS);
 export const VERIFY_RESERVATION_JOB = 'checkout.verify-reservation';
-const verifyReservationJobKey = (orderNo: string) => `${VERIFY_RESERVATION_JOB}:${orderNo}`;
+const verifyReservationJobKey = (checkoutNo: string) => `${VERIFY_RESERVATION_JOB}:${checkoutNo}`;
 
 export interface CheckoutResponse {
   status: number;
   body: unknown;
 }
 
-/** One checkout attempt: its own order number and the key's lease, fixed before the first step and changed by none. */
+/** One checkout attempt: its own checkout number and the key's lease, fixed before the first step and changed by none. */
 export interface Attempt extends Checked {
   platform: Platform;
   buyerId: number;
-  orderNo: string;
+  /** The checkout's number, which its holds are kept under; each merchant's order gets a number of its own in the plan. */
+  checkoutNo: string;
   key: KeyRef;
   leaseToken: string;
   request: CheckoutRequest;
 }
 
-/** What pricing decided and the rows the order will be written as, made once before anything is held. */
+/** What pricing decided and the rows the checkout will be written as (one order per merchant), made once before anything is held. */
 interface PlannedOrder {
   now_ms: number;
   priced: PricedCart;
@@ -63,9 +65,10 @@ interface PlannedOrder {
   reserved: StockItem[];
   /** 秒杀 lines, granted by Redis. */
   flash: FlashSaleItem[];
-  order: OrderRow;
+  checkout: CheckoutRow;
+  orders: OrderRow[];
   lines: OrderLineRow[];
-  placed: OrderPlaced;
+  placed: OrderPlaced[];
   response: CheckoutResponse;
 }
 
@@ -73,11 +76,11 @@ interface CheckoutStep {
   name: string;
   run: (attempt: Attempt, plan: PlannedOrder) => Promise<void>;
   /**
-   * Gives back what the step holds, found by the attempt's order number; safe to repeat. A step
+   * Gives back what the step holds, found by the attempt's checkout number; safe to repeat. A step
    * without one holds nothing once it fails (its transaction rolled back), or what it holds is
    * given back by an earlier step's compensation.
    */
-  compensate?: (platform: Platform, orderNo: string) => Promise<void>;
+  compensate?: (platform: Platform, checkoutNo: string) => Promise<void>;
 }
 
 /**
@@ -90,7 +93,7 @@ export const CHECKOUT_STEPS: readonly CheckoutStep[] = [
   { name: 'hold-stock-coupons-points', run: holdStockCouponsPoints, compensate: undoHolds },
   // What Redis grants is given back by the hold's compensation, which finds it by the pending rows.
   { name: 'grant-flash-sale', run: grantHotLines },
-  // The order, its lines, its event and jobs, and the key's answer: one transaction on the buyer's shard.
+  // The checkout, its orders and their lines, their events and jobs, and the key's answer: one transaction on the buyer's shard.
   { name: 'write-order', run: writeOrder },
 ];
 
@@ -125,32 +128,36 @@ export async function runCheckoutSteps(attempt: Attempt): Promise<StepsOutcome> 
     }
   }
   attempt.platform.wake();
-  const response = plan.order.payable_fen === 0 ? await payFreeOrder(attempt.platform, attempt.orderNo, plan.response) : plan.response;
+  const response = plan.checkout.payable_fen === 0 ? await payFreeCheckout(attempt.platform, attempt.checkoutNo, plan.response) : plan.response;
   return { failed: false, response };
 }
 
 /**
- * Gives back everything a checkout holds under an order number that will not be placed. Safe to
+ * Gives back everything a checkout holds under a checkout number that will not be placed. Safe to
  * repeat. Flash-sale units go back in Redis before the database: while Redis is out of reach this
  * throws `flash_sale_not_ready` and changes nothing, and the verification job tries again later.
  */
-export async function undoHolds(platform: Platform, orderNo: string): Promise<void> {
+export async function undoHolds(platform: Platform, checkoutNo: string): Promise<void> {
   const now_ms = platform.now();
-  if (platform.flashSale) await releaseFlashSaleReservations(platform.flashSale, platform.db, orderNo);
+  if (platform.flashSale) await releaseFlashSaleReservations(platform.flashSale, platform.db, checkoutNo);
   // The stock, the coupons and the points the checkout held come back together, in one transaction.
   await transaction(platform.db, async (trx) => {
-    await releaseReservation(trx, orderNo, now_ms);
-    await returnCoupons(trx, orderNo, now_ms);
-    await endPointsFreeze(trx, orderNo, 'unfreeze', now_ms);
+    await releaseReservation(trx, checkoutNo, now_ms);
+    await returnCoupons(trx, checkoutNo, now_ms);
+    await endPointsFreeze(trx, checkoutNo, 'unfreeze', now_ms);
   });
 }
 
-/** Prices on the server and lays out the order's rows; writes nothing. */
+/**
+ * Prices on the server and lays out the checkout's rows, one order per merchant (拆单: each
+ * merchant is the seller of record of its goods, and its buyers' money must reach it alone);
+ * writes nothing. Every order gets a number of its own on the buyer's slot.
+ */
 async function planOrder(attempt: Attempt): Promise<PlannedOrder> {
-  const { platform, buyerId, orderNo, request, skus } = attempt;
+  const { platform, buyerId, checkoutNo, request, skus } = attempt;
   const lines = request.items.map((item) => ({ item, sku: skus.get(item.activitySkuId)! }));
   const now_ms = platform.now();
-  const { priced, activityPrice } = await priceForBuyer(platform, buyerId, lines.map(({ item, sku }) => ({ sku, quantity: item.quantity })), request, orderNo, attempt.levels);
+  const { priced, activityPrice } = await priceForBuyer(platform, buyerId, lines.map(({ item, sku }) => ({ sku, quantity: item.quantity })), request, checkoutNo, attempt.levels);
   const couponIds = request.couponIds ?? [];
   const flash: FlashSaleItem[] = lines
     .filter(({ sku }) => isFlashSaleLine(platform, sku))
@@ -163,72 +170,119 @@ async function planOrder(attempt: Attempt): Promise<PlannedOrder> {
       const fromHold = sku.activity.inventoryMode === 'on_add_to_cart' ? { fromHold: holdKeyOf(buyerId, item.activitySkuId) } : {};
       return { ...item, ...fromHold, ...(price && { activityPrice: price }) };
     });
-  const order = orderRowOf(attempt, priced, couponIds, now_ms);
-  const lineRows = lineRowsOf(orderNo, lines.map(({ sku }) => sku), priced);
-  assert(sumFen(lineRows.map((l) => l.payable_fen)) === order.payable_fen, 'order lines must add up to the order payable');
-  const placed: OrderPlaced = {
-    orderNo,
-    buyerId,
-    placed_at_ms: now_ms,
-    lines: request.items.map((item) => ({ activitySkuId: item.activitySkuId, quantity: item.quantity })),
-  };
-  return { now_ms, priced, couponIds, reserved, flash, order, lines: lineRows, placed, response: { status: 201, body: orderView(toOrder(order, lineRows)) } };
-}
-
-/** The order's row as placed: unpaid, priced as planned. */
-function orderRowOf(attempt: Attempt, priced: PricedCart, couponIds: number[], now_ms: number): OrderRow {
-  const { platform, buyerId, orderNo, request } = attempt;
-  return {
-    order_no: orderNo,
+  const expires_at_ms = now_ms + platform.paymentTimeout_ms;
+  const merchantIds = [...new Set(lines.map(({ sku }) => sku.merchantId))].sort((a, b) => a - b);
+  const slot = slotOfBuyer(buyerId);
+  const orders: OrderRow[] = [];
+  const lineRows: OrderLineRow[] = [];
+  const placed: OrderPlaced[] = [];
+  // The points the cart spends, shared among the orders as their lines' points discounts are.
+  const pointsDiscount = (index: number) => sumFen(priced.lines[index]!.discounts.filter((d) => d.source === 'points').map((d) => d.amount_fen));
+  const pointsByMerchant = merchantIds.map((merchantId) => sumFen(lines.flatMap(({ sku }, i) => (sku.merchantId === merchantId ? [pointsDiscount(i)] : []))));
+  const pointsShares = priced.points.used > 0 ? allocateFen(priced.points.used, pointsByMerchant) : merchantIds.map(() => 0);
+  for (const [m, merchantId] of merchantIds.entries()) {
+    const orderNo = platform.nextOrderNo(slot, now_ms);
+    const indexes = lines.flatMap(({ sku }, i) => (sku.merchantId === merchantId ? [i] : []));
+    const rows = indexes.map((i, position) => lineRowOf(orderNo, position + 1, lines[i]!.sku, priced.lines[i]!));
+    const totals = priced.merchants.find((t) => t.merchantId === merchantId)!;
+    const couponsHere = couponIds.filter((id) => indexes.some((i) => priced.lines[i]!.discounts.some((d) => d.source === 'coupon' && d.id === String(id))));
+    orders.push({
+      order_no: orderNo,
+      checkout_no: checkoutNo,
+      merchant_id: merchantId,
+      buyer_id: buyerId,
+      leader_id: request.leaderId,
+      status: 'PENDING_PAYMENT',
+      version: 0,
+      currency: priced.currency,
+      items_total_fen: totals.subtotal_fen,
+      discount_total_fen: totals.discount_fen,
+      shipping_fen: totals.shipping_fen,
+      payable_fen: totals.payable_fen,
+      coupon_ids: couponsHere.length ? JSON.stringify(couponsHere) : null,
+      points_used: pointsShares[m]!,
+      remark: request.remark ?? null,
+      payment_no: null,
+      paid_fen: null,
+      cancel_reason: null,
+      created_at_ms: now_ms,
+      updated_at_ms: now_ms,
+      expires_at_ms,
+      paid_at_ms: null,
+      cancelled_at_ms: null,
+      refunded_fen: 0,
+    });
+    assert(sumFen(rows.map((l) => l.payable_fen)) === totals.payable_fen, "an order's lines must add up to its payable");
+    lineRows.push(...rows);
+    placed.push({
+      orderNo,
+      checkoutNo,
+      buyerId,
+      placed_at_ms: now_ms,
+      lines: indexes.map((i) => ({ activitySkuId: request.items[i]!.activitySkuId, quantity: request.items[i]!.quantity })),
+    });
+  }
+  const checkout: CheckoutRow = {
+    checkout_no: checkoutNo,
     buyer_id: buyerId,
     leader_id: request.leaderId,
-    status: 'PENDING_PAYMENT',
-    version: 0,
     currency: priced.currency,
+    order_count: orders.length,
     items_total_fen: priced.itemsTotal_fen,
     discount_total_fen: priced.discountTotal_fen,
     shipping_fen: priced.shipping_fen,
     payable_fen: priced.payable_fen,
     coupon_ids: couponIds.length ? JSON.stringify(couponIds) : null,
     points_used: priced.points.used,
-    remark: request.remark ?? null,
-    payment_no: null,
-    paid_fen: null,
-    cancel_reason: null,
     created_at_ms: now_ms,
-    updated_at_ms: now_ms,
-    expires_at_ms: now_ms + platform.paymentTimeout_ms,
-    paid_at_ms: null,
-    cancelled_at_ms: null,
-    refunded_fen: 0,
+    expires_at_ms,
+  };
+  assert(sumFen(orders.map((o) => o.payable_fen)) === checkout.payable_fen, "a checkout's orders must add up to its payable");
+  const view = checkoutView({ ...toCheckoutShape(checkout), orders: orders.map((o) => toOrder(o, lineRows.filter((l) => l.order_no === o.order_no))) });
+  return { now_ms, priced, couponIds, reserved, flash, checkout, orders, lines: lineRows, placed, response: { status: 201, body: view } };
+}
+
+function toCheckoutShape(row: CheckoutRow) {
+  return {
+    checkoutNo: row.checkout_no,
+    buyerId: row.buyer_id,
+    leaderId: row.leader_id,
+    currency: row.currency,
+    itemsTotal_fen: row.items_total_fen,
+    discountTotal_fen: row.discount_total_fen,
+    shipping_fen: row.shipping_fen,
+    payable_fen: row.payable_fen,
+    couponIds: row.coupon_ids ? (JSON.parse(row.coupon_ids) as number[]) : [],
+    pointsUsed: row.points_used,
+    created_at_ms: row.created_at_ms,
+    expires_at_ms: row.expires_at_ms,
   };
 }
 
-/** One row per line, in the request's order, with its discount breakdown and price segments. */
-function lineRowsOf(orderNo: string, skus: readonly SellableSku[], priced: PricedCart): OrderLineRow[] {
-  return skus.map((sku, i) => {
-    const price = priced.lines[i]!;
-    return {
-      order_no: orderNo,
-      line_no: i + 1,
-      activity_id: sku.activityId,
-      activity_sku_id: sku.activitySkuId,
-      sku_id: sku.skuId,
-      merchant_id: sku.merchantId,
-      title: sku.title,
-      inventory_mode: sku.activity.inventoryMode,
-      unit_price_fen: price.segments[0]!.unitPrice_fen,
-      quantity: price.quantity,
-      subtotal_fen: price.subtotal_fen,
-      discount_fen: price.discount_fen,
-      shipping_fen: price.shipping_fen,
-      payable_fen: price.payable_fen,
-      discounts: price.discounts.length ? JSON.stringify(price.discounts) : null,
-      // A line crossing a stock-linked price boundary has two unit prices; unit_price_fen is the first.
-      price_segments: JSON.stringify(price.segments),
-      refunded_at_ms: null,
-    };
-  });
+/** One line's row, numbered within its order, with its discount breakdown (and who funds each part) and price segments. */
+function lineRowOf(orderNo: string, lineNo: number, sku: SellableSku, price: PricedCart['lines'][number]): OrderLineRow {
+  return {
+    order_no: orderNo,
+    line_no: lineNo,
+    activity_id: sku.activityId,
+    activity_sku_id: sku.activitySkuId,
+    sku_id: sku.skuId,
+    merchant_id: sku.merchantId,
+    title: sku.title,
+    inventory_mode: sku.activity.inventoryMode,
+    unit_price_fen: price.segments[0]!.unitPrice_fen,
+    quantity: price.quantity,
+    subtotal_fen: price.subtotal_fen,
+    discount_fen: price.discount_fen,
+    platform_funded_fen: price.platformFunded_fen,
+    merchant_funded_fen: price.merchantFunded_fen,
+    shipping_fen: price.shipping_fen,
+    payable_fen: price.payable_fen,
+    discounts: price.discounts.length ? JSON.stringify(price.discounts) : null,
+    // A line crossing a stock-linked price boundary has two unit prices; unit_price_fen is the first.
+    price_segments: JSON.stringify(price.segments),
+    refunded_at_ms: null,
+  };
 }
 
 /**
@@ -237,20 +291,20 @@ function lineRowsOf(orderNo: string, skus: readonly SellableSku[], priced: Price
  * of this) whose order is never written.
  */
 async function holdStockCouponsPoints(attempt: Attempt, plan: PlannedOrder): Promise<void> {
-  const { platform, buyerId, orderNo } = attempt;
+  const { platform, buyerId, checkoutNo } = attempt;
   const { now_ms } = plan;
   await onLines(attempt.request, () =>
-    reserveStock(platform.db, orderNo, plan.reserved, now_ms, {
-      firstAttempt: true, // every attempt has an order number of its own
+    reserveStock(platform.db, checkoutNo, plan.reserved, now_ms, {
+      firstAttempt: true, // every attempt has a checkout number of its own
       alsoInTransaction: async (inventoryTransaction) => {
         // One transaction on the main database, which holds the coupons and points too; inventory's
         // handle names only its own tables.
         const trx = inventoryTransaction as unknown as Transaction<OrdersMainTables>;
-        await recordPendingReservations(inventoryTransaction, orderNo, buyerId, plan.flash, now_ms);
-        await scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: verifyReservationJobKey(orderNo), payload: { orderNo }, due_at_ms: now_ms + VERIFY_RESERVATION_AFTER_MS }, now_ms);
+        await recordPendingReservations(inventoryTransaction, checkoutNo, buyerId, plan.flash, now_ms);
+        await scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: verifyReservationJobKey(checkoutNo), payload: { checkoutNo }, due_at_ms: now_ms + VERIFY_RESERVATION_AFTER_MS }, now_ms);
         if (plan.couponIds.length > 0 || plan.priced.points.used > 0) {
-          await lockCoupons(trx, buyerId, plan.couponIds, orderNo, now_ms);
-          await freezePoints(trx, buyerId, orderNo, plan.priced.points.used, now_ms);
+          await lockCoupons(trx, buyerId, plan.couponIds, checkoutNo, now_ms);
+          await freezePoints(trx, buyerId, checkoutNo, plan.priced.points.used, now_ms);
         }
       },
     }),
@@ -260,13 +314,13 @@ async function holdStockCouponsPoints(attempt: Attempt, plan: PlannedOrder): Pro
 /** 秒杀: Redis grants the hot lines (a channel call, outside any transaction). */
 async function grantHotLines(attempt: Attempt, plan: PlannedOrder): Promise<void> {
   if (plan.flash.length === 0) return;
-  await onLines(attempt.request, () => grantFlashSale(attempt.platform.flashSale!, attempt.platform.db, attempt.orderNo, attempt.buyerId, plan.flash, plan.now_ms));
+  await onLines(attempt.request, () => grantFlashSale(attempt.platform.flashSale!, attempt.platform.db, attempt.checkoutNo, attempt.buyerId, plan.flash, plan.now_ms));
 }
 
-/** The buyer's limits checked again under their lock, the purchase counters raised for the cart, and the order written with its answer. */
+/** The buyer's limits checked again under their lock, the purchase counters raised for the cart, and the checkout written with its orders and its answer. */
 async function writeOrder(attempt: Attempt, plan: PlannedOrder): Promise<void> {
-  const { platform, buyerId, orderNo, request, skus } = attempt;
-  const { now_ms, order } = plan;
+  const { platform, buyerId, checkoutNo, request, skus } = attempt;
+  const { now_ms, checkout } = plan;
   await transaction(platform.shards.forBuyer(buyerId), async (trx) => {
     await lockBuyerCheckouts(trx, buyerId);
     await checkCheckoutLimits(trx, buyerId, request.items, skus, platform.buyerLimits);
@@ -276,11 +330,15 @@ async function writeOrder(attempt: Attempt, plan: PlannedOrder): Promise<void> {
       const line = counted[over]!;
       throw new AppError('purchase_limit_exceeded', { field: `items.${over}.quantity`, details: { activitySkuId: line.activitySkuId, limit: line.limit } });
     }
-    await insertOrder(trx, order, plan.lines);
-    await recordEvent(trx, { type: ORDER_PLACED, aggregateId: orderNo, payload: plan.placed }, now_ms);
-    await scheduleJob(trx, { kind: ORDER_EXPIRE_JOB, key: expireJobKey(orderNo), payload: { orderNo }, due_at_ms: order.expires_at_ms }, now_ms);
-    if (order.payable_fen === 0) {
-      await scheduleJob(trx, { kind: ORDER_PAY_WITHOUT_CHANNEL_JOB, key: payWithoutChannelJobKey(orderNo), payload: { orderNo }, due_at_ms: now_ms }, now_ms);
+    await insertCheckout(trx, checkout, plan.orders, plan.lines);
+    for (const placed of plan.placed) await recordEvent(trx, { type: ORDER_PLACED, aggregateId: placed.orderNo, payload: placed }, now_ms);
+    await scheduleJob(trx, { kind: ORDER_EXPIRE_JOB, key: expireJobKey(checkoutNo), payload: { checkoutNo }, due_at_ms: checkout.expires_at_ms }, now_ms);
+    // Nothing to pay in the whole checkout: every order is paid now, without a channel (an order
+    // with nothing to pay beside others that have is paid with the first of them).
+    if (checkout.payable_fen === 0) {
+      for (const order of plan.orders) {
+        await scheduleJob(trx, { kind: ORDER_PAY_WITHOUT_CHANNEL_JOB, key: payWithoutChannelJobKey(order.order_no), payload: { orderNo: order.order_no }, due_at_ms: now_ms }, now_ms);
+      }
     }
     if (!(await completeIdempotencyKey(trx, attempt.key, attempt.leaseToken, plan.response))) throw new LeaseLost();
   });
@@ -300,18 +358,19 @@ async function onLines(request: CheckoutRequest, work: () => Promise<void>): Pro
 }
 
 /**
- * Nothing to pay: the order is paid now, with no channel, and answered as it stands after (the
- * key keeps the answer as placed, so a replay shows it unpaid: the order itself says PAID). If
- * paying fails here the order is still placed (201 as written); the job written with it pays it.
+ * Nothing to pay: the checkout's orders are paid now, with no channel, and answered as they stand
+ * after (the key keeps the answer as placed, so a replay shows them unpaid: the orders themselves
+ * say PAID). If paying fails here the orders are still placed (201 as written); their jobs pay them.
  */
-async function payFreeOrder(platform: Platform, orderNo: string, placed: CheckoutResponse): Promise<CheckoutResponse> {
+async function payFreeCheckout(platform: Platform, checkoutNo: string, placed: CheckoutResponse): Promise<CheckoutResponse> {
+  const shard = platform.shards.forOrderNo(checkoutNo)!;
   try {
-    await payWithoutChannel(platform, orderNo);
+    for (const order of (await findCheckout(shard, checkoutNo))?.orders ?? []) await payWithoutChannel(platform, order.orderNo);
   } catch (error) {
     if (error instanceof InvariantViolation) throw error;
-    platform.log.warn({ orderNo, err: error }, 'could not pay an order with nothing payable at checkout; its job pays it');
+    platform.log.warn({ checkoutNo, err: error }, 'could not pay a checkout with nothing payable at once; its jobs pay it');
     return placed;
   }
-  const order = await findOrder(platform.shards.forOrderNo(orderNo)!, orderNo);
-  return order ? { status: 201, body: orderView(order) } : placed;
+  const checkout = await findCheckout(shard, checkoutNo);
+  return checkout ? { status: 201, body: checkoutView(checkout) } : placed;
 }

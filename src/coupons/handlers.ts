@@ -14,13 +14,21 @@ export interface CouponsDeps {
 
 /** The coupons' side of order events: locked coupons are used on payment, given back on cancel, and per policy on a full refund. */
 export function subscribeCoupons(bus: EventBus, deps: CouponsDeps): void {
+  // A checkout's coupons are locked under its number (a platform coupon may discount several of its orders).
   bus.subscribe(ORDER_PAID, 'coupons.use', inTransaction(deps.db, async (trx, event: DomainEvent<OrderPaid>) => {
-    await useCoupons(trx, event.payload.orderNo, deps.now());
+    await useCoupons(trx, holdNoOf(event.payload), deps.now());
   }));
+  // Back only when the whole checkout is cancelled; an order cancelled beside a paid one leaves them used.
   bus.subscribe(ORDER_CANCELLED, 'coupons.return', inTransaction(deps.db, async (trx, event: DomainEvent<OrderCancelled>) => {
-    await returnCoupons(trx, event.payload.orderNo, deps.now());
+    if (event.payload.wholeCheckout !== false) await returnCoupons(trx, holdNoOf(event.payload), deps.now());
   }));
   bus.subscribe(ORDER_REFUNDED, 'coupons.return-on-refund', inTransaction(deps.db, async (trx, event: DomainEvent<OrderRefunded>) => {
-    await returnCouponsOnRefund(trx, event.payload.orderNo, event.payload.fullyRefunded, deps.couponRefundPolicy, deps.now());
+    const { payload } = event;
+    await returnCouponsOnRefund(trx, holdNoOf(payload), payload.checkoutFullyRefunded ?? payload.fullyRefunded, deps.couponRefundPolicy, deps.now());
   }));
+}
+
+/** An event written before checkouts names only its order, whose number was its own checkout's. */
+function holdNoOf(event: { orderNo: string; checkoutNo?: string }): string {
+  return event.checkoutNo ?? event.orderNo;
 }

@@ -243,14 +243,15 @@ async function takeActivityPriceUnits(trx: InventoryTransaction, orderNo: string
  * transaction: confirmed at payment, released otherwise; once, since each row's state change is
  * a compare-and-set and only the winner moves the stock. Returns the number of units moved.
  */
-async function endReservations(trx: InventoryTransaction, orderNo: string, to: 'confirmed' | 'released', now_ms: number): Promise<number> {
-  const open = await trx
+async function endReservations(trx: InventoryTransaction, orderNo: string, to: 'confirmed' | 'released', now_ms: number, activitySkuIds: readonly number[] | 'all' = 'all'): Promise<number> {
+  if (activitySkuIds !== 'all' && activitySkuIds.length === 0) return 0;
+  let query = trx
     .selectFrom('stock_reservations')
     .select(['activity_sku_id', 'quantity', 'activity_price_units', 'state', 'hold_key', 'from_hold'])
     .where('order_no', '=', orderNo)
-    .where('state', 'in', ['reserved', 'pending'])
-    .orderBy('activity_sku_id')
-    .execute();
+    .where('state', 'in', ['reserved', 'pending']);
+  if (activitySkuIds !== 'all') query = query.where('activity_sku_id', 'in', [...activitySkuIds]);
+  const open = await query.orderBy('activity_sku_id').execute();
   let moved = 0;
   for (const r of open) {
     if (!(await moveReservation(trx, orderNo, r.activity_sku_id, r.state as ReservationState, to, now_ms))) continue;
@@ -305,9 +306,12 @@ export async function moveUnits(
   assert(affected(changed) === 1, () => `stock of ${activitySkuId} has fewer than ${quantity} ${from} units to move to ${to}`);
 }
 
-/** 库存扣减 at payment: reserved → sold. */
-export function confirmReservation(trx: InventoryTransaction, orderNo: string, now_ms: number): Promise<number> {
-  return endReservations(trx, orderNo, 'confirmed', now_ms);
+/**
+ * 库存扣减 at payment: reserved → sold. A checkout's reservations are kept under its number; each
+ * of its orders, paid on its own, confirms its own lines' (all of them when not given).
+ */
+export function confirmReservation(trx: InventoryTransaction, holdNo: string, now_ms: number, activitySkuIds: readonly number[] | 'all' = 'all'): Promise<number> {
+  return endReservations(trx, holdNo, 'confirmed', now_ms, activitySkuIds);
 }
 
 /** At cancel, timeout or a failed checkout: reserved → available. */

@@ -12,8 +12,13 @@ export interface OrderEventLine {
   quantity: number;
 }
 
+/**
+ * Every order event names its checkout: a checkout's holds (stock, coupons, points) are kept
+ * under the checkout number, and each order's event moves its own lines' part of them.
+ */
 export interface OrderPlaced {
   orderNo: string;
+  checkoutNo: string;
   buyerId: number;
   placed_at_ms: number;
   lines: OrderEventLine[];
@@ -21,19 +26,34 @@ export interface OrderPlaced {
 
 export interface OrderPaid {
   orderNo: string;
+  checkoutNo: string;
   buyerId: number;
   paymentNo: string;
   paid_fen: number;
+  /** The order's lines: their part of the checkout's stock is confirmed. */
+  lines: OrderEventLine[];
 }
 
 export interface OrderCancelled {
   orderNo: string;
+  checkoutNo: string;
   buyerId: number;
   reason: string;
+  lines: OrderEventLine[];
+  /**
+   * Every order of the checkout is cancelled now, none was paid: everything the checkout held goes
+   * back. False when the checkout lives on through a paid order (an on-payment line sold out, or an
+   * order whose sub-payment never came): this order's stock goes back, and its share of the points.
+   */
+  wholeCheckout: boolean;
+  /** The payable of the checkout's cancelled orders plus its other orders' refunded lines, this cancel's included. */
+  checkoutClosed_fen: number;
+  checkoutPayable_fen: number;
 }
 
+/** 超时取消: one job per checkout, at its payment deadline (the number of an order placed before checkouts is its own checkout's). */
 export const ORDER_EXPIRE_JOB = 'order.expire';
-export const expireJobKey = (orderNo: string): string => `${ORDER_EXPIRE_JOB}:${orderNo}`;
+export const expireJobKey = (checkoutNo: string): string => `${ORDER_EXPIRE_JOB}:${checkoutNo}`;
 
 /**
  * An order with nothing to pay (a 100 % coupon, points covering all) is paid without a channel,
@@ -54,6 +74,7 @@ export interface OrderPriceProtected {
 
 export interface OrderRefunded {
   orderNo: string;
+  checkoutNo: string;
   buyerId: number;
   refundNo: string;
   reason: string;
@@ -63,4 +84,9 @@ export interface OrderRefunded {
   refundedLinesPayable_fen: number;
   payable_fen: number;
   fullyRefunded: boolean;
+  /** As OrderCancelled's: what of the checkout is refunded or cancelled so far, of its payable — the points come back in that proportion. */
+  checkoutClosed_fen: number;
+  checkoutPayable_fen: number;
+  /** No order of the checkout is left with anything not refunded or cancelled: its coupons may go back. */
+  checkoutFullyRefunded: boolean;
 }

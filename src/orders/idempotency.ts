@@ -7,11 +7,11 @@ import type { OrdersDb, OrdersTables, OrdersTransaction } from './tables.ts';
 
 /**
  * Idempotent submission, scoped to the buyer. The first request with a key claims it and
- * fixes the order number; the same key and body later gets the first response; the same key
+ * fixes the checkout number; the same key and body later gets the first response; the same key
  * with another body is `idempotency_key_reused`. A claim whose holder died is taken over
- * after its lease, with the same order number, so every step re-runs idempotently. Each claim
+ * after its lease, with the same checkout number, so every step re-runs idempotently. Each claim
  * has its own lease token: only the current holder may complete the key, give it up, or undo
- * what was done under the order number; a holder that outlived its lease finds out and stops.
+ * what was done under the checkout number; a holder that outlived its lease finds out and stops.
  */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
 /**
@@ -32,8 +32,8 @@ const MAX_WAIT_POLLS = 250;
 const WAIT_POLL_MS = 20;
 
 export type Claim =
-  | { kind: 'new'; orderNo: string; leaseToken: string }
-  | { kind: 'resumed'; orderNo: string; leaseToken: string }
+  | { kind: 'new'; checkoutNo: string; leaseToken: string }
+  | { kind: 'resumed'; checkoutNo: string; leaseToken: string }
   | { kind: 'replay'; status: number; body: unknown };
 
 export interface KeyRef {
@@ -67,7 +67,7 @@ function canonicalJson(value: unknown): string {
 
 export async function claimIdempotencyKey(
   db: OrdersDb,
-  claim: { buyerId: number; key: string; hash: string; orderNo: string },
+  claim: { buyerId: number; key: string; hash: string; checkoutNo: string },
   now: () => number,
 ): Promise<Claim> {
   const leaseToken = randomUUID();
@@ -79,7 +79,7 @@ export async function claimIdempotencyKey(
         buyer_id: claim.buyerId,
         idem_key: claim.key,
         request_hash: claim.hash,
-        order_no: claim.orderNo,
+        checkout_no: claim.checkoutNo,
         state: 'in_progress',
         response_status: null,
         response_body: null,
@@ -89,7 +89,7 @@ export async function claimIdempotencyKey(
       })
       .$call(ignoreDuplicates(db))
       .executeTakeFirst();
-    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) return { kind: 'new', orderNo: claim.orderNo, leaseToken };
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) return { kind: 'new', checkoutNo: claim.checkoutNo, leaseToken };
 
     const row = await db
       .selectFrom('idempotency_keys')
@@ -111,7 +111,7 @@ export async function claimIdempotencyKey(
         .where('state', '=', 'in_progress')
         .where('locked_until_ms', '=', row.locked_until_ms)
         .executeTakeFirst();
-      if (affected(taken) === 1) return { kind: 'resumed', orderNo: row.order_no, leaseToken };
+      if (affected(taken) === 1) return { kind: 'resumed', checkoutNo: row.checkout_no, leaseToken };
     }
     await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
   }
@@ -142,11 +142,11 @@ export async function completeIdempotencyKey(
   return affected(result) === 1;
 }
 
-/** A resumed claim starts over under a fresh order number; false if the lease was lost. */
-export async function moveIdempotencyKey(db: OrdersDb, key: KeyRef, leaseToken: string, orderNo: string): Promise<boolean> {
+/** A resumed claim starts over under a fresh checkout number; false if the lease was lost. */
+export async function moveIdempotencyKey(db: OrdersDb, key: KeyRef, leaseToken: string, checkoutNo: string): Promise<boolean> {
   const result = await db
     .updateTable('idempotency_keys')
-    .set({ order_no: orderNo })
+    .set({ checkout_no: checkoutNo })
     .where(heldBy(key, leaseToken))
     .executeTakeFirst();
   return affected(result) === 1;
@@ -162,18 +162,18 @@ export async function abandonIdempotencyKey(db: OrdersDb, key: KeyRef, leaseToke
 }
 
 /**
- * The key of an order number whose holder is gone, taken away from it so nobody resumes
- * that order number: returns the key, or undefined if a live holder still has it.
+ * The key of a checkout number whose holder is gone, taken away from it so nobody resumes
+ * that checkout number: returns the key, or undefined if a live holder still has it.
  */
 export async function seizeAbandonedKey(
   db: OrdersDb,
-  orderNo: string,
+  checkoutNo: string,
   now_ms: number,
 ): Promise<{ found: false } | { found: true; seized: KeyRef & { leaseToken: string } } | { found: true; seized: undefined; state: string }> {
   const row = await db
     .selectFrom('idempotency_keys')
     .select(['buyer_id', 'idem_key', 'state', 'locked_until_ms'])
-    .where('order_no', '=', orderNo)
+    .where('checkout_no', '=', checkoutNo)
     .executeTakeFirst();
   if (!row) return { found: false };
   if (row.state !== 'in_progress' || row.locked_until_ms > now_ms) return { found: true, seized: undefined, state: row.state };

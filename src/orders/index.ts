@@ -22,13 +22,13 @@ export {
   seizeAbandonedKey,
   type KeyRef,
 } from './idempotency.ts';
-export { cancelOrder, expireOrder, getOrder, paymentSucceeded, payWithoutChannel, type PaymentOutcome, type SucceededPayment } from './lifecycle.ts';
+export { cancelCheckout, cancelOrder, expireCheckout, expireOrder, getCheckout, getOrder, paymentSucceeded, payWithoutChannel, type PaymentOutcome, type SucceededPayment } from './lifecycle.ts';
 export { canTransition, ORDER_STATUSES, ORDER_TRANSITIONS, type OrderStatus } from './state.ts';
-export { listBuyerOrders, MAX_ORDERS_PAGE, purchasedQuantity, type Order } from './store.ts';
-export { orderView, ORDERS_API_TAG, type OrderView } from './view.ts';
+export { closedPayable_fen, findCheckout, listBuyerCheckouts, listBuyerOrders, lockCheckout, MAX_ORDERS_PAGE, purchasedQuantity, type Checkout, type Order } from './store.ts';
+export { checkoutStatus, checkoutView, orderView, ORDERS_API_TAG, type CheckoutView, type OrderView } from './view.ts';
 export { claimPriceProtection, PRICE_PROTECTION_DAYS, type PriceProtectionClaim } from './price-protection.ts';
 export { recordOrderRefund, refundableLines } from './refunds.ts';
-export { countPurchases, findOrder, insertOrder, orderStates, toOrder, type CountedLine } from './store.ts';
+export { countPurchases, findOrder, insertCheckout, orderStates, toOrder, type CountedLine } from './store.ts';
 export type * from './tables.ts';
 export type * from './platform.ts';
 export { overdueOrders, placedOrders, type OverduePosition, type PlacedOrder } from './stuck.ts';

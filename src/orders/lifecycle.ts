@@ -1,5 +1,5 @@
 import { recordEvent } from '../events/index.ts';
-import { cancelJob } from '../jobs/index.ts';
+import { cancelJob, scheduleJob } from '../jobs/index.ts';
 import { deductOnPayment, returnSoldStock } from '../inventory/index.ts';
 import type { Kysely, Transaction } from 'kysely';
 import type { OrderShards } from '../platform/shards.ts';
@@ -7,10 +7,10 @@ import type { OrdersPlatform, OrdersShardTables } from './platform.ts';
 
 import { transaction } from '../platform/db/retry.ts';
 import { AppError, isAppError } from '../platform/errors.ts';
-import { ORDER_CANCELLED, ORDER_PAID, expireJobKey, noChannelPaymentNo, type OrderCancelled, type OrderPaid } from './events.ts';
+import { ORDER_CANCELLED, ORDER_PAID, ORDER_PAY_WITHOUT_CHANNEL_JOB, expireJobKey, noChannelPaymentNo, payWithoutChannelJobKey, type OrderCancelled, type OrderPaid } from './events.ts';
 import type { CancelReason } from './state.ts';
-import { findOrder, transitionOrder, uncountPurchase, type Order } from './store.ts';
-import type { OrdersDb, OrdersTransaction } from './tables.ts';
+import { closedPayable_fen, findCheckout, findOrder, lockCheckout, transitionOrder, uncountPurchase, type Checkout, type Order } from './store.ts';
+import type { OrdersTransaction } from './tables.ts';
 
 /** A lost compare-and-set is re-read and decided again at most this many times. */
 const MAX_PAYMENT_RACE_ROUNDS = 5;
@@ -29,36 +29,104 @@ export async function getOrder(platform: OrdersPlatform, orderNo: string, asBuye
 }
 
 /**
- * PENDING_PAYMENT → CANCELLED, by the buyer or by the payment timeout. The purchase counters
- * go down in the same transaction; stock, coupons and points are returned by the
- * subscribers of order.cancelled. A lost race is `order_state_conflict`.
+ * PENDING_PAYMENT → CANCELLED, by the buyer: before payment a checkout moves as one, so
+ * cancelling an order cancels its checkout (every order of it), and is refused once any of them
+ * is paid. A lost race is `order_state_conflict`. Answers the order as it is after.
  */
 export async function cancelOrder(platform: OrdersPlatform, orderNo: string, reason: CancelReason, asBuyer?: number): Promise<Order> {
-  const db = shardOf(platform, orderNo);
   const order = await getOrder(platform, orderNo, asBuyer);
-  if (order.status !== 'PENDING_PAYMENT') throw new AppError('order_not_cancellable', { details: { status: order.status } });
-  const now_ms = platform.now();
-  await transaction(db, async (trx) => {
-    await transitionOrder(trx, order, 'CANCELLED', { cancel_reason: reason, cancelled_at_ms: now_ms }, now_ms);
-    for (const line of order.lines) await uncountPurchase(trx, order.buyerId, line.activitySkuId, line.quantity);
-    const event: OrderCancelled = { orderNo, buyerId: order.buyerId, reason };
-    await recordEvent(trx, { type: ORDER_CANCELLED, aggregateId: orderNo, payload: event }, now_ms);
-    if (reason !== 'payment_timeout') await cancelJob(trx, expireJobKey(orderNo));
-  });
-  platform.wake();
+  await cancelCheckout(platform, order.checkoutNo, reason, asBuyer);
   return getOrder(platform, orderNo);
 }
 
-/** The order.expire job: 超时取消 of an order still unpaid. Anything else is left as it is. */
-export async function expireOrder(platform: OrdersPlatform, orderNo: string): Promise<'cancelled' | 'not_pending'> {
+/**
+ * Cancels every order of an unpaid checkout in one transaction (the buyer's cancel, the payment
+ * timeout): all or none. The purchase counters go down with them; stock, coupons and points are
+ * returned by the subscribers of order.cancelled, once for the checkout.
+ */
+export async function cancelCheckout(platform: OrdersPlatform, checkoutNo: string, reason: CancelReason, asBuyer?: number): Promise<Checkout> {
+  const checkout = await getCheckout(platform, checkoutNo, asBuyer);
+  const waiting = (c: Checkout) => c.orders.every((o) => o.status === 'PENDING_PAYMENT');
+  if (!waiting(checkout)) throw notCancellable(checkout);
+  await cancelOrders(platform, checkoutNo, reason, (locked) => {
+    if (!waiting(locked)) throw notCancellable(locked);
+    return locked.orders;
+  });
+  return getCheckout(platform, checkoutNo);
+}
+
+function notCancellable(checkout: Checkout): AppError {
+  const statuses = [...new Set(checkout.orders.map((o) => o.status))];
+  return new AppError('order_not_cancellable', { details: { status: statuses.find((s) => s !== 'PENDING_PAYMENT') ?? statuses[0], statuses: Object.fromEntries(checkout.orders.map((o) => [o.orderNo, o.status])) } });
+}
+
+/**
+ * The one transaction every cancel runs in: the checkout locked and read again, `choose` picks the
+ * orders to cancel from what it is now, each moves by compare-and-set, and each gets its event
+ * saying whether the whole checkout is now cancelled. Returns the orders cancelled.
+ */
+async function cancelOrders(platform: OrdersPlatform, checkoutNo: string, reason: CancelReason, choose: (checkout: Checkout) => readonly Order[]): Promise<Order[]> {
+  const db = shardOf(platform, checkoutNo);
+  const now_ms = platform.now();
+  const cancelled = await transaction(db, async (trx) => {
+    const checkout = await lockCheckout(trx, checkoutNo);
+    if (!checkout) throw new AppError('order_not_found');
+    const chosen = choose(checkout).filter((o) => o.status === 'PENDING_PAYMENT');
+    if (chosen.length === 0) return [];
+    const ids = new Set(chosen.map((o) => o.orderNo));
+    const after = { orders: checkout.orders.map((o) => (ids.has(o.orderNo) ? { ...o, status: 'CANCELLED' as const } : o)) };
+    const wholeCheckout = after.orders.every((o) => o.status === 'CANCELLED');
+    for (const order of chosen) {
+      await transitionOrder(trx, order, 'CANCELLED', { cancel_reason: reason, cancelled_at_ms: now_ms }, now_ms);
+      for (const line of order.lines) await uncountPurchase(trx, order.buyerId, line.activitySkuId, line.quantity);
+      const event: OrderCancelled = {
+        orderNo: order.orderNo,
+        checkoutNo,
+        buyerId: order.buyerId,
+        reason,
+        lines: order.lines.map((l) => ({ activitySkuId: l.activitySkuId, quantity: l.quantity })),
+        wholeCheckout,
+        checkoutClosed_fen: closedPayable_fen(after),
+        checkoutPayable_fen: checkout.payable_fen,
+      };
+      await recordEvent(trx, { type: ORDER_CANCELLED, aggregateId: order.orderNo, payload: event }, now_ms);
+    }
+    if (reason !== 'payment_timeout' && after.orders.every((o) => o.status !== 'PENDING_PAYMENT')) await cancelJob(trx, expireJobKey(checkoutNo));
+    return chosen;
+  });
+  platform.wake();
+  return cancelled;
+}
+
+/**
+ * The order.expire job: 超时取消 of a checkout still unpaid, all its orders at once. Should some
+ * of its orders be paid and others still waiting (a sub-payment that never came), the waiting
+ * ones are cancelled on their own: after payment each order lives on its own. Anything else is
+ * left as it is.
+ */
+export async function expireCheckout(platform: OrdersPlatform, checkoutNo: string): Promise<'cancelled' | 'not_pending'> {
   try {
-    await cancelOrder(platform, orderNo, 'payment_timeout');
-    return 'cancelled';
+    const cancelled = await cancelOrders(platform, checkoutNo, 'payment_timeout', (checkout) => checkout.orders);
+    return cancelled.length > 0 ? 'cancelled' : 'not_pending';
   } catch (error) {
     // Paid, cancelled by the buyer, or either of those a moment ago: nothing to expire.
-    if (isAppError(error, 'order_not_cancellable') || isAppError(error, 'order_state_conflict')) return 'not_pending';
+    if (isAppError(error, 'order_state_conflict') || isAppError(error, 'order_not_found')) return 'not_pending';
     throw error;
   }
+}
+
+/** The timeout of an order's checkout (the consistency pass repairs overdue orders so). */
+export async function expireOrder(platform: OrdersPlatform, orderNo: string): Promise<'cancelled' | 'not_pending'> {
+  const order = await findOrder(shardOf(platform, orderNo), orderNo);
+  if (!order) return 'not_pending';
+  return expireCheckout(platform, order.checkoutNo);
+}
+
+/** Reads a checkout; a buyer asking for someone else's is told it does not exist. */
+export async function getCheckout(platform: OrdersPlatform, checkoutNo: string, asBuyer?: number): Promise<Checkout> {
+  const checkout = await findCheckout(shardOf(platform, checkoutNo), checkoutNo);
+  if (!checkout || (asBuyer !== undefined && checkout.buyerId !== asBuyer)) throw new AppError('checkout_not_found');
+  return checkout;
 }
 
 /**
@@ -69,7 +137,29 @@ export async function expireOrder(platform: OrdersPlatform, orderNo: string): Pr
 export async function payWithoutChannel(platform: OrdersPlatform, orderNo: string): Promise<PaymentOutcome | 'not_free'> {
   const order = await getOrder(platform, orderNo);
   if (order.payable_fen !== 0) return 'not_free';
+  // In a checkout with something to pay, such an order is paid with the first of its siblings, not before.
+  const checkout = await getCheckout(platform, order.checkoutNo);
+  if (checkout.payable_fen > 0 && !checkout.orders.some((o) => o.payable_fen > 0 && (o.status === 'PAID' || o.status === 'REFUNDED'))) return 'not_free';
   return paymentSucceeded(platform, orderNo, { paymentNo: noChannelPaymentNo(orderNo), amount_fen: 0, paid_at_ms: platform.now() });
+}
+
+/**
+ * In the transaction that pays an order: the checkout's orders with nothing to pay (a merchant's
+ * coupon covering its whole order) are paid with it, by their job; the timeout is called off once
+ * no order of the checkout waits for a payment.
+ */
+async function afterOrderPaid(trx: OrdersTransaction, order: Order, now_ms: number): Promise<void> {
+  const siblings = await trx
+    .selectFrom('orders')
+    .select(['order_no', 'payable_fen'])
+    .where('checkout_no', '=', order.checkoutNo)
+    .where('status', '=', 'PENDING_PAYMENT')
+    .where('order_no', '<>', order.orderNo)
+    .execute();
+  for (const sibling of siblings.filter((s) => Number(s.payable_fen) === 0)) {
+    await scheduleJob(trx, { kind: ORDER_PAY_WITHOUT_CHANNEL_JOB, key: payWithoutChannelJobKey(sibling.order_no), payload: { orderNo: sibling.order_no }, due_at_ms: now_ms }, now_ms);
+  }
+  if (siblings.length === 0) await cancelJob(trx, expireJobKey(order.checkoutNo));
 }
 
 export interface SucceededPayment {
@@ -118,10 +208,12 @@ export async function paymentSucceeded(
       } catch (error) {
         if (!isAppError(error, 'insufficient_stock')) throw error;
         try {
-          await cancelOrder(platform, orderNo, 'sold_out_at_payment');
-          return 'stock_unavailable';
+          // This order alone: its siblings in the checkout are paid by their own sub-payments.
+          const cancelled = await cancelOrders(platform, order.checkoutNo, 'sold_out_at_payment', (checkout) => checkout.orders.filter((o) => o.orderNo === orderNo));
+          if (cancelled.length === 1) return 'stock_unavailable';
+          continue;
         } catch (cancelError) {
-          if (isAppError(cancelError, 'order_state_conflict') || isAppError(cancelError, 'order_not_cancellable')) continue;
+          if (isAppError(cancelError, 'order_state_conflict')) continue;
           throw cancelError;
         }
       }
@@ -137,9 +229,16 @@ export async function paymentSucceeded(
           now_ms,
         );
         await options.inPaidTransaction?.(trx);
-        const event: OrderPaid = { orderNo, buyerId: order.buyerId, paymentNo: payment.paymentNo, paid_fen: payment.amount_fen };
+        const event: OrderPaid = {
+          orderNo,
+          checkoutNo: order.checkoutNo,
+          buyerId: order.buyerId,
+          paymentNo: payment.paymentNo,
+          paid_fen: payment.amount_fen,
+          lines: order.lines.map((l) => ({ activitySkuId: l.activitySkuId, quantity: l.quantity })),
+        };
         await recordEvent(trx, { type: ORDER_PAID, aggregateId: orderNo, payload: event }, now_ms);
-        await cancelJob(trx, expireJobKey(orderNo));
+        await afterOrderPaid(trx, order, now_ms);
       });
       platform.wake();
       return 'paid';

@@ -4,7 +4,7 @@ import { recordEvent } from '../events/index.ts';
 import { affected } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
 import { ORDER_REFUNDED, type OrderRefunded } from './events.ts';
-import { findOrder, transitionOrder, type Order } from './store.ts';
+import { closedPayable_fen, findOrder, lockCheckout, transitionOrder, type Order } from './store.ts';
 import type { OrdersTransaction } from './tables.ts';
 
 /**
@@ -33,8 +33,12 @@ export async function recordOrderRefund(
   refund: { refundNo: string; reason: string; lineNos: readonly number[] | null; amount_fen: number },
   now_ms: number,
 ): Promise<void> {
-  const order = await findOrder(trx, orderNo);
-  assert(order && (order.status === 'PAID' || order.status === 'REFUNDED'), () => `refund recorded on order ${orderNo} that is not paid`);
+  const known = await findOrder(trx, orderNo);
+  assert(known, () => `refund recorded on order ${orderNo} that does not exist`);
+  // Refunds of one checkout's orders take turns on it, so each event's checkout figures include the ones before.
+  const checkout = await lockCheckout(trx, known.checkoutNo);
+  const order = checkout?.orders.find((o) => o.orderNo === orderNo);
+  assert(checkout && order && (order.status === 'PAID' || order.status === 'REFUNDED'), () => `refund recorded on order ${orderNo} that is not paid`);
   const raised = await trx
     .updateTable('orders')
     .set({ refunded_fen: sql`refunded_fen + ${refund.amount_fen}`, updated_at_ms: now_ms })
@@ -58,8 +62,14 @@ export async function recordOrderRefund(
   const fully = refundedLines.size === order.lines.length;
   if (fully && order.status === 'PAID') await transitionOrder(trx, order, 'REFUNDED', {}, now_ms);
   const refundedLinesPayable_fen = order.lines.filter((l) => refundedLines.has(l.lineNo)).reduce((sum, l) => sum + l.payable_fen, 0);
+  const after = {
+    orders: checkout.orders.map((o) =>
+      o.orderNo === orderNo ? { ...o, status: fully ? ('REFUNDED' as const) : o.status, lines: o.lines.map((l) => (refundedLines.has(l.lineNo) ? { ...l, refunded_at_ms: l.refunded_at_ms ?? now_ms } : l)) } : o,
+    ),
+  };
   const event: OrderRefunded = {
     orderNo,
+    checkoutNo: checkout.checkoutNo,
     buyerId: order.buyerId,
     refundNo: refund.refundNo,
     reason: refund.reason,
@@ -68,6 +78,9 @@ export async function recordOrderRefund(
     refundedLinesPayable_fen,
     payable_fen: order.payable_fen,
     fullyRefunded: fully,
+    checkoutClosed_fen: closedPayable_fen(after),
+    checkoutPayable_fen: checkout.payable_fen,
+    checkoutFullyRefunded: after.orders.every((o) => o.status === 'CANCELLED' || o.status === 'REFUNDED'),
   };
   await recordEvent(trx, { type: ORDER_REFUNDED, aggregateId: orderNo, payload: event }, now_ms);
 }

@@ -4,12 +4,13 @@ import { claimPriceProtection, PRICE_PROTECTION_DAYS } from './price-protection.
 import { authorize, subjectId } from '../platform/http/auth.ts';
 import { requestLog, withLog } from '../platform/http/observability.ts';
 import type { RouteModule } from '../platform/http/server.ts';
-import { cancelOrder, getOrder } from './lifecycle.ts';
-import { listBuyerOrders, MAX_ORDERS_PAGE } from './store.ts';
-import { orderView } from './view.ts';
+import { cancelCheckout, cancelOrder, getCheckout, getOrder } from './lifecycle.ts';
+import { listBuyerCheckouts, listBuyerOrders, MAX_ORDERS_PAGE } from './store.ts';
+import { checkoutView, orderView } from './view.ts';
 import type { OrdersPlatform } from './platform.ts';
 
 const orderNoParams = z.object({ orderNo: z.string().regex(/^\d{23}$/, 'an order number is 23 digits') });
+const checkoutNoParams = z.object({ checkoutNo: z.string().regex(/^\d{23}$/, 'a checkout number is 23 digits') });
 
 export const orderRoutes: RouteModule<OrdersPlatform> = (server, app) => {
   server.get(
@@ -32,6 +33,44 @@ export const orderRoutes: RouteModule<OrdersPlatform> = (server, app) => {
       });
       const next = orders.length === request.query.limit ? orders[orders.length - 1]!.orderNo : null;
       return { orders: orders.map(orderView), next };
+    },
+  );
+
+  server.get(
+    '/checkouts',
+    {
+      schema: {
+        summary: "The buyer's checkouts, newest first, each with its orders (one per merchant); pass `next` as `before` for the following page",
+        tags: ['orders'],
+        querystring: z.object({
+          limit: paramInt(1, MAX_ORDERS_PAGE).default(20),
+          before: z.string().regex(/^\d{23}$/, 'the last checkout number of the previous page').optional(),
+        }),
+      },
+    },
+    async (request) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      const checkouts = await listBuyerCheckouts(app.shards.forBuyer(buyerId), buyerId, {
+        limit: request.query.limit,
+        ...(request.query.before && { beforeCheckoutNo: request.query.before }),
+      });
+      const next = checkouts.length === request.query.limit ? checkouts[checkouts.length - 1]!.checkoutNo : null;
+      return { checkouts: checkouts.map(checkoutView), next };
+    },
+  );
+
+  server.get('/checkouts/:checkoutNo', { schema: { summary: 'One checkout, with each merchant’s order', tags: ['orders'], params: checkoutNoParams } }, async (request) => {
+    const principal = authorize(request, 'buyer', 'admin');
+    return checkoutView(await getCheckout(app, request.params.checkoutNo, principal.role === 'buyer' ? subjectId(principal) : undefined));
+  });
+
+  server.post(
+    '/checkouts/:checkoutNo/cancel',
+    { schema: { summary: 'Cancel an unpaid checkout: every order of it, or none', tags: ['orders'], params: checkoutNoParams } },
+    async (request) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      const log = requestLog(request, { checkoutNo: request.params.checkoutNo });
+      return checkoutView(await cancelCheckout(withLog(app, log), request.params.checkoutNo, 'buyer_cancelled', buyerId));
     },
   );
 
@@ -66,7 +105,7 @@ export const orderRoutes: RouteModule<OrdersPlatform> = (server, app) => {
 
   server.post(
     '/orders/:orderNo/cancel',
-    { schema: { summary: 'Cancel an unpaid order', tags: ['orders'], params: orderNoParams } },
+    { schema: { summary: 'Cancel an unpaid order: before payment a checkout moves as one, so this cancels every order of its checkout', tags: ['orders'], params: orderNoParams } },
     async (request) => {
       const buyerId = subjectId(authorize(request, 'buyer'));
       const log = requestLog(request, { orderNo: request.params.orderNo });

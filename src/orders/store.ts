@@ -1,6 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import { dialectOf } from '../platform/db/database.ts';
-import type { OrderLineRow, OrderRow } from './tables.ts';
+import type { CheckoutRow, OrderLineRow, OrderRow } from './tables.ts';
 import { affected, ignoreDuplicates } from '../platform/db/sql.ts';
 import { AppError, assert } from '../platform/errors.ts';
 import { compareAndSet } from '../platform/db/compare-and-set.ts';
@@ -22,15 +22,19 @@ export interface OrderLine {
   quantity: number;
   subtotal_fen: number;
   discount_fen: number;
+  platformFunded_fen: number;
+  merchantFunded_fen: number;
   shipping_fen: number;
   payable_fen: number;
   refunded_at_ms: number | null;
-  discounts: { source: string; id: string; amount_fen: number }[];
+  discounts: { source: string; id: string; amount_fen: number; funder?: string }[];
   segments: { quantity: number; unitPrice_fen: number; basis: string }[];
 }
 
 export interface Order {
   orderNo: string;
+  checkoutNo: string;
+  merchantId: number;
   buyerId: number;
   leaderId: number;
   status: OrderStatus;
@@ -58,6 +62,8 @@ export interface Order {
 export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
   return {
     orderNo: r.order_no,
+    checkoutNo: r.checkout_no,
+    merchantId: Number(r.merchant_id),
     buyerId: r.buyer_id,
     leaderId: r.leader_id,
     status: r.status as OrderStatus,
@@ -91,6 +97,8 @@ export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
       quantity: l.quantity,
       subtotal_fen: l.subtotal_fen,
       discount_fen: l.discount_fen,
+      platformFunded_fen: Number(l.platform_funded_fen),
+      merchantFunded_fen: Number(l.merchant_funded_fen),
       shipping_fen: l.shipping_fen,
       payable_fen: l.payable_fen,
       refunded_at_ms: l.refunded_at_ms === null ? null : Number(l.refunded_at_ms),
@@ -100,9 +108,101 @@ export function toOrder(r: OrderRow, lines: OrderLineRow[]): Order {
   };
 }
 
-export async function insertOrder(trx: OrdersTransaction, order: OrderRow, lines: OrderLineRow[]): Promise<void> {
-  await trx.insertInto('orders').values(order).execute();
-  await trx.insertInto('order_lines').values(lines).execute();
+/** A checkout: the buyer's one submission, and its orders, one per merchant (by merchant id). */
+export interface Checkout {
+  checkoutNo: string;
+  buyerId: number;
+  leaderId: number;
+  currency: string;
+  itemsTotal_fen: number;
+  discountTotal_fen: number;
+  shipping_fen: number;
+  payable_fen: number;
+  couponIds: number[];
+  pointsUsed: number;
+  created_at_ms: number;
+  expires_at_ms: number;
+  orders: Order[];
+}
+
+function toCheckout(r: CheckoutRow, orders: Order[]): Checkout {
+  return {
+    checkoutNo: r.checkout_no,
+    buyerId: r.buyer_id,
+    leaderId: r.leader_id,
+    currency: r.currency,
+    itemsTotal_fen: r.items_total_fen,
+    discountTotal_fen: r.discount_total_fen,
+    shipping_fen: r.shipping_fen,
+    payable_fen: r.payable_fen,
+    couponIds: r.coupon_ids ? JSON.parse(r.coupon_ids) : [],
+    pointsUsed: r.points_used,
+    created_at_ms: r.created_at_ms,
+    expires_at_ms: r.expires_at_ms,
+    orders,
+  };
+}
+
+/** The checkout, then its orders and their lines: three statements however many merchants it has. */
+export async function insertCheckout(trx: OrdersTransaction, checkout: CheckoutRow, orders: readonly OrderRow[], lines: readonly OrderLineRow[]): Promise<void> {
+  assert(orders.length === checkout.order_count && orders.length > 0, 'a checkout is written with all its orders');
+  await trx.insertInto('checkouts').values(checkout).execute();
+  await trx.insertInto('orders').values([...orders]).execute();
+  await trx.insertInto('order_lines').values([...lines]).execute();
+}
+
+export async function findCheckout(db: OrdersDb | OrdersTransaction, checkoutNo: string): Promise<Checkout | undefined> {
+  const row = await db.selectFrom('checkouts').selectAll().where('checkout_no', '=', checkoutNo).executeTakeFirst();
+  if (!row) return undefined;
+  return toCheckout(row, await ordersOfCheckouts(db, [checkoutNo]));
+}
+
+/** The orders of some checkouts, with their lines, by checkout then merchant. */
+async function ordersOfCheckouts(db: OrdersDb | OrdersTransaction, checkoutNos: readonly string[]): Promise<Order[]> {
+  const rows = await db.selectFrom('orders').selectAll().where('checkout_no', 'in', [...checkoutNos]).orderBy('checkout_no').orderBy('merchant_id').orderBy('order_no').execute();
+  if (rows.length === 0) return [];
+  const lines = await db
+    .selectFrom('order_lines')
+    .selectAll()
+    .where('order_no', 'in', rows.map((r) => r.order_no))
+    .orderBy('order_no')
+    .orderBy('line_no')
+    .execute();
+  return rows.map((r) => toOrder(r, lines.filter((l) => l.order_no === r.order_no)));
+}
+
+/**
+ * The checkout read again under its row's lock, inside the transaction that changes its orders:
+ * cancels and refunds of one checkout's orders take turns, so each sees the ones before it
+ * (SQLite has one writer at a time already).
+ */
+export async function lockCheckout(trx: OrdersTransaction, checkoutNo: string): Promise<Checkout | undefined> {
+  let query = trx.selectFrom('checkouts').selectAll().where('checkout_no', '=', checkoutNo);
+  if (dialectOf(trx) !== 'sqlite') query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  if (!row) return undefined;
+  return toCheckout(row, await ordersOfCheckouts(trx, [checkoutNo]));
+}
+
+/** What of a checkout is given up so far: its cancelled orders' payable, and the refunded lines of the others. */
+export function closedPayable_fen(checkout: Pick<Checkout, 'orders'>): number {
+  let closed = 0;
+  for (const order of checkout.orders) {
+    if (order.status === 'CANCELLED') closed += order.payable_fen;
+    else for (const line of order.lines) if (line.refunded_at_ms !== null) closed += line.payable_fen;
+  }
+  return closed;
+}
+
+/** The buyer's checkouts, newest first, each with its orders; the last checkout number seen is the cursor. */
+export async function listBuyerCheckouts(db: OrdersDb, buyerId: number, page: { limit: number; beforeCheckoutNo?: string }): Promise<Checkout[]> {
+  assert(page.limit > 0 && page.limit <= MAX_ORDERS_PAGE, 'checkout page size out of range');
+  let query = db.selectFrom('checkouts').selectAll().where('buyer_id', '=', buyerId);
+  if (page.beforeCheckoutNo !== undefined) query = query.where('checkout_no', '<', page.beforeCheckoutNo);
+  const rows = await query.orderBy('checkout_no', 'desc').limit(page.limit).execute();
+  if (rows.length === 0) return [];
+  const orders = await ordersOfCheckouts(db, rows.map((r) => r.checkout_no));
+  return rows.map((r) => toCheckout(r, orders.filter((o) => o.checkoutNo === r.checkout_no)));
 }
 
 export async function findOrder(db: OrdersDb | OrdersTransaction, orderNo: string): Promise<Order | undefined> {

@@ -24,7 +24,7 @@ export async function overdueOrders(
   shard: OrdersDb,
   query: { expiredBefore_ms: number; after?: OverduePosition | undefined; limit: number },
 ): Promise<{ orderNo: string; expires_at_ms: number; stuck: boolean }[]> {
-  let select = shard.selectFrom('orders').select(['order_no', 'expires_at_ms']).where('status', '=', 'PENDING_PAYMENT').where('expires_at_ms', '<', query.expiredBefore_ms);
+  let select = shard.selectFrom('orders').select(['order_no', 'checkout_no', 'expires_at_ms']).where('status', '=', 'PENDING_PAYMENT').where('expires_at_ms', '<', query.expiredBefore_ms);
   const { after } = query;
   if (after !== undefined) {
     select = select.where((eb) =>
@@ -32,8 +32,9 @@ export async function overdueOrders(
     );
   }
   const rows = await select.orderBy('expires_at_ms').orderBy('order_no').limit(query.limit).execute();
-  const waiting = await waitingJobKeys(shard, rows.map((r) => expireJobKey(r.order_no)));
-  return rows.map((r) => ({ orderNo: r.order_no, expires_at_ms: r.expires_at_ms, stuck: !waiting.has(expireJobKey(r.order_no)) }));
+  // The timeout job is the checkout's.
+  const waiting = await waitingJobKeys(shard, [...new Set(rows.map((r) => expireJobKey(r.checkout_no)))]);
+  return rows.map((r) => ({ orderNo: r.order_no, expires_at_ms: r.expires_at_ms, stuck: !waiting.has(expireJobKey(r.checkout_no)) }));
 }
 
 export interface PlacedOrder {

@@ -9,6 +9,7 @@ export type IdempotencyKeyState = 'in_progress' | 'completed';
 
 /** The orders module's tables; no other module names them. Amounts are BIGINT fen; times BIGINT ms since the epoch, UTC. */
 export interface OrdersTables {
+  checkouts: CheckoutRow;
   orders: OrderRow;
   order_lines: OrderLineRow;
   purchase_counters: PurchaseCounterRow;
@@ -21,8 +22,34 @@ export interface OrdersTables {
 export type OrdersDb = Kysely<OrdersTables & OutboxTables & JobsTables>;
 export type OrdersTransaction = Transaction<OrdersTables & OutboxTables & JobsTables>;
 
+/**
+ * 拆单: one buyer's submission, paid once; it holds one order per merchant. Written with its orders
+ * and never changed: whether it is unpaid, paid or cancelled is what its orders are. Its number is
+ * what the checkout's holds (stock, coupons, points) are kept under.
+ */
+export interface CheckoutRow {
+  checkout_no: string;
+  buyer_id: number;
+  leader_id: number;
+  currency: string;
+  order_count: number;
+  items_total_fen: number;
+  discount_total_fen: number;
+  shipping_fen: number;
+  payable_fen: number;
+  /** JSON list of the coupon ids the checkout holds (a platform coupon may span its orders). */
+  coupon_ids: string | null;
+  points_used: number;
+  created_at_ms: number;
+  expires_at_ms: number;
+}
+
 export interface OrderRow {
   order_no: string;
+  /** The checkout this order is one merchant's part of. */
+  checkout_no: string;
+  /** The seller of record: every line of the order is this merchant's. */
+  merchant_id: number;
   buyer_id: number;
   leader_id: number;
   status: OrderStatus;
@@ -32,8 +59,9 @@ export interface OrderRow {
   discount_total_fen: number;
   shipping_fen: number;
   payable_fen: number;
-  /** JSON list of the coupon ids the order holds. */
+  /** JSON list of the coupon ids that discount this order's lines (held by its checkout). */
   coupon_ids: string | null;
+  /** The points whose discount landed on this order's lines (frozen by its checkout). */
   points_used: number;
   remark: string | null;
   payment_no: string | null;
@@ -62,6 +90,10 @@ export interface OrderLineRow {
   quantity: number;
   subtotal_fen: number;
   discount_fen: number;
+  /** The part of discount_fen the platform funds (平台补贴: platform promotions, platform coupons, points); settlement pays it to the merchant. */
+  platform_funded_fen: number;
+  /** The part the merchant funds (商家让利): its own promotions and coupons. */
+  merchant_funded_fen: number;
   /** This line's share of its merchant's shipping. */
   shipping_fen: number;
   /** subtotal − discounts + shipping share: what the buyer pays for it, and what refunding it returns. */
@@ -84,7 +116,8 @@ export interface IdempotencyKeyRow {
   buyer_id: number;
   idem_key: string;
   request_hash: string;
-  order_no: string;
+  /** The checkout number the key's claim fixed. */
+  checkout_no: string;
   state: IdempotencyKeyState;
   response_status: number | null;
   response_body: string | null;

@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   not_found: { status: 404, message: 'No such resource.' },
   coupon_template_not_found: { status: 404, message: 'No such coupon template.' },
   order_not_found: { status: 404, message: 'No such order.' },
+  checkout_not_found: { status: 404, message: 'No such checkout.' },
   buyer_not_found: { status: 404, message: 'No such buyer.' },
   payment_not_found: { status: 404, message: 'No such payment.' },
   refund_not_found: { status: 404, message: 'No such refund.' },
