@@ -17,6 +17,14 @@ export interface PaymentCentre {
   /** Our address as the channels reach it, for their notifications (PUBLIC_URL). */
   publicUrl: string;
   couponRefundPolicy: CouponRefundPolicy;
+  /** Who each merchant is at the channels (the catalog's merchants): its own goods, or its sub-merchant id per channel. */
+  payees: (merchantIds: readonly number[]) => Promise<ReadonlyMap<number, MerchantPayee>>;
+}
+
+/** A merchant as the cashier pays it: the platform's own (自营, paid into the platform's merchant number), or its account per channel. */
+export interface MerchantPayee {
+  selfOperated: boolean;
+  accounts: Partial<Record<ChannelName, string>>;
 }
 
 /** 补单: open payments are queried by jobs of this kind, keyed payment.query:{payNo}:{attempt}. */

@@ -1,8 +1,8 @@
 import { isAppError } from '../platform/errors.ts';
 import type { PaymentCentre } from './centre.ts';
-import type { ChannelAnswer, ChannelName, InboundRequest } from './channels/types.ts';
+import type { ChannelAnswer, ChannelName, ChannelTrade, InboundRequest } from './channels/types.ts';
 import { applyRefundResult } from './refunds.ts';
-import { applyTradeResult } from './results.ts';
+import { applyTradeResult, type TradeResultOutcome } from './results.ts';
 
 /** Of a forged notification's rejection reason, this much is logged. */
 const MAX_LOGGED_REASON = 200;
@@ -35,10 +35,16 @@ export async function handleNotification(
     return { answer: channel.answer('rejected'), outcome: 'rejected' };
   }
   try {
-    const applied = notice.kind === 'trade' ? await applyTradeResult(centre, notice.trade) : await applyRefundResult(centre, notice.refund);
-    if (applied === 'unknown_payment' || applied === 'unknown') {
+    // A combined payment's notice carries every sub-order: each is a trade of its own, applied in turn (idempotent, so a repeat changes nothing).
+    const applied =
+      notice.kind === 'trade'
+        ? [await applyTradeResult(centre, notice.trade)]
+        : notice.kind === 'combined'
+          ? await applyEach(centre, notice.trades)
+          : [await applyRefundResult(centre, notice.refund)];
+    if (applied.some((outcome) => outcome === 'unknown_payment' || outcome === 'unknown')) {
       // Verified, so the channel sent it, but for no payment of ours: say so and stop the retries.
-      const payNo = notice.kind === 'trade' ? notice.trade.payNo : notice.refund.payNo;
+      const payNo = notice.kind === 'trade' ? notice.trade.payNo : notice.kind === 'combined' ? notice.combineNo : notice.refund.payNo;
       centre.platform.log.error({ channel: channelName, payNo, kind: notice.kind }, 'verified notification for a payment or refund we do not have');
       return { answer: channel.answer('accepted'), outcome: 'unknown_payment' };
     }
@@ -47,4 +53,10 @@ export async function handleNotification(
     centre.platform.log.error({ channel: channelName, err: error }, 'notification not handled; the channel will send it again');
     return { answer: channel.answer('rejected'), outcome: 'failed' };
   }
+}
+
+async function applyEach(centre: PaymentCentre, trades: readonly ChannelTrade[]): Promise<TradeResultOutcome[]> {
+  const outcomes: TradeResultOutcome[] = [];
+  for (const trade of trades) outcomes.push(await applyTradeResult(centre, trade));
+  return outcomes;
 }

@@ -1,14 +1,14 @@
 import { scheduleJob } from '../jobs/index.ts';
-import { getOrder } from '../orders/index.ts';
+import { getCheckout, getOrder } from '../orders/index.ts';
 import { transaction } from '../platform/db/retry.ts';
 import { isUniqueViolation } from '../platform/db/sql.ts';
 import { AppError, isAppError } from '../platform/errors.ts';
 import { slotOfOrderNo } from '../platform/shards.ts';
 import { notifyUrl, PAYMENT_QUERY_JOB, type PaymentCentre } from './centre.ts';
-import type { ChannelName, PayMethod } from './channels/types.ts';
+import type { ChannelName, CombinedSubOrder, PaymentChannel, PayMethod } from './channels/types.ts';
 import { applyToOrder, applyTradeResult } from './results.ts';
 import { PAID_STATUSES } from './state.ts';
-import { findPayment, mustShard, paymentsOfOrder, updatePayment, type Payment } from './store.ts';
+import { findPayment, mustShard, paymentsOfCombine, paymentsOfOrder, sentAt, updatePayment, type Payment } from './store.ts';
 
 export { PAYMENT_QUERY_JOB };
 /** A buyer takes some seconds to scan and pay, and the notification usually follows at once: the first query waits for both. */
@@ -17,15 +17,17 @@ export const PAYMENT_QUERY_BACKOFF_MS = [15_000, 15_000, 30_000, 60_000, 120_000
 export const CLOSE_GRACE_MS = 60_000;
 /** Most payment attempts one order may have (channel switches, new QR codes). */
 export const MAX_PAYMENT_ATTEMPTS = 20;
-/** Racing starts for one order are decided again at most this many times. */
+/** Racing starts for one checkout are decided again at most this many times. */
 const MAX_START_ROUNDS = 5;
 const MAX_SUBJECT_LENGTH = 120;
 
 export interface StartPayment {
-  orderNo: string;
+  /** The checkout to pay; or an order of it (paying an order pays its checkout: before payment a checkout moves as one). */
+  checkoutNo?: string;
+  orderNo?: string;
   channel: ChannelName;
   method: PayMethod;
-  /** The buyer starting it; someone else's order is not found. */
+  /** The buyer starting it; someone else's checkout is not found. */
   asBuyer?: number;
   payerId?: string;
   payerIp?: string;
@@ -33,12 +35,52 @@ export interface StartPayment {
 }
 
 /**
- * Starts paying an order: one payment order per attempt, expiring with the order. The same
- * channel and method again returns the open attempt (a second tap shows the same QR code);
- * another channel or method first closes the open attempt at its channel, so the buyer can
- * never pay two open trades — and if the old one turns out paid, the order is paid by it.
+ * One payment attempt of a checkout: a single trade when one order has something to pay, else a
+ * combined payment (合单) of one sub-payment per such order. `payNo` is what the cashier pays: the
+ * trade's number, or the combined number.
  */
-export async function startPayment(centre: PaymentCentre, request: StartPayment): Promise<Payment> {
+export interface PaymentAttempt {
+  payNo: string;
+  combineNo: string | null;
+  checkoutNo: string;
+  channel: ChannelName;
+  method: PayMethod;
+  status: Payment['status'];
+  amount_fen: number;
+  currency: string;
+  action: Payment['action'];
+  expires_at_ms: number;
+  created_at_ms: number;
+  parts: Payment[];
+}
+
+function attemptOf(checkoutNo: string, parts: Payment[]): PaymentAttempt {
+  const first = parts[0]!;
+  return {
+    payNo: first.combineNo ?? first.payNo,
+    combineNo: first.combineNo,
+    checkoutNo,
+    channel: first.channel,
+    method: first.method,
+    status: first.status,
+    amount_fen: parts.reduce((sum, part) => sum + part.amount_fen, 0),
+    currency: first.currency,
+    action: first.action,
+    expires_at_ms: first.expires_at_ms,
+    created_at_ms: first.created_at_ms,
+    parts,
+  };
+}
+
+/**
+ * Starts paying a checkout: one attempt, expiring with it, over every order with something to pay
+ * (a single trade, or one sub-payment per order in a combined payment), each order's money for its
+ * own merchant at the channel (二清: never the platform's). The same channel and method again
+ * returns the open attempt (a second tap shows the same QR code); another channel or method first
+ * closes the open attempt at its channel, so the buyer can never pay two open trades — and if the
+ * old one turns out paid, its orders are paid by it.
+ */
+export async function startPayment(centre: PaymentCentre, request: StartPayment): Promise<PaymentAttempt> {
   const { platform } = centre;
   const channel = centre.channels.get(request.channel);
   if (!channel) throw new AppError('channel_not_configured', { field: 'channel', details: { configured: [...centre.channels.keys()] } });
@@ -52,98 +94,181 @@ export async function startPayment(centre: PaymentCentre, request: StartPayment)
       details: { channel: request.channel, reason: health.reason, probeAt: new Date(health.probe_at_ms!).toISOString(), available: others },
     });
   }
-  const order = await getOrder(platform, request.orderNo, request.asBuyer);
-  const db = platform.shards.forOrderNo(order.orderNo)!;
-  // A payment of 0 fen is no payment (the payments table refuses one): such an order is paid at checkout.
-  if (order.payable_fen === 0) throw new AppError('nothing_payable', { details: { status: order.status } });
+  const checkoutNo = request.checkoutNo ?? (await getOrder(platform, request.orderNo!, request.asBuyer)).checkoutNo;
+  let checkout = await getCheckout(platform, checkoutNo, request.asBuyer);
+  const db = platform.shards.forOrderNo(checkoutNo)!;
+  // A payment of 0 fen is no payment (the payments table refuses one): such a checkout is paid at checkout.
+  if (checkout.payable_fen === 0) throw new AppError('nothing_payable', { details: { status: checkout.orders[0]!.status } });
 
   for (let round = 0; round < MAX_START_ROUNDS; round++) {
-    if (order.status !== 'PENDING_PAYMENT' || platform.now() >= order.expires_at_ms) notPayable(order.status);
-    const attempts = await paymentsOfOrder(db, order.orderNo);
+    if (round > 0) checkout = await getCheckout(platform, checkoutNo);
+    const waiting = checkout.orders.find((o) => o.status !== 'PENDING_PAYMENT');
+    if (waiting || platform.now() >= checkout.expires_at_ms) notPayable(waiting?.status ?? 'PENDING_PAYMENT');
+    // Orders with nothing to pay are paid with the others, and are no sub-order (channels refuse 0).
+    const payable = checkout.orders.filter((o) => o.payable_fen > 0);
+    const attempts = (await Promise.all(payable.map((o) => paymentsOfOrder(db, o.orderNo)))).flat();
     if (attempts.some((a) => PAID_STATUSES.includes(a.status))) notPayable('PAID');
-    const open = attempts.find((a) => a.status === 'CREATED');
-    if (open && open.channel === request.channel && open.method === request.method && open.action) return open;
-    if (open) {
-      await closeAttempt(centre, open);
+    const open = groupsOf(attempts.filter((a) => a.status === 'CREATED'));
+    const only = open.length === 1 ? open[0]! : undefined;
+    if (only && only[0]!.channel === request.channel && only[0]!.method === request.method && only.every((a) => a.action) && coversExactly(only, payable)) {
+      return attemptOf(checkoutNo, only);
+    }
+    if (open.length > 0) {
+      for (const group of open) {
+        if ((await closeGroup(centre, group)) === 'too_early') throw tooEarlyToSwitch(group[0]!);
+      }
       continue;
     }
-    if (attempts.length >= MAX_PAYMENT_ATTEMPTS) throw new AppError('order_not_payable', { message: 'This order has had too many payment attempts.' });
+    const most = Math.max(...payable.map((o) => attempts.filter((a) => a.orderNo === o.orderNo).length));
+    if (most >= MAX_PAYMENT_ATTEMPTS) throw new AppError('order_not_payable', { message: 'This order has had too many payment attempts.' });
+    const payees = await payeesFor(centre, request.channel, payable);
+    if (payable.length > channel.maxSubOrders) {
+      throw new AppError('too_many_merchants', { field: 'channel', details: { channel: request.channel, merchants: payable.length, maxSubOrders: channel.maxSubOrders } });
+    }
 
     const now_ms = platform.now();
-    const payNo = `P${platform.nextOrderNo(slotOfOrderNo(order.orderNo)!, now_ms)}`;
+    const slot = slotOfOrderNo(checkoutNo)!;
+    const combineNo = payable.length > 1 ? `M${platform.nextOrderNo(slot, now_ms)}` : null;
+    const parts = payable.map((order) => ({ order, payNo: `P${platform.nextOrderNo(slot, now_ms)}`, subMerchantId: payees.get(order.merchantId) }));
     try {
       await transaction(db, async (trx) => {
         await trx
           .insertInto('payment_orders')
-          .values({
-            pay_no: payNo,
-            order_no: order.orderNo,
-            buyer_id: order.buyerId,
-            channel: request.channel,
-            method: request.method,
-            amount_fen: order.payable_fen,
-            currency: order.currency,
-            status: 'CREATED',
-            version: 0,
-            open_order_no: order.orderNo,
-            channel_trade_no: null,
-            pay_action: null,
-            disposition: null,
-            refund_committed_fen: 0,
-            refunded_fen: 0,
-            finished: 0,
-            expires_at_ms: order.expires_at_ms,
-            created_at_ms: now_ms,
-            updated_at_ms: now_ms,
-            succeeded_at_ms: null,
-            closed_at_ms: null,
-          })
+          .values(
+            parts.map(({ order, payNo, subMerchantId }) => ({
+              pay_no: payNo,
+              order_no: order.orderNo,
+              buyer_id: order.buyerId,
+              channel: request.channel,
+              method: request.method,
+              amount_fen: order.payable_fen,
+              currency: order.currency,
+              status: 'CREATED' as const,
+              version: 0,
+              open_order_no: order.orderNo,
+              channel_trade_no: null,
+              pay_action: null,
+              disposition: null,
+              refund_committed_fen: 0,
+              refunded_fen: 0,
+              finished: 0,
+              combine_no: combineNo,
+              sub_merchant_id: subMerchantId ?? null,
+              expires_at_ms: checkout.expires_at_ms,
+              created_at_ms: now_ms,
+              updated_at_ms: now_ms,
+              succeeded_at_ms: null,
+              closed_at_ms: null,
+            })),
+          )
           .execute();
-        await scheduleQuery(trx, payNo, 0, now_ms);
+        for (const { payNo } of parts) await scheduleQuery(trx, payNo, 0, now_ms);
       });
     } catch (error) {
-      // Another start for this order opened its attempt first: close it and go again.
+      // Another start for this checkout opened its attempt first: close it and go again.
       if (isUniqueViolation(error)) continue;
       throw error;
     }
 
-    const subject = `tuangou ${order.orderNo}: ${order.lines.map((l) => l.title).join(', ')}`.slice(0, MAX_SUBJECT_LENGTH);
+    const subjectOf = (order: (typeof payable)[number]) => `tuangou ${order.orderNo}: ${order.lines.map((l) => l.title).join(', ')}`.slice(0, MAX_SUBJECT_LENGTH);
+    const common = {
+      expires_at_ms: checkout.expires_at_ms,
+      method: request.method,
+      notifyUrl: notifyUrl(centre, request.channel),
+      returnUrl: request.returnUrl,
+      payerId: request.payerId,
+      payerIp: request.payerIp,
+      requested_at_ms: now_ms,
+    };
+    const subOrders = parts.map(({ order, payNo, subMerchantId }) => ({ payNo, amount_fen: order.payable_fen, subject: subjectOf(order), ...(subMerchantId !== undefined && { subMerchantId }) }));
     try {
-      const action = await channel.create({
-        payNo,
-        amount_fen: order.payable_fen,
-        subject,
-        expires_at_ms: order.expires_at_ms,
-        method: request.method,
-        notifyUrl: notifyUrl(centre, request.channel),
-        returnUrl: request.returnUrl,
-        payerId: request.payerId,
-        payerIp: request.payerIp,
-        requested_at_ms: now_ms,
-      });
+      const action =
+        combineNo === null
+          ? await channel.create({ ...common, ...subOrders[0]! })
+          : await channel.createCombined({ ...common, combineNo, subOrders });
       centre.breakers.succeeded(request.channel);
-      const created = (await findPayment(db, payNo))!;
-      if (created.status === 'CREATED') await updatePayment(db, created, 'CREATED', { pay_action: JSON.stringify(action) }, platform.now());
-      else if (created.status === 'CLOSED') {
+      const created = await Promise.all(parts.map(({ payNo }) => findPayment(db, payNo).then((found) => found!)));
+      if (created.some((part) => part.status === 'CLOSED')) {
         // Another start closed this attempt before the channel had it: close the trade just made
         // there too, so nothing payable is left behind that no query follows.
-        await channel.close(payNo, { requested_at_ms: now_ms }).catch((error: unknown) => platform.log.warn({ payNo, err: error }, 'could not close a superseded trade; a payment on it is refunded as a duplicate'));
-        throw new AppError('payment_state_conflict', { message: 'Another payment attempt for this order replaced this one.', details: { payNo } });
+        await closeAtChannel(channel, created).catch((error: unknown) => platform.log.warn({ payNo: combineNo ?? parts[0]!.payNo, err: error }, 'could not close a superseded trade; a payment on it is refunded as a duplicate'));
+        throw new AppError('payment_state_conflict', { message: 'Another payment attempt for this checkout replaced this one.', details: { payNo: combineNo ?? parts[0]!.payNo } });
       }
-      return (await findPayment(db, payNo))!;
+      for (const part of created) if (part.status === 'CREATED') await updatePayment(db, part, 'CREATED', { pay_action: JSON.stringify(action) }, platform.now());
+      return attemptOf(checkoutNo, await Promise.all(parts.map(({ payNo }) => findPayment(db, payNo).then((found) => found!))));
     } catch (error) {
       // Refused: this attempt is over. Unreachable: the channel may have the trade, so it stays
       // open for the query job to decide, and the buyer may try again (which closes it first).
       if (isAppError(error, 'channel_unavailable')) centre.breakers.failed(request.channel, error.message, platform.now());
       if (isAppError(error, 'channel_refused')) {
         centre.breakers.succeeded(request.channel);
-        const failed = (await findPayment(db, payNo))!;
-        if (failed.status === 'CREATED') await updatePayment(db, failed, 'FAILED', { closed_at_ms: platform.now() }, platform.now());
+        for (const { payNo } of parts) {
+          const failed = (await findPayment(db, payNo))!;
+          if (failed.status === 'CREATED') await updatePayment(db, failed, 'FAILED', { closed_at_ms: platform.now() }, platform.now());
+        }
       }
       throw error;
     }
   }
-  throw new AppError('payment_state_conflict', { details: { orderNo: order.orderNo } });
+  throw new AppError('payment_state_conflict', { details: { checkoutNo } });
+}
+
+/** Open attempts by the trade they make at the channel: a combined payment's sub-payments together. */
+function groupsOf(payments: readonly Payment[]): Payment[][] {
+  const groups = new Map<string, Payment[]>();
+  for (const payment of payments) {
+    const key = payment.combineNo ?? payment.payNo;
+    groups.set(key, [...(groups.get(key) ?? []), payment]);
+  }
+  return [...groups.values()];
+}
+
+function coversExactly(group: readonly Payment[], orders: readonly { orderNo: string; payable_fen: number }[]): boolean {
+  return group.length === orders.length && orders.every((o) => group.some((a) => a.orderNo === o.orderNo && a.amount_fen === o.payable_fen));
+}
+
+/**
+ * Each order's merchant at the channel: none for the platform's own goods (自营), paid into the
+ * platform's merchant number; a marketplace merchant without an account there cannot be paid
+ * through it, and the attempt is refused before anything is written, naming the channels that can.
+ */
+async function payeesFor(centre: PaymentCentre, channel: ChannelName, orders: readonly { merchantId: number }[]): Promise<Map<number, string | undefined>> {
+  const merchantIds = [...new Set(orders.map((o) => o.merchantId))];
+  const payees = await centre.payees(merchantIds);
+  const accountOf = (merchantId: number, on: ChannelName): string | undefined | null => {
+    const payee = payees.get(merchantId);
+    if (payee?.selfOperated) return undefined;
+    return payee?.accounts[on] ?? null;
+  };
+  const missing = merchantIds.filter((id) => accountOf(id, channel) === null);
+  if (missing.length > 0) {
+    const able = [...centre.channels.keys()].filter((other) => merchantIds.every((id) => accountOf(id, other) !== null));
+    throw new AppError('merchant_not_payable', {
+      field: 'channel',
+      message: `${channel} cannot pay merchant${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of this checkout${able.length ? `; pay with ${able.join(' or ')}` : ''}.`,
+      details: { channel, merchantIds: missing, channels: able },
+    });
+  }
+  return new Map(merchantIds.map((id) => [id, accountOf(id, channel) ?? undefined]));
+}
+
+function tooEarlyToSwitch(payment: Payment): AppError {
+  return new AppError('payment_switch_too_early', {
+    field: 'channel',
+    message: `The ${payment.channel} payment opened a moment ago cannot be closed yet; pay it, or try another way in a minute.`,
+    details: { payNo: payment.combineNo ?? payment.payNo, channel: payment.channel },
+  });
+}
+
+/** The channel's close of an attempt's trade: the combined payment as a whole, with exactly its sub-orders. */
+function closeAtChannel(channel: PaymentChannel, group: readonly Payment[]): Promise<'closed' | 'already_paid' | 'not_found' | 'too_early'> {
+  const first = group[0]!;
+  if (first.combineNo === null) return channel.close(first.payNo, sentAt(first));
+  return channel.closeCombined(first.combineNo, subOrdersOf(group), sentAt(first));
+}
+
+function subOrdersOf(group: readonly Payment[]): CombinedSubOrder[] {
+  return group.map((part) => ({ payNo: part.payNo, amount_fen: part.amount_fen, subject: '', ...(part.subMerchantId !== null && { subMerchantId: part.subMerchantId }) }));
 }
 
 function notPayable(status: string): never {
@@ -156,21 +281,32 @@ async function scheduleQuery(trx: Parameters<typeof scheduleJob>[0], payNo: stri
 }
 
 /**
- * Closes an open attempt at its channel, then here. A trade the channel says is paid is
- * recorded as a success instead (the order decides what it is).
+ * Closes an open attempt at its channel, then here: a combined payment's sub-payments all
+ * together. A trade the channel says is paid is recorded as a success instead (the order decides
+ * what it is). 'too_early' when the channel will not close it yet (WeChat: not within a minute of
+ * creating a combined payment); it stays open.
  */
-export async function closeAttempt(centre: PaymentCentre, payment: Payment): Promise<'closed' | 'paid'> {
-  const channel = centre.channels.get(payment.channel);
-  if (!channel) throw new AppError('channel_not_configured', { details: { channel: payment.channel } });
-  const sent = { requested_at_ms: payment.created_at_ms };
-  const answer = await channel.close(payment.payNo, sent);
+export async function closeAttempt(centre: PaymentCentre, payment: Payment): Promise<'closed' | 'paid' | 'too_early'> {
+  const db = mustShard(centre.platform, payment.payNo);
+  return closeGroup(centre, payment.combineNo === null ? [payment] : await paymentsOfCombine(db, payment.combineNo));
+}
+
+async function closeGroup(centre: PaymentCentre, group: readonly Payment[]): Promise<'closed' | 'paid' | 'too_early'> {
+  const first = group[0]!;
+  const channel = centre.channels.get(first.channel);
+  if (!channel) throw new AppError('channel_not_configured', { details: { channel: first.channel } });
+  const answer = await closeAtChannel(channel, group);
+  if (answer === 'too_early') return 'too_early';
   if (answer === 'already_paid') {
-    await applyTradeResult(centre, await channel.query(payment.payNo, sent));
+    const trades = first.combineNo === null ? [await channel.query(first.payNo, sentAt(first))] : await channel.queryCombined(first.combineNo, subOrdersOf(group), sentAt(first));
+    for (const trade of trades) await applyTradeResult(centre, trade);
     return 'paid';
   }
-  const db = mustShard(centre.platform, payment.payNo);
-  const current = (await findPayment(db, payment.payNo))!;
-  if (current.status === 'CREATED') await updatePayment(db, current, 'CLOSED', { closed_at_ms: centre.platform.now() }, centre.platform.now());
+  const db = mustShard(centre.platform, first.payNo);
+  for (const part of group) {
+    const current = (await findPayment(db, part.payNo))!;
+    if (current.status === 'CREATED') await updatePayment(db, current, 'CLOSED', { closed_at_ms: centre.platform.now() }, centre.platform.now());
+  }
   return 'closed';
 }
 
@@ -183,7 +319,10 @@ export async function closeOpenAttempts(centre: PaymentCentre, orderNo: string):
   const db = centre.platform.shards.forOrderNo(orderNo);
   if (!db) return;
   for (const attempt of await paymentsOfOrder(db, orderNo)) {
-    if (attempt.status === 'CREATED') await closeAttempt(centre, attempt);
+    // Closed already by a sibling order's cancel (a combined payment closes as a whole), or too
+    // early to close: the query job closes it once the checkout's time is up.
+    const current = (await findPayment(db, attempt.payNo))!;
+    if (current.status === 'CREATED') await closeAttempt(centre, current);
   }
 }
 
@@ -203,13 +342,12 @@ export async function followPayment(centre: PaymentCentre, payload: { payNo: str
   if (!channel) throw new AppError('channel_not_configured', { details: { channel: payment.channel } });
   let decided = false;
   try {
-    const trade = await channel.query(payment.payNo, { requested_at_ms: payment.created_at_ms });
+    const trade = await channel.query(payment.payNo, sentAt(payment));
     if (trade.state === 'succeeded' || trade.state === 'closed' || trade.state === 'failed') {
       await applyTradeResult(centre, trade);
       decided = true;
     } else if (centre.platform.now() >= payment.expires_at_ms + CLOSE_GRACE_MS) {
-      await closeAttempt(centre, payment);
-      decided = true;
+      decided = (await closeAttempt(centre, payment)) !== 'too_early';
     }
   } catch (error) {
     if (!isAppError(error, 'channel_unavailable')) throw error;

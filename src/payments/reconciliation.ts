@@ -6,7 +6,7 @@ import { CHINA_OFFSET_MS, type BillRecord, type ChannelName } from './channels/t
 import { applyRefundResult } from './refunds.ts';
 import { applyTradeResult } from './results.ts';
 import { PAID_STATUSES } from './state.ts';
-import { shardOfNumber, toPayment, toRefund, type Payment, type Refund } from './store.ts';
+import { findPayment, mustShard, sentAt, shardOfNumber, toPayment, toRefund, type Payment, type Refund } from './store.ts';
 
 import { DIFFERENCE_KINDS, type DifferenceKind } from './difference-kinds.ts';
 import type { PaymentsMainDb, PaymentsShardDb } from './tables.ts';
@@ -187,10 +187,10 @@ async function compareRefund(centre: PaymentCentre, row: BillRecord, refund: Ref
 
 async function repairPayment(centre: PaymentCentre, payNo: string): Promise<string | undefined> {
   const db = shardOfNumber(centre.platform, payNo)!;
-  const row = await db.selectFrom('payment_orders').select(['channel', 'created_at_ms']).where('pay_no', '=', payNo).executeTakeFirstOrThrow();
+  const row = await db.selectFrom('payment_orders').select(['channel', 'created_at_ms', 'combine_no', 'sub_merchant_id']).where('pay_no', '=', payNo).executeTakeFirstOrThrow();
   const channel = centre.channels.get(row.channel as ChannelName)!;
   try {
-    const trade = await channel.query(payNo, { requested_at_ms: Number(row.created_at_ms) });
+    const trade = await channel.query(payNo, sentAt({ created_at_ms: Number(row.created_at_ms), combineNo: row.combine_no, subMerchantId: row.sub_merchant_id }));
     if (trade.state !== 'succeeded') return undefined;
     await applyTradeResult(centre, trade);
   } catch (error) {
@@ -204,7 +204,8 @@ async function repairPayment(centre: PaymentCentre, payNo: string): Promise<stri
 async function repairRefund(centre: PaymentCentre, refund: Refund): Promise<boolean> {
   const channel = centre.channels.get(refund.channel)!;
   try {
-    const answer = await channel.queryRefund(refund.payNo, refund.refundNo, { requested_at_ms: refund.created_at_ms });
+    const payment = await findPayment(mustShard(centre.platform, refund.payNo), refund.payNo);
+    const answer = await channel.queryRefund(refund.payNo, refund.refundNo, { ...(payment && sentAt(payment)), requested_at_ms: refund.created_at_ms });
     if (answer.state !== 'succeeded') return false;
     return (await applyRefundResult(centre, answer)) === 'applied';
   } catch (error) {

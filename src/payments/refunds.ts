@@ -12,7 +12,8 @@ import { slotOfOrderNo } from '../platform/shards.ts';
 import { notifyUrl, type PaymentCentre } from './centre.ts';
 import type { ChannelRefund } from './channels/types.ts';
 import type { RefundReason } from './state.ts';
-import { findPayment, findRefund, mustShard, refundsOfPayment, shardOfNumber, updatePayment, updateRefund, type Payment, type Refund } from './store.ts';
+import { findPayment,
+  sentAt, findRefund, mustShard, refundsOfPayment, shardOfNumber, updatePayment, updateRefund, type Payment, type Refund } from './store.ts';
 import type { PaymentsShardDb, PaymentsShardTransaction } from './tables.ts';
 
 /** Follows a refund the channel has not made final yet: asks again on this schedule, the last step repeating. */
@@ -275,9 +276,11 @@ export async function driveRefund(centre: PaymentCentre, payNo: string, refundNo
             total_fen: payment.amount_fen,
             reason: refund.reason,
             notifyUrl: notifyUrl(centre, refund.channel),
+            // A sub-payment of a combined payment is refunded as its own trade, under its merchant.
+            ...sentAt(payment),
             requested_at_ms: refund.created_at_ms,
           })
-        : await channel.queryRefund(payNo, refundNo, { requested_at_ms: refund.created_at_ms });
+        : await channel.queryRefund(payNo, refundNo, { ...sentAt(payment), requested_at_ms: refund.created_at_ms });
   } catch (error) {
     if (isAppError(error, 'channel_refused')) {
       answer = { payNo, refundNo, state: 'failed', failure: error.message.slice(0, 250) };

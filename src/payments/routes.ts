@@ -13,13 +13,14 @@ import type { Principal } from '../platform/http/tokens.ts';
 import { CHANNELS, PAY_METHODS } from './channels/types.ts';
 import type { PaymentCentre, PaymentsPlatform } from './centre.ts';
 import { handleNotification } from './notifications.ts';
-import { startPayment } from './pay.ts';
+import { startPayment, type PaymentAttempt, type StartPayment } from './pay.ts';
 import { listReconciliations, reconciliationReport } from './reconciliation.ts';
 import { refundUnappliedPayment, requestRefund } from './refunds.ts';
 import { findPayment, mustShard, paymentsOfOrder, refundsOfOrder, refundsOfPayment, type Payment, type Refund } from './store.ts';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const orderNoParams = z.object({ orderNo: z.string().regex(/^\d{23}$/, 'an order number is 23 digits') });
+const checkoutNoParams = z.object({ checkoutNo: z.string().regex(/^\d{23}$/, 'a checkout number is 23 digits') });
 const payNoParams = z.object({ payNo: z.string().regex(/^P\d{23}$/, 'a pay number is P and 23 digits') });
 const MAX_REQUEST_KEY_LENGTH = 128;
 
@@ -38,7 +39,9 @@ export function checkReturnUrl(value: string, config: Pick<Config, 'returnUrlHos
 export function paymentView(platform: Payment) {
   return {
     payNo: platform.payNo,
+    combineNo: platform.combineNo,
     orderNo: platform.orderNo,
+    subMerchantId: platform.subMerchantId,
     channel: platform.channel,
     method: platform.method,
     status: platform.status,
@@ -52,6 +55,26 @@ export function paymentView(platform: Payment) {
     createdAt: iso(platform.created_at_ms),
     succeededAt: iso(platform.succeeded_at_ms),
     closedAt: iso(platform.closed_at_ms),
+  };
+}
+
+/** A payment attempt of a checkout: its single trade, or its combined payment with a sub-payment per order. */
+export function attemptView(attempt: PaymentAttempt) {
+  const single = attempt.combineNo === null ? attempt.parts[0]! : undefined;
+  return {
+    payNo: attempt.payNo,
+    combineNo: attempt.combineNo,
+    checkoutNo: attempt.checkoutNo,
+    orderNo: single?.orderNo ?? null,
+    channel: attempt.channel,
+    method: attempt.method,
+    status: attempt.status,
+    amountFen: attempt.amount_fen,
+    currency: attempt.currency,
+    action: attempt.action,
+    expiresAt: iso(attempt.expires_at_ms),
+    createdAt: iso(attempt.created_at_ms),
+    subPayments: attempt.parts.map(paymentView),
   };
 }
 
@@ -113,32 +136,34 @@ export const paymentRoutes: RouteModule<PaymentRouteDeps> = (server, app) => {
     })),
   }));
 
-  server.post(
-    '/orders/:orderNo/payments',
-    {
-      schema: {
-        summary: 'Start paying an order with a channel and method; the same channel and method again returns the open attempt',
-        tags: ['payments'],
-        params: orderNoParams,
-        body: z
-          .object({
-            channel: z.enum(CHANNELS),
-            method: z.enum(PAY_METHODS),
-            payerId: z.string().min(1).max(128).optional(),
-            returnUrl: z.url().max(512).optional(),
-          })
-          .strict(),
+  const startBody = z
+    .object({
+      channel: z.enum(CHANNELS),
+      method: z.enum(PAY_METHODS),
+      payerId: z.string().min(1).max(128).optional(),
+      returnUrl: z.url().max(512).optional(),
+    })
+    .strict();
+  for (const [path, summary] of [
+    ['/checkouts/:checkoutNo/payments', 'Start paying a checkout with a channel and method: one payment for all its orders (合单支付: a sub-payment per merchant); the same channel and method again returns the open attempt'],
+    ['/orders/:orderNo/payments', "Start paying an order's checkout (before payment a checkout moves as one); the same channel and method again returns the open attempt"],
+  ] as const) {
+    const byCheckout = path.startsWith('/checkouts');
+    server.post(
+      path,
+      { schema: { summary, tags: ['payments'], params: byCheckout ? checkoutNoParams : orderNoParams, body: startBody } },
+      async (request, reply) => {
+        const buyerId = subjectId(authorize(request, 'buyer'));
+        if (request.body.returnUrl !== undefined) checkReturnUrl(request.body.returnUrl, app.config);
+        const params = request.params as { checkoutNo?: string; orderNo?: string };
+        const target: Pick<StartPayment, 'checkoutNo' | 'orderNo'> = byCheckout ? { checkoutNo: params.checkoutNo! } : { orderNo: params.orderNo! };
+        const log = requestLog(request, target);
+        const attempt = await startPayment(forRequest(centre, log), { ...target, asBuyer: buyerId, payerIp: request.ip, ...request.body });
+        log.info({ payNo: attempt.payNo, channel: attempt.channel, status: attempt.status, parts: attempt.parts.length }, 'payment started');
+        return reply.status(201).send(attemptView(attempt));
       },
-    },
-    async (request, reply) => {
-      const buyerId = subjectId(authorize(request, 'buyer'));
-      if (request.body.returnUrl !== undefined) checkReturnUrl(request.body.returnUrl, app.config);
-      const log = requestLog(request, { orderNo: request.params.orderNo });
-      const payment = await startPayment(forRequest(centre, log), { orderNo: request.params.orderNo, asBuyer: buyerId, payerIp: request.ip, ...request.body });
-      log.info({ payNo: payment.payNo, channel: payment.channel, status: payment.status }, 'payment started');
-      return reply.status(201).send(paymentView(payment));
-    },
-  );
+    );
+  }
 
   server.get('/orders/:orderNo/payments', { schema: { summary: "An order's payment attempts and refunds", tags: ['payments'], params: orderNoParams } }, async (request) => {
     const principal = authorize(request, 'buyer', 'admin');

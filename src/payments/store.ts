@@ -23,10 +23,22 @@ export interface Payment {
   refundCommitted_fen: number;
   refunded_fen: number;
   finished: boolean;
+  /** The combined payment this is a sub-payment of (合单); null for a single trade. */
+  combineNo: string | null;
+  subMerchantId: string | null;
   expires_at_ms: number;
   created_at_ms: number;
   succeeded_at_ms: number | null;
   closed_at_ms: number | null;
+}
+
+/** What finds a payment's trade again at its channel. */
+export function sentAt(payment: Pick<Payment, 'created_at_ms' | 'combineNo' | 'subMerchantId'>): { requested_at_ms: number; combineNo?: string; subMerchantId?: string } {
+  return {
+    requested_at_ms: payment.created_at_ms,
+    ...(payment.combineNo !== null && { combineNo: payment.combineNo }),
+    ...(payment.subMerchantId !== null && { subMerchantId: payment.subMerchantId }),
+  };
 }
 
 export interface Refund {
@@ -77,6 +89,8 @@ export function toPayment(r: PaymentOrderRow): Payment {
     refundCommitted_fen: Number(r.refund_committed_fen),
     refunded_fen: Number(r.refunded_fen),
     finished: Number(r.finished) === 1,
+    combineNo: r.combine_no,
+    subMerchantId: r.sub_merchant_id,
     expires_at_ms: Number(r.expires_at_ms),
     created_at_ms: Number(r.created_at_ms),
     succeeded_at_ms: r.succeeded_at_ms === null ? null : Number(r.succeeded_at_ms),
@@ -106,6 +120,12 @@ export function toRefund(r: PaymentRefundRow): Refund {
 export async function findPayment(db: PaymentsShardDb | PaymentsShardTransaction, payNo: string): Promise<Payment | undefined> {
   const row = await db.selectFrom('payment_orders').selectAll().where('pay_no', '=', payNo).executeTakeFirst();
   return row && toPayment(row);
+}
+
+/** The sub-payments of a combined payment, in the order they were sent. */
+export async function paymentsOfCombine(db: PaymentsShardDb | PaymentsShardTransaction, combineNo: string): Promise<Payment[]> {
+  const rows = await db.selectFrom('payment_orders').selectAll().where('combine_no', '=', combineNo).orderBy('pay_no').execute();
+  return rows.map(toPayment);
 }
 
 /** Every payment attempt of an order, oldest first (an order has a handful at most). */

@@ -46,6 +46,10 @@ export interface PaymentOrderRow {
   refunded_fen: number;
   /** 1 when the channel says the trade can no longer be refunded (TRADE_FINISHED). */
   finished: number;
+  /** The combined payment (合单) this is a sub-payment of; null for a single trade. */
+  combine_no: string | null;
+  /** The merchant the money is for at the channel (sub_mchid, smid, …); null for the platform's own goods. */
+  sub_merchant_id: string | null;
   expires_at_ms: number;
   created_at_ms: number;
   updated_at_ms: number;

@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as paymentOrders from './0001_payment_orders.ts';
+import * as combinedPayments from './0002_combined_payments.ts';
 import * as reconciliation from './0001_reconciliation.ts';
 
 /**
@@ -10,6 +11,7 @@ import * as reconciliation from './0001_reconciliation.ts';
  */
 export const paymentsShardMigrations: Record<string, Migration> = {
   '0001_payment_orders': paymentOrders,
+  '0002_combined_payments': combinedPayments,
 };
 
 export const paymentsMainMigrations: Record<string, Migration> = {
