@@ -536,6 +536,27 @@ describe('CCB 惠市宝 combined payment', () => {
     }
   });
 
+  it("a single trade for one merchant's order is a 惠市宝 order of one sub-order: notified as a trade, refunded and closed as itself", async () => {
+    const payNo = newPayNo();
+    const merchant = '410608608000009';
+    const action = await ccb.create({ payNo, amount_fen: 900, subject: 'one shop', expires_at_ms: Date.now() + 60_000, method: 'qr', notifyUrl, subMerchantId: merchant });
+    expect(action).toEqual({ kind: 'qr_code', codeUrl: cashierUrl(sandbox.url, 'ccb', payNo) });
+    const sent = { requested_at_ms: Date.now(), subMerchantId: merchant };
+    expect((await ccb.query(payNo, sent)).state).toBe('pending');
+    expect((await pay(payNo)).status).toBe(200);
+    await sandbox.core.untilDelivered();
+    const subOrderId = sandbox.core.trade('ccb', payNo)!.extra.Sub_Ordr_Id;
+    expect(forOrder(payNo).map((record) => record.notice)).toEqual([{ kind: 'trade', trade: { payNo, state: 'succeeded', channelTradeNo: subOrderId, amount_fen: 900, paid_at_ms: expect.any(Number) } }]);
+    expect(await ccb.close(payNo, sent)).toBe('already_paid');
+    const refund = await ccb.refund({ payNo, refundNo: `${payNo}R`, amount_fen: 100, total_fen: 900, reason: 'x', notifyUrl, subMerchantId: merchant });
+    expect(refund).toMatchObject({ state: 'succeeded', amount_fen: 100 });
+    expect(await ccb.queryRefund(payNo, `${payNo}R`, sent)).toEqual(refund);
+    const unpaid = newPayNo();
+    await ccb.create({ payNo: unpaid, amount_fen: 100, subject: 'one shop', expires_at_ms: Date.now() + 60_000, method: 'qr', notifyUrl, subMerchantId: merchant });
+    expect(await ccb.close(unpaid, sent)).toBe('closed');
+    expect((await ccb.query(unpaid, sent)).state).toBe('closed');
+  });
+
   it('without 惠市宝 settings there are no combined payments', async () => {
     const plain = ccbChannel({ ...settings, market: undefined }, Date.now);
     expect(plain.maxSubOrders).toBe(0);

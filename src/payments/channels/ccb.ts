@@ -111,6 +111,12 @@ export function ccbChannel(settings: CcbSettings, now: () => number): PaymentCha
     ? marketOperations({ settings: settings.market, ccbKey, pub, timeout_ms: settings.timeout_ms, sendMerchantUrls: settings.sendMerchantUrls, now })
     : undefined;
 
+  /** The 惠市宝 main order a trade belongs to, or undefined for a LongPay trade. */
+  function mainOrderOf(payNo: string, sent: { combineNo?: string | undefined; subMerchantId?: string | undefined } | undefined): string | undefined {
+    if (sent?.combineNo !== undefined) return sent.combineNo;
+    return sent?.subMerchantId !== undefined ? payNo : undefined;
+  }
+
   function mustHaveMarket(): NonNullable<typeof market> {
     if (!market) throw new AppError('pay_method_not_supported', { message: 'CCB combined payments need 惠市宝 (CCB_MARKET_ID).', details: { channel: 'ccb' } });
     return market;
@@ -220,15 +226,27 @@ export function ccbChannel(settings: CcbSettings, now: () => number): PaymentCha
     methods: METHODS,
     async create(request) {
       if (!METHODS.includes(request.method)) throw new AppError('pay_method_not_supported', { field: 'method' });
+      if (request.subMerchantId !== undefined) {
+        // One merchant's order alone is a 惠市宝 main order of one sub-order under the same number, so the money is the merchant's (二清).
+        return mustHaveMarket().createCombined({ ...request, combineNo: request.payNo, subOrders: [{ payNo: request.payNo, amount_fen: request.amount_fen, subject: request.subject, subMerchantId: request.subMerchantId }] });
+      }
       return request.method === 'qr' ? createQr(request) : createPage(request);
     },
-    // A sub-order of a combined payment lives at 惠市宝, found through its main order.
-    query: async (payNo: string, sent?: SentAt) => (sent?.combineNo !== undefined ? mustHaveMarket().querySubOrder(payNo, sent.combineNo) : ebs.query(payNo)),
-    close: ebs.close,
-    refund: async (request: RefundRequest) =>
-      request.combineNo !== undefined ? mustHaveMarket().refundSubOrder({ ...request, combineNo: request.combineNo }) : ebs.refund(request),
+    // A sub-order lives at 惠市宝, found through its main order: the combined number, or its own for a one-merchant trade.
+    query: async (payNo: string, sent?: SentAt) => {
+      const mainOrderNo = mainOrderOf(payNo, sent);
+      return mainOrderNo !== undefined ? mustHaveMarket().querySubOrder(payNo, mainOrderNo) : ebs.query(payNo);
+    },
+    close: async (payNo: string, sent?: SentAt) =>
+      sent?.subMerchantId !== undefined && sent.combineNo === undefined
+        ? mustHaveMarket().closeCombined(payNo, [{ payNo, amount_fen: 1, subject: '' }])
+        : ebs.close(payNo),
+    refund: async (request: RefundRequest) => {
+      const mainOrderNo = mainOrderOf(request.payNo, request);
+      return mainOrderNo !== undefined ? mustHaveMarket().refundSubOrder({ ...request, combineNo: mainOrderNo }) : ebs.refund(request);
+    },
     queryRefund: async (payNo: string, refundNo: string, sent?: SentAt) =>
-      sent?.combineNo !== undefined ? mustHaveMarket().querySubOrderRefund(payNo, refundNo) : ebs.queryRefund(payNo, refundNo),
+      mainOrderOf(payNo, sent) !== undefined ? mustHaveMarket().querySubOrderRefund(payNo, refundNo) : ebs.queryRefund(payNo, refundNo),
     maxSubOrders: market ? market.maxSubOrders : 0,
     createCombined: async (request) => mustHaveMarket().createCombined(request),
     queryCombined: async (combineNo, subOrders) => mustHaveMarket().queryCombined(combineNo, subOrders),

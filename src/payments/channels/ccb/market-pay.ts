@@ -214,7 +214,10 @@ export function parseMarketNotification(rawBody: string, ccbKey: KeyObject, mark
   const rows = rowsOf(message.Orderlist);
   if (typeof combineNo !== 'string' || combineNo === '' || rows.length === 0) throw rejected('the notification lacks Main_Ordr_No or Orderlist');
   try {
-    return { kind: 'combined', combineNo, trades: rows.map((row) => subOrderTrade(message, row)) };
+    const trades = rows.map((row) => subOrderTrade(message, row));
+    // A one-merchant trade is a main order of one sub-order under its own number: a trade notice.
+    if (trades.length === 1 && trades[0]!.payNo === combineNo) return { kind: 'trade', trade: trades[0]! };
+    return { kind: 'combined', combineNo, trades };
   } catch (error) {
     throw rejected(`the notification is unreadable: ${String(error)}`);
   }
