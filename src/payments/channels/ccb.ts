@@ -239,7 +239,7 @@ export function ccbChannel(settings: CcbSettings, now: () => number): PaymentCha
     },
     close: async (payNo: string, sent?: SentAt) =>
       sent?.subMerchantId !== undefined && sent.combineNo === undefined
-        ? mustHaveMarket().closeCombined(payNo, [{ payNo, amount_fen: 1, subject: '' }])
+        ? mustHaveMarket().closeCombined(payNo, [{ payNo }])
         : ebs.close(payNo),
     refund: async (request: RefundRequest) => {
       const mainOrderNo = mainOrderOf(request.payNo, request);

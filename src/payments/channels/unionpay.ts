@@ -133,7 +133,7 @@ export function unionpayChannel(settings: UnionpaySettings, now: () => number): 
 
   async function query(payNo: string, sent?: SentAt): Promise<ChannelTrade> {
     if (sent?.combineNo !== undefined) {
-      const [trade] = await queryCombined(sent.combineNo, [{ payNo, amount_fen: 1, subject: '', subMerchantId: sent.subMerchantId }], sent);
+      const [trade] = await queryCombined(sent.combineNo, [{ payNo, subMerchantId: sent.subMerchantId }], sent);
       return trade!;
     }
     const reply = await queryTrans(payNo, mustKnowTxnTime(`trade:${payNo}`, sent));
@@ -225,13 +225,14 @@ export function unionpayChannel(settings: UnionpaySettings, now: () => number): 
     });
   }
 
-  async function queryCombined(combineNo: string, subOrders: readonly CombinedSubOrder[], sent?: SentAt): Promise<ChannelTrade[]> {
+  /** Sub-orders are told apart by merchant: the split names merchants, not our numbers. */
+  async function queryCombined(combineNo: string, subOrders: readonly Pick<CombinedSubOrder, 'payNo' | 'subMerchantId'>[], sent?: SentAt): Promise<ChannelTrade[]> {
     const reply = await queryTrans(combineNo, mustKnowTxnTime(`combined:${combineNo}`, sent));
     if (reply.respCode === RESP_NOT_FOUND) return subOrders.map((sub) => ({ payNo: sub.payNo, state: 'not_found' }));
     return subOrderTrades(reply.origRespCode, reply, subOrders);
   }
 
-  async function closeCombined(combineNo: string, subOrders: readonly CombinedSubOrder[], sent?: SentAt): Promise<'closed' | 'already_paid' | 'not_found'> {
+  async function closeCombined(combineNo: string, subOrders: readonly Pick<CombinedSubOrder, 'payNo' | 'subMerchantId'>[], sent?: SentAt): Promise<'closed' | 'already_paid' | 'not_found'> {
     // No close at UnionPay, as for a single trade (see close): the combined consume lapses at its payTimeout.
     const trades = await queryCombined(combineNo, subOrders, sent);
     if (trades.some((trade) => trade.state === 'succeeded')) return 'already_paid';

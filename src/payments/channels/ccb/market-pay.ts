@@ -42,6 +42,7 @@ export interface MarketContext {
 const MAX_MARKET_BYTES = 256 * 1024;
 
 type Row = Record<string, string>;
+type SubOrderNo = Pick<CombinedSubOrder, 'payNo'>;
 
 export function marketOperations(context: MarketContext) {
   const { settings } = context;
@@ -140,7 +141,8 @@ export function marketOperations(context: MarketContext) {
     return answer;
   }
 
-  async function queryCombined(combineNo: string, subOrders: readonly CombinedSubOrder[]): Promise<ChannelTrade[]> {
+  /** The sub-orders are named by number only: the bank's Orderlist has the rest. */
+  async function queryCombined(combineNo: string, subOrders: readonly SubOrderNo[]): Promise<ChannelTrade[]> {
     const answer = await enquire(combineNo);
     if (!answer) return subOrders.map((sub) => ({ payNo: sub.payNo, state: 'not_found' }));
     const rows = rowsOf(answer.Orderlist);
@@ -151,11 +153,11 @@ export function marketOperations(context: MarketContext) {
   }
 
   async function querySubOrder(payNo: string, combineNo: string): Promise<ChannelTrade> {
-    const [trade] = await queryCombined(combineNo, [{ payNo, amount_fen: 1, subject: '' }]);
+    const [trade] = await queryCombined(combineNo, [{ payNo }]);
     return trade!;
   }
 
-  async function closeCombined(combineNo: string, subOrders: readonly CombinedSubOrder[]): Promise<'closed' | 'already_paid' | 'not_found'> {
+  async function closeCombined(combineNo: string, subOrders: readonly SubOrderNo[]): Promise<'closed' | 'already_paid' | 'not_found'> {
     const before = await queryCombined(combineNo, subOrders);
     if (before.some((trade) => trade.state === 'succeeded')) return 'already_paid';
     if (before.every((trade) => trade.state === 'not_found')) return 'not_found';
