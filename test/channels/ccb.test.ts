@@ -439,6 +439,8 @@ describe('CCB 惠市宝 combined payment', () => {
     expect((await ccb.queryCombined(combineNo, subOrders)).map((trade) => trade.state)).toEqual(['closed', 'closed']);
     expect((await pay(combineNo)).status).toBe(409);
     expect(await ccb.closeCombined(combineNo, subOrders)).toBe('closed');
+    // No partial close: one sub-order alone is refused before the bank is asked.
+    expect((await rejection(ccb.close(subOrders[0]!.payNo, { requested_at_ms: Date.now(), combineNo }))).code).toBe('invalid_request');
     const paid = await paidCombined();
     expect(await ccb.closeCombined(paid.combineNo, paid.subOrders)).toBe('already_paid');
     const unknown = newSubOrders([100]);

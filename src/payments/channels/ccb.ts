@@ -237,10 +237,11 @@ export function ccbChannel(settings: CcbSettings, now: () => number): PaymentCha
       const mainOrderNo = mainOrderOf(payNo, sent);
       return mainOrderNo !== undefined ? mustHaveMarket().querySubOrder(payNo, mainOrderNo) : ebs.query(payNo);
     },
-    close: async (payNo: string, sent?: SentAt) =>
-      sent?.subMerchantId !== undefined && sent.combineNo === undefined
-        ? mustHaveMarket().closeCombined(payNo, [{ payNo }])
-        : ebs.close(payNo),
+    close: async (payNo: string, sent?: SentAt) => {
+      // 合单 has no partial close: a sub-order closes only with its whole main order (closeCombined).
+      if (sent?.combineNo !== undefined) throw new AppError('invalid_request', { message: 'A CCB sub-order closes only with its main order.', details: { channel: 'ccb', combineNo: sent.combineNo } });
+      return sent?.subMerchantId !== undefined ? mustHaveMarket().closeCombined(payNo, [{ payNo }]) : ebs.close(payNo);
+    },
     refund: async (request: RefundRequest) => {
       const mainOrderNo = mainOrderOf(request.payNo, request);
       return mainOrderNo !== undefined ? mustHaveMarket().refundSubOrder({ ...request, combineNo: mainOrderNo }) : ebs.refund(request);
