@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ccbChannel, ccbSettingsFromEnv, type CcbSettings } from '../../src/payments/channels/ccb.ts';
 import { notificationSignedText } from '../../src/payments/channels/ccb/protocol.ts';
-import { chinaDate, type ChannelNotice, type PayMethod, type PaymentChannel } from '../../src/payments/channels/types.ts';
+import { CCB_MAX_SUB_ORDERS } from '../../src/payments/channels/ccb/market.ts';
+import { chinaDate, type ChannelNotice, type CombinedSubOrder, type PayMethod, type PaymentChannel } from '../../src/payments/channels/types.ts';
 import { isAppError } from '../../src/platform/errors.ts';
 import { ccbSandbox, type CcbSandboxKeys } from '../../src/tools/sandbox/ccb.ts';
 import { cashierUrl } from '../../src/tools/sandbox/module.ts';
@@ -45,7 +46,9 @@ beforeAll(async () => {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(request.headers)) if (typeof v === 'string') headers[k.toLowerCase()] = v;
       const rawBody = Buffer.concat(chunks).toString('utf8');
-      const record: Received = { payNo: new URLSearchParams(rawBody).get('ORDERID') ?? undefined, url: request.url ?? '', rawBody };
+      // A 惠市宝 notice is JSON about a main order; LongPay's is a form about one order.
+      const payNo = rawBody.startsWith('{') ? ((JSON.parse(rawBody) as { Main_Ordr_No?: string }).Main_Ordr_No ?? undefined) : (new URLSearchParams(rawBody).get('ORDERID') ?? undefined);
+      const record: Received = { payNo, url: request.url ?? '', rawBody };
       received.push(record);
       ccb.parseNotification({ method: request.method ?? 'POST', url: request.url ?? '/', headers, rawBody }).then(
         (notice) => {
@@ -342,5 +345,223 @@ describe('CCB: requests with the wrong key or credentials', () => {
     const down = ccbChannel({ ...settings, gatewayUrl: 'http://127.0.0.1:1/CCBIS/ccbMain?CCB_IBSVersion=V6', ebsUrl: 'http://127.0.0.1:1/ebs', timeout_ms: 2000 }, Date.now);
     expect((await rejection(create(newPayNo(), 'qr', 100, down))).code).toBe('channel_unavailable');
     expect((await rejection(down.query(newPayNo()))).code).toBe('channel_unavailable');
+  });
+});
+
+// ---- 合单: 惠市宝's main order with a sub-order per market merchant
+
+function newSubOrders(amounts_fen: readonly number[], merchants: readonly (string | undefined)[] = ['410608608000001', '410608608000002', undefined]): CombinedSubOrder[] {
+  const base = newPayNo();
+  return amounts_fen.map((amount_fen, index) => {
+    const merchant = merchants[index % merchants.length];
+    return { payNo: `${base}S${index}`, amount_fen, subject: `shop ${index}`, ...(merchant !== undefined ? { subMerchantId: merchant } : {}) };
+  });
+}
+
+function createCombined(combineNo: string, subOrders: readonly CombinedSubOrder[], method: PayMethod = 'qr', channel = ccb) {
+  return channel.createCombined({ combineNo, subOrders, expires_at_ms: Date.now() + 15 * 60_000, method, notifyUrl, returnUrl: 'http://127.0.0.1:9/back' });
+}
+
+async function paidCombined(amounts_fen: readonly number[] = [1000, 2000, 300]): Promise<{ combineNo: string; subOrders: CombinedSubOrder[] }> {
+  const combineNo = `${newPayNo()}M`;
+  const subOrders = newSubOrders(amounts_fen);
+  await createCombined(combineNo, subOrders);
+  expect((await pay(combineNo)).status).toBe(200);
+  return { combineNo, subOrders };
+}
+
+describe('CCB 惠市宝 combined payment', () => {
+  it('one Pay click pays every sub-order; one verified combined notice names each with its own Sub_Ordr_Id', async () => {
+    const combineNo = `${newPayNo()}M`;
+    const subOrders = newSubOrders([1000, 2000, 300]);
+    expect(await createCombined(combineNo, subOrders)).toEqual({ kind: 'qr_code', codeUrl: cashierUrl(sandbox.url, 'ccb', combineNo) });
+    const trades = await ccb.queryCombined(combineNo, subOrders);
+    expect(trades.map((trade) => trade.state)).toEqual(['pending', 'pending', 'pending']);
+    // A sub-order is not paid on its own: the main order is.
+    expect((await pay(subOrders[0]!.payNo)).status).toBe(409);
+    expect((await pay(combineNo)).status).toBe(200);
+    await sandbox.core.untilDelivered();
+    const got = forOrder(combineNo);
+    expect(got).toHaveLength(1);
+    expect(got[0]!.errorCode).toBeUndefined();
+    const notice = got[0]!.notice!;
+    expect(notice.kind).toBe('combined');
+    if (notice.kind !== 'combined') return;
+    expect(notice.combineNo).toBe(combineNo);
+    const subOrderIds = subOrders.map((sub) => sandbox.core.trade('ccb', sub.payNo)!.extra.Sub_Ordr_Id);
+    expect(new Set(subOrderIds).size).toBe(3);
+    expect(notice.trades).toEqual(subOrders.map((sub, index) => ({ payNo: sub.payNo, state: 'succeeded', channelTradeNo: subOrderIds[index], amount_fen: sub.amount_fen, paid_at_ms: expect.any(Number) })));
+    const paid = await ccb.queryCombined(combineNo, subOrders);
+    expect(paid).toEqual(subOrders.map((sub, index) => ({ payNo: sub.payNo, state: 'succeeded', channelTradeNo: subOrderIds[index], amount_fen: sub.amount_fen, paid_at_ms: expect.any(Number), refunded_fen: 0 })));
+    // Each sub-order is also found on its own, through its main order.
+    expect(await ccb.query(subOrders[1]!.payNo, { requested_at_ms: Date.now(), combineNo, subMerchantId: subOrders[1]!.subMerchantId! })).toEqual(paid[1]);
+    // The platform's own sub-order went to the market's own merchant number.
+    expect(sandbox.core.trade('ccb', subOrders[2]!.payNo)!.subMerchantId).toBe(settings.market!.ownMerchantId);
+  });
+
+  it('page and h5 redirect to the cashier of the main order', async () => {
+    for (const method of ['page', 'h5'] as const) {
+      const combineNo = `${newPayNo()}M`;
+      expect(await createCombined(combineNo, newSubOrders([100, 200]), method)).toEqual({ kind: 'redirect', url: cashierUrl(sandbox.url, 'ccb', combineNo) });
+    }
+  });
+
+  it('a repeat with the same sub-orders is the same order; a changed one is refused and changes nothing', async () => {
+    const combineNo = `${newPayNo()}M`;
+    const subOrders = newSubOrders([500, 600]);
+    const first = await createCombined(combineNo, subOrders);
+    expect(await createCombined(combineNo, subOrders)).toEqual(first);
+    const changed = subOrders.map((sub, index) => (index === 1 ? { ...sub, amount_fen: 601 } : sub));
+    expect(await rejection(createCombined(combineNo, changed))).toMatchObject({ code: 'channel_refused', details: { code: 'HSB0004' } });
+    expect(sandbox.core.trade('ccb', subOrders[1]!.payNo)!.amount_fen).toBe(600);
+  });
+
+  it(`takes 1 to CCB_MAX_SUB_ORDERS (${CCB_MAX_SUB_ORDERS}) sub-orders and refuses more, none or a repeated number before calling the bank`, async () => {
+    expect(ccb.maxSubOrders).toBe(CCB_MAX_SUB_ORDERS);
+    const atLimit = newSubOrders(Array.from({ length: CCB_MAX_SUB_ORDERS }, () => 1));
+    const combineNo = `${newPayNo()}M`;
+    await createCombined(combineNo, atLimit);
+    expect((await ccb.queryCombined(combineNo, atLimit)).every((trade) => trade.state === 'pending')).toBe(true);
+    const past = newSubOrders(Array.from({ length: CCB_MAX_SUB_ORDERS + 1 }, () => 1));
+    const pastNo = `${newPayNo()}M`;
+    expect(await rejection(createCombined(pastNo, past))).toMatchObject({ code: 'invalid_field' });
+    expect(await rejection(createCombined(`${newPayNo()}M`, []))).toMatchObject({ code: 'invalid_field' });
+    const twice = newSubOrders([100, 100]);
+    expect(await rejection(createCombined(`${newPayNo()}M`, [twice[0]!, { ...twice[1]!, payNo: twice[0]!.payNo }]))).toMatchObject({ code: 'invalid_field' });
+    expect(sandbox.core.combined('ccb', pastNo)).toBeUndefined();
+  });
+
+  it('close: an unpaid order closes as a whole and can no longer be paid; a paid one is reported; an unknown one is not found', async () => {
+    const combineNo = `${newPayNo()}M`;
+    const subOrders = newSubOrders([100, 200]);
+    await createCombined(combineNo, subOrders);
+    expect(await ccb.closeCombined(combineNo, subOrders)).toBe('closed');
+    expect((await ccb.queryCombined(combineNo, subOrders)).map((trade) => trade.state)).toEqual(['closed', 'closed']);
+    expect((await pay(combineNo)).status).toBe(409);
+    expect(await ccb.closeCombined(combineNo, subOrders)).toBe('closed');
+    // No partial close: one sub-order alone is refused before the bank is asked.
+    expect((await rejection(ccb.close(subOrders[0]!.payNo, { requested_at_ms: Date.now(), combineNo }))).code).toBe('invalid_request');
+    const paid = await paidCombined();
+    expect(await ccb.closeCombined(paid.combineNo, paid.subOrders)).toBe('already_paid');
+    const unknown = newSubOrders([100]);
+    expect(await ccb.closeCombined(`${newPayNo()}M`, unknown)).toBe('not_found');
+    expect((await ccb.queryCombined(`${newPayNo()}M`, unknown)).map((trade) => trade.state)).toEqual(['not_found']);
+  });
+
+  it('a refund of one sub-order touches only it, by Py_Trn_No and its Sub_Ordr_Id; idempotent; never more than the sub-order', async () => {
+    const { combineNo, subOrders } = await paidCombined([1000, 2000, 300]);
+    const target = subOrders[1]!;
+    const request = { payNo: target.payNo, refundNo: `${target.payNo}R1`, amount_fen: 700, total_fen: target.amount_fen, reason: 'one shop', notifyUrl, combineNo, subMerchantId: target.subMerchantId! };
+    const refund = await ccb.refund(request);
+    expect(refund).toMatchObject({ payNo: target.payNo, refundNo: request.refundNo, state: 'succeeded', amount_fen: 700, channelRefundNo: expect.any(String), succeeded_at_ms: expect.any(Number) });
+    expect(await ccb.refund(request)).toEqual(refund);
+    expect(await ccb.queryRefund(target.payNo, request.refundNo, { requested_at_ms: Date.now(), combineNo, subMerchantId: target.subMerchantId! })).toEqual(refund);
+    const after = await ccb.queryCombined(combineNo, subOrders);
+    expect(after.map((trade) => trade.refunded_fen)).toEqual([0, 700, 0]);
+    expect(sandbox.core.trade('ccb', subOrders[0]!.payNo)!.refunds).toHaveLength(0);
+    expect(sandbox.core.trade('ccb', subOrders[2]!.payNo)!.refunds).toHaveLength(0);
+    // The sub-order's own amount is the limit, not the payment's.
+    expect(await rejection(ccb.refund({ ...request, refundNo: `${target.payNo}R2`, amount_fen: 1301 }))).toMatchObject({ code: 'channel_refused', details: { code: 'HSB0006' } });
+    // The same refund number on another sub-order is not a second refund.
+    expect(await rejection(ccb.refund({ ...request, payNo: subOrders[0]!.payNo, amount_fen: 10 }))).toMatchObject({ code: 'channel_refused', details: { code: 'HSB0004' } });
+    expect(await ccb.queryRefund(target.payNo, `${target.payNo}R9`, { requested_at_ms: Date.now(), combineNo })).toEqual({ payNo: target.payNo, refundNo: `${target.payNo}R9`, state: 'not_found' });
+  });
+
+  it('a refund the bank fails is reported as failed', async () => {
+    const { combineNo, subOrders } = await paidCombined([400, 500]);
+    await setFaults({ failRefund: 1 });
+    const refund = await ccb.refund({ payNo: subOrders[0]!.payNo, refundNo: `${subOrders[0]!.payNo}F`, amount_fen: 100, total_fen: 400, reason: 'x', notifyUrl, combineNo });
+    expect(refund.state).toBe('failed');
+  });
+
+  it('faults: a dropped notice is found by query; a duplicate is the same notice twice; a mis-signed one is rejected and its retry accepted', async () => {
+    await setFaults({ drop: 1 });
+    const dropped = await paidCombined([100, 200]);
+    await sandbox.core.untilDelivered();
+    expect(forOrder(dropped.combineNo)).toHaveLength(0);
+    expect((await ccb.queryCombined(dropped.combineNo, dropped.subOrders)).map((trade) => trade.state)).toEqual(['succeeded', 'succeeded']);
+
+    await setFaults({ duplicate: 1 });
+    const doubled = await paidCombined([300, 400]);
+    await sandbox.core.untilDelivered();
+    const twice = forOrder(doubled.combineNo);
+    expect(twice).toHaveLength(2);
+    expect(twice[0]!.notice).toEqual(twice[1]!.notice);
+
+    await setFaults({ misSign: 1 });
+    const misSigned = await paidCombined([500, 600]);
+    await sandbox.core.untilDelivered();
+    const attempts = forOrder(misSigned.combineNo);
+    expect(attempts.map((attempt) => attempt.errorCode ?? attempt.notice?.kind)).toEqual(['notification_rejected', 'combined']);
+  });
+
+  it('faults: delayed and reordered notices still arrive, each verified', async () => {
+    await setFaults({ reorder: true });
+    const first = await paidCombined([100, 100]);
+    const second = await paidCombined([200, 200]);
+    expect(forOrder(first.combineNo)).toHaveLength(0);
+    await setFaults({ reorder: false, delay_ms: 50 });
+    await sandbox.core.untilDelivered();
+    await setFaults({ delay_ms: 0 });
+    const order = received.filter((record) => record.payNo === first.combineNo || record.payNo === second.combineNo).map((record) => record.payNo);
+    expect(order).toEqual([second.combineNo, first.combineNo]);
+    expect(forOrder(first.combineNo)[0]!.notice?.kind).toBe('combined');
+  });
+
+  it('a forged 惠市宝 notice (changed sub-order amount) is rejected', async () => {
+    const { combineNo } = await paidCombined([100, 200]);
+    await sandbox.core.untilDelivered();
+    const genuine = JSON.parse(forOrder(combineNo)[0]!.rawBody) as { Orderlist: Array<Record<string, string>> };
+    genuine.Orderlist[0]!.Txnamt = '99.00';
+    const forged = ccb.parseNotification({ method: 'POST', url: '/notify/ccb', headers: {}, rawBody: JSON.stringify(genuine) });
+    expect((await rejection(forged)).code).toBe('notification_rejected');
+  });
+
+  it('a bank that is down is channel_unavailable for every combined operation', async () => {
+    const subOrders = newSubOrders([100]);
+    await setFaults({ down: ['ccb'] });
+    try {
+      expect((await rejection(createCombined(`${newPayNo()}M`, subOrders))).code).toBe('channel_unavailable');
+      expect((await rejection(ccb.queryCombined(`${newPayNo()}M`, subOrders))).code).toBe('channel_unavailable');
+    } finally {
+      await setFaults({ down: [] });
+    }
+  });
+
+  it("the day's bill lists every sub-order as a row of its own, under its Sub_Ordr_Id", async () => {
+    const { subOrders } = await paidCombined([110, 220]);
+    const parsed = ccb.parseBill(await ccb.downloadBill(chinaDate(Date.now())));
+    for (const sub of subOrders) {
+      expect(parsed.filter((row) => row.payNo === sub.payNo)).toEqual([
+        { kind: 'payment', payNo: sub.payNo, channelTradeNo: sandbox.core.trade('ccb', sub.payNo)!.extra.Sub_Ordr_Id, amount_fen: sub.amount_fen, at_ms: expect.any(Number) },
+      ]);
+    }
+  });
+
+  it("a single trade for one merchant's order is a 惠市宝 order of one sub-order: notified as a trade, refunded and closed as itself", async () => {
+    const payNo = newPayNo();
+    const merchant = '410608608000009';
+    const action = await ccb.create({ payNo, amount_fen: 900, subject: 'one shop', expires_at_ms: Date.now() + 60_000, method: 'qr', notifyUrl, subMerchantId: merchant });
+    expect(action).toEqual({ kind: 'qr_code', codeUrl: cashierUrl(sandbox.url, 'ccb', payNo) });
+    const sent = { requested_at_ms: Date.now(), subMerchantId: merchant };
+    expect((await ccb.query(payNo, sent)).state).toBe('pending');
+    expect((await pay(payNo)).status).toBe(200);
+    await sandbox.core.untilDelivered();
+    const subOrderId = sandbox.core.trade('ccb', payNo)!.extra.Sub_Ordr_Id;
+    expect(forOrder(payNo).map((record) => record.notice)).toEqual([{ kind: 'trade', trade: { payNo, state: 'succeeded', channelTradeNo: subOrderId, amount_fen: 900, paid_at_ms: expect.any(Number) } }]);
+    expect(await ccb.close(payNo, sent)).toBe('already_paid');
+    const refund = await ccb.refund({ payNo, refundNo: `${payNo}R`, amount_fen: 100, total_fen: 900, reason: 'x', notifyUrl, subMerchantId: merchant });
+    expect(refund).toMatchObject({ state: 'succeeded', amount_fen: 100 });
+    expect(await ccb.queryRefund(payNo, `${payNo}R`, sent)).toEqual(refund);
+    const unpaid = newPayNo();
+    await ccb.create({ payNo: unpaid, amount_fen: 100, subject: 'one shop', expires_at_ms: Date.now() + 60_000, method: 'qr', notifyUrl, subMerchantId: merchant });
+    expect(await ccb.close(unpaid, sent)).toBe('closed');
+    expect((await ccb.query(unpaid, sent)).state).toBe('closed');
+  });
+
+  it('without 惠市宝 settings there are no combined payments', async () => {
+    const plain = ccbChannel({ ...settings, market: undefined }, Date.now);
+    expect(plain.maxSubOrders).toBe(0);
+    expect((await rejection(createCombined(`${newPayNo()}M`, newSubOrders([100]), 'qr', plain))).code).toBe('pay_method_not_supported');
   });
 });

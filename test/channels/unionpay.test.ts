@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unionpayChannel, unionpaySettingsFromEnv, type UnionpaySettings } from '../../src/payments/channels/unionpay.ts';
 import { formDecode, formEncode, signFields, type AcpFields } from '../../src/payments/channels/unionpay/protocol.ts';
-import { chinaDate, type ChannelNotice, type PaymentChannel } from '../../src/payments/channels/types.ts';
+import { UNIONPAY_MAX_SUB_ORDERS } from '../../src/payments/channels/unionpay/split.ts';
+import { chinaDate, type ChannelNotice, type CombinedSubOrder, type PaymentChannel } from '../../src/payments/channels/types.ts';
 import { isAppError } from '../../src/platform/errors.ts';
 import { cashierUrl } from '../../src/tools/sandbox/module.ts';
 import { startSandbox, type SandboxHandle } from '../../src/tools/sandbox/server.ts';
@@ -94,7 +95,8 @@ async function paidTrade(amount_fen = 1000): Promise<string> {
 }
 
 function noticesFor(payNo: string): ChannelNotice[] {
-  return received.flatMap((r) => (r.notice && (r.notice.kind === 'trade' ? r.notice.trade.payNo : r.notice.refund.payNo) === payNo ? [r.notice] : []));
+  const about = (notice: ChannelNotice) => (notice.kind === 'trade' ? notice.trade.payNo : notice.kind === 'refund' ? notice.refund.payNo : notice.combineNo);
+  return received.flatMap((r) => (r.notice && about(r.notice) === payNo ? [r.notice] : []));
 }
 
 async function rejects(promise: Promise<unknown>, code: string): Promise<Record<string, unknown> | undefined> {
@@ -389,5 +391,182 @@ describe('unionpay: settings from the environment', () => {
     const probe = signFields({ a: '1' }, fromEnv.signPrivateKeyPem);
     expect(signFields({ a: '1' }, keys.merchantSignKeyPem).signature).toBe(probe.signature);
     expect(() => unionpaySettingsFromEnv({ UNIONPAY_MER_ID: keys.merId })).toThrow(/missing/);
+  });
+});
+
+// ---- 合单: one consume split over the merchants by accSplitData
+
+const SHOP_A = '898110000000001';
+const SHOP_B = '898110000000002';
+
+function newSubOrders(amounts_fen: readonly number[], merchants: readonly (string | undefined)[] = [SHOP_A, SHOP_B, undefined]): CombinedSubOrder[] {
+  const base = newNo('S');
+  return amounts_fen.map((amount_fen, index) => {
+    const merchant = merchants[index];
+    return { payNo: `${base}x${index}`, amount_fen, subject: `shop ${index}`, ...(merchant !== undefined ? { subMerchantId: merchant } : {}) };
+  });
+}
+
+async function newCombined(amounts_fen: readonly number[] = [1000, 2000, 300], method: 'qr' | 'page' = 'qr') {
+  const combineNo = newNo('M');
+  const subOrders = newSubOrders(amounts_fen);
+  const requested_at_ms = now();
+  const action = await channel.createCombined({ combineNo, subOrders, expires_at_ms: now() + 15 * 60_000, method, notifyUrl, requested_at_ms });
+  return { combineNo, subOrders, action, sent: { requested_at_ms, combineNo } };
+}
+
+async function paidCombined(amounts_fen?: readonly number[]) {
+  const made = await newCombined(amounts_fen);
+  expect((await payClick(made.combineNo)).status).toBe(200);
+  return made;
+}
+
+describe('unionpay: combined payment (one consume split by accSplitData)', () => {
+  it('one Pay click pays every sub-order; one verified combined notice names each with its merchant amount', async () => {
+    const { combineNo, subOrders, action, sent } = await newCombined();
+    expect(action).toEqual({ kind: 'qr_code', codeUrl: cashierUrl(sandbox.url, 'unionpay', combineNo) });
+    expect((await channel.queryCombined(combineNo, subOrders, sent)).map((trade) => trade.state)).toEqual(['pending', 'pending', 'pending']);
+    expect((await payClick(subOrders[0]!.payNo)).status).toBe(409);
+    expect((await payClick(combineNo)).status).toBe(200);
+    const [notice] = await waitFor(() => (noticesFor(combineNo).length > 0 ? noticesFor(combineNo) : undefined));
+    const queryId = queryIdOf(sandbox.core.trade('unionpay', subOrders[0]!.payNo)!.tradeNo);
+    const expected = subOrders.map((sub) => ({ payNo: sub.payNo, state: 'succeeded', channelTradeNo: queryId, amount_fen: sub.amount_fen, paid_at_ms: expect.any(Number) }));
+    expect(notice).toEqual({ kind: 'combined', combineNo, trades: expected });
+    expect(await channel.queryCombined(combineNo, subOrders, sent)).toEqual(expected);
+    expect(await channel.query(subOrders[1]!.payNo, { ...sent, subMerchantId: SHOP_B })).toEqual(expected[1]);
+    // The platform's own part is split to our own merchant code.
+    expect(sandbox.core.trade('unionpay', subOrders[2]!.payNo)!.subMerchantId).toBe(keys.merId);
+    await sandbox.core.untilDelivered();
+    expect(noticesFor(combineNo)).toHaveLength(1);
+  });
+
+  it('the page form carries accSplitData and the sub-order numbers in reqReserved', async () => {
+    const { combineNo, action } = await newCombined([100, 200], 'page');
+    const { fields, response } = await submitForm((action as { html: string }).html);
+    expect(JSON.parse(fields.accSplitData!)).toEqual({ accSplitType: '1', accSplitMchts: [{ accSplitMerId: SHOP_A, accSplitAmt: '100' }, { accSplitMerId: SHOP_B, accSplitAmt: '200' }] });
+    expect(fields).toMatchObject({ orderId: combineNo, txnAmt: '300', reqReserved: expect.stringMatching(/^combined:/) });
+    expect(response.headers.get('location')).toBe(cashierUrl(sandbox.url, 'unionpay', combineNo));
+  });
+
+  it(`takes 1 to UNIONPAY_MAX_SUB_ORDERS (${UNIONPAY_MAX_SUB_ORDERS}) sub-orders, one per merchant, and refuses the rest before calling UnionPay`, async () => {
+    expect(channel.maxSubOrders).toBe(UNIONPAY_MAX_SUB_ORDERS);
+    const merchants = Array.from({ length: UNIONPAY_MAX_SUB_ORDERS + 1 }, (_, index) => `89811000000010${index}`);
+    const create = (subOrders: CombinedSubOrder[], combineNo = newNo('M')) => channel.createCombined({ combineNo, subOrders, expires_at_ms: now() + 60_000, method: 'qr', notifyUrl });
+    await create(newSubOrders(Array.from({ length: UNIONPAY_MAX_SUB_ORDERS }, () => 1), merchants));
+    const pastNo = newNo('M');
+    await rejects(create(newSubOrders(Array.from({ length: UNIONPAY_MAX_SUB_ORDERS + 1 }, () => 1), merchants), pastNo), 'invalid_field');
+    await rejects(create([]), 'invalid_field');
+    await rejects(create(newSubOrders([1, 1], [SHOP_A, SHOP_A])), 'invalid_field');
+    await rejects(create(newSubOrders([1], ['not-a-code'])), 'invalid_field');
+    expect(sandbox.core.combined('unionpay', pastNo)).toBeUndefined();
+  });
+
+  it('a repeat with the same sub-orders is the same payment; a changed one is refused (12) and changes nothing', async () => {
+    const combineNo = newNo('M');
+    const subOrders = newSubOrders([500, 600]);
+    const requested_at_ms = now();
+    const request = { combineNo, subOrders, expires_at_ms: now() + 60_000, method: 'qr' as const, notifyUrl, requested_at_ms };
+    const first = await channel.createCombined(request);
+    expect(await channel.createCombined(request)).toEqual(first);
+    const details = await rejects(channel.createCombined({ ...request, subOrders: [subOrders[0]!, { ...subOrders[1]!, amount_fen: 601 }] }), 'channel_refused');
+    expect(details).toMatchObject({ respCode: '12' });
+    expect(sandbox.core.trade('unionpay', subOrders[1]!.payNo)!.amount_fen).toBe(600);
+  });
+
+  it('close: UnionPay has none; an unpaid one is abandoned (closed), a paid one reported, an unknown one not found', async () => {
+    const unpaid = await newCombined([100, 200]);
+    expect(await channel.closeCombined(unpaid.combineNo, unpaid.subOrders, unpaid.sent)).toBe('closed');
+    const paid = await paidCombined([100, 200]);
+    expect(await channel.closeCombined(paid.combineNo, paid.subOrders, paid.sent)).toBe('already_paid');
+    const unknown = newSubOrders([100]);
+    expect(await channel.closeCombined(newNo('M'), unknown, { requested_at_ms: now() })).toBe('not_found');
+  });
+
+  it("a refund of one sub-order gives back only its merchant's split, idempotently; more than the sub-order is refused", async () => {
+    const { combineNo, subOrders, sent } = await paidCombined([1000, 2000, 300]);
+    const target = subOrders[1]!;
+    const refundNo = newNo('R');
+    const request = { payNo: target.payNo, refundNo, amount_fen: 700, total_fen: target.amount_fen, reason: 'one shop', notifyUrl, requested_at_ms: now(), combineNo, subMerchantId: SHOP_B };
+    const refund = await channel.refund(request);
+    expect(refund).toMatchObject({ payNo: target.payNo, refundNo, state: 'succeeded', amount_fen: 700 });
+    expect((await channel.refund(request)).state).toBe('succeeded');
+    expect(await channel.queryRefund(target.payNo, refundNo, { requested_at_ms: request.requested_at_ms, combineNo })).toMatchObject({ state: 'succeeded', amount_fen: 700 });
+    expect(subOrders.map((sub) => sandbox.core.refunded_fen(sandbox.core.trade('unionpay', sub.payNo)!))).toEqual([0, 700, 0]);
+    const refundNotice = await waitFor(() => noticesFor(target.payNo).find((notice) => notice.kind === 'refund'));
+    expect(refundNotice).toMatchObject({ kind: 'refund', refund: { payNo: target.payNo, refundNo, state: 'succeeded', amount_fen: 700 } });
+    const details = await rejects(channel.refund({ ...request, refundNo: newNo('R'), amount_fen: 1301 }), 'channel_refused');
+    expect(details).toMatchObject({ respCode: '30' });
+    // The platform's own part is refunded under our own merchant code.
+    const own = await channel.refund({ ...request, payNo: subOrders[2]!.payNo, refundNo: newNo('R'), amount_fen: 300, total_fen: 300, subMerchantId: undefined });
+    expect(own).toMatchObject({ payNo: subOrders[2]!.payNo, state: 'succeeded', amount_fen: 300 });
+    expect(sandbox.core.refunded_fen(sandbox.core.trade('unionpay', subOrders[0]!.payNo)!)).toBe(0);
+    // The payment itself is untouched: every sub-order still reads as paid.
+    expect((await channel.queryCombined(combineNo, subOrders, sent)).map((trade) => trade.state)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+  });
+
+  it('faults: a dropped notice is found by query; a duplicate twice the same; a mis-signed one rejected and its retry accepted', async () => {
+    sandbox.core.setFaults({ drop: 1 });
+    const dropped = await paidCombined([100, 200]);
+    await sandbox.core.untilDelivered();
+    expect(noticesFor(dropped.combineNo)).toHaveLength(0);
+    expect((await channel.queryCombined(dropped.combineNo, dropped.subOrders, dropped.sent)).map((trade) => trade.state)).toEqual(['succeeded', 'succeeded']);
+
+    sandbox.core.setFaults({ duplicate: 1 });
+    const doubled = await paidCombined([300, 400]);
+    await sandbox.core.untilDelivered();
+    const twice = noticesFor(doubled.combineNo);
+    expect(twice).toHaveLength(2);
+    expect(twice[0]).toEqual(twice[1]);
+
+    const before = received.length;
+    sandbox.core.setFaults({ misSign: 1 });
+    const misSigned = await paidCombined([500, 600]);
+    await sandbox.core.untilDelivered();
+    const attempts = received.slice(before);
+    expect(attempts.map((attempt) => (attempt.error ? (attempt.error as { code: string }).code : attempt.notice?.kind))).toEqual(['notification_rejected', 'combined']);
+    expect(noticesFor(misSigned.combineNo)).toHaveLength(1);
+  });
+
+  it('faults: reordered notices arrive newest first, delayed ones still arrive; a UnionPay that is down is channel_unavailable', async () => {
+    sandbox.core.setFaults({ reorder: true });
+    const first = await paidCombined([100, 100]);
+    const second = await paidCombined([200, 200]);
+    expect(noticesFor(first.combineNo)).toHaveLength(0);
+    sandbox.core.setFaults({ reorder: false, delay_ms: 30 });
+    await sandbox.core.untilDelivered();
+    sandbox.core.setFaults({ delay_ms: 0 });
+    const order = received.flatMap((r) => (r.notice?.kind === 'combined' && [first.combineNo, second.combineNo].includes(r.notice.combineNo) ? [r.notice.combineNo] : []));
+    expect(order).toEqual([second.combineNo, first.combineNo]);
+    sandbox.core.setFaults({ down: ['unionpay'] });
+    try {
+      await rejects(channel.queryCombined(first.combineNo, first.subOrders, first.sent), 'channel_unavailable');
+      await rejects(newCombined([100]), 'channel_unavailable');
+    } finally {
+      sandbox.core.setFaults({ down: [] });
+    }
+  });
+
+  it("the day's file lists each sub-order as a line of its own (its payment and its refund), under the shared queryId", async () => {
+    const { combineNo, subOrders } = await paidCombined([110, 220]);
+    const refundNo = newNo('R');
+    await channel.refund({ payNo: subOrders[0]!.payNo, refundNo, amount_fen: 10, total_fen: 110, reason: 'bill', notifyUrl, requested_at_ms: now(), combineNo, subMerchantId: SHOP_A });
+    const parsed = channel.parseBill(await channel.downloadBill(chinaDate(now())));
+    const queryId = queryIdOf(sandbox.core.trade('unionpay', subOrders[0]!.payNo)!.tradeNo);
+    for (const sub of subOrders) {
+      expect(parsed.filter((row) => row.payNo === sub.payNo && row.kind === 'payment')).toEqual([{ kind: 'payment', payNo: sub.payNo, channelTradeNo: queryId, amount_fen: sub.amount_fen, at_ms: expect.any(Number) }]);
+    }
+    expect(parsed.filter((row) => row.refundNo === refundNo)).toEqual([{ kind: 'refund', payNo: subOrders[0]!.payNo, channelTradeNo: queryId, refundNo, amount_fen: 10, at_ms: expect.any(Number) }]);
+    expect(parsed.some((row) => row.payNo === combineNo)).toBe(false);
+  });
+
+  it("a single trade for one merchant's order is a split with one entry, refunded under that merchant", async () => {
+    const payNo = newNo('P');
+    await channel.create({ payNo, amount_fen: 900, subject: 'one shop', expires_at_ms: now() + 60_000, method: 'qr', notifyUrl, subMerchantId: SHOP_A });
+    expect(sandbox.core.trade('unionpay', payNo)!.subMerchantId).toBe(SHOP_A);
+    expect((await payClick(payNo)).status).toBe(200);
+    const notice = await waitFor(() => noticesFor(payNo).find((candidate) => candidate.kind === 'trade'));
+    expect(notice).toMatchObject({ kind: 'trade', trade: { payNo, state: 'succeeded', amount_fen: 900 } });
+    const refund = await channel.refund({ payNo, refundNo: newNo('R'), amount_fen: 100, total_fen: 900, reason: 'x', notifyUrl, subMerchantId: SHOP_A });
+    expect(refund.state).toBe('succeeded');
   });
 });

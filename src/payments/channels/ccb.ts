@@ -3,11 +3,14 @@ import { readFileSync } from 'node:fs';
 import { AppError } from '../../platform/errors.ts';
 import { parseBillZip } from './ccb/bill.ts';
 import { ebsOperations, unavailable } from './ccb/ebs.ts';
+import { isMarketNotification, marketOperations, parseMarketNotification, type CcbMarketSettings } from './ccb/market-pay.ts';
 import {
   CURCODE_CNY, RETURNTYPE_QR_JSON, SANDBOX_NOTIFY_FIELD, SANDBOX_RETURN_FIELD, TXCODE_PAGE, TXCODE_QR,
   ccbPublicKeyObject, chinaStamp, fenToYuan, notificationSignedText, pubOf, requestMac, yuanToFen,
 } from './ccb/protocol.ts';
-import type { ChannelAnswer, ChannelNotice, CreateTradeRequest, InboundRequest, PayAction, PayMethod, PaymentChannel } from './types.ts';
+import type { ChannelAnswer, ChannelNotice, CreateTradeRequest, InboundRequest, PayAction, PayMethod, PaymentChannel, RefundRequest, SentAt } from './types.ts';
+
+export type { CcbMarketSettings } from './ccb/market-pay.ts';
 
 /**
  * CCB LongPay (龙支付). Payments go through the bank's gateway (ccbMain) with an MD5 MAC keyed
@@ -39,6 +42,11 @@ export interface CcbSettings {
    * 商户服务平台 instead; only the sandbox reads these fields.
    */
   sendMerchantUrls: boolean;
+  /**
+   * 惠市宝 (market pay), for combined payments: one buyer payment over a sub-order per market
+   * merchant. Absent: the merchant has no market, and combined payments are not offered (maxSubOrders 0).
+   */
+  market?: CcbMarketSettings;
 }
 
 export const CCB_PRODUCTION_GATEWAY = 'https://ibsbjstar.ccb.com.cn/CCBIS/ccbMain?CCB_IBSVersion=V6';
@@ -81,6 +89,15 @@ export function ccbSettingsFromEnv(env: NodeJS.ProcessEnv): CcbSettings | undefi
     timeout_ms: env.CCB_TIMEOUT_MS ? Number(env.CCB_TIMEOUT_MS) : CCB_TIMEOUT_MS,
     sendMerchantUrls: env.CCB_SEND_MERCHANT_URLS === 'true' || env.CCB_SEND_MERCHANT_URLS === '1',
   };
+  if (env.CCB_MARKET_ID) {
+    settings.market = {
+      url: need('CCB_MARKET_URL').replace(/\/+$/, ''),
+      marketId: env.CCB_MARKET_ID,
+      systemId: need('CCB_MARKET_SYSTEM_ID'),
+      channelCode: need('CCB_MARKET_CHANNEL_CODE'),
+      ownMerchantId: need('CCB_MARKET_OWN_MERCHANT_ID'),
+    };
+  }
   if (missing.length > 0) throw new Error(`CCB_MERCHANT_ID is set but these are missing: ${missing.join(', ')}`);
   if (!Number.isSafeInteger(settings.timeout_ms) || settings.timeout_ms <= 0) throw new Error('CCB_TIMEOUT_MS must be a positive integer');
   return settings;
@@ -90,6 +107,20 @@ export function ccbChannel(settings: CcbSettings, now: () => number): PaymentCha
   const ccbKey = ccbPublicKeyObject(settings.ccbPublicKey);
   const pub = pubOf(ccbKey);
   const ebs = ebsOperations(settings, now);
+  const market = settings.market
+    ? marketOperations({ settings: settings.market, ccbKey, pub, timeout_ms: settings.timeout_ms, sendMerchantUrls: settings.sendMerchantUrls, now })
+    : undefined;
+
+  /** The 惠市宝 main order a trade belongs to, or undefined for a LongPay trade. */
+  function mainOrderOf(payNo: string, sent: { combineNo?: string | undefined; subMerchantId?: string | undefined } | undefined): string | undefined {
+    if (sent?.combineNo !== undefined) return sent.combineNo;
+    return sent?.subMerchantId !== undefined ? payNo : undefined;
+  }
+
+  function mustHaveMarket(): NonNullable<typeof market> {
+    if (!market) throw new AppError('pay_method_not_supported', { message: 'CCB combined payments need 惠市宝 (CCB_MARKET_ID).', details: { channel: 'ccb' } });
+    return market;
+  }
 
   function orderFields(request: CreateTradeRequest, txcode: string): Record<string, string> {
     return {
@@ -159,6 +190,10 @@ export function ccbChannel(settings: CcbSettings, now: () => number): PaymentCha
 
   async function parseNotification(request: InboundRequest): Promise<ChannelNotice> {
     if (request.rawBody.length > MAX_NOTIFICATION_BYTES) throw rejected('the notification is too large');
+    if (isMarketNotification(request.rawBody)) {
+      if (!settings.market) throw rejected('a 惠市宝 notification, but no market is configured');
+      return parseMarketNotification(request.rawBody, ccbKey, settings.market.marketId);
+    }
     const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
     // CCB posts a form; a GET carries the same fields in the query string.
     const fields = new URLSearchParams(request.rawBody.trim() !== '' ? request.rawBody : query);
@@ -191,12 +226,32 @@ export function ccbChannel(settings: CcbSettings, now: () => number): PaymentCha
     methods: METHODS,
     async create(request) {
       if (!METHODS.includes(request.method)) throw new AppError('pay_method_not_supported', { field: 'method' });
+      if (request.subMerchantId !== undefined) {
+        // One merchant's order alone is a 惠市宝 main order of one sub-order under the same number, so the money is the merchant's (二清).
+        return mustHaveMarket().createCombined({ ...request, combineNo: request.payNo, subOrders: [{ payNo: request.payNo, amount_fen: request.amount_fen, subject: request.subject, subMerchantId: request.subMerchantId }] });
+      }
       return request.method === 'qr' ? createQr(request) : createPage(request);
     },
-    query: ebs.query,
-    close: ebs.close,
-    refund: ebs.refund,
-    queryRefund: ebs.queryRefund,
+    // A sub-order lives at 惠市宝, found through its main order: the combined number, or its own for a one-merchant trade.
+    query: async (payNo: string, sent?: SentAt) => {
+      const mainOrderNo = mainOrderOf(payNo, sent);
+      return mainOrderNo !== undefined ? mustHaveMarket().querySubOrder(payNo, mainOrderNo) : ebs.query(payNo);
+    },
+    close: async (payNo: string, sent?: SentAt) => {
+      // 合单 has no partial close: a sub-order closes only with its whole main order (closeCombined).
+      if (sent?.combineNo !== undefined) throw new AppError('invalid_request', { message: 'A CCB sub-order closes only with its main order.', details: { channel: 'ccb', combineNo: sent.combineNo } });
+      return sent?.subMerchantId !== undefined ? mustHaveMarket().closeCombined(payNo, [{ payNo }]) : ebs.close(payNo);
+    },
+    refund: async (request: RefundRequest) => {
+      const mainOrderNo = mainOrderOf(request.payNo, request);
+      return mainOrderNo !== undefined ? mustHaveMarket().refundSubOrder({ ...request, combineNo: mainOrderNo }) : ebs.refund(request);
+    },
+    queryRefund: async (payNo: string, refundNo: string, sent?: SentAt) =>
+      mainOrderOf(payNo, sent) !== undefined ? mustHaveMarket().querySubOrderRefund(payNo, refundNo) : ebs.queryRefund(payNo, refundNo),
+    maxSubOrders: market ? market.maxSubOrders : 0,
+    createCombined: async (request) => mustHaveMarket().createCombined(request),
+    queryCombined: async (combineNo, subOrders) => mustHaveMarket().queryCombined(combineNo, subOrders),
+    closeCombined: async (combineNo, subOrders) => mustHaveMarket().closeCombined(combineNo, subOrders),
     parseNotification,
     answer(outcome): ChannelAnswer {
       // The bank looks only at the HTTP status; the body is for people reading logs.

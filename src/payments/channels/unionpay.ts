@@ -4,6 +4,8 @@ import type {
   ChannelNotice,
   ChannelRefund,
   ChannelTrade,
+  CombinedSubOrder,
+  CreateCombinedRequest,
   CreateTradeRequest,
   InboundRequest,
   PayAction,
@@ -35,6 +37,7 @@ import {
   type TrustAnchors,
 } from './unionpay/protocol.ts';
 import type { UnionpaySettings } from './unionpay/settings.ts';
+import { SPLIT_MERCHANT_ID, UNIONPAY_MAX_SUB_ORDERS, accSplitData, combinedReserved, readAccSplitData, readCombinedReserved } from './unionpay/split.ts';
 
 export { unionpaySettingsFromEnv, type UnionpaySettings } from './unionpay/settings.ts';
 
@@ -62,6 +65,8 @@ const MAX_REMEMBERED_TXN_TIMES = 100_000;
 const ORDER_ID = /^[0-9A-Za-z]{8,32}$/;
 /** riskRateInfo.commodityName is limited, and its braces and separators must not appear inside. */
 const MAX_COMMODITY_NAME_CHARS = 64;
+/** reqReserved (请求方保留域) holds up to 1024 characters (?). */
+const MAX_REQ_RESERVED_CHARS = 1024;
 
 export function unionpayChannel(settings: UnionpaySettings, now: () => number): PaymentChannel {
   const trust: TrustAnchors = { rootCertPem: settings.rootCertPem, middleCertPem: settings.middleCertPem, validateCnName: settings.validateCnName };
@@ -127,6 +132,10 @@ export function unionpayChannel(settings: UnionpaySettings, now: () => number): 
   }
 
   async function query(payNo: string, sent?: SentAt): Promise<ChannelTrade> {
+    if (sent?.combineNo !== undefined) {
+      const [trade] = await queryCombined(sent.combineNo, [{ payNo, subMerchantId: sent.subMerchantId }], sent);
+      return trade!;
+    }
     const reply = await queryTrans(payNo, mustKnowTxnTime(`trade:${payNo}`, sent));
     if (reply.respCode === RESP_NOT_FOUND) return { payNo, state: 'not_found' };
     return tradeFrom(payNo, reply.origRespCode, reply);
@@ -136,17 +145,30 @@ export function unionpayChannel(settings: UnionpaySettings, now: () => number): 
     if (!METHODS.includes(request.method)) throw new AppError('pay_method_not_supported', { details: { channel: 'unionpay', method: request.method } });
     if (!Number.isSafeInteger(request.amount_fen) || request.amount_fen <= 0) throw new AppError('invalid_field', { field: 'amount_fen' });
     if (!ORDER_ID.test(request.payNo)) throw new AppError('invalid_field', { field: 'payNo', message: 'UnionPay needs 8–32 letters and digits as the pay number.' });
-    const fields: AcpFields = {
+    const fields = consumeFields(request, request.payNo, request.amount_fen, request.subject, `trade:${request.payNo}`);
+    if (request.subMerchantId !== undefined) {
+      // One merchant's order alone: a split whose one entry takes it all, so the money is the merchant's (二清).
+      if (!SPLIT_MERCHANT_ID.test(request.subMerchantId)) throw new AppError('invalid_field', { field: 'subMerchantId', message: 'A UnionPay merchant code is 15 digits.' });
+      fields.accSplitData = accSplitData([{ merId: request.subMerchantId, amount_fen: request.amount_fen }]);
+    }
+    return sendConsume(request, fields);
+  }
+
+  function consumeFields(request: Omit<CreateTradeRequest, 'payNo' | 'amount_fen' | 'subject'>, orderId: string, amount_fen: number, subject: string, timeKey: string): AcpFields {
+    return {
       txnType: '01',
-      orderId: request.payNo,
-      txnTime: txnTimeFor(`trade:${request.payNo}`, true, request.requested_at_ms)!,
-      txnAmt: String(request.amount_fen),
+      orderId,
+      txnTime: txnTimeFor(timeKey, true, request.requested_at_ms)!,
+      txnAmt: String(amount_fen),
       currencyCode: CURRENCY_CNY,
       backUrl: request.notifyUrl,
       payTimeout: chinaStamp(request.expires_at_ms),
       channelType: CHANNEL_TYPE[request.method as keyof typeof CHANNEL_TYPE],
-      riskRateInfo: `{commodityName=${request.subject.replace(/[{}&=\[\]]/g, ' ').slice(0, MAX_COMMODITY_NAME_CHARS)}}`,
+      riskRateInfo: `{commodityName=${subject.replace(/[{}&=\[\]]/g, ' ').slice(0, MAX_COMMODITY_NAME_CHARS)}}`,
     };
+  }
+
+  async function sendConsume(request: Omit<CreateTradeRequest, 'payNo' | 'amount_fen' | 'subject'>, fields: AcpFields): Promise<PayAction> {
     if (request.method === 'qr') {
       const reply = await call(api('backTransReq'), { ...fields, txnSubType: '07', bizType: BIZ_TYPE_GENERAL });
       if (reply.respCode !== RESP_SUCCESS) throw refused(reply);
@@ -155,6 +177,67 @@ export function unionpayChannel(settings: UnionpaySettings, now: () => number): 
     }
     const signed = sign({ ...fields, txnSubType: '01', bizType: BIZ_TYPE_GATEWAY, frontUrl: request.returnUrl ?? '' });
     return { kind: 'form', html: autoSubmitForm(api('frontTransReq'), signed) };
+  }
+
+  /** The merchant a sub-order's money goes to: its 二级商户, or ourselves for the platform's own goods (?). */
+  function splitMerchantOf(sub: { subMerchantId?: string | undefined }): string {
+    return sub.subMerchantId ?? settings.merId;
+  }
+
+  /** 合单 at UnionPay: one consume under the combined number, split by accSplitData (see unionpay/split.ts). */
+  async function createCombined(request: CreateCombinedRequest): Promise<PayAction> {
+    if (!METHODS.includes(request.method)) throw new AppError('pay_method_not_supported', { details: { channel: 'unionpay', method: request.method } });
+    if (!ORDER_ID.test(request.combineNo)) throw new AppError('invalid_field', { field: 'combineNo', message: 'UnionPay needs 8–32 letters and digits as the combined number.' });
+    const { subOrders } = request;
+    if (subOrders.length < 1 || subOrders.length > UNIONPAY_MAX_SUB_ORDERS) {
+      throw new AppError('invalid_field', { field: 'subOrders', message: `UnionPay splits one payment over 1 to UNIONPAY_MAX_SUB_ORDERS (${UNIONPAY_MAX_SUB_ORDERS}) merchants.` });
+    }
+    const merchants = subOrders.map(splitMerchantOf);
+    // The split names merchants, not sub-orders: two sub-orders of one merchant could not be told apart.
+    if (new Set(merchants).size !== merchants.length) throw new AppError('invalid_field', { field: 'subOrders.subMerchantId', message: 'UnionPay takes one sub-order per merchant.' });
+    if (merchants.some((merId) => !SPLIT_MERCHANT_ID.test(merId))) throw new AppError('invalid_field', { field: 'subOrders.subMerchantId', message: 'A UnionPay merchant code is 15 digits.' });
+    if (new Set(subOrders.map((sub) => sub.payNo)).size !== subOrders.length || subOrders.some((sub) => !ORDER_ID.test(sub.payNo))) {
+      throw new AppError('invalid_field', { field: 'subOrders.payNo', message: 'Each sub-order needs its own 8–32 letters and digits.' });
+    }
+    if (subOrders.some((sub) => !Number.isSafeInteger(sub.amount_fen) || sub.amount_fen <= 0)) throw new AppError('invalid_field', { field: 'subOrders.amount_fen' });
+    const reserved = combinedReserved(subOrders.map((sub) => sub.payNo));
+    if (reserved.length > MAX_REQ_RESERVED_CHARS) throw new AppError('invalid_field', { field: 'subOrders.payNo', message: 'The sub-order numbers do not fit in reqReserved.' });
+    const total_fen = subOrders.reduce((sum, sub) => sum + sub.amount_fen, 0);
+    const fields = {
+      ...consumeFields(request, request.combineNo, total_fen, subOrders[0]!.subject, `combined:${request.combineNo}`),
+      accSplitData: accSplitData(subOrders.map((sub, index) => ({ merId: merchants[index]!, amount_fen: sub.amount_fen }))),
+      reqReserved: reserved,
+    };
+    return sendConsume(request, fields);
+  }
+
+  /** Each sub-order's trade from an answer or notice about the combined consume, matched by merchant. */
+  function subOrderTrades(code: string | undefined, fields: AcpFields, subOrders: readonly { payNo: string; subMerchantId?: string | undefined }[]): ChannelTrade[] {
+    const whole = tradeFrom(fields.orderId ?? '', code, fields);
+    const split = readAccSplitData(fields.accSplitData);
+    if (whole.state === 'succeeded' && !split) throw malformed('a combined payment without accSplitData');
+    return subOrders.map((sub) => {
+      const trade: ChannelTrade = { ...whole, payNo: sub.payNo };
+      if (whole.state !== 'succeeded') return trade;
+      const entry = split!.find((candidate) => candidate.merId === splitMerchantOf(sub));
+      if (!entry) return { payNo: sub.payNo, state: 'not_found' };
+      return { ...trade, amount_fen: entry.amount_fen };
+    });
+  }
+
+  /** Sub-orders are told apart by merchant: the split names merchants, not our numbers. */
+  async function queryCombined(combineNo: string, subOrders: readonly Pick<CombinedSubOrder, 'payNo' | 'subMerchantId'>[], sent?: SentAt): Promise<ChannelTrade[]> {
+    const reply = await queryTrans(combineNo, mustKnowTxnTime(`combined:${combineNo}`, sent));
+    if (reply.respCode === RESP_NOT_FOUND) return subOrders.map((sub) => ({ payNo: sub.payNo, state: 'not_found' }));
+    return subOrderTrades(reply.origRespCode, reply, subOrders);
+  }
+
+  async function closeCombined(combineNo: string, subOrders: readonly Pick<CombinedSubOrder, 'payNo' | 'subMerchantId'>[], sent?: SentAt): Promise<'closed' | 'already_paid' | 'not_found'> {
+    // No close at UnionPay, as for a single trade (see close): the combined consume lapses at its payTimeout.
+    const trades = await queryCombined(combineNo, subOrders, sent);
+    if (trades.some((trade) => trade.state === 'succeeded')) return 'already_paid';
+    if (trades.every((trade) => trade.state === 'not_found')) return 'not_found';
+    return 'closed';
   }
 
   async function close(payNo: string, sent?: SentAt): Promise<'closed' | 'already_paid' | 'not_found'> {
@@ -171,8 +254,9 @@ export function unionpayChannel(settings: UnionpaySettings, now: () => number): 
     if (!Number.isSafeInteger(request.amount_fen) || request.amount_fen <= 0) throw new AppError('invalid_field', { field: 'amount_fen' });
     if (!ORDER_ID.test(request.refundNo)) throw new AppError('invalid_field', { field: 'refundNo', message: 'UnionPay needs 8–32 letters and digits as the refund number.' });
     let origQryId = request.channelTradeNo;
+    const sent = request.requested_at_ms === undefined ? undefined : { requested_at_ms: request.requested_at_ms };
     if (!origQryId) {
-      const trade = await query(request.payNo);
+      const trade = await query(request.payNo, request.combineNo === undefined ? undefined : { requested_at_ms: request.requested_at_ms ?? now(), combineNo: request.combineNo, subMerchantId: request.subMerchantId });
       if (trade.state !== 'succeeded' || !trade.channelTradeNo) throw new AppError('channel_refused', { details: { channel: 'unionpay', reason: `the trade is ${trade.state}` } });
       origQryId = trade.channelTradeNo;
     }
@@ -189,12 +273,14 @@ export function unionpayChannel(settings: UnionpaySettings, now: () => number): 
       backUrl: request.notifyUrl,
       // Echoed in the refund's notification, which otherwise names only the refund's own orderId.
       reqReserved: request.payNo,
+      // A sub-order's refund: the shared consume gives back only what its merchant's split got (?).
+      ...(request.combineNo !== undefined || request.subMerchantId !== undefined ? { accSplitData: accSplitData([{ merId: splitMerchantOf(request), amount_fen: request.amount_fen }]) } : {}),
     });
     const pending: ChannelRefund = { payNo: request.payNo, refundNo: request.refundNo, state: 'processing', amount_fen: request.amount_fen };
     if ((RESP_UNKNOWN as readonly string[]).includes(reply.respCode ?? '')) return pending;
     // 00 accepted, 12 this orderId was sent before: either way the refund exists; ask what became of it.
     if (reply.respCode !== RESP_SUCCESS && reply.respCode !== RESP_DUPLICATE) throw refused(reply);
-    const found = await queryRefund(request.payNo, request.refundNo, request.requested_at_ms === undefined ? undefined : { requested_at_ms: request.requested_at_ms });
+    const found = await queryRefund(request.payNo, request.refundNo, sent);
     return found.state === 'not_found' ? pending : found;
   }
 
@@ -209,6 +295,14 @@ export function unionpayChannel(settings: UnionpaySettings, now: () => number): 
     const why = !fields ? 'not a form' : verifyFromUnionpay(fields, trust, now());
     if (!fields || why) throw new AppError('notification_rejected', { details: { channel: 'unionpay', reason: why } });
     if (fields.merId !== settings.merId || !fields.orderId) throw new AppError('notification_rejected', { details: { channel: 'unionpay', reason: 'not for this merchant' } });
+    const subOrderNos = fields.txnType === '01' ? readCombinedReserved(fields.reqReserved) : undefined;
+    if (subOrderNos) {
+      // A combined consume: the split list and our sub-order numbers come in the same order.
+      const split = readAccSplitData(fields.accSplitData);
+      if (!split || split.length !== subOrderNos.length) throw new AppError('notification_rejected', { details: { channel: 'unionpay', reason: 'a combined notice whose split and sub-orders differ' } });
+      const subOrders = subOrderNos.map((payNo, index) => ({ payNo, subMerchantId: split[index]!.merId === settings.merId ? undefined : split[index]!.merId }));
+      return { kind: 'combined', combineNo: fields.orderId, trades: subOrderTrades(fields.respCode, fields, subOrders) };
+    }
     if (fields.txnType === '01') return { kind: 'trade', trade: tradeFrom(fields.orderId, fields.respCode, fields) };
     if (fields.txnType === '04' || fields.txnType === '31') {
       return { kind: 'refund', refund: refundFrom(fields.reqReserved ?? '', fields.orderId, fields.respCode, fields) };
@@ -239,7 +333,11 @@ export function unionpayChannel(settings: UnionpaySettings, now: () => number): 
   return {
     name: 'unionpay',
     methods: METHODS,
+    maxSubOrders: UNIONPAY_MAX_SUB_ORDERS,
     create,
+    createCombined,
+    queryCombined,
+    closeCombined,
     query,
     close,
     refund,

@@ -6,6 +6,7 @@ import {
 } from '../../payments/channels/ccb/protocol.ts';
 import { chinaDate } from '../../payments/channels/types.ts';
 import { registerEbs } from './ccb/ebs.ts';
+import { MARKET_BASE_PATH, SANDBOX_CCB_MARKET, marketPaidNotification, registerMarket } from './ccb/market.ts';
 import type { SandboxCore } from './core.ts';
 import type { ChannelNotifier } from './notifications.ts';
 import { SandboxError, type SandboxEvent } from './trades.ts';
@@ -75,15 +76,18 @@ export const ccbSandbox: SandboxChannelModule<CcbSandboxKeys, CcbSettings> = {
       billUrl: `${sandboxUrl}/ccb/ebs/files`,
       timeout_ms: 10_000,
       sendMerchantUrls: true,
+      market: { url: `${sandboxUrl}${MARKET_BASE_PATH}`, ...SANDBOX_CCB_MARKET },
     };
   },
 
   register(server, core, keys, base) {
     const privateKey = createPrivateKey(keys.ccbPrivateKeyPem);
     const pub = pubOf(createPublicKey({ key: Buffer.from(keys.ccbPublicKeyHex, 'hex'), format: 'der', type: 'spki' }));
-    core.registerNotifier('ccb', notifier(keys, (text) => sign('md5', Buffer.from(text, 'utf8'), privateKey).toString('hex')));
+    const signText = (text: string) => sign('md5', Buffer.from(text, 'utf8'), privateKey).toString('hex');
+    core.registerNotifier('ccb', notifier(keys, signText));
     registerGateway(server, core, keys, pub, base);
     registerEbs(server, core, keys);
+    registerMarket(server, core, pub, signText, base);
   },
 };
 
@@ -143,10 +147,14 @@ function registerGateway(server: SandboxServer, core: SandboxCore, keys: CcbSand
   });
 }
 
-/** CCB notifies payments only: refunds are answered at once by 5W1004, closes not at all. */
+/**
+ * CCB notifies payments only: refunds are answered at once by 5W1004 (and 惠市宝's refundOrder),
+ * closes not at all. A combined payment is 惠市宝's main order, notified in its own form.
+ */
 function notifier(keys: CcbSandboxKeys, signText: (text: string) => string): ChannelNotifier {
   return {
     build(event: SandboxEvent, options) {
+      if (event.kind === 'combined_paid') return marketPaidNotification(event.combined, event.trades, signText, options);
       if (event.kind !== 'paid' || !event.trade.notifyUrl) return undefined;
       const trade = event.trade;
       const fields = new URLSearchParams();

@@ -17,7 +17,8 @@ import type { SandboxCore } from './core.ts';
 import { SandboxError, type SandboxTrade } from './trades.ts';
 import { cashierUrl, type SandboxChannelModule, type SandboxServer } from './module.ts';
 import { issueMerchantSigner, issueMiddle, issueRoot, issueUnionpaySigner } from './unionpay/certs.ts';
-import { misSignAsUnionpay, paidFields, queryIdOf, refundFields, signAsUnionpay, zmRowOf } from './unionpay/messages.ts';
+import { combinedPaidFields, misSignAsUnionpay, paidFields, queryIdOf, refundFields, signAsUnionpay, zmRowOf } from './unionpay/messages.ts';
+import { openCombined, splitRefundTarget, zmSplitFields } from './unionpay/split.ts';
 
 /**
  * The sandbox playing the UnionPay online gateway at {sandbox}/unionpay/gateway/api/*.do:
@@ -108,6 +109,10 @@ function registerUnionpay(server: SandboxServer, core: SandboxCore, keys: Unionp
       if (event.kind === 'paid') {
         fields = paidFields(event.trade, keys.merId);
         url = event.trade.notifyUrl;
+      } else if (event.kind === 'combined_paid') {
+        // One consume, one notice: the split and our sub-order numbers ride in it.
+        fields = combinedPaidFields(event.combined, event.trades, keys.merId);
+        url = event.combined.notifyUrl;
       } else if (event.kind === 'refunded') {
         const sent = refunds.get(event.refund.refundNo) ?? { txnTime: '', reqReserved: '' };
         fields = refundFields(event.trade, event.refund, keys.merId, sent);
@@ -146,13 +151,14 @@ function registerUnionpay(server: SandboxServer, core: SandboxCore, keys: Unionp
   }
 
   /** Opens (or finds again) the trade a consume request describes; a changed repeat is a duplicate (12). */
-  function openTrade(f: AcpFields, method: string): SandboxTrade | { respCode: string; respMsg: string } {
+  function openTrade(f: AcpFields, method: string): { payNo: string } | { respCode: string; respMsg: string } {
     const txnTime_ms = parseChinaStamp(f.txnTime ?? '');
     if (!ORDER_ID.test(f.orderId ?? '') || !AMOUNT.test(f.txnAmt ?? '') || txnTime_ms === undefined || !/^https?:\/\//.test(f.backUrl ?? '') || f.currencyCode !== '156') {
       return { respCode: '10', respMsg: '报文格式错误[orderId/txnAmt/txnTime/backUrl/currencyCode]' };
     }
     const payTimeout_ms = f.payTimeout ? parseChinaStamp(f.payTimeout) : txnTime_ms + DEFAULT_PAY_WINDOW_MS;
     if (payTimeout_ms === undefined || payTimeout_ms <= core.now()) return { respCode: '10', respMsg: '报文格式错误[payTimeout]' };
+    if (f.accSplitData !== undefined) return openCombined(core, f, method, payTimeout_ms);
     const existing = core.trade('unionpay', f.orderId!);
     if (existing && existing.extra.txnTime !== f.txnTime) return { respCode: '12', respMsg: '重复交易' };
     try {
@@ -204,8 +210,9 @@ function registerUnionpay(server: SandboxServer, core: SandboxCore, keys: Unionp
     if (!ORDER_ID.test(f.orderId ?? '') || !AMOUNT.test(f.txnAmt ?? '') || parseChinaStamp(f.txnTime ?? '') === undefined || !f.origQryId) {
       return { respCode: '10', respMsg: '报文格式错误[orderId/txnAmt/txnTime/origQryId]' };
     }
-    const trade = core.listTrades('unionpay').find((t) => queryIdOf(t.tradeNo) === f.origQryId);
-    if (!trade) return { respCode: '35', respMsg: '原交易不存在或状态不正确' };
+    const target = splitRefundTarget(core, f);
+    if ('respCode' in target) return target;
+    const trade = target.trade;
     if (core.findRefund('unionpay', f.orderId!)) return { respCode: '12', respMsg: '重复交易' };
     if (refunds.size >= MAX_SANDBOX_REFUNDS) refunds.delete(refunds.keys().next().value!);
     // Kept before the core refunds, since the core notifies (and the notifier reads this) at once.
@@ -230,7 +237,17 @@ function registerUnionpay(server: SandboxServer, core: SandboxCore, keys: Unionp
 
   function queryAnswer(orderId: string, txnTime: string): AcpFields {
     const notFound = { respCode: '34', respMsg: '查无此交易' };
-    const trade = core.trade('unionpay', orderId);
+    const combined = core.combined('unionpay', orderId);
+    if (combined && combined.extra.txnTime === txnTime) {
+      const trades = core.tradesOf(combined);
+      if (trades.length > 0 && trades.every((sub) => sub.paid_at_ms !== undefined)) {
+        const { respCode: _r, respMsg: _m, ...paid } = combinedPaidFields(combined, trades, keys.merId);
+        return { ...paid, txnType: '00', txnSubType: '00', respCode: '00', respMsg: '成功[0000000]', origRespCode: '00', origRespMsg: '成功[0000000]' };
+      }
+      if (trades.some((sub) => sub.state !== 'WAIT_BUYER_PAY') || core.now() > combined.expires_at_ms) return notFound;
+      return { respCode: '00', respMsg: '成功[0000000]', origRespCode: '05', origRespMsg: '交易已受理，请稍后查询交易结果' };
+    }
+    const trade = combined ? undefined : core.trade('unionpay', orderId);
     if (trade && trade.extra.txnTime === txnTime) {
       if (trade.paid_at_ms !== undefined) {
         const { respCode: _r, respMsg: _m, ...paid } = paidFields(trade, keys.merId);
@@ -257,7 +274,7 @@ function registerUnionpay(server: SandboxServer, core: SandboxCore, keys: Unionp
     const f = fields!;
     if (f.txnType !== '76' || f.fileType !== '00' || !/^\d{4}$/.test(f.settleDate ?? '')) return send(reply, f, { respCode: '10', respMsg: '报文格式错误[txnType/fileType/settleDate]' });
     const date = latestDateFor(f.settleDate!, core.now());
-    const { fileName, zip } = billZip(date, keys.merId, core.billRows('unionpay', date).map((row) => zmRowOf(row, keys.merId)));
+    const { fileName, zip } = billZip(date, keys.merId, core.billRows('unionpay', date).map((row) => ({ ...zmRowOf(row, keys.merId), ...zmSplitFields(core, row) })));
     return send(reply, f, { respCode: '00', respMsg: '成功[0000000]', fileType: '00', settleDate: f.settleDate!, fileName, fileContent: encodeFileContent(zip) });
   });
 }

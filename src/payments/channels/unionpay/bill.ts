@@ -144,13 +144,15 @@ function toRecord(row: ZmRow, fileDate: string, lineNo: number): BillRecord {
   if (amount_fen === undefined || at_ms === undefined || !row.orderId || !row.queryId) {
     throw new Error(`bill line ${lineNo} cannot be read (amount, time, order or query id)`);
   }
+  // A sub-order of a split consume (合单) is its own line, our sub-order number in 商户自定义域 (?).
+  const subOrderNo = row.subMerId && row.merReserved ? row.merReserved : undefined;
   if (row.txnType === '01') {
-    return { kind: 'payment', payNo: row.orderId, channelTradeNo: row.queryId, amount_fen, at_ms };
+    return { kind: 'payment', payNo: subOrderNo ?? row.orderId, channelTradeNo: row.queryId, amount_fen, at_ms };
   }
   // 04 refund (退货) and 31 same-day revoke (撤销) both give money back; their orderId is the refund's own number.
   if (row.txnType === '04' || row.txnType === '31') {
     if (!row.origQryId) throw new Error(`bill line ${lineNo} is a refund without the original query id`);
-    return { kind: 'refund', payNo: row.origOrderId ?? '', channelTradeNo: row.origQryId, refundNo: row.orderId, amount_fen, at_ms };
+    return { kind: 'refund', payNo: subOrderNo ?? row.origOrderId ?? '', channelTradeNo: row.origQryId, refundNo: row.orderId, amount_fen, at_ms };
   }
   throw new Error(`bill line ${lineNo} has an unknown txnType ${row.txnType ?? ''}`);
 }

@@ -2,7 +2,7 @@ import type { ZmRow } from '../../../payments/channels/unionpay/bill.ts';
 import { TRADE_CODE_CONSUME, TRADE_CODE_REFUND } from '../../../payments/channels/unionpay/bill.ts';
 import { ACP_ENCODING, ACP_SIGN_METHOD_RSA, ACP_VERSION, CURRENCY_CNY, chinaStamp, signFields, type AcpFields } from '../../../payments/channels/unionpay/protocol.ts';
 import type { BillRow } from '../bills.ts';
-import type { SandboxRefund, SandboxTrade } from '../trades.ts';
+import type { SandboxCombined, SandboxRefund, SandboxTrade } from '../trades.ts';
 
 /** What the sandbox says as UnionPay: responses, notifications and bill lines, signed with UnionPay's key. */
 
@@ -61,8 +61,25 @@ export function paidFields(trade: SandboxTrade, merId: string): AcpFields {
     payCardType: '01',
     payType: '0001',
     reqReserved: trade.extra.reqReserved ?? '',
+    // Echoed as sent (?): a one-merchant split, or empty for the platform's own (dropped when signing).
+    accSplitData: trade.extra.accSplitData ?? '',
     respCode: '00',
     respMsg: 'Success!',
+  };
+}
+
+/** The one consume of a combined payment, paid: its total, the shared queryId, the split and our sub-order numbers echoed. */
+export function combinedPaidFields(combined: SandboxCombined, trades: readonly SandboxTrade[], merId: string): AcpFields {
+  const first = trades[0]!;
+  const total_fen = trades.reduce((sum, trade) => sum + trade.amount_fen, 0);
+  return {
+    ...paidFields(first, merId),
+    orderId: combined.combineNo,
+    txnTime: combined.extra.txnTime ?? '',
+    txnAmt: String(total_fen),
+    settleAmt: String(total_fen),
+    reqReserved: combined.extra.reqReserved ?? '',
+    accSplitData: combined.extra.accSplitData ?? '',
   };
 }
 
