@@ -486,6 +486,10 @@ describe('Alipay merge pay (合并支付) against the Alipay sandbox', () => {
     expect(opened.headers.get('location')).toBe(cashierUrl(sandbox.url, 'alipay', pageNo));
     expect(merged(pageNo)).toHaveLength(3);
 
+    // The page merge's expiry is whole minutes; with less than one left it is not opened.
+    const late = await rejection(channel.createCombined({ ...combinedRequest(nextPayNo(), 'page'), expires_at_ms: Date.now() + 50_000 }));
+    expect(late.code).toBe('order_not_payable');
+
     expect(ALIPAY_COMBINED_METHODS).toEqual(['page', 'h5', 'app']);
     for (const method of ['qr', 'jsapi'] as const) {
       const refused = await rejection(channel.createCombined(combinedRequest(nextPayNo(), method)));
@@ -502,8 +506,8 @@ describe('Alipay merge pay (合并支付) against the Alipay sandbox', () => {
     expect(merged(combineNo).map((trade) => trade.tradeNo)).toEqual(tradeNos);
 
     const changes: Array<[string, CombinedSubOrder[]]> = [
-      ['an amount', threeMerchants(combineNo).map((sub, index) => (index === 1 ? { ...sub, amount_fen: 3600 } : sub))],
-      ['a merchant', threeMerchants(combineNo).map((sub, index) => (index === 2 ? { ...sub, subMerchantId: SMID_A } : sub))],
+      ['an amount', threeMerchants(combineNo).map((subOrder, index) => (index === 1 ? { ...subOrder, amount_fen: 3600 } : subOrder))],
+      ['a merchant', threeMerchants(combineNo).map((subOrder, index) => (index === 2 ? { ...subOrder, subMerchantId: SMID_A } : subOrder))],
       ['a sub-order fewer', threeMerchants(combineNo).slice(0, 2)],
     ];
     for (const [name, subOrders] of changes) {
@@ -551,7 +555,7 @@ describe('Alipay merge pay (合并支付) against the Alipay sandbox', () => {
     expect((await channel.queryCombined(combineNo, subOrders)).map((trade) => trade.state)).toEqual(['closed', 'closed', 'closed']);
     expect(await channel.closeCombined(combineNo, subOrders)).toBe('closed');
     await sandbox.core.untilDelivered();
-    expect(subOrderNotices(combineNo).map((trade) => [trade.payNo, trade.state])).toEqual(subOrders.map((sub) => [sub.payNo, 'closed']));
+    expect(subOrderNotices(combineNo).map((trade) => [trade.payNo, trade.state])).toEqual(subOrders.map((subOrder) => [subOrder.payNo, 'closed']));
     // A closed merge is not made payable again.
     expect((await rejection(channel.createCombined(combinedRequest(combineNo, 'h5')))).details).toMatchObject({ sub_code: 'ACQ.TRADE_HAS_CLOSE' });
 

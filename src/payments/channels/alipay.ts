@@ -178,6 +178,11 @@ export function alipayChannel(settings: AlipaySettings, now: () => number): Paym
 
     close,
 
+    /**
+     * A sub-order of a merge pay is refunded as the ordinary trade it is, by its own out_trade_no
+     * ("被合并的子订单可通过各自的appid调用退款接口发起退款"): combineNo and subMerchantId are not sent,
+     * and no other sub-order is touched.
+     */
     async refund(request: RefundRequest): Promise<ChannelRefund> {
       const bizContent: Record<string, string> = {
         out_trade_no: request.payNo,
