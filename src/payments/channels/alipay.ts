@@ -1,11 +1,14 @@
-import type { AlipaySdk, AlipaySdkCommonResult } from 'alipay-sdk';
+import type { AlipaySdk } from 'alipay-sdk';
 import { AppError } from '../../platform/errors.ts';
+import { details, refused, subjectOf, subMerchantFields, SUCCESS, text, type Answer } from './alipay/answers.ts';
 import { parseAlipayBill } from './alipay/bill.ts';
 import { chinaTime, fenToYuan, parseChinaTime, yuanToFen } from './alipay/format.ts';
+import { alipayMerge, MAX_MERGE_SUB_ORDERS } from './alipay/merge.ts';
 import { parseAlipayNotification } from './alipay/notification.ts';
 import type { AlipaySettings } from './alipay/settings.ts';
 import type { ChannelRefund, ChannelTrade, CreateTradeRequest, PayAction, PayMethod, PaymentChannel, RefundRequest } from './types.ts';
 
+export { COMBINED_METHODS as ALIPAY_COMBINED_METHODS, MAX_MERGE_SUB_ORDERS } from './alipay/merge.ts';
 export { alipaySettingsFromEnv, type AlipaySettings } from './alipay/settings.ts';
 
 /**
@@ -15,11 +18,8 @@ export { alipaySettingsFromEnv, type AlipaySettings } from './alipay/settings.ts
  */
 
 const METHODS: readonly PayMethod[] = ['qr', 'page', 'h5', 'app'];
-/** Alipay's subject limit. */
-const MAX_SUBJECT_CHARS = 256;
 /** The largest bill file read into memory. */
 export const MAX_BILL_BYTES = 256 * 1024 * 1024;
-const SUCCESS = '10000';
 /** Answers meaning "not known yet, ask again" rather than a refusal. */
 const UNKNOWN_OUTCOME_SUB_CODES = new Set(['ACQ.SYSTEM_ERROR', 'AQC.SYSTEM_ERROR', 'isp.unknow-error', 'aop.ACQ.SYSTEM_ERROR']);
 /** Refund answers after which the refund is definitely not made (a new attempt may succeed later). */
@@ -30,8 +30,6 @@ const REFUND_FAILED_SUB_CODES = new Set(['ACQ.SELLER_BALANCE_NOT_ENOUGH', 'ACQ.R
  * learn whether the trade was paid or closed already.
  */
 const CLOSE_NOT_WAITING_SUB_CODES = new Set(['ACQ.TRADE_STATUS_ERROR', 'ACQ.TRADE_HAS_SUCCESS', 'ACQ.REASON_ILLEGAL_STATUS', 'ACQ.REASON_TRADE_STATUS_INVALID']);
-
-type Answer = AlipaySdkCommonResult;
 
 export function alipayChannel(settings: AlipaySettings, now: () => number): PaymentChannel {
   // The SDK (and its HTTP client) is loaded on first use: a process that never pays by Alipay
@@ -99,6 +97,18 @@ export function alipayChannel(settings: AlipaySettings, now: () => number): Paym
     }
   }
 
+  async function close(payNo: string): Promise<'closed' | 'already_paid' | 'not_found'> {
+    const answer = await call('alipay.trade.close', { out_trade_no: payNo });
+    if (answer.code === SUCCESS) return 'closed';
+    if (answer.sub_code === 'ACQ.TRADE_NOT_EXIST') return 'not_found';
+    if (!CLOSE_NOT_WAITING_SUB_CODES.has(answer.sub_code ?? '')) throw refused('alipay.trade.close', answer);
+    const trade = await query(payNo);
+    if (trade.state === 'succeeded') return 'already_paid';
+    if (trade.state === 'closed') return 'closed';
+    if (trade.state === 'not_found') return 'not_found';
+    throw refused('alipay.trade.close', answer);
+  }
+
   async function queryRefund(payNo: string, refundNo: string): Promise<ChannelRefund> {
     const answer = await call('alipay.trade.fastpay.refund.query', { out_trade_no: payNo, out_request_no: refundNo, query_options: ['gmt_refund_pay'] });
     if (answer.code !== SUCCESS) {
@@ -118,9 +128,15 @@ export function alipayChannel(settings: AlipaySettings, now: () => number): Paym
     return { payNo, refundNo, state: 'not_found' };
   }
 
+  const merge = alipayMerge({ appId: settings.appId, now, sdk: sdkReady, common, call, query, close });
+
   return {
     name: 'alipay',
     methods: METHODS,
+    maxSubOrders: MAX_MERGE_SUB_ORDERS,
+    createCombined: merge.create,
+    queryCombined: merge.query,
+    closeCombined: merge.close,
 
     async create(request: CreateTradeRequest): Promise<PayAction> {
       if (!METHODS.includes(request.method)) throw new AppError('pay_method_not_supported', { details: { channel: 'alipay', method: request.method } });
@@ -128,9 +144,11 @@ export function alipayChannel(settings: AlipaySettings, now: () => number): Paym
       const bizContent = {
         out_trade_no: request.payNo,
         total_amount: fenToYuan(request.amount_fen),
-        subject: [...request.subject].slice(0, MAX_SUBJECT_CHARS).join(''),
+        subject: subjectOf(request.subject),
         // The order's own deadline, so Alipay stops taking money when we stop waiting for it.
         time_expire: chinaTime(request.expires_at_ms),
+        // One marketplace merchant's order alone: paid to that merchant's smid (直付通), never to the platform.
+        ...subMerchantFields(request.subMerchantId, request.amount_fen),
       };
       const urls: Record<string, string> = { ...common(), notify_url: request.notifyUrl };
       if (request.returnUrl) urls.return_url = request.returnUrl;
@@ -158,18 +176,13 @@ export function alipayChannel(settings: AlipaySettings, now: () => number): Paym
 
     query,
 
-    async close(payNo: string) {
-      const answer = await call('alipay.trade.close', { out_trade_no: payNo });
-      if (answer.code === SUCCESS) return 'closed';
-      if (answer.sub_code === 'ACQ.TRADE_NOT_EXIST') return 'not_found';
-      if (!CLOSE_NOT_WAITING_SUB_CODES.has(answer.sub_code ?? '')) throw refused('alipay.trade.close', answer);
-      const trade = await query(payNo);
-      if (trade.state === 'succeeded') return 'already_paid';
-      if (trade.state === 'closed') return 'closed';
-      if (trade.state === 'not_found') return 'not_found';
-      throw refused('alipay.trade.close', answer);
-    },
+    close,
 
+    /**
+     * A sub-order of a merge pay is refunded as the ordinary trade it is, by its own out_trade_no
+     * ("被合并的子订单可通过各自的appid调用退款接口发起退款"): combineNo and subMerchantId are not sent,
+     * and no other sub-order is touched.
+     */
     async refund(request: RefundRequest): Promise<ChannelRefund> {
       const bizContent: Record<string, string> = {
         out_trade_no: request.payNo,
@@ -178,7 +191,7 @@ export function alipayChannel(settings: AlipaySettings, now: () => number): Paym
         out_request_no: request.refundNo,
       };
       if (request.channelTradeNo) bizContent.trade_no = request.channelTradeNo;
-      if (request.reason) bizContent.refund_reason = [...request.reason].slice(0, MAX_SUBJECT_CHARS).join('');
+      if (request.reason) bizContent.refund_reason = subjectOf(request.reason);
       const answer = await call('alipay.trade.refund', bizContent);
       const base = { payNo: request.payNo, refundNo: request.refundNo };
       if (answer.code === SUCCESS) {
@@ -234,17 +247,4 @@ async function download(url: string, timeout_ms: number): Promise<Uint8Array> {
   const bytes = new Uint8Array(await response.arrayBuffer());
   if (bytes.byteLength > MAX_BILL_BYTES) throw new AppError('channel_unavailable', { message: `Alipay bill is larger than ${MAX_BILL_BYTES} bytes` });
   return bytes;
-}
-
-function text(answer: Answer, key: string): string | undefined {
-  const value = answer[key];
-  return typeof value === 'string' && value !== '' ? value : undefined;
-}
-
-function details(method: string, answer: Answer): Record<string, unknown> {
-  return { channel: 'alipay', method, code: answer.code, msg: answer.msg, sub_code: answer.sub_code, sub_msg: answer.sub_msg };
-}
-
-function refused(method: string, answer: Answer): AppError {
-  return new AppError('channel_refused', { message: `Alipay refused ${method}: ${answer.sub_msg ?? answer.msg ?? answer.code}`, details: details(method, answer) });
 }

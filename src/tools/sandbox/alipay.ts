@@ -4,6 +4,7 @@ import type { AlipaySettings } from '../../payments/channels/alipay.ts';
 import { DEFAULT_ALIPAY_BILL_DOWNLOAD_TIMEOUT_MS, DEFAULT_ALIPAY_TIMEOUT_MS } from '../../payments/channels/alipay/settings.ts';
 import { chinaDate } from '../../payments/channels/types.ts';
 import { alipayBillFile } from './alipay/bill.ts';
+import { mergeMethods } from './alipay/merge-api.ts';
 import { alipayNotifier } from './alipay/notify.ts';
 import { rsa2Verify, signContent, signedAnswer } from './alipay/protocol.ts';
 import { businessFailed, ok, TRADE_METHODS, type ApiBody, type ApiContext, type ApiResult } from './alipay/trade-api.ts';
@@ -14,7 +15,7 @@ import { cashierUrl, type SandboxChannelModule, type SandboxServer } from './mod
  * Alipay's side of the sandbox: the v2 gateway (`/alipay/gateway.do`, GET or POST), which
  * checks each request's RSA2 signature with the app's public key and signs every answer with
  * Alipay's private key; the buyer-facing pay methods, which send the browser to the cashier;
- * notifications; and the bill download.
+ * merge pay (合并支付, alipay/merge-api.ts); notifications; and the bill download.
  */
 
 export interface AlipaySandboxKeys {
@@ -32,7 +33,14 @@ const BILL_LINK_TTL_MS = 30_000;
 const MAX_BILL_LINKS = 1000;
 const BILL_METHOD = 'alipay.data.dataservice.bill.downloadurl.query';
 /** Methods a browser or the app opens: they lead to the cashier instead of answering JSON. */
-const BUYER_FACING = new Set(['alipay.trade.page.pay', 'alipay.trade.wap.pay', 'alipay.trade.app.pay']);
+const BUYER_FACING = new Set([
+  'alipay.trade.page.pay',
+  'alipay.trade.wap.pay',
+  'alipay.trade.app.pay',
+  'alipay.trade.page.merge.pay',
+  'alipay.trade.wap.merge.pay',
+  'alipay.trade.app.merge.pay',
+]);
 const REQUIRED = [
   ['method', 'isv.missing-method'],
   ['app_id', 'isv.missing-app-id'],
@@ -74,7 +82,8 @@ export const alipaySandbox: SandboxChannelModule<AlipaySandboxKeys, AlipaySettin
   register(server, core, keys, base) {
     core.registerNotifier('alipay', alipayNotifier(keys, core.now));
     const bills = billLinks(core, keys, base);
-    const handle = (request: FastifyRequest, reply: FastifyReply) => gateway(request, reply, { core, keys, base, bills });
+    const merge = mergeMethods();
+    const handle = (request: FastifyRequest, reply: FastifyReply) => gateway(request, reply, { core, keys, base, bills, merge });
     server.route({ method: ['GET', 'POST'], url: '/alipay/gateway.do', handler: handle });
     bills.route(server);
   },
@@ -85,6 +94,7 @@ interface Gateway {
   keys: AlipaySandboxKeys;
   base: () => string;
   bills: ReturnType<typeof billLinks>;
+  merge: ReturnType<typeof mergeMethods>;
 }
 
 async function gateway(request: FastifyRequest, reply: FastifyReply, g: Gateway) {
@@ -101,7 +111,7 @@ async function gateway(request: FastifyRequest, reply: FastifyReply, g: Gateway)
     } catch {
       biz = undefined;
     }
-    const handler = method === BILL_METHOD ? g.bills.method : TRADE_METHODS[method!];
+    const handler = method === BILL_METHOD ? g.bills.method : Object.hasOwn(g.merge, method!) ? g.merge[method!] : TRADE_METHODS[method!];
     if (!biz || typeof biz !== 'object' || Array.isArray(biz)) result = { kind: 'answer', body: invalid('isv.invalid-parameter', '参数无效: biz_content') };
     else if (!handler) result = { kind: 'answer', body: invalid('isv.invalid-method', '不存在的方法名') };
     else result = handler({ core: g.core, base: g.base, biz: biz as Record<string, unknown>, params });

@@ -20,6 +20,11 @@ export interface ChannelNotifier {
   acknowledged(answer: { status: number; body: string }): boolean;
   /** Delays before each retry after the first attempt, in real milliseconds before scaling. */
   retrySchedule_ms: readonly number[];
+  /**
+   * The events the channel notifies one by one for an event, when it sends several requests for it
+   * (Alipay notifies each sub-order of a merge pay on its own). Absent: one request per event.
+   */
+  separately?(event: SandboxEvent): SandboxEvent[];
 }
 
 export interface DeliveryAttempt {
@@ -53,8 +58,15 @@ export class NotificationSender {
     },
   ) {}
 
-  /** Sends the event's notification unless the channel sends none for it or a fault swallows it. */
+  /**
+   * Sends the event's notification unless the channel sends none for it or a fault swallows it;
+   * an event the channel notifies in parts is sent part by part, each meeting the faults on its own.
+   */
   send(event: SandboxEvent, notifier: ChannelNotifier): void {
+    for (const part of notifier.separately?.(event) ?? [event]) this.sendOne(part, notifier);
+  }
+
+  private sendOne(event: SandboxEvent, notifier: ChannelNotifier): void {
     if (this.stopped) return;
     if (!notifier.build(event, { misSign: false })) return;
     const faults = this.options.faults();

@@ -8,6 +8,9 @@ import { ALIPAY_STATUS, buyerOf } from './trade-api.ts';
  * Alipay's asynchronous notification (trade_status_sync): a form POST, signed with Alipay's
  * private key over every field but sign and sign_type, sorted and joined raw. Only the
  * exact body `success` ends the retries: 4m, 10m, 10m, 1h, 2h, 6h, 15h after the first try.
+ * A paid merge (合并支付) is notified per sub-order, each an ordinary TRADE_SUCCESS for its own
+ * out_trade_no and trade_no: Alipay documents no merge notification, and each sub-order is a trade
+ * of its own (combined-payment-facts §3).
  */
 
 const MINUTE_MS = 60_000;
@@ -19,6 +22,7 @@ export function alipayNotifier(keys: { appId: string; sellerId: string; alipayPr
   return {
     retrySchedule_ms: ALIPAY_RETRY_SCHEDULE_MS,
     acknowledged: (answer) => answer.status === 200 && answer.body === 'success',
+    separately: (event) => (event.kind === 'combined_paid' ? event.trades.map((trade) => ({ kind: 'paid', trade })) : [event]),
     build(event, { misSign }) {
       if (!event.trade.notifyUrl) return undefined;
       let notifyId = notifyIds.get(event);
@@ -59,7 +63,8 @@ function notificationFields(event: SandboxEvent, keys: { appId: string; sellerId
     return { ...fields, trade_status: 'TRADE_CLOSED', gmt_close: chinaTime(trade.closed_at_ms ?? now_ms) };
   }
   Object.assign(fields, paidFields(trade));
-  if (event.kind === 'paid') return { ...fields, trade_status: 'TRADE_SUCCESS' };
+  // A merge's event is sent per sub-order (separately); asked for it whole, the first sub-order's notice stands for it.
+  if (event.kind === 'paid' || event.kind === 'combined_paid') return { ...fields, trade_status: 'TRADE_SUCCESS' };
   if (event.kind === 'finished') {
     const refunded = refundedUpTo(trade, undefined);
     return { ...fields, trade_status: ALIPAY_STATUS.FINISHED, gmt_close: chinaTime(now_ms), ...(refunded > 0 ? { refund_fee: yuan(refunded) } : {}) };

@@ -20,15 +20,17 @@ export interface ApiContext {
 }
 
 /** Alipay's amount ceiling for one trade: 100,000,000.00 yuan. */
-const MAX_TRADE_FEN = 10_000_000_000;
-const MAX_OUT_TRADE_NO_CHARS = 64;
+export const MAX_TRADE_FEN = 10_000_000_000;
+export const MAX_OUT_TRADE_NO_CHARS = 64;
+/** Most settle_detail_infos one trade's settle_info may carry in the sandbox (Alipay's own number is not published). */
+const MAX_SETTLE_DETAILS = 10;
 /** Expiry when the merchant gives none: a QR code is good for 2 hours, a payment page for 15 days. */
 const DEFAULT_QR_EXPIRY_MS = 2 * 3600_000;
 const DEFAULT_PAGE_EXPIRY_MS = 15 * 24 * 3600_000;
 
 export const ok = (fields: Record<string, unknown> = {}): ApiBody => ({ code: '10000', msg: 'Success', ...fields });
 export const businessFailed = (sub_code: string, sub_msg: string): ApiBody => ({ code: '40004', msg: 'Business Failed', sub_code, sub_msg });
-const answer = (body: ApiBody): ApiResult => ({ kind: 'answer', body });
+export const answer = (body: ApiBody): ApiResult => ({ kind: 'answer', body });
 
 export const TRADE_METHODS: Record<string, (ctx: ApiContext) => ApiResult> = {
   'alipay.trade.precreate': (ctx) => {
@@ -65,7 +67,7 @@ export const TRADE_METHODS: Record<string, (ctx: ApiContext) => ApiResult> = {
     closeIfExpired(ctx.core, trade);
     // Only a trade waiting for the buyer closes; a paid or closed one is "not in a state to close".
     if (trade.state !== 'WAIT_BUYER_PAY') return answer(businessFailed('ACQ.TRADE_STATUS_ERROR', '交易状态不合法'));
-    ctx.core.close('alipay', trade.payNo);
+    closeInSandbox(ctx.core, trade);
     return answer(ok({ trade_no: trade.tradeNo, out_trade_no: trade.payNo }));
   },
 
@@ -151,8 +153,12 @@ function createTrade(ctx: ApiContext, method: string, defaultExpiry_ms: number):
     if (at <= core.now()) return businessFailed('ACQ.TRADE_HAS_CLOSE', '交易已经关闭');
     expires_at_ms = at;
   }
+  const subMerchant = readSubMerchant(biz, amount_fen);
+  if (typeof subMerchant === 'object') return subMerchant;
   const existing = core.trade('alipay', payNo);
   if (existing) {
+    // A sub-order of a merge pay is not opened again as a trade of its own.
+    if (existing.combineNo !== undefined || existing.subMerchantId !== subMerchant) return businessFailed('ACQ.CONTEXT_INCONSISTENT', '交易信息被篡改');
     closeIfExpired(core, existing);
     if (existing.state === 'SUCCESS' || existing.state === 'FINISHED') return businessFailed('ACQ.TRADE_HAS_SUCCESS', '交易已被支付');
     if (existing.state === 'CLOSED') return businessFailed('ACQ.TRADE_HAS_CLOSE', '交易已经关闭');
@@ -168,7 +174,52 @@ function createTrade(ctx: ApiContext, method: string, defaultExpiry_ms: number):
     notifyUrl: ctx.params.notify_url ?? '',
     returnUrl: ctx.params.return_url,
     expires_at_ms,
+    ...(subMerchant !== undefined ? { subMerchantId: subMerchant } : {}),
   });
+}
+
+/**
+ * 直付通: `sub_merchant.merchant_id` names the secondary merchant (smid) the money is for, and then
+ * `settle_info` is required ("直付通场景下必传"), its settle_detail_infos adding up to the trade's
+ * amount (the sandbox plays trans_in_type defaultSettle, the smid's own settlement account). The smid,
+ * undefined for a trade of the platform's own, or the refusal.
+ */
+export function readSubMerchant(detail: Record<string, unknown>, amount_fen: number): string | undefined | ApiBody {
+  const { sub_merchant: subMerchant, settle_info: settleInfo } = detail;
+  if (subMerchant === undefined) {
+    return settleInfo === undefined ? undefined : businessFailed('ACQ.INVALID_PARAMETER', '参数无效: settle_info is for 直付通 trades, which name sub_merchant');
+  }
+  if (!isObject(subMerchant) || typeof subMerchant.merchant_id !== 'string' || subMerchant.merchant_id === '') return businessFailed('ACQ.INVALID_PARAMETER', '参数无效: sub_merchant.merchant_id');
+  if (!isObject(settleInfo)) return businessFailed('ACQ.INVALID_PARAMETER', '参数无效: settle_info (直付通场景下必传)');
+  const details = settleInfo.settle_detail_infos;
+  if (!Array.isArray(details) || details.length === 0 || details.length > MAX_SETTLE_DETAILS) return businessFailed('ACQ.INVALID_PARAMETER', '参数无效: settle_info.settle_detail_infos');
+  let settled_fen = 0;
+  for (const settleDetail of details) {
+    if (!isObject(settleDetail) || settleDetail.trans_in_type !== 'defaultSettle') return businessFailed('ACQ.INVALID_PARAMETER', '参数无效: settle_detail_infos.trans_in_type');
+    const part_fen = fenOf(settleDetail.amount);
+    if (part_fen === undefined || part_fen <= 0) return businessFailed('ACQ.INVALID_PARAMETER', '参数无效: settle_detail_infos.amount');
+    settled_fen += part_fen;
+  }
+  if (settled_fen !== amount_fen) return businessFailed('ACQ.INVALID_PARAMETER', '参数无效: settle_detail_infos amounts must add up to total_amount');
+  return subMerchant.merchant_id;
+}
+
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Closes a trade. A sub-order of a merge pay closes with its whole merge: the sandbox plays the
+ * contracted all-or-nothing option (同时成功或同时失败), under which a merge with one sub-order closed
+ * can no longer be paid, so its siblings close too (each notified TRADE_CLOSED) rather than linger.
+ */
+export function closeInSandbox(core: SandboxCore, trade: SandboxTrade): void {
+  if (trade.combineNo === undefined) {
+    core.close('alipay', trade.payNo);
+    return;
+  }
+  const combined = core.combined('alipay', trade.combineNo);
+  if (combined) core.closeCombined('alipay', combined.combineNo, combined.payNos);
 }
 
 function findTrade(ctx: ApiContext): SandboxTrade | undefined {
@@ -179,6 +230,6 @@ function findTrade(ctx: ApiContext): SandboxTrade | undefined {
 }
 
 /** Alipay closes an unpaid trade when its time runs out (and notifies TRADE_CLOSED); the sandbox does it when it next looks. */
-function closeIfExpired(core: SandboxCore, trade: SandboxTrade): void {
-  if (trade.state === 'WAIT_BUYER_PAY' && core.now() > trade.expires_at_ms) core.close('alipay', trade.payNo);
+export function closeIfExpired(core: SandboxCore, trade: SandboxTrade): void {
+  if (trade.state === 'WAIT_BUYER_PAY' && core.now() > trade.expires_at_ms) closeInSandbox(core, trade);
 }
