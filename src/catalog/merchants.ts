@@ -43,7 +43,7 @@ export async function merchantPayees(db: CatalogDb, merchantIds: readonly number
   if (ids.length === 0) return payees;
   const [merchants, accounts] = await Promise.all([
     db.selectFrom('merchants').select(['id', 'self_operated']).where('id', 'in', ids).execute(),
-    db.selectFrom('merchant_channel_accounts').select(['merchant_id', 'channel', 'sub_merchant_id']).where('merchant_id', 'in', ids).execute(),
+    db.selectFrom('merchant_channel_accounts').select(['merchant_id', 'channel', 'sub_merchant_id']).where('merchant_id', 'in', ids).orderBy('merchant_id').orderBy('channel').execute(),
   ]);
   for (const merchant of merchants) payees.set(Number(merchant.id), { selfOperated: Number(merchant.self_operated) === 1, accounts: {} });
   for (const account of accounts) {
