@@ -79,6 +79,12 @@ const EXPECTED: Record<string, Row> = {
   'GET /leaders': open(200),
   // admin: catalog
   'POST /admin/merchants': adminOnly(201),
+  'GET /admin/merchants': adminOnly(200, { badInput: false }),
+  'PATCH /admin/merchants/{merchantId}': adminOnly(200),
+  'GET /admin/merchants/{merchantId}/channel-accounts': adminOnly(200),
+  'PUT /admin/merchants/{merchantId}/channel-accounts/{channel}': adminOnly(200),
+  // Removing an account the merchant has not is harmless, so the admin's answer does not depend on order.
+  'DELETE /admin/merchants/{merchantId}/channel-accounts/{channel}': adminOnly(200),
   'POST /admin/leaders': adminOnly(201),
   'POST /admin/products': adminOnly(201),
   'PATCH /admin/skus/{id}': adminOnly(200),

@@ -2,15 +2,11 @@
 import { transaction } from '../platform/db/retry.ts';
 import { insertReturningId } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
+import { merchantExists } from './merchants.ts';
 import type { CatalogDb } from './tables.ts';
 
 /** Most SKUs (规格) under one product. */
 export const MAX_PRODUCT_SKUS = 50;
-
-export interface Merchant {
-  id: number;
-  name: string;
-}
 
 export interface Sku {
   id: number;
@@ -27,15 +23,6 @@ export interface Product {
   title: string;
   category: string | null;
   skus: Sku[];
-}
-
-export async function createMerchant(db: CatalogDb, input: { name: string }, now_ms: number): Promise<Merchant> {
-  const id = await insertReturningId(db, db.insertInto('merchants').values({ name: input.name, created_at_ms: now_ms }));
-  return { id, name: input.name };
-}
-
-export async function merchantExists(db: CatalogDb, id: number): Promise<boolean> {
-  return (await db.selectFrom('merchants').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
 }
 
 export async function createProduct(

@@ -9,7 +9,6 @@ import { AppError } from '../platform/errors.ts';
 import { authorize } from '../platform/http/auth.ts';
 import type { RouteModule } from '../platform/http/server.ts';
 import {
-  createMerchant,
   createProduct,
   getActivity,
   insertActivity,
@@ -25,6 +24,7 @@ import {
   type Activity,
   type SellableSku,
 } from './index.ts';
+import { merchantRoutes } from './merchant-routes.ts';
 import type { CatalogDb } from './tables.ts';
 import type { Kysely } from 'kysely';
 import type { OutboxTables } from '../events/index.ts';
@@ -112,10 +112,7 @@ export const catalogRoutes: RouteModule<CatalogRouteDeps> = (server, app) => {
     leaders: await listLeaders(app.db, 200),
   }));
 
-  server.post('/admin/merchants', { schema: { summary: 'Create a merchant', tags: ['admin'], body: z.object({ name }).strict() } }, async (request, reply) => {
-    authorize(request, 'admin');
-    return reply.status(201).send(await createMerchant(app.db, request.body, app.now()));
-  });
+  merchantRoutes(server, app);
 
   server.post(
     '/admin/leaders',

@@ -2,10 +2,12 @@ import type { Generated, Kysely, Transaction } from 'kysely';
 import type { OutboxTables } from '../events/index.ts';
 import type { JobsTables } from '../jobs/index.ts';
 import type { InventoryMode } from './inventory-modes.ts';
+import type { PayeeChannel } from './payee-channels.ts';
 
 /** The catalog module's tables; no other module names them. Amounts are BIGINT fen; times BIGINT ms since the epoch, UTC. */
 export interface CatalogTables {
   merchants: MerchantRow;
+  merchant_channel_accounts: MerchantChannelAccountRow;
   products: ProductRow;
   skus: SkuRow;
   activities: ActivityRow;
@@ -20,6 +22,18 @@ export interface MerchantRow {
   id: Generated<number>;
   name: string;
   created_at_ms: number;
+  /** 自营: 1 for the platform's own merchant, paid into the platform's merchant number; it needs no channel accounts. */
+  self_operated: Generated<number>;
+}
+
+/** A marketplace merchant's sub-merchant id at one payment channel, set by an admin. */
+export interface MerchantChannelAccountRow {
+  merchant_id: number;
+  channel: PayeeChannel;
+  /** WeChat sub_mchid, Alipay smid (直付通 sub_merchant.merchant_id), UnionPay's or CCB's merchant number (惠市宝 Mkt_Mrch_Id). */
+  sub_merchant_id: string;
+  created_at_ms: number;
+  updated_at_ms: number;
 }
 
 export interface ProductRow {

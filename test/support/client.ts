@@ -152,6 +152,13 @@ export function asAdmin(h: Harness) {
   return {
     ...client,
     createMerchant: (body: unknown) => client.post('/admin/merchants', body),
+    merchants: () => client.get('/admin/merchants'),
+    updateMerchant: (merchantId: number | string, body: unknown) => client.patch(`/admin/merchants/${merchantId}`, body),
+    channelAccounts: (merchantId: number | string) => client.get(`/admin/merchants/${merchantId}/channel-accounts`),
+    /** Sets or replaces the merchant's sub-merchant id at a channel. */
+    setChannelAccount: (merchantId: number | string, channel: string, subMerchantId: unknown) =>
+      client.put(`/admin/merchants/${merchantId}/channel-accounts/${channel}`, { subMerchantId }),
+    removeChannelAccount: (merchantId: number | string, channel: string) => client.delete(`/admin/merchants/${merchantId}/channel-accounts/${channel}`),
     createLeader: (body: unknown) => client.post('/admin/leaders', body),
     createProduct: (body: unknown) => client.post('/admin/products', body),
     createActivity: (body: unknown) => client.post('/admin/activities', body),

@@ -1,5 +1,5 @@
 import { createBuyer, listBuyers, type Buyer } from '../../buyers/index.ts';
-import { createMerchant, createProduct, insertActivity } from '../../catalog/index.ts';
+import { createMerchant, createProduct, insertActivity, setMerchantChannelAccount, type PayeeChannel } from '../../catalog/index.ts';
 import { createStock } from '../../inventory/index.ts';
 import { createLeader, listLeaders, type Leader } from '../../leaders/index.ts';
 import type { MainDb } from '../../tables.ts';
@@ -10,6 +10,16 @@ import { createPromotion } from '../../promotions/index.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
 
+/**
+ * The marketplace merchants' sub-merchant ids, in each channel's format: a WeChat sub_mchid (ten
+ * digits), an Alipay smid (2088 and twelve digits), a UnionPay merId (fifteen digits) and a CCB
+ * 惠市宝 Mkt_Mrch_Id (the custody bank's merchant number).
+ */
+const DEMO_ACCOUNTS: Record<'farm' | 'dairy', Record<PayeeChannel, string>> = {
+  farm: { wechat: '1900000109', alipay: '2088102170208460', unionpay: '777290058110048', ccb: '41060860800469061001' },
+  dairy: { wechat: '1900000110', alipay: '2088102170208461', unionpay: '777290058110049', ccb: '41060860800469061002' },
+};
+
 export interface DemoData {
   created: boolean;
   buyers: Buyer[];
@@ -17,7 +27,8 @@ export interface DemoData {
 }
 
 /**
- * Demo data for a new user: two merchants, three leaders, four buyers, two open group-buy
+ * Demo data for a new user: two marketplace merchants with sub-merchant ids at every channel the
+ * sandbox plays, the platform's own self-operated merchant (自营), three leaders, four buyers, two open group-buy
  * activities, two promotions, a coupon for every buyer and 1,000 welcome points each.
  * Does nothing when the catalog already has merchants.
  */
@@ -27,6 +38,13 @@ export async function seedDemoData(db: MainDb, now_ms: number): Promise<DemoData
 
   const farm = await createMerchant(db, { name: '绿源农场 Green Spring Farm' }, now_ms);
   const dairy = await createMerchant(db, { name: '晨光乳业 Morning Light Dairy' }, now_ms);
+  // 自营: paid into the platform's own merchant number, so it needs no channel accounts.
+  const select = await createMerchant(db, { name: '团团优选 Tuantuan Select (自营)', selfOperated: true }, now_ms);
+  await transaction(db, async (trx) => {
+    for (const [merchantId, accounts] of [[farm.id, DEMO_ACCOUNTS.farm], [dairy.id, DEMO_ACCOUNTS.dairy]] as const) {
+      for (const [channel, subMerchantId] of Object.entries(accounts)) await setMerchantChannelAccount(trx, { merchantId, channel, subMerchantId }, now_ms);
+    }
+  });
   const leaders = [
     await createLeader(db, { name: '王阿姨 Auntie Wang', community: '阳光花园 Sunshine Garden', address: '3号楼 1单元 便利店' }, now_ms),
     await createLeader(db, { name: '李师傅 Master Li', community: '翠湖苑 Green Lake Court', address: '南门 快递柜旁' }, now_ms),
@@ -42,6 +60,10 @@ export async function seedDemoData(db: MainDb, now_ms: number): Promise<DemoData
   const eggs = await createProduct(db, {
     merchantId: farm.id, title: '散养土鸡蛋 Free-range eggs', category: 'eggs',
     skus: [{ title: '30枚 30 pcs', listPrice_fen: 4500, weight_g: 1800 }],
+  }, now_ms);
+  const rice = await createProduct(db, {
+    merchantId: select.id, title: '五常大米 Wuchang rice', category: 'grain',
+    skus: [{ title: '5kg', listPrice_fen: 8900, weight_g: 5100 }],
   }, now_ms);
   const milk = await createProduct(db, {
     merchantId: dairy.id, title: '鲜牛奶 Fresh milk', category: 'dairy',
@@ -66,9 +88,11 @@ export async function seedDemoData(db: MainDb, now_ms: number): Promise<DemoData
     }, [
       { skuId: eggs.skus[0]!.id, price_fen: 3290, purchaseLimit: null },
       { skuId: milk.skus[0]!.id, price_fen: 1190, purchaseLimit: 10 },
+      { skuId: rice.skus[0]!.id, price_fen: 6990, purchaseLimit: 2 },
     ], now_ms);
     await createStock(trx, breakfast.skus[0]!.id, 300, now_ms);
     await createStock(trx, breakfast.skus[1]!.id, 1000, now_ms);
+    await createStock(trx, breakfast.skus[2]!.id, 200, now_ms);
   });
 
   const week = { startsAt: new Date(now_ms - 3600_000).toISOString(), endsAt: new Date(now_ms + 7 * DAY_MS).toISOString() };
