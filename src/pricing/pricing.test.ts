@@ -156,7 +156,7 @@ describe('allocation', () => {
     });
     expect(cart.lines.map((l) => l.discount_fen)).toEqual([33, 33, 34]);
     expect(cart.lines.map((l) => l.payable_fen)).toEqual([300, 300, 300]);
-    expect(cart.merchants).toEqual([{ merchantId: 1, subtotal_fen: 1000, discount_fen: 100, shipping_fen: 0, payable_fen: 900 }]);
-    expect(cart.lines[0]!.discounts).toEqual([{ source: 'coupon', id: 'c', amount_fen: 33 }]);
+    expect(cart.merchants).toEqual([{ merchantId: 1, subtotal_fen: 1000, discount_fen: 100, platformFunded_fen: 100, merchantFunded_fen: 0, shipping_fen: 0, payable_fen: 900 }]);
+    expect(cart.lines[0]!.discounts).toEqual([{ source: 'coupon', id: 'c', funder: 'platform', amount_fen: 33 }]);
   });
 });
