@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { priceCart } from './index.ts';
@@ -156,46 +157,54 @@ const keyOf = (d: Pick<Discount, 'source' | 'id'>) => `${d.source}:${d.id}`;
 const shareOf = (line: PricedLine, d: Pick<Discount, 'source' | 'id'>) => line.discounts.find((x) => keyOf(x) === keyOf(d))?.amount_fen ?? 0;
 const total = (amounts: readonly number[]) => amounts.reduce((sum, amount) => sum + amount, 0);
 
+/**
+ * A plain deep comparison that throws with both sides: the checks below run hundreds of
+ * times per cart, and `expect` per check would make the properties too slow to run often.
+ */
+function same<T>(actual: T, expected: T, what = ''): void {
+  if (!isDeepStrictEqual(actual, expected)) throw new Error(`${what} expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+}
+
 function expectFundingAddsUp(input: PricingInput, cart: PricedCart): void {
   const inputLine = new Map(input.lines.map((l) => [l.activitySkuId, l]));
   for (const line of cart.lines) {
     for (const amount of [line.subtotal_fen, line.discount_fen, line.platformFunded_fen, line.merchantFunded_fen, line.shipping_fen, line.payable_fen]) {
-      expect(Number.isSafeInteger(amount) && amount >= 0).toBe(true);
+      same(Number.isSafeInteger(amount) && amount >= 0, true, `line ${line.activitySkuId}: amount ${amount} is a non-negative integer:`);
     }
-    expect(line.platformFunded_fen + line.merchantFunded_fen).toBe(line.discount_fen);
-    expect(line.payable_fen).toBe(line.subtotal_fen - line.discount_fen + line.shipping_fen);
-    expect(total(line.discounts.filter((d) => d.funder === 'platform').map((d) => d.amount_fen))).toBe(line.platformFunded_fen);
-    expect(total(line.discounts.filter((d) => d.funder === 'merchant').map((d) => d.amount_fen))).toBe(line.merchantFunded_fen);
+    same(line.platformFunded_fen + line.merchantFunded_fen, line.discount_fen);
+    same(line.payable_fen, line.subtotal_fen - line.discount_fen + line.shipping_fen);
+    same(total(line.discounts.filter((d) => d.funder === 'platform').map((d) => d.amount_fen)), line.platformFunded_fen);
+    same(total(line.discounts.filter((d) => d.funder === 'merchant').map((d) => d.amount_fen)), line.merchantFunded_fen);
     for (const discount of line.discounts) {
-      expect(discount.amount_fen).toBeGreaterThan(0);
+      same(discount.amount_fen > 0, true, `line ${line.activitySkuId}: ${keyOf(discount)} is positive:`);
       const expected = expectedFunder(input, discount);
-      expect(discount.funder).toBe(expected.funder);
+      same(discount.funder, expected.funder);
       // A merchant's discount never lands on another merchant's line.
-      if (expected.funder === 'merchant') expect(line.merchantId).toBe(expected.merchantId);
-      expect(inputLine.get(line.activitySkuId)!.merchantId).toBe(line.merchantId);
+      if (expected.funder === 'merchant') same(line.merchantId, expected.merchantId, `${keyOf(discount)} lands on the line of its merchant:`);
+      same(inputLine.get(line.activitySkuId)!.merchantId, line.merchantId);
     }
   }
 
   // Each applied discount is on the lines exactly, under its one funder; the platform funds
   // exactly the platform discounts applied, and each merchant exactly its own.
   for (const applied of cart.applied) {
-    expect(applied.funder).toBe(expectedFunder(input, applied).funder);
-    expect(total(cart.lines.map((l) => shareOf(l, applied)))).toBe(applied.amount_fen);
-    for (const line of cart.lines) for (const d of line.discounts) if (keyOf(d) === keyOf(applied)) expect(d.funder).toBe(applied.funder);
+    same(applied.funder, expectedFunder(input, applied).funder);
+    same(total(cart.lines.map((l) => shareOf(l, applied))), applied.amount_fen);
+    for (const line of cart.lines) for (const d of line.discounts) if (keyOf(d) === keyOf(applied)) same(d.funder, applied.funder);
   }
   const appliedKeys = new Set(cart.applied.map(keyOf));
-  for (const line of cart.lines) for (const d of line.discounts) expect(appliedKeys.has(keyOf(d))).toBe(true);
+  for (const line of cart.lines) for (const d of line.discounts) same(appliedKeys.has(keyOf(d)), true, `${keyOf(d)} on line ${line.activitySkuId} is applied:`);
   const platformApplied = cart.applied.filter((a) => a.funder === 'platform');
-  expect(total(cart.lines.map((l) => l.platformFunded_fen))).toBe(total(platformApplied.map((a) => a.amount_fen)));
-  expect(cart.platformFunded_fen).toBe(total(platformApplied.map((a) => a.amount_fen)));
-  expect(cart.merchantFunded_fen).toBe(total(cart.applied.filter((a) => a.funder === 'merchant').map((a) => a.amount_fen)));
+  same(total(cart.lines.map((l) => l.platformFunded_fen)), total(platformApplied.map((a) => a.amount_fen)));
+  same(cart.platformFunded_fen, total(platformApplied.map((a) => a.amount_fen)));
+  same(cart.merchantFunded_fen, total(cart.applied.filter((a) => a.funder === 'merchant').map((a) => a.amount_fen)));
 
   // Every merchant's lines make its totals; the merchants make the cart.
   const merchantIds = [...new Set(cart.lines.map((l) => l.merchantId))].sort((a, b) => a - b);
-  expect(cart.merchants.map((m) => m.merchantId)).toEqual(merchantIds);
+  same(cart.merchants.map((m) => m.merchantId), merchantIds);
   for (const merchant of cart.merchants) {
     const mine = cart.lines.filter((l) => l.merchantId === merchant.merchantId);
-    expect(merchant).toEqual({
+    same(merchant, {
       merchantId: merchant.merchantId,
       subtotal_fen: total(mine.map((l) => l.subtotal_fen)),
       discount_fen: total(mine.map((l) => l.discount_fen)),
@@ -205,15 +214,15 @@ function expectFundingAddsUp(input: PricingInput, cart: PricedCart): void {
       payable_fen: total(mine.map((l) => l.payable_fen)),
     });
     const ownApplied = cart.applied.filter((a) => expectedFunder(input, a).merchantId === merchant.merchantId);
-    expect(merchant.merchantFunded_fen).toBe(total(ownApplied.map((a) => a.amount_fen)));
+    same(merchant.merchantFunded_fen, total(ownApplied.map((a) => a.amount_fen)));
   }
-  expect(cart.payable_fen).toBe(total(cart.merchants.map((m) => m.payable_fen)));
-  expect(cart.itemsTotal_fen).toBe(total(cart.merchants.map((m) => m.subtotal_fen)));
-  expect(cart.discountTotal_fen).toBe(total(cart.merchants.map((m) => m.discount_fen)));
-  expect(cart.shipping_fen).toBe(total(cart.merchants.map((m) => m.shipping_fen)));
-  expect(cart.platformFunded_fen).toBe(total(cart.merchants.map((m) => m.platformFunded_fen)));
-  expect(cart.merchantFunded_fen).toBe(total(cart.merchants.map((m) => m.merchantFunded_fen)));
-  expect(cart.platformFunded_fen + cart.merchantFunded_fen).toBe(cart.discountTotal_fen);
+  same(cart.payable_fen, total(cart.merchants.map((m) => m.payable_fen)));
+  same(cart.itemsTotal_fen, total(cart.merchants.map((m) => m.subtotal_fen)));
+  same(cart.discountTotal_fen, total(cart.merchants.map((m) => m.discount_fen)));
+  same(cart.shipping_fen, total(cart.merchants.map((m) => m.shipping_fen)));
+  same(cart.platformFunded_fen, total(cart.merchants.map((m) => m.platformFunded_fen)));
+  same(cart.merchantFunded_fen, total(cart.merchants.map((m) => m.merchantFunded_fen)));
+  same(cart.platformFunded_fen + cart.merchantFunded_fen, cart.discountTotal_fen);
 }
 
 /**
@@ -223,7 +232,7 @@ function expectFundingAddsUp(input: PricingInput, cart: PricedCart): void {
  */
 function largestRemainder(amount_fen: number, parts: readonly { activitySkuId: number; weight: number }[]): Map<number, number> {
   const weightSum = BigInt(total(parts.map((p) => p.weight)));
-  expect(weightSum > 0n).toBe(true);
+  same(weightSum > 0n, true, 'a split has weight:');
   const exact = parts.map((p) => {
     const product = BigInt(amount_fen) * BigInt(p.weight);
     return { activitySkuId: p.activitySkuId, floor: Number(product / weightSum), remainder: product % weightSum };
@@ -231,7 +240,7 @@ function largestRemainder(amount_fen: number, parts: readonly { activitySkuId: n
   let leftover = amount_fen - total(exact.map((e) => e.floor));
   const shares = new Map(exact.map((e) => [e.activitySkuId, e.floor]));
   const ranked = exact.filter((e) => e.remainder > 0n).sort((a, b) => (a.remainder === b.remainder ? a.activitySkuId - b.activitySkuId : a.remainder > b.remainder ? -1 : 1));
-  expect(leftover).toBeLessThanOrEqual(ranked.length);
+  same(leftover <= ranked.length, true, 'fewer fen left over than remainders:');
   for (const part of ranked) {
     if (leftover === 0) break;
     shares.set(part.activitySkuId, shares.get(part.activitySkuId)! + 1);
@@ -260,7 +269,7 @@ function expectLargestRemainderSplits(input: PricingInput, cart: PricedCart): vo
     const eligible = cart.lines.filter(mayTake);
     const expected = largestRemainder(applied.amount_fen, eligible.map((l) => ({ activitySkuId: l.activitySkuId, weight: remaining.get(l.activitySkuId)! })));
     for (const line of cart.lines) {
-      expect([applied.id, line.activitySkuId, shareOf(line, applied)]).toEqual([applied.id, line.activitySkuId, expected.get(line.activitySkuId) ?? 0]);
+      same([applied.id, line.activitySkuId, shareOf(line, applied)], [applied.id, line.activitySkuId, expected.get(line.activitySkuId) ?? 0]);
       remaining.set(line.activitySkuId, remaining.get(line.activitySkuId)! - shareOf(line, applied));
     }
   }
@@ -272,7 +281,7 @@ describe('who funds a discount, over random carts of one to five merchants', () 
       fc.property(pricingInput(false), (input) => {
         expectFundingAddsUp(input, priceCart(input));
       }),
-      { numRuns: 600 },
+      { numRuns: 1000 },
     );
   });
 
@@ -286,10 +295,10 @@ describe('who funds a discount, over random carts of one to five merchants', () 
         const spansMerchants = cart.applied.some((a) => a.funder === 'platform' && new Set(cart.lines.filter((l) => shareOf(l, a) > 0).map((l) => l.merchantId)).size > 1);
         if (spansMerchants) spanning += 1;
       }),
-      { numRuns: 600 },
+      { numRuns: 1000 },
     );
     // The property is only worth its name if platform discounts often span merchants.
-    expect(spanning).toBeGreaterThan(60);
+    expect(spanning).toBeGreaterThan(100);
   });
 
   it('the same cart listed in another order gets the same lines, shares and funders', () => {
