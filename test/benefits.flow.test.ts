@@ -180,6 +180,11 @@ for (const engine of availableEngines()) {
       expect(placed.body.payableFen).toBe(preview.payableFen);
       expect(placed.body.discountTotalFen).toBeGreaterThanOrEqual(500);
       expect(preview.applied.some((a: any) => a.id === made.body.id)).toBe(true);
+      // A platform-wide promotion is the platform's money (平台补贴), shown per line, merchant and cart.
+      expect(preview.applied.find((a: any) => a.id === made.body.id).funder).toBe('platform');
+      expect(preview.lines[0]).toMatchObject({ discountFen: 500, platformFundedFen: 500, merchantFundedFen: 0 });
+      expect(preview.merchants[0]).toMatchObject({ discountFen: 500, platformFundedFen: 500, merchantFundedFen: 0 });
+      expect([preview.platformFundedFen, preview.merchantFundedFen]).toEqual([500, 0]);
       const body = { name: '满30减5', scope: { kind: 'platform' }, rule: { kind: 'amount_off', threshold_fen: 3000, off_fen: 500 }, startsAt: new Date(now - DAY).toISOString(), endsAt: new Date(now + DAY).toISOString() };
       const disabled = await asAdmin(h).replacePromotion(made.body.id, { ...body, enabled: false });
       expect(disabled.status).toBe(200);

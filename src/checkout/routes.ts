@@ -96,7 +96,7 @@ export const checkoutRoutes: RouteModule<CheckoutRouteDeps> = (server, app) => {
         return sku && openness(sku.activity, app.now()) === 'open' ? [{ sku, quantity: l.quantity }] : [];
       });
       if (priceable.length === 0) {
-        return { currency: 'CNY', lines: [], merchants: [], itemsTotalFen: 0, discountTotalFen: 0, shippingFen: 0, payableFen: 0, applied: [], notApplied: [], points: { used: 0, discount_fen: 0 } };
+        return { currency: 'CNY', lines: [], merchants: [], itemsTotalFen: 0, discountTotalFen: 0, platformFundedFen: 0, merchantFundedFen: 0, shippingFen: 0, payableFen: 0, applied: [], notApplied: [], points: { used: 0, discount_fen: 0 } };
       }
       const { priced } = await priceForBuyer(app, buyerId, priceable, request.body, undefined);
       return pricedView(priced);
@@ -114,17 +114,21 @@ function pricedView(cart: PricedCart) {
       quantity: l.quantity,
       segments: l.segments.map((s) => ({ quantity: s.quantity, unitPriceFen: s.unitPrice_fen, basis: s.basis })),
       subtotalFen: l.subtotal_fen,
-      discounts: l.discounts.map((d) => ({ source: d.source, id: d.id, amountFen: d.amount_fen })),
+      discounts: l.discounts.map((d) => ({ source: d.source, id: d.id, funder: d.funder, amountFen: d.amount_fen })),
       discountFen: l.discount_fen,
+      platformFundedFen: l.platformFunded_fen,
+      merchantFundedFen: l.merchantFunded_fen,
       shippingFen: l.shipping_fen,
       payableFen: l.payable_fen,
     })),
-    merchants: cart.merchants.map((m) => ({ merchantId: m.merchantId, subtotalFen: m.subtotal_fen, discountFen: m.discount_fen, shippingFen: m.shipping_fen, payableFen: m.payable_fen })),
+    merchants: cart.merchants.map((m) => ({ merchantId: m.merchantId, subtotalFen: m.subtotal_fen, discountFen: m.discount_fen, platformFundedFen: m.platformFunded_fen, merchantFundedFen: m.merchantFunded_fen, shippingFen: m.shipping_fen, payableFen: m.payable_fen })),
     itemsTotalFen: cart.itemsTotal_fen,
     discountTotalFen: cart.discountTotal_fen,
+    platformFundedFen: cart.platformFunded_fen,
+    merchantFundedFen: cart.merchantFunded_fen,
     shippingFen: cart.shipping_fen,
     payableFen: cart.payable_fen,
-    applied: cart.applied.map((d) => ({ source: d.source, id: d.id, amountFen: d.amount_fen })),
+    applied: cart.applied.map((d) => ({ source: d.source, id: d.id, funder: d.funder, amountFen: d.amount_fen })),
     notApplied: cart.notApplied,
     points: cart.points,
   };

@@ -1,6 +1,6 @@
 import { assert } from '../platform/errors.ts';
 import { allocateFen, assertFen, CURRENCY, multiplyFen, sumFen } from '../platform/money.ts';
-import { couponDiscount, inScope, nthUnitDiscount, percentOf, priceSegments, thresholdDiscount } from './rules.ts';
+import { couponDiscount, couponFunding, type Funding, inScope, nthUnitDiscount, percentOf, PLATFORM_FUNDED, priceSegments, promotionFunding, thresholdDiscount } from './rules.ts';
 import { shippingFee } from './shipping.ts';
 import type { Coupon, Discount, MerchantTotals, NotApplied, PricedCart, PricedLine, PricingInput, PricingLimits, PricingLine, Promotion } from './types.ts';
 
@@ -44,6 +44,9 @@ interface Working {
  * exclusive ones alone on their lines); the buyer's coupons (merchant coupons, then the
  * platform's) on what is left; shipping per merchant; points up to their share. Every
  * order-level amount is allocated to lines by largest remainder, so lines sum to the order.
+ * Each discount names its funder: a merchant's promotions and coupons are that merchant's
+ * money and land only on its lines; platform promotions, platform coupons and points are the
+ * platform's (平台补贴), split across every merchant's eligible lines.
  * Pure and deterministic: the same input gives the same answer.
  */
 export function priceCart(input: PricingInput): PricedCart {
@@ -55,7 +58,19 @@ export function priceCart(input: PricingInput): PricedCart {
       line,
       amount_fen: subtotal_fen,
       promotedBy: 'none',
-      priced: { activitySkuId: line.activitySkuId, merchantId: line.merchantId, quantity: line.quantity, segments, subtotal_fen, discounts: [], discount_fen: 0, shipping_fen: 0, payable_fen: 0 },
+      priced: {
+        activitySkuId: line.activitySkuId,
+        merchantId: line.merchantId,
+        quantity: line.quantity,
+        segments,
+        subtotal_fen,
+        discounts: [],
+        discount_fen: 0,
+        platformFunded_fen: 0,
+        merchantFunded_fen: 0,
+        shipping_fen: 0,
+        payable_fen: 0,
+      },
     };
   });
   const applied: Discount[] = [];
@@ -118,12 +133,13 @@ function applyPromotion(promotion: Promotion, work: Working[], now_ms: number): 
   if (open.length === 0) return 'not_stackable';
 
   const rule = promotion.rule;
+  const funding = promotionFunding(promotion.scope);
   let total = 0;
   if (rule.kind === 'nth_unit') {
     for (const w of open) {
       const off = Math.min(nthUnitDiscount(rule, w.priced.segments), w.amount_fen);
       if (off > 0) {
-        give(w, { source: 'promotion', id: promotion.id, amount_fen: off });
+        give(w, 'promotion', promotion.id, funding, off);
         w.promotedBy = promotion.stacking;
         total += off;
       }
@@ -133,10 +149,10 @@ function applyPromotion(promotion: Promotion, work: Working[], now_ms: number): 
     const base = sumFen(open.map((w) => w.amount_fen));
     total = Math.min(thresholdDiscount(rule, base), base);
     if (total <= 0) return 'threshold_not_reached';
-    allocate(total, open, (w) => w.amount_fen, (w, share) => share > 0 && give(w, { source: 'promotion', id: promotion.id, amount_fen: share }));
+    allocate(total, open, (w) => w.amount_fen, (w, share) => share > 0 && give(w, 'promotion', promotion.id, funding, share));
     for (const w of open) w.promotedBy = promotion.stacking;
   }
-  return { source: 'promotion', id: promotion.id, amount_fen: assertFen(total, 'promotion discount') };
+  return { source: 'promotion', id: promotion.id, funder: funding.funder, amount_fen: assertFen(total, 'promotion discount') };
 }
 
 /** Merchant coupons first (they are the merchant's money), then the platform's; ties by id. */
@@ -183,9 +199,10 @@ function applyCoupons(input: PricingInput, work: Working[], applied: Discount[],
       reject('threshold_not_reached');
       continue;
     }
-    allocate(off, eligible, (w) => w.amount_fen, (w, share) => share > 0 && give(w, { source: 'coupon', id: coupon.couponId, amount_fen: share }));
+    const funding = couponFunding(issuer);
+    allocate(off, eligible, (w) => w.amount_fen, (w, share) => share > 0 && give(w, 'coupon', coupon.couponId, funding, share));
     used.set(issuerKey, (used.get(issuerKey) ?? 0) + 1);
-    applied.push({ source: 'coupon', id: coupon.couponId, amount_fen: off });
+    applied.push({ source: 'coupon', id: coupon.couponId, funder: funding.funder, amount_fen: off });
   }
 }
 
@@ -201,30 +218,41 @@ function applyPoints(input: PricingInput, work: Working[], applied: Discount[]):
   if (fen <= 0) return { used: 0, discount_fen: 0 };
   const used = Math.ceil((fen * policy.pointsPerYuan) / 100);
   assert(used <= spendable, 'points used must not exceed the points offered');
-  allocate(fen, work, (w) => w.amount_fen, (w, share) => share > 0 && give(w, { source: 'points', id: 'points', amount_fen: share }));
-  applied.push({ source: 'points', id: 'points', amount_fen: fen });
+  // 积分 are the platform's liability, so what they take off is the platform's to fund.
+  allocate(fen, work, (w) => w.amount_fen, (w, share) => share > 0 && give(w, 'points', 'points', PLATFORM_FUNDED, share));
+  applied.push({ source: 'points', id: 'points', funder: 'platform', amount_fen: fen });
   return { used, discount_fen: fen };
 }
 
-function give(w: Working, discount: Discount): void {
-  assert(discount.amount_fen <= w.amount_fen, () => `a discount may not exceed what line ${w.line.activitySkuId} still costs`);
-  w.amount_fen -= discount.amount_fen;
-  w.priced.discount_fen += discount.amount_fen;
-  const same = w.priced.discounts.find((d) => d.source === discount.source && d.id === discount.id);
-  if (same) same.amount_fen += discount.amount_fen;
-  else w.priced.discounts.push({ ...discount });
+function give(w: Working, source: Discount['source'], id: string, funding: Funding, amount_fen: number): void {
+  assert(amount_fen <= w.amount_fen, () => `a discount may not exceed what line ${w.line.activitySkuId} still costs`);
+  assert(funding.funder === 'platform' || funding.merchantId === w.line.merchantId, () => `merchant ${funding.funder === 'merchant' && funding.merchantId}'s ${source} ${id} may not land on merchant ${w.line.merchantId}'s line`);
+  w.amount_fen -= amount_fen;
+  w.priced.discount_fen += amount_fen;
+  if (funding.funder === 'platform') w.priced.platformFunded_fen += amount_fen;
+  else w.priced.merchantFunded_fen += amount_fen;
+  const same = w.priced.discounts.find((d) => d.source === source && d.id === id);
+  if (same) same.amount_fen += amount_fen;
+  else w.priced.discounts.push({ source, id, funder: funding.funder, amount_fen });
 }
 
+/**
+ * Splits an order-level amount over lines with the one largest-remainder function. Lines go
+ * in by activity SKU, so a tie of remainders goes to the lower one whatever order the cart
+ * lists its lines in: the same cart splits the same way at checkout, at refund and in settlement.
+ */
 function allocate(total_fen: number, lines: Working[], weight: (w: Working) => number, take: (w: Working, share: number) => unknown): void {
   if (total_fen === 0 || lines.length === 0) return;
-  const shares = allocateFen(total_fen, lines.map(weight));
-  lines.forEach((w, i) => take(w, shares[i]!));
+  const ordered = [...lines].sort((a, b) => a.line.activitySkuId - b.line.activitySkuId);
+  const shares = allocateFen(total_fen, ordered.map(weight));
+  ordered.forEach((w, i) => take(w, shares[i]!));
 }
 
 function totals(work: Working[], merchants: number[], applied: Discount[], notApplied: NotApplied[], points: { used: number; discount_fen: number }): PricedCart {
   const lines = work.map((w) => {
     w.priced.payable_fen = assertFen(w.priced.subtotal_fen - w.priced.discount_fen + w.priced.shipping_fen, 'line payable');
     assert(w.priced.payable_fen >= 0 && w.priced.discount_fen <= w.priced.subtotal_fen, () => `line ${w.line.activitySkuId} is discounted below zero`);
+    assert(w.priced.platformFunded_fen + w.priced.merchantFunded_fen === w.priced.discount_fen, () => `line ${w.line.activitySkuId}'s funded parts must add up to its discount`);
     return w.priced;
   });
   const sum = (pick: (l: PricedLine) => number, of = lines) => sumFen(of.map(pick));
@@ -234,6 +262,8 @@ function totals(work: Working[], merchants: number[], applied: Discount[], notAp
       merchantId,
       subtotal_fen: sum((l) => l.subtotal_fen, mine),
       discount_fen: sum((l) => l.discount_fen, mine),
+      platformFunded_fen: sum((l) => l.platformFunded_fen, mine),
+      merchantFunded_fen: sum((l) => l.merchantFunded_fen, mine),
       shipping_fen: sum((l) => l.shipping_fen, mine),
       payable_fen: sum((l) => l.payable_fen, mine),
     };
@@ -244,6 +274,8 @@ function totals(work: Working[], merchants: number[], applied: Discount[], notAp
     merchants: byMerchant,
     itemsTotal_fen: sum((l) => l.subtotal_fen),
     discountTotal_fen: sum((l) => l.discount_fen),
+    platformFunded_fen: sum((l) => l.platformFunded_fen),
+    merchantFunded_fen: sum((l) => l.merchantFunded_fen),
     shipping_fen: sum((l) => l.shipping_fen),
     payable_fen: sum((l) => l.payable_fen),
     applied,
@@ -252,5 +284,6 @@ function totals(work: Working[], merchants: number[], applied: Discount[], notAp
   };
   assert(cart.payable_fen === cart.itemsTotal_fen - cart.discountTotal_fen + cart.shipping_fen, 'order payable = items − discounts + shipping');
   assert(cart.discountTotal_fen === sumFen(applied.map((d) => d.amount_fen)), 'every applied discount is allocated to lines exactly');
+  assert(cart.platformFunded_fen === sumFen(applied.filter((d) => d.funder === 'platform').map((d) => d.amount_fen)), 'the platform funds exactly the platform discounts applied');
   return cart;
 }

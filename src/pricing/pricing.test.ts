@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_SHIPPING_FEE_FEN, PricingError, priceCart, ShippingFeeTooHigh } from './index.ts';
-import type { Coupon, PricingInput, PricingLine, Promotion, ShippingRule } from './types.ts';
+import type { Coupon, PricedLine, PricingInput, PricingLine, Promotion, ShippingRule } from './types.ts';
 
 const NOW = Date.UTC(2026, 10, 24, 12);
 const DAY = 86_400_000;
@@ -156,7 +156,62 @@ describe('allocation', () => {
     });
     expect(cart.lines.map((l) => l.discount_fen)).toEqual([33, 33, 34]);
     expect(cart.lines.map((l) => l.payable_fen)).toEqual([300, 300, 300]);
-    expect(cart.merchants).toEqual([{ merchantId: 1, subtotal_fen: 1000, discount_fen: 100, shipping_fen: 0, payable_fen: 900 }]);
-    expect(cart.lines[0]!.discounts).toEqual([{ source: 'coupon', id: 'c', amount_fen: 33 }]);
+    expect(cart.merchants).toEqual([{ merchantId: 1, subtotal_fen: 1000, discount_fen: 100, platformFunded_fen: 100, merchantFunded_fen: 0, shipping_fen: 0, payable_fen: 900 }]);
+    expect(cart.lines[0]!.discounts).toEqual([{ source: 'coupon', id: 'c', funder: 'platform', amount_fen: 33 }]);
+  });
+});
+
+describe('who funds a discount', () => {
+  // Two merchants: lines 1 and 2 are merchant 1's (1000 and 3000 fen), line 3 is merchant 2's (4000 fen).
+  const lines = [line(1), line(2, { quantity: 3 }), line(3, { merchantId: 2, quantity: 4, category: 'eggs' })];
+  const fixed = (off_fen: number): Coupon['rule'] => ({ kind: 'fixed', off_fen, threshold_fen: 0 });
+  const off = (off_fen: number): Promotion['rule'] => ({ kind: 'amount_off', threshold_fen: 1, off_fen });
+  const cases: { name: string; promotions?: Promotion[]; coupons?: Coupon[]; points?: number; funder: 'platform' | 'merchant'; perLine: [number, number, number] }[] = [
+    { name: 'a platform promotion spans both merchants, split by what each line costs (平台补贴)', promotions: [promo('p', off(800))], funder: 'platform', perLine: [100, 300, 400] },
+    { name: "a merchant's promotion is its own money, on its own lines only (商家让利)", promotions: [promo('m', off(400), { scope: { kind: 'merchant', merchantId: 1 } })], funder: 'merchant', perLine: [100, 300, 0] },
+    { name: "a category promotion of one merchant is that merchant's", promotions: [promo('m', off(400), { scope: { kind: 'category', category: 'eggs', merchantId: 2 } })], funder: 'merchant', perLine: [0, 0, 400] },
+    { name: 'a category promotion of every merchant is the platform’s', promotions: [promo('p', off(400), { scope: { kind: 'category', category: 'fruit' } })], funder: 'platform', perLine: [100, 300, 0] },
+    { name: 'a SKU promotion is the platform’s', promotions: [promo('p', off(400), { scope: { kind: 'sku', skuIds: [2, 3] } })], funder: 'platform', perLine: [0, 171, 229] },
+    { name: "a merchant's coupon is that merchant's", coupons: [coupon('m', fixed(200), { issuer: { kind: 'merchant', merchantId: 2 } })], funder: 'merchant', perLine: [0, 0, 200] },
+    { name: "a platform coupon scoped to one merchant is still the platform's", coupons: [coupon('c', fixed(200), { scope: { kind: 'merchant', merchantId: 1 } })], funder: 'platform', perLine: [50, 150, 0] },
+    { name: 'points are the platform’s', points: 800, funder: 'platform', perLine: [100, 300, 400] },
+  ];
+  for (const testCase of cases) {
+    it(testCase.name, () => {
+      const cart = price({
+        lines,
+        promotions: testCase.promotions ?? [],
+        coupons: testCase.coupons ?? [],
+        ...(testCase.points && { points: { toUse: testCase.points, available: testCase.points }, pointsPolicy: { pointsPerYuan: 100, maxShare_bp: 10_000 } }),
+      });
+      const funded = (l: PricedLine) => (testCase.funder === 'platform' ? l.platformFunded_fen : l.merchantFunded_fen);
+      const other = (l: PricedLine) => (testCase.funder === 'platform' ? l.merchantFunded_fen : l.platformFunded_fen);
+      expect(cart.lines.map(funded)).toEqual(testCase.perLine);
+      expect(cart.lines.map(other)).toEqual([0, 0, 0]);
+      expect(cart.lines.flatMap((l) => l.discounts).every((d) => d.funder === testCase.funder)).toBe(true);
+      expect(cart.applied.map((a) => a.funder)).toEqual([testCase.funder]);
+      expect(cart.merchants.map((m) => [m.merchantId, m.platformFunded_fen + m.merchantFunded_fen])).toEqual([[1, testCase.perLine[0] + testCase.perLine[1]], [2, testCase.perLine[2]]]);
+    });
+  }
+
+  it('a platform and a merchant discount on one line are told apart, and add up to its discount', () => {
+    const cart = price({
+      lines,
+      promotions: [promo('m', off(400), { scope: { kind: 'merchant', merchantId: 1 } })],
+      coupons: [coupon('c', fixed(760))],
+    });
+    // The coupon is split over what the lines still cost after merchant 1's promotion: 900, 2700, 4000.
+    expect(cart.lines.map((l) => [l.merchantFunded_fen, l.platformFunded_fen, l.discount_fen])).toEqual([[100, 90, 190], [300, 270, 570], [0, 400, 400]]);
+    expect(cart.merchants.map((m) => [m.merchantFunded_fen, m.platformFunded_fen])).toEqual([[400, 360], [0, 400]]);
+    expect([cart.merchantFunded_fen, cart.platformFunded_fen, cart.discountTotal_fen]).toEqual([400, 760, 1160]);
+  });
+
+  it('a tie of remainders goes to the lower activity SKU, whatever order the cart lists the lines in', () => {
+    const even = [line(7, { merchantId: 2 }), line(4), line(9, { merchantId: 3 })];
+    for (const order of [even, [...even].reverse(), [even[1]!, even[2]!, even[0]!]]) {
+      const cart = price({ lines: order, coupons: [coupon('c', fixed(100))] });
+      const share = new Map(cart.lines.map((l) => [l.activitySkuId, l.platformFunded_fen]));
+      expect([share.get(4), share.get(7), share.get(9)]).toEqual([34, 33, 33]);
+    }
   });
 });

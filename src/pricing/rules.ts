@@ -1,6 +1,6 @@
 import { assert } from '../platform/errors.ts';
 import { assertFen } from '../platform/money.ts';
-import type { CouponRule, PricingBuyer, PricingLine, PriceSegment, PromotionRule, Scope } from './types.ts';
+import type { Coupon, CouponRule, Funder, PricingBuyer, PricingLine, PriceSegment, PromotionRule, Scope } from './types.ts';
 
 export const BASIS_POINTS = 10_000;
 
@@ -8,6 +8,33 @@ export const BASIS_POINTS = 10_000;
 export function percentOf(amount_fen: number, bp: number): number {
   assert(Number.isSafeInteger(bp) && bp >= 0 && bp <= BASIS_POINTS, () => `rate must be 0..10000 bp, got ${bp}`);
   return assertFen(Math.floor((amount_fen * bp) / BASIS_POINTS), 'percentage');
+}
+
+/**
+ * The merchant a scope belongs to; null for platform-wide scopes (platform, a category of
+ * every merchant, a list of SKUs). The promotions module files a promotion under it, and
+ * the engine has that merchant fund it, so loading and funding cannot disagree.
+ */
+export function merchantOfScope(scope: Scope): number | null {
+  if (scope.kind === 'merchant') return scope.merchantId;
+  if (scope.kind === 'category') return scope.merchantId ?? null;
+  return null;
+}
+
+/** Who funds a discount, and for a merchant, which one: its lines are the only ones it may land on. */
+export type Funding = { funder: Extract<Funder, 'platform'> } | { funder: Extract<Funder, 'merchant'>; merchantId: number };
+
+export const PLATFORM_FUNDED: Funding = { funder: 'platform' };
+
+/** A promotion is funded by the merchant its scope belongs to, else by the platform. */
+export function promotionFunding(scope: Scope): Funding {
+  const merchantId = merchantOfScope(scope);
+  return merchantId === null ? PLATFORM_FUNDED : { funder: 'merchant', merchantId };
+}
+
+/** A coupon is funded by its issuer, whatever its scope. */
+export function couponFunding(issuer: Coupon['issuer']): Funding {
+  return issuer.kind === 'platform' ? PLATFORM_FUNDED : { funder: 'merchant', merchantId: issuer.merchantId };
 }
 
 export function inScope(scope: Scope, line: PricingLine): boolean {

@@ -136,9 +136,17 @@ export interface NotApplied {
   reason: NotAppliedReason;
 }
 
+/**
+ * Who gives up the money a discount takes off: the platform (平台补贴: its promotions, its
+ * coupons, points) or the merchant whose line it is on (商家让利: that merchant's promotions
+ * and coupons). Settlement pays a merchant the platform-funded part of its lines.
+ */
+export type Funder = 'platform' | 'merchant';
+
 export interface Discount {
   source: 'promotion' | 'coupon' | 'points';
   id: string;
+  funder: Funder;
   amount_fen: number;
 }
 
@@ -156,6 +164,9 @@ export interface PricedLine {
   subtotal_fen: number;
   discounts: Discount[];
   discount_fen: number;
+  /** The parts of discount_fen the platform and the line's merchant fund; they add up to it exactly. */
+  platformFunded_fen: number;
+  merchantFunded_fen: number;
   shipping_fen: number;
   /** What the buyer pays for this line, shipping share included; also what a refund of it returns. */
   payable_fen: number;
@@ -165,6 +176,8 @@ export interface MerchantTotals {
   merchantId: number;
   subtotal_fen: number;
   discount_fen: number;
+  platformFunded_fen: number;
+  merchantFunded_fen: number;
   shipping_fen: number;
   payable_fen: number;
 }
@@ -175,6 +188,8 @@ export interface PricedCart {
   merchants: MerchantTotals[];
   itemsTotal_fen: number;
   discountTotal_fen: number;
+  platformFunded_fen: number;
+  merchantFunded_fen: number;
   shipping_fen: number;
   payable_fen: number;
   applied: Discount[];

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 import { insertReturningId } from '../platform/db/sql.ts';
 import { AppError } from '../platform/errors.ts';
-import { MAX_RULE_AMOUNT_FEN, MAX_SHIPPING_FEE_FEN, type Promotion, type Scope, type ShippingRule } from '../pricing/index.ts';
+import { MAX_RULE_AMOUNT_FEN, MAX_SHIPPING_FEE_FEN, merchantOfScope, type Promotion, type ShippingRule } from '../pricing/index.ts';
 import type { PromotionsDb } from './tables.ts';
 
 /** Most promotions live at one moment that pricing reads; past it a warning says some are missed. */
@@ -80,13 +80,6 @@ export const shippingRuleInput = z
   .strict();
 export type ShippingRuleInput = z.infer<typeof shippingRuleInput>;
 
-/** The merchant a scope belongs to; null for platform-wide scopes. */
-function merchantOf(scope: Scope): number | null {
-  if (scope.kind === 'merchant') return scope.merchantId;
-  if (scope.kind === 'category') return scope.merchantId ?? null;
-  return null;
-}
-
 function window(input: { startsAt: string; endsAt: string }) {
   const starts_at_ms = Date.parse(input.startsAt);
   const ends_at_ms = Date.parse(input.endsAt);
@@ -99,7 +92,7 @@ function promotionColumns(input: PromotionInput, now_ms: number) {
   const { starts_at_ms, ends_at_ms } = window(input);
   return {
     name: input.name,
-    merchant_id: merchantOf(input.scope),
+    merchant_id: merchantOfScope(input.scope),
     scope: JSON.stringify(input.scope),
     rule: JSON.stringify(input.rule),
     priority: input.priority,
@@ -165,7 +158,7 @@ export async function livePromotions(db: PromotionsDb, merchantIds: readonly num
   const merchants = new Set(merchantIds);
   return cache.promotions!.list.filter((promotion) => {
     if (promotion.starts_at_ms > now_ms || now_ms >= promotion.ends_at_ms) return false;
-    const owner = merchantOf(promotion.scope);
+    const owner = merchantOfScope(promotion.scope);
     return owner === null || merchants.has(owner);
   });
 }
