@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { AppError } from '../../platform/errors.ts';
-import type { ChannelAnswer, ChannelTrade, CreateTradeRequest, PayAction, PaymentChannel, PayMethod } from './types.ts';
+import type { z } from 'zod';
+import type { ChannelAnswer, ChannelTrade, CombinedSubOrder, CreateCombinedRequest, CreateTradeRequest, PayAction, PaymentChannel, PayMethod, SentAt } from './types.ts';
 import {
   billAnswerSchema,
   codeUrlSchema,
@@ -14,18 +15,34 @@ import {
   toTrade,
   transactionSchema,
 } from './wechat/answers.ts';
+import {
+  checkSubOrders,
+  combinedCloseBody,
+  combinedOrderBody,
+  combinedSchema,
+  ecommerceRefundAccepted,
+  ecommerceRefundBody,
+  ecommerceRefundQuerySchema,
+  MAX_WECHAT_SUB_ORDERS,
+  MIN_COMBINED_AGE_BEFORE_CLOSE_MS,
+  subMchidOf,
+  toSubOrderTrade,
+  tradesOfCombined,
+} from './wechat/combined.ts';
 import { gunzipBill, isGzip, parseTradeBill } from './wechat/bill.ts';
 import { unavailable, wechatHttp } from './wechat/http.ts';
 import { notificationParser } from './wechat/notification.ts';
 import { apiV3KeyBytes, chinaRfc3339, newNonce, platformKeyRing, privateKey, signMessage } from './wechat/protocol.ts';
 import type { WechatSettings } from './wechat/settings.ts';
 
+export { MAX_WECHAT_SUB_ORDERS, MIN_COMBINED_AGE_BEFORE_CLOSE_MS } from './wechat/combined.ts';
 export { DEFAULT_WECHAT_TIMEOUT_MS, WECHAT_BASE_URL, wechatSettingsFromEnv, type WechatSettings } from './wechat/settings.ts';
 
 /**
  * WeChat Pay API v3 (微信支付 APIv3), direct merchant mode: Native (QR), JSAPI (inside WeChat),
  * H5 (mobile browser) and App payments, with query, close, refunds, notifications and the
- * trade bill.
+ * trade bill; and, as the platform (服务商 / 平台收付通), combined payments (合单支付) over one
+ * sub-order per merchant, refunded per sub-order through /v3/ecommerce/refunds.
  */
 
 const METHODS = ['qr', 'h5', 'jsapi', 'app'] as const satisfies readonly PayMethod[];
@@ -58,12 +75,10 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
   });
   const mchid = encodeURIComponent(settings.mchId);
   const tradePath = (payNo: string) => `/v3/pay/transactions/out-trade-no/${encodeURIComponent(payNo)}`;
+  const combinedPath = (combineNo: string) => `/v3/combine-transactions/out-trade-no/${encodeURIComponent(combineNo)}`;
 
   async function create(request: CreateTradeRequest): Promise<PayAction> {
-    if (!(METHODS as readonly string[]).includes(request.method)) {
-      throw new AppError('pay_method_not_supported', { details: { channel: 'wechat', method: request.method, methods: METHODS } });
-    }
-    const method = request.method as WechatMethod;
+    const method = wechatMethod(request.method);
     if (!Number.isSafeInteger(request.amount_fen) || request.amount_fen <= 0) throw new AppError('invalid_field', { field: 'amount_fen' });
     if (method === 'jsapi' && !request.payerId) throw new AppError('invalid_field', { field: 'payerId', message: 'JSAPI payments need the payer openid' });
     const body: Record<string, unknown> = {
@@ -79,20 +94,87 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
     if (method === 'h5') body.scene_info = { payer_client_ip: request.payerIp ?? H5_PAYER_CLIENT_IP_PLACEHOLDER, h5_info: { type: 'Wap' } };
     const reply = await http.call('POST', `/v3/pay/transactions/${TRADE_PATHS[method]}`, body);
     if (reply.status !== 200) throw refusal(reply);
+    return payAction(method, reply.body, request.returnUrl);
+  }
+
+  /** The buyer's next step from an order answer, single or combined: the same three shapes. */
+  function payAction(method: WechatMethod, answer: unknown, returnUrl: string | undefined): PayAction {
     switch (method) {
       case 'qr':
-        return { kind: 'qr_code', codeUrl: read(codeUrlSchema, reply.body, 'native').code_url };
+        return { kind: 'qr_code', codeUrl: read(codeUrlSchema, answer, 'native').code_url };
       case 'h5': {
-        const h5Url = read(h5UrlSchema, reply.body, 'h5').h5_url;
+        const h5Url = read(h5UrlSchema, answer, 'h5').h5_url;
         // WeChat sends the buyer to redirect_url, appended by the merchant, after the payment page.
-        const url = request.returnUrl ? `${h5Url}${h5Url.includes('?') ? '&' : '?'}redirect_url=${encodeURIComponent(request.returnUrl)}` : h5Url;
+        const url = returnUrl ? `${h5Url}${h5Url.includes('?') ? '&' : '?'}redirect_url=${encodeURIComponent(returnUrl)}` : h5Url;
         return { kind: 'redirect', url };
       }
       case 'jsapi':
-        return { kind: 'sdk_params', params: jsapiParams(read(prepaySchema, reply.body, 'jsapi').prepay_id) };
+        return { kind: 'sdk_params', params: jsapiParams(read(prepaySchema, answer, 'jsapi').prepay_id) };
       case 'app':
-        return { kind: 'sdk_params', params: appParams(read(prepaySchema, reply.body, 'app').prepay_id) };
+        return { kind: 'sdk_params', params: appParams(read(prepaySchema, answer, 'app').prepay_id) };
     }
+  }
+
+  function wechatMethod(method: PayMethod): WechatMethod {
+    if (!(METHODS as readonly string[]).includes(method)) {
+      throw new AppError('pay_method_not_supported', { details: { channel: 'wechat', method, methods: METHODS } });
+    }
+    return method as WechatMethod;
+  }
+
+  async function createCombined(request: CreateCombinedRequest): Promise<PayAction> {
+    const method = wechatMethod(request.method);
+    checkSubOrders(request.subOrders);
+    if (method === 'jsapi' && !request.payerId) throw new AppError('invalid_field', { field: 'payerId', message: 'JSAPI payments need the payer openid' });
+    const body = combinedOrderBody(request, settings, H5_PAYER_CLIENT_IP_PLACEHOLDER);
+    const reply = await http.call('POST', `/v3/combine-transactions/${TRADE_PATHS[method]}`, body);
+    if (reply.status !== 200) throw refusal(reply);
+    return payAction(method, reply.body, request.returnUrl);
+  }
+
+  /** The combine query's answer, or undefined when WeChat knows no such combined payment. */
+  async function combinedAnswer(combineNo: string): Promise<z.infer<typeof combinedSchema> | undefined> {
+    const reply = await http.call('GET', combinedPath(combineNo));
+    if (reply.status === 404 && errorCode(reply) === 'ORDER_NOT_EXIST') return undefined;
+    if (reply.status !== 200) throw refusal(reply);
+    return read(combinedSchema, reply.body, 'combine query');
+  }
+
+  async function queryCombined(combineNo: string, subOrders: readonly CombinedSubOrder[]): Promise<ChannelTrade[]> {
+    const answer = await combinedAnswer(combineNo);
+    if (!answer) return subOrders.map((sub) => ({ payNo: sub.payNo, state: 'not_found' }));
+    return tradesOfCombined(answer, combineNo, subOrders, settings.mchId, (reason) => unavailable(`combine query ${reason}`));
+  }
+
+  /** A sub-order alone, which WeChat answers only through its combined payment ("不能使用普通支付的查单接口"). */
+  async function querySubOrder(payNo: string, combineNo: string): Promise<ChannelTrade> {
+    const answer = await combinedAnswer(combineNo);
+    if (!answer) return { payNo, state: 'not_found' };
+    if (answer.combine_out_trade_no !== combineNo) throw unavailable('combine query answered for another combined payment', { asked: combineNo });
+    const sub = answer.sub_orders.find((candidate) => candidate.out_trade_no === payNo);
+    if (!sub) return { payNo, state: 'not_found' };
+    if (sub.mchid !== settings.mchId) throw unavailable('combine query answered for another merchant');
+    return toSubOrderTrade(sub, (reason) => unavailable(reason));
+  }
+
+  async function closeCombined(combineNo: string, subOrders: readonly CombinedSubOrder[], sent?: SentAt): Promise<'closed' | 'already_paid' | 'not_found' | 'too_early'> {
+    checkSubOrders(subOrders);
+    // Not asked at all inside the minute when we know when we made it: WeChat would refuse it.
+    if (sent && now() - sent.requested_at_ms < MIN_COMBINED_AGE_BEFORE_CLOSE_MS) return 'too_early';
+    const reply = await http.call('POST', `${combinedPath(combineNo)}/close`, combinedCloseBody(subOrders, settings));
+    if (reply.status === 204 || reply.status === 200) return 'closed';
+    const code = errorCode(reply);
+    if (reply.status === 404 && code === 'ORDER_NOT_EXIST') return 'not_found';
+    if (code === 'ORDERPAID') return 'already_paid';
+    if (reply.status >= 500 || reply.status === 429 || reply.status === 401 || reply.status === 202) throw refusal(reply);
+    // As for single trades, the code for each refusal is not certain: the sub-orders' states decide.
+    const trades = await queryCombined(combineNo, subOrders);
+    if (trades.some((trade) => trade.state === 'succeeded')) return 'already_paid';
+    if (trades.every((trade) => trade.state === 'closed' || trade.state === 'failed')) return 'closed';
+    if (trades.every((trade) => trade.state === 'not_found')) return 'not_found';
+    // Still payable and refused: inside WeChat's first minute (we send exactly the list we were given).
+    if (code === 'INVALID_REQUEST') return 'too_early';
+    throw refusal(reply);
   }
 
   /** What WeixinJSBridge getBrandWCPayRequest / wx.requestPayment take; the merchant key signs them. */
@@ -112,7 +194,8 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
     return { appid: settings.appId, partnerid: settings.mchId, prepayid: prepayId, package: 'Sign=WXPay', noncestr, timestamp, sign };
   }
 
-  async function query(payNo: string): Promise<ChannelTrade> {
+  async function query(payNo: string, sent?: SentAt): Promise<ChannelTrade> {
+    if (sent?.combineNo !== undefined) return querySubOrder(payNo, sent.combineNo);
     const reply = await http.call('GET', `${tradePath(payNo)}?mchid=${mchid}`);
     if (reply.status === 404 && errorCode(reply) === 'ORDER_NOT_EXIST') return { payNo, state: 'not_found' };
     if (reply.status !== 200) throw refusal(reply);
@@ -127,6 +210,11 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
     create,
 
     query,
+
+    maxSubOrders: MAX_WECHAT_SUB_ORDERS,
+    createCombined,
+    queryCombined,
+    closeCombined,
 
     async close(payNo) {
       const reply = await http.call('POST', `${tradePath(payNo)}/close`, { mchid: settings.mchId });
@@ -145,6 +233,12 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
     },
 
     async refund(request) {
+      // A sub-order (or a merchant's trade) is refunded as its own trade under its merchant (平台收付通), never by the combine number.
+      if (request.combineNo !== undefined || request.subMerchantId !== undefined) {
+        const reply = await http.call('POST', '/v3/ecommerce/refunds/apply', ecommerceRefundBody(request, settings));
+        if (reply.status !== 200) throw refusal(reply);
+        return ecommerceRefundAccepted(reply.body, request);
+      }
       const reply = await http.call('POST', '/v3/refund/domestic/refunds', {
         out_trade_no: request.payNo,
         out_refund_no: request.refundNo,
@@ -158,7 +252,16 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
       return toRefund(refund, refund.status, (reason) => unavailable(reason));
     },
 
-    async queryRefund(payNo, refundNo) {
+    async queryRefund(payNo, refundNo, sent) {
+      if (sent?.combineNo !== undefined || sent?.subMerchantId !== undefined) {
+        const subMchid = encodeURIComponent(subMchidOf(sent.subMerchantId, settings));
+        const reply = await http.call('GET', `/v3/ecommerce/refunds/out-refund-no/${encodeURIComponent(refundNo)}?sub_mchid=${subMchid}`);
+        if (reply.status === 404 && errorCode(reply) === 'RESOURCE_NOT_EXISTS') return { payNo, refundNo, state: 'not_found' };
+        if (reply.status !== 200) throw refusal(reply);
+        const refund = read(ecommerceRefundQuerySchema, reply.body, 'ecommerce refund query');
+        if (refund.out_trade_no !== payNo || refund.out_refund_no !== refundNo) return { payNo, refundNo, state: 'not_found' };
+        return toRefund(refund, refund.status, (reason) => unavailable(reason));
+      }
       const reply = await http.call('GET', `/v3/refund/domestic/refunds/${encodeURIComponent(refundNo)}`);
       if (reply.status === 404 && errorCode(reply) === 'RESOURCE_NOT_EXISTS') return { payNo, refundNo, state: 'not_found' };
       if (reply.status !== 200) throw refusal(reply);

@@ -63,6 +63,29 @@ export function transactionBody(trade: SandboxTrade, ids: MerchantIds): Record<s
   return body;
 }
 
+/** One sub_order of a combined payment as the combine query and notice give it: amount.total_amount, its own transaction_id. */
+export function subOrderBody(trade: SandboxTrade, ids: MerchantIds): Record<string, unknown> {
+  const state = tradeState(trade);
+  const body: Record<string, unknown> = {
+    mchid: ids.mchId,
+    sub_mchid: trade.subMerchantId,
+    out_trade_no: trade.payNo,
+    trade_state: state,
+    attach: trade.extra.attach ?? '',
+    amount: { total_amount: trade.amount_fen, currency: 'CNY' },
+  };
+  if (trade.paid_at_ms !== undefined) {
+    Object.assign(body, {
+      trade_type: trade.method,
+      bank_type: 'OTHERS',
+      transaction_id: trade.tradeNo,
+      success_time: rfc3339(trade.paid_at_ms),
+      amount: { total_amount: trade.amount_fen, payer_amount: trade.amount_fen, currency: 'CNY', payer_currency: 'CNY' },
+    });
+  }
+  return body;
+}
+
 export function refundStatus(refund: SandboxRefund): string {
   return { SUCCESS: 'SUCCESS', FAILED: 'ABNORMAL', PROCESSING: 'PROCESSING' }[refund.state];
 }
@@ -95,11 +118,14 @@ export function refundBody(trade: SandboxTrade, refund: SandboxRefund, status = 
   };
 }
 
-/** A refund notification's resource: like the refund answer, with refund_status for status. */
+/**
+ * A refund notification's resource: like the refund answer, with refund_status for status. A
+ * sub-merchant's trade (平台收付通) names the platform sp_mchid and the merchant sub_mchid instead of mchid.
+ */
 export function refundNoticeResource(trade: SandboxTrade, refund: SandboxRefund, mchId: string): Record<string, unknown> {
   const status = refundStatus(refund);
   return {
-    mchid: mchId,
+    ...(trade.subMerchantId === undefined ? { mchid: mchId } : { sp_mchid: mchId, sub_mchid: trade.subMerchantId }),
     transaction_id: trade.tradeNo,
     out_trade_no: trade.payNo,
     refund_id: refund.channelRefundNo,
@@ -150,7 +176,8 @@ export function tradeBill(rows: readonly BillRow[], ids: MerchantIds, tradeOf: (
       交易时间: chinaDateTime(row.at_ms),
       公众账号ID: ids.appId,
       商户号: ids.mchId,
-      特约商户号: '0',
+      // A sub-merchant's trade (a combined payment's sub-order) shows its merchant.
+      特约商户号: trade?.subMerchantId ?? '0',
       设备号: '',
       微信订单号: row.tradeNo,
       商户订单号: row.payNo,
