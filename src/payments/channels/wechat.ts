@@ -167,11 +167,14 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
     if (reply.status === 404 && code === 'ORDER_NOT_EXIST') return 'not_found';
     if (code === 'ORDERPAID') return 'already_paid';
     if (reply.status >= 500 || reply.status === 429 || reply.status === 401 || reply.status === 202) throw refusal(reply);
-    // As for single trades, the code for each refusal is not certain: the sub-orders' states decide.
-    const trades = await queryCombined(combineNo, subOrders);
+    // As for single trades, the code for each refusal is not certain: the sub-orders' states decide
+    // (all of WeChat's, since a list that is not the one it was made with is one refusal to tell).
+    const answer = await combinedAnswer(combineNo);
+    if (!answer) return 'not_found';
+    if (answer.combine_out_trade_no !== combineNo) throw unavailable('combine query answered for another combined payment', { asked: combineNo });
+    const trades = answer.sub_orders.map((sub) => toSubOrderTrade(sub, (reason) => unavailable(reason)));
     if (trades.some((trade) => trade.state === 'succeeded')) return 'already_paid';
     if (trades.every((trade) => trade.state === 'closed' || trade.state === 'failed')) return 'closed';
-    if (trades.every((trade) => trade.state === 'not_found')) return 'not_found';
     // Still payable and refused: inside WeChat's first minute (we send exactly the list we were given).
     if (code === 'INVALID_REQUEST') return 'too_early';
     throw refusal(reply);
