@@ -769,3 +769,49 @@ describe('combined payments (合单支付)', () => {
     expect(rows(combineNo)).toEqual([]);
   });
 });
+
+/**
+ * A merchant's trade alone (a checkout of one merchant), made by the platform in the partner form
+ * so its money lands in the merchant's account. Invariant: it is found, closed and refunded only
+ * under its merchant, never as the platform's own trade.
+ */
+describe('a merchant’s trade alone (partner form, /v3/pay/partner/transactions)', () => {
+  const MERCHANT = '1900000103';
+  const sent = (subMerchantId = MERCHANT) => ({ requested_at_ms: Date.now(), subMerchantId });
+
+  it('is made, paid, notified, asked for and refunded under its sub_mchid', async () => {
+    const payNo = newPayNo();
+    expect(await channel.create({ ...order(payNo, 2500), subMerchantId: MERCHANT })).toEqual({ kind: 'qr_code', codeUrl: cashierUrl(sandbox.url, 'wechat', payNo) });
+    expect(sandbox.core.trade('wechat', payNo)).toMatchObject({ subMerchantId: MERCHANT, combineNo: undefined, extra: { profit_sharing: 'true' } });
+    expect(await channel.query(payNo)).toEqual({ payNo, state: 'not_found' });
+    expect(await channel.query(payNo, sent('1900000999'))).toEqual({ payNo, state: 'not_found' });
+    expect(await channel.query(payNo, sent())).toEqual({ payNo, state: 'pending', amount_fen: 2500 });
+
+    const clicked = (await (await payClick(payNo)).json()) as { tradeNo: string; paid_at_ms: number };
+    await sandbox.core.untilDelivered();
+    const paid = { payNo, state: 'succeeded', channelTradeNo: clicked.tradeNo, amount_fen: 2500, paid_at_ms: Math.floor(clicked.paid_at_ms / 1000) * 1000 };
+    expect(noticesFor(payNo)).toEqual([{ kind: 'trade', trade: paid }]);
+    expect(await channel.query(payNo, sent())).toEqual(paid);
+
+    const refund = { payNo, refundNo: `${payNo}-R1`, amount_fen: 500, total_fen: 2500, reason: 'short', notifyUrl, subMerchantId: MERCHANT };
+    await rejectsWith(channel.refund({ ...refund, subMerchantId: undefined }), 'channel_refused');
+    expect(await channel.refund(refund)).toMatchObject({ state: 'processing', amount_fen: 500 });
+    expect(await channel.queryRefund(payNo, refund.refundNo, sent())).toMatchObject({ state: 'succeeded', amount_fen: 500 });
+    expect(sandbox.core.refunded_fen(sandbox.core.trade('wechat', payNo)!)).toBe(500);
+    expect(await channel.close(payNo, sent())).toBe('already_paid');
+  });
+
+  it('is closed naming its merchant; a sub-order is closed only with its combined payment', async () => {
+    const payNo = newPayNo();
+    const jsapi = await channel.create({ ...order(payNo, 900, 'jsapi'), subMerchantId: MERCHANT });
+    expect(jsapi).toMatchObject({ kind: 'sdk_params', params: { appId: keys.appId, package: expect.stringMatching(/^prepay_id=wx/) } });
+    expect(sandbox.core.trade('wechat', payNo)!.extra.openid).toBe('oUpF8uMuAJO_M2pxb1Q9zNjWeS6o');
+    expect(await channel.close(payNo)).toBe('not_found');
+    expect(await channel.close(payNo, sent('1900000999'))).toBe('not_found');
+    expect(sandbox.core.trade('wechat', payNo)!.state).toBe('WAIT_BUYER_PAY');
+    expect(await channel.close(payNo, sent())).toBe('closed');
+    expect(await channel.query(payNo, sent())).toMatchObject({ state: 'closed' });
+    expect((await payClick(payNo)).status).toBe(409);
+    await rejectsWith(channel.close(`${payNo}-1`, { requested_at_ms: Date.now(), combineNo: payNo }), 'invalid_field');
+  });
+});

@@ -81,18 +81,22 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
     const method = wechatMethod(request.method);
     if (!Number.isSafeInteger(request.amount_fen) || request.amount_fen <= 0) throw new AppError('invalid_field', { field: 'amount_fen' });
     if (method === 'jsapi' && !request.payerId) throw new AppError('invalid_field', { field: 'payerId', message: 'JSAPI payments need the payer openid' });
+    // A merchant's trade alone is made in the partner form (sp_mchid + sub_mchid), so its money lands with the merchant.
+    const partner = request.subMerchantId !== undefined;
     const body: Record<string, unknown> = {
-      appid: settings.appId,
-      mchid: settings.mchId,
+      ...(partner ? { sp_appid: settings.appId, sp_mchid: settings.mchId, sub_mchid: request.subMerchantId } : { appid: settings.appId, mchid: settings.mchId }),
       description: Array.from(request.subject).slice(0, MAX_DESCRIPTION_CHARS).join(''),
       out_trade_no: request.payNo,
       time_expire: chinaRfc3339(request.expires_at_ms),
       notify_url: request.notifyUrl,
       amount: { total: request.amount_fen, currency: 'CNY' },
     };
-    if (method === 'jsapi') body.payer = { openid: request.payerId };
+    // The openid is the payer's under our appid: sp_openid in the partner form.
+    if (method === 'jsapi') body.payer = partner ? { sp_openid: request.payerId } : { openid: request.payerId };
     if (method === 'h5') body.scene_info = { payer_client_ip: request.payerIp ?? H5_PAYER_CLIENT_IP_PLACEHOLDER, h5_info: { type: 'Wap' } };
-    const reply = await http.call('POST', `/v3/pay/transactions/${TRADE_PATHS[method]}`, body);
+    // As in combined payments: frozen in the merchant's account until 分账 or 完结.
+    if (partner) body.settle_info = { profit_sharing: true };
+    const reply = await http.call('POST', `${partner ? '/v3/pay/partner/transactions' : '/v3/pay/transactions'}/${TRADE_PATHS[method]}`, body);
     if (reply.status !== 200) throw refusal(reply);
     return payAction(method, reply.body, request.returnUrl);
   }
@@ -197,12 +201,22 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
     return { appid: settings.appId, partnerid: settings.mchId, prepayid: prepayId, package: 'Sign=WXPay', noncestr, timestamp, sign };
   }
 
+  /** Where a trade is asked for and closed: the direct merchant's path, or the partner path naming the merchant. */
+  function tradeUrl(payNo: string, sent: SentAt | undefined, suffix = ''): { path: string; partner: boolean } {
+    if (sent?.subMerchantId === undefined) return { path: `${tradePath(payNo)}${suffix}`, partner: false };
+    return { path: `/v3/pay/partner/transactions/out-trade-no/${encodeURIComponent(payNo)}${suffix}`, partner: true };
+  }
+
   async function query(payNo: string, sent?: SentAt): Promise<ChannelTrade> {
     if (sent?.combineNo !== undefined) return querySubOrder(payNo, sent.combineNo);
-    const reply = await http.call('GET', `${tradePath(payNo)}?mchid=${mchid}`);
+    const { path, partner } = tradeUrl(payNo, sent);
+    const search = partner ? `?sp_mchid=${mchid}&sub_mchid=${encodeURIComponent(sent!.subMerchantId!)}` : `?mchid=${mchid}`;
+    const reply = await http.call('GET', `${path}${search}`);
     if (reply.status === 404 && errorCode(reply) === 'ORDER_NOT_EXIST') return { payNo, state: 'not_found' };
     if (reply.status !== 200) throw refusal(reply);
-    const trade = toTrade(read(transactionSchema, reply.body, 'query'), (reason) => unavailable(reason));
+    const answer = read(transactionSchema, reply.body, 'query');
+    if (partner && (answer.sp_mchid !== settings.mchId || answer.sub_mchid !== sent!.subMerchantId)) throw unavailable('query answered for another merchant', { asked: sent!.subMerchantId });
+    const trade = toTrade(answer, (reason) => unavailable(reason));
     if (trade.payNo !== payNo) throw unavailable('query answered for another trade', { asked: payNo, answered: trade.payNo });
     return trade;
   }
@@ -219,8 +233,12 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
     queryCombined,
     closeCombined,
 
-    async close(payNo) {
-      const reply = await http.call('POST', `${tradePath(payNo)}/close`, { mchid: settings.mchId });
+    async close(payNo, sent) {
+      if (sent?.combineNo !== undefined) {
+        throw new AppError('invalid_field', { field: 'payNo', message: 'a sub-order of a combined payment is closed with the whole (closeCombined)', details: { combineNo: sent.combineNo } });
+      }
+      const { path, partner } = tradeUrl(payNo, sent, '/close');
+      const reply = await http.call('POST', path, partner ? { sp_mchid: settings.mchId, sub_mchid: sent!.subMerchantId } : { mchid: settings.mchId });
       if (reply.status === 204 || reply.status === 200) return 'closed';
       const code = errorCode(reply);
       if (code === 'ORDERPAID') return 'already_paid';
@@ -228,7 +246,7 @@ export function wechatChannel(settings: WechatSettings, now: () => number): Paym
       if (reply.status >= 500 || reply.status === 429 || reply.status === 401) throw refusal(reply);
       // Which code WeChat gives for a trade past closing is not certain (ORDER_CLOSED, TRADE_ERROR, …):
       // the trade's own state decides it.
-      const trade = await query(payNo);
+      const trade = await query(payNo, sent);
       if (trade.state === 'succeeded') return 'already_paid';
       if (trade.state === 'closed' || trade.state === 'failed') return 'closed';
       if (trade.state === 'not_found') return 'not_found';

@@ -5,6 +5,7 @@ import type { SandboxChannelModule, SandboxServer } from './module.ts';
 import type { MerchantIds } from './wechat/bodies.ts';
 import { combinedRoutes, ecommerceRefundRoutes } from './wechat/combined.ts';
 import { routeMaker } from './wechat/http.ts';
+import { partnerRoutes } from './wechat/partner.ts';
 import { generateWechatKeys, type WechatSandboxKeys } from './wechat/keys.ts';
 import { wechatNotifier } from './wechat/notifier.ts';
 import { billRoutes, certificateRoutes, queryAndCloseRoutes, refundRoutes, tradeRoutes, type RouteContext } from './wechat/routes.ts';
@@ -30,6 +31,7 @@ function register(server: SandboxServer, core: SandboxCore, keys: WechatSandboxK
   billRoutes(context);
   combinedRoutes(context);
   ecommerceRefundRoutes(context);
+  partnerRoutes(context);
   certificateRoutes(context);
 }
 

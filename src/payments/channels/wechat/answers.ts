@@ -10,6 +10,9 @@ const fen = z.number().int().nonnegative();
 
 export const transactionSchema = z.object({
   mchid: z.string().optional(),
+  /** The partner form's (a merchant's trade made by the platform): sp_mchid is ours, sub_mchid the merchant's. */
+  sp_mchid: z.string().optional(),
+  sub_mchid: z.string().optional(),
   out_trade_no: z.string(),
   transaction_id: z.string().optional(),
   trade_state: z.string(),

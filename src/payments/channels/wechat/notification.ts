@@ -60,7 +60,7 @@ export function notificationParser(
     }
     if (envelope.event_type === 'TRANSACTION.SUCCESS') {
       const transaction = parse(transactionSchema);
-      if (transaction.mchid !== settings.mchId) throw rejected('for another merchant');
+      if ((transaction.mchid ?? transaction.sp_mchid) !== settings.mchId) throw rejected('for another merchant');
       return { kind: 'trade', trade: toTrade(transaction, rejected) };
     }
     if (envelope.event_type.startsWith('REFUND.')) {

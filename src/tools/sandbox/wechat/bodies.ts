@@ -41,9 +41,10 @@ function openid(trade: SandboxTrade): string {
 
 export function transactionBody(trade: SandboxTrade, ids: MerchantIds): Record<string, unknown> {
   const state = tradeState(trade);
+  // A merchant's trade made by the platform (partner form) names both: sp_* the platform's, sub_mchid the merchant's.
+  const partner = trade.subMerchantId !== undefined;
   const body: Record<string, unknown> = {
-    appid: ids.appId,
-    mchid: ids.mchId,
+    ...(partner ? { sp_appid: ids.appId, sp_mchid: ids.mchId, sub_mchid: trade.subMerchantId } : { appid: ids.appId, mchid: ids.mchId }),
     out_trade_no: trade.payNo,
     trade_state: state,
     trade_state_desc: TRADE_STATE_DESC[state],
@@ -56,7 +57,7 @@ export function transactionBody(trade: SandboxTrade, ids: MerchantIds): Record<s
       trade_type: trade.method,
       bank_type: 'OTHERS',
       success_time: rfc3339(trade.paid_at_ms),
-      payer: { openid: openid(trade) },
+      payer: partner ? { sp_openid: openid(trade) } : { openid: openid(trade) },
       amount: { total: trade.amount_fen, payer_total: trade.amount_fen, currency: 'CNY', payer_currency: 'CNY' },
     });
   }

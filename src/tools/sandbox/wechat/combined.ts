@@ -4,7 +4,7 @@ import { cashierUrl } from '../module.ts';
 import { SandboxError, type SandboxCombined, type SandboxRefund, type SandboxTrade } from '../trades.ts';
 import { refundBody, rfc3339, subOrderBody, TRADE_TYPES, type MerchantIds } from './bodies.ts';
 import { parseBody, wechatError } from './http.ts';
-import type { RouteContext } from './routes.ts';
+import { parseExpiry, type RouteContext } from './routes.ts';
 
 /**
  * 合单支付 as the platform (服务商 / 平台收付通) plays it: create, query and close by
@@ -18,7 +18,6 @@ export const MAX_SANDBOX_SUB_ORDERS = 50;
 export const MIN_AGE_BEFORE_CLOSE_MS = 60_000;
 /** 1000万 yuan per sub-order. */
 const MAX_SUB_ORDER_FEN = 1_000_000_000;
-const DEFAULT_EXPIRY_MS = 2 * 3600_000;
 
 const OUT_NO = /^[0-9A-Za-z_\-|*@]+$/;
 const MCHID = /^\d{1,32}$/;
@@ -74,13 +73,6 @@ const ecommerceRefundSchema = z.object({
   refund_account: z.enum(['REFUND_SOURCE_SUB_MERCHANT', 'REFUND_SOURCE_PARTNER_ADVANCE']).optional(),
   funds_account: z.string().optional(),
 });
-
-function parseExpiry(text: string | undefined, now_ms: number): number {
-  if (text === undefined) return now_ms + DEFAULT_EXPIRY_MS;
-  const at_ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)$/.test(text) ? Date.parse(text) : NaN;
-  if (!Number.isFinite(at_ms)) throw wechatError(400, 'PARAM_ERROR', 'time_expire 不是 RFC 3339 格式');
-  return at_ms;
-}
 
 /** The combine query answer and the notice's resource: the combined payment, then each sub-order as a trade of its own. */
 export function combinedBody(combined: SandboxCombined, trades: readonly SandboxTrade[], ids: MerchantIds): Record<string, unknown> {

@@ -15,7 +15,7 @@ const BILL_URL_TTL_MS = 5 * 60_000;
 /** Most bill files kept for download at once. */
 const MAX_BILL_DOWNLOADS = 100;
 /** WeChat's default when an order names no time_expire. */
-const DEFAULT_EXPIRY_MS = 2 * 3600_000;
+export const DEFAULT_EXPIRY_MS = 2 * 3600_000;
 
 const OUT_NO = /^[0-9A-Za-z_\-|*]+$/;
 const amountSchema = z.object({ total: z.number().int().positive(), currency: z.literal('CNY').optional() });
@@ -41,7 +41,7 @@ const refundSchema = z.object({
   amount: z.object({ refund: z.number().int().positive(), total: z.number().int().positive(), currency: z.literal('CNY') }),
 });
 
-function parseExpiry(text: string | undefined, now_ms: number): number {
+export function parseExpiry(text: string | undefined, now_ms: number): number {
   if (text === undefined) return now_ms + DEFAULT_EXPIRY_MS;
   const at_ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)$/.test(text) ? Date.parse(text) : NaN;
   if (!Number.isFinite(at_ms)) throw wechatError(400, 'PARAM_ERROR', 'time_expire 不是 RFC 3339 格式');
