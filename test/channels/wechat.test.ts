@@ -393,6 +393,8 @@ describe('settings from the environment', () => {
     const fromEnv = wechatSettingsFromEnv(env)!;
     expect(fromEnv).toMatchObject({ mchId: keys.mchId, merchantPrivateKeyPem: keys.merchant.privateKeyPem, baseUrl: settings.baseUrl, timeout_ms: 10_000 });
     expect(fromEnv.platformKeys.map((k) => k.serial)).toEqual(keys.platform.map((k) => k.serial));
+    expect(fromEnv.selfOperatedSubMchId).toBeUndefined();
+    expect(wechatSettingsFromEnv({ ...env, WECHATPAY_SELF_OPERATED_SUB_MCH_ID: ' 1900000109 ' })!.selfOperatedSubMchId).toBe('1900000109');
     expect(fromEnv.platformKeys[0]!.publicKeyPem).toBe(keys.platform[0]!.publicKeyPem);
     expect(() => wechatSettingsFromEnv({ ...env, WECHATPAY_API_V3_KEY: 'short' })).toThrow(/32/);
     expect(() => wechatSettingsFromEnv({ ...env, WECHATPAY_APP_ID: '' })).toThrow(/WECHATPAY_APP_ID/);

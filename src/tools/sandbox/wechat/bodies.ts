@@ -35,7 +35,7 @@ export function tradeState(trade: SandboxTrade): string {
 }
 
 /** The payer's openid: the JSAPI one given, or one made up for the trade (WeChat knows who scanned). */
-function openid(trade: SandboxTrade): string {
+export function openid(trade: SandboxTrade): string {
   return trade.extra.openid ?? 'o' + createHash('sha256').update(trade.tradeNo).digest('base64url').slice(0, 27);
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { cashierUrl } from '../module.ts';
 import { SandboxError, type SandboxCombined, type SandboxRefund, type SandboxTrade } from '../trades.ts';
-import { refundBody, rfc3339, subOrderBody, TRADE_TYPES, type MerchantIds } from './bodies.ts';
+import { openid, refundBody, rfc3339, subOrderBody, TRADE_TYPES, type MerchantIds } from './bodies.ts';
 import { parseBody, wechatError } from './http.ts';
 import { parseExpiry, type RouteContext } from './routes.ts';
 
@@ -76,13 +76,16 @@ const ecommerceRefundSchema = z.object({
 
 /** The combine query answer and the notice's resource: the combined payment, then each sub-order as a trade of its own. */
 export function combinedBody(combined: SandboxCombined, trades: readonly SandboxTrade[], ids: MerchantIds): Record<string, unknown> {
+  // The payer is known once someone paid: the JSAPI openid given, or the one who scanned.
+  const first = trades[0];
+  const payer = first?.paid_at_ms !== undefined ? openid(first) : combined.extra.openid;
   return {
     combine_appid: ids.appId,
     combine_mchid: ids.mchId,
     combine_out_trade_no: combined.combineNo,
     scene_info: { device_id: '' },
     sub_orders: trades.map((trade) => subOrderBody(trade, ids)),
-    combine_payer_info: { openid: combined.extra.openid ?? '' },
+    ...(payer !== undefined ? { combine_payer_info: { openid: payer } } : {}),
   };
 }
 

@@ -40,7 +40,7 @@ export function wechatNotifier(core: SandboxCore, ids: MerchantIds, apiV3Key: st
         const body = combinedBody(combined, trades, ids);
         const resource = { ...body, sub_orders: (body.sub_orders as Array<Record<string, unknown>>).map((sub) => ({ ...sub, trade_state: 'SUCCESS' })) };
         const at_ms = trades[0]!.paid_at_ms!;
-        notice = { id: noticeId([combined.combineNo, 'combined_paid']), at_ms, event: 'TRANSACTION.SUCCESS', summary: '支付成功', type: 'transaction', resource, url: combined.notifyUrl };
+        notice = { id: noticeId([combined.combineNo, trades[0]!.tradeNo, 'combined_paid']), at_ms, event: 'TRANSACTION.SUCCESS', summary: '支付成功', type: 'transaction', resource, url: combined.notifyUrl };
       } else if (event.kind === 'refunded') {
         const { trade, refund } = event;
         const kind = REFUND_EVENTS[refundStatus(refund)];
