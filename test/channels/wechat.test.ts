@@ -601,6 +601,26 @@ describe('combined payments (合单支付)', () => {
     expect(await rejectsWith(channel.createCombined(changedMerchant), 'channel_refused')).toMatchObject({ code: 'OUT_TRADE_NO_USED' });
     expect(await rejectsWith(channel.createCombined({ ...request, subOrders: request.subOrders.slice(0, 2) }), 'channel_refused')).toMatchObject({ code: 'OUT_TRADE_NO_USED' });
     expect(sandbox.core.trade('wechat', request.subOrders[0]!.payNo)!.amount_fen).toBe(1200);
+    // The same sub-orders with other settlement: "重复下单且结算信息不一致".
+    const unshared = {
+      combine_appid: keys.appId,
+      combine_mchid: keys.mchId,
+      combine_out_trade_no: request.combineNo,
+      scene_info: { payer_client_ip: '127.0.0.1' },
+      sub_orders: request.subOrders.map((sub) => ({
+        mchid: keys.mchId,
+        sub_mchid: sub.subMerchantId ?? settings.selfOperatedSubMchId,
+        out_trade_no: sub.payNo,
+        attach: sub.payNo,
+        description: sub.subject,
+        amount: { total_amount: sub.amount_fen, currency: 'CNY' },
+        settle_info: { profit_sharing: false },
+      })),
+      notify_url: notifyUrl,
+    };
+    expect(await signedCall(sandbox.url, 'POST', '/v3/combine-transactions/native', unshared)).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST', message: '重复下单且结算信息不一致' } });
+    const shared = { ...unshared, sub_orders: unshared.sub_orders.map((sub) => ({ ...sub, settle_info: { profit_sharing: true } })) };
+    expect(await signedCall(sandbox.url, 'POST', '/v3/combine-transactions/native', shared)).toMatchObject({ status: 200, body: { code_url: cashierUrl(sandbox.url, 'wechat', request.combineNo) } });
     // A sub-order number already a trade of its own, or a sub-order of another combined payment.
     const single = newPayNo();
     await channel.create(order(single, 100));
