@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chinaDate, type ChannelNotice, type InboundRequest, type PaymentChannel } from '../../src/payments/channels/types.ts';
-import { wechatChannel, wechatSettingsFromEnv, type WechatSettings } from '../../src/payments/channels/wechat.ts';
+import { MAX_WECHAT_SUB_ORDERS, MIN_COMBINED_AGE_BEFORE_CLOSE_MS, wechatChannel, wechatSettingsFromEnv, type WechatSettings } from '../../src/payments/channels/wechat.ts';
 import { authorization, decryptResource } from '../../src/payments/channels/wechat/protocol.ts';
 import { isAppError } from '../../src/platform/errors.ts';
 import { cashierUrl } from '../../src/tools/sandbox/module.ts';
@@ -89,7 +89,12 @@ async function paidTrade(amount_fen: number, subject?: string): Promise<string> 
 }
 
 function noticesFor(payNo: string): ChannelNotice[] {
-  return received.flatMap((r) => (r.notice && (r.notice.kind === 'trade' ? r.notice.trade.payNo : r.notice.refund.payNo) === payNo ? [r.notice] : []));
+  const about = (notice: ChannelNotice): boolean => {
+    if (notice.kind === 'trade') return notice.trade.payNo === payNo;
+    if (notice.kind === 'refund') return notice.refund.payNo === payNo;
+    return notice.combineNo === payNo || notice.trades.some((trade) => trade.payNo === payNo);
+  };
+  return received.flatMap((r) => (r.notice && about(r.notice) ? [r.notice] : []));
 }
 
 const verifies = (message: string, signature: string, publicKeyPem: string) => createVerify('RSA-SHA256').update(message).verify(createPublicKey(publicKeyPem), signature, 'base64');
@@ -388,6 +393,8 @@ describe('settings from the environment', () => {
     const fromEnv = wechatSettingsFromEnv(env)!;
     expect(fromEnv).toMatchObject({ mchId: keys.mchId, merchantPrivateKeyPem: keys.merchant.privateKeyPem, baseUrl: settings.baseUrl, timeout_ms: 10_000 });
     expect(fromEnv.platformKeys.map((k) => k.serial)).toEqual(keys.platform.map((k) => k.serial));
+    expect(fromEnv.selfOperatedSubMchId).toBeUndefined();
+    expect(wechatSettingsFromEnv({ ...env, WECHATPAY_SELF_OPERATED_SUB_MCH_ID: ' 1900000109 ' })!.selfOperatedSubMchId).toBe('1900000109');
     expect(fromEnv.platformKeys[0]!.publicKeyPem).toBe(keys.platform[0]!.publicKeyPem);
     expect(() => wechatSettingsFromEnv({ ...env, WECHATPAY_API_V3_KEY: 'short' })).toThrow(/32/);
     expect(() => wechatSettingsFromEnv({ ...env, WECHATPAY_APP_ID: '' })).toThrow(/WECHATPAY_APP_ID/);
@@ -442,5 +449,393 @@ describe('GET /v3/certificates, as official SDKs call it at start-up', () => {
     const response = await fetch(`${sandbox.url}/wechat/v3/certificates`, { headers: { accept: 'application/json' } });
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ code: 'SIGN_ERROR' });
+  });
+});
+
+/**
+ * 合单支付 as the platform (服务商 / 平台收付通): one payment over one sub-order per merchant, each a
+ * trade of its own. Invariants: all sub-orders are paid together and learnt from one callback; a
+ * sub-order is asked for and closed only through its combined number and refunded only as its own
+ * trade under its merchant; a combined number is one payment, never another.
+ */
+describe('combined payments (合单支付)', () => {
+  const MERCHANT_A = '1900000101';
+  const MERCHANT_B = '1900000102';
+  const signingKey = () => createPrivateKey(keys.merchant.privateKeyPem);
+
+  /** A request signed as the merchant, to see what the sandbox answers to bodies our adapter never sends. */
+  async function signedCall(base: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const url = new URL(`${base}/wechat${path}`);
+    const text = body === undefined ? '' : JSON.stringify(body);
+    const auth = authorization({ mchId: keys.mchId, serialNo: keys.merchant.serialNo, key: signingKey(), method, pathWithQuery: url.pathname + url.search, body: text, timestamp_s: Math.floor(Date.now() / 1000) });
+    const response = await fetch(url, { method, headers: { authorization: auth, 'content-type': 'application/json', accept: 'application/json' }, body: text || undefined });
+    const raw = await response.text();
+    return { status: response.status, body: raw ? JSON.parse(raw) : undefined };
+  }
+
+  function cart(combineNo: string, amounts: readonly number[] = [1200, 3400, 560], method: 'qr' | 'h5' | 'jsapi' | 'app' | 'page' = 'qr') {
+    const merchants = [MERCHANT_A, MERCHANT_B, undefined];
+    return {
+      combineNo,
+      subOrders: amounts.map((amount_fen, index) => ({
+        payNo: `${combineNo}-${index + 1}`,
+        amount_fen,
+        subject: `Shop ${index + 1} box`,
+        ...(merchants[index % merchants.length] !== undefined ? { subMerchantId: merchants[index % merchants.length] } : {}),
+      })),
+      expires_at_ms: Date.now() + 15 * 60_000,
+      method,
+      notifyUrl,
+      returnUrl: 'https://shop.example/paid',
+      payerId: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
+    } as const;
+  }
+
+  const sentFor = (combineNo: string, subMerchantId?: string) => ({ requested_at_ms: Date.now() - 3_600_000, combineNo, ...(subMerchantId ? { subMerchantId } : {}) });
+  const payCombinedClick = (base: string, combineNo: string) => fetch(`${base}/sandbox/cashier/wechat/${combineNo}/pay`, { method: 'POST' });
+
+  async function paidCombined(amounts?: readonly number[]) {
+    const request = cart(newPayNo(), amounts);
+    await channel.createCombined(request);
+    expect((await payCombinedClick(sandbox.url, request.combineNo)).status).toBe(200);
+    return request;
+  }
+
+  it('offers up to 50 sub-orders, the platform as combine_mchid and each merchant as sub_mchid', () => {
+    expect(channel.maxSubOrders).toBe(MAX_WECHAT_SUB_ORDERS);
+    expect(MAX_WECHAT_SUB_ORDERS).toBe(50);
+  });
+
+  it('create, one Pay click, one callback carrying every sub-order’s own trade; queries by the combined number', async () => {
+    const request = cart(newPayNo());
+    const { combineNo, subOrders } = request;
+    expect(await channel.createCombined(request)).toEqual({ kind: 'qr_code', codeUrl: cashierUrl(sandbox.url, 'wechat', combineNo) });
+    const made = subOrders.map((sub) => sandbox.core.trade('wechat', sub.payNo)!);
+    expect(made.map((trade) => [trade.combineNo, trade.subMerchantId, trade.amount_fen])).toEqual([
+      [combineNo, MERCHANT_A, 1200],
+      [combineNo, MERCHANT_B, 3400],
+      // The platform's own goods (自营) go under the platform store's own sub_mchid.
+      [combineNo, settings.selfOperatedSubMchId, 560],
+    ]);
+    expect(await channel.queryCombined(combineNo, subOrders)).toEqual(subOrders.map((sub) => ({ payNo: sub.payNo, state: 'pending', amount_fen: sub.amount_fen })));
+    // WeChat does not answer a sub-order through the normal query; with its combined number we do.
+    expect(await channel.query(subOrders[0]!.payNo)).toEqual({ payNo: subOrders[0]!.payNo, state: 'not_found' });
+    expect(await channel.query(subOrders[0]!.payNo, sentFor(combineNo, MERCHANT_A))).toEqual({ payNo: subOrders[0]!.payNo, state: 'pending', amount_fen: 1200 });
+
+    const before = received.length;
+    const clicked = (await (await payCombinedClick(sandbox.url, combineNo)).json()) as { trades: Array<{ payNo: string; tradeNo: string; paid_at_ms: number }> };
+    await sandbox.core.untilDelivered();
+    const arrived = received.slice(before);
+    expect(arrived).toHaveLength(1);
+    const expected = clicked.trades.map((trade, index) => ({
+      payNo: trade.payNo,
+      state: 'succeeded',
+      channelTradeNo: trade.tradeNo,
+      amount_fen: subOrders[index]!.amount_fen,
+      paid_at_ms: Math.floor(trade.paid_at_ms / 1000) * 1000,
+    }));
+    expect(arrived[0]!.notice).toEqual({ kind: 'combined', combineNo, trades: expected });
+    expect(new Set(expected.map((trade) => trade.channelTradeNo)).size).toBe(3);
+    expect(arrived[0]!.status).toBe(channel.answer('accepted').status);
+    expect(await channel.queryCombined(combineNo, subOrders)).toEqual(expected);
+    expect(await channel.query(subOrders[1]!.payNo, sentFor(combineNo, MERCHANT_B))).toEqual(expected[1]);
+    expect(await channel.queryCombined(newPayNo(), subOrders)).toEqual(subOrders.map((sub) => ({ payNo: sub.payNo, state: 'not_found' })));
+    // A sub-order alone is not payable: the combined payment is paid as a whole.
+    expect((await payClick(subOrders[0]!.payNo)).status).toBe(409);
+  });
+
+  it('pays with the same actions as single trades on every method WeChat offers', async () => {
+    const h5 = await channel.createCombined(cart(newPayNo(), [100, 200], 'h5'));
+    expect(h5.kind === 'redirect' && new URL(h5.url).searchParams.get('redirect_url')).toBe('https://shop.example/paid');
+    const jsapi = await channel.createCombined(cart(newPayNo(), [100, 200], 'jsapi'));
+    if (jsapi.kind !== 'sdk_params') throw new Error(`jsapi gave ${jsapi.kind}`);
+    expect(verifies(`${jsapi.params.appId}\n${jsapi.params.timeStamp}\n${jsapi.params.nonceStr}\n${jsapi.params.package}\n`, jsapi.params.paySign!, keys.merchant.publicKeyPem)).toBe(true);
+    const app = await channel.createCombined(cart(newPayNo(), [100, 200], 'app'));
+    expect(app).toMatchObject({ kind: 'sdk_params', params: { partnerid: keys.mchId, package: 'Sign=WXPay' } });
+    await rejectsWith(channel.createCombined(cart(newPayNo(), [100], 'page')), 'pay_method_not_supported');
+    await rejectsWith(channel.createCombined({ ...cart(newPayNo(), [100], 'jsapi'), payerId: undefined }), 'invalid_field');
+  });
+
+  it('takes MAX_WECHAT_SUB_ORDERS sub-orders and refuses one more, at the adapter and at the sandbox', async () => {
+    const full = cart(newPayNo(), Array.from({ length: MAX_WECHAT_SUB_ORDERS }, () => 1));
+    expect((await channel.createCombined(full)).kind).toBe('qr_code');
+    expect(sandbox.core.tradesOf(sandbox.core.combined('wechat', full.combineNo)!)).toHaveLength(MAX_WECHAT_SUB_ORDERS);
+    const over = cart(newPayNo(), Array.from({ length: MAX_WECHAT_SUB_ORDERS + 1 }, () => 1));
+    await rejectsWith(channel.createCombined(over), 'invalid_field');
+    await rejectsWith(channel.createCombined(cart(newPayNo(), [])), 'invalid_field');
+    await rejectsWith(channel.createCombined(cart(newPayNo(), [100, 0])), 'invalid_field');
+    const subOrder = (index: number) => ({ mchid: keys.mchId, sub_mchid: MERCHANT_A, out_trade_no: `${over.combineNo}-${index}`, attach: 'a', description: 'd', amount: { total_amount: 1, currency: 'CNY' } });
+    const body = (count: number) => ({
+      combine_appid: keys.appId,
+      combine_mchid: keys.mchId,
+      combine_out_trade_no: over.combineNo,
+      scene_info: { payer_client_ip: '127.0.0.1' },
+      sub_orders: Array.from({ length: count }, (_, index) => subOrder(index)),
+      notify_url: notifyUrl,
+    });
+    expect(await signedCall(sandbox.url, 'POST', '/v3/combine-transactions/native', body(MAX_WECHAT_SUB_ORDERS + 1))).toMatchObject({ status: 400, body: { code: 'PARAM_ERROR' } });
+    // Partner mode: no sub-order without its sub_mchid, and the platform cannot be its own participant.
+    const { sub_mchid: _omitted, ...withoutSubMchid } = subOrder(0);
+    expect(await signedCall(sandbox.url, 'POST', '/v3/combine-transactions/native', { ...body(1), sub_orders: [withoutSubMchid] })).toMatchObject({ status: 400, body: { code: 'PARAM_ERROR' } });
+    expect(await signedCall(sandbox.url, 'POST', '/v3/combine-transactions/native', { ...body(1), sub_orders: [{ ...subOrder(0), sub_mchid: keys.mchId }] })).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
+    expect(sandbox.core.combined('wechat', over.combineNo)).toBeUndefined();
+  });
+
+  it('refuses the platform’s own goods when no store sub_mchid is configured, and sends nothing', async () => {
+    const { selfOperatedSubMchId: _none, ...unconfigured } = settings;
+    const without = wechatChannel(unconfigured, Date.now);
+    const request = cart(newPayNo());
+    expect(await rejectsWith(without.createCombined(request), 'channel_not_configured')).toMatchObject({ reason: 'self_operated_sub_mchid_missing' });
+    expect(sandbox.core.combined('wechat', request.combineNo)).toBeUndefined();
+    expect(sandbox.core.trade('wechat', request.subOrders[0]!.payNo)).toBeUndefined();
+  });
+
+  it('a repeated create is the same payment; a changed one, or a taken sub-order number, is refused', async () => {
+    const request = cart(newPayNo());
+    const first = await channel.createCombined(request);
+    expect(await channel.createCombined(request)).toEqual(first);
+    expect(sandbox.core.tradesOf(sandbox.core.combined('wechat', request.combineNo)!)).toHaveLength(3);
+    const changedAmount = { ...request, subOrders: request.subOrders.map((sub, index) => (index === 0 ? { ...sub, amount_fen: sub.amount_fen + 1 } : sub)) };
+    expect(await rejectsWith(channel.createCombined(changedAmount), 'channel_refused')).toMatchObject({ code: 'OUT_TRADE_NO_USED' });
+    const changedMerchant = { ...request, subOrders: request.subOrders.map((sub, index) => (index === 0 ? { ...sub, subMerchantId: MERCHANT_B } : sub)) };
+    expect(await rejectsWith(channel.createCombined(changedMerchant), 'channel_refused')).toMatchObject({ code: 'OUT_TRADE_NO_USED' });
+    expect(await rejectsWith(channel.createCombined({ ...request, subOrders: request.subOrders.slice(0, 2) }), 'channel_refused')).toMatchObject({ code: 'OUT_TRADE_NO_USED' });
+    expect(sandbox.core.trade('wechat', request.subOrders[0]!.payNo)!.amount_fen).toBe(1200);
+    // The same sub-orders with other settlement: "重复下单且结算信息不一致".
+    const unshared = {
+      combine_appid: keys.appId,
+      combine_mchid: keys.mchId,
+      combine_out_trade_no: request.combineNo,
+      scene_info: { payer_client_ip: '127.0.0.1' },
+      sub_orders: request.subOrders.map((sub) => ({
+        mchid: keys.mchId,
+        sub_mchid: sub.subMerchantId ?? settings.selfOperatedSubMchId,
+        out_trade_no: sub.payNo,
+        attach: sub.payNo,
+        description: sub.subject,
+        amount: { total_amount: sub.amount_fen, currency: 'CNY' },
+        settle_info: { profit_sharing: false },
+      })),
+      notify_url: notifyUrl,
+    };
+    expect(await signedCall(sandbox.url, 'POST', '/v3/combine-transactions/native', unshared)).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST', message: '重复下单且结算信息不一致' } });
+    const shared = { ...unshared, sub_orders: unshared.sub_orders.map((sub) => ({ ...sub, settle_info: { profit_sharing: true } })) };
+    expect(await signedCall(sandbox.url, 'POST', '/v3/combine-transactions/native', shared)).toMatchObject({ status: 200, body: { code_url: cashierUrl(sandbox.url, 'wechat', request.combineNo) } });
+    // A sub-order number already a trade of its own, or a sub-order of another combined payment.
+    const single = newPayNo();
+    await channel.create(order(single, 100));
+    const taken = cart(newPayNo());
+    expect(await rejectsWith(channel.createCombined({ ...taken, subOrders: [{ ...taken.subOrders[0]!, payNo: single }] }), 'channel_refused')).toMatchObject({ code: 'OUT_TRADE_NO_USED' });
+    expect(await rejectsWith(channel.createCombined({ ...taken, subOrders: [request.subOrders[0]!] }), 'channel_refused')).toMatchObject({ code: 'OUT_TRADE_NO_USED' });
+    expect(sandbox.core.combined('wechat', taken.combineNo)).toBeUndefined();
+    // A paid one is not made again.
+    const paid = await paidCombined();
+    expect(await rejectsWith(channel.createCombined(paid), 'channel_refused')).toMatchObject({ code: 'ORDERPAID' });
+  });
+
+  it('close: not within a minute, only with exactly its sub-orders, then closed for good; a paid one is reported', async () => {
+    // A second sandbox whose clock can be moved on: the minute passes without waiting for it.
+    let ahead_ms = 0;
+    const timed = await startSandbox({ modules: [{ module: wechatSandbox, keys }], core: { retryScale: 0.001, now: () => Date.now() + ahead_ms } });
+    try {
+      const timedChannel = wechatChannel(wechatSandbox.settingsFor(keys, timed.url), Date.now);
+      const request = cart(newPayNo());
+      const { combineNo, subOrders } = request;
+      await timedChannel.createCombined(request);
+      const closeBody = (subs: typeof subOrders) => ({ combine_appid: keys.appId, sub_orders: subs.map((sub) => ({ mchid: keys.mchId, out_trade_no: sub.payNo, sub_mchid: sub.subMerchantId ?? settings.selfOperatedSubMchId })) });
+      expect(await signedCall(timed.url, 'POST', `/v3/combine-transactions/out-trade-no/${combineNo}/close`, closeBody(subOrders))).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
+      expect(await timedChannel.closeCombined(combineNo, subOrders)).toBe('too_early');
+      // Knowing when it was made, the adapter does not even ask inside the minute.
+      expect(await timedChannel.closeCombined(combineNo, subOrders, { requested_at_ms: Date.now() - MIN_COMBINED_AGE_BEFORE_CLOSE_MS + 5_000 })).toBe('too_early');
+
+      ahead_ms = MIN_COMBINED_AGE_BEFORE_CLOSE_MS + 1_000;
+      expect(await signedCall(timed.url, 'POST', `/v3/combine-transactions/out-trade-no/${combineNo}/close`, closeBody(subOrders.slice(0, 2)))).toMatchObject({ status: 400, body: { code: 'PARAM_ERROR' } });
+      expect(await rejectsWith(timedChannel.closeCombined(combineNo, subOrders.slice(1)), 'channel_refused')).toMatchObject({ code: 'PARAM_ERROR' });
+      const otherMerchant = subOrders.map((sub, index) => (index === 0 ? { ...sub, subMerchantId: MERCHANT_B } : sub));
+      expect(await rejectsWith(timedChannel.closeCombined(combineNo, otherMerchant), 'channel_refused')).toMatchObject({ code: 'PARAM_ERROR' });
+      expect((await timedChannel.queryCombined(combineNo, subOrders)).map((trade) => trade.state)).toEqual(['pending', 'pending', 'pending']);
+
+      expect(await timedChannel.closeCombined(combineNo, [...subOrders].reverse(), { requested_at_ms: Date.now() - 2 * MIN_COMBINED_AGE_BEFORE_CLOSE_MS })).toBe('closed');
+      expect((await timedChannel.queryCombined(combineNo, subOrders)).map((trade) => trade.state)).toEqual(['closed', 'closed', 'closed']);
+      expect((await payCombinedClick(timed.url, combineNo)).status).toBe(409);
+      await rejectsWith(timedChannel.createCombined(request), 'channel_refused');
+      expect(await timedChannel.closeCombined(newPayNo(), subOrders)).toBe('not_found');
+
+      const paid = cart(newPayNo());
+      await timedChannel.createCombined(paid);
+      expect((await payCombinedClick(timed.url, paid.combineNo)).status).toBe(200);
+      expect(await timedChannel.closeCombined(paid.combineNo, paid.subOrders)).toBe('already_paid');
+      await timed.core.untilDelivered();
+    } finally {
+      await timed.close();
+    }
+  });
+
+  it('refunds one sub-order as its own trade under its merchant, touching no other; never by the combined number', async () => {
+    const { combineNo, subOrders } = await paidCombined([1000, 2000, 300]);
+    const [first, second, own] = subOrders as unknown as [(typeof subOrders)[number], (typeof subOrders)[number], (typeof subOrders)[number]];
+    const refund = { payNo: first.payNo, refundNo: `${first.payNo}-R1`, amount_fen: 400, total_fen: 1000, reason: 'one item short', notifyUrl, combineNo, subMerchantId: MERCHANT_A };
+    const accepted = await channel.refund(refund);
+    expect(accepted).toMatchObject({ payNo: first.payNo, refundNo: refund.refundNo, state: 'processing', amount_fen: 400, channelRefundNo: expect.any(String) });
+    expect(await channel.refund(refund)).toMatchObject({ channelRefundNo: accepted.channelRefundNo });
+    const refunded = () => subOrders.map((sub) => sandbox.core.refunded_fen(sandbox.core.trade('wechat', sub.payNo)!));
+    expect(refunded()).toEqual([400, 0, 0]);
+    expect(await channel.queryRefund(first.payNo, refund.refundNo, sentFor(combineNo, MERCHANT_A))).toMatchObject({ state: 'succeeded', amount_fen: 400, channelRefundNo: accepted.channelRefundNo, succeeded_at_ms: expect.any(Number) });
+    // Under another merchant, or as a direct merchant's refund, it is not found.
+    expect(await channel.queryRefund(first.payNo, refund.refundNo, sentFor(combineNo, MERCHANT_B))).toMatchObject({ state: 'not_found' });
+    expect(await channel.queryRefund(first.payNo, refund.refundNo)).toMatchObject({ state: 'not_found' });
+    expect(await channel.queryRefund(first.payNo, `${first.payNo}-none`, sentFor(combineNo, MERCHANT_A))).toMatchObject({ state: 'not_found' });
+
+    // The sub-order's amount is its total; the whole payment's is not; another merchant's number finds nothing.
+    expect(await rejectsWith(channel.refund({ ...refund, refundNo: `${first.payNo}-R2`, total_fen: 3300 }), 'channel_refused')).toMatchObject({ code: 'PARAM_ERROR' });
+    expect(await rejectsWith(channel.refund({ ...refund, refundNo: `${first.payNo}-R3`, subMerchantId: MERCHANT_B }), 'channel_refused')).toMatchObject({ code: 'RESOURCE_NOT_EXISTS' });
+    expect(await rejectsWith(channel.refund({ payNo: first.payNo, refundNo: `${first.payNo}-R4`, amount_fen: 1, total_fen: 1000, reason: 'x', notifyUrl }), 'channel_refused')).toMatchObject({ code: 'RESOURCE_NOT_EXISTS' });
+    expect(await rejectsWith(channel.refund({ ...refund, payNo: combineNo, refundNo: `${combineNo}-R`, total_fen: 3300 }), 'channel_refused')).toMatchObject({ code: 'RESOURCE_NOT_EXISTS' });
+    expect(await rejectsWith(channel.refund({ ...refund, refundNo: `${first.payNo}-R5`, amount_fen: 601 }), 'channel_refused')).toMatchObject({ code: 'NOT_ENOUGH' });
+    expect(refunded()).toEqual([400, 0, 0]);
+
+    // The platform's own sub-order, refunded under the platform store's sub_mchid.
+    const ownRefund = { payNo: own.payNo, refundNo: `${own.payNo}-R1`, amount_fen: 300, total_fen: 300, reason: 'gone off', notifyUrl, combineNo };
+    await channel.refund(ownRefund);
+    expect(refunded()).toEqual([400, 0, 300]);
+    expect(await channel.queryRefund(own.payNo, ownRefund.refundNo, sentFor(combineNo))).toMatchObject({ state: 'succeeded', amount_fen: 300 });
+    expect(second.subMerchantId).toBe(MERCHANT_B);
+
+    await sandbox.core.untilDelivered();
+    expect(noticesFor(first.payNo).filter((notice) => notice.kind === 'refund')).toEqual([
+      { kind: 'refund', refund: { payNo: first.payNo, refundNo: refund.refundNo, state: 'succeeded', channelRefundNo: accepted.channelRefundNo, amount_fen: 400, succeeded_at_ms: expect.any(Number) } },
+    ]);
+    // Refunded, the sub-orders still read as paid: refunds are followed on their own.
+    expect((await channel.queryCombined(combineNo, subOrders)).map((trade) => trade.state)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+  });
+
+  it('a sub-order refund the channel fails is reported failed by the query and the notice', async () => {
+    const { combineNo, subOrders } = await paidCombined([500, 600]);
+    sandbox.core.setFaults({ failRefund: 1 });
+    const refund = { payNo: subOrders[1]!.payNo, refundNo: `${subOrders[1]!.payNo}-F`, amount_fen: 600, total_fen: 600, reason: 'cancelled', notifyUrl, combineNo, subMerchantId: MERCHANT_B };
+    expect(await channel.refund(refund)).toMatchObject({ state: 'processing' });
+    expect(await channel.queryRefund(refund.payNo, refund.refundNo, sentFor(combineNo, MERCHANT_B))).toMatchObject({ state: 'failed' });
+    await sandbox.core.untilDelivered();
+    expect(noticesFor(refund.payNo).filter((notice) => notice.kind === 'refund')).toMatchObject([{ refund: { refundNo: refund.refundNo, state: 'failed' } }]);
+  });
+
+  describe('fault switches on the one combined callback', () => {
+    const combinedNotices = (combineNo: string) => received.filter((r) => r.notice?.kind === 'combined' && r.notice.combineNo === combineNo);
+
+    it('drop: no callback; the query still finds every sub-order paid', async () => {
+      sandbox.core.setFaults({ drop: 1 });
+      const { combineNo, subOrders } = await paidCombined();
+      await sandbox.core.untilDelivered();
+      expect(combinedNotices(combineNo)).toHaveLength(0);
+      expect((await channel.queryCombined(combineNo, subOrders)).map((trade) => trade.state)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    });
+
+    it('duplicate: the same callback twice, the same event id, the same trades', async () => {
+      sandbox.core.setFaults({ duplicate: 1 });
+      const { combineNo } = await paidCombined();
+      await sandbox.core.untilDelivered();
+      const both = combinedNotices(combineNo);
+      expect(both).toHaveLength(2);
+      expect(both[0]!.notice).toEqual(both[1]!.notice);
+      expect(JSON.parse(both[0]!.request.rawBody).id).toBe(JSON.parse(both[1]!.request.rawBody).id);
+    });
+
+    it('misSign: the spoiled attempt is rejected, the retry accepted', async () => {
+      sandbox.core.setFaults({ misSign: 1 });
+      const before = received.length;
+      const { combineNo } = await paidCombined();
+      await sandbox.core.untilDelivered();
+      const attempts = received.slice(before);
+      expect(attempts).toHaveLength(2);
+      expect(isAppError(attempts[0]!.error, 'notification_rejected')).toBe(true);
+      expect(attempts[1]!.notice).toMatchObject({ kind: 'combined', combineNo });
+    });
+
+    it('delay and reorder: held callbacks arrive late, once each', async () => {
+      sandbox.core.setFaults({ delay_ms: 30 });
+      const delayed = await paidCombined();
+      await sandbox.core.untilDelivered();
+      expect(combinedNotices(delayed.combineNo)).toHaveLength(1);
+      sandbox.core.setFaults({ delay_ms: 0, reorder: true });
+      const older = await paidCombined();
+      const newer = await paidCombined();
+      await sandbox.core.untilDelivered();
+      expect(combinedNotices(older.combineNo)).toHaveLength(0);
+      const before = received.length;
+      sandbox.core.setFaults({ reorder: false });
+      await sandbox.core.untilDelivered();
+      // Both sent at the release (newest first); two concurrent requests may land in either order.
+      const released = received.slice(before).map((r) => (r.notice?.kind === 'combined' ? r.notice.combineNo : undefined));
+      expect(released.sort()).toEqual([newer.combineNo, older.combineNo].sort());
+    });
+
+    it('down: create and query fail as unavailable, and nothing is made', async () => {
+      sandbox.core.setFaults({ down: ['wechat'] });
+      try {
+        const request = cart(newPayNo());
+        await rejectsWith(channel.createCombined(request), 'channel_unavailable');
+        await rejectsWith(channel.queryCombined(request.combineNo, request.subOrders), 'channel_unavailable');
+        expect(sandbox.core.combined('wechat', request.combineNo)).toBeUndefined();
+      } finally {
+        sandbox.core.setFaults({ down: [] });
+      }
+    });
+  });
+
+  it('the bill lists every sub-order as a trade of its own, and its refund', async () => {
+    const { combineNo, subOrders } = await paidCombined([700, 800]);
+    await channel.refund({ payNo: subOrders[0]!.payNo, refundNo: `${subOrders[0]!.payNo}-B`, amount_fen: 70, total_fen: 700, reason: 'late', notifyUrl, combineNo, subMerchantId: MERCHANT_A });
+    const records = channel.parseBill(await channel.downloadBill(chinaDate(Date.now())));
+    const rows = (payNo: string) => records.filter((record) => record.payNo === payNo).map((record) => [record.kind, record.amount_fen, record.channelTradeNo]);
+    const tradeNo = (payNo: string) => sandbox.core.trade('wechat', payNo)!.tradeNo;
+    expect(rows(subOrders[0]!.payNo)).toEqual([['payment', 700, tradeNo(subOrders[0]!.payNo)], ['refund', 70, tradeNo(subOrders[0]!.payNo)]]);
+    expect(rows(subOrders[1]!.payNo)).toEqual([['payment', 800, tradeNo(subOrders[1]!.payNo)]]);
+    expect(rows(combineNo)).toEqual([]);
+  });
+});
+
+/**
+ * A merchant's trade alone (a checkout of one merchant), made by the platform in the partner form
+ * so its money lands in the merchant's account. Invariant: it is found, closed and refunded only
+ * under its merchant, never as the platform's own trade.
+ */
+describe('a merchant’s trade alone (partner form, /v3/pay/partner/transactions)', () => {
+  const MERCHANT = '1900000103';
+  const sent = (subMerchantId = MERCHANT) => ({ requested_at_ms: Date.now(), subMerchantId });
+
+  it('is made, paid, notified, asked for and refunded under its sub_mchid', async () => {
+    const payNo = newPayNo();
+    expect(await channel.create({ ...order(payNo, 2500), subMerchantId: MERCHANT })).toEqual({ kind: 'qr_code', codeUrl: cashierUrl(sandbox.url, 'wechat', payNo) });
+    expect(sandbox.core.trade('wechat', payNo)).toMatchObject({ subMerchantId: MERCHANT, combineNo: undefined, extra: { profit_sharing: 'true' } });
+    expect(await channel.query(payNo)).toEqual({ payNo, state: 'not_found' });
+    expect(await channel.query(payNo, sent('1900000999'))).toEqual({ payNo, state: 'not_found' });
+    expect(await channel.query(payNo, sent())).toEqual({ payNo, state: 'pending', amount_fen: 2500 });
+
+    const clicked = (await (await payClick(payNo)).json()) as { tradeNo: string; paid_at_ms: number };
+    await sandbox.core.untilDelivered();
+    const paid = { payNo, state: 'succeeded', channelTradeNo: clicked.tradeNo, amount_fen: 2500, paid_at_ms: Math.floor(clicked.paid_at_ms / 1000) * 1000 };
+    expect(noticesFor(payNo)).toEqual([{ kind: 'trade', trade: paid }]);
+    expect(await channel.query(payNo, sent())).toEqual(paid);
+
+    const refund = { payNo, refundNo: `${payNo}-R1`, amount_fen: 500, total_fen: 2500, reason: 'short', notifyUrl, subMerchantId: MERCHANT };
+    await rejectsWith(channel.refund({ ...refund, subMerchantId: undefined }), 'channel_refused');
+    expect(await channel.refund(refund)).toMatchObject({ state: 'processing', amount_fen: 500 });
+    expect(await channel.queryRefund(payNo, refund.refundNo, sent())).toMatchObject({ state: 'succeeded', amount_fen: 500 });
+    expect(sandbox.core.refunded_fen(sandbox.core.trade('wechat', payNo)!)).toBe(500);
+    expect(await channel.close(payNo, sent())).toBe('already_paid');
+  });
+
+  it('is closed naming its merchant; a sub-order is closed only with its combined payment', async () => {
+    const payNo = newPayNo();
+    const jsapi = await channel.create({ ...order(payNo, 900, 'jsapi'), subMerchantId: MERCHANT });
+    expect(jsapi).toMatchObject({ kind: 'sdk_params', params: { appId: keys.appId, package: expect.stringMatching(/^prepay_id=wx/) } });
+    expect(sandbox.core.trade('wechat', payNo)!.extra.openid).toBe('oUpF8uMuAJO_M2pxb1Q9zNjWeS6o');
+    expect(await channel.close(payNo)).toBe('not_found');
+    expect(await channel.close(payNo, sent('1900000999'))).toBe('not_found');
+    expect(sandbox.core.trade('wechat', payNo)!.state).toBe('WAIT_BUYER_PAY');
+    expect(await channel.close(payNo, sent())).toBe('closed');
+    expect(await channel.query(payNo, sent())).toMatchObject({ state: 'closed' });
+    expect((await payClick(payNo)).status).toBe(409);
+    await rejectsWith(channel.close(`${payNo}-1`, { requested_at_ms: Date.now(), combineNo: payNo }), 'invalid_field');
   });
 });

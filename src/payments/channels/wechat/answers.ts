@@ -10,6 +10,9 @@ const fen = z.number().int().nonnegative();
 
 export const transactionSchema = z.object({
   mchid: z.string().optional(),
+  /** The partner form's (a merchant's trade made by the platform): sp_mchid is ours, sub_mchid the merchant's. */
+  sp_mchid: z.string().optional(),
+  sub_mchid: z.string().optional(),
   out_trade_no: z.string(),
   transaction_id: z.string().optional(),
   trade_state: z.string(),
@@ -26,8 +29,13 @@ export const refundSchema = z.object({
   amount: z.object({ refund: fen, total: fen }),
 });
 
-/** A refund notification's resource names its state refund_status, not status. */
-export const refundNoticeSchema = refundSchema.omit({ status: true }).extend({ mchid: z.string(), refund_status: z.string() });
+/**
+ * A refund notification's resource names its state refund_status, not status. A direct merchant's
+ * names it mchid; a sub-merchant's (平台收付通 refunds) names the platform sp_mchid beside sub_mchid.
+ */
+export const refundNoticeSchema = refundSchema
+  .omit({ status: true })
+  .extend({ mchid: z.string().optional(), sp_mchid: z.string().optional(), sub_mchid: z.string().optional(), refund_status: z.string() });
 
 export const prepaySchema = z.object({ prepay_id: z.string().min(1) });
 export const codeUrlSchema = z.object({ code_url: z.string().min(1) });
@@ -42,6 +50,8 @@ export const TRADE_STATES: Readonly<Record<string, TradeState>> = {
   REFUND: 'succeeded',
   NOTPAY: 'pending',
   USERPAYING: 'pending',
+  // 已接收，等待扣款: combine sub-orders only (partner release notes, 2021-01).
+  ACCEPT: 'pending',
   CLOSED: 'closed',
   REVOKED: 'closed',
   PAYERROR: 'failed',

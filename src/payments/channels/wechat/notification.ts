@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../../../platform/errors.ts';
 import type { ChannelNotice, InboundRequest } from '../types.ts';
 import { refundNoticeSchema, toRefund, toTrade, transactionSchema } from './answers.ts';
+import { combinedNoticeTrades, combinedSchema } from './combined.ts';
 import { decryptResource, platformSignatureProblem } from './protocol.ts';
 
 /**
@@ -52,14 +53,19 @@ export function notificationParser(
       if (!parsed.success) throw rejected(`unexpected ${envelope.event_type} resource`);
       return parsed.data;
     };
+    // 合单支付通知: the same event, one callback for every sub-order, told apart by its combine number.
+    if (envelope.event_type === 'TRANSACTION.SUCCESS' && typeof resource === 'object' && resource !== null && 'combine_out_trade_no' in resource) {
+      const combined = parse(combinedSchema);
+      return { kind: 'combined', combineNo: combined.combine_out_trade_no, trades: combinedNoticeTrades(combined, settings.mchId, rejected) };
+    }
     if (envelope.event_type === 'TRANSACTION.SUCCESS') {
       const transaction = parse(transactionSchema);
-      if (transaction.mchid !== settings.mchId) throw rejected('for another merchant');
+      if ((transaction.mchid ?? transaction.sp_mchid) !== settings.mchId) throw rejected('for another merchant');
       return { kind: 'trade', trade: toTrade(transaction, rejected) };
     }
     if (envelope.event_type.startsWith('REFUND.')) {
       const refund = parse(refundNoticeSchema);
-      if (refund.mchid !== settings.mchId) throw rejected('for another merchant');
+      if ((refund.mchid ?? refund.sp_mchid) !== settings.mchId) throw rejected('for another merchant');
       return { kind: 'refund', refund: toRefund(refund, refund.refund_status, rejected) };
     }
     // Answered as not handled, so WeChat keeps it until we learn the event.

@@ -25,6 +25,12 @@ export interface WechatSettings {
   /** https://api.mch.weixin.qq.com, or a sandbox. */
   baseUrl: string;
   timeout_ms: number;
+  /**
+   * The 二级商户号 (sub_mchid) of the platform's own store (自营), for its sub-orders in combined
+   * payments: the partner form has no sub-order without sub_mchid, and the platform's mchid may
+   * not be one. Without it, a combined payment with the platform's own goods is refused.
+   */
+  selfOperatedSubMchId?: string;
 }
 
 /**
@@ -61,6 +67,7 @@ export function wechatSettingsFromEnv(env: NodeJS.ProcessEnv): WechatSettings | 
     platformKeys,
     baseUrl: env.WECHATPAY_BASE_URL?.trim() || WECHAT_BASE_URL,
     timeout_ms,
+    ...(env.WECHATPAY_SELF_OPERATED_SUB_MCH_ID?.trim() ? { selfOperatedSubMchId: env.WECHATPAY_SELF_OPERATED_SUB_MCH_ID.trim() } : {}),
   };
 }
 

@@ -35,15 +35,16 @@ export function tradeState(trade: SandboxTrade): string {
 }
 
 /** The payer's openid: the JSAPI one given, or one made up for the trade (WeChat knows who scanned). */
-function openid(trade: SandboxTrade): string {
+export function openid(trade: SandboxTrade): string {
   return trade.extra.openid ?? 'o' + createHash('sha256').update(trade.tradeNo).digest('base64url').slice(0, 27);
 }
 
 export function transactionBody(trade: SandboxTrade, ids: MerchantIds): Record<string, unknown> {
   const state = tradeState(trade);
+  // A merchant's trade made by the platform (partner form) names both: sp_* the platform's, sub_mchid the merchant's.
+  const partner = trade.subMerchantId !== undefined;
   const body: Record<string, unknown> = {
-    appid: ids.appId,
-    mchid: ids.mchId,
+    ...(partner ? { sp_appid: ids.appId, sp_mchid: ids.mchId, sub_mchid: trade.subMerchantId } : { appid: ids.appId, mchid: ids.mchId }),
     out_trade_no: trade.payNo,
     trade_state: state,
     trade_state_desc: TRADE_STATE_DESC[state],
@@ -56,8 +57,31 @@ export function transactionBody(trade: SandboxTrade, ids: MerchantIds): Record<s
       trade_type: trade.method,
       bank_type: 'OTHERS',
       success_time: rfc3339(trade.paid_at_ms),
-      payer: { openid: openid(trade) },
+      payer: partner ? { sp_openid: openid(trade) } : { openid: openid(trade) },
       amount: { total: trade.amount_fen, payer_total: trade.amount_fen, currency: 'CNY', payer_currency: 'CNY' },
+    });
+  }
+  return body;
+}
+
+/** One sub_order of a combined payment as the combine query and notice give it: amount.total_amount, its own transaction_id. */
+export function subOrderBody(trade: SandboxTrade, ids: MerchantIds): Record<string, unknown> {
+  const state = tradeState(trade);
+  const body: Record<string, unknown> = {
+    mchid: ids.mchId,
+    sub_mchid: trade.subMerchantId,
+    out_trade_no: trade.payNo,
+    trade_state: state,
+    attach: trade.extra.attach ?? '',
+    amount: { total_amount: trade.amount_fen, currency: 'CNY' },
+  };
+  if (trade.paid_at_ms !== undefined) {
+    Object.assign(body, {
+      trade_type: trade.method,
+      bank_type: 'OTHERS',
+      transaction_id: trade.tradeNo,
+      success_time: rfc3339(trade.paid_at_ms),
+      amount: { total_amount: trade.amount_fen, payer_amount: trade.amount_fen, currency: 'CNY', payer_currency: 'CNY' },
     });
   }
   return body;
@@ -95,11 +119,14 @@ export function refundBody(trade: SandboxTrade, refund: SandboxRefund, status = 
   };
 }
 
-/** A refund notification's resource: like the refund answer, with refund_status for status. */
+/**
+ * A refund notification's resource: like the refund answer, with refund_status for status. A
+ * sub-merchant's trade (平台收付通) names the platform sp_mchid and the merchant sub_mchid instead of mchid.
+ */
 export function refundNoticeResource(trade: SandboxTrade, refund: SandboxRefund, mchId: string): Record<string, unknown> {
   const status = refundStatus(refund);
   return {
-    mchid: mchId,
+    ...(trade.subMerchantId === undefined ? { mchid: mchId } : { sp_mchid: mchId, sub_mchid: trade.subMerchantId }),
     transaction_id: trade.tradeNo,
     out_trade_no: trade.payNo,
     refund_id: refund.channelRefundNo,
@@ -150,7 +177,8 @@ export function tradeBill(rows: readonly BillRow[], ids: MerchantIds, tradeOf: (
       交易时间: chinaDateTime(row.at_ms),
       公众账号ID: ids.appId,
       商户号: ids.mchId,
-      特约商户号: '0',
+      // A sub-merchant's trade (a combined payment's sub-order) shows its merchant.
+      特约商户号: trade?.subMerchantId ?? '0',
       设备号: '',
       微信订单号: row.tradeNo,
       商户订单号: row.payNo,

@@ -3,6 +3,7 @@ import type { SandboxCore } from '../core.ts';
 import type { ChannelNotifier } from '../notifications.ts';
 import type { SandboxEvent } from '../trades.ts';
 import { refundNoticeResource, refundStatus, rfc3339, transactionBody, type MerchantIds } from './bodies.ts';
+import { combinedBody } from './combined.ts';
 import { platformHeaders, sealResource, type PlatformSigner } from './signing.ts';
 
 /** WeChat's retry delays after a notification is not acknowledged: 15s, 15s, 30s, 3m, 10m, 20m, 30m ×3, 60m, 3h ×3, 6h ×2. */
@@ -32,6 +33,14 @@ export function wechatNotifier(core: SandboxCore, ids: MerchantIds, apiV3Key: st
         // The payment notice tells of the payment, whatever happened to the trade since.
         const resource = { ...transactionBody(trade, ids), trade_state: 'SUCCESS', trade_state_desc: '支付成功' };
         notice = { id: noticeId([trade.tradeNo, 'paid']), at_ms: trade.paid_at_ms!, event: 'TRANSACTION.SUCCESS', summary: '支付成功', type: 'transaction', resource, url: trade.notifyUrl };
+      } else if (event.kind === 'combined_paid') {
+        // 合单支付通知: one callback for every sub-order, each with its own transaction_id.
+        const { combined, trades } = event;
+        // Like a single trade's notice, it tells of the payment, whatever happened to the sub-orders since.
+        const body = combinedBody(combined, trades, ids);
+        const resource = { ...body, sub_orders: (body.sub_orders as Array<Record<string, unknown>>).map((sub) => ({ ...sub, trade_state: 'SUCCESS' })) };
+        const at_ms = trades[0]!.paid_at_ms!;
+        notice = { id: noticeId([combined.combineNo, trades[0]!.tradeNo, 'combined_paid']), at_ms, event: 'TRANSACTION.SUCCESS', summary: '支付成功', type: 'transaction', resource, url: combined.notifyUrl };
       } else if (event.kind === 'refunded') {
         const { trade, refund } = event;
         const kind = REFUND_EVENTS[refundStatus(refund)];

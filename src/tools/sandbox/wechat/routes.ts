@@ -15,7 +15,7 @@ const BILL_URL_TTL_MS = 5 * 60_000;
 /** Most bill files kept for download at once. */
 const MAX_BILL_DOWNLOADS = 100;
 /** WeChat's default when an order names no time_expire. */
-const DEFAULT_EXPIRY_MS = 2 * 3600_000;
+export const DEFAULT_EXPIRY_MS = 2 * 3600_000;
 
 const OUT_NO = /^[0-9A-Za-z_\-|*]+$/;
 const amountSchema = z.object({ total: z.number().int().positive(), currency: z.literal('CNY').optional() });
@@ -41,7 +41,7 @@ const refundSchema = z.object({
   amount: z.object({ refund: z.number().int().positive(), total: z.number().int().positive(), currency: z.literal('CNY') }),
 });
 
-function parseExpiry(text: string | undefined, now_ms: number): number {
+export function parseExpiry(text: string | undefined, now_ms: number): number {
   if (text === undefined) return now_ms + DEFAULT_EXPIRY_MS;
   const at_ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)$/.test(text) ? Date.parse(text) : NaN;
   if (!Number.isFinite(at_ms)) throw wechatError(400, 'PARAM_ERROR', 'time_expire 不是 RFC 3339 格式');
@@ -95,13 +95,15 @@ export function queryAndCloseRoutes({ core, keys, ids, route }: RouteContext): v
     const { no } = request.params as { no: string };
     if ((request.query as Record<string, string>).mchid !== keys.mchId) throw wechatError(400, 'PARAM_ERROR', 'mchid 有误');
     const trade = core.trade('wechat', no);
-    if (!trade) throw wechatError(404, 'ORDER_NOT_EXIST', '订单不存在');
+    // A sub-order is the platform's under a sub-merchant, not the direct merchant's: "合单订单需要使用查询合单订单接口".
+    if (!trade || trade.subMerchantId !== undefined) throw wechatError(404, 'ORDER_NOT_EXIST', '订单不存在');
     return { status: 200, body: transactionBody(trade, ids) };
   });
 
   route('POST', '/v3/pay/transactions/out-trade-no/:no/close', (request, raw) => {
     const { no } = request.params as { no: string };
     if (parseBody(closeSchema, raw).mchid !== keys.mchId) throw wechatError(400, 'PARAM_ERROR', 'mchid 有误');
+    if (core.trade('wechat', no)?.subMerchantId !== undefined) throw wechatError(404, 'ORDER_NOT_EXIST', '订单不存在');
     const outcome = core.close('wechat', no);
     if (outcome === 'not_found') throw wechatError(404, 'ORDER_NOT_EXIST', '订单不存在');
     if (outcome === 'already_paid') throw wechatError(400, 'ORDERPAID', '订单已支付');
@@ -114,7 +116,8 @@ export function refundRoutes({ core, route }: RouteContext): void {
   route('POST', '/v3/refund/domestic/refunds', (_request, raw) => {
     const input = parseBody(refundSchema, raw);
     const trade = input.out_trade_no ? core.trade('wechat', input.out_trade_no) : input.transaction_id ? core.tradeByChannelNo('wechat', input.transaction_id) : undefined;
-    if (!trade) throw wechatError(404, 'RESOURCE_NOT_EXISTS', '订单不存在');
+    // A sub-merchant's trade is refunded under its sub_mchid (/v3/ecommerce/refunds/apply), never here.
+    if (!trade || trade.subMerchantId !== undefined) throw wechatError(404, 'RESOURCE_NOT_EXISTS', '订单不存在');
     if (input.amount.total !== trade.amount_fen) throw wechatError(400, 'PARAM_ERROR', '订单金额与原订单不一致');
     const existing = trade.refunds.find((r) => r.refundNo === input.out_refund_no);
     if (existing && existing.amount_fen !== input.amount.refund) throw wechatError(400, 'INVALID_REQUEST', '退款单号重复，且与首次请求的退款金额不一致');
@@ -131,7 +134,7 @@ export function refundRoutes({ core, route }: RouteContext): void {
 
   route('GET', '/v3/refund/domestic/refunds/:no', (request) => {
     const found = core.findRefund('wechat', (request.params as { no: string }).no);
-    if (!found) throw wechatError(404, 'RESOURCE_NOT_EXISTS', '退款单不存在');
+    if (!found || found.trade.subMerchantId !== undefined) throw wechatError(404, 'RESOURCE_NOT_EXISTS', '退款单不存在');
     return { status: 200, body: refundBody(found.trade, found.refund) };
   });
 
