@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { startTokenGate, type TokenGate } from './access/index.ts';
+import { merchantPayees } from './catalog/index.ts';
 import { cartJobs, subscribeCart } from './cart/handlers.ts';
 import { checkoutJobs } from './checkout/handlers.ts';
 import { consistencyJobs } from './consistency/handlers.ts';
@@ -127,6 +128,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     breakers: new ChannelBreakers(channels.keys(), { ...DEFAULT_BREAKER_SETTINGS, ...config.channelBreaker }),
     publicUrl: config.publicUrl ?? `http://${config.host}:${config.port}`,
     couponRefundPolicy: DEFAULT_COUPON_REFUND_POLICY,
+    payees: (merchantIds) => merchantPayees(db, merchantIds),
   };
 
   const tokens = await startTokenGate({

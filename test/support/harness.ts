@@ -3,7 +3,7 @@ import pino from 'pino';
 import { expect } from 'vitest';
 import { createApp, type App } from '../../src/app.ts';
 import { createStock, stockLevels, type StockLevel } from '../../src/inventory/index.ts';
-import { createProduct, createMerchant, insertActivity, type InventoryMode } from '../../src/catalog/index.ts';
+import { createProduct, createMerchant, insertActivity, PAYEE_CHANNELS, setMerchantChannelAccount, type InventoryMode, type PayeeChannel } from '../../src/catalog/index.ts';
 import { createLeader } from '../../src/leaders/index.ts';
 import { transaction } from '../../src/platform/db/retry.ts';
 import { ignoreDuplicates } from '../../src/platform/db/sql.ts';
@@ -192,13 +192,30 @@ export interface CatalogFixture {
   activitySkuIds: number[];
 }
 
-/** One merchant, one leader, one open activity with the given SKUs. */
+/** A marketplace merchant's sub-merchant ids, as the channels give them at onboarding (sub_mchid, smid, merId, Mkt_Mrch_Id). */
+export function channelAccountsOf(merchantId: number): Record<PayeeChannel, string> {
+  const n = String(merchantId).padStart(6, '0');
+  return { wechat: `1900${n}`, alipay: `208800000${n.padStart(7, '0')}`, unionpay: `898${n.padStart(12, '0')}`, ccb: `41060${n}` };
+}
+
+/** A marketplace merchant onboarded on the given channels (all four unless told). */
+export async function onboardMerchant(app: App, name: string, channels: readonly PayeeChannel[] = PAYEE_CHANNELS): Promise<{ id: number }> {
+  const now = app.now();
+  const merchant = await createMerchant(app.db, { name }, now);
+  const accounts = channelAccountsOf(merchant.id);
+  await transaction(app.db, async (trx) => {
+    for (const channel of channels) await setMerchantChannelAccount(trx, { merchantId: merchant.id, channel, subMerchantId: accounts[channel] }, now);
+  });
+  return merchant;
+}
+
+/** One merchant (onboarded on every channel), one leader, one open activity with the given SKUs. */
 export async function seedActivity(
   app: App,
   options: { skus: { price_fen: number; stock: number; purchaseLimit?: number | null; activityPriceUnits?: number | null; listPrice_fen?: number }[]; opensIn_ms?: number; closesIn_ms?: number; inventoryMode?: InventoryMode },
 ): Promise<CatalogFixture> {
   const now = app.now();
-  const merchant = await createMerchant(app.db, { name: 'Test Farm' }, now);
+  const merchant = await onboardMerchant(app, 'Test Farm');
   const leader = await createLeader(app.db, { name: 'Leader', community: 'Community', address: 'Gate 1' }, now);
   const product = await createProduct(
     app.db,
