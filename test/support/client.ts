@@ -122,6 +122,11 @@ function buyerCalls(h: Harness, token: (() => string) | undefined) {
     /** Starts (or shows again) a payment of the order on a channel; the method is the channel's first unless given. */
     startPayment: (orderNo: string, channel: ChannelName, method: string = firstMethodOf(h, channel), extra: Record<string, unknown> = {}) =>
       client.post(`/orders/${orderNo}/payments`, { channel, method, ...extra }),
+    /** Starts (or shows again) the payment of a whole checkout: one attempt, a sub-payment per order with something to pay. */
+    startCheckoutPayment: (checkoutNo: string, channel: ChannelName, method: string = firstMethodOf(h, channel)) => client.post(`/checkouts/${checkoutNo}/payments`, { channel, method }),
+    checkouts: (query = '') => client.get(`/checkouts${query}`),
+    checkoutOf: (checkoutNo: string) => client.get(`/checkouts/${checkoutNo}`),
+    cancelCheckout: (checkoutNo: string) => client.post(`/checkouts/${checkoutNo}/cancel`),
     /** Starts a payment and pays it at the sandbox cashier: the started reply and the cashier's status. */
     pay: async (orderNo: string, channel: ChannelName, method: string = firstMethodOf(h, channel)) => {
       const started = await client.post(`/orders/${orderNo}/payments`, { channel, method });

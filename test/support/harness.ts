@@ -237,6 +237,48 @@ export async function seedActivity(
   return { leaderId: leader.id, activityId: created.activity.id, activitySkuIds: created.skus.map((s) => s.id) };
 }
 
+export interface MerchantFixture {
+  leaderId: number;
+  activityId: number;
+  merchants: { merchantId: number; activitySkuIds: number[] }[];
+}
+
+/**
+ * One leader and one open activity selling the goods of several merchants (拆单 splits a cart of
+ * them): each onboarded on the given channels (all four unless told), or the platform's own (自营).
+ */
+export async function seedMerchants(
+  app: App,
+  merchants: { name: string; selfOperated?: boolean; channels?: readonly PayeeChannel[]; skus: { price_fen: number; stock: number }[] }[],
+  options: { inventoryMode?: InventoryMode } = {},
+): Promise<MerchantFixture> {
+  const now = app.now();
+  const leader = await createLeader(app.db, { name: 'Leader', community: 'Community', address: 'Gate 2' }, now);
+  const made: { merchantId: number; skuIds: number[]; skus: { price_fen: number; stock: number }[] }[] = [];
+  for (const m of merchants) {
+    const merchant = m.selfOperated ? await createMerchant(app.db, { name: m.name, selfOperated: true }, now) : await onboardMerchant(app, m.name, m.channels);
+    const product = await createProduct(app.db, { merchantId: merchant.id, title: `${m.name} goods`, category: 'fruit', skus: m.skus.map((_, i) => ({ title: `pack ${i}`, listPrice_fen: 1000, weight_g: 500 })) }, now);
+    made.push({ merchantId: merchant.id, skuIds: product.skus.map((s) => s.id), skus: m.skus });
+  }
+  const all = made.flatMap((m) => m.skus.map((s, i) => ({ skuId: m.skuIds[i]!, ...s })));
+  const created = await transaction(app.db, async (trx) => {
+    const result = await insertActivity(
+      trx,
+      { title: 'Neighbourhood group-buy', starts_at_ms: now - HOUR_MS, ends_at_ms: now + 24 * HOUR_MS, order_cutoff_at_ms: now + 24 * HOUR_MS, pickupDate: '2026-12-01', inventoryMode: options.inventoryMode ?? 'on_order' },
+      all.map((s) => ({ skuId: s.skuId, price_fen: s.price_fen, purchaseLimit: null, activityPriceUnits: null })),
+      now,
+    );
+    for (const [i, s] of result.skus.entries()) await createStock(trx, s.id, all[i]!.stock, now);
+    return result;
+  });
+  let next = 0;
+  return {
+    leaderId: leader.id,
+    activityId: created.activity.id,
+    merchants: made.map((m) => ({ merchantId: m.merchantId, activitySkuIds: m.skus.map(() => created.skus[next++]!.id) })),
+  };
+}
+
 /** Registers buyers under the given ids (a repeat is harmless), as the tests name them. */
 export async function registerBuyers(db: App['db'], buyerIds: readonly number[], now_ms: number): Promise<void> {
   if (buyerIds.length === 0) return;
