@@ -226,7 +226,8 @@ function applyPoints(input: PricingInput, work: Working[], applied: Discount[]):
 
 function give(w: Working, source: Discount['source'], id: string, funding: Funding, amount_fen: number): void {
   assert(amount_fen <= w.amount_fen, () => `a discount may not exceed what line ${w.line.activitySkuId} still costs`);
-  assert(funding.funder === 'platform' || funding.merchantId === w.line.merchantId, () => `merchant ${funding.funder === 'merchant' && funding.merchantId}'s ${source} ${id} may not land on merchant ${w.line.merchantId}'s line`);
+  // A merchant's money pays only for its own goods: scopes and issuers keep it so, and this says it.
+  if (funding.funder === 'merchant') assert(funding.merchantId === w.line.merchantId, () => `merchant ${funding.merchantId}'s ${source} ${id} may not land on merchant ${w.line.merchantId}'s line`);
   w.amount_fen -= amount_fen;
   w.priced.discount_fen += amount_fen;
   if (funding.funder === 'platform') w.priced.platformFunded_fen += amount_fen;
