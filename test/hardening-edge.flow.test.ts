@@ -107,8 +107,9 @@ for (const engine of availableEngines()) {
 
     it('12: a returnUrl is https to a configured host; javascript: and other hosts are refused', async () => {
       const placed = await asBuyer(h, 3).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
+      expect(placed.status, JSON.stringify(placed.body)).toBe(201);
       const pay = (returnUrl: string) =>
-        asBuyer(h, 3).startPayment(placed.body.orderNo, 'alipay', 'page', { returnUrl });
+        asBuyer(h, 3).startPayment(placed.body.orders[0].orderNo, 'alipay', 'page', { returnUrl });
       for (const bad of ['javascript:alert(1)', 'https://evil.example/paid', 'http://shop.example/paid', 'https://user:pw@shop.example/', 'data:text/html,hi', 'https://shop.example.evil.example/']) {
         const r = await pay(bad);
         expect(r.status, bad).toBe(422);
