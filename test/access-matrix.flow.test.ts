@@ -26,7 +26,7 @@ import { untilQuiet } from './support/quiet.ts';
  *  admin              the platform's admin
  *
  * Requests carry a valid body (the smallest the schema allows) and a fresh Idempotency-Key; the
- * order and payment are buyer A's paid order, the cart line one in A's cart. Answers are
+ * checkout, order and payment are buyer A's paid checkout of one order, the cart line one in A's cart. Answers are
  * compared by status code.
  */
 
@@ -35,8 +35,8 @@ type Row = Partial<Record<Column, number>>;
 
 const COLUMNS: Column[] = ['anonymous', 'badSignature', 'expired', 'tampered', 'aliasSubject', 'anonymousBadInput', 'merchant', 'leader', 'buyer', 'otherBuyer', 'admin'];
 
-/** Path parameters that name a buyer's own resource (an order, a payment, a line of the cart): calls on another buyer's must answer 404. */
-const OWNED_PARAMETERS = new Set(['orderNo', 'payNo', 'activitySkuId']);
+/** Path parameters that name a buyer's own resource (a checkout, an order, a payment, a line of the cart): calls on another buyer's must answer 404. */
+const OWNED_PARAMETERS = new Set(['checkoutNo', 'orderNo', 'payNo', 'activitySkuId']);
 
 // Row builders for the common shapes; the numbers that differ are written out in each row.
 // A subject that is not an id in canonical decimal ("0x1") makes the token invalid: 401 on every protected route.
@@ -107,6 +107,12 @@ const EXPECTED: Record<string, Row> = {
   // The order is paid and its price has not dropped: the owner is told why not, the other buyer only 404.
   'POST /orders/{orderNo}/lines/{lineNo}/price-protection': buyerOnly(409, { otherBuyer: 404 }),
   'POST /orders/{orderNo}/cancel': buyerOnly(409, { otherBuyer: 404 }),
+  // checkouts: the buyer's submission, one order per merchant; read, cancelled and paid as one
+  'GET /checkouts': buyerOnly(200, { badInput: false }),
+  'GET /checkouts/{checkoutNo}': { ...buyerOnly(200, { otherBuyer: 404 }), admin: 200 },
+  // The checkout is paid: it can no longer be cancelled, nor paid again.
+  'POST /checkouts/{checkoutNo}/cancel': buyerOnly(409, { otherBuyer: 404 }),
+  'POST /checkouts/{checkoutNo}/payments': buyerOnly(409, { otherBuyer: 404 }),
   // payments
   'POST /orders/{orderNo}/payments': buyerOnly(409, { otherBuyer: 404 }),
   'GET /orders/{orderNo}/payments': { ...buyerOnly(200, { otherBuyer: 404 }), admin: 200 },
@@ -161,6 +167,7 @@ function tamperLastCharacter(token: string): string {
 
 interface Owned {
   buyerId: number;
+  checkoutNo: string;
   orderNo: string;
   payNo: string;
   activitySkuId: number;
@@ -188,7 +195,9 @@ for (const engine of availableEngines()) {
       const buyerId = await freshBuyer();
       const placed = await asBuyer(h, buyerId).checkout({ leaderId: catalog.leaderId, items: [{ activitySkuId: catalog.activitySkuIds[0]!, quantity: 1 }] });
       expect(placed.status).toBe(201);
-      const orderNo = placed.body.orderNo as string;
+      expect(placed.body.orders).toHaveLength(1);
+      const checkoutNo = placed.body.checkoutNo as string;
+      const orderNo = placed.body.orders[0].orderNo as string;
       const channel = 'alipay';
       const method = h.app.payments.channels.get(channel)!.methods[0]!;
       const started = await asBuyer(h, buyerId).startPayment(orderNo, channel, method);
@@ -204,7 +213,7 @@ for (const engine of availableEngines()) {
       const activitySkuId = catalog.activitySkuIds[0]!;
       const added = await asBuyer(h, buyerId).cart.add(activitySkuId, 1);
       expect(added.status).toBe(200);
-      return { buyerId, orderNo, payNo, activitySkuId };
+      return { buyerId, checkoutNo, orderNo, payNo, activitySkuId };
     }
 
     function tokenFor(column: Column, owner: number): string | undefined {
@@ -237,7 +246,7 @@ for (const engine of availableEngines()) {
     async function call(op: Operation, column: Column, owner: number, owned: Owned | undefined): Promise<number | undefined> {
       const pathValues: Record<string, string> = {};
       for (const p of op.parameters.filter((p) => p.in === 'path')) {
-        const ownedValue = owned && OWNED_PARAMETERS.has(p.name) ? String(owned[p.name as 'orderNo' | 'payNo' | 'activitySkuId']) : undefined;
+        const ownedValue = owned && OWNED_PARAMETERS.has(p.name) ? String(owned[p.name as 'checkoutNo' | 'orderNo' | 'payNo' | 'activitySkuId']) : undefined;
         pathValues[p.name] = ownedValue ?? String(validSample(p.schema));
       }
       let body: string | undefined = op.body ? JSON.stringify(validSample(op.body)) : undefined;
