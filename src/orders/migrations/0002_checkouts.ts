@@ -97,7 +97,9 @@ export async function down(db: Kysely<any>): Promise<void> {
   }
   await db.schema.alterTable('order_lines').dropColumn('merchant_funded_fen').execute();
   await db.schema.alterTable('order_lines').dropColumn('platform_funded_fen').execute();
-  await db.schema.dropIndex('orders_by_checkout').on('orders').execute();
+  // DROP INDEX … ON is MySQL's alone (its indexes are per table); SQLite and PostgreSQL refuse it.
+  const dropIndex = db.schema.dropIndex('orders_by_checkout');
+  await (dialectOf(db) === 'mysql' ? dropIndex.on('orders') : dropIndex).execute();
   await db.schema.alterTable('orders').dropColumn('merchant_id').execute();
   await db.schema.alterTable('orders').dropColumn('checkout_no').execute();
   await db.schema.dropTable('checkouts').execute();

@@ -21,7 +21,9 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await db.schema.dropIndex('payment_orders_by_combine').on('payment_orders').execute();
+  // DROP INDEX … ON is MySQL's alone (its indexes are per table); SQLite and PostgreSQL refuse it.
+  const dropIndex = db.schema.dropIndex('payment_orders_by_combine');
+  await (dialectOf(db) === 'mysql' ? dropIndex.on('payment_orders') : dropIndex).execute();
   if (dialectOf(db) !== 'sqlite') await db.schema.alterTable('payment_orders').dropConstraint('payment_orders_sub_merchant').execute();
   await db.schema.alterTable('payment_orders').dropColumn('sub_merchant_id').execute();
   await db.schema.alterTable('payment_orders').dropColumn('combine_no').execute();
