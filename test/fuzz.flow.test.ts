@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuyer } from '../src/buyers/index.ts';
+import { createMerchant } from '../src/catalog/index.ts';
 import { MAX_BODY_BYTES } from '../src/platform/http/server.ts';
 import { availableEngines } from './support/engines.ts';
 import { newKey, seedActivity, startHarness, type Harness } from './support/harness.ts';
@@ -265,6 +266,10 @@ for (const engine of availableEngines()) {
     beforeAll(async () => {
       // No worker: nothing in the background writes, so a changed table is a request's doing.
       h = await startHarness(engine, { sandbox: {}, worker: false });
+      // Merchant 1, the one the sample ids name, has no channel account: a request that is valid
+      // apart from what the operation ignores (a DELETE's stray body) removes nothing of the
+      // onboarded merchant seedActivity makes, as the sample order and checkout numbers name none.
+      await createMerchant(h.app.db, { name: 'Merchant without channel accounts' }, h.app.now());
       await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 100 }] });
       buyerId = (await createBuyer(h.app.db, { name: 'Fuzzed buyer' }, h.app.now())).id;
     });
