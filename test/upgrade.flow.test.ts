@@ -7,18 +7,21 @@ import { paymentsOfOrder, refundsOfOrder } from '../src/payments/index.ts';
 import { openDatabase } from '../src/platform/db/database.ts';
 import { appliedMigrations, runMigrations } from '../src/platform/db/migrate.ts';
 import { grantPoints, pointsAccount } from '../src/points/index.ts';
+import { PAYEE_CHANNELS } from '../src/catalog/index.ts';
 import { catalogMigrations } from '../src/catalog/migrations/index.ts';
+import { ordersMigrations } from '../src/orders/migrations/index.ts';
+import { paymentsShardMigrations } from '../src/payments/migrations/index.ts';
 import { promotionsMigrations } from '../src/promotions/migrations/index.ts';
 import { LEGACY_HISTORY } from '../src/upgrade/legacy.ts';
 import { availableEngines, type Engine, type TestDatabase } from './support/engines.ts';
-import { newKey, seedActivity, startHarness, stockLedger, writtenRows, type Harness } from './support/harness.ts';
+import { channelAccountsOf, newKey, seedActivity, startHarness, stockLedger, writtenRows, type Harness } from './support/harness.ts';
 import { asBuyer } from './support/client.ts';
 import { describeSchema, everyRow, tablesOf } from './support/schema.ts';
 
 const DAY_MS = 86_400_000;
 
 /** The tables legacy 0013 put on every database; the per-module migrations split them by side. */
-const ORDER_SIDE_TABLES = ['buyer_checkouts', 'dead_letters', 'event_inbox', 'idempotency_keys', 'jobs', 'order_lines', 'orders', 'outbox_events', 'payment_orders', 'payment_refunds', 'price_protection_claims', 'purchase_counters'];
+const ORDER_SIDE_TABLES = ['buyer_checkouts', 'checkouts', 'dead_letters', 'event_inbox', 'idempotency_keys', 'jobs', 'order_lines', 'orders', 'outbox_events', 'payment_orders', 'payment_refunds', 'price_protection_claims', 'purchase_counters'];
 const MAIN_SIDE_TABLES = [
   'activities', 'activity_skus', 'buyers', 'cart_lines', 'consistency_repairs', 'coupon_issuance', 'coupon_templates', 'coupons', 'dead_letters', 'event_inbox', 'jobs', 'leaders',
   'merchant_channel_accounts', 'merchants', 'outbox_events', 'points_accounts', 'points_journal', 'products', 'promotions', 'reconciliation_differences', 'reconciliation_runs', 'revoked_tokens', 'shipping_rules',
@@ -26,28 +29,99 @@ const MAIN_SIDE_TABLES = [
 ];
 
 /**
- * The modules' migrations written after legacy 0013, in order: today's schema is legacy 0013 with
- * these applied on the main database (promotions lives there). A legacy database runs them after
- * its hand-over; a fresh one after the baselines that reproduce 0013.
+ * The modules' migrations written after legacy 0013, in the order the migrator runs them: today's
+ * schema is legacy 0013 with the main-side ones applied on the main database (catalog and
+ * promotions live there) and the shard-side ones on every order shard (拆单's checkouts, the
+ * combined payments). A legacy database runs them after its hand-over; a fresh one after the
+ * baselines that reproduce 0013.
  */
-const SINCE_LEGACY = [
+const SINCE_LEGACY_MAIN = [
   { name: 'catalog/0002_merchant_channel_accounts', migration: catalogMigrations['0002_merchant_channel_accounts']! },
   { name: 'promotions/0002_handover', migration: promotionsMigrations['0002_handover']! },
 ];
+const SINCE_LEGACY_SHARD = [
+  { name: 'orders/0002_checkouts', migration: ordersMigrations['0002_checkouts']! },
+  { name: 'payments_shard/0002_combined_payments', migration: paymentsShardMigrations['0002_combined_payments']! },
+];
+const SINCE_LEGACY = [...SINCE_LEGACY_MAIN, ...SINCE_LEGACY_SHARD];
 const SINCE_LEGACY_NAMES = SINCE_LEGACY.map((since) => since.name);
+const SINCE_LEGACY_SHARD_NAMES = SINCE_LEGACY_SHARD.map((since) => since.name);
+
+type Row = Record<string, unknown>;
+const parsed = (rows: Record<string, string[]>, table: string): Row[] => (rows[table] ?? []).map((row) => JSON.parse(row) as Row);
+const serialized = (rows: Row[]): string[] => rows.map((row) => JSON.stringify(row)).sort();
+/** The row with one column renamed, in its place. */
+const renamed = (row: Row, from: string, to: string): Row => Object.fromEntries(Object.entries(row).map(([name, value]) => [name === from ? to : name, value]));
 
 /**
- * The rows of a legacy main database as the migrations since change them: every merchant is a
- * marketplace merchant (self_operated 0, a column added last) and has no channel account yet.
+ * The rows of a legacy database as the migrations since change them. On the main side every
+ * merchant is a marketplace merchant (self_operated 0, a column added last) with no channel
+ * account yet. On the order side each order was its own checkout: it becomes one under its own
+ * number, its merchant the lowest of its lines', its lines' discounts counted as the platform's;
+ * the Idempotency-Key's column names the checkout; every payment was a single trade.
  */
-function rowsSinceLegacy(rows: Record<string, string[]>): Record<string, string[]> {
-  const merchants = (rows.merchants ?? []).map((row) => JSON.stringify({ ...JSON.parse(row), self_operated: 0 })).sort();
-  return { ...rows, merchants, merchant_channel_accounts: [] };
+function rowsSinceLegacy(rows: Record<string, string[]>, side: { main: boolean }): Record<string, string[]> {
+  const lines = parsed(rows, 'order_lines');
+  const orders = parsed(rows, 'orders');
+  const merchantOf = (orderNo: unknown) => Math.min(...lines.filter((line) => line.order_no === orderNo).map((line) => Number(line.merchant_id)));
+  const orderSide = {
+    orders: serialized(orders.map((order) => ({ ...order, checkout_no: order.order_no, merchant_id: merchantOf(order.order_no) }))),
+    checkouts: serialized(
+      orders.map((order) => ({
+        checkout_no: order.order_no,
+        buyer_id: order.buyer_id,
+        leader_id: order.leader_id,
+        currency: order.currency,
+        order_count: 1,
+        items_total_fen: order.items_total_fen,
+        discount_total_fen: order.discount_total_fen,
+        shipping_fen: order.shipping_fen,
+        payable_fen: order.payable_fen,
+        coupon_ids: order.coupon_ids,
+        points_used: order.points_used,
+        created_at_ms: order.created_at_ms,
+        expires_at_ms: order.expires_at_ms,
+      })),
+    ),
+    order_lines: serialized(lines.map((line) => ({ ...line, platform_funded_fen: line.discount_fen, merchant_funded_fen: 0 }))),
+    idempotency_keys: serialized(parsed(rows, 'idempotency_keys').map((key) => renamed(key, 'order_no', 'checkout_no'))),
+    payment_orders: serialized(parsed(rows, 'payment_orders').map((payment) => ({ ...payment, combine_no: null, sub_merchant_id: null }))),
+  };
+  if (!side.main) return { ...rows, ...orderSide };
+  const merchants = serialized(parsed(rows, 'merchants').map((merchant) => ({ ...merchant, self_operated: 0 })));
+  return { ...rows, ...orderSide, merchants, merchant_channel_accounts: [] };
 }
 
-/** Brings a legacy 0013 database to today's schema by the migrations written since, run directly. */
-async function applySinceLegacy(db: Kysely<any>): Promise<void> {
-  for (const since of SINCE_LEGACY) await since.migration.up(db);
+/** Brings a legacy 0013 database to today's schema by the migrations written since (or the given ones), run directly. */
+async function applySinceLegacy(db: Kysely<any>, migrations = SINCE_LEGACY): Promise<void> {
+  for (const since of migrations) await since.migration.up(db);
+}
+
+/** Takes the given migrations since legacy 0013 back, last first: legacy 0013's schema again. */
+async function takeBackSinceLegacy(db: Kysely<any>, migrations = SINCE_LEGACY): Promise<void> {
+  for (const since of [...migrations].reverse()) await since.migration.down!(db);
+}
+
+/**
+ * Legacy numbering, on today's code: each checkout placed while this is armed gives its one order
+ * its own number, as legacy orders were their own checkouts (their holds, Idempotency-Key and jobs
+ * under the order's number). The checkout draws its number first, then its order draws one.
+ */
+function numberOrdersAsTheirCheckouts(app: Harness['app']): { arm(): void } {
+  const draw = app.nextOrderNo;
+  let armed = false;
+  let drawn: string | undefined;
+  const legacy = (slot: number, now_ms: number): string => {
+    if (!armed) return draw(slot, now_ms);
+    if (drawn === undefined) return (drawn = draw(slot, now_ms));
+    const same = drawn;
+    [armed, drawn] = [false, undefined];
+    return same;
+  };
+  // The routes use the app's copy of the platform, the payment centre the platform itself.
+  Object.assign(app, { nextOrderNo: legacy });
+  Object.assign(app.payments.platform, { nextOrderNo: legacy });
+  return { arm: () => void (armed = true) };
 }
 
 async function withDatabase<T>(url: string, run: (db: Kysely<any>) => Promise<T>): Promise<T> {
@@ -187,8 +261,13 @@ for (const engine of availableEngines()) {
       const couponState = async (app: Harness, buyerId: number, couponId: number) => (await buyerCoupons(app.app.db, buyerId, app.clock.now())).find((coupon) => coupon.couponId === couponId)!.state;
 
       it('migrates with every row kept, the flow invariants hold on it, and checkout → pay → refund works after', async () => {
-        // Today's code on today's schema, its migrations not run: the data a legacy deployment holds.
+        // The data a legacy deployment holds, written by today's code: on legacy 0013's schema with the
+        // migrations since (each database its side's), each order its own checkout as legacy orders
+        // were; once it is written the migrations since are taken back, leaving legacy 0013's schema.
+        await withDatabase(legacyDatabases[0]!.url, (db) => applySinceLegacy(db, SINCE_LEGACY));
+        await withDatabase(legacyDatabases[1]!.url, (db) => applySinceLegacy(db, SINCE_LEGACY_SHARD));
         const before = await startHarness(engine, { databases: legacyDatabases, shards: 2, migrate: false, sandbox: {} });
+        const legacyNumbering = numberOrdersAsTheirCheckouts(before.app);
         const f = await seedActivity(before.app, { skus: [{ price_fen: 1200, stock: 20 }, { price_fen: 800, stock: 20 }] });
         const both = f.activitySkuIds.map((activitySkuId) => ({ activitySkuId, quantity: 1 }));
         const first = [{ activitySkuId: f.activitySkuIds[0]!, quantity: 2 }];
@@ -199,9 +278,12 @@ for (const engine of availableEngines()) {
         const pendingCoupon = await couponFor(before, buyers.pending);
         const cancelledCoupon = await couponFor(before, buyers.cancelled);
         const place = async (buyerId: number, body: object) => {
+          legacyNumbering.arm();
           const placed = await asBuyer(before, buyerId).checkout({ leaderId: f.leaderId, ...body });
           expect(placed.status, JSON.stringify(placed.body)).toBe(201);
-          return placed.body.orderNo as string;
+          expect(placed.body.orders).toHaveLength(1);
+          expect(placed.body.orders[0].orderNo).toBe(placed.body.checkoutNo);
+          return placed.body.orders[0].orderNo as string;
         };
         const orders = {
           pending: await place(buyers.pending, { items: first, couponIds: [pendingCoupon], points: 200 }),
@@ -235,6 +317,8 @@ for (const engine of availableEngines()) {
           await withDatabase(url, async (db) => expect((await db.selectFrom('orders').select('order_no').execute()).length).toBeGreaterThan(0));
         }
         await before.close({ keepDatabases: true });
+        await withDatabase(legacyDatabases[0]!.url, (db) => takeBackSinceLegacy(db, SINCE_LEGACY));
+        await withDatabase(legacyDatabases[1]!.url, (db) => takeBackSinceLegacy(db, SINCE_LEGACY_SHARD));
 
         // The new migrator, on what the legacy code left.
         const [mainUrl, shardUrl] = legacyDatabases.map((made) => made.url) as [string, string];
@@ -242,26 +326,30 @@ for (const engine of availableEngines()) {
           withDatabase(shardUrl, async (shardDb) => {
             const rowsBefore = [await everyRow(mainDb), await everyRow(shardDb)];
             const schemaBefore = [await describeSchema(mainDb), await describeSchema(shardDb)];
-            // The main database as legacy 0013 made it, and as the migrations since change it.
-            const [legacyMainSchema, todayMainSchema] = await withDatabase(reference!.url, async (db) => {
+            // A database as legacy 0013 made it, and as the migrations since change a shard and a main database.
+            const [legacySchema, todayShardSchema, todayMainSchema] = await withDatabase(reference!.url, async (db) => {
               const legacy = await describeSchema(db);
-              await applySinceLegacy(db);
-              return [legacy, await describeSchema(db)];
+              await applySinceLegacy(db, SINCE_LEGACY_SHARD);
+              const shard = await describeSchema(db);
+              await applySinceLegacy(db, SINCE_LEGACY_MAIN);
+              return [legacy, shard, await describeSchema(db)];
             });
-            expect(schemaBefore[0]).toEqual(legacyMainSchema);
+            expect(schemaBefore).toEqual([legacySchema, legacySchema]);
             const applied = await migrateDatabases(mainDb, [mainDb, shardDb]);
             // No baseline ran: each module's baseline was recorded, its tables being there already;
-            // only the migrations written since legacy 0013 ran, on the main database.
+            // only the migrations written since legacy 0013 ran: all of them on the main database
+            // (it is an order shard too), the shard-side ones on the shard.
             for (const names of applied.values()) {
               for (const name of names.filter((name) => !SINCE_LEGACY_NAMES.includes(name))) expect(name).toMatch(/\(recorded: legacy 0013 made its tables\)$/);
             }
             expect(applied.get(mainDb)!.filter((name) => SINCE_LEGACY_NAMES.includes(name))).toEqual(SINCE_LEGACY_NAMES);
             expect(applied.get(mainDb)!.length).toBe(historiesFor({ main: true, orderShard: true }).length + SINCE_LEGACY_NAMES.length);
-            expect(applied.get(shardDb)!.length).toBe(ORDER_SHARD_HISTORIES.length);
-            expect([await everyRow(mainDb), await everyRow(shardDb)]).toEqual([rowsSinceLegacy(rowsBefore[0]!), rowsBefore[1]]);
-            // Nothing dropped: the legacy shard keeps its (empty) main-side tables, untouched; the
-            // main database changed only as the migrations since change legacy 0013.
-            expect([await describeSchema(mainDb), await describeSchema(shardDb)]).toEqual([todayMainSchema, schemaBefore[1]]);
+            expect(applied.get(shardDb)!.filter((name) => SINCE_LEGACY_NAMES.includes(name))).toEqual(SINCE_LEGACY_SHARD_NAMES);
+            expect(applied.get(shardDb)!.length).toBe(ORDER_SHARD_HISTORIES.length + SINCE_LEGACY_SHARD_NAMES.length);
+            expect([await everyRow(mainDb), await everyRow(shardDb)]).toEqual([rowsSinceLegacy(rowsBefore[0]!, { main: true }), rowsSinceLegacy(rowsBefore[1]!, { main: false })]);
+            // Nothing dropped: the legacy shard keeps its (empty) main-side tables, untouched; each
+            // database changed only as the migrations since of its side change legacy 0013.
+            expect([await describeSchema(mainDb), await describeSchema(shardDb)]).toEqual([todayMainSchema, todayShardSchema]);
             expect(await appliedMigrations(mainDb, LEGACY_HISTORY)).toEqual(Object.keys(LEGACY_HISTORY.migrations));
             for (const history of ORDER_SHARD_HISTORIES) expect(await appliedMigrations(shardDb, history), history.name).toEqual(Object.keys(history.migrations));
             expect(await appliedMigrations(shardDb, MAIN_DATABASE_HISTORIES.find((history) => history.name === 'catalog')!)).toEqual([]);
@@ -299,13 +387,26 @@ for (const engine of availableEngines()) {
         const ledgerBefore = await stockLedger(h.app, f.activitySkuIds[0]!);
         const placed = await asBuyer(h, buyers.cancelled).checkout({ leaderId: f.leaderId, items: first, couponIds: [cancelledCoupon] });
         expect(placed.status, JSON.stringify(placed.body)).toBe(201);
-        const orderNo = placed.body.orderNo as string;
+        expect(placed.body.orders).toHaveLength(1);
+        const orderNo = placed.body.orders[0].orderNo as string;
+        // Legacy merchants have no sub-merchant id at any channel: they cannot be paid until the operator enters them.
+        const method = h.app.payments.channels.get('wechat')!.methods[0]!;
+        const refused = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: auth(h, buyers.cancelled), payload: { channel: 'wechat', method } });
+        expect(refused.statusCode).toBe(422);
+        expect(refused.json()).toMatchObject({ code: 'merchant_not_payable' });
+        const merchants = await h.app.db.selectFrom('merchants').select('id').execute();
+        expect(merchants).toHaveLength(1);
+        for (const channel of PAYEE_CHANNELS) {
+          const url = `/admin/merchants/${merchants[0]!.id}/channel-accounts/${channel}`;
+          const entered = await h.http.inject({ method: 'PUT', url, headers: { authorization: `Bearer ${h.adminToken()}` }, payload: { subMerchantId: channelAccountsOf(merchants[0]!.id)[channel] } });
+          expect(entered.statusCode, entered.body).toBe(200);
+        }
         const payNo = await pay(h, buyers.cancelled, orderNo);
         expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'PAID', paymentNo: payNo });
         expect(await couponState(h, buyers.cancelled, cancelledCoupon)).toBe('used');
         expect(await stockLedger(h.app, f.activitySkuIds[0]!)).toMatchObject({ available: ledgerBefore.available - 2, sold: ledgerBefore.sold + 2 });
         await refund(h, buyers.cancelled, orderNo);
-        expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'REFUNDED', refunded_fen: placed.body.payableFen });
+        expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'REFUNDED', refunded_fen: placed.body.orders[0].payableFen });
         expect((await paymentsOfOrder(h.app.shards.forOrderNo(orderNo)!, orderNo)).map((each) => each.status)).toEqual(['REFUNDED']);
         expect(await stockLedger(h.app, f.activitySkuIds[0]!)).toEqual(expect.objectContaining({ available: ledgerBefore.available, sold: ledgerBefore.sold }));
       });
