@@ -55,12 +55,14 @@ for (const engine of availableEngines()) {
     }
 
 
-    /** Checks out the items through Redis and pays the order at the sandbox's cashier. */
+    /** Checks out the items through Redis and pays the order at the sandbox's cashier; its number, and its checkout's (the holds are under it). */
     async function paidOrder(items: { activitySkuId: number; quantity: number }[], leaderId: number) {
       const buyerId = ++buyer;
       const placed = await asBuyer(h, buyerId).checkout({ leaderId, items });
       expect(placed.status).toBe(201);
-      const orderNo = placed.body.orderNo as string;
+      expect(placed.body.orders).toHaveLength(1);
+      const orderNo = placed.body.orders[0].orderNo as string;
+      const checkoutNo = placed.body.checkoutNo as string;
       await untilQuiet(h);
       const method = h.app.payments.channels.get('alipay')!.methods[0]!;
       const started = await h.http.inject({ method: 'POST', url: `/orders/${orderNo}/payments`, headers: { authorization: `Bearer ${h.buyerToken(buyerId)}` }, payload: { channel: 'alipay', method } });
@@ -69,7 +71,7 @@ for (const engine of availableEngines()) {
       expect(clicked.status).toBe(200);
       await untilQuiet(h);
       expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'PAID' });
-      return orderNo;
+      return { orderNo, checkoutNo };
     }
 
     async function refund(orderNo: string, lineNos?: number[]) {
@@ -83,12 +85,12 @@ for (const engine of availableEngines()) {
       await untilQuiet(h);
     }
 
-    const states = async (orderNo: string) => (await reservationsOf(h.app.db, orderNo)).map((r) => [r.activitySkuId, r.state]);
+    const states = async (checkoutNo: string) => (await reservationsOf(h.app.db, checkoutNo)).map((r) => [r.activitySkuId, r.state]);
 
     it('a refunded line of a hot SKU is available again in Redis and in the database, once; the reconciler finds no drift', async () => {
       const f = await hotActivity([{ price_fen: 990, stock: 10 }, { price_fen: 500, stock: 10 }]);
       const [a, b] = f.activitySkuIds as [number, number];
-      const orderNo = await paidOrder([{ activitySkuId: a, quantity: 3 }, { activitySkuId: b, quantity: 1 }], f.leaderId);
+      const { orderNo, checkoutNo } = await paidOrder([{ activitySkuId: a, quantity: 3 }, { activitySkuId: b, quantity: 1 }], f.leaderId);
       expect(await ledger(a)).toEqual({ available: 7, reserved: 0, sold: 3 });
       expect(await redisAvailable(f.activityId, a)).toBe(7);
 
@@ -98,12 +100,12 @@ for (const engine of availableEngines()) {
       // The line not refunded stays sold, in both.
       expect(await ledger(b)).toEqual({ available: 9, reserved: 0, sold: 1 });
       expect(await redisAvailable(f.activityId, b)).toBe(9);
-      expect(await states(orderNo)).toEqual([[a, 'returned'], [b, 'confirmed']]);
+      expect(await states(checkoutNo)).toEqual([[a, 'returned'], [b, 'confirmed']]);
       expect(await reconcileActivity(fs, h.app.db, f.activityId)).toEqual([]);
 
       // The event delivered again (at least once): neither side counts the units twice.
-      expect(await returnSoldStock(h.app.db, orderNo, [a], h.clock.now())).toBe(0);
-      expect(await returnFlashSaleStock(fs, h.app.db, orderNo, h.clock.now())).toBe(0);
+      expect(await returnSoldStock(h.app.db, checkoutNo, [a], h.clock.now())).toBe(0);
+      expect(await returnFlashSaleStock(fs, h.app.db, checkoutNo, h.clock.now())).toBe(0);
       expect(await redisAvailable(f.activityId, a)).toBe(10);
 
       // The rest of the order refunded too; then all ten units of a sell again, through Redis.
@@ -120,10 +122,10 @@ for (const engine of availableEngines()) {
     it('a crash between the database and Redis: the upkeep finishes the return once, and the reconciler never takes it for drift', async () => {
       const f = await hotActivity([{ price_fen: 500, stock: 10 }]);
       const sku = f.activitySkuIds[0]!;
-      const orderNo = await paidOrder([{ activitySkuId: sku, quantity: 4 }], f.leaderId);
+      const { checkoutNo } = await paidOrder([{ activitySkuId: sku, quantity: 4 }], f.leaderId);
       // The database half of the return commits … and the process dies before telling Redis.
-      expect(await returnSoldStock(h.app.db, orderNo, 'all', h.clock.now())).toBe(4);
-      expect(await states(orderNo)).toEqual([[sku, 'returning']]);
+      expect(await returnSoldStock(h.app.db, checkoutNo, 'all', h.clock.now())).toBe(4);
+      expect(await states(checkoutNo)).toEqual([[sku, 'returning']]);
       expect(await ledger(sku)).toEqual({ available: 10, reserved: 0, sold: 0 });
       expect(await redisAvailable(f.activityId, sku)).toBe(6);
       // Units owed to Redis by a return under way are not drift: a repair now would count them twice.
@@ -134,7 +136,7 @@ for (const engine of availableEngines()) {
       expect(first.returned).toBe(4);
       expect(first.repaired).toEqual([]);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
-      expect(await states(orderNo)).toEqual([[sku, 'returned']]);
+      expect(await states(checkoutNo)).toEqual([[sku, 'returned']]);
       expect(await flashSaleUpkeep(fs, h.app.db, h.clock.now())).toMatchObject({ returned: 0, repaired: [] });
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
     });
@@ -142,17 +144,17 @@ for (const engine of availableEngines()) {
     it('Redis loses the activity while a return is half done: the reload counts the units, and the return adds nothing twice', async () => {
       const f = await hotActivity([{ price_fen: 500, stock: 10 }]);
       const sku = f.activitySkuIds[0]!;
-      const orderNo = await paidOrder([{ activitySkuId: sku, quantity: 2 }], f.leaderId);
-      expect(await returnSoldStock(h.app.db, orderNo, 'all', h.clock.now())).toBe(2);
+      const { checkoutNo } = await paidOrder([{ activitySkuId: sku, quantity: 2 }], f.leaderId);
+      expect(await returnSoldStock(h.app.db, checkoutNo, 'all', h.clock.now())).toBe(2);
       // The activity's keys are gone, as after a Redis restart (the shared server keeps running).
       const k = keysOf(fs, f.activityId);
       await redis.del(k.avail, k.bought, k.orders, k.loaded, k.seq);
 
       // The return finds the activity unloaded, loads it from the database (whose available holds
       // the two units already) and then adds nothing.
-      expect(await returnFlashSaleStock(fs, h.app.db, orderNo, h.clock.now())).toBe(0);
+      expect(await returnFlashSaleStock(fs, h.app.db, checkoutNo, h.clock.now())).toBe(0);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
-      expect(await states(orderNo)).toEqual([[sku, 'returned']]);
+      expect(await states(checkoutNo)).toEqual([[sku, 'returned']]);
       expect(await ledger(sku)).toEqual({ available: 10, reserved: 0, sold: 0 });
       expect(await reconcileActivity(fs, h.app.db, f.activityId)).toEqual([]);
     });
@@ -160,12 +162,12 @@ for (const engine of availableEngines()) {
     it('taken off hot while a return is half done: the database keeps the units and serves them', async () => {
       const f = await hotActivity([{ price_fen: 500, stock: 5 }]);
       const sku = f.activitySkuIds[0]!;
-      const orderNo = await paidOrder([{ activitySkuId: sku, quantity: 1 }], f.leaderId);
-      expect(await returnSoldStock(h.app.db, orderNo, 'all', h.clock.now())).toBe(1);
+      const { checkoutNo } = await paidOrder([{ activitySkuId: sku, quantity: 1 }], f.leaderId);
+      expect(await returnSoldStock(h.app.db, checkoutNo, 'all', h.clock.now())).toBe(1);
       const off = await h.http.inject({ method: 'PATCH', url: `/admin/activities/${f.activityId}`, headers: admin(), payload: { hot: false } });
       expect(off.json()).toMatchObject({ hot: false });
-      expect(await returnFlashSaleStock(fs, h.app.db, orderNo, h.clock.now())).toBe(0);
-      expect(await states(orderNo)).toEqual([[sku, 'returned']]);
+      expect(await returnFlashSaleStock(fs, h.app.db, checkoutNo, h.clock.now())).toBe(0);
+      expect(await states(checkoutNo)).toEqual([[sku, 'returned']]);
       const placed = await asBuyer(h, ++buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }] });
       expect(placed.status).toBe(201);
       expect(await ledger(sku)).toEqual({ available: 0, reserved: 5, sold: 0 });
@@ -174,19 +176,19 @@ for (const engine of availableEngines()) {
     it('an activity Redis lost after it stopped being hot is not loaded again for a return: the upkeep gives it back, then finishes the return', async () => {
       const f = await hotActivity([{ price_fen: 500, stock: 5 }]);
       const sku = f.activitySkuIds[0]!;
-      const orderNo = await paidOrder([{ activitySkuId: sku, quantity: 2 }], f.leaderId);
-      expect(await returnSoldStock(h.app.db, orderNo, 'all', h.clock.now())).toBe(2);
+      const { checkoutNo } = await paidOrder([{ activitySkuId: sku, quantity: 2 }], f.leaderId);
+      expect(await returnSoldStock(h.app.db, checkoutNo, 'all', h.clock.now())).toBe(2);
       // Off hot behind the admin route's back (as when the activity ends), and Redis lost it.
       await h.app.db.updateTable('activities').set({ hot: 0 }).where('id', '=', f.activityId).execute();
       const k = keysOf(fs, f.activityId);
       await redis.del(k.avail, k.bought, k.orders, k.loaded, k.seq);
-      expect(await returnFlashSaleStock(fs, h.app.db, orderNo, h.clock.now())).toBe(0);
+      expect(await returnFlashSaleStock(fs, h.app.db, checkoutNo, h.clock.now())).toBe(0);
       expect(await isLoaded(fs, f.activityId)).toBe(false);
-      expect(await states(orderNo)).toEqual([[sku, 'returning']]);
+      expect(await states(checkoutNo)).toEqual([[sku, 'returning']]);
 
       const report = await flashSaleUpkeep(fs, h.app.db, h.clock.now());
       expect(report.unloaded).toContain(f.activityId);
-      expect(await states(orderNo)).toEqual([[sku, 'returned']]);
+      expect(await states(checkoutNo)).toEqual([[sku, 'returned']]);
       expect(await ledger(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
     });
 
