@@ -7,7 +7,7 @@ import type { Kysely } from 'kysely';
 import type { App } from '../../src/app.ts';
 import { inTransaction, type EventBus } from '../../src/events/relay.ts';
 import type { TestDb as Db } from './db.ts';
-import { ORDER_PAID, ORDER_PLACED, paymentSucceeded } from '../../src/orders/index.ts';
+import { getOrder, ORDER_PAID, ORDER_PLACED, paymentSucceeded } from '../../src/orders/index.ts';
 import { expect } from 'vitest';
 import { asBuyer } from './client.ts';
 import { outboxCount } from './quiet.ts';
@@ -133,9 +133,11 @@ export async function cartCheckout(h: Harness, leaderId: number, activitySkuId: 
   if (added.status !== 200) throw new Error(`add to cart: ${added.status} ${JSON.stringify(added.body)}`);
   const placed = await buyer.checkout({ leaderId, items: [{ activitySkuId, quantity: 1 }] });
   if (placed.status !== 201) throw new Error(`checkout: ${placed.status} ${JSON.stringify(placed.body)}`);
-  const orderNo = placed.body.orderNo as string;
+  // One merchant: the checkout is one order.
+  if (placed.body.orders?.length !== 1) throw new Error(`checkout: not one order ${JSON.stringify(placed.body)}`);
+  const orderNo = placed.body.orders[0].orderNo as string;
   if (pay) {
-    const outcome = await paymentSucceeded(h.app, orderNo, { paymentNo: `P-${orderNo}`, amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() });
+    const outcome = await paymentSucceeded(h.app, orderNo, { paymentNo: `P-${orderNo}`, amount_fen: placed.body.orders[0].payableFen, paid_at_ms: h.clock.now() });
     if (outcome !== 'paid') throw new Error(`payment: ${outcome}`);
   }
   return orderNo;
@@ -156,7 +158,9 @@ export async function expectEachEffectOnce(h: Harness, activitySkuId: number, or
   const cartLeft = await h.app.db.selectFrom('cart_lines').select('buyer_id').where('buyer_id', 'in', orders.map((o) => o.buyerId)).execute();
   expect(cartLeft).toEqual([]);
   const confirmed = await h.app.db.selectFrom('stock_reservations').select('order_no').where('state', '=', 'confirmed').where('activity_sku_id', '=', activitySkuId).execute();
-  expect(confirmed.map((r) => r.order_no).sort()).toEqual(paid.map((o) => o.orderNo).sort());
+  // Reservations are held under the checkout's number.
+  const paidCheckouts = await Promise.all(paid.map(async (o) => (await getOrder(h.app, o.orderNo)).checkoutNo));
+  expect(confirmed.map((r) => r.order_no).sort()).toEqual(paidCheckouts.sort());
   expect((await stockLedger(h.app, activitySkuId)).sold).toBe(paid.length);
   // The real consumer's inbox holds each of these orders' placed events.
   const placedEvents = await (h.app.db as Kysely<any>).selectFrom('test_effects').select('event_id').where('consumer', '=', `test.count.${ORDER_PLACED}`).where('aggregate_id', 'in', [...mine]).execute();
