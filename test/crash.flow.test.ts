@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMerchant, createProduct, insertActivity } from '../src/catalog/index.ts';
+import { createMerchant, createProduct, insertActivity, PAYEE_CHANNELS, setMerchantChannelAccount } from '../src/catalog/index.ts';
 import { createCouponTemplate, issueCoupons } from '../src/coupons/index.ts';
 import { createStock } from '../src/inventory/index.ts';
 import { createLeader } from '../src/leaders/index.ts';
@@ -19,7 +19,7 @@ import { createApp } from '../src/app.ts';
 import { runReconcilePass } from '../src/consistency/index.ts';
 import { channelSettingsForSandbox, sandboxKeysIn } from '../src/tools/sandbox/index.ts';
 import { availableEngines, type TestDatabase } from './support/engines.ts';
-import { registerBuyers } from './support/harness.ts';
+import { channelAccountsOf, registerBuyers } from './support/harness.ts';
 import { untilQuiet } from './support/quiet.ts';
 
 /**
@@ -142,6 +142,11 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
     await migrateDatabases(db, [db]);
     const now = Date.now();
     const merchant = await createMerchant(db, { name: 'Crash Farm' }, now);
+    // A marketplace merchant is paid into its own account at each channel: onboarded on all of them.
+    const accounts = channelAccountsOf(merchant.id);
+    await transaction(db, async (trx) => {
+      for (const channel of PAYEE_CHANNELS) await setMerchantChannelAccount(trx, { merchantId: merchant.id, channel, subMerchantId: accounts[channel] }, now);
+    });
     leaderId = (await createLeader(db, { name: 'Leader', community: 'Crash', address: 'Gate' }, now)).id;
     const product = await createProduct(db, { merchantId: merchant.id, title: 'Eggs', category: 'fresh', skus: [0, 1, 2].map((i) => ({ title: `box ${i}`, listPrice_fen: 2000, weight_g: 500 })) }, now);
     activitySkuIds = await transaction(db, async (trx) => {
@@ -239,7 +244,9 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
         continue;
       }
       stats.orders = (stats.orders ?? 0) + 1;
-      const orderNo = placed.body.orderNo as string;
+      // One merchant: the checkout is one order.
+      expect(placed.body.orders).toHaveLength(1);
+      const orderNo = placed.body.orders[0].orderNo as string;
       const roll = rand(20);
       if (roll < 3) {
         await call(buyer, 'POST', `/orders/${orderNo}/cancel`);
@@ -329,8 +336,8 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
       const takenButOpen = open.filter((p) => taken.has(`${p.channel}:${p.pay_no}`)).length;
       // Checkouts killed between holding stock, coupons or points and writing their order: their verification is due after the lease.
       const verifications = await db.selectFrom('jobs').select('payload').where('kind', '=', 'checkout.verify-reservation').execute();
-      const placed = new Set((await db.selectFrom('orders').select('order_no').execute()).map((o) => o.order_no));
-      const crashedCheckouts = verifications.filter((j) => !placed.has(JSON.parse(j.payload).orderNo)).length;
+      const placed = new Set((await db.selectFrom('checkouts').select('checkout_no').execute()).map((o) => o.checkout_no));
+      const crashedCheckouts = verifications.filter((j) => !placed.has(JSON.parse(j.payload).checkoutNo)).length;
       const undecided = await db.selectFrom('payment_orders').select((eb) => eb.fn.countAll<number>().as('n')).where('status', '!=', 'CREATED').where('status', '!=', 'CLOSED').where('status', '!=', 'FAILED').where('disposition', 'is', null).executeTakeFirstOrThrow();
       last = JSON.stringify({ outbox: Number(outbox.n), pending: Number(pending.n), refunds: Number(refunds.n), takenButOpen, undecided: Number(undecided.n), crashedCheckouts });
       if (last === JSON.stringify({ outbox: 0, pending: 0, refunds: 0, takenButOpen: 0, undecided: 0, crashedCheckouts: 0 })) return;
@@ -355,6 +362,9 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
     // Every payment the channel took paid its order, or was refunded in full, once.
     const payments = await db.selectFrom('payment_orders').selectAll().execute();
     const orders = new Map((await db.selectFrom('orders').selectAll().execute()).map((o) => [o.order_no, o]));
+    // Coupons and points are held under the checkout's number; one merchant, so each checkout is one order.
+    const ofCheckout = new Map([...orders.values()].map((o) => [o.checkout_no, o]));
+    expect(ofCheckout.size).toBe(orders.size);
     const refunds = await db.selectFrom('payment_refunds').selectAll().execute();
     const trades = await sandbox.trades();
     for (const trade of trades) {
@@ -395,14 +405,14 @@ describe.skipIf(!postgres)('crash test: SIGKILL the API and the worker under loa
     for (const stock of await db.selectFrom('stock').selectAll().execute()) expect(Number(stock.sold)).toBe(paidUnits.get(stock.activity_sku_id) ?? 0);
     // No coupon is both used and available: used ones belong to paid orders, the rest to none.
     for (const coupon of await db.selectFrom('coupons').selectAll().execute()) {
-      if (coupon.state === 'used') expect(orders.get(coupon.order_no!)?.status, `coupon ${coupon.id} used by ${coupon.order_no}`).toBe('PAID');
+      if (coupon.state === 'used') expect(ofCheckout.get(coupon.order_no!)?.status, `coupon ${coupon.id} used by ${coupon.order_no}`).toBe('PAID');
       else expect([coupon.state, coupon.order_no], `coupon ${coupon.id}`).toEqual(['available', null]);
     }
-    // Points: each order's freeze was deducted (paid) or unfrozen (cancelled), exactly once.
+    // Points: each checkout's freeze was deducted (paid) or unfrozen (cancelled), exactly once.
     const journal = await db.selectFrom('points_journal').selectAll().execute();
     for (const order of orders.values()) {
       if (Number(order.points_used) === 0) continue;
-      const moves = journal.filter((j) => j.order_no === order.order_no).map((j) => j.movement).sort();
+      const moves = journal.filter((j) => j.order_no === order.checkout_no).map((j) => j.movement).sort();
       expect(moves).toEqual(order.status === 'PAID' ? ['deduct', 'freeze'] : ['freeze', 'unfreeze']);
     }
     for (const account of await db.selectFrom('points_accounts').selectAll().execute()) expect(Number(account.frozen), `points still frozen for buyer ${account.buyer_id}`).toBe(0);

@@ -200,7 +200,7 @@ for (const engine of availableEngines()) {
       expect(answers.filter((a) => a.status === 409).every((a) => a.body.code === 'purchase_limit_exceeded')).toBe(true);
       expect(Number(await redis.hget(keysOf(fs, f.activityId).bought, `${sku}:${buyer}`))).toBe(2);
 
-      const orderToCancel = answers.find((a) => a.status === 201)!.body.orderNo;
+      const orderToCancel = answers.find((a) => a.status === 201)!.body.orders[0].orderNo;
       const cancel = await h.http.inject({ method: 'POST', url: `/orders/${orderToCancel}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(buyer)}` } });
       expect(cancel.statusCode).toBe(200);
       await untilQuiet(h);
@@ -217,7 +217,7 @@ for (const engine of availableEngines()) {
       expect(await redisAvailable(f.activityId, sku)).toBe(4);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 4, reserved: 6 });
 
-      await h.http.inject({ method: 'POST', url: `/orders/${cancelled.body.orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(300_020)}` } });
+      await h.http.inject({ method: 'POST', url: `/orders/${cancelled.body.orders[0].orderNo}/cancel`, headers: { authorization: `Bearer ${h.buyerToken(300_020)}` } });
       await untilQuiet(h);
       expect(await redisAvailable(f.activityId, sku)).toBe(7);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 7, reserved: 3 });
@@ -226,7 +226,8 @@ for (const engine of availableEngines()) {
       await untilQuiet(h);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0 });
-      expect(await reservationsOf(h.app.db, timedOut.body.orderNo)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'released' }]);
+      // The holds are kept under the checkout's number.
+      expect(await reservationsOf(h.app.db, timedOut.body.checkoutNo)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'released' }]);
     });
 
     it('a checkout that died between the Redis grant and writing its order gets its units back, in both', async () => {
@@ -235,15 +236,15 @@ for (const engine of availableEngines()) {
       const buyerId = 300_030;
       const key = newKey();
       const request = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 4 }] };
-      const claim = await claimIdempotencyKey(h.app.shards.forBuyer(buyerId), { buyerId, key, hash: requestHash(request), orderNo: h.app.nextOrderNo(slotOfBuyer(buyerId), h.clock.now()) }, h.clock.now);
+      const claim = await claimIdempotencyKey(h.app.shards.forBuyer(buyerId), { buyerId, key, hash: requestHash(request), checkoutNo: h.app.nextOrderNo(slotOfBuyer(buyerId), h.clock.now()) }, h.clock.now);
       if (claim.kind === 'replay') throw new Error('unexpected replay');
       const now = h.clock.now();
       const items = [{ activityId: f.activityId, activitySkuId: sku, quantity: 4, purchaseLimit: null }];
       await transaction(h.app.db, async (trx) => {
-        await recordPendingReservations(trx, claim.orderNo, buyerId, items, now);
-        await scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: `${VERIFY_RESERVATION_JOB}:${claim.orderNo}`, payload: { orderNo: claim.orderNo }, due_at_ms: now + VERIFY_RESERVATION_AFTER_MS }, now);
+        await recordPendingReservations(trx, claim.checkoutNo, buyerId, items, now);
+        await scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: `${VERIFY_RESERVATION_JOB}:${claim.checkoutNo}`, payload: { checkoutNo: claim.checkoutNo }, due_at_ms: now + VERIFY_RESERVATION_AFTER_MS }, now);
       });
-      await grantFlashSale(fs, h.app.db, claim.orderNo, buyerId, items, now);
+      await grantFlashSale(fs, h.app.db, claim.checkoutNo, buyerId, items, now);
       // … and the process dies here.
       expect(await redisAvailable(f.activityId, sku)).toBe(6);
 
@@ -251,9 +252,9 @@ for (const engine of availableEngines()) {
       await untilQuiet(h);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
       expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0 });
-      expect(await reservationsOf(h.app.db, claim.orderNo)).toEqual([{ activitySkuId: sku, quantity: 4, state: 'released' }]);
-      // A grant for that order number arriving late is refused: the release left a tombstone.
-      const late = await grantFlashSale(fs, h.app.db, claim.orderNo, buyerId, items, now).catch((e) => e);
+      expect(await reservationsOf(h.app.db, claim.checkoutNo)).toEqual([{ activitySkuId: sku, quantity: 4, state: 'released' }]);
+      // A grant for that checkout number arriving late is refused: the release left a tombstone.
+      const late = await grantFlashSale(fs, h.app.db, claim.checkoutNo, buyerId, items, now).catch((e) => e);
       expect(isAppError(late, 'flash_sale_not_ready')).toBe(true);
       expect(await redisAvailable(f.activityId, sku)).toBe(10);
       // The client's retry with the same key places the order.
