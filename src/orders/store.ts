@@ -212,14 +212,21 @@ export async function findOrder(db: OrdersDb | OrdersTransaction, orderNo: strin
   return toOrder(row, lines);
 }
 
-/** Status and times of many orders on one shard at once, by order number (the reconciler's batch look-up). */
-export async function orderStates(
-  db: OrdersDb,
-  orderNos: readonly string[],
-): Promise<Map<string, { status: string; updated_at_ms: number; cancelled_at_ms: number | null }>> {
-  if (orderNos.length === 0) return new Map();
-  const rows = await db.selectFrom('orders').select(['order_no', 'status', 'updated_at_ms', 'cancelled_at_ms']).where('order_no', 'in', [...orderNos]).execute();
-  return new Map(rows.map((r) => [r.order_no, { status: r.status, updated_at_ms: r.updated_at_ms, cancelled_at_ms: r.cancelled_at_ms }]));
+/**
+ * What became of many checkouts on one shard, by checkout number (the consistency pass's batch
+ * look-up of the numbers holds are kept under): absent ones were never placed; `cancelled_at_ms`
+ * is set when every order of the checkout is cancelled, to the last of those cancels.
+ */
+export async function checkoutStates(db: OrdersDb, checkoutNos: readonly string[]): Promise<Map<string, { cancelled_at_ms: number | null }>> {
+  if (checkoutNos.length === 0) return new Map();
+  const rows = await db.selectFrom('orders').select(['checkout_no', 'status', 'updated_at_ms', 'cancelled_at_ms']).where('checkout_no', 'in', [...checkoutNos]).execute();
+  const states = new Map<string, { cancelled_at_ms: number | null; live: boolean }>();
+  for (const r of rows) {
+    const known = states.get(r.checkout_no) ?? { cancelled_at_ms: 0, live: false };
+    const live = known.live || r.status !== 'CANCELLED';
+    states.set(r.checkout_no, { live, cancelled_at_ms: Math.max(known.cancelled_at_ms ?? 0, Number(r.cancelled_at_ms ?? r.updated_at_ms)) });
+  }
+  return new Map([...states].map(([checkoutNo, state]) => [checkoutNo, { cancelled_at_ms: state.live ? null : state.cancelled_at_ms }]));
 }
 
 /** Newest first. Order numbers are time-ordered and unique, so the last one seen is the cursor. */
