@@ -125,7 +125,7 @@ export interface Checkout {
   orders: Order[];
 }
 
-function toCheckout(r: CheckoutRow, orders: Order[]): Checkout {
+export function toCheckout(r: CheckoutRow, orders: Order[]): Checkout {
   return {
     checkoutNo: r.checkout_no,
     buyerId: r.buyer_id,
@@ -160,6 +160,11 @@ export async function findCheckout(db: OrdersDb | OrdersTransaction, checkoutNo:
 /** The orders of some checkouts, with their lines, by checkout then merchant. */
 async function ordersOfCheckouts(db: OrdersDb | OrdersTransaction, checkoutNos: readonly string[]): Promise<Order[]> {
   const rows = await db.selectFrom('orders').selectAll().where('checkout_no', 'in', [...checkoutNos]).orderBy('checkout_no').orderBy('merchant_id').orderBy('order_no').execute();
+  return withLines(db, rows);
+}
+
+/** Orders with their lines, in one more statement however many there are. */
+async function withLines(db: OrdersDb | OrdersTransaction, rows: readonly OrderRow[]): Promise<Order[]> {
   if (rows.length === 0) return [];
   const lines = await db
     .selectFrom('order_lines')
@@ -234,16 +239,7 @@ export async function listBuyerOrders(db: OrdersDb, buyerId: number, page: { lim
   assert(page.limit > 0 && page.limit <= MAX_ORDERS_PAGE, 'order page size out of range');
   let query = db.selectFrom('orders').selectAll().where('buyer_id', '=', buyerId);
   if (page.beforeOrderNo !== undefined) query = query.where('order_no', '<', page.beforeOrderNo);
-  const rows = await query.orderBy('order_no', 'desc').limit(page.limit).execute();
-  if (rows.length === 0) return [];
-  const lines = await db
-    .selectFrom('order_lines')
-    .selectAll()
-    .where('order_no', 'in', rows.map((r) => r.order_no))
-    .orderBy('order_no')
-    .orderBy('line_no')
-    .execute();
-  return rows.map((r) => toOrder(r, lines.filter((l) => l.order_no === r.order_no)));
+  return withLines(db, await query.orderBy('order_no', 'desc').limit(page.limit).execute());
 }
 
 /**
