@@ -4,7 +4,7 @@ import { deductOnPayment } from '../src/inventory/index.ts';
 import { getOrder, paymentSucceeded } from '../src/orders/index.ts';
 import { availableEngines } from './support/engines.ts';
 import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
-import { asAdmin, asBuyer } from './support/client.ts';
+import { asAdmin, asBuyer, payAtCashier } from './support/client.ts';
 import { untilQuiet } from './support/quiet.ts';
 
 for (const engine of availableEngines()) {
@@ -116,6 +116,36 @@ for (const engine of availableEngines()) {
       await untilQuiet(h);
       expect(await level(reserved.activitySkuIds[0]!)).toMatchObject({ reserved: 0, sold: 1 });
       expect(await level(deducted.activitySkuIds[0]!)).toMatchObject({ available: 9, sold: 1 });
+    });
+  });
+  describe(`on-payment units and refunds through the channel sandbox on ${engine.name}`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startHarness(engine, { sandbox: {} });
+    });
+    afterAll(async () => h?.close());
+
+    it('a refunded on-payment line gives the units its payment deducted back to the activity', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_payment' });
+      const sku = f.activitySkuIds[0]!;
+      const buyer = asBuyer(h, 99_750);
+      const placed = await buyer.checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+      expect(placed.status).toBe(201);
+      const orderNo = placed.body.orders[0].orderNo as string;
+      const started = await buyer.startPayment(orderNo, 'alipay');
+      expect(started.status).toBe(201);
+      expect(await payAtCashier(h, 'alipay', started.body.payNo)).toBe(200);
+      await h.sandbox!.core.untilDelivered();
+      await untilQuiet(h);
+      expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'PAID' });
+      expect(await stockLedger(h.app, sku)).toMatchObject({ available: 8, reserved: 0, sold: 2 });
+
+      const refund = await asAdmin(h).refund(orderNo);
+      expect(refund.status).toBe(201);
+      await h.sandbox!.core.untilDelivered();
+      await untilQuiet(h);
+      expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'REFUNDED' });
+      expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0, sold: 0 });
     });
   });
 }
