@@ -68,7 +68,7 @@ for (const engine of availableEngines()) {
       const placed = await asBuyer(h, 99_820).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
       expect(placed.status).toBe(201);
       expect(await level(sku)).toMatchObject({ available: 0, reserved: 10 });
-      expect(await reservationsOf(h.app.db, placed.body.orderNo)).toEqual([{ activitySkuId: sku, quantity: 2, state: 'reserved' }]);
+      expect(await reservationsOf(h.app.db, placed.body.checkoutNo)).toEqual([{ activitySkuId: sku, quantity: 2, state: 'reserved' }]);
       // A buyer with no hold finds nothing left.
       const none = await asBuyer(h, 99_822).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
       expect(none.body.code).toBe('insufficient_stock');
@@ -87,10 +87,10 @@ for (const engine of availableEngines()) {
       await asBuyer(h, buyer).cart.add(sku, 3);
       const holdKey = holdKeyOf(buyer, sku);
       // The reservation step of a checkout, then its undo (a later step failed).
-      const orderNo = '00000000000000000099850';
-      await reserveStock(h.app.db, orderNo, [{ activitySkuId: sku, quantity: 3, fromHold: holdKey }], h.clock.now(), { firstAttempt: true });
+      const checkoutNo = '00000000000000000099850';
+      await reserveStock(h.app.db, checkoutNo, [{ activitySkuId: sku, quantity: 3, fromHold: holdKey }], h.clock.now(), { firstAttempt: true });
       expect(await reservationsOf(h.app.db, holdKey)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'transferred' }]);
-      await transaction(h.app.db, (trx) => releaseReservation(trx, orderNo, h.clock.now()));
+      await transaction(h.app.db, (trx) => releaseReservation(trx, checkoutNo, h.clock.now()));
       expect(await reservationsOf(h.app.db, holdKey)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'reserved' }]);
       expect(await level(sku)).toMatchObject({ available: 2, reserved: 3 });
       // Taken again, the hold expires meanwhile, then the undo: nothing goes back to the expired hold.

@@ -37,14 +37,18 @@ for (const engine of availableEngines()) {
       const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 2 }], couponIds: [couponId] });
       expect(placed.status).toBe(201);
       expect(placed.body).toMatchObject({ itemsTotalFen: 2400, discountTotalFen: 500, payableFen: 1900, couponIds: [couponId] });
-      expect(placed.body.lines[0].discounts).toEqual([{ source: 'coupon', id: String(couponId), amountFen: 500 }]);
+      // One merchant: the checkout is one order, which carries the same totals.
+      const order = placed.body.orders[0];
+      expect(order).toMatchObject({ itemsTotalFen: 2400, discountTotalFen: 500, payableFen: 1900 });
+      // A platform coupon is the platform's money.
+      expect(order.lines[0].discounts).toEqual([{ source: 'coupon', id: String(couponId), amountFen: 500, funder: 'platform' }]);
       expect((await stateOf(buyer, couponId)).state).toBe('locked');
 
       // The same coupon cannot be used by a second order meanwhile.
       const second = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId] });
       expect([second.status, second.body.code]).toEqual([409, 'coupon_unavailable']);
 
-      expect(await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: 'P-c1', amount_fen: 1900, paid_at_ms: h.clock.now() })).toBe('paid');
+      expect(await paymentSucceeded(h.app, order.orderNo, { paymentNo: 'P-c1', amount_fen: 1900, paid_at_ms: h.clock.now() })).toBe('paid');
       await untilQuiet(h);
       expect((await stateOf(buyer, couponId)).state).toBe('used');
     });
@@ -54,7 +58,7 @@ for (const engine of availableEngines()) {
       const buyer = 97_002;
       const cancelled = await couponFor(buyer);
       const a = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [cancelled] });
-      await asBuyer(h, buyer).cancel(a.body.orderNo);
+      await asBuyer(h, buyer).cancel(a.body.orders[0].orderNo);
       await untilQuiet(h);
       expect((await stateOf(buyer, cancelled)).state).toBe('available');
 
@@ -63,7 +67,7 @@ for (const engine of availableEngines()) {
       expect(b.status).toBe(201);
       h.clock.advance(16 * 60_000);
       await untilQuiet(h);
-      expect((await getOrder(h.app, b.body.orderNo)).status).toBe('CANCELLED');
+      expect((await getOrder(h.app, b.body.orders[0].orderNo)).status).toBe('CANCELLED');
       const back = await stateOf(buyer, shortLived);
       expect([back.state, back.expired]).toEqual(['available', true]);
       const listed = (await asBuyer(h, buyer).coupons()).body;
@@ -92,7 +96,8 @@ for (const engine of availableEngines()) {
       const placed = results.filter((r) => r.status === 201);
       expect(placed).toHaveLength(1);
       for (const r of results.filter((r) => r.status !== 201)) expect(r.body.code).toBe('coupon_unavailable');
-      expect((await stateOf(buyer, couponId)).orderNo).toBe(placed[0]!.body.orderNo);
+      // The coupon is locked by the checkout, under its number.
+      expect((await stateOf(buyer, couponId)).orderNo).toBe(placed[0]!.body.checkoutNo);
       expect((await stockLevels(h.app.db, f.activitySkuIds)).get(f.activitySkuIds[0]!)).toMatchObject({ available: 999, reserved: 1 });
     });
 
@@ -112,8 +117,8 @@ for (const engine of availableEngines()) {
 
       // Paying one deducts its points; cancelling another unfreezes them.
       const [paid, cancelled] = placed as [any, any];
-      await paymentSucceeded(h.app, paid.body.orderNo, { paymentNo: 'P-pts', amount_fen: 900, paid_at_ms: h.clock.now() });
-      await asBuyer(h, buyer).cancel(cancelled.body.orderNo);
+      expect(await paymentSucceeded(h.app, paid.body.orders[0].orderNo, { paymentNo: 'P-pts', amount_fen: 900, paid_at_ms: h.clock.now() })).toBe('paid');
+      await asBuyer(h, buyer).cancel(cancelled.body.orders[0].orderNo);
       await untilQuiet(h);
       await untilQuiet(h);
       expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 900, frozen: 800, available: 100 });
@@ -130,9 +135,10 @@ for (const engine of availableEngines()) {
         const couponId = await couponFor(buyer);
         const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], couponIds: [couponId], points: 200 });
         expect(placed.status).toBe(201);
+        const order = placed.body.orders[0];
         const [, outcome] = await Promise.all([
-          asBuyer(h, buyer).cancel(placed.body.orderNo),
-          paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: `P-r${round}`, amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() }),
+          asBuyer(h, buyer).cancel(order.orderNo),
+          paymentSucceeded(h.app, order.orderNo, { paymentNo: `P-r${round}`, amount_fen: order.payableFen, paid_at_ms: h.clock.now() }),
         ]);
         await untilQuiet(h);
         await untilQuiet(h);
@@ -155,8 +161,11 @@ for (const engine of availableEngines()) {
       const placed = await asBuyer(h, 97_300).checkout(body);
       expect(placed.status).toBe(201);
       expect(placed.body.shippingFen).toBe(600 + 2 * 201); // 5 × 500 g = 2.5 kg
-      expect(placed.body.lines.reduce((s: number, l: any) => s + l.payableFen, 0)).toBe(placed.body.payableFen);
-      expect(placed.body.lines.reduce((s: number, l: any) => s + l.shippingFen, 0)).toBe(placed.body.shippingFen);
+      // One merchant: one order, whose shipping is the checkout's.
+      const order = placed.body.orders[0];
+      expect([order.shippingFen, order.payableFen]).toEqual([placed.body.shippingFen, placed.body.payableFen]);
+      expect(order.lines.reduce((s: number, l: any) => s + l.payableFen, 0)).toBe(order.payableFen);
+      expect(order.lines.reduce((s: number, l: any) => s + l.shippingFen, 0)).toBe(order.shippingFen);
       const nowhere = await asBuyer(h, 97_301).checkout({ ...body, region: 'XZ' });
       expect(nowhere.status).toBe(201); // the default rule has no region list: it serves everywhere
       const otherMerchant = await seedActivity(h.app, { skus: [{ price_fen: 100, stock: 10 }] });

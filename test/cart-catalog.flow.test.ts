@@ -86,7 +86,7 @@ for (const engine of availableEngines()) {
 
       const order = await asBuyer(h, 90_010).checkout({ leaderId: leader.body.id, items: [{ activitySkuId, quantity: 3 }] });
       expect(order.status).toBe(201);
-      expect(order.body).toMatchObject({ payableFen: 2970, lines: [{ unitPriceFen: 990, title: 'Pears 1kg' }] });
+      expect(order.body).toMatchObject({ payableFen: 2970, orders: [{ merchantId: merchant.body.id, payableFen: 2970, lines: [{ unitPriceFen: 990, title: 'Pears 1kg' }] }] });
       const listed = (await h.http.inject({ method: 'GET', url: '/activities' })).json();
       const shown = listed.activities.find((a: any) => a.id === activity.id);
       expect(shown.skus[0]).toMatchObject({ available: 37, total: 40 });

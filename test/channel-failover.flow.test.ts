@@ -31,7 +31,8 @@ for (const engine of availableEngines()) {
     const place = async (buyerId: number) => {
       const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       expect(placed.status).toBe(201);
-      return placed.body.orderNo as string;
+      // One merchant: the checkout's one order (its number is in the channel trade's subject).
+      return placed.body.orders[0].orderNo as string;
     };
     const start = async (buyerId: number, orderNo: string, channel: 'wechat' | 'alipay') => {
       const r = await asBuyer(h, buyerId).startPayment(orderNo, channel, 'qr');

@@ -22,16 +22,16 @@ for (const engine of availableEngines()) {
 
     const level = (activitySkuId: number) => stockLedger(h.app, activitySkuId);
 
-    /** What a request does up to the moment it stalls or dies: claim the key, reserve, schedule the check. */
+    /** What a request does up to the moment it stalls or dies: claim the key (fixing the checkout number), reserve under it, schedule the check. */
     async function claimAndReserve(buyerId: number, key: string, body: { leaderId: number; items: { activitySkuId: number; quantity: number }[] }) {
       const shard = h.app.shards.forBuyer(buyerId);
-      const claim = await claimIdempotencyKey(shard, { buyerId, key, hash: requestHash(body), orderNo: h.app.nextOrderNo(slotOfBuyer(buyerId), h.clock.now()) }, h.clock.now);
+      const claim = await claimIdempotencyKey(shard, { buyerId, key, hash: requestHash(body), checkoutNo: h.app.nextOrderNo(slotOfBuyer(buyerId), h.clock.now()) }, h.clock.now);
       if (claim.kind === 'replay') throw new Error('unexpected replay');
       const now = h.clock.now();
-      await reserveStock(h.app.db, claim.orderNo, body.items, now, {
+      await reserveStock(h.app.db, claim.checkoutNo, body.items, now, {
         firstAttempt: true,
         alsoInTransaction: (trx) =>
-          scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: `${VERIFY_RESERVATION_JOB}:${claim.orderNo}`, payload: { orderNo: claim.orderNo }, due_at_ms: now + VERIFY_RESERVATION_AFTER_MS }, now),
+          scheduleJob(trx, { kind: VERIFY_RESERVATION_JOB, key: `${VERIFY_RESERVATION_JOB}:${claim.checkoutNo}`, payload: { checkoutNo: claim.checkoutNo }, due_at_ms: now + VERIFY_RESERVATION_AFTER_MS }, now),
       });
       return { shard, claim };
     }
@@ -48,8 +48,9 @@ for (const engine of availableEngines()) {
       const takeover = await asBuyer(h, buyerId).checkout(body, { key });
       expect(takeover.status).toBe(201);
       // The takeover gave back the dead attempt's reservation and started over under a fresh number.
-      expect(takeover.body.orderNo).not.toBe(stalled.claim.orderNo);
-      expect(await reservationsOf(h.app.db, stalled.claim.orderNo)).toEqual([{ activitySkuId: sku, quantity: 2, state: 'released' }]);
+      expect(takeover.body.checkoutNo).not.toBe(stalled.claim.checkoutNo);
+      expect(await reservationsOf(h.app.db, stalled.claim.checkoutNo)).toEqual([{ activitySkuId: sku, quantity: 2, state: 'released' }]);
+      expect(await reservationsOf(h.app.db, takeover.body.checkoutNo)).toEqual([{ activitySkuId: sku, quantity: 2, state: 'reserved' }]);
 
       // The stalled request wakes up: its lease token no longer counts for anything.
       const token = (stalled.claim as { leaseToken: string }).leaseToken;
@@ -79,15 +80,15 @@ for (const engine of availableEngines()) {
       const key = newKey();
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }], points: 300 };
       const died = await claimAndReserve(buyerId, key, body);
-      await transaction(h.app.db, (trx) => freezePoints(trx, buyerId, died.claim.orderNo, 300, h.clock.now()));
+      await transaction(h.app.db, (trx) => freezePoints(trx, buyerId, died.claim.checkoutNo, 300, h.clock.now()));
       expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 300, frozen: 300, available: 0 });
 
       h.clock.advance(IDEMPOTENCY_LEASE_MS + 1);
       const resumed = await asBuyer(h, buyerId).checkout(body, { key });
       expect(resumed.status).toBe(201);
-      expect(resumed.body).toMatchObject({ pointsUsed: 300, payableFen: 700 });
+      expect(resumed.body).toMatchObject({ pointsUsed: 300, payableFen: 700, orders: [{ pointsUsed: 300, payableFen: 700 }] });
       expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 300, frozen: 300, available: 0 });
-      await paymentSucceeded(h.app, resumed.body.orderNo, { paymentNo: 'P-resume', amount_fen: 700, paid_at_ms: h.clock.now() });
+      await paymentSucceeded(h.app, resumed.body.orders[0].orderNo, { paymentNo: 'P-resume', amount_fen: 700, paid_at_ms: h.clock.now() });
       await untilQuiet(h);
       expect(await pointsAccount(h.app.db, buyerId)).toEqual({ balance: 0, frozen: 0, available: 0 });
       // The dead attempt's verification job finds its holds already given back.
@@ -113,7 +114,7 @@ for (const engine of availableEngines()) {
       h.clock.advance(VERIFY_RESERVATION_AFTER_MS + 1);
       await untilQuiet(h);
       expect(await level(sku)).toMatchObject({ available: 10, reserved: 0 });
-      expect(await reservationsOf(h.app.db, died.claim.orderNo)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'released' }]);
+      expect(await reservationsOf(h.app.db, died.claim.checkoutNo)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'released' }]);
 
       // The key was freed: the client's retry places a fresh order.
       const retry = await asBuyer(h, buyerId).checkout(body, { key });
@@ -129,7 +130,7 @@ for (const engine of availableEngines()) {
       await untilQuiet(h);
       // The check runs well before the payment timeout: the order's stock stays reserved.
       expect(VERIFY_RESERVATION_AFTER_MS).toBeLessThan(15 * 60_000);
-      expect(await reservationsOf(h.app.db, placed.body.orderNo)).toEqual([{ activitySkuId: f.activitySkuIds[0]!, quantity: 1, state: 'reserved' }]);
+      expect(await reservationsOf(h.app.db, placed.body.checkoutNo)).toEqual([{ activitySkuId: f.activitySkuIds[0]!, quantity: 1, state: 'reserved' }]);
       expect(await level(f.activitySkuIds[0]!)).toMatchObject({ available: 9, reserved: 1 });
       const jobs = await h.app.db.selectFrom('jobs').select('job_key').where('job_key', 'like', `${VERIFY_RESERVATION_JOB}%`).execute();
       expect(jobs).toEqual([]);
@@ -138,15 +139,15 @@ for (const engine of availableEngines()) {
     it('re-reserving a released reservation from several attempts at once takes the stock once', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 20 }] });
       const sku = f.activitySkuIds[0]!;
-      const orderNo = h.app.nextOrderNo(slotOfBuyer(95_004), h.clock.now());
-      await reserveStock(h.app.db, orderNo, [{ activitySkuId: sku, quantity: 3 }], h.clock.now(), { firstAttempt: true });
-      await transaction(h.app.db, (trx) => releaseReservation(trx, orderNo, h.clock.now()));
+      const checkoutNo = h.app.nextOrderNo(slotOfBuyer(95_004), h.clock.now());
+      await reserveStock(h.app.db, checkoutNo, [{ activitySkuId: sku, quantity: 3 }], h.clock.now(), { firstAttempt: true });
+      await transaction(h.app.db, (trx) => releaseReservation(trx, checkoutNo, h.clock.now()));
       const attempts = await Promise.allSettled(
-        Array.from({ length: 4 }, () => reserveStock(h.app.db, orderNo, [{ activitySkuId: sku, quantity: 3 }], h.clock.now(), { firstAttempt: false })),
+        Array.from({ length: 4 }, () => reserveStock(h.app.db, checkoutNo, [{ activitySkuId: sku, quantity: 3 }], h.clock.now(), { firstAttempt: false })),
       );
       expect(attempts.some((a) => a.status === 'fulfilled')).toBe(true);
       expect(await level(sku)).toMatchObject({ available: 17, reserved: 3 });
-      await transaction(h.app.db, (trx) => releaseReservation(trx, orderNo, h.clock.now()));
+      await transaction(h.app.db, (trx) => releaseReservation(trx, checkoutNo, h.clock.now()));
       expect(await level(sku)).toMatchObject({ available: 20, reserved: 0 });
     });
 
@@ -156,14 +157,15 @@ for (const engine of availableEngines()) {
       const upper = await asBuyer(h, 95_005).checkout(body, { key: 'Order-AbC' });
       const lower = await asBuyer(h, 95_005).checkout(body, { key: 'order-abc' });
       expect([upper.status, lower.status]).toEqual([201, 201]);
-      expect(upper.body.orderNo).not.toBe(lower.body.orderNo);
+      expect(upper.body.checkoutNo).not.toBe(lower.body.checkoutNo);
+      expect(upper.body.orders[0].orderNo).not.toBe(lower.body.orders[0].orderNo);
     });
 
     it('pages the buyer’s orders by order number without skipping any', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }] });
       const buyerId = 95_006;
       const placed: string[] = [];
-      for (let i = 0; i < 5; i++) placed.push((await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] })).body.orderNo);
+      for (let i = 0; i < 5; i++) placed.push((await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] })).body.orders[0].orderNo);
       const seen: string[] = [];
       let before: string | null = null;
       for (let page = 0; page < 5; page++) {

@@ -26,10 +26,14 @@ for (const engine of availableEngines()) {
       expect(placed).toHaveLength(50);
       expect(refused).toHaveLength(150);
       for (const r of refused) expect(r.body).toMatchObject({ code: 'insufficient_stock', field: 'items.0.quantity' });
-      expect(new Set(placed.map((r) => r.body.orderNo)).size).toBe(50);
+      // One merchant: each checkout is one order.
+      for (const r of placed) expect(r.body.orders).toHaveLength(1);
+      expect(new Set(placed.map((r) => r.body.checkoutNo)).size).toBe(50);
+      expect(new Set(placed.map((r) => r.body.orders[0].orderNo)).size).toBe(50);
       const level = await ledger(sku);
       expect(level).toMatchObject({ total: 50, available: 0, reserved: 50, sold: 0 });
-      for (const r of placed) expect(await reservationsOf(h.app.db, r.body.orderNo)).toEqual([{ activitySkuId: sku, quantity: 1, state: 'reserved' }]);
+      // The stock is held under the checkout number.
+      for (const r of placed) expect(await reservationsOf(h.app.db, r.body.checkoutNo)).toEqual([{ activitySkuId: sku, quantity: 1, state: 'reserved' }]);
     });
 
     it('never creates an order twice: one submission sent 20 times at once with one key', async () => {
@@ -39,7 +43,8 @@ for (const engine of availableEngines()) {
       const body = { leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 3 }] };
       const results = await Promise.all(Array.from({ length: 20 }, () => asBuyer(h, 20_001).checkout(body, { key })));
       for (const r of results) expect(r.status).toBe(201);
-      expect(new Set(results.map((r) => r.body.orderNo)).size).toBe(1);
+      expect(new Set(results.map((r) => r.body.checkoutNo)).size).toBe(1);
+      expect(new Set(results.map((r) => r.body.orders[0].orderNo)).size).toBe(1);
       const orders = await h.app.shards.forBuyer(20_001).selectFrom('orders').select('order_no').where('buyer_id', '=', 20_001).execute();
       expect(orders).toHaveLength(1);
       expect(await ledger(sku)).toMatchObject({ available: 97, reserved: 3 });
@@ -52,7 +57,8 @@ for (const engine of availableEngines()) {
       // The key is the buyer's own: another buyer may use the same string.
       const otherBuyer = await asBuyer(h, 20_002).checkout(body, { key });
       expect(otherBuyer.status).toBe(201);
-      expect(otherBuyer.body.orderNo).not.toBe(results[0]!.body.orderNo);
+      expect(otherBuyer.body.checkoutNo).not.toBe(results[0]!.body.checkoutNo);
+      expect(otherBuyer.body.orders[0].orderNo).not.toBe(results[0]!.body.orders[0].orderNo);
     });
 
     it('never deadlocks: carts holding the same SKUs in opposite order, checked out concurrently 100 times', async () => {
@@ -92,7 +98,7 @@ for (const engine of availableEngines()) {
 
       // Cancelling a live order frees its share of the limit.
       const first = results.find((r) => r.status === 201)!;
-      const cancel = await asBuyer(h, buyer).cancel(first.body.orderNo);
+      const cancel = await asBuyer(h, buyer).cancel(first.body.orders[0].orderNo);
       expect(cancel.status).toBe(200);
       expect((await asBuyer(h, buyer).checkout(item(1))).status).toBe(201);
       expect((await asBuyer(h, buyer).checkout(item(1))).body.code).toBe('purchase_limit_exceeded');
@@ -115,11 +121,15 @@ for (const engine of availableEngines()) {
     it('gives another buyer’s order as 404', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 700, stock: 5 }] });
       const placed = await asBuyer(h, 60_001).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
-      const mine = await asBuyer(h, 60_001).order(placed.body.orderNo);
+      const mine = await asBuyer(h, 60_001).order(placed.body.orders[0].orderNo);
       expect(mine.status).toBe(200);
-      const theirs = await asBuyer(h, 60_002).order(placed.body.orderNo);
+      const theirs = await asBuyer(h, 60_002).order(placed.body.orders[0].orderNo);
       expect(theirs.status).toBe(404);
       expect(theirs.body.code).toBe('order_not_found');
+      // Its checkout likewise.
+      expect((await asBuyer(h, 60_001).checkoutOf(placed.body.checkoutNo)).status).toBe(200);
+      const theirCheckout = await asBuyer(h, 60_002).checkoutOf(placed.body.checkoutNo);
+      expect([theirCheckout.status, theirCheckout.body.code]).toEqual([404, 'checkout_not_found']);
       const list = (await asBuyer(h, 60_002).orders()).body;
       expect(list.orders).toEqual([]);
     });

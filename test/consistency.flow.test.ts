@@ -8,7 +8,7 @@ import { findPayment } from '../src/payments/index.ts';
 import { grantPoints, pointsAccount } from '../src/points/index.ts';
 import { slotOfBuyer } from '../src/platform/shards.ts';
 import { availableEngines } from './support/engines.ts';
-import { HOUR_MS, newKey, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { channelAccountsOf, HOUR_MS, newKey, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
 import { asAdmin, asBuyer } from './support/client.ts';
 import { untilQuiet } from './support/quiet.ts';
 
@@ -35,10 +35,12 @@ for (const engine of availableEngines()) {
       const [sku, other] = f.activitySkuIds as [number, number];
       const db = h.app.db;
       const item = (quantity = 1) => ({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity }] });
+      // One merchant: a checkout of one order. Its holds are kept under the checkout number.
       const place = async (buyerId: number, body: object = item()) => {
         const placed = await asBuyer(h, buyerId).checkout(body);
         expect(placed.status).toBe(201);
-        return placed.body.orderNo as string;
+        expect(placed.body.orders).toHaveLength(1);
+        return { checkoutNo: placed.body.checkoutNo as string, orderNo: placed.body.orders[0].orderNo as string, merchantId: placed.body.orders[0].merchantId as number };
       };
 
       // A: a checkout reserved stock and died before its order; its verification job is lost too.
@@ -46,13 +48,19 @@ for (const engine of availableEngines()) {
       await reserveStock(db, orphanNo, [{ activitySkuId: sku, quantity: 2 }], h.clock.now(), { firstAttempt: true });
 
       // B: an unpaid order whose timeout job is gone.
-      const overdueNo = await place(96_002);
+      const overdue = await place(96_002);
+      const overdueNo = overdue.orderNo;
       // C: a success recorded (SUCCEEDED, not yet taken to the order) and its apply job lost. Its
       // timeout job is gone too, so it is also overdue: the payment must win, the order be paid.
-      const paidNo = await place(96_003);
+      const paid = await place(96_003);
+      const paidNo = paid.orderNo;
       await untilQuiet(h);
       const shardC = h.app.shards.forOrderNo(paidNo)!;
-      for (const orderNo of [overdueNo, paidNo]) await h.app.shards.forOrderNo(orderNo)!.deleteFrom('jobs').where('job_key', '=', expireJobKey(orderNo)).execute();
+      // The timeout job is the checkout's.
+      for (const { checkoutNo } of [overdue, paid]) {
+        const deleted = await h.app.shards.forOrderNo(checkoutNo)!.deleteFrom('jobs').where('job_key', '=', expireJobKey(checkoutNo)).executeTakeFirst();
+        expect(deleted.numDeletedRows).toBe(1n);
+      }
       const payNo = `P${h.app.nextOrderNo(slotOfBuyer(96_003), h.clock.now())}`;
       const payable_fen = (await getOrder(h.app, paidNo)).payable_fen;
       await shardC
@@ -60,6 +68,7 @@ for (const engine of availableEngines()) {
         .values({
           pay_no: payNo, order_no: paidNo, buyer_id: 96_003, channel: 'alipay', method: 'qr', amount_fen: payable_fen, currency: 'CNY', status: 'SUCCEEDED', version: 1,
           open_order_no: null, channel_trade_no: 'T-C', pay_action: null, disposition: null, refund_committed_fen: 0, refunded_fen: 0, finished: 0,
+          combine_no: null, sub_merchant_id: channelAccountsOf(paid.merchantId).alipay,
           expires_at_ms: h.clock.now() + HOUR_MS, created_at_ms: h.clock.now(), updated_at_ms: h.clock.now(), succeeded_at_ms: h.clock.now(), closed_at_ms: null,
         })
         .execute();
@@ -67,8 +76,9 @@ for (const engine of availableEngines()) {
       // D: a cancelled order whose order.cancelled effects were lost: stock still reserved, a
       // coupon still locked, points still frozen.
       await grantPoints(db, 96_004, 1000, 'consistency-d', 'test', h.clock.now());
-      const cancelledNo = await place(96_004, { ...item(3), points: 100 });
-      expect((await cancel(96_004, cancelledNo)).status).toBe(200);
+      const cancelled = await place(96_004, { ...item(3), points: 100 });
+      const cancelledNo = cancelled.checkoutNo;
+      expect((await cancel(96_004, cancelled.orderNo)).status).toBe(200);
       await untilQuiet(h);
       await db.updateTable('stock_reservations').set({ state: 'reserved' }).where('order_no', '=', cancelledNo).execute();
       await db.updateTable('stock').set((eb) => ({ available: eb('available', '-', 3), reserved: eb('reserved', '+', 3) })).where('activity_sku_id', '=', sku).execute();
@@ -79,7 +89,7 @@ for (const engine of availableEngines()) {
       // E: an order placed from the cart whose order.placed effect (clearing the cart) was lost.
       await addToCart(db, 96_005, sku, 1, h.clock.now());
       await addToCart(db, 96_005, other, 1, h.clock.now());
-      const cartNo = await place(96_005);
+      const cartNo = (await place(96_005)).orderNo;
       await untilQuiet(h);
       const placed_at_ms = (await getOrder(h.app, cartNo)).created_at_ms;
       await db.insertInto('cart_lines').values({ buyer_id: 96_005, activity_sku_id: sku, quantity: 1, selected: 1, hold_expires_at_ms: null, added_at_ms: placed_at_ms - 5, updated_at_ms: placed_at_ms - 5 }).execute();
@@ -90,11 +100,12 @@ for (const engine of availableEngines()) {
       // order inside its timeout whose coupon has been locked since long before.
       const midNo = h.app.nextOrderNo(slotOfBuyer(96_006), h.clock.now());
       const midBody = item(1);
-      const claim = await claimIdempotencyKey(h.app.shards.forBuyer(96_006), { buyerId: 96_006, key: newKey(), hash: requestHash(midBody), orderNo: midNo }, h.clock.now);
+      const claim = await claimIdempotencyKey(h.app.shards.forBuyer(96_006), { buyerId: 96_006, key: newKey(), hash: requestHash(midBody), checkoutNo: midNo }, h.clock.now);
       expect(claim.kind).toBe('new');
       await reserveStock(db, midNo, midBody.items, h.clock.now(), { firstAttempt: true });
-      const liveNo = await place(96_007);
-      await db.insertInto('coupons').values({ template_id: 1, buyer_id: 96_007, state: 'locked', order_no: liveNo, issued_at_ms: 0, updated_at_ms: 0 }).execute();
+      const live = await place(96_007);
+      const liveNo = live.orderNo;
+      await db.insertInto('coupons').values({ template_id: 1, buyer_id: 96_007, state: 'locked', order_no: live.checkoutNo, issued_at_ms: 0, updated_at_ms: 0 }).execute();
       await untilQuiet(h);
 
       const first = await runReconcilePass(h.app, h.app.payments);
@@ -125,7 +136,7 @@ for (const engine of availableEngines()) {
       // In flight: untouched.
       expect(await reservationsOf(db, midNo)).toEqual([{ activitySkuId: sku, quantity: 1, state: 'reserved' }]);
       expect((await getOrder(h.app, liveNo)).status).toBe('PENDING_PAYMENT');
-      expect(await db.selectFrom('coupons').select('state').where('order_no', '=', liveNo).execute()).toEqual([{ state: 'locked' }]);
+      expect(await db.selectFrom('coupons').select('state').where('order_no', '=', live.checkoutNo).execute()).toEqual([{ state: 'locked' }]);
 
       // Logged once each; the order events the repairs wrote run; nothing is left to find.
       expect((await repairRows()).map((r) => [r.check, r.key]).sort()).toEqual(done.map(([check, key]) => [check, key]));

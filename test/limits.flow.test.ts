@@ -46,7 +46,8 @@ for (const engine of availableEngines()) {
       const lines = f.activitySkuIds.map((activitySkuId) => ({ activitySkuId, quantity: 1 }));
       expect(lines).toHaveLength(MAX_CHECKOUT_LINES);
       const atLimit = await asBuyer(h, 110_001).checkout({ leaderId: f.leaderId, items: lines });
-      expect([atLimit.status, atLimit.body.lines.length]).toEqual([201, MAX_CHECKOUT_LINES]);
+      // One merchant's goods: the checkout is one order holding every line.
+      expect([atLimit.status, atLimit.body.orders.length, atLimit.body.orders[0].lines.length]).toEqual([201, 1, MAX_CHECKOUT_LINES]);
       await untilQuiet(h);
       const before = await writtenRows(h.app);
       const past = await asBuyer(h, 110_002).checkout({ leaderId: f.leaderId, items: [...lines, { activitySkuId: 9_999_999, quantity: 1 }] });
@@ -79,7 +80,8 @@ for (const engine of availableEngines()) {
       const atLimit = await asBuyer(h, 110_021).checkout(one(), { key: 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH) });
       expect(atLimit.status).toBe(201);
       const again = await asBuyer(h, 110_021).checkout(one(), { key: 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH) });
-      expect(again.body.orderNo).toBe(atLimit.body.orderNo);
+      expect(again.body.checkoutNo).toBe(atLimit.body.checkoutNo);
+      expect(again.body.orders[0].orderNo).toBe(atLimit.body.orders[0].orderNo);
       const past = await asBuyer(h, 110_021).checkout(one(), { key: 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH + 1) });
       expect(refusedField(past)).toEqual([400, 'invalid_field', 'Idempotency-Key']);
     });
@@ -355,12 +357,13 @@ for (const engine of availableEngines()) {
       const buyer = asBuyer(h, 110_101);
       const placed = await buyer.checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       expect(placed.status).toBe(201);
+      const orderNo = placed.body.orders[0].orderNo as string;
       // Switching channels closes the open attempt and starts another.
       const channelOf = (attempt: number) => (attempt % 2 === 0 ? 'alipay' : 'wechat');
       for (let attempt = 0; attempt < MAX_PAYMENT_ATTEMPTS; attempt++) {
-        expect((await buyer.startPayment(placed.body.orderNo, channelOf(attempt))).status, `attempt ${attempt + 1}`).toBe(201);
+        expect((await buyer.startPayment(orderNo, channelOf(attempt))).status, `attempt ${attempt + 1}`).toBe(201);
       }
-      const past = await buyer.startPayment(placed.body.orderNo, channelOf(MAX_PAYMENT_ATTEMPTS));
+      const past = await buyer.startPayment(orderNo, channelOf(MAX_PAYMENT_ATTEMPTS));
       expect([past.status, past.body.code]).toEqual([409, 'order_not_payable']);
     });
 
@@ -370,17 +373,18 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 10 }] });
       const buyer = asBuyer(h, 110_111);
       const placed = await buyer.checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
-      const { started } = await buyer.pay(placed.body.orderNo, 'alipay');
+      const orderNo = placed.body.orders[0].orderNo as string;
+      const { started } = await buyer.pay(orderNo, 'alipay');
       await untilQuiet(h);
       // Alipay down: every ask is unanswered, so the refund stays REQUESTED.
       h.sandbox!.core.setFaults({ down: ['alipay'] });
       const error = vi.spyOn(h.app.payments.platform.log, 'error');
       try {
-        const refund = await asAdmin(h).refund(placed.body.orderNo);
+        const refund = await asAdmin(h).refund(orderNo);
         expect([refund.status, refund.body.status]).toEqual([201, 'REQUESTED']);
         const { refundNo } = refund.body;
         const payNo = started.body.payNo as string;
-        const shard = h.app.shards.forOrderNo(placed.body.orderNo)!;
+        const shard = h.app.shards.forOrderNo(orderNo)!;
         const followJob = (attempt: number) => hasJobs(shard, `${REFUND_FOLLOW_JOB}:${refundNo}:${attempt}`);
         const lastWords = () => error.mock.calls.filter(([, message]) => String(message).startsWith('refund still open'));
 

@@ -9,7 +9,7 @@ import { untilQuiet } from './support/quiet.ts';
 /**
  * Metrics and logs, on every engine: GET /metrics exposes the named metrics from the app's own
  * registry, and its counters move after a checkout and a payment notification; the log lines of
- * a request carry its request id (x-request-id) and the order number.
+ * a request carry its request id (x-request-id) and the checkout or order number.
  */
 for (const engine of availableEngines()) {
   describe(`metrics and structured logs on ${engine.name}`, () => {
@@ -49,12 +49,12 @@ for (const engine of availableEngines()) {
       }
     });
 
-    it('counts checkouts by outcome and code, and logs each answer with its request id and order number', async () => {
+    it('counts checkouts by outcome and code, and logs each answer with its request id and checkout number', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 1 }] });
       const before = await scrape();
       const placed = await asBuyer(h, 97_001).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] }, { key: 'obs-1', headers: { 'x-request-id': 'req-obs-1' } });
       expect(placed.status).toBe(201);
-      const orderNo = placed.body.orderNo as string;
+      const checkoutNo = placed.body.checkoutNo as string;
       const refused = await asBuyer(h, 97_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       expect(refused.body.code).toBe('insufficient_stock');
 
@@ -67,7 +67,8 @@ for (const engine of availableEngines()) {
 
       const answered = lines.filter((l) => l.msg === 'checkout answered' && l.reqId === 'req-obs-1');
       expect(answered).toHaveLength(1);
-      expect(answered[0]).toMatchObject({ reqId: 'req-obs-1', orderNo, buyerId: 97_001, status: 201 });
+      // The answer is a checkout (its orders inside): the line names the checkout number.
+      expect(answered[0]).toMatchObject({ reqId: 'req-obs-1', checkoutNo, buyerId: 97_001, status: 201 });
       // Fastify's own lines for the request carry the same id.
       expect(lines.filter((l) => l.reqId === 'req-obs-1').length).toBeGreaterThanOrEqual(1);
     });
@@ -75,7 +76,7 @@ for (const engine of availableEngines()) {
     it('counts payment notifications by channel and outcome', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 5 }] });
       const placed = await asBuyer(h, 97_003).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
-      const orderNo = placed.body.orderNo as string;
+      const orderNo = placed.body.orders[0].orderNo as string;
       const before = await scrape();
       const method = h.app.payments.channels.get('alipay')!.methods[0]!;
       const started = await asBuyer(h, 97_003).post(`/orders/${orderNo}/payments`, { channel: 'alipay', method }, { 'x-request-id': 'req-obs-pay' });

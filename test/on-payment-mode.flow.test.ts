@@ -4,7 +4,7 @@ import { deductOnPayment } from '../src/inventory/index.ts';
 import { getOrder, paymentSucceeded } from '../src/orders/index.ts';
 import { availableEngines } from './support/engines.ts';
 import { seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
-import { asAdmin, asBuyer } from './support/client.ts';
+import { asAdmin, asBuyer, payAtCashier } from './support/client.ts';
 import { untilQuiet } from './support/quiet.ts';
 
 for (const engine of availableEngines()) {
@@ -28,14 +28,16 @@ for (const engine of availableEngines()) {
       const first = await asBuyer(h, 99_700).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
       const second = await asBuyer(h, 99_701).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }], couponIds: [couponId] });
       expect([first.status, second.status]).toEqual([201, 201]);
-      expect(first.body.lines[0].inventoryMode).toBe('on_payment');
+      // One merchant: each checkout is one order.
+      const [firstOrder, secondOrder] = [first.body.orders[0], second.body.orders[0]];
+      expect(firstOrder.lines[0].inventoryMode).toBe('on_payment');
       expect(await level(sku)).toMatchObject({ available: 1, reserved: 0, sold: 0 });
 
-      expect(await pay(first.body.orderNo, 900)).toBe('paid');
+      expect(await pay(firstOrder.orderNo, 900)).toBe('paid');
       expect(await level(sku)).toMatchObject({ available: 0, sold: 1 });
-      expect(await pay(second.body.orderNo, 800)).toBe('stock_unavailable');
+      expect(await pay(secondOrder.orderNo, 800)).toBe('stock_unavailable');
       await untilQuiet(h);
-      expect(await getOrder(h.app, second.body.orderNo)).toMatchObject({ status: 'CANCELLED', cancelReason: 'sold_out_at_payment' });
+      expect(await getOrder(h.app, secondOrder.orderNo)).toMatchObject({ status: 'CANCELLED', cancelReason: 'sold_out_at_payment' });
       expect((await buyerCoupons(h.app.db, 99_701, h.clock.now())).find((c) => c.couponId === couponId)!.state).toBe('available');
       expect(await level(sku)).toMatchObject({ available: 0, sold: 1 });
 
@@ -47,7 +49,7 @@ for (const engine of availableEngines()) {
     it('the same payment delivered 5 times at once deducts once', async () => {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_payment' });
       const placed = await asBuyer(h, 99_710).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 3 }] });
-      const outcomes = await Promise.all(Array.from({ length: 5 }, () => pay(placed.body.orderNo, 1500, 'P-same')));
+      const outcomes = await Promise.all(Array.from({ length: 5 }, () => pay(placed.body.orders[0].orderNo, 1500, 'P-same')));
       expect(outcomes.filter((o) => o === 'paid')).toHaveLength(1);
       expect(outcomes.filter((o) => o === 'already_paid')).toHaveLength(4);
       expect(await level(f.activitySkuIds[0]!)).toMatchObject({ available: 7, sold: 3 });
@@ -59,12 +61,13 @@ for (const engine of availableEngines()) {
         const sku = f.activitySkuIds[0]!;
         const buyer = 99_720 + round;
         const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+        const orderNo = placed.body.orders[0].orderNo as string;
         const [, outcome] = await Promise.all([
-          asBuyer(h, buyer).cancel(placed.body.orderNo),
-          pay(placed.body.orderNo, 1000),
+          asBuyer(h, buyer).cancel(orderNo),
+          pay(orderNo, 1000),
         ]);
         await untilQuiet(h);
-        const order = await getOrder(h.app, placed.body.orderNo);
+        const order = await getOrder(h.app, orderNo);
         if (outcome === 'paid') {
           expect(order.status).toBe('PAID');
           expect(await level(sku)).toMatchObject({ available: 8, sold: 2 });
@@ -79,13 +82,15 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_payment' });
       const sku = f.activitySkuIds[0]!;
       const placed = await asBuyer(h, 99_740).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
-      await deductOnPayment(h.app.db, placed.body.orderNo, [{ activitySkuId: sku, quantity: 2 }], h.clock.now()); // then the process dies
+      // A payment deducts under the checkout number, where every hold of the checkout is kept.
+      const orderNo = placed.body.orders[0].orderNo as string;
+      await deductOnPayment(h.app.db, placed.body.checkoutNo, [{ activitySkuId: sku, quantity: 2 }], h.clock.now()); // then the process dies
       expect(await level(sku)).toMatchObject({ available: 8, sold: 2 });
       h.clock.advance(16 * 60_000);
       await untilQuiet(h);
-      expect((await getOrder(h.app, placed.body.orderNo)).status).toBe('CANCELLED');
+      expect((await getOrder(h.app, orderNo)).status).toBe('CANCELLED');
       expect(await level(sku)).toMatchObject({ available: 10, sold: 0 });
-      expect(await pay(placed.body.orderNo, 1000)).toBe('order_cancelled');
+      expect(await pay(orderNo, 1000)).toBe('order_cancelled');
       expect(await level(sku)).toMatchObject({ available: 10, sold: 0 });
     });
 
@@ -102,12 +107,45 @@ for (const engine of availableEngines()) {
       const deducted = await seedActivity(h.app, { skus: [{ price_fen: 700, stock: 10 }], inventoryMode: 'on_payment' });
       const placed = await asBuyer(h, 99_730).checkout({ leaderId: reserved.leaderId, items: [{ activitySkuId: reserved.activitySkuIds[0]!, quantity: 1 }, { activitySkuId: deducted.activitySkuIds[0]!, quantity: 1 }] });
       expect(placed.status).toBe(201);
+      // Each seedActivity has its own merchant, so the cart is split into two orders (拆单), one per mode.
+      expect(placed.body.payableFen).toBe(1000);
+      expect(placed.body.orders.map((o: any) => o.lines.map((l: any) => [l.inventoryMode, l.payableFen])).sort()).toEqual([[['on_order', 300]], [['on_payment', 700]]]);
       expect(await level(reserved.activitySkuIds[0]!)).toMatchObject({ reserved: 1 });
       expect(await level(deducted.activitySkuIds[0]!)).toMatchObject({ reserved: 0, sold: 0 });
-      expect(await pay(placed.body.orderNo, 1000)).toBe('paid');
+      for (const order of placed.body.orders) expect(await pay(order.orderNo, order.payableFen)).toBe('paid');
       await untilQuiet(h);
       expect(await level(reserved.activitySkuIds[0]!)).toMatchObject({ reserved: 0, sold: 1 });
       expect(await level(deducted.activitySkuIds[0]!)).toMatchObject({ available: 9, sold: 1 });
+    });
+  });
+  describe(`on-payment units and refunds through the channel sandbox on ${engine.name}`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startHarness(engine, { sandbox: {} });
+    });
+    afterAll(async () => h?.close());
+
+    it('a refunded on-payment line gives the units its payment deducted back to the activity', async () => {
+      const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 10 }], inventoryMode: 'on_payment' });
+      const sku = f.activitySkuIds[0]!;
+      const buyer = asBuyer(h, 99_750);
+      const placed = await buyer.checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 2 }] });
+      expect(placed.status).toBe(201);
+      const orderNo = placed.body.orders[0].orderNo as string;
+      const started = await buyer.startPayment(orderNo, 'alipay');
+      expect(started.status).toBe(201);
+      expect(await payAtCashier(h, 'alipay', started.body.payNo)).toBe(200);
+      await h.sandbox!.core.untilDelivered();
+      await untilQuiet(h);
+      expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'PAID' });
+      expect(await stockLedger(h.app, sku)).toMatchObject({ available: 8, reserved: 0, sold: 2 });
+
+      const refund = await asAdmin(h).refund(orderNo);
+      expect(refund.status).toBe(201);
+      await h.sandbox!.core.untilDelivered();
+      await untilQuiet(h);
+      expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'REFUNDED' });
+      expect(await stockLedger(h.app, sku)).toMatchObject({ available: 10, reserved: 0, sold: 0 });
     });
   });
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reservationsOf } from '../src/inventory/index.ts';
 import { runDueJobs } from '../src/jobs/index.ts';
-import { expireOrder, getOrder, paymentSucceeded, purchasedQuantity } from '../src/orders/index.ts';
+import { expireCheckout, expireOrder, getOrder, paymentSucceeded, purchasedQuantity } from '../src/orders/index.ts';
 import { slotOfOrderNo } from '../src/platform/shards.ts';
 import { availableEngines } from './support/engines.ts';
 import { seedActivity, startHarness, stockLedger, TestClock, type Harness } from './support/harness.ts';
@@ -22,7 +22,10 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1234, stock, purchaseLimit: 10 }] });
       const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity }] });
       expect(placed.status).toBe(201);
-      return { orderNo: placed.body.orderNo as string, sku: f.activitySkuIds[0]!, payable_fen: placed.body.payableFen as number };
+      // One merchant: the checkout is one order; holds are kept under the checkout number.
+      expect(placed.body.orders).toHaveLength(1);
+      const order = placed.body.orders[0];
+      return { orderNo: order.orderNo as string, checkoutNo: placed.body.checkoutNo as string, sku: f.activitySkuIds[0]!, payable_fen: order.payableFen as number };
     }
 
     const level = (activitySkuId: number) => stockLedger(h.app, activitySkuId);
@@ -42,13 +45,13 @@ for (const engine of availableEngines()) {
     it('timeout and buyer cancel racing: one wins, stock is released once', async () => {
       for (let round = 0; round < 10; round++) {
         const buyer = 81_000 + round;
-        const { orderNo, sku } = await placeOrder(buyer, 3);
+        const { orderNo, checkoutNo, sku } = await placeOrder(buyer, 3);
         h.clock.advance(TIMEOUT_MS + 1);
         const shard = h.app.shards.forOrderNo(orderNo)!;
         const [cancel, expired] = await Promise.all([
           asBuyer(h, buyer).cancel(orderNo),
           expireOrder(h.app, orderNo),
-          runDueJobs(shard, { handlers: { 'order.expire': async (p: { orderNo: string }) => void (await expireOrder(h.app, p.orderNo)) }, owner: 'racer', now: h.clock.now, onError: () => {} }),
+          runDueJobs(shard, { handlers: { 'order.expire': async (p: { checkoutNo: string }) => void (await expireCheckout(h.app, p.checkoutNo)) }, owner: 'racer', now: h.clock.now, onError: () => {} }),
         ]);
         const buyerWon = cancel.status === 200;
         if (!buyerWon) expect(['order_state_conflict', 'order_not_cancellable']).toContain(cancel.body.code);
@@ -59,13 +62,13 @@ for (const engine of availableEngines()) {
         expect(order.version).toBe(1);
         expect(order.cancelReason).toBe(buyerWon ? 'buyer_cancelled' : 'payment_timeout');
         expect(await level(sku)).toMatchObject({ total: 100, available: 100, reserved: 0, sold: 0 });
-        expect(await reservationsOf(h.app.db, orderNo)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'released' }]);
+        expect(await reservationsOf(h.app.db, checkoutNo)).toEqual([{ activitySkuId: sku, quantity: 3, state: 'released' }]);
         expect(await purchasedQuantity(h.app.shards.forBuyer(buyer), buyer, sku)).toBe(0);
       }
     });
 
     it('paymentSucceeded delivered 5 times at once: one transition, stock confirmed once', async () => {
-      const { orderNo, sku, payable_fen } = await placeOrder(82_001, 4);
+      const { orderNo, checkoutNo, sku, payable_fen } = await placeOrder(82_001, 4);
       const payment = { paymentNo: 'P-1', amount_fen: payable_fen, paid_at_ms: h.clock.now() };
       const outcomes = await Promise.all(Array.from({ length: 5 }, () => paymentSucceeded(h.app, orderNo, payment)));
       expect(outcomes.filter((o) => o === 'paid')).toHaveLength(1);
@@ -73,7 +76,7 @@ for (const engine of availableEngines()) {
       await untilQuiet(h);
       expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'PAID', version: 1, paymentNo: 'P-1', paid_fen: payable_fen });
       expect(await level(sku)).toMatchObject({ available: 96, reserved: 0, sold: 4 });
-      expect(await reservationsOf(h.app.db, orderNo)).toEqual([{ activitySkuId: sku, quantity: 4, state: 'confirmed' }]);
+      expect(await reservationsOf(h.app.db, checkoutNo)).toEqual([{ activitySkuId: sku, quantity: 4, state: 'confirmed' }]);
 
       // Once paid, the timeout does nothing and the buyer can no longer cancel.
       h.clock.advance(TIMEOUT_MS + 1);
@@ -141,6 +144,9 @@ for (const engine of availableEngines()) {
       expect(slotOfOrderNo(first.orderNo)).toBe(86_001 % 1024);
       expect(slotOfOrderNo(second.orderNo)).toBe(86_001 % 1024);
       expect(second.orderNo > first.orderNo).toBe(true);
+      // The checkout number the holds and jobs are kept under carries the same gene.
+      expect(slotOfOrderNo(first.checkoutNo)).toBe(86_001 % 1024);
+      expect(second.checkoutNo > first.checkoutNo).toBe(true);
     });
   });
 }
@@ -158,13 +164,15 @@ describe('orders sharded by buyer over two databases', () => {
       const [shard0, shard1] = h.app.shards.databases as [any, any];
       expect(shard0).not.toBe(shard1);
       const on = async (db: any) => (await db.selectFrom('orders').select('order_no').execute()).map((r: any) => r.order_no);
-      expect(await on(shard0)).toEqual([a.body.orderNo]);
-      expect(await on(shard1)).toEqual([b.body.orderNo]);
-      const read = await asBuyer(h, high).order(b.body.orderNo);
-      expect(read.body.orderNo).toBe(b.body.orderNo);
+      const orderOfA = a.body.orders[0].orderNo as string;
+      const orderOfB = b.body.orders[0].orderNo as string;
+      expect(await on(shard0)).toEqual([orderOfA]);
+      expect(await on(shard1)).toEqual([orderOfB]);
+      const read = await asBuyer(h, high).order(orderOfB);
+      expect(read.body.orderNo).toBe(orderOfB);
       h.clock.advance(16 * 60_000);
       await untilQuiet(h);
-      expect((await getOrder(h.app, b.body.orderNo)).status).toBe('CANCELLED');
+      expect((await getOrder(h.app, orderOfB)).status).toBe('CANCELLED');
     } finally {
       await h.close();
     }

@@ -73,13 +73,13 @@ for (const engine of availableEngines()) {
       const buyerId = ++buyer;
       const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: f.activitySkuIds.map((id) => ({ activitySkuId: id, quantity: 1 })) });
       expect(placed.status).toBe(201);
-      const orderNo = placed.body.orderNo as string;
+      const orderNo = placed.body.orders[0].orderNo as string;
       const { started, cashier } = await asBuyer(h, buyerId).pay(orderNo, channel);
       const payNo = started.body.payNo as string;
       expect(cashier).toBe(200);
       await untilQuiet(h);
       expect((await getOrder(h.app, orderNo)).status).toBe('PAID');
-      return { f, buyerId, orderNo, payNo, payable_fen: placed.body.payableFen as number };
+      return { f, buyerId, orderNo, payNo, payable_fen: placed.body.orders[0].payableFen as number };
     }
 
 
@@ -133,7 +133,7 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 500, stock: 5 }] });
       const buyerId = ++buyer;
       const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
-      const orderNo = placed.body.orderNo as string;
+      const orderNo = placed.body.orders[0].orderNo as string;
       const started = await asBuyer(h, buyerId).startPayment(orderNo, 'wechat', 'qr');
       const payNo = started.body.payNo as string;
       const cancelled = await asBuyer(h, buyerId).cancel(orderNo);
@@ -186,7 +186,7 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 900, stock: 5 }] });
       const buyerId = ++buyer;
       const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
-      const orderNo = placed.body.orderNo as string;
+      const orderNo = placed.body.orders[0].orderNo as string;
       const started = await asBuyer(h, buyerId).startPayment(orderNo, 'alipay', 'qr');
       const payNo = started.body.payNo as string;
       // Paid at the channel; its own notice is lost, and a verified one reports another amount.

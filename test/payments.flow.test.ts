@@ -4,7 +4,7 @@ import { getOrder } from '../src/orders/index.ts';
 import { CHANNELS, findPayment, paymentsOfOrder, refundsOfOrder, type ChannelName } from '../src/payments/index.ts';
 import type { SandboxEvent } from '../src/tools/sandbox/trades.ts';
 import { availableEngines } from './support/engines.ts';
-import { newKey, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
+import { channelAccountsOf, newKey, seedActivity, startHarness, stockLedger, type Harness } from './support/harness.ts';
 import { asAdmin, asBuyer, payAtCashier } from './support/client.ts';
 import { untilQuiet } from './support/quiet.ts';
 
@@ -30,7 +30,9 @@ for (const engine of availableEngines()) {
       const buyerId = ++buyer;
       const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: f.activitySkuIds.map((id) => ({ activitySkuId: id, quantity: 1 })) });
       expect(placed.status).toBe(201);
-      return { f, buyerId, orderNo: placed.body.orderNo as string, payable_fen: placed.body.payableFen as number };
+      // One merchant's goods: the checkout holds one order, and it carries what the checkout did before 拆单.
+      expect(placed.body.orders).toHaveLength(1);
+      return { f, buyerId, checkoutNo: placed.body.checkoutNo as string, orderNo: placed.body.orders[0].orderNo as string, merchantId: placed.body.orders[0].merchantId as number, payable_fen: placed.body.orders[0].payableFen as number };
     }
 
     /** A refund by the buyer or, without one, by an admin. */
@@ -54,10 +56,13 @@ for (const engine of availableEngines()) {
 
     for (const channel of CHANNELS) {
       it(`${channel}: pay through the cashier, the notification pays the order; refund a line, then the rest`, async () => {
-        const { f, buyerId, orderNo, payable_fen } = await placeOrder();
+        const { f, buyerId, checkoutNo, orderNo, merchantId, payable_fen } = await placeOrder();
         const started = await asBuyer(h, buyerId).startPayment(orderNo, channel);
         expect(started.status).toBe(201);
-        expect(started.body).toMatchObject({ status: 'CREATED', channel, amountFen: payable_fen });
+        // A checkout of one merchant pays as a single trade: no combine number, the attempt names its order,
+        // and its one sub-payment is that trade, paid to the merchant's own sub-merchant id at the channel.
+        expect(started.body).toMatchObject({ status: 'CREATED', channel, amountFen: payable_fen, checkoutNo, orderNo, combineNo: null });
+        expect(started.body.subPayments).toMatchObject([{ payNo: started.body.payNo, orderNo, combineNo: null, amountFen: payable_fen, subMerchantId: channelAccountsOf(merchantId)[channel] }]);
         expect(started.body.action).toBeTruthy();
         // A second tap with the same channel and method shows the same attempt.
         expect((await asBuyer(h, buyerId).startPayment(orderNo, channel)).body.payNo).toBe(started.body.payNo);

@@ -26,9 +26,14 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 100 }] });
       const placed = await asBuyer(h, buyerId).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity }], ...extra });
       expect(placed.status).toBe(201);
-      expect(await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: `P-${placed.body.orderNo}`, amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() })).toBe('paid');
+      // One merchant: the checkout's one order is what is paid, and it is all the checkout has to pay.
+      const [order] = placed.body.orders as { orderNo: string; payableFen: number }[];
+      expect(placed.body.orders).toHaveLength(1);
+      expect(order!.payableFen).toBe(placed.body.payableFen);
+      expect(await paymentSucceeded(h.app, order!.orderNo, { paymentNo: `P-${order!.orderNo}`, amount_fen: order!.payableFen, paid_at_ms: h.clock.now() })).toBe('paid');
       await untilQuiet(h);
-      return { orderNo: placed.body.orderNo as string, activitySkuId: f.activitySkuIds[0]!, payable: placed.body.payableFen as number };
+      // Points and coupons are held under the checkout's number (a platform coupon may span its orders).
+      return { orderNo: order!.orderNo, checkoutNo: placed.body.checkoutNo as string, activitySkuId: f.activitySkuIds[0]!, payable: order!.payableFen };
     }
     const claim = (buyerId: number, orderNo: string, lineNo = 1) =>
       asBuyer(h, buyerId).claimPriceProtection(orderNo, lineNo);
@@ -52,7 +57,7 @@ for (const engine of availableEngines()) {
       const f = await seedActivity(h.app, { skus: [{ price_fen: 1000, stock: 10 }] });
       const unpaid = await asBuyer(h, 98_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: f.activitySkuIds[0]!, quantity: 1 }] });
       await updateActivitySku(h.app.db, f.activitySkuIds[0]!, { price_fen: 500 }, h.clock.now());
-      expect((await claim(98_002, unpaid.body.orderNo)).body.details.reason).toBe('not_paid');
+      expect((await claim(98_002, unpaid.body.orders[0].orderNo)).body.details.reason).toBe('not_paid');
 
       const { orderNo, activitySkuId } = await paidOrder(98_003, 1);
       await updateActivitySku(h.app.db, activitySkuId, { price_fen: 500 }, h.clock.now());
@@ -64,13 +69,13 @@ for (const engine of availableEngines()) {
     it('returns spent points in proportion to each refund, adding up to all of them on a full refund', async () => {
       const buyer = 98_010;
       await grantPoints(h.app.db, buyer, 1000, 'g-98010', 'test', h.clock.now());
-      const { orderNo, payable } = await paidOrder(buyer, 3, { points: 300 });
+      const { checkoutNo, payable } = await paidOrder(buyer, 3, { points: 300 });
       expect(payable).toBe(2700);
       expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 700, frozen: 0, available: 700 });
-      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, orderNo, 'R1', 900, payable, h.clock.now()))).toBe(100);
-      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, orderNo, 'R1', 900, payable, h.clock.now()))).toBe(0);
-      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, orderNo, 'R2', 1000, payable, h.clock.now()))).toBe(11);
-      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, orderNo, 'R3', payable, payable, h.clock.now()))).toBe(189);
+      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, checkoutNo, 'R1', 900, payable, h.clock.now()))).toBe(100);
+      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, checkoutNo, 'R1', 900, payable, h.clock.now()))).toBe(0);
+      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, checkoutNo, 'R2', 1000, payable, h.clock.now()))).toBe(11);
+      expect(await transaction(h.app.db, (trx) => returnPointsOnRefund(trx, checkoutNo, 'R3', payable, payable, h.clock.now()))).toBe(189);
       expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 1000, frozen: 0, available: 1000 });
     });
 
@@ -81,19 +86,20 @@ for (const engine of availableEngines()) {
       const merchantId = (await h.http.inject({ method: 'GET', url: `/activities/${f.activityId}` })).json().skus[0].merchantId;
       await asAdmin(h).createShippingRule({ merchantId, handover: 'delivery', charge: { kind: 'flat', fee_fen: 800 } });
       const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }], handover: 'delivery', region: 'SH' });
-      expect(placed.body.payableFen).toBe(2 * 1000 + 3 * 2000 + 800);
-      await paymentSucceeded(h.app, placed.body.orderNo, { paymentNo: 'P-pp', amount_fen: placed.body.payableFen, paid_at_ms: h.clock.now() });
-      expect((await claim(buyer, placed.body.orderNo)).body.details.reason).toBe('no_price_drop');
+      const order = placed.body.orders[0];
+      expect(order.payableFen).toBe(2 * 1000 + 3 * 2000 + 800);
+      await paymentSucceeded(h.app, order.orderNo, { paymentNo: 'P-pp', amount_fen: order.payableFen, paid_at_ms: h.clock.now() });
+      expect((await claim(buyer, order.orderNo)).body.details.reason).toBe('no_price_drop');
       await updateActivitySku(h.app.db, sku, { price_fen: 900 }, h.clock.now());
-      expect((await claim(buyer, placed.body.orderNo)).body).toMatchObject({ amountFen: 2 * 100 });
+      expect((await claim(buyer, order.orderNo)).body).toMatchObject({ amountFen: 2 * 100 });
     });
 
     it('concurrent refunds of one order never return more points than it spent', async () => {
       const buyer = 98_011;
       await grantPoints(h.app.db, buyer, 1000, 'g-98011', 'test', h.clock.now());
-      const { orderNo, payable } = await paidOrder(buyer, 3, { points: 300 });
+      const { checkoutNo, payable } = await paidOrder(buyer, 3, { points: 300 });
       const returned = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => transaction(h.app.db, (trx) => returnPointsOnRefund(trx, orderNo, `R${i}`, payable, payable, h.clock.now()))),
+        Array.from({ length: 8 }, (_, i) => transaction(h.app.db, (trx) => returnPointsOnRefund(trx, checkoutNo, `R${i}`, payable, payable, h.clock.now()))),
       );
       expect(returned.reduce((a, b) => a + b, 0)).toBe(300);
       expect(await pointsAccount(h.app.db, buyer)).toEqual({ balance: 1000, frozen: 0, available: 1000 });
@@ -121,9 +127,9 @@ for (const engine of availableEngines()) {
       const [first, second] = issued.issued.map((i) => i.couponId) as [number, number];
       const a = await paidOrder(buyer, 1, { couponIds: [first] });
       const b = await paidOrder(buyer, 1, { couponIds: [second] });
-      expect(await returnCouponsOnRefund(h.app.db, a.orderNo, false, 'return_on_full_refund', now)).toBe(0);
-      expect(await returnCouponsOnRefund(h.app.db, a.orderNo, true, 'return_on_full_refund', now)).toBe(1);
-      expect(await returnCouponsOnRefund(h.app.db, b.orderNo, true, 'keep_used', now)).toBe(0);
+      expect(await returnCouponsOnRefund(h.app.db, a.checkoutNo, false, 'return_on_full_refund', now)).toBe(0);
+      expect(await returnCouponsOnRefund(h.app.db, a.checkoutNo, true, 'return_on_full_refund', now)).toBe(1);
+      expect(await returnCouponsOnRefund(h.app.db, b.checkoutNo, true, 'keep_used', now)).toBe(0);
       const states = new Map((await buyerCoupons(h.app.db, buyer, now)).map((c) => [c.couponId, c.state]));
       expect([states.get(first), states.get(second)]).toEqual(['available', 'used']);
 

@@ -90,6 +90,28 @@ for (const engine of availableEngines()) {
       });
     }
 
+    it('a checkout of several merchants is refused, writing nothing, by a method the channel merges lack or past its most sub-orders', async () => {
+      const f = await threeMerchants();
+      const { buyerId, orderNos } = await checkoutAll(f);
+      await untilQuiet(h);
+      const before = await writtenRows(h.app);
+      const qr = await asBuyer(h, buyerId).startPayment(orderNos[0]!, 'alipay', 'qr');
+      expect([qr.status, qr.body.code, qr.body.details]).toEqual([422, 'pay_method_not_supported', { methods: ['page', 'h5', 'app'] }]);
+      expect(await writtenRows(h.app)).toEqual(before);
+
+      // UnionPay splits one consume over UNIONPAY_MAX_SUB_ORDERS (5) merchants at most: five pay, six are refused.
+      const five = await seedMerchants(h.app, [1, 2, 3, 4, 5].map((i) => ({ name: `Stall ${i}`, skus: [{ price_fen: 100 * i, stock: 5 }] })));
+      const atCap = await checkoutAll(five);
+      expect((await asBuyer(h, atCap.buyerId).startPayment(atCap.orderNos[0]!, 'unionpay', 'qr')).status).toBe(201);
+      const six = await seedMerchants(h.app, [1, 2, 3, 4, 5, 6].map((i) => ({ name: `Stall ${i}`, skus: [{ price_fen: 100 * i, stock: 5 }] })));
+      const past = await checkoutAll(six);
+      await untilQuiet(h);
+      const beforeSix = await writtenRows(h.app);
+      const refused = await asBuyer(h, past.buyerId).startPayment(past.orderNos[0]!, 'unionpay', 'qr');
+      expect([refused.status, refused.body.code, refused.body.details]).toEqual([422, 'too_many_merchants', { channel: 'unionpay', merchants: 6, maxSubOrders: 5 }]);
+      expect(await writtenRows(h.app)).toEqual(beforeSix);
+    });
+
     it('a one-merchant checkout pays as a single trade, under its merchant', async () => {
       const f = await seedMerchants(h.app, [{ name: 'Solo', skus: [{ price_fen: 990, stock: 5 }] }]);
       const { buyerId, orderNos } = await checkoutAll(f);
@@ -243,6 +265,15 @@ for (const engine of availableEngines()) {
       }
       expect(await writtenRows(h.app)).toEqual(before);
       expect(h.sandbox!.core.listTrades()).toHaveLength(tradesBefore);
+      // The cashier offers only the channel that can pay every order, and says why not the others.
+      const checkoutNo = (await getOrder(h.app, orderNos[0]!)).checkoutNo;
+      const cashier = await asBuyer(h, buyerId).get(`/checkouts/${checkoutNo}/cashier`);
+      expect(cashier.status).toBe(200);
+      const offered = new Map((cashier.body.channels as { channel: string; available: boolean; reason?: string; methods: string[] }[]).map((c) => [c.channel, c]));
+      expect(offered.get('wechat')).toMatchObject({ available: true });
+      for (const channel of ['alipay', 'unionpay', 'ccb']) expect(offered.get(channel), channel).toMatchObject({ available: false, reason: 'merchant_not_payable', merchantIds: [f.merchants[1]!.merchantId] });
+      expect(offered.get('alipay')!.methods).toEqual(['page', 'h5', 'app']);
+      expect((await asBuyer(h, buyerId + 1).get(`/checkouts/${checkoutNo}/cashier`)).status).toBe(404);
       // WeChat can pay every order: the platform's own goods go to the platform's own sub-merchant.
       const started = await asBuyer(h, buyerId).startPayment(orderNos[0]!, 'wechat', 'qr');
       expect(started.status, JSON.stringify(started.body)).toBe(201);

@@ -21,13 +21,14 @@ for (const engine of availableEngines()) {
       const first = await asBuyer(h, 99_001).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 5 }] });
       expect(first.status).toBe(201);
       expect(first.body.payableFen).toBe(2 * 1000 + 3 * 2000);
-      expect(first.body.lines[0].segments).toEqual([{ quantity: 2, unitPriceFen: 1000, basis: 'activity' }, { quantity: 3, unitPriceFen: 2000, basis: 'list' }]);
+      expect(first.body.orders[0].payableFen).toBe(2 * 1000 + 3 * 2000);
+      expect(first.body.orders[0].lines[0].segments).toEqual([{ quantity: 2, unitPriceFen: 1000, basis: 'activity' }, { quantity: 3, unitPriceFen: 2000, basis: 'list' }]);
       expect(await taken(sku)).toBe(2);
 
       const second = await asBuyer(h, 99_002).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }] });
       expect(second.body.payableFen).toBe(2000);
 
-      const cancel = await asBuyer(h, 99_001).cancel(first.body.orderNo);
+      const cancel = await asBuyer(h, 99_001).cancel(first.body.orders[0].orderNo);
       expect(cancel.status).toBe(200);
       await untilQuiet(h);
       expect(await taken(sku)).toBe(0);

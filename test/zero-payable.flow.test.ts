@@ -41,18 +41,22 @@ for (const engine of availableEngines()) {
         const couponId = await wholeOrderCoupon(buyer, 500);
         const placed = await asBuyer(h, buyer).checkout({ leaderId: f.leaderId, items: [{ activitySkuId: sku, quantity: 1 }], couponIds: [couponId] });
         expect(placed.status).toBe(201);
+        // The checkout and its one order are both paid at checkout.
         expect(placed.body).toMatchObject({ payableFen: 0, status: 'PAID' });
-        const pay = await startPay(buyer, placed.body.orderNo);
+        expect(placed.body.orders).toHaveLength(1);
+        expect(placed.body.orders[0]).toMatchObject({ payableFen: 0, status: 'PAID' });
+        const orderNo = placed.body.orders[0].orderNo as string;
+        const pay = await startPay(buyer, orderNo);
         expect([pay.status, pay.body.code]).toEqual([409, 'nothing_payable']);
         await untilQuiet(h);
-        expect(await getOrder(h.app, placed.body.orderNo)).toMatchObject({ status: 'PAID', paid_fen: 0 });
+        expect(await getOrder(h.app, orderNo)).toMatchObject({ status: 'PAID', paid_fen: 0 });
         expect(await stockLedger(h.app, sku)).toMatchObject({ available: 9, reserved: 0, sold: 1 });
         expect((await buyerCoupons(h.app.db, buyer, h.clock.now())).find((c) => c.couponId === couponId)!.state).toBe('used');
         // Past its payment time nothing cancels it: the expire job went with the payment.
         h.clock.advance(16 * 60_000);
         await untilQuiet(h);
-        expect((await getOrder(h.app, placed.body.orderNo)).status).toBe('PAID');
-        const refund = await asBuyer(h, buyer).refund(placed.body.orderNo, undefined, { key: `zero-${buyer}` });
+        expect((await getOrder(h.app, orderNo)).status).toBe('PAID');
+        const refund = await asBuyer(h, buyer).refund(orderNo, undefined, { key: `zero-${buyer}` });
         expect([refund.status, refund.body.code]).toEqual([409, 'refund_not_allowed']);
       });
     }

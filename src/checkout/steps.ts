@@ -18,6 +18,7 @@ import {
   lockBuyerCheckouts,
   payWithoutChannel,
   payWithoutChannelJobKey,
+  toCheckout,
   toOrder,
   type KeyRef,
   type OrderPlaced,
@@ -238,25 +239,8 @@ async function planOrder(attempt: Attempt): Promise<PlannedOrder> {
     expires_at_ms,
   };
   assert(sumFen(orders.map((o) => o.payable_fen)) === checkout.payable_fen, "a checkout's orders must add up to its payable");
-  const view = checkoutView({ ...toCheckoutShape(checkout), orders: orders.map((o) => toOrder(o, lineRows.filter((l) => l.order_no === o.order_no))) });
+  const view = checkoutView(toCheckout(checkout, orders.map((o) => toOrder(o, lineRows.filter((l) => l.order_no === o.order_no)))));
   return { now_ms, priced, couponIds, reserved, flash, checkout, orders, lines: lineRows, placed, response: { status: 201, body: view } };
-}
-
-function toCheckoutShape(row: CheckoutRow) {
-  return {
-    checkoutNo: row.checkout_no,
-    buyerId: row.buyer_id,
-    leaderId: row.leader_id,
-    currency: row.currency,
-    itemsTotal_fen: row.items_total_fen,
-    discountTotal_fen: row.discount_total_fen,
-    shipping_fen: row.shipping_fen,
-    payable_fen: row.payable_fen,
-    couponIds: row.coupon_ids ? (JSON.parse(row.coupon_ids) as number[]) : [],
-    pointsUsed: row.points_used,
-    created_at_ms: row.created_at_ms,
-    expires_at_ms: row.expires_at_ms,
-  };
 }
 
 /** One line's row, numbered within its order, with its discount breakdown (and who funds each part) and price segments. */

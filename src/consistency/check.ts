@@ -1,7 +1,7 @@
 import type { EventsTables } from '../events/index.ts';
 import type { Platform } from '../platform/context.ts';
 import { VERIFY_RESERVATION_AFTER_MS } from '../checkout/index.ts';
-import { orderStates } from '../orders/index.ts';
+import { checkoutStates } from '../orders/index.ts';
 import type { OrdersMainTables, OrdersShardTables } from '../orders/index.ts';
 import type { PaymentCentre, PaymentsMainTables, PaymentsPlatform, PaymentsShardTables } from '../payments/index.ts';
 import type { ConsistencyTables } from './tables.ts';
@@ -107,25 +107,26 @@ export function parsePosition(cursor: string): [number, string] {
 }
 
 /**
- * What became of the orders holds were taken for: never placed (the checkout died; its holds
- * are orphans), or cancelled long enough ago that its subscribers should have given everything
- * back. Anything else (live, paid, cancelled a moment ago, not an order number) is left alone.
+ * What became of the checkouts holds were taken for (holds are kept under the checkout number):
+ * never placed (the checkout died; its holds are orphans), or every order of it cancelled long
+ * enough ago that its subscribers should have given everything back. Anything else (live, paid,
+ * cancelled a moment ago, not one of our numbers) is left alone.
  */
 export type Fate = 'never_placed' | 'cancelled';
 
-export async function orderFates(ctx: ReconcileContext, orderNos: readonly string[]): Promise<Map<string, Fate>> {
+export async function checkoutFates(ctx: ReconcileContext, checkoutNos: readonly string[]): Promise<Map<string, Fate>> {
   const fates = new Map<string, Fate>();
   const byShard = new Map<OrderShardDb, string[]>();
-  for (const orderNo of new Set(orderNos)) {
-    const shard = ctx.platform.shards.forOrderNo(orderNo);
-    if (shard) byShard.set(shard, [...(byShard.get(shard) ?? []), orderNo]);
+  for (const checkoutNo of new Set(checkoutNos)) {
+    const shard = ctx.platform.shards.forOrderNo(checkoutNo);
+    if (shard) byShard.set(shard, [...(byShard.get(shard) ?? []), checkoutNo]);
   }
   for (const [shard, numbers] of byShard) {
-    const states = await orderStates(shard, numbers);
-    for (const orderNo of numbers) {
-      const order = states.get(orderNo);
-      if (!order) fates.set(orderNo, 'never_placed');
-      else if (order.status === 'CANCELLED' && (order.cancelled_at_ms ?? order.updated_at_ms) < ctx.now_ms - EVENT_FOLLOW_UP_GRACE_MS) fates.set(orderNo, 'cancelled');
+    const states = await checkoutStates(shard, numbers);
+    for (const checkoutNo of numbers) {
+      const checkout = states.get(checkoutNo);
+      if (!checkout) fates.set(checkoutNo, 'never_placed');
+      else if (checkout.cancelled_at_ms !== null && checkout.cancelled_at_ms < ctx.now_ms - EVENT_FOLLOW_UP_GRACE_MS) fates.set(checkoutNo, 'cancelled');
     }
   }
   return fates;

@@ -11,23 +11,23 @@ import { lockedCoupons as lockedCouponsOf, returnCoupons } from '../coupons/inde
 import { heldReservations, releaseHeldStock } from '../inventory/index.ts';
 import { verifyCheckoutReservation } from '../checkout/index.ts';
 import { accountsWithFrozenPoints, endPointsFreeze, openFreezes } from '../points/index.ts';
-import { orderFates, ORPHAN_GRACE_MS, parsePosition, position, walk, type Check, type Fate, type ReconcileContext, type RepairDone } from './check.ts';
+import { checkoutFates, ORPHAN_GRACE_MS, parsePosition, position, walk, type Check, type Fate, type ReconcileContext, type RepairDone } from './check.ts';
 
 interface HoldFinding {
   key: string;
   fate: Fate;
 }
 
-/** The orders among these whose holds must go back. */
-async function holdFindings(ctx: ReconcileContext, orderNos: (string | null)[]): Promise<HoldFinding[]> {
-  const fates = await orderFates(ctx, orderNos.filter((n): n is string => n !== null));
+/** The checkouts among these whose holds must go back. */
+async function holdFindings(ctx: ReconcileContext, checkoutNos: (string | null)[]): Promise<HoldFinding[]> {
+  const fates = await checkoutFates(ctx, checkoutNos.filter((n): n is string => n !== null));
   return [...fates].map(([key, fate]) => ({ key, fate }));
 }
 
-/** The checkout never wrote its order: every hold under its number goes back at once. */
-async function undoNeverPlaced(ctx: ReconcileContext, orderNo: string): Promise<RepairDone | undefined> {
-  const outcome = await verifyCheckoutReservation(ctx.platform, orderNo);
-  return outcome === 'released' ? { action: 'released_checkout_holds', detail: 'order never placed: stock, coupons and points returned' } : undefined;
+/** The checkout never wrote its orders: every hold under its number goes back at once. */
+async function undoNeverPlaced(ctx: ReconcileContext, checkoutNo: string): Promise<RepairDone | undefined> {
+  const outcome = await verifyCheckoutReservation(ctx.platform, checkoutNo);
+  return outcome === 'released' ? { action: 'released_checkout_holds', detail: 'checkout never placed: stock, coupons and points returned' } : undefined;
 }
 
 /** Stock reserved (or pending in a flash sale) for an order that never appeared or was cancelled. */

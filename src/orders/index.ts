@@ -28,7 +28,7 @@ export { closedPayable_fen, findCheckout, listBuyerCheckouts, listBuyerOrders, l
 export { checkoutStatus, checkoutView, orderView, ORDERS_API_TAG, type CheckoutView, type OrderView } from './view.ts';
 export { claimPriceProtection, PRICE_PROTECTION_DAYS, type PriceProtectionClaim } from './price-protection.ts';
 export { recordOrderRefund, refundableLines } from './refunds.ts';
-export { countPurchases, findOrder, insertCheckout, orderStates, toOrder, type CountedLine } from './store.ts';
+export { checkoutStates, countPurchases, findOrder, insertCheckout, toCheckout, toOrder, type CountedLine } from './store.ts';
 export type * from './tables.ts';
 export type * from './platform.ts';
 export { overdueOrders, placedOrders, type OverduePosition, type PlacedOrder } from './stuck.ts';

@@ -195,16 +195,20 @@ export async function paymentSucceeded(
   for (let round = 0; round < MAX_PAYMENT_RACE_ROUNDS; round++) {
     const order = await getOrder(platform, orderNo);
     if (order.status === 'PAID' || order.status === 'REFUNDED') return order.paymentNo === payment.paymentNo ? 'already_paid' : 'duplicate_payment';
+    const onPayment = order.lines.filter((l) => l.inventoryMode === 'on_payment');
+    // Deductions are holds like reservations: kept under the checkout number, where the
+    // inventory's cancel and refund consumers look; only this order's SKUs are touched, so a
+    // paid sibling's units stay sold.
+    const onPaymentSkus = onPayment.map((l) => l.activitySkuId);
     if (order.status === 'CANCELLED') {
       // A deduction this order's payment made before it lost to the cancel goes back (safe to repeat).
-      await returnSoldStock(platform.db, orderNo, 'all', platform.now());
+      await returnSoldStock(platform.db, order.checkoutNo, onPaymentSkus, platform.now());
       return 'order_cancelled';
     }
     if (payment.amount_fen !== order.payable_fen) return 'amount_mismatch';
-    const onPayment = order.lines.filter((l) => l.inventoryMode === 'on_payment');
     if (onPayment.length > 0) {
       try {
-        await deductOnPayment(platform.db, orderNo, onPayment.map((l) => ({ activitySkuId: l.activitySkuId, quantity: l.quantity })), platform.now());
+        await deductOnPayment(platform.db, order.checkoutNo, onPayment.map((l) => ({ activitySkuId: l.activitySkuId, quantity: l.quantity })), platform.now());
       } catch (error) {
         if (!isAppError(error, 'insufficient_stock')) throw error;
         try {
@@ -247,7 +251,7 @@ export async function paymentSucceeded(
       // Lost to a cancel or timeout: the units deducted for it go back. Lost to the same
       // payment applied concurrently: those units are that payment's, and stay sold.
       if (onPayment.length > 0 && (await getOrder(platform, orderNo)).status === 'CANCELLED') {
-        await returnSoldStock(platform.db, orderNo, 'all', platform.now());
+        await returnSoldStock(platform.db, order.checkoutNo, onPaymentSkus, platform.now());
       }
     }
   }

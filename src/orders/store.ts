@@ -125,7 +125,7 @@ export interface Checkout {
   orders: Order[];
 }
 
-function toCheckout(r: CheckoutRow, orders: Order[]): Checkout {
+export function toCheckout(r: CheckoutRow, orders: Order[]): Checkout {
   return {
     checkoutNo: r.checkout_no,
     buyerId: r.buyer_id,
@@ -160,6 +160,11 @@ export async function findCheckout(db: OrdersDb | OrdersTransaction, checkoutNo:
 /** The orders of some checkouts, with their lines, by checkout then merchant. */
 async function ordersOfCheckouts(db: OrdersDb | OrdersTransaction, checkoutNos: readonly string[]): Promise<Order[]> {
   const rows = await db.selectFrom('orders').selectAll().where('checkout_no', 'in', [...checkoutNos]).orderBy('checkout_no').orderBy('merchant_id').orderBy('order_no').execute();
+  return withLines(db, rows);
+}
+
+/** Orders with their lines, in one more statement however many there are. */
+async function withLines(db: OrdersDb | OrdersTransaction, rows: readonly OrderRow[]): Promise<Order[]> {
   if (rows.length === 0) return [];
   const lines = await db
     .selectFrom('order_lines')
@@ -212,14 +217,21 @@ export async function findOrder(db: OrdersDb | OrdersTransaction, orderNo: strin
   return toOrder(row, lines);
 }
 
-/** Status and times of many orders on one shard at once, by order number (the reconciler's batch look-up). */
-export async function orderStates(
-  db: OrdersDb,
-  orderNos: readonly string[],
-): Promise<Map<string, { status: string; updated_at_ms: number; cancelled_at_ms: number | null }>> {
-  if (orderNos.length === 0) return new Map();
-  const rows = await db.selectFrom('orders').select(['order_no', 'status', 'updated_at_ms', 'cancelled_at_ms']).where('order_no', 'in', [...orderNos]).execute();
-  return new Map(rows.map((r) => [r.order_no, { status: r.status, updated_at_ms: r.updated_at_ms, cancelled_at_ms: r.cancelled_at_ms }]));
+/**
+ * What became of many checkouts on one shard, by checkout number (the consistency pass's batch
+ * look-up of the numbers holds are kept under): absent ones were never placed; `cancelled_at_ms`
+ * is set when every order of the checkout is cancelled, to the last of those cancels.
+ */
+export async function checkoutStates(db: OrdersDb, checkoutNos: readonly string[]): Promise<Map<string, { cancelled_at_ms: number | null }>> {
+  if (checkoutNos.length === 0) return new Map();
+  const rows = await db.selectFrom('orders').select(['checkout_no', 'status', 'updated_at_ms', 'cancelled_at_ms']).where('checkout_no', 'in', [...checkoutNos]).execute();
+  const states = new Map<string, { cancelled_at_ms: number | null; live: boolean }>();
+  for (const r of rows) {
+    const known = states.get(r.checkout_no) ?? { cancelled_at_ms: 0, live: false };
+    const live = known.live || r.status !== 'CANCELLED';
+    states.set(r.checkout_no, { live, cancelled_at_ms: Math.max(known.cancelled_at_ms ?? 0, Number(r.cancelled_at_ms ?? r.updated_at_ms)) });
+  }
+  return new Map([...states].map(([checkoutNo, state]) => [checkoutNo, { cancelled_at_ms: state.live ? null : state.cancelled_at_ms }]));
 }
 
 /** Newest first. Order numbers are time-ordered and unique, so the last one seen is the cursor. */
@@ -227,16 +239,7 @@ export async function listBuyerOrders(db: OrdersDb, buyerId: number, page: { lim
   assert(page.limit > 0 && page.limit <= MAX_ORDERS_PAGE, 'order page size out of range');
   let query = db.selectFrom('orders').selectAll().where('buyer_id', '=', buyerId);
   if (page.beforeOrderNo !== undefined) query = query.where('order_no', '<', page.beforeOrderNo);
-  const rows = await query.orderBy('order_no', 'desc').limit(page.limit).execute();
-  if (rows.length === 0) return [];
-  const lines = await db
-    .selectFrom('order_lines')
-    .selectAll()
-    .where('order_no', 'in', rows.map((r) => r.order_no))
-    .orderBy('order_no')
-    .orderBy('line_no')
-    .execute();
-  return rows.map((r) => toOrder(r, lines.filter((l) => l.order_no === r.order_no)));
+  return withLines(db, await query.orderBy('order_no', 'desc').limit(page.limit).execute());
 }
 
 /**

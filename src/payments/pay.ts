@@ -122,9 +122,7 @@ export async function startPayment(centre: PaymentCentre, request: StartPayment)
     const most = Math.max(...payable.map((o) => attempts.filter((a) => a.orderNo === o.orderNo).length));
     if (most >= MAX_PAYMENT_ATTEMPTS) throw new AppError('order_not_payable', { message: 'This order has had too many payment attempts.' });
     const payees = await payeesFor(centre, request.channel, payable);
-    if (payable.length > channel.maxSubOrders) {
-      throw new AppError('too_many_merchants', { field: 'channel', details: { channel: request.channel, merchants: payable.length, maxSubOrders: channel.maxSubOrders } });
-    }
+    if (payable.length > 1) combinedPayable(channel, request.method, payable.length);
 
     const now_ms = platform.now();
     const slot = slotOfOrderNo(checkoutNo)!;
@@ -211,6 +209,46 @@ export async function startPayment(centre: PaymentCentre, request: StartPayment)
     }
   }
   throw new AppError('payment_state_conflict', { details: { checkoutNo } });
+}
+
+/** Refuses, before anything is written, a combined payment the channel cannot make: too many merchants, or a method its merges lack. */
+function combinedPayable(channel: PaymentChannel, method: PayMethod, orders: number): void {
+  if (orders > channel.maxSubOrders) {
+    throw new AppError('too_many_merchants', { field: 'channel', details: { channel: channel.name, merchants: orders, maxSubOrders: channel.maxSubOrders } });
+  }
+  const methods = channel.combinedMethods ?? channel.methods;
+  if (!methods.includes(method)) {
+    throw new AppError('pay_method_not_supported', { field: 'method', message: `${channel.name} pays a checkout of several merchants by ${methods.join(', ')}.`, details: { methods } });
+  }
+}
+
+export interface CashierChannel {
+  channel: ChannelName;
+  /** The ways this checkout can be paid on it (a combined payment may have fewer than the channel). */
+  methods: readonly PayMethod[];
+  available: boolean;
+  /** Why not: out of the cashier for now (熔断), a merchant it cannot pay, or more merchants than it carries. */
+  reason?: 'channel_down' | 'merchant_not_payable' | 'too_many_merchants';
+  merchantIds?: number[];
+}
+
+/**
+ * The cashier of one checkout: every configured channel, and whether it can pay every order of
+ * it now — so the page offers only those; starting any other is refused with the same reason.
+ */
+export async function cashierFor(centre: PaymentCentre, checkoutNo: string, asBuyer?: number): Promise<CashierChannel[]> {
+  const checkout = await getCheckout(centre.platform, checkoutNo, asBuyer);
+  const payable = checkout.orders.filter((o) => o.payable_fen > 0);
+  const payees = await centre.payees([...new Set(payable.map((o) => o.merchantId))]);
+  const now_ms = centre.platform.now();
+  return [...centre.channels.values()].map((channel) => {
+    const methods = payable.length > 1 ? (channel.combinedMethods ?? channel.methods) : channel.methods;
+    const unpaid = [...new Set(payable.map((o) => o.merchantId))].filter((id) => !payees.get(id)?.selfOperated && payees.get(id)?.accounts[channel.name] === undefined);
+    if (!centre.breakers.health(channel.name, now_ms).available) return { channel: channel.name, methods, available: false, reason: 'channel_down' as const };
+    if (unpaid.length > 0) return { channel: channel.name, methods, available: false, reason: 'merchant_not_payable' as const, merchantIds: unpaid };
+    if (payable.length > channel.maxSubOrders) return { channel: channel.name, methods, available: false, reason: 'too_many_merchants' as const };
+    return { channel: channel.name, methods, available: true };
+  });
 }
 
 /** Open attempts by the trade they make at the channel: a combined payment's sub-payments together. */

@@ -13,7 +13,7 @@ import type { Principal } from '../platform/http/tokens.ts';
 import { CHANNELS, PAY_METHODS } from './channels/types.ts';
 import type { PaymentCentre, PaymentsPlatform } from './centre.ts';
 import { handleNotification } from './notifications.ts';
-import { startPayment, type PaymentAttempt, type StartPayment } from './pay.ts';
+import { cashierFor, startPayment, type PaymentAttempt, type StartPayment } from './pay.ts';
 import { listReconciliations, reconciliationReport } from './reconciliation.ts';
 import { refundUnappliedPayment, requestRefund } from './refunds.ts';
 import { findPayment, mustShard, paymentsOfOrder, refundsOfOrder, refundsOfPayment, type Payment, type Refund } from './store.ts';
@@ -135,6 +135,15 @@ export const paymentRoutes: RouteModule<PaymentRouteDeps> = (server, app) => {
       ...(h.probe_at_ms !== undefined && { probeAt: new Date(h.probe_at_ms).toISOString() }),
     })),
   }));
+
+  server.get(
+    '/checkouts/:checkoutNo/cashier',
+    { schema: { summary: 'The channels that can pay every order of this checkout now, with their methods, and why any cannot', tags: ['payments'], params: checkoutNoParams } },
+    async (request) => {
+      const buyerId = subjectId(authorize(request, 'buyer'));
+      return { channels: await cashierFor(centre, request.params.checkoutNo, buyerId) };
+    },
+  );
 
   const startBody = z
     .object({

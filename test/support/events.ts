@@ -126,18 +126,18 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** A buyer puts one unit in the cart and checks it out; paid too when `pay`. Returns the order number. */
+/** A buyer puts one unit in the cart and checks it out; paid too when `pay`. Returns the order number (of the checkout's one order: one merchant). */
 export async function cartCheckout(h: Harness, leaderId: number, activitySkuId: number, buyerId: number, pay: boolean): Promise<string> {
   const buyer = asBuyer(h, buyerId);
   const added = await buyer.cart.add(activitySkuId, 1);
   if (added.status !== 200) throw new Error(`add to cart: ${added.status} ${JSON.stringify(added.body)}`);
   const placed = await buyer.checkout({ leaderId, items: [{ activitySkuId, quantity: 1 }] });
   if (placed.status !== 201) throw new Error(`checkout: ${placed.status} ${JSON.stringify(placed.body)}`);
-  // One merchant: the checkout is one order.
-  if (placed.body.orders?.length !== 1) throw new Error(`checkout: not one order ${JSON.stringify(placed.body)}`);
-  const orderNo = placed.body.orders[0].orderNo as string;
+  if (placed.body.orders.length !== 1) throw new Error(`checkout of one merchant split into ${placed.body.orders.length} orders`);
+  const order = placed.body.orders[0];
+  const orderNo = order.orderNo as string;
   if (pay) {
-    const outcome = await paymentSucceeded(h.app, orderNo, { paymentNo: `P-${orderNo}`, amount_fen: placed.body.orders[0].payableFen, paid_at_ms: h.clock.now() });
+    const outcome = await paymentSucceeded(h.app, orderNo, { paymentNo: `P-${orderNo}`, amount_fen: order.payableFen, paid_at_ms: h.clock.now() });
     if (outcome !== 'paid') throw new Error(`payment: ${outcome}`);
   }
   return orderNo;
@@ -157,9 +157,10 @@ export async function expectEachEffectOnce(h: Harness, activitySkuId: number, or
   expect(await ofMine(ORDER_PAID)).toEqual(paid.map((o) => o.orderNo).sort());
   const cartLeft = await h.app.db.selectFrom('cart_lines').select('buyer_id').where('buyer_id', 'in', orders.map((o) => o.buyerId)).execute();
   expect(cartLeft).toEqual([]);
+  // Reservations are kept under the checkout number of each order.
+  const checkoutOf = async (orderNo: string) => (await getOrder(h.app, orderNo)).checkoutNo;
+  const paidCheckouts = await Promise.all(paid.map((o) => checkoutOf(o.orderNo)));
   const confirmed = await h.app.db.selectFrom('stock_reservations').select('order_no').where('state', '=', 'confirmed').where('activity_sku_id', '=', activitySkuId).execute();
-  // Reservations are held under the checkout's number.
-  const paidCheckouts = await Promise.all(paid.map(async (o) => (await getOrder(h.app, o.orderNo)).checkoutNo));
   expect(confirmed.map((r) => r.order_no).sort()).toEqual(paidCheckouts.sort());
   expect((await stockLedger(h.app, activitySkuId)).sold).toBe(paid.length);
   // The real consumer's inbox holds each of these orders' placed events.

@@ -295,10 +295,10 @@ export function newKey(): string {
   return `key-${process.pid}-${Date.now()}-${keySequence}`;
 }
 
-/** Counts rows of the tables a checkout writes, across every database that holds them (a fresh order shard has no stock_reservations). */
+/** Counts rows of the tables a checkout or a payment start writes, across every database that holds them (a fresh order shard has no stock_reservations). */
 export async function writtenRows(app: App): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
-  for (const table of ['orders', 'order_lines', 'idempotency_keys', 'stock_reservations', 'outbox_events', 'jobs', 'purchase_counters'] as const) {
+  for (const table of ['checkouts', 'orders', 'order_lines', 'payment_orders', 'idempotency_keys', 'stock_reservations', 'outbox_events', 'jobs', 'purchase_counters'] as const) {
     let n = 0;
     for (const db of (table === 'stock_reservations' ? [app.db] : app.databases) as TestDb[]) {
       const row = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();

@@ -3,7 +3,7 @@ import { AppError } from '../../platform/errors.ts';
 import { details, refused, subjectOf, subMerchantFields, SUCCESS, text, type Answer } from './alipay/answers.ts';
 import { parseAlipayBill } from './alipay/bill.ts';
 import { chinaTime, fenToYuan, parseChinaTime, yuanToFen } from './alipay/format.ts';
-import { alipayMerge, MAX_MERGE_SUB_ORDERS } from './alipay/merge.ts';
+import { alipayMerge, COMBINED_METHODS, MAX_MERGE_SUB_ORDERS } from './alipay/merge.ts';
 import { parseAlipayNotification } from './alipay/notification.ts';
 import type { AlipaySettings } from './alipay/settings.ts';
 import type { ChannelRefund, ChannelTrade, CreateTradeRequest, PayAction, PayMethod, PaymentChannel, RefundRequest } from './types.ts';
@@ -134,6 +134,7 @@ export function alipayChannel(settings: AlipaySettings, now: () => number): Paym
     name: 'alipay',
     methods: METHODS,
     maxSubOrders: MAX_MERGE_SUB_ORDERS,
+    combinedMethods: COMBINED_METHODS,
     createCombined: merge.create,
     queryCombined: merge.query,
     closeCombined: merge.close,

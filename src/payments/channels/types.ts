@@ -191,6 +191,8 @@ export interface PaymentChannel {
   refund(request: RefundRequest): Promise<ChannelRefund>;
   /** The most sub-orders one combined payment may carry at this channel (WeChat 平台收付通: 50). */
   readonly maxSubOrders: number;
+  /** The ways a combined payment can be paid, where fewer than `methods` (Alipay merges have no QR form); all of `methods` when absent. */
+  readonly combinedMethods?: readonly PayMethod[];
   /** 合单支付: one payment action for every sub-order. Idempotent by combineNo with the same sub-orders. */
   createCombined(request: CreateCombinedRequest): Promise<PayAction>;
   /** Every sub-order's trade, asked by the combined number (WeChat answers a sub-order only so). */
