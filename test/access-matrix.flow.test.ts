@@ -113,6 +113,8 @@ const EXPECTED: Record<string, Row> = {
   // The checkout is paid: it can no longer be cancelled, nor paid again.
   'POST /checkouts/{checkoutNo}/cancel': buyerOnly(409, { otherBuyer: 404 }),
   'POST /checkouts/{checkoutNo}/payments': buyerOnly(409, { otherBuyer: 404 }),
+  // The channels that can pay the checkout: the buyer's own question about the buyer's own checkout.
+  'GET /checkouts/{checkoutNo}/cashier': buyerOnly(200, { otherBuyer: 404 }),
   // payments
   'POST /orders/{orderNo}/payments': buyerOnly(409, { otherBuyer: 404 }),
   'GET /orders/{orderNo}/payments': { ...buyerOnly(200, { otherBuyer: 404 }), admin: 200 },
