@@ -225,6 +225,23 @@ for (const engine of availableEngines()) {
       }
     });
 
+    it('switching away from a WeChat combined payment within its first minute is refused (WeChat will not close it yet); after it, the old one is closed', async () => {
+      const f = await threeMerchants();
+      const { buyerId, orderNos } = await checkoutAll(f);
+      const wechat = await asBuyer(h, buyerId).startPayment(orderNos[0]!, 'wechat', 'qr');
+      const early = await asBuyer(h, buyerId).startPayment(orderNos[0]!, 'alipay', 'h5');
+      expect([early.status, early.body.code, early.body.details]).toEqual([409, 'payment_switch_too_early', { payNo: wechat.body.payNo, channel: 'wechat' }]);
+      const subs = wechat.body.subPayments as { payNo: string }[];
+      for (const sub of subs) expect(h.sandbox!.core.trade('wechat', sub.payNo)!.state).toBe('WAIT_BUYER_PAY');
+      h.clock.advance(61_000);
+      const later = await asBuyer(h, buyerId).startPayment(orderNos[0]!, 'alipay', 'h5');
+      expect(later.status, JSON.stringify(later.body)).toBe(201);
+      for (const sub of subs) {
+        expect(h.sandbox!.core.trade('wechat', sub.payNo)!.state).toBe('CLOSED');
+        expect(await findPayment(h.app.shards.forOrderNo(orderNos[0]!)!, sub.payNo)).toMatchObject({ status: 'CLOSED' });
+      }
+    });
+
     it("a refund of one line of one merchant's order touches only that sub-order's trade", async () => {
       const f = await threeMerchants();
       const { buyerId, orderNos } = await checkoutAll(f);
