@@ -1,5 +1,5 @@
 import { inTransaction, type DomainEvent, type EventBus } from '../events/index.ts';
-import { ORDER_CANCELLED, ORDER_PAID, ORDER_REFUNDED, type OrderCancelled, type OrderPaid, type OrderRefunded } from '../orders/index.ts';
+import { holdNoOf, ORDER_CANCELLED, ORDER_PAID, ORDER_REFUNDED, type OrderCancelled, type OrderPaid, type OrderRefunded } from '../orders/index.ts';
 import type { Kysely } from 'kysely';
 import type { EventsTables } from '../events/index.ts';
 import type { JobsTables } from '../jobs/index.ts';
@@ -26,9 +26,4 @@ export function subscribeCoupons(bus: EventBus, deps: CouponsDeps): void {
     const { payload } = event;
     await returnCouponsOnRefund(trx, holdNoOf(payload), payload.checkoutFullyRefunded ?? payload.fullyRefunded, deps.couponRefundPolicy, deps.now());
   }));
-}
-
-/** An event written before checkouts names only its order, whose number was its own checkout's. */
-function holdNoOf(event: { orderNo: string; checkoutNo?: string }): string {
-  return event.checkoutNo ?? event.orderNo;
 }

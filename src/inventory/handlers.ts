@@ -1,6 +1,6 @@
 import { transaction } from '../platform/db/retry.ts';
 import { inTransaction, type DomainEvent, type EventBus } from '../events/index.ts';
-import { ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED, ORDER_REFUNDED, type OrderCancelled, type OrderPaid, type OrderPlaced, type OrderRefunded } from '../orders/index.ts';
+import { holdNoOf, ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED, ORDER_REFUNDED, type OrderCancelled, type OrderPaid, type OrderPlaced, type OrderRefunded } from '../orders/index.ts';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { CatalogTables } from '../catalog/index.ts';
@@ -73,11 +73,6 @@ async function giveBackLines(deps: InventoryDeps, holdNo: string, activitySkuIds
   await transaction(deps.db, (trx) => confirmReservation(trx, holdNo, deps.now(), activitySkuIds));
   await returnSoldStock(deps.db, holdNo, activitySkuIds, deps.now());
   if (deps.flashSale) await returnFlashSaleStock(deps.flashSale, deps.db, holdNo, deps.now());
-}
-
-/** A checkout's holds are kept under its number; an event written before checkouts names only its order, whose number was its own checkout's. */
-function holdNoOf(event: { orderNo: string; checkoutNo?: string }): string {
-  return event.checkoutNo ?? event.orderNo;
 }
 
 /** The order's activity SKUs; an event written before checkouts carried none and meant all of them. */

@@ -52,6 +52,11 @@ export interface OrderCancelled {
 }
 
 /** 超时取消: one job per checkout, at its payment deadline (the number of an order placed before checkouts is its own checkout's). */
+/** The number a checkout's holds are kept under; an event written before checkouts names only its order, whose number was its own checkout's. */
+export function holdNoOf(event: { orderNo: string; checkoutNo?: string }): string {
+  return event.checkoutNo ?? event.orderNo;
+}
+
 export const ORDER_EXPIRE_JOB = 'order.expire';
 export const expireJobKey = (checkoutNo: string): string => `${ORDER_EXPIRE_JOB}:${checkoutNo}`;
 

@@ -1,3 +1,4 @@
+import type { MerchantPayee } from '../catalog/index.ts';
 import type { CouponRefundPolicy } from '../coupons/index.ts';
 import type { OrdersMainTables, OrdersPlatform, OrdersShardTables } from '../orders/index.ts';
 import type { Platform } from '../platform/context.ts';
@@ -21,11 +22,6 @@ export interface PaymentCentre {
   payees: (merchantIds: readonly number[]) => Promise<ReadonlyMap<number, MerchantPayee>>;
 }
 
-/** A merchant as the cashier pays it: the platform's own (自营, paid into the platform's merchant number), or its account per channel. */
-export interface MerchantPayee {
-  selfOperated: boolean;
-  accounts: Partial<Record<ChannelName, string>>;
-}
 
 /** 补单: open payments are queried by jobs of this kind, keyed payment.query:{payNo}:{attempt}. */
 export const PAYMENT_QUERY_JOB = 'payment.query';

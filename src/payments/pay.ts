@@ -1,4 +1,5 @@
 import { scheduleJob } from '../jobs/index.ts';
+import { channelsPayingAll, merchantsWithoutAccount } from '../catalog/index.ts';
 import { getCheckout, getOrder } from '../orders/index.ts';
 import { transaction } from '../platform/db/retry.ts';
 import { isUniqueViolation } from '../platform/db/sql.ts';
@@ -8,7 +9,7 @@ import { notifyUrl, PAYMENT_QUERY_JOB, type PaymentCentre } from './centre.ts';
 import type { ChannelName, CombinedSubOrder, PaymentChannel, PayMethod } from './channels/types.ts';
 import { applyToOrder, applyTradeResult } from './results.ts';
 import { PAID_STATUSES } from './state.ts';
-import { findPayment, mustShard, paymentsOfCombine, paymentsOfOrder, sentAt, updatePayment, type Payment } from './store.ts';
+import { findPayment, mustShard, paymentsByNumber, paymentsOfCombine, paymentsOfOrder, paymentsOfOrders, sentAt, updatePayment, type Payment } from './store.ts';
 
 export { PAYMENT_QUERY_JOB };
 /** A buyer takes some seconds to scan and pay, and the notification usually follows at once: the first query waits for both. */
@@ -106,7 +107,7 @@ export async function startPayment(centre: PaymentCentre, request: StartPayment)
     if (waiting || platform.now() >= checkout.expires_at_ms) notPayable(waiting?.status ?? 'PENDING_PAYMENT');
     // Orders with nothing to pay are paid with the others, and are no sub-order (channels refuse 0).
     const payable = checkout.orders.filter((o) => o.payable_fen > 0);
-    const attempts = (await Promise.all(payable.map((o) => paymentsOfOrder(db, o.orderNo)))).flat();
+    const attempts = await paymentsOfOrders(db, payable.map((o) => o.orderNo));
     if (attempts.some((a) => PAID_STATUSES.includes(a.status))) notPayable('PAID');
     const open = groupsOf(attempts.filter((a) => a.status === 'CREATED'));
     const only = open.length === 1 ? open[0]! : undefined;
@@ -185,7 +186,8 @@ export async function startPayment(centre: PaymentCentre, request: StartPayment)
           ? await channel.create({ ...common, ...subOrders[0]! })
           : await channel.createCombined({ ...common, combineNo, subOrders });
       centre.breakers.succeeded(request.channel);
-      const created = await Promise.all(parts.map(({ payNo }) => findPayment(db, payNo).then((found) => found!)));
+      const reread = () => paymentsByNumber(db, parts.map(({ payNo }) => payNo));
+      const created = await reread();
       if (created.some((part) => part.status === 'CLOSED')) {
         // Another start closed this attempt before the channel had it: close the trade just made
         // there too, so nothing payable is left behind that no query follows.
@@ -193,7 +195,7 @@ export async function startPayment(centre: PaymentCentre, request: StartPayment)
         throw new AppError('payment_state_conflict', { message: 'Another payment attempt for this checkout replaced this one.', details: { payNo: combineNo ?? parts[0]!.payNo } });
       }
       for (const part of created) if (part.status === 'CREATED') await updatePayment(db, part, 'CREATED', { pay_action: JSON.stringify(action) }, platform.now());
-      return attemptOf(checkoutNo, await Promise.all(parts.map(({ payNo }) => findPayment(db, payNo).then((found) => found!))));
+      return attemptOf(checkoutNo, await reread());
     } catch (error) {
       // Refused: this attempt is over. Unreachable: the channel may have the trade, so it stays
       // open for the query job to decide, and the buyer may try again (which closes it first).
@@ -239,11 +241,12 @@ export interface CashierChannel {
 export async function cashierFor(centre: PaymentCentre, checkoutNo: string, asBuyer?: number): Promise<CashierChannel[]> {
   const checkout = await getCheckout(centre.platform, checkoutNo, asBuyer);
   const payable = checkout.orders.filter((o) => o.payable_fen > 0);
-  const payees = await centre.payees([...new Set(payable.map((o) => o.merchantId))]);
+  const merchantIds = [...new Set(payable.map((o) => o.merchantId))];
+  const payees = await centre.payees(merchantIds);
   const now_ms = centre.platform.now();
   return [...centre.channels.values()].map((channel) => {
     const methods = payable.length > 1 ? (channel.combinedMethods ?? channel.methods) : channel.methods;
-    const unpaid = [...new Set(payable.map((o) => o.merchantId))].filter((id) => !payees.get(id)?.selfOperated && payees.get(id)?.accounts[channel.name] === undefined);
+    const unpaid = merchantsWithoutAccount(payees, merchantIds, channel.name);
     if (!centre.breakers.health(channel.name, now_ms).available) return { channel: channel.name, methods, available: false, reason: 'channel_down' as const };
     if (unpaid.length > 0) return { channel: channel.name, methods, available: false, reason: 'merchant_not_payable' as const, merchantIds: unpaid };
     if (payable.length > channel.maxSubOrders) return { channel: channel.name, methods, available: false, reason: 'too_many_merchants' as const };
@@ -273,21 +276,17 @@ function coversExactly(group: readonly Payment[], orders: readonly { orderNo: st
 async function payeesFor(centre: PaymentCentre, channel: ChannelName, orders: readonly { merchantId: number }[]): Promise<Map<number, string | undefined>> {
   const merchantIds = [...new Set(orders.map((o) => o.merchantId))];
   const payees = await centre.payees(merchantIds);
-  const accountOf = (merchantId: number, on: ChannelName): string | undefined | null => {
-    const payee = payees.get(merchantId);
-    if (payee?.selfOperated) return undefined;
-    return payee?.accounts[on] ?? null;
-  };
-  const missing = merchantIds.filter((id) => accountOf(id, channel) === null);
+  const missing = merchantsWithoutAccount(payees, merchantIds, channel);
   if (missing.length > 0) {
-    const able = [...centre.channels.keys()].filter((other) => merchantIds.every((id) => accountOf(id, other) !== null));
+    const able = channelsPayingAll(payees, merchantIds, [...centre.channels.keys()]);
     throw new AppError('merchant_not_payable', {
       field: 'channel',
       message: `${channel} cannot pay merchant${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of this checkout${able.length ? `; pay with ${able.join(' or ')}` : ''}.`,
       details: { channel, merchantIds: missing, channels: able },
     });
   }
-  return new Map(merchantIds.map((id) => [id, accountOf(id, channel) ?? undefined]));
+  // The platform's own goods carry no sub-merchant id: they are paid into the platform's merchant number.
+  return new Map(merchantIds.map((id) => [id, payees.get(id)!.selfOperated ? undefined : payees.get(id)!.accounts[channel]]));
 }
 
 function tooEarlyToSwitch(payment: Payment): AppError {

@@ -2,7 +2,7 @@ import type { Transaction } from 'kysely';
 import type { PaymentsPlatform } from './centre.ts';
 import type { PaymentOrderRow, PaymentRefundRow } from './tables.ts';
 import { compareAndSet } from '../platform/db/compare-and-set.ts';
-import { AppError } from '../platform/errors.ts';
+import { AppError, assert } from '../platform/errors.ts';
 import type { ChannelName, PayAction, PayMethod } from './channels/types.ts';
 import { PAYMENT_STATE_TABLE, REFUND_STATE_TABLE, type Disposition, type PaymentStatus, type RefundReason, type RefundStatus } from './state.ts';
 import type { PaymentsShardDb, PaymentsShardTransaction } from './tables.ts';
@@ -126,6 +126,24 @@ export async function findPayment(db: PaymentsShardDb | PaymentsShardTransaction
 export async function paymentsOfCombine(db: PaymentsShardDb | PaymentsShardTransaction, combineNo: string): Promise<Payment[]> {
   const rows = await db.selectFrom('payment_orders').selectAll().where('combine_no', '=', combineNo).orderBy('pay_no').execute();
   return rows.map(toPayment);
+}
+
+/** Every payment attempt of some orders (a checkout's), oldest first, in one statement. */
+export async function paymentsOfOrders(db: PaymentsShardDb | PaymentsShardTransaction, orderNos: readonly string[]): Promise<Payment[]> {
+  if (orderNos.length === 0) return [];
+  const rows = await db.selectFrom('payment_orders').selectAll().where('order_no', 'in', [...orderNos]).orderBy('pay_no').execute();
+  return rows.map(toPayment);
+}
+
+/** These payments, in the order asked; every one must exist. */
+export async function paymentsByNumber(db: PaymentsShardDb | PaymentsShardTransaction, payNos: readonly string[]): Promise<Payment[]> {
+  const rows = await db.selectFrom('payment_orders').selectAll().where('pay_no', 'in', [...payNos]).execute();
+  const byNo = new Map(rows.map((r) => [r.pay_no, toPayment(r)]));
+  return payNos.map((payNo) => {
+    const payment = byNo.get(payNo);
+    assert(payment, () => `payment ${payNo} is gone`);
+    return payment;
+  });
 }
 
 /** Every payment attempt of an order, oldest first (an order has a handful at most). */

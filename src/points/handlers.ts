@@ -1,5 +1,5 @@
 import { inTransaction, type DomainEvent, type EventBus } from '../events/index.ts';
-import { ORDER_CANCELLED, ORDER_PAID, ORDER_REFUNDED, type OrderCancelled, type OrderPaid, type OrderRefunded } from '../orders/index.ts';
+import { holdNoOf, ORDER_CANCELLED, ORDER_PAID, ORDER_REFUNDED, type OrderCancelled, type OrderPaid, type OrderRefunded } from '../orders/index.ts';
 import type { Kysely } from 'kysely';
 import type { EventsTables } from '../events/index.ts';
 import type { JobsTables } from '../jobs/index.ts';
@@ -39,9 +39,4 @@ export function subscribePoints(bus: EventBus, deps: PointsDeps): void {
     await endPointsFreeze(trx, holdNo, 'deduct', deps.now());
     if (payable_fen > 0) await returnPointsOnRefund(trx, holdNo, payload.refundNo, Math.min(closed_fen, payable_fen), payable_fen, deps.now());
   }));
-}
-
-/** An event written before checkouts names only its order, whose number was its own checkout's. */
-function holdNoOf(event: { orderNo: string; checkoutNo?: string }): string {
-  return event.checkoutNo ?? event.orderNo;
 }

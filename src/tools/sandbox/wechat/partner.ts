@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { cashierUrl } from '../module.ts';
 import { TRADE_TYPES, transactionBody } from './bodies.ts';
 import { parseBody, wechatError } from './http.ts';
-import { parseExpiry, type RouteContext } from './routes.ts';
+import { openTrade, type RouteContext } from './routes.ts';
 
 /**
  * A merchant's trade alone, made by the platform in the partner form (服务商 / 平台收付通):
@@ -43,24 +41,8 @@ export function partnerRoutes({ core, keys, ids, base, route }: RouteContext): v
     const openid = order.payer?.sp_openid ?? order.payer?.sub_openid;
     if (kind === 'jsapi' && !openid) throw wechatError(400, 'PARAM_ERROR', '输入源"/body/payer/sp_openid"必填性规则校验失败');
     if (kind === 'h5' && !order.scene_info) throw wechatError(400, 'PARAM_ERROR', '输入源"/body/scene_info/payer_client_ip"必填性规则校验失败');
-    const existing = core.trade('wechat', order.out_trade_no);
-    if (existing?.paid_at_ms !== undefined) throw wechatError(400, 'ORDERPAID', '该订单已支付');
-    if (existing?.state === 'CLOSED') throw wechatError(400, 'ORDER_CLOSED', '订单已关闭');
-    const trade = core.createTrade({
-      channel: 'wechat',
-      payNo: order.out_trade_no,
-      amount_fen: order.amount.total,
-      subject: order.description,
-      method: tradeType,
-      notifyUrl: order.notify_url,
-      expires_at_ms: parseExpiry(order.time_expire, core.now()),
-      extra: { prepay_id: `wx${randomBytes(16).toString('hex').slice(0, 30)}`, ...(openid ? { openid } : {}), profit_sharing: String(order.settle_info?.profit_sharing ?? false) },
-      subMerchantId: order.sub_mchid,
-    });
-    const cashier = cashierUrl(base(), 'wechat', trade.payNo);
-    if (kind === 'native') return { status: 200, body: { code_url: cashier } };
-    if (kind === 'h5') return { status: 200, body: { h5_url: `${cashier}?prepay_id=${trade.extra.prepay_id}` } };
-    return { status: 200, body: { prepay_id: trade.extra.prepay_id } };
+    const extra = { ...(openid ? { openid } : {}), profit_sharing: String(order.settle_info?.profit_sharing ?? false) };
+    return openTrade(core, base(), kind, { ...order, tradeType, extra, subMerchantId: order.sub_mchid });
   });
 
   /** The merchant's own trade, never a combined payment's sub-order ("合单订单需要使用查询合单订单接口"). */

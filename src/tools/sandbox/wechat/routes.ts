@@ -59,6 +59,36 @@ export interface RouteContext {
   route: (method: 'GET' | 'POST', path: string, handle: Handler) => void;
 }
 
+/**
+ * A trade made by a direct or a partner order, and the answer for its kind: the trade number may
+ * not be paid or closed already; a repeat of an open one is the same trade.
+ */
+export function openTrade(
+  core: SandboxCore,
+  base: string,
+  kind: string,
+  order: { out_trade_no: string; amount: { total: number }; description: string; notify_url: string; time_expire?: string | undefined; tradeType: string; extra?: Record<string, string>; subMerchantId?: string },
+): { status: number; body: Record<string, string> } {
+  const existing = core.trade('wechat', order.out_trade_no);
+  if (existing?.paid_at_ms !== undefined) throw wechatError(400, 'ORDERPAID', '该订单已支付');
+  if (existing?.state === 'CLOSED') throw wechatError(400, 'ORDER_CLOSED', '订单已关闭');
+  const trade = core.createTrade({
+    channel: 'wechat',
+    payNo: order.out_trade_no,
+    amount_fen: order.amount.total,
+    subject: order.description,
+    method: order.tradeType,
+    notifyUrl: order.notify_url,
+    expires_at_ms: parseExpiry(order.time_expire, core.now()),
+    extra: { prepay_id: `wx${randomBytes(16).toString('hex').slice(0, 30)}`, ...order.extra },
+    ...(order.subMerchantId !== undefined && { subMerchantId: order.subMerchantId }),
+  });
+  const cashier = cashierUrl(base, 'wechat', trade.payNo);
+  if (kind === 'native') return { status: 200, body: { code_url: cashier } };
+  if (kind === 'h5') return { status: 200, body: { h5_url: `${cashier}?prepay_id=${trade.extra.prepay_id}` } };
+  return { status: 200, body: { prepay_id: trade.extra.prepay_id! } };
+}
+
 export function tradeRoutes({ core, keys, base, route }: RouteContext): void {
   route('POST', '/v3/pay/transactions/:kind', (request, raw) => {
     const kind = (request.params as { kind: string }).kind;
@@ -69,23 +99,7 @@ export function tradeRoutes({ core, keys, base, route }: RouteContext): void {
     if (order.appid !== keys.appId) throw wechatError(400, 'APPID_MCHID_NOT_MATCH', 'appid和mch_id不匹配');
     if (kind === 'jsapi' && !order.payer) throw wechatError(400, 'PARAM_ERROR', '输入源"/body/payer/openid"映射到字段"用户标识"必填性规则校验失败');
     if (kind === 'h5' && !order.scene_info) throw wechatError(400, 'PARAM_ERROR', '输入源"/body/scene_info/payer_client_ip"必填性规则校验失败');
-    const existing = core.trade('wechat', order.out_trade_no);
-    if (existing?.paid_at_ms !== undefined) throw wechatError(400, 'ORDERPAID', '该订单已支付');
-    if (existing?.state === 'CLOSED') throw wechatError(400, 'ORDER_CLOSED', '订单已关闭');
-    const trade = core.createTrade({
-      channel: 'wechat',
-      payNo: order.out_trade_no,
-      amount_fen: order.amount.total,
-      subject: order.description,
-      method: tradeType,
-      notifyUrl: order.notify_url,
-      expires_at_ms: parseExpiry(order.time_expire, core.now()),
-      extra: { prepay_id: `wx${randomBytes(16).toString('hex').slice(0, 30)}`, ...(order.payer ? { openid: order.payer.openid } : {}) },
-    });
-    const cashier = cashierUrl(base(), 'wechat', trade.payNo);
-    if (kind === 'native') return { status: 200, body: { code_url: cashier } };
-    if (kind === 'h5') return { status: 200, body: { h5_url: `${cashier}?prepay_id=${trade.extra.prepay_id}` } };
-    return { status: 200, body: { prepay_id: trade.extra.prepay_id } };
+    return openTrade(core, base(), kind, { ...order, tradeType, ...(order.payer ? { extra: { openid: order.payer.openid } } : {}) });
   });
 
 }
